@@ -1,0 +1,531 @@
+"""The hot path: the small, versioned contract that instrumented code calls.
+
+Contract version ``HOOKS_VERSION`` (bump it whenever a signature or a meaning changes;
+instrumented code checks it at import through ``register``).
+
+An instrumented module starts with::
+
+    from memscope import _hooks as _memscope_hooks
+    _memscope_ = _memscope_hooks.register(1, FILE, __name__, SCOPES, SITES)
+    _memscope_s = _memscope_.enter(0, -1)          # the module scope instance
+
+``SCOPES`` is a tuple of ``(qualname, ScopeKind, first_line)``; ``SITES`` a tuple of
+``(line, col, scope_index, name, BindKind)``, both indexed from 0 within the module.
+Line and column are those of the **original** source. Then:
+
+``_memscope_.bind(site, value, tok) -> value``
+    the name of ``site`` was bound to ``value`` in scope instance ``tok``; returns
+    ``value`` so it can wrap any expression (``:=``, chained assignment).
+``_memscope_.unbind(site, tok) -> None``
+    ``del name`` or the implicit end of ``except ... as name``.
+``tok = _memscope_.enter(scope, first_param_site, *params)``
+    a scope instance starts (function call, class body, generator's first resume);
+    ``params`` are bound to sites ``first_param_site``, ``first_param_site + 1``, ...
+    (pass ``-1`` and nothing when there are none). Returns a fresh small int.
+``_memscope_.exit(tok) -> None``
+    the instance ended: returned, raised, or its generator/coroutine was closed.
+``_memscope_.exit_value(tok, value) -> value``
+    the same as an expression, for lambdas.
+``_memscope_.on``
+    the per-site enable flags of this module (a list of bool, indexed by site).
+
+Every entry point returns normally whatever the value, never raises into the caller,
+holds no strong reference to the value, and costs, for a site that is switched off,
+one call and one list index.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from memscope import sizing
+from memscope.events import (
+    BIND,
+    ENTER,
+    ERROR,
+    EXIT,
+    FINAL,
+    PROC,
+    SCOPE,
+    SITE,
+    TASK,
+    THREAD,
+    TYPE,
+    UNBIND,
+    Event,
+)
+
+HOOKS_VERSION = 1
+
+T = TypeVar("T")
+
+_perf = time.perf_counter_ns
+_getsizeof = sys.getsizeof
+_getrefcount = sys.getrefcount
+_get_ident = threading.get_ident
+_next_tok = itertools.count(1).__next__
+
+# ---- shared state (module globals: the fastest thing a closure can read) ----------
+_buf: list[Event] = []  # events not yet handed to the sink
+_flush_at = 8192
+_full = False  # full mode: deep sizes, refcounts, buffers, finalization
+_on: list[bool] = []  # per global site: record it?
+_site_scope: list[int] = []  # global site -> global scope
+_tables: list[Event] = []  # every table row ever emitted (re-sent after fork)
+_fast_types: dict[int, int] = {}  # id(type) -> type index, for types sized by getsizeof
+_type_index: dict[int, int] = {}  # id(type) -> type index, every type seen
+_threads: set[int] = set()
+_tasks: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_watched: dict[int, weakref.ref[Any]] = {}  # oid -> weakref that emits FINAL
+_unweakrefable: set[int] = set()  # id(type) of types that refuse weak references
+_deep_cache: dict[int, tuple[int, int, int]] = {}  # oid -> (tidx, shallow, deep)
+_local = threading.local()  # per-thread re-entrancy flag for the slow path
+_flush_lock = threading.Lock()
+_table_lock = threading.RLock()
+_late: tuple[list[Event], int] | None = None  # last flushed list and how much was sent
+_counters = {"errors": 0, "deep_truncated": 0, "flushes": 0, "events_flushed": 0}
+_start_ns = _perf()
+_pid = os.getpid()
+_ref_offset = 0
+_get_running_loop: Any = None
+_current_task: Any = None
+
+
+class _MemorySink:
+    """Keeps the newest events in memory, bounded, until a capture sink replaces it."""
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        from collections import deque
+
+        self.events: deque[Event] = deque(maxlen=limit)
+        self.dropped = 0
+        self.limit = limit
+
+    def write(self, events: list[Event]) -> None:
+        over = len(self.events) + len(events) - self.limit
+        if over > 0:
+            self.dropped += over
+        self.events.extend(events)
+
+    def after_fork(self, tables: list[Event]) -> None:
+        self.events.clear()
+        self.dropped = 0
+        self.events.extend(tables)
+
+    def close(self) -> None:
+        pass
+
+
+_sink: Any = _MemorySink()
+
+
+def _error(where: str, exc: BaseException) -> None:
+    """Count an internal error and record it; never raises."""
+    _counters["errors"] += 1
+    try:
+        if _counters["errors"] <= 100:
+            _buf.append((ERROR, _perf(), where, f"{type(exc).__name__}: {exc}"[:200]))
+    except Exception:
+        pass
+
+
+# ---- tables ------------------------------------------------------------------------
+
+
+def _table(row: Event) -> None:
+    _tables.append(row)
+    _buf.append(row)
+
+
+def _type_idx(tp: type) -> int:
+    """Index of a type in the type table, adding a row the first time it is seen."""
+    key = id(tp)
+    idx = _type_index.get(key)
+    if idx is not None:
+        return idx
+    with _table_lock:
+        idx = _type_index.get(key)
+        if idx is not None:
+            return idx
+        idx = len(_type_index) + 1
+        _table((TYPE, idx, sizing.type_name(tp)))
+        _type_index[key] = idx
+        plan = sizing.plan_for(tp)
+        if plan.c_sizeof and plan.sizer is None and not plan.trackable:
+            _fast_types[key] = idx
+        try:  # a heap type may die and its id be reused: forget it when it goes
+            _type_refs[key] = weakref.ref(tp, lambda _r, key=key: _forget_type(key))
+        except TypeError:
+            pass  # static types live forever
+    return idx
+
+
+_type_refs: dict[int, weakref.ref[type]] = {}
+
+
+def _forget_type(key: int) -> None:
+    _fast_types.pop(key, None)
+    _type_index.pop(key, None)
+    _type_refs.pop(key, None)
+    _unweakrefable.discard(key)
+
+
+def _new_thread(ident: int) -> None:
+    _threads.add(ident)
+    name = "?"
+    try:
+        th = threading._active.get(ident)  # type: ignore[attr-defined]
+        if th is not None:
+            name = th.name
+        elif ident == threading.main_thread().ident:
+            name = "MainThread"
+    except Exception:
+        pass
+    with _table_lock:
+        _table((THREAD, ident, str(name)))
+
+
+def _task_key() -> int:
+    """Small int naming the running asyncio task (0 outside asyncio)."""
+    global _get_running_loop, _current_task
+    if _get_running_loop is None:
+        aio = sys.modules.get("asyncio")
+        if aio is None:
+            return 0
+        _get_running_loop = aio.events._get_running_loop
+        _current_task = aio.current_task
+    loop = _get_running_loop()
+    if loop is None:
+        return 0
+    task = _current_task(loop)
+    if task is None:
+        return 0
+    key = _tasks.get(task)
+    if key is None:
+        with _table_lock:
+            key = len(_tasks) + 1 + _counters.setdefault("tasks_seen", 0)
+            _counters["tasks_seen"] += 1
+            _tasks[task] = key
+            try:
+                name = task.get_name()
+            except Exception:
+                name = "?"
+            _table((TASK, key, str(name)))
+    return key
+
+
+# ---- module registration -----------------------------------------------------------
+
+_scope_count = 0
+
+
+class ModuleHandle:
+    """What ``register`` returns: the entry points bound to one module's site range."""
+
+    __slots__ = ("base", "bind", "enter", "exit", "exit_value", "on", "scope_base", "unbind")
+
+    base: int
+    scope_base: int
+
+
+def register(
+    version: int,
+    file: str,
+    module: str,
+    scopes: Sequence[tuple[str, int, int]],
+    sites: Sequence[tuple[int, int, int, str, int]],
+) -> ModuleHandle:
+    """Register a module's scopes and sites once, at import; see the module docstring."""
+    global _scope_count
+    if version != HOOKS_VERSION:
+        raise ImportError(
+            f"{file}: instrumented for memscope hooks v{version}, but this memscope "
+            f"provides v{HOOKS_VERSION}; instrument the code again with this version"
+        )
+    with _table_lock:
+        sbase = _scope_count
+        _scope_count += len(scopes)
+        for i, (qual, kind, line) in enumerate(scopes):
+            _table((SCOPE, sbase + i, file, module, qual, int(kind), int(line)))
+        base = len(_on)
+        for i, (line, col, scope, name, kind) in enumerate(sites):
+            _table((SITE, base + i, sbase + scope, int(line), int(col), name, int(kind)))
+            _site_scope.append(sbase + scope)
+            _on.append(True)
+    return _make_handle(base, sbase, len(sites))
+
+
+def register_site(
+    file: str, module: str, qualname: str, line: int, col: int, name: str, kind: int
+) -> int:
+    """Add one site (and its own scope row) at run time: used by ``track_var``."""
+    global _scope_count
+    with _table_lock:
+        scope = _scope_count
+        _scope_count += 1
+        _table((SCOPE, scope, file, module, qualname, 10, line))
+        site = len(_on)
+        _table((SITE, site, scope, line, col, name, kind))
+        _site_scope.append(scope)
+        _on.append(True)
+    return site
+
+
+def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
+    on = _on  # shared list; the module's flags are on[base:base+nsites]
+
+    def bind(site: int, value: T, tok: int) -> T:
+        s = base + site
+        if on[s]:
+            try:
+                tp = type(value)
+                ti = _fast_types.get(id(tp))
+                if ti is not None and not _full:
+                    _buf.append(
+                        (BIND, _perf(), s, tok, id(value), ti, _getsizeof(value), -1, -1, -1, -1)
+                    )
+                    if len(_buf) >= _flush_at:
+                        _flush()
+                else:
+                    _slow_bind(s, value, tok)
+            except Exception as exc:
+                _error("bind", exc)
+        return value
+
+    def unbind(site: int, tok: int) -> None:
+        s = base + site
+        if on[s]:
+            _buf.append((UNBIND, _perf(), s, tok))
+
+    def enter(scope: int, first_param: int, *params: Any) -> int:
+        tok = _next_tok()
+        try:
+            ident = _get_ident()
+            if ident not in _threads:
+                _new_thread(ident)
+            _buf.append((ENTER, _perf(), sbase + scope, tok, ident, _task_key()))
+            if params:
+                for i, p in enumerate(params):
+                    bind(first_param + i, p, tok)
+            elif len(_buf) >= _flush_at:
+                _flush()
+        except Exception as exc:
+            _error("enter", exc)
+        return tok
+
+    def exit(tok: int) -> None:
+        _buf.append((EXIT, _perf(), tok))
+
+    def exit_value(tok: int, value: T) -> T:
+        _buf.append((EXIT, _perf(), tok))
+        return value
+
+    h = ModuleHandle()
+    h.base = base
+    h.scope_base = sbase
+    h.bind = bind
+    h.unbind = unbind
+    h.enter = enter
+    h.exit = exit
+    h.exit_value = exit_value
+    h.on = on
+    return h
+
+
+# ---- the slow path: full mode, unusual types, re-entrancy --------------------------
+
+
+def _slow_bind(s: int, value: Any, tok: int) -> None:
+    """Record a binding whose type needs care (or any binding in full mode)."""
+    tp = type(value)
+    ti = _type_idx(tp)
+    if getattr(_local, "busy", False):
+        # sizing called user code that bound a name: record it, size nothing
+        _buf.append((BIND, _perf(), s, tok, id(value), ti, -1, -1, -1, -1, -1))
+        return
+    _local.busy = True
+    try:
+        plan = sizing.plan_for(tp)
+        size = sizing.shallow_size(value, plan)
+        deep = refcnt = addr = bufsize = -1
+        if _full:
+            oid = id(value)
+            refcnt = _getrefcount(value) - _ref_offset
+            cached = _deep_cache.get(oid)
+            if cached is not None and cached[0] == ti and cached[1] == size:
+                deep = cached[2]
+            else:
+                res = sizing.deep_size(
+                    value, max_objects=_deep_budget[0], max_ns=_deep_budget[1]
+                )
+                deep = res.size
+                if not res.complete:
+                    _counters["deep_truncated"] += 1
+                if len(_deep_cache) > 100_000:
+                    _deep_cache.clear()
+                _deep_cache[oid] = (ti, size, deep)
+            if plan.buffer_kind or plan.sizer is not None or plan.trackable:
+                addr, bufsize = sizing.buffer_info(value, plan)
+            _watch(value, oid, tp)
+        _buf.append((BIND, _perf(), s, tok, id(value), ti, size, deep, refcnt, addr, bufsize))
+    finally:
+        _local.busy = False
+    if len(_buf) >= _flush_at:
+        _flush()
+
+
+_deep_budget = [100_000, 20_000_000]
+
+
+def _watch(value: Any, oid: int, tp: type) -> None:
+    """Ask for a FINAL event when the object dies (weakref-able types only)."""
+    if oid in _watched or id(tp) in _unweakrefable:
+        return
+    try:
+        _watched[oid] = weakref.ref(value, lambda _r, oid=oid: _finalized(oid))
+    except TypeError:
+        _unweakrefable.add(id(tp))
+
+
+def _finalized(oid: int) -> None:
+    _watched.pop(oid, None)
+    _deep_cache.pop(oid, None)
+    _buf.append((FINAL, _perf(), oid))
+
+
+def _calibrate_refcount() -> int:
+    """References our own frames add, so ``refcnt`` counts only the program's."""
+
+    def probe(v: Any) -> int:  # same depth as bind -> _slow_bind -> getrefcount
+        return _probe2(v)
+
+    obj = object()
+    return probe(obj) - 1  # obj is held by exactly one name here
+
+
+def _probe2(v: Any) -> int:
+    return _getrefcount(v)
+
+
+_ref_offset = _calibrate_refcount()
+
+
+# ---- flushing ----------------------------------------------------------------------
+
+
+def _flush() -> None:
+    """Hand buffered events to the sink; one thread at a time, never re-entered."""
+    global _buf, _late
+    if not _flush_lock.acquire(blocking=False):
+        return
+    try:
+        out = _buf
+        _buf = []
+        late = _late
+        if late is not None and len(late[0]) > late[1]:
+            # a thread appended to the previous list after it was swapped out
+            out = late[0][late[1] :] + out
+        _late = (out, len(out))
+        _counters["flushes"] += 1
+        _counters["events_flushed"] += len(out)
+        _sink.write(out)
+    except Exception as exc:
+        _error("flush", exc)
+    finally:
+        _flush_lock.release()
+
+
+def flush() -> None:
+    """Send every buffered event to the sink now (also the stragglers of a swap)."""
+    _flush()
+    global _late
+    with _flush_lock:
+        late = _late
+        if late is not None and len(late[0]) > late[1]:
+            extra = late[0][late[1] :]
+            _late = (late[0], len(late[0]))
+            _counters["events_flushed"] += len(extra)
+            try:
+                _sink.write(extra)
+            except Exception as exc:
+                _error("flush", exc)
+
+
+def pending() -> list[Event]:
+    """Events recorded but not yet flushed (a copy)."""
+    return list(_buf)
+
+
+# ---- configuration, set by memscope.init --------------------------------------------
+
+
+def configure(*, full: bool, flush_at: int, deep_objects: int, deep_ns: int) -> None:
+    global _full, _flush_at
+    _full = bool(full)
+    _flush_at = max(1, int(flush_at))
+    _deep_budget[0] = deep_objects
+    _deep_budget[1] = deep_ns
+
+
+def set_sink(sink: Any) -> Any:
+    """Replace the sink (after flushing to the old one); returns the old sink."""
+    global _sink
+    flush()
+    old = _sink
+    _sink = sink
+    return old
+
+
+def get_sink() -> Any:
+    return _sink
+
+
+def tables() -> list[Event]:
+    return list(_tables)
+
+
+def counters() -> dict[str, int]:
+    return dict(_counters)
+
+
+def start_ns() -> int:
+    return _start_ns
+
+
+def set_site_enabled(site: int, enabled: bool) -> None:
+    """Switch one global site on or off (cheap: a flag the bind checks first)."""
+    if 0 <= site < len(_on):
+        _on[site] = bool(enabled)
+
+
+def proc_event() -> Event:
+    argv0 = sys.argv[0] if sys.argv else ""
+    return (PROC, os.getpid(), os.getppid(), argv0, _start_ns)
+
+
+def _after_fork_in_child() -> None:
+    """The child records into a capture of its own; the parent's buffer is not ours."""
+    global _buf, _late, _pid, _flush_lock
+    _buf = []
+    _late = None
+    _pid = os.getpid()
+    _flush_lock = threading.Lock()
+    _threads.clear()
+    _watched.clear()
+    try:
+        after = getattr(_sink, "after_fork", None)
+        if after is not None:
+            after([proc_event(), *_tables])
+    except Exception as exc:
+        _error("fork", exc)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,109 @@
+"""The event vocabulary shared by the hot path, the capture file and the reporters.
+
+Events are plain tuples whose first field is the event kind. Tables (sites, scopes,
+types, threads, tasks) travel in the same stream as the events that use them, so a
+reader that sees an event has always seen the table rows it refers to before.
+
+Layouts (``t`` is ``time.perf_counter_ns()`` at the moment of the event; the capture
+header stores the start so reporters can show nanoseconds since start):
+
+    (SCOPE,  gscope, file, module, qualname, scope_kind, line)
+    (SITE,   gsite,  gscope, line, col, name, bind_kind)
+    (TYPE,   tidx,   type_name)
+    (THREAD, ident,  name)
+    (TASK,   key,    name)
+    (ENTER,  t, gscope, tok, thread_ident, task_key)
+    (EXIT,   t, tok)
+    (BIND,   t, gsite, tok, oid, tidx, size, deep, refcnt, addr, bufsize)
+    (UNBIND, t, gsite, tok)
+    (FINAL,  t, oid)
+    (LEAK,   t, oid, tidx, size, holders)      holders: tuple of str
+    (PROC,   pid, ppid, argv0, start_ns)
+    (ERROR,  t, where, message)
+
+``-1`` stands for "not recorded" in numeric fields (fast mode leaves ``deep``,
+``refcnt``, ``addr`` and ``bufsize`` at -1; ``addr``/``bufsize`` are -1 for objects
+without a buffer). ``task_key`` is 0 outside asyncio.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+SCOPE = 1
+SITE = 2
+TYPE = 3
+THREAD = 4
+TASK = 5
+ENTER = 6
+EXIT = 7
+BIND = 8
+UNBIND = 9
+FINAL = 10
+LEAK = 11
+PROC = 12
+ERROR = 13
+
+EVENT_NAMES = {
+    SCOPE: "scope",
+    SITE: "site",
+    TYPE: "type",
+    THREAD: "thread",
+    TASK: "task",
+    ENTER: "enter",
+    EXIT: "exit",
+    BIND: "bind",
+    UNBIND: "unbind",
+    FINAL: "final",
+    LEAK: "leak",
+    PROC: "proc",
+    ERROR: "error",
+}
+
+Event = tuple[Any, ...]
+
+
+class BindKind(IntEnum):
+    """How a name was bound at a site (stable numbers: they are stored in captures)."""
+
+    ASSIGN = 1
+    AUGASSIGN = 2
+    ANNASSIGN = 3
+    WALRUS = 4
+    FOR = 5
+    WITH = 6
+    EXCEPT = 7
+    MATCH = 8
+    PARAM = 9
+    IMPORT = 10
+    ATTRIBUTE = 11
+    DEL = 12
+    EXPLICIT = 13  # memscope.track_var
+    GLOBAL = 14
+    NONLOCAL = 15
+    CLASS_DEF = 16
+    FUNC_DEF = 17
+
+
+class ScopeKind(IntEnum):
+    """What kind of code block a scope is (stable numbers: stored in captures)."""
+
+    MODULE = 1
+    CLASS = 2
+    FUNCTION = 3
+    METHOD = 4
+    GENERATOR = 5
+    COROUTINE = 6
+    ASYNC_GENERATOR = 7
+    LAMBDA = 8
+    COMPREHENSION = 9
+    EXPLICIT = 10  # memscope.track_scope
+
+
+def kind_name(kind: int, enum: type[IntEnum]) -> str:
+    """The lower-case name of a stored kind number, or ``"unknown(N)"``."""
+    try:
+        return enum(kind).name.lower()
+    except ValueError:
+        return f"unknown({kind})"

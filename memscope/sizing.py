@@ -1,0 +1,338 @@
+"""How big an object is: shallow size, deep size, and memory outside the Python heap.
+
+Nothing here calls user code except ``__sizeof__`` (through ``sys.getsizeof``) and the
+hooks a class opts into (the ``Trackable`` protocol, ``register_sizer``). Attribute
+look-ups that could run a user descriptor go through the C-level descriptors of the
+built-in types instead, and children are found with ``gc.get_referents`` (the type's
+C traversal), so sizing never triggers properties, ``__getattr__`` or ``__iter__``.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+_getsizeof = sys.getsizeof
+_get_referents = gc.get_referents
+_mro_of = type.__dict__["__mro__"].__get__
+_type_module = type.__dict__["__module__"].__get__
+_type_qualname = type.__dict__["__qualname__"].__get__
+
+# Objects that are part of the program, not data held by a variable: never walked into.
+_NOT_DATA: tuple[type, ...] = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.CodeType,
+    types.FrameType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.GetSetDescriptorType,
+    types.MemberDescriptorType,
+)
+_C_CALLABLE = (
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+)
+
+
+@runtime_checkable
+class Trackable(Protocol):
+    """A class that tells memscope how to size it (each method optional in practice).
+
+    - ``__memscope_size__()``: bytes the object itself accounts for (replaces
+      ``sys.getsizeof``).
+    - ``__memscope_children__()``: the objects it holds, walked for the deep size.
+    - ``__memscope_buffer__()``: ``(address, nbytes)`` of memory it owns outside the
+      Python heap, or ``None``.
+    """
+
+    def __memscope_size__(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Sizer:
+    """How to size one type (see ``register_sizer``)."""
+
+    size: Callable[[Any], int] | None = None
+    children: Callable[[Any], Iterable[Any]] | None = None
+    buffer: Callable[[Any], tuple[int, int] | None] | None = None
+
+
+_SIZERS: dict[type, Sizer] = {}
+
+
+def register_sizer(
+    tp: type,
+    size: Callable[[Any], int] | None = None,
+    *,
+    children: Callable[[Any], Iterable[Any]] | None = None,
+    buffer: Callable[[Any], tuple[int, int] | None] | None = None,
+) -> None:
+    """Teach memscope to size a type you don't own (applies to subclasses too)."""
+    if not isinstance(tp, type):
+        raise TypeError(f"register_sizer needs a type, got {type(tp).__name__}")
+    _SIZERS[tp] = Sizer(size, children, buffer)
+    _plan_cache.clear()
+
+
+def type_name(tp: type) -> str:
+    """``module.qualname`` of a type, read without running any user descriptor."""
+    try:
+        mod = _type_module(tp)
+        qual = _type_qualname(tp)
+    except Exception:
+        return "<unknown type>"
+    mod = mod if isinstance(mod, str) else "?"
+    qual = qual if isinstance(qual, str) else "?"
+    return qual if mod == "builtins" else f"{mod}.{qual}"
+
+
+def _class_attr(tp: type, name: str) -> Any:
+    """The raw class attribute ``name`` found along the MRO, without descriptors."""
+    try:
+        mro = _mro_of(tp)
+    except Exception:
+        return None
+    for klass in mro:
+        try:
+            d = type.__dict__["__dict__"].__get__(klass)
+        except Exception:
+            continue
+        if name in d:
+            return d[name]
+    return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What sizing one type needs, decided once per type."""
+
+    c_sizeof: bool  # __sizeof__ is C code: sys.getsizeof is safe and fast
+    sizer: Sizer | None  # registered sizer (found along the MRO)
+    trackable: bool  # implements part of the Trackable protocol
+    buffer_kind: str  # "", "numpy", "ctypes", "array", "bytearray", "memoryview", "mmap"
+
+
+_plan_cache: dict[type, Plan] = {}
+
+
+def plan_for(tp: type) -> Plan:
+    """The sizing plan of a type (cached; the cache holds types, which are long-lived)."""
+    plan = _plan_cache.get(tp)
+    if plan is not None:
+        return plan
+    sizer = None
+    try:
+        for klass in _mro_of(tp):
+            if klass in _SIZERS:
+                sizer = _SIZERS[klass]
+                break
+    except Exception:
+        pass
+    sizeof = _class_attr(tp, "__sizeof__")
+    trackable = any(
+        _class_attr(tp, n) is not None
+        for n in ("__memscope_size__", "__memscope_children__", "__memscope_buffer__")
+    )
+    plan = Plan(
+        c_sizeof=isinstance(sizeof, _C_CALLABLE),
+        sizer=sizer,
+        trackable=trackable,
+        buffer_kind=_buffer_kind(tp),
+    )
+    if len(_plan_cache) > 10_000:
+        _plan_cache.clear()
+    _plan_cache[tp] = plan
+    return plan
+
+
+def _buffer_kind(tp: type) -> str:
+    name = type_name(tp)
+    try:
+        mro = _mro_of(tp)
+    except Exception:
+        return ""
+    names = {type_name(k) for k in mro}
+    if "numpy.ndarray" in names:
+        return "numpy"
+    if names & {"_ctypes._SimpleCData", "_ctypes.Array", "_ctypes.Structure", "_ctypes.Union"}:
+        return "ctypes"
+    if "array.array" in names:
+        return "array"
+    if "bytearray" in names:
+        return "bytearray"
+    if "memoryview" in names:
+        return "memoryview"
+    if "mmap.mmap" in names:
+        return "mmap"
+    del name
+    return ""
+
+
+def shallow_size(obj: Any, plan: Plan | None = None) -> int:
+    """Bytes of the object itself (``sys.getsizeof`` unless a sizer says otherwise)."""
+    if plan is None:
+        plan = plan_for(type(obj))
+    try:
+        if plan.sizer is not None and plan.sizer.size is not None:
+            return int(plan.sizer.size(obj))
+        if plan.trackable:
+            fn = _class_attr(type(obj), "__memscope_size__")
+            if fn is not None:
+                return int(fn(obj))
+        return int(_getsizeof(obj, -1))
+    except Exception:
+        return -1
+
+
+def _children(obj: Any, plan: Plan) -> Iterable[Any]:
+    if plan.sizer is not None and plan.sizer.children is not None:
+        return plan.sizer.children(obj)
+    if plan.trackable:
+        fn = _class_attr(type(obj), "__memscope_children__")
+        if fn is not None:
+            return fn(obj)
+    kids = _get_referents(obj)
+    # Instances keep their attributes in a dict that 3.11+ may not have materialized;
+    # count it as pympler and ``obj.__dict__`` users see it, via the C descriptor only.
+    desc = _class_attr(type(obj), "__dict__")
+    if isinstance(desc, types.GetSetDescriptorType):
+        try:
+            d = desc.__get__(obj)
+        except Exception:
+            d = None
+        if isinstance(d, dict):
+            kids = [k for k in kids if k is not d]
+            kids.append(d)
+    return kids
+
+
+@dataclass
+class DeepResult:
+    size: int
+    objects: int
+    complete: bool  # False: the walk hit its object or time budget
+
+
+def deep_size(
+    obj: Any,
+    *,
+    max_objects: int = 100_000,
+    max_ns: int = 20_000_000,
+) -> DeepResult:
+    """Bytes reachable from ``obj``, each object counted once, within a budget.
+
+    Types, modules, functions and code are part of the program, not the data, and are
+    neither counted nor walked (as ``pympler.asizeof`` does by default). The walk is
+    iterative, so a 10^6-deep nesting does not recurse.
+    """
+    deadline = time.perf_counter_ns() + max_ns
+    seen: set[int] = {id(obj)}
+    stack: list[Any] = [obj]
+    total = 0
+    count = 0
+    complete = True
+    while stack:
+        o = stack.pop()
+        count += 1
+        if count > max_objects or (count & 1023 == 0 and time.perf_counter_ns() > deadline):
+            complete = False
+            break
+        tp = type(o)
+        plan = plan_for(tp)
+        s = shallow_size(o, plan)
+        if s > 0:
+            total += s
+        try:
+            kids = _children(o, plan)
+            for k in kids:
+                if id(k) in seen or isinstance(k, _NOT_DATA):
+                    continue
+                seen.add(id(k))
+                stack.append(k)
+        except Exception:
+            continue
+    stack.clear()
+    return DeepResult(total, count, complete)
+
+
+def buffer_info(obj: Any, plan: Plan | None = None) -> tuple[int, int]:
+    """``(address, nbytes)`` of memory the object owns or views outside its header.
+
+    ``(-1, -1)`` when the object has none or it can't be read safely.
+    """
+    if plan is None:
+        plan = plan_for(type(obj))
+    try:
+        if plan.sizer is not None and plan.sizer.buffer is not None:
+            got = plan.sizer.buffer(obj)
+            return (int(got[0]), int(got[1])) if got else (-1, -1)
+        if plan.trackable:
+            fn = _class_attr(type(obj), "__memscope_buffer__")
+            if fn is not None:
+                got = fn(obj)
+                return (int(got[0]), int(got[1])) if got else (-1, -1)
+        kind = plan.buffer_kind
+        if not kind:
+            return (-1, -1)
+        if kind == "numpy":
+            nd = sys.modules["numpy"].ndarray
+            iface = nd.__dict__["__array_interface__"].__get__(obj)
+            return (int(iface["data"][0]), int(nd.__dict__["nbytes"].__get__(obj)))
+        if kind == "ctypes":
+            import ctypes
+
+            return (ctypes.addressof(obj), ctypes.sizeof(obj))
+        if kind == "array":
+            import array
+
+            addr, n = array.array.buffer_info(obj)
+            return (addr, n * array.array.__dict__["itemsize"].__get__(obj))
+        if kind in ("bytearray", "mmap"):
+            n = len(obj) if kind == "mmap" else bytearray.__len__(obj)
+            return (_writable_address(obj, n), n)
+        if kind == "memoryview":
+            n = memoryview.__dict__["nbytes"].__get__(obj)
+            ro = memoryview.__dict__["readonly"].__get__(obj)
+            return (-1 if ro else _writable_address(obj, n), n)
+    except Exception:
+        return (-1, -1)
+    return (-1, -1)
+
+
+def _writable_address(obj: Any, n: int) -> int:
+    """Address of a writable buffer; the temporary export is released at once."""
+    if n <= 0:
+        return -1
+    import ctypes
+
+    try:
+        view = ctypes.c_char.from_buffer(obj)
+    except (TypeError, ValueError, BufferError):
+        return -1
+    addr = ctypes.addressof(view)
+    del view
+    return addr
+
+
+def buffer_base(obj: Any) -> Any:
+    """The object whose memory a view (numpy view, memoryview) keeps alive, or None."""
+    kind = plan_for(type(obj)).buffer_kind
+    try:
+        if kind == "numpy":
+            return sys.modules["numpy"].ndarray.__dict__["base"].__get__(obj)
+        if kind == "memoryview":
+            return memoryview.__dict__["obj"].__get__(obj)
+    except Exception:
+        return None
+    return None

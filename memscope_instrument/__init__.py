@@ -1,0 +1,1 @@
+"""memscope_instrument: the libcst transformer, import-hook machinery and command."""
