@@ -119,6 +119,9 @@ class _MemorySink:
         self.dropped = 0
         self.events.extend(tables)
 
+    def iter_events(self) -> Any:
+        return iter(list(self.events))
+
     def close(self) -> None:
         pass
 
@@ -362,9 +365,7 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
             if cached is not None and cached[0] == ti and cached[1] == size:
                 deep = cached[2]
             else:
-                res = sizing.deep_size(
-                    value, max_objects=_deep_budget[0], max_ns=_deep_budget[1]
-                )
+                res = sizing.deep_size(value, max_objects=_deep_budget[0], max_ns=_deep_budget[1])
                 deep = res.size
                 if not res.complete:
                     _counters["deep_truncated"] += 1

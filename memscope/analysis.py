@@ -1,0 +1,577 @@
+"""Replay of an event stream into bindings, lifetimes, aliases and statistics.
+
+One piece of code turns events into meaning, for the live tracker API
+(``MemoryTracker.stats()`` ...) and for every reporter reading a capture. It streams:
+memory is bounded by what is live at one moment plus per-variable aggregates, and
+finished bindings go to a callback instead of a list when a caller asks
+(``keep_history=False``), so a capture larger than RAM can still be reported.
+
+Meanings:
+- a *binding* is one name bound to one object in one scope instance; it ends at the
+  next bind of the same name in that instance, ``del``, or the instance's exit;
+- an *object* is identified by ``id()`` from its first bind to its FINAL event (only
+  objects the runtime could weak-reference ever get one; others have an unknown end);
+- *aliases* are other live bindings of the same object when a binding is made;
+- *tracked bytes* count each live object once, deep size where recorded else shallow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from memscope.events import (
+    BIND,
+    ENTER,
+    ERROR,
+    EXIT,
+    FINAL,
+    LEAK,
+    PROC,
+    SCOPE,
+    SITE,
+    TASK,
+    THREAD,
+    TYPE,
+    UNBIND,
+    BindKind,
+    Event,
+    ScopeKind,
+    kind_name,
+)
+
+
+@dataclass(frozen=True)
+class ScopeRow:
+    file: str
+    module: str
+    qualname: str
+    kind: int
+    line: int
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    scope: int
+    line: int
+    col: int
+    name: str
+    kind: int
+
+
+@dataclass
+class Instance:
+    tok: int
+    scope: int
+    thread: int
+    task: int
+    t_enter: int
+    t_exit: int = -1
+
+
+@dataclass
+class Binding:
+    """One name bound to one object (the Python ``AllocationInfo`` of the seed)."""
+
+    id: int
+    var: str
+    scope: str  # qualname of the scope the name lives in
+    module: str
+    file: str
+    line: int
+    col: int
+    kind: str
+    type: str
+    oid: int
+    size: int
+    deep: int
+    refcnt: int
+    addr: int
+    bufsize: int
+    thread: int
+    thread_name: str
+    task: int
+    task_name: str
+    pid: int
+    tok: int
+    scope_id: int
+    t_bind: int
+    t_unbind: int = -1
+    end: str = "live"  # rebind | unbind | scope_exit | live
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        """The size the binding accounts for: deep where recorded, else shallow."""
+        return self.deep if self.deep >= 0 else max(self.size, 0)
+
+    @property
+    def lifetime_ns(self) -> int:
+        return -1 if self.t_unbind < 0 else self.t_unbind - self.t_bind
+
+    @property
+    def key(self) -> str:
+        """``module:qualname:variable``: stable across commits (used by diff)."""
+        return f"{self.module}:{self.scope}:{self.var}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "var": self.var,
+            "scope": self.scope,
+            "module": self.module,
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "kind": self.kind,
+            "type": self.type,
+            "oid": self.oid,
+            "size": self.size,
+            "deep": self.deep,
+            "refcnt": self.refcnt,
+            "addr": self.addr,
+            "bufsize": self.bufsize,
+            "thread": self.thread,
+            "thread_name": self.thread_name,
+            "task": self.task,
+            "task_name": self.task_name,
+            "pid": self.pid,
+            "t_bind": self.t_bind,
+            "t_unbind": self.t_unbind,
+            "lifetime_ns": self.lifetime_ns,
+            "end": self.end,
+            "aliases": list(self.aliases),
+        }
+
+
+@dataclass
+class ObjectLife:
+    oid: int
+    type: str
+    t_first: int
+    first_binding: int
+    creator_tok: int
+    size: int
+    t_final: int = -1  # -1: still alive or end unknown
+
+
+@dataclass
+class VarStats:
+    """Aggregate of every binding of one variable (module:scope:name)."""
+
+    key: str
+    var: str
+    scope: str
+    module: str
+    file: str
+    line: int
+    types: set[str] = field(default_factory=set)
+    binds: int = 0
+    peak_bytes: int = 0
+    total_bytes: int = 0
+    max_lifetime_ns: int = -1
+    threads: set[int] = field(default_factory=set)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "var": self.var,
+            "scope": self.scope,
+            "module": self.module,
+            "file": self.file,
+            "line": self.line,
+            "types": sorted(self.types),
+            "binds": self.binds,
+            "peak_bytes": self.peak_bytes,
+            "total_bytes": self.total_bytes,
+            "max_lifetime_ns": self.max_lifetime_ns,
+            "threads": sorted(self.threads),
+        }
+
+
+@dataclass
+class Group:
+    """Counts and bytes of one type / scope / thread / task."""
+
+    binds: int = 0
+    bytes: int = 0
+    active: int = 0
+    active_bytes: int = 0
+    peak_bytes: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "binds": self.binds,
+            "bytes": self.bytes,
+            "active": self.active,
+            "active_bytes": self.active_bytes,
+            "peak_bytes": self.peak_bytes,
+        }
+
+
+class Analysis:
+    """Feed events in order (``feed``), then read the results; ``finish`` closes up."""
+
+    def __init__(
+        self,
+        *,
+        keep_history: bool = True,
+        on_binding_end: Callable[[Binding], None] | None = None,
+        max_timeline_points: int = 4096,
+    ) -> None:
+        self.scopes: dict[int, ScopeRow] = {}
+        self.sites: dict[int, SiteRow] = {}
+        self.types: dict[int, str] = {}
+        self.threads: dict[int, str] = {}
+        self.tasks: dict[int, str] = {}
+        self.procs: dict[int, dict[str, Any]] = {}
+        self.instances: dict[int, Instance] = {}
+        self.scope_instances: dict[int, list[int]] = {}  # scope -> [enters, max_live, live]
+        self.live: dict[int, dict[tuple[int, str], Binding]] = {}  # tok -> (scope, name)
+        self.by_oid: dict[int, dict[int, Binding]] = {}  # oid -> live bindings by id
+        self.objects: dict[int, ObjectLife] = {}
+        self.finished_objects: list[ObjectLife] = []
+        self.history: list[Binding] = []
+        self.keep_history = keep_history
+        self.on_binding_end = on_binding_end
+        self.vars: dict[str, VarStats] = {}
+        self.by_type: dict[str, Group] = {}
+        self.by_scope: dict[str, Group] = {}
+        self.by_thread: dict[str, Group] = {}
+        self.by_task: dict[str, Group] = {}
+        self.leaks: list[dict[str, Any]] = []
+        self.errors: list[tuple[int, str, str]] = []
+        self.alias_pairs: dict[tuple[str, str], int] = {}
+        self.timeline: list[tuple[int, int]] = []  # (t, tracked bytes)
+        self._timeline_step = 1
+        self._timeline_skip = 0
+        self.max_timeline_points = max_timeline_points
+        self.pid = 0
+        self.next_id = 0
+        self.nlive = 0
+        self.events = 0
+        self.binds = 0
+        self.unbinds = 0
+        self.active_bytes = 0
+        self.peak_bytes = 0
+        self.peak_t = -1
+        self.peak_count = 0
+        self.t_first = -1
+        self.t_last = -1
+        self.finals = 0
+        self._obj_live: dict[int, int] = {}  # oid -> number of live bindings
+        self._obj_bytes: dict[int, int] = {}  # oid -> bytes counted for it
+
+    # ---- feeding ----------------------------------------------------------------
+
+    def feed_all(self, events: Iterable[Event]) -> Analysis:
+        feed = self.feed
+        for ev in events:
+            feed(ev)
+        return self
+
+    def feed(self, ev: Event) -> None:
+        self.events += 1
+        k = ev[0]
+        if k == BIND:
+            self._bind(ev)
+        elif k == ENTER:
+            _, t, scope, tok, thread, task = ev
+            self._time(t)
+            self.instances[tok] = Instance(tok, scope, thread, task, t)
+            c = self.scope_instances.setdefault(scope, [0, 0, 0])
+            c[0] += 1
+            c[2] += 1
+            c[1] = max(c[1], c[2])
+        elif k == EXIT:
+            self._exit(ev[1], ev[2])
+        elif k == UNBIND:
+            _, t, site, tok = ev
+            self._time(t)
+            row = self.sites.get(site)
+            if row is not None:
+                b = self.live.get(tok, {}).get((row.scope, row.name))
+                if b is not None:
+                    self._end(b, t, "unbind")
+                self.unbinds += 1
+        elif k == FINAL:
+            _, t, oid = ev
+            self._time(t)
+            self.finals += 1
+            life = self.objects.pop(oid, None)
+            if life is not None:
+                life.t_final = t
+                self.finished_objects.append(life)
+            # bindings still naming a finalized object are stale (their scope went)
+            for b in list(self.by_oid.get(oid, {}).values()):
+                self._end(b, t, "final")
+        elif k == SITE:
+            self.sites[ev[1]] = SiteRow(ev[2], ev[3], ev[4], ev[5], ev[6])
+        elif k == SCOPE:
+            self.scopes[ev[1]] = ScopeRow(ev[2], ev[3], ev[4], ev[5], ev[6])
+        elif k == TYPE:
+            self.types[ev[1]] = ev[2]
+        elif k == THREAD:
+            self.threads[ev[1]] = ev[2]
+        elif k == TASK:
+            self.tasks[ev[1]] = ev[2]
+        elif k == PROC:
+            self.pid = ev[1]
+            self.procs[ev[1]] = {"pid": ev[1], "ppid": ev[2], "argv0": ev[3], "start_ns": ev[4]}
+        elif k == LEAK:
+            self.leaks.append(
+                {
+                    "t": ev[1],
+                    "oid": ev[2],
+                    "type": self.types.get(ev[3], "?"),
+                    "size": ev[4],
+                    "holders": list(ev[5]),
+                    "binding": self._leak_binding(ev[2]),
+                }
+            )
+        elif k == ERROR:
+            self.errors.append((ev[1], ev[2], ev[3]))
+
+    def _time(self, t: int) -> None:
+        if self.t_first < 0:
+            self.t_first = t
+        if t > self.t_last:
+            self.t_last = t
+
+    def _bind(self, ev: Event) -> None:
+        _, t, site, tok, oid, ti, size, deep, refcnt, addr, bufsize = ev
+        self._time(t)
+        self.binds += 1
+        row = self.sites.get(site)
+        scope_id = row.scope if row is not None else -1
+        srow = self.scopes.get(scope_id)
+        inst = self.instances.get(tok)
+        name = row.name if row is not None else f"<site {site}>"
+        key = (scope_id, name)
+        in_tok = self.live.get(tok)
+        if in_tok is None:
+            in_tok = self.live[tok] = {}
+        old = in_tok.get(key)
+        if old is not None:
+            self._end(old, t, "rebind")
+        thread = inst.thread if inst is not None else 0
+        task = inst.task if inst is not None else 0
+        b = Binding(
+            id=self.next_id,
+            var=name,
+            scope=srow.qualname if srow else "?",
+            module=srow.module if srow else "?",
+            file=srow.file if srow else "?",
+            line=row.line if row else 0,
+            col=row.col if row else 0,
+            kind=kind_name(row.kind, BindKind) if row else "unknown",
+            type=self.types.get(ti, "?"),
+            oid=oid,
+            size=size,
+            deep=deep,
+            refcnt=refcnt,
+            addr=addr,
+            bufsize=bufsize,
+            thread=thread,
+            thread_name=self.threads.get(thread, "?") if thread else "?",
+            task=task,
+            task_name=self.tasks.get(task, "") if task else "",
+            pid=self.pid,
+            tok=tok,
+            scope_id=scope_id,
+            t_bind=t,
+        )
+        self.next_id += 1
+        same = self.by_oid.setdefault(oid, {})
+        for other in same.values():
+            b.aliases.append(f"{other.scope}.{other.var}")
+            other.aliases.append(f"{b.scope}.{b.var}")
+            pair = tuple(sorted((f"{other.scope}.{other.var}", f"{b.scope}.{b.var}")))
+            self.alias_pairs[pair] = self.alias_pairs.get(pair, 0) + 1  # type: ignore[index]
+        same[b.id] = b
+        in_tok[key] = b
+        self.nlive += 1
+        if oid not in self.objects:
+            self.objects[oid] = ObjectLife(oid, b.type, t, b.id, tok, b.bytes)
+        # tracked bytes: each object once, at its latest size
+        nbytes = b.bytes
+        prev = self._obj_bytes.get(oid)
+        n = self._obj_live.get(oid, 0)
+        self._obj_live[oid] = n + 1
+        self._obj_bytes[oid] = nbytes
+        self.active_bytes += nbytes - (prev if prev is not None and n > 0 else 0)
+        # aggregates
+        vs = self.vars.get(b.key)
+        if vs is None:
+            vs = self.vars[b.key] = VarStats(b.key, b.var, b.scope, b.module, b.file, b.line)
+        vs.binds += 1
+        vs.types.add(b.type)
+        vs.total_bytes += nbytes
+        if nbytes > vs.peak_bytes:
+            vs.peak_bytes = nbytes
+        vs.threads.add(thread)
+        for groups, gkey in (
+            (self.by_type, b.type),
+            (self.by_scope, f"{b.module}:{b.scope}"),
+            (self.by_thread, b.thread_name if thread else "?"),
+            (self.by_task, b.task_name or "-"),
+        ):
+            g = groups.get(gkey)
+            if g is None:
+                g = groups[gkey] = Group()
+            g.binds += 1
+            g.bytes += nbytes
+            g.active += 1
+            g.active_bytes += nbytes
+            if g.active_bytes > g.peak_bytes:
+                g.peak_bytes = g.active_bytes
+        if self.active_bytes > self.peak_bytes:
+            self.peak_bytes = self.active_bytes
+            self.peak_t = t
+            self.peak_count = self.nlive
+        self._sample(t)
+
+    def _sample(self, t: int) -> None:
+        self._timeline_skip += 1
+        if self._timeline_skip < self._timeline_step:
+            return
+        self._timeline_skip = 0
+        self.timeline.append((t, self.active_bytes))
+        if len(self.timeline) >= self.max_timeline_points:
+            # halve the resolution, keep each pair's larger value so peaks survive
+            tl = self.timeline
+            self.timeline = [
+                max(tl[i], tl[i + 1], key=lambda p: p[1]) for i in range(0, len(tl) - 1, 2)
+            ]
+            self._timeline_step *= 2
+
+    def _end(self, b: Binding, t: int, why: str) -> None:
+        in_tok = self.live.get(b.tok)
+        key = (b.scope_id, b.var)
+        if in_tok is not None and in_tok.get(key) is b:
+            del in_tok[key]
+            self.nlive -= 1
+            if not in_tok:
+                del self.live[b.tok]
+        same = self.by_oid.get(b.oid)
+        if same is not None:
+            same.pop(b.id, None)
+            if not same:
+                del self.by_oid[b.oid]
+        b.t_unbind = t
+        b.end = why
+        n = self._obj_live.get(b.oid, 0) - 1
+        nbytes = b.bytes
+        if n <= 0:
+            self._obj_live.pop(b.oid, None)
+            self.active_bytes -= self._obj_bytes.pop(b.oid, nbytes)
+        else:
+            self._obj_live[b.oid] = n
+        for groups, gkey in (
+            (self.by_type, b.type),
+            (self.by_scope, f"{b.module}:{b.scope}"),
+            (self.by_thread, b.thread_name if b.thread else "?"),
+            (self.by_task, b.task_name or "-"),
+        ):
+            g = groups.get(gkey)
+            if g is not None:
+                g.active -= 1
+                g.active_bytes -= nbytes
+        vs = self.vars.get(b.key)
+        if vs is not None and b.lifetime_ns > vs.max_lifetime_ns:
+            vs.max_lifetime_ns = b.lifetime_ns
+        self._sample(t)
+        self._done(b)
+
+    def _exit(self, t: int, tok: int) -> None:
+        self._time(t)
+        inst = self.instances.pop(tok, None)
+        if inst is None:
+            return
+        inst.t_exit = t
+        c = self.scope_instances.get(inst.scope)
+        if c is not None:
+            c[2] -= 1
+        for b in list(self.live.get(tok, {}).values()):
+            self._end(b, t, "scope_exit")
+
+    def _done(self, b: Binding) -> None:
+        if self.keep_history:
+            self.history.append(b)
+        if self.on_binding_end is not None:
+            self.on_binding_end(b)
+
+    def _leak_binding(self, oid: int) -> dict[str, Any] | None:
+        life = self.objects.get(oid)
+        if life is None:
+            return None
+        for b in reversed(self.history):
+            if b.id == life.first_binding:
+                return b.as_dict()
+        for b in self._live_bindings():
+            if b.id == life.first_binding:
+                return b.as_dict()
+        return None
+
+    # ---- results ----------------------------------------------------------------
+
+    def finish(self) -> Analysis:
+        """Nothing is closed at the end: live bindings stay live (end = "live")."""
+        return self
+
+    def _live_bindings(self) -> Iterable[Binding]:
+        for in_tok in self.live.values():
+            yield from in_tok.values()
+
+    def active(self) -> list[Binding]:
+        return sorted(self._live_bindings(), key=lambda b: b.t_bind)
+
+    def all_bindings(self) -> list[Binding]:
+        return sorted([*self.history, *self._live_bindings()], key=lambda b: b.t_bind)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "total_binds": self.binds,
+            "total_unbinds": self.unbinds,
+            "active_bindings": self.nlive,
+            "active_bytes": self.active_bytes,
+            "peak_bytes": self.peak_bytes,
+            "peak_t": self.peak_t,
+            "peak_bindings": self.peak_count,
+            "objects_finalized": self.finals,
+            "variables": len(self.vars),
+            "scopes_entered": sum(c[0] for c in self.scope_instances.values()),
+            "duration_ns": max(0, self.t_last - self.t_first) if self.t_first >= 0 else 0,
+            "errors": len(self.errors),
+            "by_type": {k: g.as_dict() for k, g in self.by_type.items()},
+            "by_scope": {k: g.as_dict() for k, g in self.by_scope.items()},
+            "by_thread": {k: g.as_dict() for k, g in self.by_thread.items()},
+            "by_task": {k: g.as_dict() for k, g in self.by_task.items()},
+        }
+
+    def top_variables(self, n: int = 20) -> list[VarStats]:
+        return sorted(self.vars.values(), key=lambda v: (-v.peak_bytes, v.key))[:n]
+
+    def scope_tree(self) -> dict[str, Any]:
+        """module > class > function nesting of per-scope peaks (from qualnames)."""
+        root: dict[str, Any] = {"name": "<all>", "peak_bytes": 0, "children": {}}
+        for key, g in self.by_scope.items():
+            module, _, qual = key.partition(":")
+            node = root["children"].setdefault(
+                module, {"name": module, "peak_bytes": 0, "children": {}}
+            )
+            node["peak_bytes"] += g.peak_bytes
+            if qual and qual != "<module>":
+                for part in qual.replace(".<locals>", "").split("."):
+                    node = node["children"].setdefault(
+                        part, {"name": part, "peak_bytes": 0, "children": {}}
+                    )
+                    node["peak_bytes"] += g.peak_bytes
+            root["peak_bytes"] += g.peak_bytes
+        return root
+
+    def scope_kind(self, scope_id: int) -> str:
+        row = self.scopes.get(scope_id)
+        return kind_name(row.kind, ScopeKind) if row else "unknown"

@@ -1,0 +1,16 @@
+"""The ``memscope`` command. Each subcommand lives in ``memscope/commands/<name>.py``."""
+
+from __future__ import annotations
+
+import click
+
+from memscope import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="memscope")
+def main() -> None:
+    """Memory tracking by variable name."""
+
+
+# subcommands are added below, one line each: main.add_command(<command>)

@@ -1,0 +1,238 @@
+"""Leaks: objects still alive after the scope that created them ended, and who holds them.
+
+An object is a leak candidate when the scope instance that first bound it has exited
+and no live binding (a name in a scope still running) refers to it. It is a leak when
+it is still alive: known for certain for objects the runtime weak-referenced (full
+mode), and *probable* for others, found by ``id`` among the objects the garbage
+collector tracks with the same type and size (an ``id`` may be reused).
+
+Holders are named by walking ``gc.get_referrers`` outwards from the object until a
+root a person recognises: a module global, a class attribute, a closure cell, a
+default argument, a thread-local, a running frame, or a reference cycle. Nothing here
+runs ``gc.collect()``: collecting would run finalizers early and change the program.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from memscope import sizing
+from memscope.analysis import Analysis
+
+_OWN_PACKAGE = __name__.rpartition(".")[0]
+_get_referrers = gc.get_referrers
+
+
+@dataclass
+class Leak:
+    oid: int
+    type: str
+    size: int
+    variable: str  # where it was first bound: "scope.var"
+    file: str
+    line: int
+    certain: bool  # False: found by id among live objects (id may be reused)
+    holders: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "oid": self.oid,
+            "type": self.type,
+            "size": self.size,
+            "variable": self.variable,
+            "file": self.file,
+            "line": self.line,
+            "certain": self.certain,
+            "holders": list(self.holders),
+        }
+
+
+def _is_own_frame(f: types.FrameType) -> bool:
+    mod = f.f_globals.get("__name__", "")
+    return isinstance(mod, str) and (mod == _OWN_PACKAGE or mod.startswith(_OWN_PACKAGE + "."))
+
+
+class HolderNamer:
+    """Names the holders of objects; caches the module and class dict maps it needs."""
+
+    def __init__(self, exclude: set[int], max_holders: int = 8, max_depth: int = 4) -> None:
+        self.exclude = exclude
+        self.max_holders = max_holders
+        self.max_depth = max_depth
+        self.modules: dict[int, str] = {}
+        for name, mod in list(sys.modules.items()):
+            d = getattr(mod, "__dict__", None) if isinstance(mod, types.ModuleType) else None
+            if isinstance(d, dict):
+                self.modules[id(d)] = name
+        self.exclude.add(id(self.modules))
+
+    def _referrers(self, obj: Any) -> list[Any]:
+        refs = _get_referrers(obj)
+        self.exclude.add(id(refs))
+        out = []
+        for r in refs:
+            if id(r) in self.exclude:
+                continue
+            if isinstance(r, types.FrameType) and _is_own_frame(r):
+                continue
+            out.append(r)
+        return out
+
+    def name(self, obj: Any) -> list[str]:
+        """Descriptions like "module `app.cache` global `_CACHE` (dict)", outermost first."""
+        found: list[str] = []
+        self._walk(obj, [], {id(obj)}, found, obj)
+        return found[: self.max_holders]
+
+    def _walk(
+        self, obj: Any, chain: list[str], path: set[int], found: list[str], root: Any
+    ) -> None:
+        """``chain``: the containers between ``obj`` and the object asked about."""
+        via = f" ({' > '.join(reversed(chain))})" if chain else ""
+        for r in self._referrers(obj):
+            if len(found) >= self.max_holders:
+                return
+            if r is root:
+                found.append(f"reference cycle through `{_tname(obj)}`{via}")
+                continue
+            if id(r) in path:
+                continue
+            desc, container = self._describe(r, obj)
+            if desc is not None:
+                found.append(desc + via)
+            elif container is not None and len(chain) < self.max_depth:
+                self._walk(r, [*chain, container], path | {id(r)}, found, root)
+
+    def _describe(self, r: Any, obj: Any) -> tuple[str | None, str | None]:
+        """A root description of ``r`` holding ``obj``, or else a container name."""
+        if isinstance(r, dict):
+            keys = _keys_of(r, obj)
+            mod = self.modules.get(id(r))
+            if mod is not None:
+                return f"module `{mod}` global `{keys}`", None
+            for rr in self._referrers(r):
+                if isinstance(rr, type) and type.__dict__["__dict__"].__get__(rr) is not None:
+                    return f"class `{sizing.type_name(rr)}` attribute `{keys}`", None
+                if _tname(rr) == "_thread._local":
+                    return f"thread-local attribute `{keys}`", None
+            return None, f"dict[{keys}]"
+        if isinstance(r, types.CellType):
+            for tup in self._referrers(r):
+                if isinstance(tup, tuple):
+                    for fn in self._referrers(tup):
+                        if isinstance(fn, types.FunctionType) and fn.__closure__ is tup:
+                            var = fn.__code__.co_freevars[tup.index(r)]
+                            return f"closure variable `{var}` of function `{fn.__qualname__}`", None
+            return "closure cell", None
+        if isinstance(r, types.FrameType):
+            code = r.f_code
+            return (
+                f"local of running frame `{code.co_name}` ({code.co_filename}:{r.f_lineno})",
+                None,
+            )
+        if isinstance(r, types.FunctionType):
+            return f"function `{r.__qualname__}` (default argument or attribute)", None
+        if isinstance(r, tuple):
+            for fn in self._referrers(r):
+                if isinstance(fn, types.FunctionType) and fn.__defaults__ is r:
+                    return f"default argument of function `{fn.__qualname__}`", None
+            return None, "tuple"
+        if isinstance(r, type):
+            return f"class `{sizing.type_name(r)}`", None
+        if _tname(r) == "_thread._local":
+            return "thread-local", None
+        if isinstance(r, types.MethodType):
+            return None, f"bound method `{r.__func__.__qualname__}`"
+        if isinstance(r, (list, set, frozenset)):
+            return None, _tname(r)
+        return None, f"`{_tname(r)}` object"
+
+
+def _tname(o: Any) -> str:
+    return sizing.type_name(type(o))
+
+
+def _keys_of(d: dict[Any, Any], obj: Any) -> str:
+    keys = []
+    try:
+        for k, v in list(d.items()):
+            if v is obj:
+                keys.append(k if isinstance(k, str) else type(k).__name__)
+                if len(keys) > 3:
+                    break
+    except Exception:
+        pass
+    return ", ".join(str(k) for k in keys) or "?"
+
+
+def find_leaks(
+    analysis: Analysis,
+    watched: dict[int, Any],
+    *,
+    max_candidates: int = 500,
+    max_holders: int = 8,
+    budget_ns: int = 5_000_000_000,
+) -> list[Leak]:
+    """Leaked objects of a finished replay, with holders, in this live process."""
+    deadline = time.perf_counter_ns() + budget_ns
+    live_oids = set(analysis.by_oid)
+    running = analysis.instances  # scope instances that have not exited
+    candidates = [
+        life
+        for oid, life in analysis.objects.items()
+        if oid not in live_oids and life.creator_tok not in running and life.creator_tok != 0
+    ]
+    if not candidates:
+        return []
+    candidates = candidates[:max_candidates]
+    bindings: dict[int, Any] = {}
+    for b in analysis.history:
+        bindings[b.id] = b
+    exclude: set[int] = {id(candidates), id(bindings), id(watched), id(analysis.objects)}
+    objs: dict[int, tuple[Any, bool]] = {}
+    for life in candidates:
+        ref = watched.get(life.oid)
+        if ref is not None:
+            o = ref()
+            if o is not None and _tname(o) == life.type:
+                objs[life.oid] = (o, True)
+    missing = {life.oid: life for life in candidates if life.oid not in objs}
+    if missing:
+        for o in gc.get_objects():
+            life = missing.get(id(o))
+            if life is not None and _tname(o) == life.type and life.oid not in watched:
+                size = sizing.shallow_size(o)
+                if size == life.size or life.size < 0:
+                    objs[life.oid] = (o, False)
+    exclude.add(id(objs))
+    namer = HolderNamer(exclude, max_holders=max_holders)
+    leaks: list[Leak] = []
+    for life in candidates:
+        got = objs.get(life.oid)
+        if got is None:
+            continue
+        obj, certain = got
+        first = bindings.get(life.first_binding)
+        holders = namer.name(obj) if time.perf_counter_ns() < deadline else ["(not searched)"]
+        if not holders:
+            continue  # nothing but memscope holds it: it is garbage awaiting collection
+        leaks.append(
+            Leak(
+                oid=life.oid,
+                type=life.type,
+                size=life.size,
+                variable=f"{first.scope}.{first.var}" if first else "?",
+                file=first.file if first else "?",
+                line=first.line if first else 0,
+                certain=certain,
+                holders=holders,
+            )
+        )
+        del obj
+    objs.clear()
+    return leaks

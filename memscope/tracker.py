@@ -1,0 +1,220 @@
+"""The global tracker: settings of the run, the sink events go to, and the query API.
+
+Queries (``stats()``, ``active_allocations()`` ...) replay the recorded events through
+``memscope.analysis`` each time they are asked, so the hot path keeps no per-binding
+state of its own. Exporters hand the same replay to the reporters.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from memscope import _hooks
+from memscope.analysis import Analysis
+from memscope.config import Config
+from memscope.events import LEAK, Event
+
+
+def _default_name() -> str:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if isinstance(path, str) and path:
+        return Path(path).stem or "memscope"
+    return "memscope"
+
+
+class MemoryTracker:
+    """The process's tracker (``memscope.get_global_tracker()``)."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config.from_env()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._leaks_done = False
+
+    # ---- settings ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.config.name or _default_name()
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir) / self.name
+
+    def apply(self, config: Config) -> None:
+        """Switch to new settings: mode and buffering at once, the sink if asked."""
+        with self._lock:
+            self.config = config
+            _hooks.configure(
+                full=config.mode == "full",
+                flush_at=config.flush_events,
+                deep_objects=config.deep_budget_objects,
+                deep_ns=config.deep_budget_ns,
+            )
+
+    # ---- reading back -----------------------------------------------------------
+
+    def events(self) -> Iterator[Event]:
+        """Every event recorded so far, in order (flushes first)."""
+        _hooks.flush()
+        sink = _hooks.get_sink()
+        it = getattr(sink, "iter_events", None)
+        if it is not None:
+            yield from it()
+        else:
+            yield from getattr(sink, "events", ())
+        yield from _hooks.pending()
+
+    def analysis(self, *, keep_history: bool = True) -> Analysis:
+        return Analysis(keep_history=keep_history).feed_all(self.events())
+
+    def stats(self) -> dict[str, Any]:
+        """Totals, active and peak counts and bytes; by type, scope, thread and task."""
+        st = self.analysis(keep_history=False).stats()
+        st["tracker"] = self.overhead()
+        return st
+
+    def active_allocations(self) -> list[dict[str, Any]]:
+        """Bindings live now: name, scope, file:line, type, sizes, aliases ..."""
+        return [b.as_dict() for b in self.analysis(keep_history=False).active()]
+
+    def allocation_history(self) -> list[dict[str, Any]]:
+        """Every binding recorded, ended or live, in bind order."""
+        return [b.as_dict() for b in self.analysis().all_bindings()]
+
+    def leaks(self) -> list[dict[str, Any]]:
+        """Objects alive after their scope ended, with the holders found (see leaks.py)."""
+        from memscope.leaks import find_leaks
+
+        an = self.analysis()
+        found = find_leaks(an, _hooks._watched, max_holders=self.config.max_holders)
+        return [lk.as_dict() for lk in found]
+
+    def overhead(self) -> dict[str, int]:
+        c = _hooks.counters()
+        sink = _hooks.get_sink()
+        c["dropped"] = int(getattr(sink, "dropped", 0))
+        return c
+
+    # ---- exports (reporters live in memscope.reporters) -----------------------------
+
+    def _report(self, fmt: str, target: str | os.PathLike[str] | None) -> Path:
+        from memscope import reporters
+
+        return reporters.export(self, fmt, target)
+
+    def export_to_json(self, name: str | None = None) -> Path:
+        """The JSON family into ``<output_dir>/<name>/``; returns that folder."""
+        return self._report("json", name)
+
+    def export_to_binary(self, name: str | None = None, mode: str = "user") -> Path:
+        """A ``.memscope`` capture of everything recorded so far."""
+        from memscope import reporters
+
+        return reporters.export(self, "binary", name, mode=mode)
+
+    def export_to_html(self, path: str | os.PathLike[str] | None = None) -> Path:
+        return self._report("html", path)
+
+    def export_memory_analysis(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """SVG: memory over time, top variables, types and scopes."""
+        return self._report("svg", path)
+
+    def export_lifecycle_timeline(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """SVG: a Gantt of binding and object lifetimes per scope."""
+        return self._report("timeline", path)
+
+    # ---- end of run -------------------------------------------------------------
+
+    def record_leaks(self) -> int:
+        """Look for leaks now and record them as LEAK events (once per run)."""
+        if self._leaks_done:
+            return 0
+        self._leaks_done = True
+        from memscope.leaks import find_leaks
+
+        an = self.analysis()
+        found = find_leaks(an, _hooks._watched, max_holders=self.config.max_holders)
+        tidx = {name: i for i, name in an.types.items()}
+        t = _hooks._perf()
+        for lk in found:
+            _hooks._buf.append((LEAK, t, lk.oid, tidx.get(lk.type, 0), lk.size, tuple(lk.holders)))
+        return len(found)
+
+    def close(self) -> None:
+        """Finish the run: leak check (full mode), flush, close the sink. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self.config.mode == "full" and self.config.leak_check:
+                    self.record_leaks()
+            except Exception as exc:
+                _hooks._error("leaks", exc)
+            try:
+                _hooks.flush()
+                _hooks.get_sink().close()
+            except Exception as exc:
+                _hooks._error("close", exc)
+
+
+_tracker: MemoryTracker | None = None
+_tracker_lock = threading.Lock()
+
+
+def get_global_tracker() -> MemoryTracker:
+    """The process's tracker, made from ``MEMSCOPE_*`` settings on first use."""
+    global _tracker
+    if _tracker is None:
+        with _tracker_lock:
+            if _tracker is None:
+                t = MemoryTracker()
+                t.apply(t.config)
+                _tracker = t
+    return _tracker
+
+
+def init(
+    mode: str | None = None,
+    output_dir: str | None = None,
+    name: str | None = None,
+    *,
+    config: Config | None = None,
+    **settings: Any,
+) -> MemoryTracker:
+    """Start (or re-configure) tracking; arguments win over ``MEMSCOPE_*`` variables."""
+    base = config or Config.from_env()
+    cfg = base.with_(mode=mode, output_dir=output_dir, name=name, **settings)
+    tracker = get_global_tracker()
+    tracker.apply(cfg)
+    if cfg.capture:
+        _open_capture(tracker)
+    _register_exit(tracker)
+    return tracker
+
+
+def _open_capture(tracker: MemoryTracker) -> None:
+    """Stream to a capture file when the capture writer is available."""
+    try:
+        from memscope.capture import open_sink
+    except ImportError:
+        return
+    _hooks.set_sink(open_sink(tracker))
+
+
+_exit_registered = False
+
+
+def _register_exit(tracker: MemoryTracker) -> None:
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(lambda: get_global_tracker().close())
