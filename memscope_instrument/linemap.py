@@ -1,0 +1,170 @@
+"""The line map: for each line of instrumented code, the original line it comes from.
+
+Built after code generation by walking the original ``ast`` and the ``ast`` of the
+output in lockstep: every original statement is in the output, in the same nesting
+and order, next to statements the transformer inserted (recognised by the reserved
+``_memscope_`` / ``__memscope_c__`` names). Inserted lines map to the header line of
+the statement that owns them (the ``def``, ``class``, ``except``), which always runs
+when they run, so coverage-style tools never see a line executed that was not.
+"""
+
+from __future__ import annotations
+
+import ast
+from types import CodeType
+from typing import cast
+
+__all__ = ["build_line_map", "compile_with_line_map", "remap_tree"]
+
+_RESERVED = ("_memscope_", "__memscope_c__")
+
+
+def _reserved(name: str) -> bool:
+    return name.startswith(_RESERVED)
+
+
+def _is_inserted(s: ast.stmt) -> bool:
+    if isinstance(s, ast.Expr):
+        v = s.value
+        if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute):
+            f = v.func.value
+            return isinstance(f, ast.Name) and f.id == "_memscope_"
+        return False
+    if isinstance(s, ast.Assign):
+        t = s.targets[0]
+        return isinstance(t, ast.Name) and _reserved(t.id)
+    if isinstance(s, ast.ImportFrom):
+        return s.module == "memscope" and any(a.asname == "_memscope_hooks" for a in s.names)
+    if isinstance(s, ast.Delete):
+        return all(isinstance(t, ast.Name) and _reserved(t.id) for t in s.targets)
+    return False
+
+
+def _is_our_try(s: ast.stmt) -> bool:
+    return (isinstance(s, ast.Try) and not s.handlers and not s.orelse and bool(s.finalbody)
+            and all(_is_inserted(f) for f in s.finalbody))
+
+
+class _Mapper:
+    def __init__(self, n_out: int) -> None:
+        self.anchor: dict[int, int] = {}
+        self.owned: dict[int, int] = {}
+
+    def span(self, o: ast.AST, n: ast.AST) -> None:
+        a0, a1 = o.lineno, o.end_lineno or o.lineno  # type: ignore[attr-defined]
+        b0, b1 = n.lineno, n.end_lineno or n.lineno  # type: ignore[attr-defined]
+        for k in range(min(a1 - a0, b1 - b0) + 1):
+            self.anchor.setdefault(b0 + k, a0 + k)
+
+    def own(self, n: ast.AST, owner: int) -> None:
+        for ln in range(n.lineno, (n.end_lineno or n.lineno) + 1):  # type: ignore[attr-defined]
+            self.owned.setdefault(ln, owner)
+
+    def flat(self, body: list[ast.stmt], owner: int) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for s in body:
+            if out and isinstance(out[-1], (ast.FunctionDef, ast.AsyncFunctionDef,
+                                            ast.ClassDef)):
+                owner = out[-1].lineno  # the name binding right after a def/class
+            if _is_our_try(s):
+                assert isinstance(s, ast.Try)
+                self.owned.setdefault(s.lineno, owner)
+                for f in s.finalbody:
+                    self.own(f, owner)
+                out.extend(self.flat(s.body, owner))
+            elif _is_inserted(s):
+                self.own(s, owner)
+            else:
+                out.append(s)
+        return out
+
+    def walk(self, ob: list[ast.stmt], nb: list[ast.stmt], owner: int) -> None:
+        for o, n in zip(ob, self.flat(nb, owner), strict=False):
+            self.stmt(o, n)
+
+    def stmt(self, o: ast.stmt, n: ast.stmt) -> None:
+        body = getattr(o, "body", None)
+        if not isinstance(body, list) or not body:
+            self.span(o, n)
+            return
+        for d_o, d_n in zip(getattr(o, "decorator_list", []), getattr(n, "decorator_list", []), strict=False):
+            self.span(d_o, d_n)
+        nbody = getattr(n, "body", [])
+        # header lines: up to the line before the body (same count in the output)
+        self.anchor.setdefault(n.lineno, o.lineno)
+        first_n = [s for s in self.flat_peek(nbody)]
+        if first_n and body[0].lineno > o.lineno:
+            extra = min(body[0].lineno - o.lineno, first_n[0].lineno - n.lineno)
+            for k in range(1, extra):
+                self.anchor.setdefault(n.lineno + k, o.lineno + k)
+        self.walk(body, nbody, o.lineno)
+        for fld in ("orelse", "finalbody"):
+            ob, nb = getattr(o, fld, None), getattr(n, fld, None)
+            if ob and nb:
+                self.walk(ob, nb, o.lineno)
+        for h_o, h_n in zip(getattr(o, "handlers", []), getattr(n, "handlers", []), strict=False):
+            self.anchor.setdefault(h_n.lineno, h_o.lineno)
+            self.walk(h_o.body, h_n.body, h_o.lineno)
+        for c_o, c_n in zip(getattr(o, "cases", []), getattr(n, "cases", []), strict=False):
+            self.span(c_o.pattern, c_n.pattern)
+            self.walk(c_o.body, c_n.body, c_o.pattern.lineno)
+
+    @staticmethod
+    def flat_peek(body: list[ast.stmt]) -> list[ast.stmt]:
+        for s in body:
+            if _is_our_try(s):
+                assert isinstance(s, ast.Try)
+                return _Mapper.flat_peek(s.body)
+            if not _is_inserted(s):
+                return [s]
+        return []
+
+
+def build_line_map(orig: ast.Module, code: str) -> list[int]:
+    """``line_map[i]`` is the original line (1-based) of output line ``i + 1``."""
+    n_out = len(code.splitlines())
+    n_orig = max([getattr(orig.body[-1], "end_lineno", 1) or 1] if orig.body else [1])
+    m = _Mapper(n_out)
+    m.walk(orig.body, ast.parse(code).body, 1)
+    out: list[int] = []
+    last_out, last_orig = 0, 0
+    anchors = sorted(m.anchor.items())
+    nxt = 0
+    for ln in range(1, n_out + 1):
+        while nxt < len(anchors) and anchors[nxt][0] < ln:
+            nxt += 1
+        a = m.anchor.get(ln)
+        if a is not None:
+            last_out, last_orig = ln, a
+            out.append(a)
+            continue
+        o = m.owned.get(ln)
+        if o is not None:
+            out.append(o)
+            continue
+        guess = last_orig + (ln - last_out) if last_orig else ln
+        if nxt < len(anchors):
+            guess = min(guess, max(anchors[nxt][1] - 1, last_orig, 1))
+        out.append(max(1, min(guess, max(n_orig, guess if not anchors else n_orig))))
+    return out
+
+
+def remap_tree(tree: ast.AST, line_map: list[int]) -> ast.AST:
+    """Give every node of the instrumented code's ast its original line numbers."""
+    n = len(line_map)
+    for node in ast.walk(tree):
+        ln = getattr(node, "lineno", None)
+        if ln is not None and 0 < ln <= n:
+            node.lineno = line_map[ln - 1]  # type: ignore[attr-defined]
+            end = getattr(node, "end_lineno", None)
+            if end is not None and 0 < end <= n:
+                node.end_lineno = max(line_map[end - 1], node.lineno)  # type: ignore
+    return tree
+
+
+def compile_with_line_map(code: str, line_map: list[int], filename: str,
+                          dont_inherit: bool = True) -> CodeType:
+    """Compile instrumented code so tracebacks, ``co_firstlineno``, pdb, coverage and
+    ``inspect.getsource`` see the ORIGINAL line numbers (for the import hook)."""
+    tree = remap_tree(ast.parse(code, filename), line_map)
+    return compile(cast(ast.Module, tree), filename, "exec", dont_inherit=dont_inherit)

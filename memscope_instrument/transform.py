@@ -1,0 +1,1097 @@
+"""The transformer: rewrite a module so every binding and scope reports to memscope._hooks.
+
+All the rules live in this file (see docs/transformer.md for examples). The design:
+
+* ``ast`` (fast, C) does the analysis: which names a statement binds, their original
+  line/column, scopes, ``global``/``nonlocal`` declarations, generators.
+* ``libcst`` does the rewriting, at statement granularity: the two trees are walked in
+  lockstep (a libcst ``SimpleStatementLine`` holds as many small statements as ``ast``
+  has statements for it). Expressions are only descended into where a walrus, a lambda
+  (or, with ``Options.comprehensions``, a comprehension) is on the statement's lines.
+* Names are recorded by *reading them back* after the binding statement, on the same
+  line after a ``;`` (reading a local/global name has no side effect), so the user's
+  code keeps its line and columns. ``name.attr`` targets wrap the value instead
+  (reading an attribute back could run a property). ``:=`` wraps its value in place.
+* Scopes get ``_memscope_s = _memscope_.enter(...)`` and a ``try/finally`` that calls
+  ``_memscope_.exit``; class bodies use the dunder ``__memscope_c__`` (not mangled, not
+  an Enum member) and delete it at the end; lambdas use ``exit_value``.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import hashlib
+import io
+import tokenize
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import libcst as cst
+
+from memscope.events import BindKind, ScopeKind
+from memscope_instrument.sites import SiteTable
+
+__all__ = [
+    "ALREADY_INSTRUMENTED_MARKER",
+    "HOOKS_CONTRACT",
+    "TRANSFORM_VERSION",
+    "InstrumentError",
+    "Options",
+    "Result",
+    "instrument_source",
+]
+
+TRANSFORM_VERSION = "1"
+HOOKS_CONTRACT = 1  # memscope._hooks.HOOKS_VERSION this output targets
+ALREADY_INSTRUMENTED_MARKER = "# memscope: instrumented"
+SKIP_FILE = "memscope: skip-file"
+IGNORE_LINE = "memscope: ignore"
+
+H = "_memscope_"  # the module handle
+TOK = "_memscope_s"  # per scope instance token (functions, lambdas, module)
+MTOK = "_memscope_m"  # the module instance token, for `global` names bound in functions
+CTOK = "__memscope_c__"  # class-body token: a dunder is neither mangled nor an Enum member
+_PLACEHOLDER = "_memscope_prologue_9d1c7e_"
+
+
+@dataclass(frozen=True)
+class Options:
+    mode: str = "fast"  # recorded only, the transform is the same
+    imports: bool = False  # instrument import bindings
+    comprehensions: bool = False  # comprehension scopes
+
+    def digest(self) -> str:
+        """Stable hash of every setting that changes the output."""
+        key = (f"v{TRANSFORM_VERSION};h{HOOKS_CONTRACT};i{int(self.imports)};"
+               f"c{int(self.comprehensions)}")
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Result:
+    code: str
+    line_map: list[int]
+    sites: int
+    scopes: int
+    skipped: int
+    notes: list[str]
+    changed: bool
+    encoding: str = "utf-8"  # for writing ``code`` back ("utf-8-sig" keeps a BOM)
+    kept_lines: int = 0  # original lines whose number is unchanged in ``code``
+
+
+class InstrumentError(Exception):
+    def __init__(self, filename: str, line: int, col: int, message: str) -> None:
+        super().__init__(f"{filename}:{line}:{col}: {message}")
+        self.filename = filename
+        self.line = line
+        self.col = col
+        self.message = message
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+class _Mismatch(Exception):
+    """The ast and libcst views of a statement disagree: leave it unchanged."""
+
+
+def _name(v: str) -> cst.Name:
+    return cst.Name(v)
+
+
+def _call(meth: str, *args: cst.BaseExpression) -> cst.Call:
+    return cst.Call(cst.Attribute(_name(H), _name(meth)), [cst.Arg(a) for a in args])
+
+
+def _int(n: int) -> cst.BaseExpression:
+    if n < 0:
+        return cst.UnaryOperation(cst.Minus(), cst.Integer(str(-n)))
+    return cst.Integer(str(n))
+
+
+def _paren(e: cst.BaseExpression) -> cst.BaseExpression:
+    if isinstance(e, (cst.Tuple, cst.Yield, cst.NamedExpr, cst.StarredElement)) and not e.lpar:
+        return e.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return e
+
+
+def _expr_stmt(e: cst.BaseExpression) -> cst.Expr:
+    return cst.Expr(e)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+_SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def _own_walk(nodes: Sequence[ast.AST]) -> Iterator[ast.AST]:
+    """Every node of these subtrees that belongs to the current scope."""
+    stack = list(nodes)
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, _SCOPE_NODES):
+            # decorators, defaults, bases run in the enclosing scope
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                stack.extend(n.decorator_list)
+                stack.extend(n.args.defaults)
+                stack.extend(d for d in n.args.kw_defaults if d is not None)
+            elif isinstance(n, ast.ClassDef):
+                stack.extend(n.decorator_list)
+                stack.extend(n.bases)
+                stack.extend(n.keywords)
+            else:
+                stack.extend(n.args.defaults)
+                stack.extend(d for d in n.args.kw_defaults if d is not None)
+            continue
+        stack.extend(ast.iter_child_nodes(n))
+
+
+def _target_parts(t: ast.expr, names: list[ast.Name], attrs: list[ast.Attribute],
+                  other: list[ast.expr]) -> None:
+    if isinstance(t, ast.Name):
+        names.append(t)
+    elif isinstance(t, (ast.Tuple, ast.List)):
+        for e in t.elts:
+            _target_parts(e, names, attrs, other)
+    elif isinstance(t, ast.Starred):
+        _target_parts(t.value, names, attrs, other)
+    elif isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name):
+        attrs.append(t)
+    else:
+        other.append(t)
+
+
+def _pattern_names(p: ast.pattern, out: list[tuple[str, ast.AST]]) -> None:
+    if isinstance(p, ast.MatchAs):
+        if p.pattern is not None:
+            _pattern_names(p.pattern, out)
+        if p.name is not None:
+            out.append((p.name, p))
+    elif isinstance(p, ast.MatchStar):
+        if p.name is not None:
+            out.append((p.name, p))
+    elif isinstance(p, ast.MatchSequence):
+        for q in p.patterns:
+            _pattern_names(q, out)
+    elif isinstance(p, ast.MatchMapping):
+        for q in p.patterns:
+            _pattern_names(q, out)
+        if p.rest is not None:
+            out.append((p.rest, p))
+    elif isinstance(p, ast.MatchClass):
+        for q in (*p.patterns, *p.kwd_patterns):
+            _pattern_names(q, out)
+    elif isinstance(p, ast.MatchOr):
+        if p.patterns:  # every alternative binds the same names
+            _pattern_names(p.patterns[0], out)
+
+
+def _is_docstring(st: cst.BaseStatement, a: ast.stmt | None) -> bool:
+    return (
+        isinstance(st, cst.SimpleStatementLine)
+        and isinstance(a, ast.Expr)
+        and isinstance(a.value, ast.Constant)
+        and isinstance(a.value.value, str)
+    )
+
+
+def _block_of(body: cst.BaseSuite) -> cst.IndentedBlock:
+    if isinstance(body, cst.IndentedBlock):
+        return body
+    suite = cast(cst.SimpleStatementSuite, body)
+    return cst.IndentedBlock(
+        body=[cst.SimpleStatementLine(body=suite.body)],
+        header=suite.trailing_whitespace,
+    )
+
+
+def _prefix(body: cst.BaseSuite, small: list[cst.BaseSmallStatement]) -> cst.BaseSuite:
+    """Put small statements at the start of a block, on its first line if possible."""
+    if not small:
+        return body
+    if isinstance(body, cst.SimpleStatementSuite):
+        return body.with_changes(body=[*small, *body.body])
+    blk = cast(cst.IndentedBlock, body)
+    first = blk.body[0] if blk.body else None
+    if isinstance(first, cst.SimpleStatementLine):
+        return blk.with_changes(body=[first.with_changes(body=[*small, *first.body]),
+                                      *blk.body[1:]])
+    return blk.with_changes(body=[cst.SimpleStatementLine(body=small), *blk.body])
+
+
+# ---------------------------------------------------------------------------- scopes
+
+
+@dataclass
+class _Scope:
+    index: int
+    qualname: str
+    kind: str  # "module" | "class" | "function" | "lambda"
+    parent: _Scope | None
+    tok: str | None  # name holding the instance token, None = light mode (tok 0)
+    globals: set[str] = field(default_factory=set)
+    nonlocals: set[str] = field(default_factory=set)
+
+    def tok_expr(self) -> cst.BaseExpression:
+        return _name(self.tok) if self.tok else cst.Integer("0")
+
+    def child_qual(self, name: str) -> str:
+        if self.kind == "module":
+            return name
+        if self.kind == "class":
+            return f"{self.qualname}.{name}"
+        return f"{self.qualname}.<locals>.{name}"
+
+
+class _LineIndex:
+    """Which lines contain a given substring (pre-scanned once; bisect queries)."""
+
+    def __init__(self, lines: list[str], needles: dict[str, tuple[str, ...]]) -> None:
+        self.hits: dict[str, list[int]] = {k: [] for k in needles}
+        for i, line in enumerate(lines, 1):
+            for key, subs in needles.items():
+                for s in subs:
+                    if s in line:
+                        self.hits[key].append(i)
+                        break
+
+    def any(self, key: str, first: int, last: int) -> bool:
+        h = self.hits[key]
+        if not h:
+            return False
+        j = bisect.bisect_left(h, first)
+        return j < len(h) and h[j] <= last
+
+
+# ---------------------------------------------------------------------------- expressions
+
+
+class _ExprRewriter(cst.CSTTransformer):
+    """Walrus, lambda (and comprehension targets) inside one statement's expressions.
+
+    ``targets`` are the matching ast nodes sorted by source position; libcst visits
+    nodes in source order, so the i-th libcst node of interest is the i-th target.
+    """
+
+    def __init__(self, inst: _Instrumenter, scope: _Scope, targets: list[ast.AST]) -> None:
+        super().__init__()
+        self.inst = inst
+        self.targets = targets
+        self.i = 0
+        self.scopes: list[_Scope] = [scope]
+        self.walrus: list[tuple[int, _Scope]] = []
+        self.lambdas: list[tuple[_Scope | None, int, list[str]]] = []
+        self.comps: list[list[tuple[int, str]]] = []
+
+    def _next(self, typ: type) -> ast.AST:
+        if self.i >= len(self.targets):
+            raise _Mismatch
+        n = self.targets[self.i]
+        if not isinstance(n, typ):
+            raise _Mismatch
+        self.i += 1
+        return n
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
+        a = cast(ast.NamedExpr, self._next(ast.NamedExpr))
+        sc = self.scopes[-1]
+        site, owner = self.inst.site_for(a.target.id, a.target, sc, BindKind.WALRUS)
+        self.walrus.append((site, owner))
+        return True
+
+    def leave_NamedExpr(self, original: cst.NamedExpr, updated: cst.NamedExpr) -> cst.NamedExpr:
+        site, owner = self.walrus.pop()
+        tok = self.inst.tok_for(owner, self.scopes[-1])
+        return updated.with_changes(value=_call("bind", _int(site), _paren(updated.value), tok))
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        a = cast(ast.Lambda, self._next(ast.Lambda))
+        parent = self.scopes[-1]
+        has_yield = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_walk([a.body]))
+        light = has_yield or self.inst.uses_locals(a)
+        qual = parent.child_qual("<lambda>")
+        idx = self.inst.table.add_scope(qual, ScopeKind.LAMBDA, a.lineno)
+        sc = _Scope(idx, qual, "lambda", parent, None if light else TOK)
+        first, params = self.inst.param_sites(a.args, sc)
+        if has_yield:
+            self.inst.skip("lambda containing yield: scope not tracked", a.lineno)
+        self.lambdas.append((None if has_yield else sc, first, params))
+        self.scopes.append(sc)
+        return True
+
+    def leave_Lambda(self, original: cst.Lambda, updated: cst.Lambda) -> cst.Lambda:
+        sc, first, params = self.lambdas.pop()
+        self.scopes.pop()
+        if sc is None:
+            return updated
+        if sc.tok is None:  # calls locals(): no token local, bind params with tok 0
+            if not params:
+                return updated
+            binds = [_call("bind", _int(first + k), _name(p), cst.Integer("0"))
+                     for k, p in enumerate(params)]
+            body = cst.Subscript(
+                cst.Tuple([*(cst.Element(b) for b in binds), cst.Element(updated.body)]),
+                [cst.SubscriptElement(cst.Index(_int(-1)))],
+            )
+            return updated.with_changes(body=body)
+        enter = _call("enter", _int(sc.index), _int(first if params else -1),
+                      *(_name(p) for p in params))
+        tokset = cst.NamedExpr(_name(TOK), enter, lpar=[cst.LeftParen()],
+                               rpar=[cst.RightParen()])
+        return updated.with_changes(body=_call("exit_value", tokset, updated.body))
+
+    # comprehensions (only when Options.comprehensions)
+    def visit_CompFor(self, node: cst.CompFor) -> bool:
+        if not self.inst.options.comprehensions:
+            return True
+        a = cast(ast.expr, self._next(ast.expr))  # the comprehension's target
+        names: list[ast.Name] = []
+        _target_parts(a, names, [], [])
+        sc = self.scopes[-1]
+        qual = sc.child_qual("<comprehension>")
+        idx = self.inst.table.add_scope(qual, ScopeKind.COMPREHENSION, a.lineno)
+        sites = [(self.inst.table.add_site(n.lineno, self.inst.col(n), idx, n.id,
+                                           BindKind.FOR), n.id) for n in names]
+        self.comps.append(sites)
+        return True
+
+    def leave_CompFor(self, original: cst.CompFor, updated: cst.CompFor) -> cst.CompFor:
+        if not self.inst.options.comprehensions:
+            return updated
+        sites = self.comps.pop()
+        if not sites:
+            return updated
+        binds = [cst.Element(_call("bind", _int(s), _name(n), cst.Integer("0")))
+                 for s, n in sites]
+        test = cst.Subscript(cst.Tuple([*binds, cst.Element(_name("True"))]),
+                             [cst.SubscriptElement(cst.Index(_int(-1)))])
+        return updated.with_changes(ifs=[cst.CompIf(test), *updated.ifs])
+
+
+# ---------------------------------------------------------------------------- statements
+
+
+class _Instrumenter:
+    def __init__(self, source: str, filename: str, options: Options) -> None:
+        self.source = source
+        self.filename = filename
+        self.options = options
+        self.lines = source.splitlines()
+        self.table = SiteTable()
+        self.skipped = 0
+        self.skip_reasons: dict[str, list[int]] = {}
+        needles: dict[str, tuple[str, ...]] = {
+            "expr": (":=", "lambda") + ((" for ",) if options.comprehensions else ()),
+            "locals": ("locals(", "vars(", "dir("),
+            "yield": ("yield",),
+            "decl": ("global", "nonlocal"),
+            "ignore": (IGNORE_LINE,) if IGNORE_LINE in source else (),
+        }
+        self.idx = _LineIndex(self.lines, {k: v for k, v in needles.items() if v})
+        self.idx.hits.setdefault("ignore", [])
+        self.debt = 0  # output lines inserted minus blank lines absorbed, so far
+
+    # -- notes
+    def skip(self, reason: str, line: int) -> None:
+        self.skipped += 1
+        self.skip_reasons.setdefault(reason, []).append(line)
+
+    def notes(self) -> list[str]:
+        out = []
+        for reason, lines in self.skip_reasons.items():
+            shown = ", ".join(str(n) for n in lines[:10])
+            more = f" (+{len(lines) - 10} more)" if len(lines) > 10 else ""
+            out.append(f"{reason}: {len(lines)} at line {shown}{more}")
+        return out
+
+    # -- positions
+    def col(self, node: ast.AST) -> int:
+        line_no: int = getattr(node, "lineno", 0)
+        col: int = getattr(node, "col_offset", 0)
+        if 0 < line_no <= len(self.lines):
+            line = self.lines[line_no - 1]
+            if not line.isascii():  # ast columns are utf-8 byte offsets
+                return len(line.encode("utf-8")[:col].decode("utf-8", "replace"))
+        return col
+
+    def ignored(self, first: int, last: int | None = None) -> bool:
+        return self.idx.any("ignore", first, first if last is None else last)
+
+    def uses_locals(self, node: ast.AST) -> bool:
+        first = getattr(node, "lineno", 0)
+        last = getattr(node, "end_lineno", None) or first
+        if not self.idx.any("locals", first, last):
+            return False
+        for n in ast.walk(node):
+            if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                    and n.func.id in ("locals", "vars", "dir") and not n.args
+                    and not n.keywords):
+                return True
+        return False
+
+    # -- sites
+    def owner_scope(self, name: str, scope: _Scope) -> tuple[_Scope, BindKind | None]:
+        if name in scope.globals:
+            s: _Scope | None = scope
+            while s is not None and s.parent is not None:
+                s = s.parent
+            assert s is not None
+            return s, BindKind.GLOBAL
+        if name in scope.nonlocals:
+            s = scope.parent
+            while s is not None and (s.kind == "class" or name in s.nonlocals):
+                s = s.parent
+            if s is not None and s.kind != "module":
+                return s, BindKind.NONLOCAL
+        return scope, None
+
+    def site_for(self, name: str, node: ast.AST, scope: _Scope,
+                 kind: BindKind) -> tuple[int, _Scope]:
+        owner, override = self.owner_scope(name, scope)
+        site = self.table.add_site(getattr(node, "lineno", 0), self.col(node), owner.index,
+                                   name, override or kind)
+        return site, owner
+
+    def tok_for(self, owner: _Scope, here: _Scope) -> cst.BaseExpression:
+        if owner is here:
+            return here.tok_expr()
+        if owner.kind == "module":
+            return _name(MTOK) if here.kind != "module" else _name(TOK)
+        return cst.Integer("0")  # nonlocal: the enclosing instance is not reachable
+
+    def bind_name(self, name: str, node: ast.AST, scope: _Scope, kind: BindKind) -> cst.Expr:
+        site, owner = self.site_for(name, node, scope, kind)
+        return _expr_stmt(_call("bind", _int(site), _name(name), self.tok_for(owner, scope)))
+
+    def param_sites(self, args: ast.arguments, scope: _Scope) -> tuple[int, list[str]]:
+        params = [*args.posonlyargs, *args.args]
+        if args.vararg:
+            params.append(args.vararg)
+        params.extend(args.kwonlyargs)
+        if args.kwarg:
+            params.append(args.kwarg)
+        first = -1
+        for p in params:
+            s = self.table.add_site(p.lineno, self.col(p), scope.index, p.arg, BindKind.PARAM)
+            if first < 0:
+                first = s
+        return first, [p.arg for p in params]
+
+    # -- expressions
+    def expr(self, node: Any, parts: Sequence[ast.AST | None], scope: _Scope,
+             first: int, last: int) -> Any:
+        """Rewrite walrus/lambda/comprehensions inside ``node`` (a libcst node or list)."""
+        if not self.idx.any("expr", first, last):
+            return node
+        comps = self.options.comprehensions
+        wanted: list[ast.AST] = []
+        for p in parts:
+            if p is None:
+                continue
+            for n in ast.walk(p):
+                if isinstance(n, (ast.NamedExpr, ast.Lambda)):
+                    wanted.append(n)
+                elif comps and isinstance(n, (ast.ListComp, ast.SetComp, ast.DictComp,
+                                              ast.GeneratorExp)):
+                    wanted.extend(g.target for g in n.generators)
+        if not wanted:
+            return node
+        wanted.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
+        mark = self.table.mark()
+        skipped = self.skipped
+        rw = _ExprRewriter(self, scope, wanted)
+        try:
+            if isinstance(node, list):
+                new: Any = [n.visit(rw) for n in node]
+            else:
+                new = node.visit(rw)
+            if rw.i != len(wanted):
+                raise _Mismatch
+        except _Mismatch:
+            self.table.rollback(mark)
+            self.skipped = skipped
+            self.skip("expression not instrumented (layout not understood)", first)
+            return node
+        return new
+
+    # -- blocks
+    def absorb(self, st: Any) -> Any:
+        """Drop blank lines before ``st`` to win back lines inserted earlier."""
+        if self.debt <= 0:
+            return st
+        lead = getattr(st, "leading_lines", None)
+        if not lead:
+            return st
+        keep = []
+        for ln in lead:
+            if self.debt > 0 and ln.comment is None:
+                self.debt -= 1
+                continue
+            keep.append(ln)
+        if len(keep) == len(lead):
+            return st
+        return st.with_changes(leading_lines=keep)
+
+    def block(self, stmts: Sequence[cst.BaseStatement], nodes: Sequence[ast.stmt],
+              scope: _Scope) -> list[cst.BaseStatement]:
+        out: list[cst.BaseStatement] = []
+        i = 0
+        for st in stmts:
+            st = self.absorb(st)
+            if isinstance(st, cst.SimpleStatementLine):
+                n = len(st.body)
+                an = nodes[i : i + n]
+                i += n
+                if len(an) != n:
+                    raise _Mismatch
+                out.append(st.with_changes(body=self.small_list(st.body, an, scope)))
+            else:
+                if i >= len(nodes):
+                    raise _Mismatch
+                out.extend(self.compound(st, nodes[i], scope))
+                i += 1
+        if i != len(nodes):
+            raise _Mismatch
+        return out
+
+    def suite(self, body: cst.BaseSuite, nodes: Sequence[ast.stmt],
+              scope: _Scope) -> cst.BaseSuite:
+        if isinstance(body, cst.SimpleStatementSuite):
+            if len(body.body) != len(nodes):
+                raise _Mismatch
+            return body.with_changes(body=self.small_list(body.body, nodes, scope))
+        blk = cast(cst.IndentedBlock, body)
+        return blk.with_changes(body=self.block(blk.body, nodes, scope))
+
+    def small_list(self, smalls: Sequence[cst.BaseSmallStatement], nodes: Sequence[ast.stmt],
+                   scope: _Scope) -> list[cst.BaseSmallStatement]:
+        out: list[cst.BaseSmallStatement] = []
+        for s, a in zip(smalls, nodes, strict=False):
+            out.extend(self.small(s, a, scope))
+        return out
+
+    # -- small statements
+    def small(self, s: cst.BaseSmallStatement, a: ast.stmt,
+              scope: _Scope) -> list[cst.BaseSmallStatement]:
+        first, last = a.lineno, a.end_lineno or a.lineno
+        if self.ignored(first, last):
+            self.skip("`# memscope: ignore`", first)
+            return [s]
+        if isinstance(a, (ast.Global, ast.Nonlocal, ast.Pass, ast.Break, ast.Continue)):
+            return [s]
+        s = self.expr(s, [a], scope, first, last)
+        after: list[cst.BaseSmallStatement] = []
+        if isinstance(a, ast.Assign) and isinstance(s, cst.Assign):
+            wraps: list[ast.Attribute] = []
+            for t in a.targets:
+                names: list[ast.Name] = []
+                attrs: list[ast.Attribute] = []
+                other: list[ast.expr] = []
+                _target_parts(t, names, attrs, other)
+                for n in names:
+                    after.append(self.bind_name(n.id, n, scope, BindKind.ASSIGN))
+                if isinstance(t, ast.Attribute) and attrs:
+                    wraps.append(attrs[0])
+                else:
+                    for at in attrs:
+                        self.skip("attribute target inside unpacking not recorded", at.lineno)
+                for o in other:
+                    self.skip("subscript/complex target not recorded", o.lineno)
+            if wraps:
+                value = s.value
+                for at in reversed(wraps):
+                    value = self.wrap_attr(at, value, scope)
+                s = s.with_changes(value=value)
+        elif isinstance(a, ast.AugAssign):
+            if isinstance(a.target, ast.Name):
+                after.append(self.bind_name(a.target.id, a.target, scope, BindKind.AUGASSIGN))
+            else:
+                self.skip("augmented assignment to attribute/subscript not recorded", first)
+        elif isinstance(a, ast.AnnAssign) and isinstance(s, cst.AnnAssign):
+            if a.value is not None and s.value is not None:
+                if isinstance(a.target, ast.Name):
+                    after.append(self.bind_name(a.target.id, a.target, scope,
+                                                BindKind.ANNASSIGN))
+                elif isinstance(a.target, ast.Attribute) and isinstance(a.target.value,
+                                                                        ast.Name):
+                    s = s.with_changes(value=self.wrap_attr(a.target, s.value, scope))
+                else:
+                    self.skip("subscript/complex target not recorded", first)
+        elif isinstance(a, ast.Delete):
+            for t in a.targets:
+                names = []
+                attrs = []
+                other = []
+                _target_parts(t, names, attrs, other)
+                for n in names:
+                    site, owner = self.site_for(n.id, n, scope, BindKind.DEL)
+                    after.append(_expr_stmt(_call("unbind", _int(site),
+                                                  self.tok_for(owner, scope))))
+                for at in attrs:
+                    site = self.table.add_site(at.lineno, self.col(at), scope.index,
+                                               f"{_dotted(at)}", BindKind.DEL)
+                    after.append(_expr_stmt(_call("unbind", _int(site), scope.tok_expr())))
+        elif isinstance(a, (ast.Import, ast.ImportFrom)) and self.options.imports:
+            if isinstance(a, ast.ImportFrom) and a.module == "__future__":
+                return [s]
+            for alias in a.names:
+                if alias.name == "*":
+                    self.skip("`import *` not recorded", first)
+                    continue
+                bound = alias.asname or alias.name.split(".")[0]
+                after.append(self.bind_name(bound, alias if hasattr(alias, "lineno") else a,
+                                            scope, BindKind.IMPORT))
+        return [s, *after]
+
+    def wrap_attr(self, at: ast.Attribute, value: cst.BaseExpression,
+                  scope: _Scope) -> cst.BaseExpression:
+        site = self.table.add_site(at.lineno, self.col(at), scope.index, f"{_dotted(at)}",
+                                   BindKind.ATTRIBUTE)
+        return _call("bind", _int(site), _paren(value), scope.tok_expr())
+
+    # -- compound statements
+    def compound(self, st: cst.BaseStatement, a: ast.stmt,
+                 scope: _Scope) -> list[cst.BaseStatement]:
+        if isinstance(st, cst.FunctionDef) and isinstance(a, (ast.FunctionDef,
+                                                              ast.AsyncFunctionDef)):
+            return self.function(st, a, scope)
+        if isinstance(st, cst.ClassDef) and isinstance(a, ast.ClassDef):
+            return self.classdef(st, a, scope)
+        abody: list[ast.stmt] = getattr(a, "body", None) or []
+        hdr_last = abody[0].lineno if abody else a.lineno
+        if isinstance(st, cst.If) and isinstance(a, ast.If):
+            return [self.if_stmt(st, a, scope)]
+        if isinstance(st, cst.For) and isinstance(a, (ast.For, ast.AsyncFor)):
+            st = st.with_changes(target=self.expr(st.target, [a.target], scope, a.lineno,
+                                                  hdr_last),
+                                 iter=self.expr(st.iter, [a.iter], scope, a.lineno, hdr_last))
+            body = self.suite(st.body, a.body, scope)
+            if not self.ignored(a.lineno):
+                body = self.entry_binds(body, [a.target], scope, BindKind.FOR)
+            return [st.with_changes(body=body, orelse=self.orelse(st.orelse, a.orelse, scope))]
+        if isinstance(st, cst.While) and isinstance(a, ast.While):
+            st = st.with_changes(test=self.expr(st.test, [a.test], scope, a.lineno, hdr_last))
+            return [st.with_changes(body=self.suite(st.body, a.body, scope),
+                                    orelse=self.orelse(st.orelse, a.orelse, scope))]
+        if isinstance(st, cst.With) and isinstance(a, (ast.With, ast.AsyncWith)):
+            st = st.with_changes(items=self.expr(list(st.items), list(a.items), scope,
+                                                 a.lineno, hdr_last))
+            body = self.suite(st.body, a.body, scope)
+            if not self.ignored(a.lineno):
+                body = self.entry_binds(body, [i.optional_vars for i in a.items
+                                               if i.optional_vars is not None],
+                                        scope, BindKind.WITH)
+            return [st.with_changes(body=body)]
+        if isinstance(st, cst.Try) and isinstance(a, ast.Try):
+            return [self.try_stmt(st, a, scope)]
+        if isinstance(st, cst.TryStar) and hasattr(ast, "TryStar") and isinstance(
+                a, ast.TryStar):
+            return [self.try_stmt(st, a, scope)]
+        if isinstance(st, cst.Match) and isinstance(a, ast.Match):
+            return [self.match_stmt(st, a, scope)]
+        raise _Mismatch
+
+    def orelse(self, node: Any, nodes: list[ast.stmt], scope: _Scope) -> Any:
+        if node is None:
+            return None
+        if isinstance(node, cst.If):  # elif
+            return self.if_stmt(node, cast(ast.If, nodes[0]), scope)
+        node = self.absorb(node)
+        return node.with_changes(body=self.suite(node.body, nodes, scope))
+
+    def if_stmt(self, st: cst.If, a: ast.If, scope: _Scope) -> cst.If:
+        st = st.with_changes(test=self.expr(st.test, [a.test], scope, a.lineno,
+                                            a.body[0].lineno))
+        return st.with_changes(body=self.suite(st.body, a.body, scope),
+                               orelse=self.orelse(st.orelse, a.orelse, scope))
+
+    def entry_binds(self, body: cst.BaseSuite, targets: Sequence[ast.expr], scope: _Scope,
+                    kind: BindKind) -> cst.BaseSuite:
+        small: list[cst.BaseSmallStatement] = []
+        for t in targets:
+            names: list[ast.Name] = []
+            attrs: list[ast.Attribute] = []
+            other: list[ast.expr] = []
+            _target_parts(t, names, attrs, other)
+            for n in names:
+                small.append(self.bind_name(n.id, n, scope, kind))
+            for x in (*attrs, *other):
+                self.skip("non-name loop/with target not recorded", x.lineno)
+        return self.prefix_counted(body, small)
+
+    def prefix_counted(self, body: cst.BaseSuite,
+                       small: list[cst.BaseSmallStatement]) -> cst.BaseSuite:
+        if (small and isinstance(body, cst.IndentedBlock) and body.body
+                and not isinstance(body.body[0], cst.SimpleStatementLine)):
+            self.debt += 1
+        return _prefix(body, small)
+
+    def try_stmt(self, st: Any, a: Any, scope: _Scope) -> Any:
+        body = self.suite(st.body, a.body, scope)
+        handlers = []
+        for h, ah in zip(st.handlers, a.handlers, strict=False):
+            h = self.absorb(h)
+            if h.type is not None and ah.type is not None:
+                h = h.with_changes(type=self.expr(h.type, [ah.type], scope, ah.lineno,
+                                                  ah.body[0].lineno))
+            hbody = self.suite(h.body, ah.body, scope)
+            if ah.name and not self.ignored(ah.lineno):
+                site, owner = self.site_for(ah.name, ah, scope, BindKind.EXCEPT)
+                tok = self.tok_for(owner, scope)
+                bind = _expr_stmt(_call("bind", _int(site), _name(ah.name), tok))
+                inner = _block_of(_prefix(hbody, [bind]))
+                fin = cst.Finally(body=cst.SimpleStatementSuite(
+                    [_expr_stmt(_call("unbind", _int(site), tok))]))
+                self.debt += 2 + (0 if isinstance(hbody, cst.IndentedBlock) else 1)
+                hbody = cst.IndentedBlock(body=[cst.Try(body=inner, finalbody=fin)],
+                                          header=inner.header if isinstance(
+                                              hbody, cst.SimpleStatementSuite) else
+                                          cst.TrailingWhitespace())
+                if isinstance(h.body, cst.IndentedBlock):
+                    hbody = hbody.with_changes(header=h.body.header, indent=h.body.indent)
+                    inner = inner.with_changes(header=cst.TrailingWhitespace())
+                    hbody = hbody.with_changes(body=[cst.Try(body=inner, finalbody=fin)])
+            handlers.append(h.with_changes(body=hbody))
+        return st.with_changes(
+            body=body, handlers=handlers,
+            orelse=self.orelse(st.orelse, a.orelse, scope) if st.orelse else None,
+            finalbody=self.orelse(st.finalbody, a.finalbody, scope) if st.finalbody else None)
+
+    def match_stmt(self, st: cst.Match, a: ast.Match, scope: _Scope) -> cst.Match:
+        st = st.with_changes(subject=self.expr(st.subject, [a.subject], scope, a.lineno,
+                                               a.cases[0].pattern.lineno if a.cases
+                                               else a.lineno))
+        cases = []
+        for c, ac in zip(st.cases, a.cases, strict=False):
+            c = self.absorb(c)
+            line = ac.pattern.lineno
+            if c.guard is not None and ac.guard is not None:
+                c = c.with_changes(guard=self.expr(c.guard, [ac.guard], scope, line,
+                                                   ac.body[0].lineno))
+            body = self.suite(c.body, ac.body, scope)
+            if not self.ignored(line):
+                found: list[tuple[str, ast.AST]] = []
+                _pattern_names(ac.pattern, found)
+                seen: set[str] = set()
+                small: list[cst.BaseSmallStatement] = []
+                for name, node in found:
+                    if name not in seen:
+                        seen.add(name)
+                        small.append(self.bind_name(name, node, scope, BindKind.MATCH))
+                body = self.prefix_counted(body, small)
+            cases.append(c.with_changes(body=body))
+        return st.with_changes(cases=cases)
+
+    # -- scopes
+    def declarations(self, node: ast.AST, body: Sequence[ast.stmt], sc: _Scope) -> None:
+        first = getattr(node, "lineno", 0)
+        last = getattr(node, "end_lineno", None) or first
+        if not self.idx.any("decl", first, last):
+            return
+        for n in _own_walk(list(body)):
+            if isinstance(n, ast.Global):
+                sc.globals.update(n.names)
+            elif isinstance(n, ast.Nonlocal):
+                sc.nonlocals.update(n.names)
+
+    def is_ignored_def(self, st: cst.FunctionDef | cst.ClassDef,
+                       a: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> bool:
+        for d in a.decorator_list:
+            target = d.func if isinstance(d, ast.Call) else d
+            if _dotted(target) in ("memscope.ignore",):
+                return True
+        first = a.decorator_list[0].lineno if a.decorator_list else a.lineno
+        return self.ignored(first, a.body[0].lineno - 1 if a.body[0].lineno > a.lineno
+                            else a.lineno)
+
+    def header_exprs(self, st: Any, a: Any, scope: _Scope) -> Any:
+        first = a.decorator_list[0].lineno if a.decorator_list else a.lineno
+        last = a.body[0].lineno
+        st = st.with_changes(decorators=self.expr(list(st.decorators), list(a.decorator_list),
+                                                  scope, first, last))
+        if isinstance(st, cst.FunctionDef):
+            args = a.args
+            parts = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+            if not self.idx.any("expr", first, last):
+                return st
+            parts += [x.annotation for x in (*args.posonlyargs, *args.args, *args.kwonlyargs,
+                                             *(v for v in (args.vararg, args.kwarg) if v))
+                      if x.annotation is not None]
+            st = st.with_changes(params=self.expr(st.params, parts, scope, first, last))
+            if st.returns is not None:
+                st = st.with_changes(returns=self.expr(st.returns, [a.returns], scope, first,
+                                                       last))
+        else:
+            st = st.with_changes(bases=self.expr(list(st.bases), list(a.bases), scope, first,
+                                                 last),
+                                 keywords=self.expr(list(st.keywords), list(a.keywords),
+                                                    scope, first, last))
+        return st
+
+    def function(self, st: cst.FunctionDef, a: ast.FunctionDef | ast.AsyncFunctionDef,
+                 scope: _Scope) -> list[cst.BaseStatement]:
+        if self.is_ignored_def(st, a):
+            self.skip("function opted out (`@memscope.ignore` / `# memscope: ignore`)",
+                      a.lineno)
+            return [st]
+        st = self.header_exprs(st, a, scope)
+        is_async = isinstance(a, ast.AsyncFunctionDef)
+        gen = self.idx.any("yield", a.lineno, a.end_lineno or a.lineno) and any(
+            isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_walk(a.body))
+        if is_async:
+            kind = ScopeKind.ASYNC_GENERATOR if gen else ScopeKind.COROUTINE
+        elif gen:
+            kind = ScopeKind.GENERATOR
+        else:
+            kind = ScopeKind.METHOD if scope.kind == "class" else ScopeKind.FUNCTION
+        qual = scope.child_qual(a.name)
+        idx = self.table.add_scope(qual, kind, a.lineno)
+        light = self.uses_locals(a)
+        sc = _Scope(idx, qual, "function", scope, None if light else TOK)
+        self.declarations(a, a.body, sc)
+        first, params = self.param_sites(a.args, sc)
+        if light:
+            self.skip("function calls locals()/vars()/dir(): no scope token", a.lineno)
+            enter: cst.BaseSmallStatement | None = None
+            pbinds: list[cst.BaseSmallStatement] = [
+                _expr_stmt(_call("bind", _int(first + k), _name(p), cst.Integer("0")))
+                for k, p in enumerate(params)]
+        else:
+            enter = cst.Assign([cst.AssignTarget(_name(TOK))],
+                               _call("enter", _int(idx), _int(first if params else -1),
+                                     *(_name(p) for p in params)))
+            pbinds = []
+        body = self.scope_body(st.body, a.body, sc, enter, pbinds,
+                               [_expr_stmt(_call("exit", _name(TOK)))])
+        out: list[cst.BaseStatement] = [st.with_changes(body=body)]
+        out.extend(self.def_bind(a, scope, BindKind.FUNC_DEF))
+        return out
+
+    def def_bind(self, a: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+                 scope: _Scope, kind: BindKind) -> list[cst.BaseStatement]:
+        if scope.kind == "module" and False:
+            return []
+        self.debt += 1
+        return [cst.SimpleStatementLine([self.bind_name(a.name, a, scope, kind)])]
+
+    def classdef(self, st: cst.ClassDef, a: ast.ClassDef,
+                 scope: _Scope) -> list[cst.BaseStatement]:
+        if self.is_ignored_def(st, a):
+            self.skip("class opted out (`@memscope.ignore` / `# memscope: ignore`)", a.lineno)
+            return [st]
+        st = self.header_exprs(st, a, scope)
+        qual = scope.child_qual(a.name)
+        idx = self.table.add_scope(qual, ScopeKind.CLASS, a.lineno)
+        light = self.uses_locals(a)
+        sc = _Scope(idx, qual, "class", scope, None if light else CTOK)
+        self.declarations(a, a.body, sc)
+        if light:
+            self.skip("class body calls locals()/vars()/dir(): no scope token", a.lineno)
+            body = self.scope_body(st.body, a.body, sc, None, [], [])
+        else:
+            enter = cst.Assign([cst.AssignTarget(_name(CTOK))], _call("enter", _int(idx),
+                                                                       _int(-1)))
+            fin: list[cst.BaseSmallStatement] = [_expr_stmt(_call("exit", _name(CTOK))),
+                                                 cst.Del(_name(CTOK))]
+            body = self.scope_body(st.body, a.body, sc, enter, [], fin)
+        out: list[cst.BaseStatement] = [st.with_changes(body=body)]
+        out.extend(self.def_bind(a, scope, BindKind.CLASS_DEF))
+        return out
+
+    def scope_body(self, body: cst.BaseSuite, nodes: list[ast.stmt], sc: _Scope,
+                   enter: cst.BaseSmallStatement | None, pbinds: list[cst.BaseSmallStatement],
+                   fin: list[cst.BaseSmallStatement]) -> cst.BaseSuite:
+        """``doc; enter`` then ``try: body finally: fin`` (see module docstring)."""
+        was_suite = isinstance(body, cst.SimpleStatementSuite)
+        blk = _block_of(body)
+        if was_suite:
+            self.debt += 1
+        stmts = list(blk.body)
+        doc: cst.SimpleStatementLine | None = None
+        rest_nodes = nodes
+        if stmts and _is_docstring(stmts[0], nodes[0]):
+            d = cast(cst.SimpleStatementLine, stmts[0])
+            if len(d.body) == 1:
+                doc = d
+                stmts = stmts[1:]
+                rest_nodes = nodes[1:]
+        start: list[cst.BaseSmallStatement] = ([enter] if enter is not None else []) + pbinds
+        if doc is not None:
+            doc = doc.with_changes(body=[*doc.body, *start])
+            start = []
+        if not fin:  # light class: no try
+            inner = self.block(stmts, rest_nodes, sc)
+            ib = _prefix(blk.with_changes(body=inner), start) if inner or start else blk
+            if not inner and start and doc is None and isinstance(ib, cst.IndentedBlock):
+                pass
+            return cast(cst.IndentedBlock, ib).with_changes(
+                body=[*([doc] if doc else []), *cast(cst.IndentedBlock, ib).body])
+        if not stmts:  # only a docstring
+            assert doc is not None
+            doc = doc.with_changes(body=[*doc.body, *fin])
+            return blk.with_changes(body=[doc])
+        self.debt += 1  # the `try:` line
+        lead = stmts[0].leading_lines if isinstance(stmts[0], (cst.SimpleStatementLine,
+                                                               cst.BaseCompoundStatement)) \
+            else []
+        if lead:
+            stmts[0] = stmts[0].with_changes(leading_lines=[])
+        inner = self.block(stmts, rest_nodes, sc)
+        tb = cst.IndentedBlock(body=inner, indent=blk.indent)
+        if start:
+            if isinstance(inner[0], cst.SimpleStatementLine):
+                tb = cast(cst.IndentedBlock, _prefix(tb, start))
+            else:
+                self.debt += 1
+                tb = cast(cst.IndentedBlock, _prefix(tb, start))
+        self.debt += 1  # the `finally:` line
+        tr = cst.Try(body=tb, finalbody=cst.Finally(body=cst.SimpleStatementSuite(fin)),
+                     leading_lines=lead)
+        return blk.with_changes(body=[*([doc] if doc else []), tr])
+
+
+# ---------------------------------------------------------------------------- module
+
+
+def _decode(source: str | bytes, filename: str) -> tuple[str, str]:
+    if isinstance(source, str):
+        return source, "utf-8"
+    try:
+        enc, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+    except SyntaxError as e:
+        raise InstrumentError(filename, 1, 0, f"bad encoding declaration: {e}") from e
+    try:
+        return source.decode(enc), enc
+    except (UnicodeDecodeError, LookupError) as e:
+        start = getattr(e, "start", 0)
+        line = source[:start].count(b"\n") + 1
+        col = start - (source.rfind(b"\n", 0, start) + 1)
+        raise InstrumentError(filename, line, col,
+                              f"cannot decode as {enc}: {e}") from e
+
+
+def _is_future_or_doc(a: ast.stmt, first: bool) -> bool:
+    if isinstance(a, ast.ImportFrom) and a.module == "__future__":
+        return True
+    return (first and isinstance(a, ast.Expr) and isinstance(a.value, ast.Constant)
+            and isinstance(a.value.value, str))
+
+
+def instrument_source(source: str | bytes, filename: str, module: str = "__main__",
+                      options: Options = Options()) -> Result:
+    """Instrument one module's source. ``filename`` is recorded in the site table."""
+    from memscope_instrument.linemap import build_line_map
+
+    text, encoding = _decode(source, filename)
+    n_lines = len(text.splitlines())
+    if (ALREADY_INSTRUMENTED_MARKER in text and "_memscope_hooks.register(" in text) or (
+            SKIP_FILE in text and _has_comment(text, SKIP_FILE)):
+        why = "already instrumented" if ALREADY_INSTRUMENTED_MARKER in text else "skip-file"
+        return Result(text, list(range(1, n_lines + 1)), 0, 0, 0, [why], False, encoding,
+                      n_lines)
+    try:
+        tree = ast.parse(text, filename)
+    except SyntaxError as e:
+        raise InstrumentError(filename, e.lineno or 0, (e.offset or 1) - 1,
+                              e.msg or "invalid syntax") from e
+    except ValueError as e:  # null bytes
+        raise InstrumentError(filename, 1, 0, str(e)) from e
+    try:
+        mod = cst.parse_module(text)
+    except cst.ParserSyntaxError as e:
+        raise InstrumentError(filename, e.raw_line, e.raw_column, e.message) from e
+    except Exception as e:  # libcst internal limits (recursion, ...)
+        raise InstrumentError(filename, 1, 0, f"libcst could not parse: {e}") from e
+
+    inst = _Instrumenter(text, filename, options)
+    sc = _Scope(inst.table.add_scope("<module>", ScopeKind.MODULE, 1), "<module>", "module",
+                None, TOK)
+    try:
+        new_body = _module_body(inst, mod, tree, sc)
+    except RecursionError as e:
+        raise InstrumentError(filename, 1, 0, "too deeply nested to instrument") from e
+    except _Mismatch as e:
+        raise InstrumentError(filename, 1, 0, "internal: ast/libcst layout mismatch") from e
+    code = mod.with_changes(body=new_body).code
+    scopes_src, sites_src = inst.table.render()
+    prologue = (f"from memscope import _hooks as _memscope_hooks; {H} = _memscope_hooks."
+                f"register({HOOKS_CONTRACT}, {filename!r}, __name__, {scopes_src}, "
+                f"{sites_src}); {TOK} = {MTOK} = {H}.enter(0, -1)")
+    code = code.replace(_PLACEHOLDER, prologue, 1)
+    line_map = build_line_map(tree, code)
+    kept = sum(1 for i, o in enumerate(line_map, 1) if o == i)
+    return Result(code, line_map, len(inst.table.sites), len(inst.table.scopes), inst.skipped,
+                  inst.notes(), True, encoding, kept)
+
+
+def _has_comment(text: str, needle: str) -> bool:
+    for line in text.splitlines():
+        s = line.lstrip()
+        if s.startswith("#") and needle in s:
+            return True
+    return False
+
+
+def _module_body(inst: _Instrumenter, mod: cst.Module, tree: ast.Module,
+                 sc: _Scope) -> list[cst.BaseStatement]:
+    """The prologue goes right after the docstring and ``__future__`` imports, on the
+    last header line when it can (or the first statement's line), else on a new line."""
+    nodes = tree.body
+    k = 0  # ast statements in the header
+    while k < len(nodes) and _is_future_or_doc(nodes[k], k == 0):
+        k += 1
+    marker = cst.Expr(_name(_PLACEHOLDER))
+    comment = cst.TrailingWhitespace(whitespace=cst.SimpleWhitespace("  "),
+                                     comment=cst.Comment(ALREADY_INSTRUMENTED_MARKER))
+    stmts = list(mod.body)
+    j = 0  # libcst statements fully inside the header
+    count = 0
+    while j < len(stmts) and count < k:
+        st = stmts[j]
+        size = len(st.body) if isinstance(st, cst.SimpleStatementLine) else 1
+        if count + size > k:
+            break
+        count += size
+        j += 1
+    if count < k:  # header ends inside stmts[j]: `from __future__ import x; y = 1`
+        st = cast(cst.SimpleStatementLine, stmts[j])
+        pos = k - count
+        rest = inst.small_list(st.body[pos:], nodes[k : count + len(st.body)], sc)
+        if st.trailing_whitespace.comment is None:
+            line = st.with_changes(body=[*st.body[:pos], marker, *rest],
+                                   trailing_whitespace=comment)
+        else:
+            line = st.with_changes(body=[*st.body[:pos], marker, *rest])
+        return [*stmts[:j], line, *inst.block(stmts[j + 1 :], nodes[count + len(st.body):],
+                                              sc)]
+    if k > 0:
+        last = stmts[j - 1]
+        if isinstance(last, cst.SimpleStatementLine) and last.trailing_whitespace.comment \
+                is None:
+            line = last.with_changes(body=[*last.body, marker], trailing_whitespace=comment)
+            return [*stmts[: j - 1], line, *inst.block(stmts[j:], nodes[k:], sc)]
+    rest_done = inst.block(stmts[j:], nodes[k:], sc)
+    first = rest_done[0] if rest_done else None
+    if k == 0 and isinstance(first, cst.SimpleStatementLine) and \
+            first.trailing_whitespace.comment is None:
+        rest_done[0] = first.with_changes(body=[marker, *first.body],
+                                          trailing_whitespace=comment)
+        return rest_done
+    lead: Sequence[cst.EmptyLine] = []
+    if isinstance(first, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and k == 0:
+        lead = first.leading_lines
+        rest_done[0] = first.with_changes(leading_lines=[])
+    pro = cst.SimpleStatementLine(body=[marker], trailing_whitespace=comment,
+                                  leading_lines=lead)
+    return [*stmts[:j], pro, *rest_done]
