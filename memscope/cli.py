@@ -14,3 +14,6 @@ def main() -> None:
 
 
 # subcommands are added below, one line each: main.add_command(<command>)
+from memscope.commands.run import run  # noqa: E402
+
+main.add_command(run)

@@ -1,0 +1,380 @@
+"""``memscope run``: run a script or module like ``python`` does, instrumented.
+
+``memscope run [options] script.py [args...]`` and ``memscope run [options] -m module
+[args...]`` give the program the same ``sys.argv``, ``__main__``, ``sys.path[0]``,
+standard streams, exit status and uncaught-exception traceback as ``python`` would,
+while the main script and the user's own code (the script's directory, or the project
+holding it; the current directory for ``-m``) are instrumented by the import hook.
+Standard library and site-packages code is not, unless named with ``--include``.
+
+At exit (normal end, ``sys.exit``, an uncaught exception, Ctrl-C or SIGTERM) the capture
+is closed and the reports are written; their paths are printed on stderr. Python child
+processes (multiprocessing with any start method, ``subprocess`` of Python,
+``ProcessPoolExecutor``) are tracked into captures of their own in the same folder.
+
+This module imports nothing from libcst at import time; ``memscope_instrument`` is
+imported when a program is actually run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import click
+
+FORMATS = ("html", "json", "svg", "binary")
+_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg")
+
+
+def project_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` that holds a project marker, else
+    ``start`` itself."""
+    for d in (start, *start.parents):
+        if any((d / m).exists() for m in _PROJECT_MARKERS):
+            return d
+    return start
+
+
+def _parse_formats(text: str) -> list[str]:
+    out = []
+    for part in text.split(","):
+        f = part.strip().lower()
+        if not f:
+            continue
+        if f not in FORMATS:
+            raise click.BadParameter(
+                f"unknown format {f!r}; choose from {', '.join(FORMATS)}", param_hint="--format"
+            )
+        if f not in out:
+            out.append(f)
+    return out
+
+
+class _Finisher:
+    """Writes the capture and the reports once, whichever way the program ends."""
+
+    def __init__(self, formats: list[str], report: bool) -> None:
+        self.formats = formats
+        self.report = report
+        self.done = False
+        self.sigint = False
+        self.pid = os.getpid()
+        self.started = time.time()
+
+    def __call__(self) -> None:
+        if self.done or os.getpid() != self.pid:
+            return
+        self.done = True
+        try:
+            self._finish()
+        except Exception as exc:  # never turn the program's exit into ours
+            _say(f"could not finish the reports: {type(exc).__name__}: {exc}")
+
+    def _finish(self) -> None:
+        from memscope import tracker as tracker_mod
+
+        tracker = tracker_mod.get_global_tracker()
+        tracker.close()
+        out = tracker.output_dir
+        captures = []
+        if out.is_dir():  # this run's: the parent's and its children's
+            for c in sorted(out.glob(f"{tracker.name}.*.memscope")):
+                try:
+                    if c.stat().st_mtime >= self.started - 1:
+                        captures.append(c)
+                except OSError:
+                    pass
+        if "binary" in self.formats or not self.report:
+            if captures:
+                for c in captures:
+                    _say(f"capture: {c}")
+            elif tracker.config.capture:
+                _say("capture: not written (the capture writer is not available in this build)")
+        if not self.report:
+            return
+        try:
+            from memscope import reporters
+        except ImportError:
+            _say("reports: not available in this build")
+            return
+        for fmt in self.formats:
+            if fmt == "binary" and captures:
+                continue
+            try:
+                path = reporters.export(tracker, fmt, None)
+            except Exception as exc:
+                _say(f"{fmt} report: not written ({type(exc).__name__}: {exc})")
+                continue
+            _say(f"{fmt} report: {path}")
+
+    def at_exit_last(self) -> None:
+        """Registered first, so it runs after every other ``atexit`` function: an
+        uncaught Ctrl-C ends the process by SIGINT, as Python itself does."""
+        if self.sigint and os.getpid() == self.pid:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except Exception:
+                pass
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_sigterm(self, signum: int, frame: Any) -> None:
+        self()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _say(msg: str) -> None:
+    try:
+        sys.stderr.write(f"memscope: {msg}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def _trim_traceback(tb: Any) -> Any:
+    """Drop memscope's own frames from the start of a traceback."""
+    ours = {os.path.abspath(__file__)}
+    try:
+        from memscope_instrument import hook
+
+        ours.add(os.path.abspath(hook.__file__))
+    except Exception:
+        pass
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) in ours:
+        tb = tb.tb_next
+    return tb
+
+
+def _run_script(path: str, args: tuple[str, ...], options: Any, on_error: str) -> None:
+    from importlib.machinery import SourceFileLoader
+
+    from memscope_instrument import hook
+
+    full = os.path.abspath(path)
+    sys.argv[:] = [path, *args]
+    if os.path.isdir(full) or (not full.endswith((".py", ".pyw")) and _is_zip(full)):
+        import runpy
+
+        sys.path[0] = full
+        runpy.run_path(full, run_name="__main__")
+        return
+    mod = types.ModuleType("__main__")
+    mod.__file__ = full
+    mod.__cached__ = None  # type: ignore[attr-defined]
+    mod.__loader__ = SourceFileLoader("__main__", full)
+    mod.__package__ = None
+    mod.__spec__ = None
+    mod.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    sys.modules["__main__"] = mod
+    hook.run_instrumented(full, mod, options, on_error)
+
+
+def _is_zip(path: str) -> bool:
+    import zipfile
+
+    return os.path.isfile(path) and zipfile.is_zipfile(path)
+
+
+def _run_module(name: str, args: tuple[str, ...]) -> None:
+    import runpy
+
+    sys.argv[:] = [name, *args]
+    main = types.ModuleType("__main__")
+    main.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    runpy._run_module_as_main(name, alter_argv=True)  # type: ignore[attr-defined]
+
+
+def run_program(
+    *,
+    script: str | None,
+    module: str | None,
+    args: tuple[str, ...],
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    mode: str | None = None,
+    output: str | None = None,
+    name: str | None = None,
+    report: bool = True,
+    formats: list[str] | None = None,
+    on_error: str = "raise",
+    children: bool = True,
+) -> int | Any:
+    """Run the program; returns what its ``SystemExit`` carried (0 after a normal end)."""
+    from memscope import tracker as tracker_mod
+    from memscope.config import Config
+
+    formats = list(FORMATS) if formats is None else formats
+    if script is not None and not os.path.exists(script):
+        _say_python(
+            f"can't open file {os.path.abspath(script)!r}: [Errno 2] No such file or directory"
+        )
+        return 2
+    if script is not None:
+        base = Path(os.path.abspath(script)).parent
+        run_name = Path(script).stem
+    else:
+        base = Path.cwd()
+        run_name = (module or "module").split(".")[-1]
+    roots = sorted({str(base), str(project_root(base))})
+    cfg = Config.from_env().with_(mode=mode, name=name or run_name)
+    if output is not None:
+        cfg = cfg.with_(output_dir=os.path.abspath(output))
+    else:
+        cfg = cfg.with_(output_dir=os.path.abspath(cfg.output_dir))
+    include_all = tuple(include) + ((module,) if module else ())
+
+    fin = _Finisher(formats, report)
+    atexit.register(fin.at_exit_last)  # first registered: runs last
+    tracker_mod.init(config=cfg)
+    atexit.register(fin)  # runs before the tracker's own close
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, fin.on_sigterm)
+
+    from memscope_instrument import child, hook
+
+    settings = {
+        "mode": cfg.mode,
+        "output_dir": cfg.output_dir,
+        "name": cfg.name,
+        "include": list(include_all),
+        "exclude": list(exclude),
+        "roots": roots,
+        "on_error": on_error,
+        "parent_pid": os.getpid(),
+    }
+    h = hook.install_import_hook(
+        include_all,
+        roots=roots,
+        exclude=exclude,
+        mode=cfg.mode,
+        on_error=on_error,
+        start=False,
+    )
+    if children:
+        child.child_environment(settings)
+        child.patch_multiprocessing(h)
+
+    sys.path[0] = str(base)  # as python does: the script's folder, or cwd for -m
+    try:
+        if module is not None:
+            _run_module(module, args)
+        else:
+            assert script is not None
+            _run_script(script, args, h.rule.options, on_error)
+    except SystemExit as exc:
+        return exc.code
+    except BaseException as exc:
+        fin.sigint = isinstance(exc, KeyboardInterrupt)
+        tb = _trim_traceback(exc.__traceback__)
+        exc.__traceback__ = tb
+        sys.excepthook(type(exc), exc, tb)
+        return 1
+    return 0
+
+
+def _say_python(msg: str) -> None:
+    sys.stderr.write(f"{sys.executable}: {msg}\n")
+
+
+@click.command(
+    "run",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": False,
+        "help_option_names": ["-h", "--help"],
+    },
+)
+@click.option("-m", "module", metavar="MODULE", help="Run a module as a script (like python -m).")
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="PKG",
+    help="Also instrument this package (repeatable; exact or dotted prefix; may be in site-packages).",
+)
+@click.option(
+    "--exclude", multiple=True, metavar="PKG", help="Never instrument this package (repeatable)."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["fast", "full"]),
+    default=None,
+    help="What to record (default: fast, or MEMSCOPE_MODE).",
+)
+@click.option(
+    "--output",
+    "-o",
+    metavar="DIR",
+    default=None,
+    help="Folder for captures and reports (default: MemoryAnalysis).",
+)
+@click.option(
+    "--name", default=None, help="Name of the run (default: the script's or module's name)."
+)
+@click.option(
+    "--no-report",
+    is_flag=True,
+    help="Write the capture only; make reports later with memscope report.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default=",".join(FORMATS),
+    show_default=True,
+    help="Comma-separated reports to write: html, json, svg, binary.",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(["raise", "fallback"]),
+    default="raise",
+    help="If the instrumenter fails on a module: stop (raise) or import it uninstrumented.",
+)
+@click.option("--no-children", is_flag=True, help="Do not track child Python processes.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(
+    module: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    mode: str | None,
+    output: str | None,
+    name: str | None,
+    no_report: bool,
+    fmt: str,
+    on_error: str,
+    no_children: bool,
+    args: tuple[str, ...],
+) -> None:
+    """Run SCRIPT [ARGS]... (or -m MODULE [ARGS]...) like python, tracking memory by
+    variable name; writes the capture and reports at exit."""
+    formats = _parse_formats(fmt)
+    if module is None:
+        if not args:
+            raise click.UsageError("expected a script to run, or -m MODULE")
+        script: str | None = args[0]
+        args = args[1:]
+    else:
+        script = None
+    code = run_program(
+        script=script,
+        module=module,
+        args=tuple(args),
+        include=include,
+        exclude=exclude,
+        mode=mode,
+        output=output,
+        name=name,
+        report=not no_report,
+        formats=formats,
+        on_error=on_error,
+        children=not no_children,
+    )
+    raise SystemExit(code)

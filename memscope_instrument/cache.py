@@ -1,0 +1,143 @@
+"""The bytecode cache of instrumented modules.
+
+Instrumented code is cached beside the normal bytecode, in the same ``__pycache__``
+(or under ``sys.pycache_prefix`` when that is set), as::
+
+    <module>.<cache_tag>.memscope-<version>-<digest>.pyc
+
+``version`` is memscope's version and ``digest`` names every setting that changes the
+output (``Options.digest()``, which covers the transformer version). The file holds::
+
+    MAGIC (4 bytes: importlib's magic number, so a Python change invalidates it)
+    b"MSC1"
+    toolchain fingerprint (16 bytes: memscope version, hot-path contract version,
+                           the transformer's and hook's own source files)
+    source mtime in ns (8 bytes) and source size (8 bytes)
+    marshalled code object
+
+so the cached code is never served when the source, the settings, memscope or Python
+changed. Writes go to a temporary file that is renamed into place (atomic on POSIX and
+Windows); ``sys.dont_write_bytecode`` turns writing off (reading still works, as with
+normal bytecode); a location that cannot be written is skipped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import marshal
+import os
+import struct
+import sys
+from types import CodeType
+
+_TAG = b"MSC1"
+_HEADER = struct.Struct("<4s4s16sQQ")
+_fingerprint: bytes | None = None
+
+
+def toolchain_fingerprint() -> bytes:
+    """16 bytes naming the code that produced the cache (computed once per process)."""
+    global _fingerprint
+    if _fingerprint is None:
+        import memscope
+        from memscope import _hooks
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(memscope.__version__.encode())
+        h.update(str(_hooks.HOOKS_VERSION).encode())
+        h.update(sys.version.encode())
+        here = os.path.dirname(os.path.abspath(__file__))
+        for name in ("transform.py", "hook.py", "cache.py"):
+            try:
+                st = os.stat(os.path.join(here, name))
+                h.update(f"{name}:{st.st_mtime_ns}:{st.st_size}".encode())
+            except OSError:
+                h.update(name.encode())
+        _fingerprint = h.digest()
+    return _fingerprint
+
+
+def cache_path(source_path: str, digest: str) -> str | None:
+    """Where the instrumented bytecode of ``source_path`` lives (None: no cache here)."""
+    try:
+        normal = importlib.util.cache_from_source(source_path)
+    except (NotImplementedError, ValueError):
+        return None  # no cache_tag (sys.implementation.cache_tag is None)
+    import memscope
+
+    base = normal[: -len(".pyc")] if normal.endswith(".pyc") else normal
+    return f"{base}.memscope-{memscope.__version__}-{digest[:16]}.pyc"
+
+
+def _source_stamp(source_path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(source_path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def read(source_path: str, digest: str) -> CodeType | None:
+    """The cached instrumented code of ``source_path`` if it is current, else None."""
+    path = cache_path(source_path, digest)
+    stamp = _source_stamp(source_path)
+    if path is None or stamp is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if len(data) < _HEADER.size:
+        return None
+    magic, tag, fp, mtime, size = _HEADER.unpack_from(data)
+    if (
+        magic != importlib.util.MAGIC_NUMBER
+        or tag != _TAG
+        or fp != toolchain_fingerprint()
+        or (mtime, size) != stamp
+    ):
+        return None
+    try:
+        code = marshal.loads(data[_HEADER.size :])
+    except (EOFError, ValueError, TypeError):
+        return None
+    return code if isinstance(code, CodeType) else None
+
+
+def write(source_path: str, digest: str, code: CodeType, stamp: tuple[int, int] | None) -> bool:
+    """Store ``code`` for ``source_path`` (stamp: the source's mtime_ns and size as read).
+
+    Returns whether it was written; never raises for an unwritable location.
+    """
+    if sys.dont_write_bytecode or stamp is None:
+        return False
+    path = cache_path(source_path, digest)
+    if path is None:
+        return False
+    header = _HEADER.pack(
+        importlib.util.MAGIC_NUMBER, _TAG, toolchain_fingerprint(), stamp[0], stamp[1]
+    )
+    try:
+        payload = header + marshal.dumps(code)
+    except ValueError:
+        return False
+    tmp = f"{path}.{os.getpid()}.{id(code):x}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+    return True
+
+
+def source_stamp(source_path: str) -> tuple[int, int] | None:
+    """The (mtime_ns, size) that ``write`` records for the source."""
+    return _source_stamp(source_path)

@@ -1,0 +1,133 @@
+"""Tracking child processes of ``memscope run``.
+
+The parent puts two things in the environment of every process it starts:
+
+``MEMSCOPE_CHILD``
+    JSON with the run's settings (mode, output folder, name, which modules to
+    instrument, on-error policy).
+``PYTHONPATH``
+    prefixed with ``memscope_instrument/_boot``, whose ``sitecustomize`` calls
+    :func:`bootstrap` at interpreter start (and then imports any other
+    ``sitecustomize`` it shadows, so the user's own still runs).
+
+:func:`bootstrap` starts tracking into a capture of the child's own
+(``<name>.<pid>.memscope`` in the parent's folder) and installs the import hook with the
+parent's rules. ``multiprocessing`` children started with *spawn* or *forkserver* run
+the parent's main module again as ``__mp_main__``; that run is instrumented too (the
+worker functions usually live there). Children made by *fork* inherit the parent's
+instrumented code and tracker; the runtime switches them to their own capture at fork.
+Every ``multiprocessing`` child closes its tracker when its process function returns
+(such children leave through ``os._exit``, which skips ``atexit``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+from typing import Any
+
+ENV = "MEMSCOPE_CHILD"
+BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_boot")
+
+
+def child_environment(settings: dict[str, Any], env: dict[str, str] | None = None) -> None:
+    """Set up ``env`` (default ``os.environ``) so Python children are tracked."""
+    env = os.environ if env is None else env  # type: ignore[assignment]
+    assert env is not None
+    env[ENV] = json.dumps(settings)
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOT_DIR]
+    env["PYTHONPATH"] = os.pathsep.join([BOOT_DIR, *parts])
+
+
+def settings_from_env() -> dict[str, Any] | None:
+    raw = os.environ.get(ENV)
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def start(settings: dict[str, Any], *, init_tracker: bool = True) -> Any:
+    """Start tracking and install the hook as ``settings`` say; returns the hook."""
+    from memscope_instrument import hook
+
+    if init_tracker:
+        from memscope import tracker
+
+        tracker.init(
+            mode=settings.get("mode"),
+            output_dir=settings.get("output_dir"),
+            name=settings.get("name"),
+        )
+    h = hook.install_import_hook(
+        tuple(settings.get("include") or ()),
+        roots=settings.get("roots") or (),
+        exclude=settings.get("exclude") or (),
+        mode=settings.get("mode"),
+        on_error=settings.get("on_error", "raise"),
+        start=False,
+        _stacklevel=3,
+    )
+    patch_multiprocessing(h)
+    return h
+
+
+_patched = False
+
+
+def patch_multiprocessing(h: Any) -> None:
+    """Close the tracker when a multiprocessing child's work returns, and run the
+    ``__mp_main__`` of spawn/forkserver children instrumented."""
+    global _patched
+    if _patched:
+        return
+    _patched = True
+    from multiprocessing import process, spawn
+
+    orig_bootstrap = process.BaseProcess._bootstrap  # type: ignore[attr-defined]
+
+    def _bootstrap(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return orig_bootstrap(self, *args, **kwargs)
+        finally:
+            try:
+                from memscope import tracker
+
+                tracker.get_global_tracker().close()
+            except Exception:
+                pass
+
+    process.BaseProcess._bootstrap = _bootstrap  # type: ignore[attr-defined]
+    orig_fixup = spawn._fixup_main_from_path  # type: ignore[attr-defined]
+
+    def _fixup_main_from_path(main_path: str) -> None:
+        current = sys.modules["__main__"]
+        main_name = os.path.splitext(os.path.basename(main_path))[0]
+        if main_name == "ipython" or getattr(current, "__file__", None) == main_path:
+            return
+        if not main_path.endswith(".py") or not os.path.isfile(main_path):
+            orig_fixup(main_path)
+            return
+        spawn.old_main_modules.append(current)  # type: ignore[attr-defined]
+        mod = types.ModuleType("__mp_main__")
+        mod.__file__ = main_path
+        mod.__builtins__ = __builtins__  # type: ignore[attr-defined]
+        sys.modules["__main__"] = sys.modules["__mp_main__"] = mod
+        from memscope_instrument import hook
+
+        hook.run_instrumented(main_path, mod, h.rule.options, h.rule.on_error)
+
+    spawn._fixup_main_from_path = _fixup_main_from_path  # type: ignore[attr-defined]
+
+
+def bootstrap() -> None:
+    """Called by the ``_boot/sitecustomize`` at the start of a child interpreter."""
+    settings = settings_from_env()
+    if settings is None or settings.get("parent_pid") == os.getpid():
+        return
+    start(settings)

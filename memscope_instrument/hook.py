@@ -1,0 +1,602 @@
+"""The import hook: instrument modules of chosen packages as they are imported.
+
+``install_import_hook(["mypkg"])`` puts one :class:`MemscopeFinder` at the front of
+``sys.meta_path``. For a module it may instrument, the finder asks the finders *after*
+it for the spec (so editable installs, redirecting finders, namespace packages and
+pytest's assertion rewriter keep working) and, when the spec is for Python source
+loaded by a ``SourceFileLoader``, swaps in :class:`InstrumentingLoader`. Zip, frozen,
+extension and sourceless modules, and modules whose loader is anything else (pytest's
+assertion rewriter for test files, for one), load as usual.
+
+Which modules: a package matches exactly or by dotted prefix (``"a.b"`` matches
+``a.b`` and ``a.b.c``, not ``a.bc``). memscope itself (and libcst) is never
+instrumented; the standard library and site-packages only when named explicitly.
+
+Line mapping: the transformer returns instrumented source plus ``line_map`` (the
+original line of every output line). The loader parses the instrumented source with
+``ast``, rewrites every node's location to the original file's line and column, and
+compiles that tree with the original file name. The code object therefore carries
+original positions everywhere (``co_firstlineno``, ``co_lines``, ``co_positions``), so
+tracebacks, warnings, ``inspect.getsource``, ``linecache``, pdb and coverage all show
+the original file, line and column, with no run-time cost and nothing to patch.
+Columns: a node on a line whose text the transformer did not change keeps its column;
+on a changed line the node's own text is looked up in the original line (nodes the
+transformer added take the span of the original statement's line).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.machinery
+import os
+import site
+import sys
+import sysconfig
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from types import CodeType, ModuleType
+from typing import Any
+
+from memscope_instrument import cache
+
+NEVER = ("memscope", "memscope_instrument", "libcst", "_pytest", "pytest", "pluggy")
+ON_ERROR = ("raise", "fallback")
+
+
+class InstrumentationError(Exception):
+    """The transformer failed on a module (not the user's syntax error): names the
+    file, line, column and node, and how to import the module uninstrumented."""
+
+    def __init__(self, filename: str, line: int, col: int, detail: str) -> None:
+        self.filename = filename
+        self.line = line
+        self.col = col
+        self.detail = detail
+        super().__init__(
+            f"memscope could not instrument {filename}, line {line}, col {col}: {detail}\n"
+            "  (this is a memscope bug; please report it. To import such modules "
+            "uninstrumented instead, pass on_error='fallback' to install_import_hook, "
+            "use `memscope run --on-error fallback`, or set MEMSCOPE_HOOK_ON_ERROR=fallback)"
+        )
+
+
+# ---- which modules ------------------------------------------------------------------
+
+
+def _norm(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+_system_dirs_cache: tuple[str, ...] | None = None
+
+
+def system_dirs() -> tuple[str, ...]:
+    """The standard library and site-packages directories (normalized)."""
+    global _system_dirs_cache
+    if _system_dirs_cache is None:
+        dirs: set[str] = set()
+        paths = sysconfig.get_paths()
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            if paths.get(key):
+                dirs.add(_norm(paths[key]))
+        try:
+            dirs.update(_norm(p) for p in site.getsitepackages())
+        except Exception:
+            pass
+        try:
+            dirs.add(_norm(site.getusersitepackages()))
+        except Exception:
+            pass
+        _system_dirs_cache = tuple(sorted(dirs))
+    return _system_dirs_cache
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def is_system_path(path: str) -> bool:
+    """Whether ``path`` is in the standard library or any site-packages."""
+    p = _norm(path)
+    parts = p.split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts:
+        return True
+    return any(_under(p, d) for d in system_dirs())
+
+
+def name_matches(fullname: str, packages: Iterable[str]) -> bool:
+    """Exact or dotted-prefix match: ``a.b`` matches ``a.b`` and ``a.b.c``, not ``a.bc``."""
+    return any(fullname == p or fullname.startswith(p + ".") for p in packages)
+
+
+def _normalize_packages(packages: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    if packages is None:
+        return None
+    if isinstance(packages, str):
+        packages = [packages]
+    out = []
+    for p in packages:
+        if not isinstance(p, str) or not p.strip(".").strip():
+            raise ValueError(f"package names must be non-empty strings, got {p!r}")
+        out.append(p.strip())
+    return tuple(out)
+
+
+@dataclass
+class Rule:
+    """One installation's choice of modules and how to instrument them."""
+
+    packages: tuple[str, ...] | None  # None with no roots: every non-system module
+    roots: tuple[str, ...] = ()  # directories whose (non-system) modules match
+    exclude: tuple[str, ...] = ()
+    options: Any = None  # transform.Options
+    on_error: str = "raise"
+    use_cache: bool = True
+    instrumented: list[str] = field(default_factory=list)  # module names, in order
+
+    def wants_name(self, fullname: str) -> bool | None:
+        """True/False when the name alone decides; None when the file decides."""
+        if name_matches(fullname, NEVER) or name_matches(fullname, self.exclude):
+            return False
+        if self.packages and name_matches(fullname, self.packages):
+            return True
+        if self.packages is None or self.roots:
+            return None
+        return False
+
+    def wants_file(self, fullname: str, origin: str) -> bool:
+        decided = self.wants_name(fullname)
+        if decided is not None:
+            return decided
+        if is_system_path(origin):
+            return False
+        if self.roots:
+            p = _norm(origin)
+            return any(_under(p, r) for r in self.roots)
+        return self.packages is None
+
+
+# ---- compiling with original positions ------------------------------------------------
+
+
+def _find_col(seg: bytes, orig: bytes, near: int) -> int:
+    """Offset of ``seg`` in ``orig`` nearest to ``near`` (-1 when absent)."""
+    if not seg:
+        return -1
+    best = -1
+    start = orig.find(seg)
+    while start != -1:
+        if best == -1 or abs(start - near) < abs(best - near):
+            best = start
+        start = orig.find(seg, start + 1)
+    return best
+
+
+def remap_tree(
+    tree: ast.AST, out_lines: Sequence[bytes], orig_lines: Sequence[bytes], line_map: list[int]
+) -> None:
+    """Rewrite every node's location in ``tree`` (parsed from the instrumented source)
+    to the original source's line and column, through ``line_map``."""
+    n_map = len(line_map)
+    n_orig = max(1, len(orig_lines))
+
+    def mline(ln: int) -> int:
+        if n_map == 0:
+            return min(max(ln, 1), n_orig)
+        o = line_map[min(max(ln, 1), n_map) - 1]
+        return min(max(o, 1), n_orig)
+
+    def text(lines: Sequence[bytes], ln: int) -> bytes:
+        return lines[ln - 1] if 0 < ln <= len(lines) else b""
+
+    for node in ast.walk(tree):
+        ln = getattr(node, "lineno", None)
+        if ln is None:
+            continue
+        col = node.col_offset  # type: ignore[attr-defined]
+        eln = getattr(node, "end_lineno", None) or ln
+        ecol = getattr(node, "end_col_offset", None)
+        out = text(out_lines, ln)
+        nl = mline(ln)
+        orig = text(orig_lines, nl)
+        if out == orig:
+            ncol = col
+        else:
+            seg = out[col : ecol if (eln == ln and ecol is not None) else len(out)].rstrip()
+            found = _find_col(seg, orig, col)
+            if found == -1:
+                ncol = len(orig) - len(orig.lstrip())  # added code: the statement's span
+                if eln == ln:
+                    ecol = len(orig.rstrip())
+            else:
+                ncol = found
+                if eln == ln:
+                    ecol = found + len(seg)
+        neln = mline(eln)
+        if eln != ln:
+            eout = text(out_lines, eln)
+            eorig = text(orig_lines, neln)
+            if eout != eorig and ecol is not None:
+                seg = eout[:ecol].strip()
+                found = _find_col(seg, eorig, ecol - len(seg))
+                ecol = found + len(seg) if found != -1 else len(eorig.rstrip())
+        if neln < nl:
+            neln = nl
+        if ecol is None:
+            ecol = ncol
+        if neln == nl and ecol < ncol:
+            ecol = max(ncol, len(orig.rstrip()))
+        node.lineno = nl  # type: ignore[attr-defined]
+        node.col_offset = ncol  # type: ignore[attr-defined]
+        if hasattr(node, "end_lineno"):
+            node.end_lineno = neln  # type: ignore[attr-defined]
+            node.end_col_offset = ecol  # type: ignore[attr-defined]
+
+
+def _split(data: bytes) -> list[bytes]:
+    return data.splitlines()
+
+
+def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename: str) -> CodeType:
+    """Compile instrumented ``code`` so that its positions are those of ``source``."""
+    tree = ast.parse(code, filename, "exec")
+    orig_text = _decode(source) if isinstance(source, bytes) else source
+    remap_tree(tree, _split(code.encode("utf-8")), _split(orig_text.encode("utf-8")), line_map)
+    return compile(tree, filename, "exec", dont_inherit=True, optimize=-1)  # type: ignore[no-any-return]
+
+
+def _decode(src: bytes) -> str:
+    """Source bytes decoded as Python would (coding cookie, BOM), newlines kept."""
+    import io
+    import tokenize
+
+    try:
+        enc, _ = tokenize.detect_encoding(io.BytesIO(src).readline)
+        return src.decode(enc)
+    except (SyntaxError, LookupError, UnicodeDecodeError):
+        return src.decode("utf-8", "replace")
+
+
+# ---- instrumenting one file -------------------------------------------------------------
+
+
+def _transform() -> Any:
+    from memscope_instrument import transform
+
+    return transform
+
+
+def make_options(mode: str = "fast", **kwargs: Any) -> Any:
+    return _transform().Options(mode=mode, **kwargs)
+
+
+def cache_digest(options: Any, module: str) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    h.update(str(options.digest()).encode())
+    h.update(b"\0")
+    h.update(module.encode())
+    return h.hexdigest()
+
+
+_fallback_warned: set[str] = set()
+stats = {"compiled": 0, "cache_hits": 0, "fallbacks": 0}
+
+
+def _plain_compile(data: bytes, path: str) -> CodeType:
+    loader = importlib.machinery.SourceFileLoader("__memscope_plain__", path)
+    return loader.source_to_code(data, path)
+
+
+def instrument_code(
+    data: bytes, path: str, module: str, options: Any, on_error: str = "raise"
+) -> tuple[CodeType, bool]:
+    """Instrumented code of ``data`` (the source bytes of ``path``), positions mapped.
+
+    Returns ``(code, instrumented)``. A syntax error in the source surfaces exactly as
+    the plain compile raises it; a failure of the transformer itself raises
+    :class:`InstrumentationError`, or with ``on_error="fallback"`` warns once and
+    returns the plain code.
+    """
+    transform = _transform()
+    try:
+        result = transform.instrument_source(data, path, module, options)
+        if not result.changed and not result.sites and not result.scopes:
+            return _plain_compile(data, path), False
+        code = compile_mapped(result.code, list(result.line_map), data, path)
+        stats["compiled"] += 1
+        return code, True
+    except Exception as exc:
+        # the user's own syntax error: raise it exactly as a plain import does
+        plain = _plain_compile(data, path)
+        line = int(getattr(exc, "line", 0) or getattr(exc, "lineno", 0) or 0)
+        col = int(getattr(exc, "col", 0) or getattr(exc, "offset", 0) or 0)
+        detail = str(getattr(exc, "message", None) or exc)
+        if not isinstance(exc, transform.InstrumentError):
+            detail = f"{type(exc).__name__}: {detail}"
+        node = _source_line(data, line)
+        if node:
+            detail += f"\n    at: {node}"
+        err = InstrumentationError(path, line, col, detail)
+        mode = os.environ.get("MEMSCOPE_HOOK_ON_ERROR", on_error)
+        if mode != "fallback":
+            raise err from exc
+        stats["fallbacks"] += 1
+        if path not in _fallback_warned:
+            _fallback_warned.add(path)
+            warnings.warn(f"{err.args[0].splitlines()[0]}; imported uninstrumented", stacklevel=2)
+        return plain, False
+
+
+def _source_line(data: bytes, line: int) -> str:
+    if line <= 0:
+        return ""
+    lines = _decode(data).splitlines()
+    return lines[line - 1].strip() if line <= len(lines) else ""
+
+
+def load_code(
+    path: str, module: str, options: Any, on_error: str = "raise", use_cache: bool = True
+) -> CodeType:
+    """Instrumented code for the file ``path`` imported as ``module``, through the cache."""
+    digest = cache_digest(options, module)
+    if use_cache:
+        code = cache.read(path, digest)
+        if code is not None:
+            stats["cache_hits"] += 1
+            return code
+    stamp = cache.source_stamp(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    code, instrumented = instrument_code(data, path, module, options, on_error)
+    if instrumented and use_cache:
+        cache.write(path, digest, code, stamp)
+    return code
+
+
+# ---- finder and loader ---------------------------------------------------------------
+
+
+class InstrumentingLoader(importlib.machinery.SourceFileLoader):
+    """A ``SourceFileLoader`` whose code is instrumented (and cached as such)."""
+
+    def __init__(self, fullname: str, path: str, rule: Rule) -> None:
+        super().__init__(fullname, path)
+        self.rule = rule
+
+    def get_code(self, fullname: str) -> CodeType:
+        path = self.get_filename(fullname)
+        code = load_code(path, fullname, self.rule.options, self.rule.on_error, self.rule.use_cache)
+        self.rule.instrumented.append(fullname)
+        return code
+
+
+_state = threading.local()
+
+
+class MemscopeFinder:
+    """The meta-path finder; one per process, shared by every installed hook."""
+
+    def __init__(self) -> None:
+        self.rules: list[Rule] = []
+
+    def _rule_for(self, fullname: str, origin: str | None) -> Rule | None:
+        for rule in list(self.rules):
+            if origin is None:
+                if rule.wants_name(fullname) is not False:
+                    return rule
+            elif rule.wants_file(fullname, origin):
+                return rule
+        return None
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if getattr(_state, "busy", False) or self._rule_for(fullname, None) is None:
+            return None
+        _state.busy = True
+        try:
+            spec = None
+            meta = sys.meta_path
+            try:
+                start = meta.index(self) + 1
+            except ValueError:
+                return None
+            for finder in meta[start:]:
+                find = getattr(finder, "find_spec", None)
+                if find is None:
+                    continue
+                spec = find(fullname, path, target)
+                if spec is not None:
+                    break
+        finally:
+            _state.busy = False
+        if spec is None:
+            return None
+        loader = spec.loader
+        origin = spec.origin
+        if (
+            type(loader) is not importlib.machinery.SourceFileLoader
+            or not isinstance(origin, str)
+            or not origin.endswith(".py")
+        ):
+            return spec
+        rule = self._rule_for(fullname, origin)
+        if rule is not None:
+            spec.loader = InstrumentingLoader(fullname, origin, rule)
+        return spec
+
+    def invalidate_caches(self) -> None:
+        pass
+
+
+_finder = MemscopeFinder()
+_lock = threading.RLock()
+_warned_imported: set[str] = set()
+
+
+class ImportHook:
+    """An installed hook: a context manager, and ``uninstall()`` removes it."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    @property
+    def packages(self) -> tuple[str, ...] | None:
+        return self.rule.packages
+
+    @property
+    def installed(self) -> bool:
+        return any(r is self.rule for r in _finder.rules)
+
+    @property
+    def instrumented(self) -> list[str]:
+        """Names of the modules this hook has instrumented so far."""
+        return list(self.rule.instrumented)
+
+    def uninstall(self) -> None:
+        """Stop instrumenting new imports (modules already imported stay as they are)."""
+        with _lock:
+            _finder.rules[:] = [r for r in _finder.rules if r is not self.rule]
+            if not _finder.rules:
+                while _finder in sys.meta_path:
+                    sys.meta_path.remove(_finder)
+
+    def __enter__(self) -> ImportHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+    def __repr__(self) -> str:
+        state = "installed" if self.installed else "uninstalled"
+        return f"<memscope ImportHook packages={self.rule.packages!r} {state}>"
+
+
+def _warn_already_imported(packages: tuple[str, ...], skip: str | None, stacklevel: int) -> None:
+    for p in packages:
+        if p in _warned_imported:
+            continue
+        loaded = [m for m in list(sys.modules) if name_matches(m, (p,)) and m != skip]
+        if loaded:
+            _warned_imported.add(p)
+            warnings.warn(
+                f"memscope: {p!r} was already imported before the import hook was "
+                f"installed; modules imported earlier ({', '.join(sorted(loaded)[:3])}"
+                f"{' ...' if len(loaded) > 3 else ''}) are not instrumented. Install the "
+                "hook before the first import (or use `memscope run`).",
+                stacklevel=stacklevel,
+            )
+
+
+def _start_tracking(mode: str | None, config: Any) -> None:
+    from memscope import tracker
+
+    if getattr(tracker, "_exit_registered", False):
+        if mode is not None or config is not None:
+            t = tracker.get_global_tracker()
+            t.apply((config or t.config).with_(mode=mode))
+        return
+    tracker.init(mode=mode, config=config)
+
+
+def install_import_hook(
+    packages: str | Iterable[str] | None = None,
+    *,
+    mode: str | None = None,
+    config: Any = None,
+    exclude: Iterable[str] = (),
+    roots: Iterable[str] = (),
+    on_error: str = "raise",
+    imports: bool = False,
+    comprehensions: bool = False,
+    cache: bool = True,
+    start: bool = True,
+    _skip_warning: str | None = None,
+    _stacklevel: int = 2,
+) -> ImportHook:
+    """Instrument modules of ``packages`` as they are imported; returns the hook.
+
+    ``packages``: names matched exactly or by dotted prefix; ``None`` means every module
+    with Python source outside the standard library and site-packages (or, with
+    ``roots``, under those directories). ``mode``: ``"fast"`` or ``"full"`` (default:
+    the run's mode). ``config``: a ``memscope.Config`` for the run. ``on_error``:
+    ``"raise"`` (a transformer failure is an :class:`InstrumentationError`) or
+    ``"fallback"`` (warn and import the module uninstrumented). ``start``: start
+    tracking (``memscope.init``) unless it already started.
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error={on_error!r}: expected one of {', '.join(ON_ERROR)}")
+    pkgs = _normalize_packages(packages)
+    if mode is None:
+        mode = getattr(config, "mode", None)
+    tmode = mode or os.environ.get("MEMSCOPE_MODE") or "fast"
+    if tmode not in ("fast", "full"):
+        raise ValueError(f"mode={tmode!r}: expected 'fast' or 'full'")
+    options = make_options(tmode, imports=imports, comprehensions=comprehensions)
+    rule = Rule(
+        packages=pkgs,
+        roots=tuple(_norm(r) for r in roots),
+        exclude=tuple(_normalize_packages(list(exclude)) or ()),
+        options=options,
+        on_error=on_error,
+        use_cache=cache,
+    )
+    if start:
+        _start_tracking(mode, config)
+    with _lock:
+        if pkgs:
+            _warn_already_imported(pkgs, _skip_warning, _stacklevel + 2)
+        _finder.rules.append(rule)
+        if _finder in sys.meta_path:
+            sys.meta_path.remove(_finder)
+        sys.meta_path.insert(0, _finder)
+    return ImportHook(rule)
+
+
+def _caller_package(depth: int) -> tuple[str, str]:
+    frame = sys._getframe(depth + 1)
+    g = frame.f_globals
+    name = g.get("__name__", "")
+    pkg = g.get("__package__")
+    spec = g.get("__spec__")
+    if not pkg and spec is not None:
+        pkg = spec.parent
+    if not pkg:
+        where = g.get("__file__", "<unknown>")
+        raise RuntimeError(
+            f"instrument_this_package() was called from {where} (module {name!r}), which "
+            "is not part of a package: a script run directly has no package to "
+            "instrument. Call it from your package's __init__.py, or use "
+            "memscope.install_import_hook(['yourpackage']), or run the script with "
+            "`memscope run script.py` (which instruments the script and its directory)."
+        )
+    return str(pkg), str(name)
+
+
+def instrument_this_package(_depth: int = 1, **kwargs: Any) -> ImportHook:
+    """Instrument the caller's package (found from the caller's frame).
+
+    Call it at the top of the package's ``__init__.py``, before importing submodules;
+    the ``__init__`` module itself is already running and is not instrumented.
+    """
+    pkg, caller = _caller_package(_depth)
+    return install_import_hook([pkg], _skip_warning=caller, _stacklevel=_depth + 1, **kwargs)
+
+
+def instrument_all(**kwargs: Any) -> ImportHook:
+    """Instrument every module with Python source outside the standard library and
+    site-packages. For applications only: a library must not call this."""
+    return install_import_hook(None, **kwargs)
+
+
+def installed_hooks() -> list[Rule]:
+    return list(_finder.rules)
+
+
+def run_instrumented(
+    path: str, module: ModuleType, options: Any, on_error: str = "raise", use_cache: bool = True
+) -> None:
+    """Execute the file ``path`` instrumented in ``module``'s namespace."""
+    code = load_code(path, module.__name__, options, on_error, use_cache)
+    exec(code, module.__dict__)
