@@ -1,0 +1,64 @@
+"""The ``.memscope`` capture file: the runtime streams events into it, reporters read it.
+
+``open_sink(tracker)`` is called by ``memscope.init`` (see ``memscope.tracker``);
+``read_capture(path)`` opens a capture for reading. Format: ``docs/capture-format.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memscope.capture.format import CaptureError, Header
+from memscope.capture.reader import CaptureFile, ProcessInfo, Recovery, read_capture
+from memscope.capture.writer import CaptureSink, CaptureWriter, write_capture
+
+__all__ = [
+    "CaptureError",
+    "CaptureFile",
+    "CaptureSink",
+    "CaptureWriter",
+    "Header",
+    "ProcessInfo",
+    "Recovery",
+    "open_sink",
+    "read_capture",
+    "write_capture",
+]
+
+
+def capture_path(tracker: Any, pid: int | None = None) -> Any:
+    """``<tracker.output_dir>/<tracker.name>.<pid>.memscope``."""
+    import os
+
+    return tracker.output_dir / f"{tracker.name}.{pid or os.getpid()}.memscope"
+
+
+def open_sink(tracker: Any) -> CaptureSink:
+    """The sink for ``tracker``'s run: a capture file named with this process's pid.
+
+    The first batch it gets starts with the process record and every table row (the
+    runtime re-sends them to a new sink), then the events the in-memory sink held from
+    before the capture opened; a second ``init`` with the same destination keeps the
+    open capture.
+    """
+    from memscope import _hooks
+
+    old = _hooks.get_sink()
+    path = capture_path(tracker)
+    if isinstance(old, CaptureSink) and not old.writer.closed:
+        if old.writer.path == path:
+            return old
+        old.close()
+        old = None
+    sink = CaptureSink(
+        tracker.output_dir,
+        tracker.name,
+        runtime_mode=getattr(tracker.config, "mode", "unknown"),
+        start_ns=_hooks.start_ns(),
+    )
+    sink.drain = old if old is not None else _NoEvents()
+    return sink
+
+
+class _NoEvents:
+    events: list[Any] = []

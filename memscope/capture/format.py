@@ -1,0 +1,270 @@
+"""The ``.memscope`` capture format: constants, the header, chunk framing, encodings.
+
+Byte-by-byte description and the version policy: ``docs/capture-format.md``.
+
+Layout::
+
+    header (HEADER_SIZE bytes, fixed; rewritten at close)
+    chunk*           each: CHUNK_HEAD (16 bytes) + payload (zlib-compressed or not)
+
+Everything is little-endian. Numbers in payloads are packed: whole columns of int64
+(delta-coded for times, byte-shuffled so zlib sees long runs) or LEB128 varints.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+MAGIC = b"MEMSCOPE"
+VERSION_MAJOR = 1  # incompatible changes bump this; readers refuse a newer major
+VERSION_MINOR = 0  # compatible additions (new chunk kinds readers skip, header fields)
+
+# ---- header --------------------------------------------------------------------------
+# magic, major, minor, header_size, export_mode, runtime_mode, flags, processes,
+# records, user_records, dropped, start_ns, wall_ns, chunks, end_offset, pid,
+# py_major, py_minor, py_micro, reserved(1)
+HEADER_FMT = "<8sHHHBBIIQQQqqQQIBBBx"
+HEADER_STRUCT = struct.Struct(HEADER_FMT)
+HEADER_SIZE = 128  # fixed part + reserved zeros + crc32 of bytes [0, 124)
+HEADER_CRC_AT = HEADER_SIZE - 4
+assert HEADER_STRUCT.size <= HEADER_CRC_AT
+
+# header flags
+FLAG_COMPLETE = 1 << 0  # closed cleanly: counts final, footer present, end_offset set
+FLAG_ZLIB = 1 << 1  # the writer compresses chunks (each chunk still says so itself)
+FLAG_FORKED = 1 << 2  # written by a forked child (the parent has its own capture)
+FLAG_MERGED = 1 << 3  # made by ``memscope merge`` from several captures
+
+EXPORT_FULL = 0  # every event
+EXPORT_USER = 1  # bindings of user code only (no standard library / site-packages)
+EXPORT_MODES = {"full": EXPORT_FULL, "user": EXPORT_USER}
+RUNTIME_MODES = {0: "unknown", 1: "fast", 2: "full"}
+
+# ---- chunks --------------------------------------------------------------------------
+# payload length, kind, flags, reserved, raw (uncompressed) length, crc32
+CHUNK_FMT = "<IBBHII"
+CHUNK_STRUCT = struct.Struct(CHUNK_FMT)
+CHUNK_HEAD = CHUNK_STRUCT.size  # 16
+assert CHUNK_HEAD == 16
+
+CHUNK_STRINGS = 1  # strings appended to the file's intern table
+CHUNK_TABLES = 2  # table rows (scopes, sites, types, threads, tasks)
+CHUNK_EVENTS = 3  # events in stream order (tables, binds, finalizations, leaks ...)
+CHUNK_PROC = 5  # process info: starts the section of one process
+CHUNK_FOOTER = 6  # counts at close; the last chunk of a complete capture
+CHUNK_NAMES = {
+    CHUNK_STRINGS: "strings",
+    CHUNK_TABLES: "tables",
+    CHUNK_EVENTS: "events",
+    CHUNK_PROC: "proc",
+    CHUNK_FOOTER: "footer",
+}
+
+CF_ZLIB = 1 << 0  # chunk payload is a zlib stream
+
+MAX_CHUNK = 64 << 20  # largest stored payload a reader accepts
+MAX_RAW = 256 << 20  # largest uncompressed payload a reader accepts
+MAX_DEPTH = 4  # nesting of generic tuples
+
+# ---- column encodings inside event groups -------------------------------------------
+COL_I64 = 1  # int64, byte-shuffled
+COL_I64_DELTA = 2  # int64 differences from the previous value (first from 0), shuffled
+COL_STR = 3  # int64 string-table indices, byte-shuffled
+COL_GENERIC = 5  # one generic value per row
+
+LAYOUT_COLUMNS = 0
+LAYOUT_ROWS = 1  # each row a generic tuple (kinds whose rows differ in length)
+
+# generic value tags
+G_NONE, G_FALSE, G_TRUE, G_INT, G_FLOAT, G_STR, G_TUPLE, G_BYTES, G_TEXT = range(9)
+# G_STR: index into the file's string table; G_TEXT: inline UTF-8 (PROC chunks, which
+# are read during the framing scan, before any string table)
+
+LITTLE = sys.byteorder == "little"
+_DOUBLE = struct.Struct("<d")
+
+
+class CaptureError(Exception):
+    """A capture file cannot be read; ``offset`` is where the problem was found."""
+
+    def __init__(self, message: str, offset: int = -1, path: str = "") -> None:
+        self.offset = offset
+        self.path = path
+        where = f" at offset {offset}" if offset >= 0 else ""
+        prefix = f"{path}: " if path else ""
+        super().__init__(f"{prefix}{message}{where}")
+
+
+@dataclass
+class Header:
+    major: int = VERSION_MAJOR
+    minor: int = VERSION_MINOR
+    header_size: int = HEADER_SIZE
+    export_mode: int = EXPORT_FULL
+    runtime_mode: int = 0
+    flags: int = 0
+    processes: int = 0
+    records: int = 0
+    user_records: int = 0
+    dropped: int = 0
+    start_ns: int = 0
+    wall_ns: int = 0
+    chunks: int = 0
+    end_offset: int = 0
+    pid: int = 0
+    python: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.flags & FLAG_COMPLETE)
+
+    @property
+    def mode(self) -> str:
+        return "user" if self.export_mode == EXPORT_USER else "full"
+
+    @property
+    def runtime(self) -> str:
+        return RUNTIME_MODES.get(self.runtime_mode, "unknown")
+
+    def pack(self) -> bytes:
+        body = HEADER_STRUCT.pack(
+            MAGIC,
+            self.major,
+            self.minor,
+            HEADER_SIZE,
+            self.export_mode,
+            self.runtime_mode,
+            self.flags,
+            self.processes,
+            self.records,
+            self.user_records,
+            self.dropped,
+            self.start_ns,
+            self.wall_ns,
+            self.chunks,
+            self.end_offset,
+            self.pid & 0xFFFFFFFF,
+            *(min(max(v, 0), 255) for v in self.python),
+        )
+        body = body.ljust(HEADER_CRC_AT, b"\0")
+        return body + struct.pack("<I", _crc32(body))
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Header:
+        """Parse and check a header; raises ``CaptureError`` (offset 0) if it is not one."""
+        if len(data) < 8 or data[:8] != MAGIC:
+            raise CaptureError("not a memscope capture (no MEMSCOPE magic)", 0)
+        if len(data) < 12:
+            raise CaptureError("truncated header", len(data))
+        major, minor = struct.unpack_from("<HH", data, 8)
+        if major > VERSION_MAJOR:
+            raise CaptureError(
+                f"capture format version {major}.{minor} is newer than this reader "
+                f"({VERSION_MAJOR}.{VERSION_MINOR}); upgrade memscope",
+                8,
+            )
+        if major < 1:
+            raise CaptureError(f"unknown capture format version {major}.{minor}", 8)
+        if len(data) < HEADER_SIZE:
+            raise CaptureError("truncated header", len(data))
+        (stored,) = struct.unpack_from("<I", data, HEADER_CRC_AT)
+        if _crc32(data[:HEADER_CRC_AT]) != stored:
+            raise CaptureError("header checksum mismatch (corrupt header)", HEADER_CRC_AT)
+        f = HEADER_STRUCT.unpack_from(data, 0)
+        if f[3] != HEADER_SIZE:
+            raise CaptureError(f"unexpected header size {f[3]}", 12)
+        return cls(
+            major=f[1],
+            minor=f[2],
+            header_size=f[3],
+            export_mode=f[4],
+            runtime_mode=f[5],
+            flags=f[6],
+            processes=f[7],
+            records=f[8],
+            user_records=f[9],
+            dropped=f[10],
+            start_ns=f[11],
+            wall_ns=f[12],
+            chunks=f[13],
+            end_offset=f[14],
+            pid=f[15],
+            python=(f[16], f[17], f[18]),
+        )
+
+
+def _crc32(data: bytes | bytearray | memoryview, start: int = 0) -> int:
+    import zlib
+
+    return zlib.crc32(data, start) & 0xFFFFFFFF
+
+
+crc32 = _crc32
+
+# ---- varints -------------------------------------------------------------------------
+
+
+def put_uvarint(out: bytearray, n: int) -> None:
+    if n < 0:
+        raise ValueError("negative uvarint")
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def zigzag(n: int) -> int:
+    return (n << 1) if n >= 0 else ((-n) << 1) - 1
+
+
+def unzigzag(z: int) -> int:
+    return (z >> 1) if not z & 1 else -((z + 1) >> 1)
+
+
+# ---- int64 columns -------------------------------------------------------------------
+
+
+def shuffle64(raw: bytes) -> bytes:
+    """Group byte i of every 8-byte value together (zlib then sees long runs)."""
+    return b"".join(raw[i::8] for i in range(8))
+
+
+def unshuffle64(data: bytes, n: int) -> bytes:
+    out = bytearray(n * 8)
+    for i in range(8):
+        out[i::8] = data[i * n : (i + 1) * n]
+    return bytes(out)
+
+
+def pack_i64(values: Sequence[int] | Iterable[int]) -> bytes:
+    """int64 column -> shuffled little-endian bytes (OverflowError/TypeError if not int64)."""
+    a = array("q", values)
+    if not LITTLE:
+        a.byteswap()
+    return shuffle64(a.tobytes())
+
+
+def unpack_i64(data: bytes, n: int) -> array[int]:
+    a = array("q")
+    a.frombytes(unshuffle64(data, n))
+    if not LITTLE:
+        a.byteswap()
+    return a
+
+
+def pack_double(x: float) -> bytes:
+    return _DOUBLE.pack(x)
+
+
+def unpack_double(data: bytes, pos: int) -> float:
+    return float(_DOUBLE.unpack_from(data, pos)[0])
+
+
+def is_int_column(col: Sequence[Any]) -> bool:
+    """Every value exactly ``int`` (not bool: bools must come back as bools)."""
+    return all(type(v) is int for v in col)

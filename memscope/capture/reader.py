@@ -1,0 +1,477 @@
+"""Reading captures: a streaming, defensive reader.
+
+Every length, count and offset read from the file is checked against what is left
+before anything is allocated; every chunk's CRC-32 is checked before it is decoded;
+nothing from the file is ever executed (no pickle, no eval). Problems raise
+``CaptureError`` with the file offset. A capture whose writer was killed (header not
+marked complete) is read up to its last complete chunk, and ``recovery`` says how much
+that was.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import accumulate, repeat
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from memscope.capture import format as F
+from memscope.capture.format import CaptureError
+from memscope.events import PROC, Event
+
+TABLE_KINDS = frozenset((1, 2, 3, 4, 5))
+MAX_COLS = 64
+MAX_GROUPS = 256
+
+
+@dataclass
+class ChunkInfo:
+    offset: int
+    kind: int
+    flags: int
+    length: int
+    raw_len: int
+    crc: int
+
+
+@dataclass
+class Recovery:
+    """How much of the file could be used."""
+
+    complete: bool  # the writer closed it cleanly
+    file_size: int
+    good_bytes: int  # end of the last complete chunk
+    chunks: int
+    torn_bytes: int  # bytes after the last complete chunk (a killed writer's partial chunk)
+    events: int = 0  # events decoded so far (set while/after iterating)
+
+    @property
+    def message(self) -> str:
+        if self.complete:
+            return f"complete capture: {self.chunks} chunks, {self.file_size} bytes"
+        return (
+            f"incomplete capture (the writing process did not close it): recovered "
+            f"{self.chunks} complete chunks, {self.good_bytes} of {self.file_size} bytes"
+            + (f"; {self.torn_bytes} trailing bytes of a partial chunk ignored"
+               if self.torn_bytes else "")
+            + (f"; {self.events} events" if self.events else "")
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "complete": self.complete,
+            "file_size": self.file_size,
+            "good_bytes": self.good_bytes,
+            "chunks": self.chunks,
+            "torn_bytes": self.torn_bytes,
+            "events": self.events,
+            "message": self.message,
+        }
+
+
+@dataclass
+class ProcessInfo:
+    pid: int
+    ppid: int
+    argv0: str
+    start_ns: int
+    extra: dict[str, Any] = field(default_factory=dict)
+    chunk: int = 0  # index of its PROC chunk
+
+    def event(self) -> Event:
+        return (PROC, self.pid, self.ppid, self.argv0, self.start_ns)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "ppid": self.ppid,
+            "argv0": self.argv0,
+            "start_ns": self.start_ns,
+            **{k: v for k, v in self.extra.items() if isinstance(v, (int, str, float))},
+        }
+
+
+class _Cur:
+    """A bounds-checked cursor over one payload."""
+
+    __slots__ = ("data", "end", "off", "pos")
+
+    def __init__(self, data: bytes, off: int) -> None:
+        self.data = data
+        self.pos = 0
+        self.end = len(data)
+        self.off = off  # file offset reported in errors
+
+    def fail(self, msg: str) -> CaptureError:
+        return CaptureError(f"corrupt chunk: {msg} (payload byte {self.pos})", self.off)
+
+    def left(self) -> int:
+        return self.end - self.pos
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise self.fail("unexpected end of payload")
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def uvarint(self, max_bytes: int = 10) -> int:
+        n = shift = 0
+        data, pos, end = self.data, self.pos, self.end
+        for _ in range(max_bytes):
+            if pos >= end:
+                self.pos = pos
+                raise self.fail("unexpected end of payload in a number")
+            b = data[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            if b < 0x80:
+                self.pos = pos
+                return n
+            shift += 7
+        self.pos = pos
+        raise self.fail("number too long")
+
+    def count(self, per_item: int = 1) -> int:
+        """A count that must fit in what is left (each item takes >= per_item bytes)."""
+        n = self.uvarint()
+        if n * per_item > self.left():
+            raise self.fail(f"count {n} larger than the payload")
+        return n
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or n > self.end - self.pos:
+            raise self.fail(f"length {n} past the end of the payload")
+        b = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return b
+
+
+class CaptureFile:
+    """An open capture: ``header``, ``processes``, ``recovery``; ``events()`` streams."""
+
+    def __init__(self, path: str | os.PathLike[str], *, limit: int | None = None) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        try:
+            self.size = os.path.getsize(self.path)
+        except OSError as exc:
+            raise CaptureError(f"cannot read capture: {exc}", -1, str(path)) from None
+        self.limit = limit
+        self.chunks: list[ChunkInfo] = []
+        self.processes: list[ProcessInfo] = []
+        self.footer: dict[str, int] = {}
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(F.HEADER_SIZE)
+                self.header = F.Header.unpack(head)
+                self._scan(f)
+        except CaptureError as exc:
+            exc.path = str(self.path)
+            raise
+        except OSError as exc:
+            raise CaptureError(f"cannot read capture: {exc}", -1, str(path)) from None
+
+    # ---- framing ------------------------------------------------------------------
+
+    def _scan(self, f: BinaryIO) -> None:
+        h = self.header
+        size = self.size if self.limit is None else min(self.size, self.limit)
+        complete = h.complete and self.limit is None
+        if complete:
+            if h.end_offset < F.HEADER_SIZE:
+                raise CaptureError(f"bad end offset {h.end_offset} in header", 72)
+            if self.size < h.end_offset:
+                raise CaptureError(
+                    f"truncated capture: the header says {h.end_offset} bytes, "
+                    f"the file has {self.size}",
+                    self.size,
+                )
+            if self.size > h.end_offset:
+                raise CaptureError(
+                    f"{self.size - h.end_offset} unexpected bytes after the end of the capture",
+                    h.end_offset,
+                )
+            size = h.end_offset
+        pos = F.HEADER_SIZE
+        torn = 0
+        while pos < size:
+            if size - pos < F.CHUNK_HEAD:
+                if complete:
+                    raise CaptureError("truncated chunk header", pos)
+                torn = size - pos
+                break
+            f.seek(pos)
+            raw = f.read(F.CHUNK_HEAD)
+            if len(raw) < F.CHUNK_HEAD:
+                raise CaptureError("file shrank while reading", pos)
+            length, kind, flags, reserved, raw_len, crc = F.CHUNK_STRUCT.unpack(raw)
+            if length > F.MAX_CHUNK or raw_len > F.MAX_RAW:
+                raise CaptureError(f"corrupt chunk: length {length}/{raw_len} too large", pos)
+            if flags & ~F.CF_ZLIB or reserved:
+                raise CaptureError(f"corrupt chunk: unknown flags {flags:#x}/{reserved:#x}", pos)
+            if not flags & F.CF_ZLIB and raw_len != length:
+                raise CaptureError("corrupt chunk: lengths disagree", pos)
+            if pos + F.CHUNK_HEAD + length > size:
+                if complete:
+                    raise CaptureError("truncated chunk", pos)
+                torn = size - pos
+                break
+            ci = ChunkInfo(pos, kind, flags, length, raw_len, crc)
+            if kind == F.CHUNK_FOOTER:
+                if pos + F.CHUNK_HEAD + length != size and complete:
+                    raise CaptureError("footer chunk is not the last chunk", pos)
+                self._footer(self._payload(f, ci), pos)
+            elif kind == F.CHUNK_PROC:
+                self._proc(self._payload(f, ci), pos, len(self.chunks))
+            self.chunks.append(ci)
+            pos += F.CHUNK_HEAD + length
+        if complete:
+            if not self.chunks or self.chunks[-1].kind != F.CHUNK_FOOTER:
+                raise CaptureError("complete capture without a footer chunk", pos)
+            if h.chunks != len(self.chunks):
+                raise CaptureError(
+                    f"header counts {h.chunks} chunks, the file has {len(self.chunks)}", 64
+                )
+        self.recovery = Recovery(
+            complete=complete,
+            file_size=self.size,
+            good_bytes=pos - torn if torn else pos,
+            chunks=len(self.chunks),
+            torn_bytes=torn,
+        )
+
+    def _payload(self, f: BinaryIO, c: ChunkInfo) -> bytes:
+        f.seek(c.offset + F.CHUNK_HEAD)
+        data = f.read(c.length)
+        if len(data) != c.length:
+            raise CaptureError("truncated chunk payload", c.offset)
+        head12 = F.CHUNK_STRUCT.pack(c.length, c.kind, c.flags, 0, c.raw_len, 0)[:12]
+        if zlib.crc32(data, zlib.crc32(head12)) & 0xFFFFFFFF != c.crc:
+            raise CaptureError("chunk checksum mismatch (corrupt data)", c.offset)
+        if c.flags & F.CF_ZLIB:
+            if c.raw_len == 0:
+                raise CaptureError("corrupt chunk: compressed chunk of length 0", c.offset)
+            d = zlib.decompressobj()
+            try:
+                out = d.decompress(data, c.raw_len)
+            except zlib.error as exc:
+                raise CaptureError(f"corrupt compressed chunk: {exc}", c.offset) from None
+            if len(out) != c.raw_len or not d.eof or d.unconsumed_tail or d.unused_data:
+                raise CaptureError("corrupt compressed chunk: wrong length", c.offset)
+            return out
+        return data
+
+    def _footer(self, data: bytes, off: int) -> None:
+        cur = _Cur(data, off)
+        names = ("records", "user_records", "dropped", "processes", "chunks")
+        self.footer = {n: cur.uvarint() for n in names}
+
+    def _proc(self, data: bytes, off: int, index: int) -> None:
+        cur = _Cur(data, off)
+        strings: list[str] = []
+        vals = _generic(cur, strings, 0)
+        extra = _generic(cur, strings, 0)
+        if (
+            not isinstance(vals, tuple)
+            or len(vals) < 4
+            or not all(type(v) is int for v in (vals[0], vals[1], vals[3]))
+        ):
+            raise CaptureError("corrupt process chunk", off)
+        info = ProcessInfo(vals[0], vals[1], str(vals[2]), vals[3], chunk=index)
+        if isinstance(extra, tuple):
+            for item in extra:
+                if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+                    info.extra[item[0]] = item[1]
+        self.processes.append(info)
+
+    # ---- events -------------------------------------------------------------------
+
+    def events(self, sections: set[int] | None = None) -> Iterator[Event]:
+        """Every event in file order (PROC events at the start of each process section);
+        with ``sections``, only the events of those process sections (0-based)."""
+        for _sec, ev in self.section_events(sections):
+            yield ev
+
+    def section_events(self, sections: set[int] | None = None) -> Iterator[tuple[int, Event]]:
+        """``(section, event)`` pairs; section -1 holds events before any PROC chunk."""
+        strings: list[str] = []
+        section = -1
+        n = 0
+        try:
+            with open(self.path, "rb") as f:
+                for ci in self.chunks:
+                    k = ci.kind
+                    if k == F.CHUNK_STRINGS:
+                        _strings(_Cur(self._payload(f, ci), ci.offset), strings)
+                    elif k == F.CHUNK_PROC:
+                        section += 1
+                        if sections is None or section in sections:
+                            p = self.processes[section]
+                            n += 1
+                            yield section, p.event()
+                    elif k in (F.CHUNK_EVENTS, F.CHUNK_TABLES):
+                        if sections is not None and section not in sections:
+                            continue
+                        cur = _Cur(self._payload(f, ci), ci.offset)
+                        for ev in _events(cur, strings, k == F.CHUNK_TABLES):
+                            n += 1
+                            yield section, ev
+                    # FOOTER and unknown chunk kinds (newer minor versions) are skipped
+        except CaptureError as exc:
+            exc.path = str(self.path)
+            raise
+        finally:
+            self.recovery.events = n
+
+    def iter_events(self) -> Iterator[Event]:
+        return self.events()
+
+    def info(self) -> dict[str, Any]:
+        h = self.header
+        return {
+            "path": str(self.path),
+            "version": f"{h.major}.{h.minor}",
+            "mode": h.mode,
+            "runtime_mode": h.runtime,
+            "complete": h.complete,
+            "records": h.records,
+            "user_records": h.user_records,
+            "processes": [p.as_dict() for p in self.processes],
+            "dropped": h.dropped,
+            "python": ".".join(map(str, h.python)),
+            "start_ns": h.start_ns,
+            "wall_ns": h.wall_ns,
+            "size": self.size,
+            "recovery": self.recovery.as_dict(),
+        }
+
+
+def _strings(cur: _Cur, table: list[str]) -> None:
+    first = cur.uvarint()
+    if first != len(table):
+        raise cur.fail(f"string table chunk starts at {first}, expected {len(table)}")
+    n = cur.count(1)
+    for _ in range(n):
+        ln = cur.uvarint()
+        try:
+            table.append(cur.take(ln).decode("utf-8", "surrogatepass"))
+        except UnicodeDecodeError:
+            raise cur.fail("string is not UTF-8") from None
+    if cur.left():
+        raise cur.fail("bytes left after the string table")
+
+
+def _generic(cur: _Cur, strings: list[str], depth: int) -> Any:
+    tag = cur.byte()
+    if tag == F.G_NONE:
+        return None
+    if tag == F.G_FALSE:
+        return False
+    if tag == F.G_TRUE:
+        return True
+    if tag == F.G_INT:
+        return F.unzigzag(cur.uvarint(20))
+    if tag == F.G_FLOAT:
+        return F.unpack_double(cur.take(8), 0)
+    if tag == F.G_STR:
+        i = cur.uvarint()
+        if i >= len(strings):
+            raise cur.fail(f"string index {i} not in the table ({len(strings)} strings)")
+        return strings[i]
+    if tag == F.G_TUPLE:
+        if depth >= F.MAX_DEPTH:
+            raise cur.fail("values nested too deeply")
+        n = cur.count(1)
+        return tuple(_generic(cur, strings, depth + 1) for _ in range(n))
+    if tag == F.G_BYTES:
+        return cur.take(cur.uvarint())
+    if tag == F.G_TEXT:
+        try:
+            return cur.take(cur.uvarint()).decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise cur.fail("text is not UTF-8") from None
+    raise cur.fail(f"unknown value tag {tag}")
+
+
+def _column(cur: _Cur, strings: list[str], n: int) -> Any:
+    enc = cur.byte()
+    nbytes = cur.uvarint()
+    data = cur.take(nbytes)
+    if enc in (F.COL_I64, F.COL_I64_DELTA, F.COL_STR):
+        if nbytes != n * 8:
+            raise cur.fail(f"int column of {nbytes} bytes for {n} rows")
+        arr = F.unpack_i64(data, n)
+        if enc == F.COL_I64_DELTA:
+            return list(accumulate(arr))
+        if enc == F.COL_STR:
+            if n and (min(arr) < 0 or max(arr) >= len(strings)):
+                raise cur.fail("string index not in the table")
+            return [strings[i] for i in arr]
+        return arr.tolist()
+    if enc == F.COL_GENERIC:
+        sub = _Cur(data, cur.off)
+        if n > nbytes:
+            raise cur.fail("generic column shorter than its row count")
+        out = [_generic(sub, strings, 0) for _ in range(n)]
+        if sub.left():
+            raise cur.fail("bytes left after a generic column")
+        return out
+    raise cur.fail(f"unknown column encoding {enc}")
+
+
+def _events(cur: _Cur, strings: list[str], tables_only: bool) -> Iterator[Event]:
+    n = cur.count(1)
+    tags = cur.take(n)
+    ngroups = cur.uvarint()
+    if ngroups > MAX_GROUPS:
+        raise cur.fail(f"{ngroups} event groups")
+    groups: dict[int, Iterator[Event]] = {}
+    for _ in range(ngroups):
+        k = cur.byte()
+        if k in groups:
+            raise cur.fail(f"event kind {k} appears twice")
+        if tables_only and k not in TABLE_KINDS:
+            raise cur.fail(f"event kind {k} in a table chunk")
+        cnt = cur.uvarint()
+        if cnt != tags.count(k):
+            raise cur.fail(f"event kind {k}: {cnt} rows but {tags.count(k)} tags")
+        layout = cur.byte()
+        if layout == F.LAYOUT_COLUMNS:
+            ncols = cur.uvarint()
+            if ncols > MAX_COLS:
+                raise cur.fail(f"{ncols} columns")
+            cols = [_column(cur, strings, cnt) for _ in range(ncols)]
+            groups[k] = zip(repeat(k, cnt), *cols, strict=True)
+        elif layout == F.LAYOUT_ROWS:
+            sub = _Cur(cur.take(cur.uvarint()), cur.off)
+            rows = []
+            for _ in range(cnt):
+                row = _generic(sub, strings, 1)
+                if not isinstance(row, tuple):
+                    raise sub.fail("event row is not a tuple")
+                rows.append((k, *row))
+            if sub.left():
+                raise sub.fail("bytes left after event rows")
+            groups[k] = iter(rows)
+        else:
+            raise cur.fail(f"unknown group layout {layout}")
+    if cur.left():
+        raise cur.fail(f"{cur.left()} bytes left after the events")
+    if set(tags) != set(groups):
+        raise cur.fail("event tags without a group")
+    if len(groups) == 1:
+        yield from next(iter(groups.values()))
+        return
+    nexts = {k: it.__next__ for k, it in groups.items()}
+    for t in tags:
+        yield nexts[t]()
+
+
+def read_capture(path: str | os.PathLike[str], *, limit: int | None = None) -> CaptureFile:
+    """Open a capture and check its framing (header, every chunk's length and kind);
+    chunk checksums and contents are checked as ``events()`` streams them."""
+    return CaptureFile(path, limit=limit)
