@@ -239,7 +239,7 @@ class CaptureFile:
         self.recovery = Recovery(
             complete=complete,
             file_size=self.size,
-            good_bytes=pos - torn if torn else pos,
+            good_bytes=pos,
             chunks=len(self.chunks),
             torn_bytes=torn,
         )

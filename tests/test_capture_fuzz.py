@@ -1,0 +1,121 @@
+"""Fuzzing the reader: mutated and truncated captures raise CaptureError or read fine;
+never another exception, never a hang, never a large allocation."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memscope.capture import CaptureError, read_capture, write_capture
+from memscope.capture.writer import CaptureWriter
+
+EVENTS = [
+    (12, 100, 1, "prog", 5),
+    (1, 0, "f.py", "m", "q", 3, 1),
+    (2, 0, 0, 1, 2, "x", 1),
+    (2, 1, 0, 2, 2, "y", 1),
+    (3, 1, "list"),
+    (4, 7, "MainThread"),
+    *[
+        e
+        for i in range(300)
+        for e in (
+            (6, 10 + i * 5, 0, i + 1, 7, 0),
+            (8, 11 + i * 5, i % 2, i + 1, 1000 + i, 1, 28 + i, -1, -1, -1, -1),
+            (10, 12 + i * 5, 1000 + i),
+            (7, 13 + i * 5, i + 1),
+        )
+    ],
+    (11, 9999, 1000, 1, 28, ("a", "b")),
+    (13, 10000, "w", "m"),
+]
+
+
+def _sample(tmp: Path, complete: bool) -> bytes:
+    if complete:
+        return write_capture(tmp / "s.memscope", EVENTS, batch=200).read_bytes()
+    w = CaptureWriter(tmp / "u.memscope")
+    for i in range(0, len(EVENTS), 300):
+        w.write(EVENTS[i : i + 300])
+    w.abandon()
+    return w.path.read_bytes()
+
+
+def _read_all(p: Path) -> int:
+    tracemalloc.start()
+    try:
+        try:
+            cap = read_capture(p)
+            n = sum(1 for _ in cap.events())
+        except CaptureError as exc:
+            assert exc.offset >= -1
+            n = -1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"reader allocated {peak} bytes for a {p.stat().st_size}-byte file"
+    return n
+
+
+mutation = st.tuples(st.integers(min_value=0, max_value=10**6), st.binary(min_size=1, max_size=8))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    complete=st.booleans(),
+    mutations=st.lists(mutation, min_size=0, max_size=4),
+    cut=st.one_of(st.none(), st.integers(min_value=0, max_value=10**6)),
+)
+def test_mutated_captures(tmp_path: Path, complete: bool, mutations: list, cut: int | None) -> None:
+    raw = bytearray(_sample(tmp_path, complete))
+    for off, data in mutations:
+        off %= len(raw)
+        raw[off : off + len(data)] = data
+    if cut is not None:
+        raw = raw[: cut % (len(raw) + 1)]
+    p = tmp_path / "m.memscope"
+    p.write_bytes(bytes(raw))
+    _read_all(p)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_after_a_valid_header(tmp_path: Path, tail: bytes) -> None:
+    head = _sample(tmp_path, False)[:128]
+    p = tmp_path / "a.memscope"
+    p.write_bytes(head + tail)
+    _read_all(p)
+
+
+def test_lying_lengths_are_bounded(tmp_path: Path) -> None:
+    """A chunk that claims 4 GiB, a string count of 2**60, a huge column: errors."""
+    import struct
+
+    from memscope.capture import format as F
+
+    raw = bytearray(_sample(tmp_path, False))
+    cap = read_capture(tmp_path / "u.memscope")
+    off = cap.chunks[1].offset
+    for length in (0xFFFFFFFF, F.MAX_CHUNK + 1):
+        bad = bytearray(raw)
+        bad[off : off + 4] = struct.pack("<I", length)
+        p = tmp_path / "b.memscope"
+        p.write_bytes(bytes(bad))
+        assert _read_all(p) == -1
+
+
+def test_every_truncation_of_an_unclosed_capture_reads_a_prefix(tmp_path: Path) -> None:
+    raw = _sample(tmp_path, False)
+    p = tmp_path / "t.memscope"
+    last = -1
+    for cut in [*range(128, len(raw), 7), len(raw)]:
+        p.write_bytes(raw[:cut])
+        cap = read_capture(p)
+        evs = list(cap.events())
+        assert evs == EVENTS[: len(evs)]
+        assert len(evs) >= last
+        last = len(evs)
+    assert last == len(EVENTS)

@@ -1,0 +1,294 @@
+"""The capture writer and reader: round trips, real runs, errors with offsets."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from memscope.capture import CaptureError, read_capture, write_capture
+from memscope.capture import format as F
+from memscope.capture.writer import CaptureWriter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EVENTS = [
+    (12, 100, 1, "prog", 5),
+    (1, 0, "f.py", "m", "q", 3, 1),
+    (2, 0, 0, 1, 2, "x", 1),
+    (3, 1, "int"),
+    (4, 7, "MainThread"),
+    (5, 1, "Task-1"),
+    (6, 10, 0, 1, 7, 0),
+    (8, 11, 0, 1, 1234567, 1, 28, -1, -1, -1, -1),
+    (8, 12, 0, 1, 2**62, 1, 28, 100, 3, 2**40, 4096),
+    (9, 12, 0, 1),
+    (10, 13, 1234567),
+    (11, 14, 1234567, 1, 28, ("a.b", "c")),
+    (13, 15, "where", "message é"),
+    (14, 16, 0, 64, 10),
+    (7, 20, 1),
+]
+
+
+def test_round_trip_every_event_kind(tmp_path: Path) -> None:
+    p = write_capture(tmp_path / "a.memscope", EVENTS, runtime_mode="full")
+    cap = read_capture(p)
+    assert list(cap.events()) == EVENTS
+    h = cap.header
+    assert h.complete and h.records == len(EVENTS) - 1 and h.processes == 1
+    assert h.runtime == "full" and h.mode == "full"
+    assert cap.processes[0].pid == 100 and cap.processes[0].argv0 == "prog"
+    assert cap.recovery.complete and cap.recovery.torn_bytes == 0
+    # a second pass streams the same events again
+    assert list(cap.events()) == EVENTS
+
+
+def test_unusual_values_survive(tmp_path: Path) -> None:
+    evs = [
+        (8, 1, 0, 1, 2**70, 1, -(2**65), -1, -1, -1, -1),  # beyond int64: generic column
+        (13, 2, None, 1.5),  # wrong types: generic column
+        (13, 3, True, (1, ("x", b"y"))),
+        (99, "future", 1),  # an unknown kind
+        (3, 5, "t"),
+        (3, 6, "t", "extra"),  # rows of different lengths
+    ]
+    p = write_capture(tmp_path / "b.memscope", evs)
+    assert list(read_capture(p).events()) == evs
+
+
+def test_strings_interned_once_and_numbers_packed(tmp_path: Path) -> None:
+    evs = [(1, i, "some/very/long/file/name.py", "mod", f"f{i % 3}", 3, 1) for i in range(5000)]
+    p = write_capture(tmp_path / "c.memscope", evs)
+    raw = p.read_bytes()
+    assert raw.count(b"some/very/long/file/name.py") <= 1
+    assert len(raw) < 5000 * 4  # far less than the text
+    assert list(read_capture(p).events()) == evs
+
+
+def test_many_chunks_and_batches(tmp_path: Path) -> None:
+    evs = [(8, i * 7, i % 5, i // 10, 10_000 + i, 1, 28, -1, -1, -1, -1) for i in range(50_000)]
+    p = write_capture(tmp_path / "d.memscope", evs, batch=1000)
+    cap = read_capture(p)
+    assert len(cap.chunks) >= 50
+    assert list(cap.events()) == evs
+
+
+def _mutate(p: Path, offset: int, data: bytes) -> None:
+    raw = bytearray(p.read_bytes())
+    raw[offset : offset + len(data)] = data
+    p.write_bytes(bytes(raw))
+
+
+def test_foreign_file(tmp_path: Path) -> None:
+    p = tmp_path / "x.memscope"
+    p.write_bytes(b"PK\x03\x04 this is a zip file" * 10)
+    with pytest.raises(CaptureError, match="not a memscope capture") as e:
+        read_capture(p)
+    assert e.value.offset == 0
+
+
+def test_future_version(tmp_path: Path) -> None:
+    p = write_capture(tmp_path / "v.memscope", EVENTS)
+    _mutate(p, 8, struct.pack("<H", F.VERSION_MAJOR + 1))
+    with pytest.raises(CaptureError, match="newer than this reader") as e:
+        read_capture(p)
+    assert e.value.offset == 8
+
+
+def test_corrupt_header_and_chunk(tmp_path: Path) -> None:
+    p = write_capture(tmp_path / "h.memscope", EVENTS)
+    good = p.read_bytes()
+    _mutate(p, 30, b"\xff")
+    with pytest.raises(CaptureError, match="header checksum"):
+        read_capture(p)
+    p.write_bytes(good)
+    cap = read_capture(p)
+    target = next(c for c in cap.chunks if c.kind == F.CHUNK_EVENTS)
+    _mutate(p, target.offset + F.CHUNK_HEAD + 3, bytes([good[target.offset + 19] ^ 0x55]))
+    with pytest.raises(CaptureError, match="checksum mismatch") as e:
+        list(read_capture(p).events())
+    assert e.value.offset == target.offset
+    assert str(target.offset) in str(e.value)
+
+
+def test_truncated_complete_file(tmp_path: Path) -> None:
+    p = write_capture(tmp_path / "t.memscope", EVENTS)
+    raw = p.read_bytes()
+    p.write_bytes(raw[:-5])
+    with pytest.raises(CaptureError, match="truncated"):
+        read_capture(p)
+    p.write_bytes(raw[:100])
+    with pytest.raises(CaptureError, match="truncated header"):
+        read_capture(p)
+    p.write_bytes(raw + b"junk")
+    with pytest.raises(CaptureError, match="unexpected bytes"):
+        read_capture(p)
+
+
+def test_unclosed_writer_is_recovered_up_to_last_chunk(tmp_path: Path) -> None:
+    w = CaptureWriter(tmp_path / "k.memscope")
+    w.write(EVENTS[:7])
+    w.write(EVENTS[7:])
+    end_good = w.offset
+    os.write(w.fd, b"\x40\x00\x00\x00\x03")  # a torn chunk header
+    w.abandon()
+    cap = read_capture(w.path)
+    assert not cap.header.complete
+    assert list(cap.events()) == EVENTS
+    r = cap.recovery
+    assert not r.complete and r.good_bytes == end_good and r.torn_bytes == 5
+    assert r.events == len(EVENTS)
+    assert "recovered" in r.message
+
+
+def test_sink_reads_back_while_open(tmp_path: Path) -> None:
+    from memscope.capture import CaptureSink
+
+    sink = CaptureSink(tmp_path, "s")
+    sink.write(EVENTS[:5])
+    assert list(sink.iter_events()) == EVENTS[:5]
+    sink.write(EVENTS[5:])
+    sink.close()
+    sink.write([(7, 99, 5)])  # after close: kept in memory, still read back
+    assert list(sink.iter_events()) == [*EVENTS, (7, 99, 5)]
+    assert read_capture(sink.path).header.complete
+
+
+def _run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = cwd / "prog.py"
+    script.write_text(textwrap.dedent(code))
+    return subprocess.run(
+        [sys.executable, str(script)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_real_run_through_init(tmp_path: Path) -> None:
+    r = _run(
+        f"""
+        import memscope
+        t = memscope.init(mode="full", output_dir={str(tmp_path)!r}, name="x")
+        data = [1, 2, 3]
+        memscope.track_var(data)
+        with memscope.track_scope("load"):
+            big = bytearray(10000)
+            memscope.track_var(big)
+        n = sum(1 for _ in t.events())
+        t.close()
+        print(n)
+        """,
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    files = list((tmp_path / "x").glob("x.*.memscope"))
+    assert len(files) == 1
+    cap = read_capture(files[0])
+    evs = list(cap.events())
+    assert evs[0][0] == 12  # PROC first
+    names = {e[5] for e in evs if e[0] == 2}
+    assert {"data", "big"} <= names
+    assert cap.header.complete and cap.header.runtime == "full"
+    assert len(evs) >= int(r.stdout.split()[-1])
+    assert cap.header.user_records >= 2
+
+
+def test_killed_process_leaves_a_readable_capture(tmp_path: Path) -> None:
+    r = _run(
+        f"""
+        import os, memscope
+        from memscope import _hooks
+        t = memscope.init(mode="fast", output_dir={str(tmp_path)!r}, name="k")
+        for i in range(3000):
+            memscope.track_var([i])
+            if i % 500 == 499:
+                _hooks.flush()
+        print("flushed", flush=True)
+        os._exit(9)
+        """,
+        tmp_path,
+    )
+    assert r.returncode == 9, r.stderr
+    (path,) = (tmp_path / "k").glob("k.*.memscope")
+    cap = read_capture(path)
+    assert not cap.header.complete
+    binds = [e for e in cap.events() if e[0] == 8]
+    assert len(binds) >= 3000
+    assert cap.recovery.events > 3000 and "recovered" in cap.recovery.message
+
+
+def test_sigkill_mid_run(tmp_path: Path) -> None:
+    code = f"""
+        import memscope, sys
+        from memscope import _hooks
+        t = memscope.init(mode="fast", output_dir={str(tmp_path)!r}, name="s")
+        i = 0
+        while True:
+            memscope.track_var(bytearray(i % 100))
+            i += 1
+            if i == 20000:
+                _hooks.flush()
+                print("go", flush=True)
+        """
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, env=env, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "go"
+    proc.kill()
+    proc.wait(timeout=60)
+    (path,) = (tmp_path / "s").glob("s.*.memscope")
+    cap = read_capture(path)
+    n = sum(1 for e in cap.events() if e[0] == 8)
+    assert n >= 20000
+    assert not cap.recovery.complete
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_writes_separate_captures(tmp_path: Path) -> None:
+    r = _run(
+        f"""
+        import os, memscope
+        t = memscope.init(mode="fast", output_dir={str(tmp_path)!r}, name="f")
+        before = [1]
+        memscope.track_var(before)
+        pid = os.fork()
+        if pid == 0:
+            in_child = bytearray(10)
+            memscope.track_var(in_child)
+            t.close()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        in_parent = "p" * 100
+        memscope.track_var(in_parent)
+        t.close()
+        print(os.getpid(), pid)
+        """,
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    parent, child = map(int, r.stdout.split())
+    pc = read_capture(tmp_path / "f" / f"f.{parent}.memscope")
+    cc = read_capture(tmp_path / "f" / f"f.{child}.memscope")
+
+    def bound(cap: object) -> set[str]:
+        evs = list(cap.events())  # type: ignore[attr-defined]
+        sites = {e[1]: e[5] for e in evs if e[0] == 2}
+        return {sites[e[2]] for e in evs if e[0] == 8}
+
+    assert bound(pc) == {"before", "in_parent"}
+    assert bound(cc) == {"in_child"}  # the child's file has the tables, not the parent's binds
+    assert cc.header.flags & F.FLAG_FORKED and cc.header.complete
+    assert cc.processes[0].pid == child and cc.processes[0].ppid == parent
+    assert pc.header.complete
