@@ -60,10 +60,11 @@ def _read_all(p: Path) -> int:
     return n
 
 
+_HC = [HealthCheck.function_scoped_fixture]
 mutation = st.tuples(st.integers(min_value=0, max_value=10**6), st.binary(min_size=1, max_size=8))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=_HC)
 @given(
     complete=st.booleans(),
     mutations=st.lists(mutation, min_size=0, max_size=4),
@@ -81,7 +82,7 @@ def test_mutated_captures(tmp_path: Path, complete: bool, mutations: list, cut: 
     _read_all(p)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=_HC)
 @given(st.binary(max_size=600))
 def test_arbitrary_bytes_after_a_valid_header(tmp_path: Path, tail: bytes) -> None:
     head = _sample(tmp_path, False)[:128]
