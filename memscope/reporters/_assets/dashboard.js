@@ -1,0 +1,558 @@
+/* memscope dashboard renderer: plain JavaScript, no library, no network.
+   Program strings (names, types, paths) only ever reach the page through
+   textContent / setAttribute, never through HTML markup. */
+(function () {
+  "use strict";
+  var D = JSON.parse(document.getElementById("memscope-data").textContent);
+  var SVGNS = "http://www.w3.org/2000/svg";
+  var PALETTE = ["#2f6fdb", "#f08c00", "#2f9e44", "#d6336c", "#7048e8", "#0c8599",
+    "#e8590c", "#5c940d", "#ae3ec9", "#1098ad", "#a61e4d", "#495057"];
+  var OTHER_COLOR = "#adb5bd";
+
+  // ---- helpers --------------------------------------------------------------------
+  function fmtBytes(n) {
+    if (n === null || n === undefined || n < 0) return "n/a";
+    if (n < 1024) return Math.round(n) + " B";
+    var u = ["KiB", "MiB", "GiB", "TiB"], i = -1;
+    do { n /= 1024; i++; } while (n >= 1024 && i < u.length - 1);
+    return (n < 100 ? n.toFixed(1) : n.toFixed(0)) + " " + u[i];
+  }
+  function fmtNs(ns) {
+    if (ns === null || ns === undefined || ns < 0) return "n/a";
+    if (ns < 1000) return Math.round(ns) + " ns";
+    var units = [["µs", 1e3], ["ms", 1e6], ["s", 1e9]];
+    for (var i = 0; i < units.length; i++) {
+      var v = ns / units[i][1];
+      if (v < 1000 || i === units.length - 1) return (v < 1000 ? +v.toPrecision(3) : Math.round(v)) + " " + units[i][0];
+    }
+  }
+  function fmtInt(n) { return (n === undefined || n === null) ? "n/a" : Number(n).toLocaleString("en-US"); }
+  function el(tag, attrs, kids) {
+    var e = document.createElement(tag);
+    if (attrs) for (var k in attrs) {
+      if (k === "text") e.textContent = attrs[k];
+      else if (k === "cls") e.className = attrs[k];
+      else e.setAttribute(k, attrs[k]);
+    }
+    if (kids) kids.forEach(function (c) { if (c !== null && c !== undefined) e.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
+    return e;
+  }
+  function sv(tag, attrs, parent) {
+    var e = document.createElementNS(SVGNS, tag);
+    if (attrs) for (var k in attrs) {
+      if (k === "text") e.textContent = attrs[k]; else e.setAttribute(k, attrs[k]);
+    }
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+  function empty(node, msg) { clear(node); node.appendChild(el("div", { cls: "empty", text: msg })); }
+  var tip = document.getElementById("tip");
+  function showTip(ev, text) {
+    tip.textContent = text; tip.hidden = false;
+    var x = ev.clientX + 14, y = ev.clientY + 14;
+    var w = tip.offsetWidth, h = tip.offsetHeight;
+    if (x + w > window.innerWidth - 8) x = ev.clientX - w - 14;
+    if (y + h > window.innerHeight - 8) y = ev.clientY - h - 14;
+    tip.style.left = Math.max(4, x) + "px"; tip.style.top = Math.max(4, y) + "px";
+  }
+  function hideTip() { tip.hidden = true; }
+  function tipOn(node, textf) {
+    node.addEventListener("mousemove", function (ev) { showTip(ev, typeof textf === "function" ? textf(ev) : textf); });
+    node.addEventListener("mouseleave", hideTip);
+  }
+  function niceTicks(lo, hi, n) {
+    var span = hi - lo; if (span <= 0) return [lo];
+    var step = Math.pow(10, Math.floor(Math.log10(span / n)));
+    var err = span / n / step;
+    if (err >= 7.5) step *= 10; else if (err >= 3.5) step *= 5; else if (err >= 1.5) step *= 2;
+    var out = [], t = Math.ceil(lo / step) * step;
+    for (; t <= hi + step * 1e-9; t += step) out.push(t);
+    return out;
+  }
+  function byteTicks(hi, n) {
+    if (hi <= 0) return [0];
+    var base = hi >= 1073741824 ? 1073741824 : hi >= 1048576 ? 1048576 : hi >= 1024 ? 1024 : 1;
+    return niceTicks(0, hi / base, n).map(function (t) { return t * base; });
+  }
+  function color(i, label) { return label === "(other)" ? OTHER_COLOR : PALETTE[i % PALETTE.length]; }
+  function width(node, fallback) { return Math.max(320, node.clientWidth || fallback || 900); }
+  // a horizontal brush on an svg plot area: calls done(x0, x1) in pixels
+  function brush(svg, x, y, w, h, done) {
+    var rect = sv("rect", { x: x, y: y, width: w, height: h, fill: "transparent", "class": "brush-area", style: "cursor:crosshair" }, svg);
+    var sel = sv("rect", { y: y, height: h, fill: "rgba(47,111,219,.15)", stroke: "#2f6fdb", "stroke-width": 1, visibility: "hidden", "class": "brush-sel" }, svg);
+    var start = null;
+    function px(ev) { var r = svg.getBoundingClientRect(); return Math.min(x + w, Math.max(x, (ev.clientX - r.left) * (svg.viewBox.baseVal.width / r.width))); }
+    rect.addEventListener("mousedown", function (ev) { start = px(ev); sel.setAttribute("x", start); sel.setAttribute("width", 0); sel.setAttribute("visibility", "visible"); ev.preventDefault(); });
+    window.addEventListener("mousemove", function (ev) {
+      if (start === null) return;
+      var cur = px(ev); sel.setAttribute("x", Math.min(start, cur)); sel.setAttribute("width", Math.abs(cur - start));
+    });
+    window.addEventListener("mouseup", function (ev) {
+      if (start === null) return;
+      var cur = px(ev), a = Math.min(start, cur), b = Math.max(start, cur); start = null;
+      sel.setAttribute("visibility", "hidden");
+      if (b - a >= 3) done(a, b);
+    });
+    return rect;
+  }
+  function timeAxis(svg, x0, x1, y, lo, hi, gridTop) {
+    var g = sv("g", { "class": "axis" }, svg);
+    sv("line", { x1: x0, x2: x1, y1: y, y2: y }, g);
+    var ticks = niceTicks(lo, hi, Math.max(2, Math.floor((x1 - x0) / 110)));
+    ticks.forEach(function (t) {
+      var x = x0 + (t - lo) / (hi - lo || 1) * (x1 - x0);
+      if (gridTop !== undefined) sv("line", { x1: x, x2: x, y1: gridTop, y2: y, stroke: "#eef1f4" }, g);
+      sv("line", { x1: x, x2: x, y1: y, y2: y + 4 }, g);
+      sv("text", { x: x, y: y + 16, "text-anchor": "middle", text: fmtNs(t) }, g);
+    });
+    return g;
+  }
+
+  var O = D.overview, I = D.info, S = D.series, SPAN = Math.max(D.span, 1);
+  document.getElementById("run-name").textContent = I.name;
+  document.title = "memscope · " + I.name;
+
+  // ---- overview ---------------------------------------------------------------------
+  function renderOverview() {
+    var cards = document.getElementById("ov-cards");
+    function card(v, k, d, hot) { cards.appendChild(el("div", { cls: "card" + (hot ? " hot" : ""), "data-k": k }, [el("div", { cls: "v", text: v }), el("div", { cls: "k", text: k }), d ? el("div", { cls: "d", text: d }) : null])); }
+    card(fmtBytes(O.peak), "peak tracked memory", O.peak_t >= 0 ? "at " + fmtNs(O.peak_t) + " · " + fmtInt(O.peak_bindings) + " live bindings" : "");
+    card(fmtBytes(O.active_bytes), "still tracked at end", fmtInt(O.active_bindings) + " live bindings");
+    card(fmtNs(O.duration), "duration", fmtInt(O.events) + " events");
+    card(fmtInt(O.binds), "bindings", fmtInt(O.unbinds) + " del · " + fmtInt(O.objects_finalized) + " objects freed");
+    card(fmtInt(O.variables), "variables", fmtInt(O.types) + " types");
+    card(fmtInt(O.scopes), "scopes", fmtInt(O.scopes_entered) + " scope instances");
+    card(fmtInt(O.threads) + " / " + fmtInt(O.tasks) + " / " + fmtInt(O.processes), "threads / tasks / processes");
+    card(fmtInt(O.leaks), "leaks", O.leaks ? fmtBytes(O.leak_bytes) + " held" : "none found", O.leaks > 0);
+    card(fmtInt(O.buffers), "buffer variables", fmtBytes(O.buffer_bytes) + " outside the heap");
+    card(fmtInt(O.aliases), "shared-object name pairs");
+    var info = document.getElementById("ov-info");
+    function item(k, v) { if (v === "" || v === undefined || v === null) return; info.appendChild(el("span", null, [el("b", { text: k + ": " }), String(v)])); info.appendChild(document.createTextNode("   ·   ")); }
+    item("mode", I.mode); item("python", I.python); item("pids", (I.pids || []).join(", "));
+    item("started", I.start); item("sampled", I.sampled); item("memscope", I.version);
+    var c = I.counters || {};
+    var ks = Object.keys(c).sort();
+    if (ks.length) item("tracker", ks.map(function (k) { return k + " " + fmtInt(c[k]); }).join(", "));
+    if (O.errors) item("errors", O.errors);
+    var ex = I.extra || {};
+    Object.keys(ex).sort().forEach(function (k) { item(k, ex[k]); });
+  }
+
+  // ---- memory over time --------------------------------------------------------------
+  var mem = { grouping: "var", lo: 0, hi: SPAN };
+  function renderMemoryControls() {
+    var seg = document.getElementById("mem-groupings");
+    [["var", "variable"], ["scope", "scope"], ["type", "type"], ["thread", "thread"], ["task", "task"]].forEach(function (g) {
+      var b = el("button", { text: g[1], "data-grouping": g[0], type: "button" });
+      if (g[0] === mem.grouping) b.className = "on";
+      b.addEventListener("click", function () {
+        mem.grouping = g[0];
+        Array.prototype.forEach.call(seg.children, function (c) { c.className = c === b ? "on" : ""; });
+        renderMemory();
+      });
+      seg.appendChild(b);
+    });
+    document.getElementById("mem-reset").addEventListener("click", function () { mem.lo = 0; mem.hi = SPAN; renderMemory(); });
+  }
+  function renderMemory() {
+    var box = document.getElementById("mem-chart"), legend = document.getElementById("mem-legend");
+    clear(legend);
+    document.getElementById("mem-reset").disabled = (mem.lo <= 0 && mem.hi >= SPAN);
+    if (!O.binds) { empty(box, "No bindings were recorded in this run, so there is no memory to chart."); return; }
+    clear(box);
+    var W = width(box), H = 330, ml = 74, mr = 18, mt = 16, mb = 34, pw = W - ml - mr, ph = H - mt - mb;
+    var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": "memory over time" }, box);
+    var grp = S.groups[mem.grouping] || { labels: [], values: [] };
+    var ts = S.t, step = S.step, n = ts.length;
+    var i0 = Math.max(0, Math.floor(mem.lo / step)), i1 = Math.min(n - 1, Math.ceil(mem.hi / step));
+    var ymax = 0;
+    for (var i = i0; i <= i1; i++) if (S.total[i] > ymax) ymax = S.total[i];
+    ymax = ymax > 0 ? ymax * 1.08 : 1;
+    var yt = byteTicks(ymax, 5); ymax = Math.max(ymax, yt[yt.length - 1]);
+    function X(t) { return ml + (t - mem.lo) / (mem.hi - mem.lo) * pw; }
+    function Y(v) { return mt + ph - v / ymax * ph; }
+    var grid = sv("g", { "class": "axis" }, svg);
+    yt.forEach(function (v) { sv("line", { x1: ml, x2: ml + pw, y1: Y(v), y2: Y(v), stroke: "#eef1f4" }, grid); sv("text", { x: ml - 8, y: Y(v) + 4, "text-anchor": "end", text: fmtBytes(v) }, grid); });
+    timeAxis(svg, ml, ml + pw, mt + ph, mem.lo, mem.hi);
+    var clipId = "memclip";
+    var cp = sv("clipPath", { id: clipId }, sv("defs", null, svg)); sv("rect", { x: ml, y: mt - 2, width: pw, height: ph + 2 }, cp);
+    var layers = sv("g", { "clip-path": "url(#" + clipId + ")" }, svg);
+    // stacked step areas, one path per group
+    var base = new Array(n).fill(0);
+    grp.values.forEach(function (vals, gi) {
+      var top = [], d = "";
+      for (var i = i0; i <= i1; i++) top[i] = base[i] + vals[i];
+      var pts = [];
+      for (i = i0; i <= i1; i++) { var xa = X(ts[i]), xb = X(ts[i] + step); pts.push([xa, Y(top[i])], [xb, Y(top[i])]); }
+      var low = [];
+      for (i = i1; i >= i0; i--) { var xa2 = X(ts[i]), xb2 = X(ts[i] + step); low.push([xb2, Y(base[i])], [xa2, Y(base[i])]); }
+      d = "M" + pts.concat(low).map(function (p) { return p[0].toFixed(1) + "," + p[1].toFixed(1); }).join("L") + "Z";
+      var c = color(gi, grp.labels[gi]);
+      sv("path", { d: d, fill: c, "fill-opacity": 0.78, stroke: c, "stroke-width": 0.6, "data-label": grp.labels[gi], "class": "layer" }, layers);
+      for (i = i0; i <= i1; i++) base[i] = top[i];
+      var mx = 0; for (i = 0; i < n; i++) if (vals[i] > mx) mx = vals[i];
+      legend.appendChild(el("span", { title: grp.keys[gi] }, [el("i", { style: "background:" + c }), grp.labels[gi], el("em", { text: fmtBytes(mx) })]));
+    });
+    // peak marker
+    if (O.peak_t >= 0 && O.peak_t >= mem.lo && O.peak_t <= mem.hi) {
+      var px = X(O.peak_t), py = Y(O.peak);
+      var pk = sv("g", { "class": "peak" }, svg);
+      sv("line", { x1: px, x2: px, y1: mt, y2: mt + ph, stroke: "#d64545", "stroke-dasharray": "4 3", "stroke-width": 1.2 }, pk);
+      sv("circle", { cx: px, cy: py, r: 4, fill: "#d64545" }, pk);
+      var lbl = "peak " + fmtBytes(O.peak) + " at " + fmtNs(O.peak_t);
+      var right = px > ml + pw * 0.7;
+      sv("text", { x: right ? px - 6 : px + 6, y: mt + 12, "text-anchor": right ? "end" : "start", fill: "#a61b1b", "font-size": 12, "font-weight": 600, text: lbl, id: "peak-label" }, pk);
+    }
+    var hover = sv("line", { y1: mt, y2: mt + ph, stroke: "#1f2933", "stroke-width": 0.8, visibility: "hidden" }, svg);
+    var area = brush(svg, ml, mt, pw, ph, function (a, b) {
+      var lo = mem.lo + (a - ml) / pw * (mem.hi - mem.lo), hi = mem.lo + (b - ml) / pw * (mem.hi - mem.lo);
+      if (hi - lo < step) hi = lo + step;
+      mem.lo = lo; mem.hi = hi; renderMemory();
+    });
+    area.addEventListener("mousemove", function (ev) {
+      var r = svg.getBoundingClientRect(), x = (ev.clientX - r.left) * (W / r.width);
+      var t = mem.lo + (x - ml) / pw * (mem.hi - mem.lo), i = Math.min(n - 1, Math.max(0, Math.floor(t / step)));
+      hover.setAttribute("x1", x); hover.setAttribute("x2", x); hover.setAttribute("visibility", "visible");
+      var lines = [fmtNs(ts[i]) + " – " + fmtNs(ts[i] + step) + "   total " + fmtBytes(S.total[i])];
+      var rows = grp.values.map(function (v, gi) { return [v[i], grp.labels[gi]]; }).filter(function (r) { return r[0] > 0; });
+      rows.sort(function (a, b) { return b[0] - a[0]; });
+      rows.slice(0, 12).forEach(function (r) { lines.push(fmtBytes(r[0]) + "  " + r[1]); });
+      showTip(ev, lines.join("\n"));
+    });
+    area.addEventListener("mouseleave", function () { hover.setAttribute("visibility", "hidden"); hideTip(); });
+    if (!grp.values.length) sv("text", { x: ml + pw / 2, y: mt + ph / 2, "text-anchor": "middle", fill: "#616e7c", text: "nothing tracked in this grouping" }, svg);
+  }
+
+  // ---- variables table ------------------------------------------------------------
+  var VCOLS = [
+    { k: "var", t: "variable", cls: "name" }, { k: "scope", t: "scope", cls: "mono" },
+    { k: "where", t: "file:line", cls: "mono muted", v: function (r) { return shortPath(r.file) + ":" + r.line; } },
+    { k: "types", t: "type", cls: "mono", v: function (r) { return r.types.join(", "); } },
+    { k: "shallow", t: "shallow", num: 1, b: 1 }, { k: "deep", t: "deep", num: 1, b: 1 },
+    { k: "peak", t: "peak", num: 1, b: 1 }, { k: "lifetime", t: "lifetime", num: 1, f: fmtNs },
+    { k: "binds", t: "binds", num: 1, f: fmtInt },
+    { k: "aliases", t: "aliases", cls: "mono", v: function (r) { return r.aliases.join(", "); } },
+    { k: "threads", t: "thread", v: function (r) { return r.threads.join(", "); } }
+  ];
+  function shortPath(p) { var s = String(p).split(/[\\/]/); return s.length > 2 ? "…/" + s.slice(-2).join("/") : p; }
+  var vt = { key: "peak", dir: -1, filter: "", open: {}, limit: 300 };
+  function cellValue(c, r) { return c.v ? c.v(r) : r[c.k]; }
+  function renderVarHead() {
+    var tr = el("tr");
+    VCOLS.forEach(function (c) {
+      var th = el("th", { text: c.t, "data-key": c.k, cls: c.num ? "num" : "" });
+      if (c.k === vt.key) th.setAttribute("aria-sort", vt.dir > 0 ? "ascending" : "descending");
+      th.addEventListener("click", function () {
+        if (vt.key === c.k) vt.dir = -vt.dir; else { vt.key = c.k; vt.dir = c.num ? -1 : 1; }
+        renderVarHead(); renderVarBody();
+      });
+      tr.appendChild(th);
+    });
+    var thead = document.querySelector("#var-table thead"); clear(thead); thead.appendChild(tr);
+  }
+  function renderVarBody() {
+    var tbody = document.querySelector("#var-table tbody"); clear(tbody);
+    var f = vt.filter.toLowerCase();
+    var rows = D.vars.filter(function (r) {
+      if (!f) return true;
+      return (r.var + "\u0000" + r.scope + "\u0000" + r.module + "\u0000" + r.file + ":" + r.line + "\u0000" + r.types.join(",") + "\u0000" + r.threads.join(",")).toLowerCase().indexOf(f) >= 0;
+    });
+    var col = VCOLS.filter(function (c) { return c.k === vt.key; })[0] || VCOLS[6];
+    rows.sort(function (a, b) {
+      var x = cellValue(col, a), y = cellValue(col, b);
+      if (typeof x === "number") return (x - y) * vt.dir || (b.peak - a.peak);
+      x = String(x).toLowerCase(); y = String(y).toLowerCase();
+      return (x < y ? -1 : x > y ? 1 : 0) * vt.dir || (b.peak - a.peak);
+    });
+    var shown = rows.slice(0, vt.limit);
+    document.getElementById("var-count").textContent = "showing " + shown.length + " of " + rows.length + " matching variables" + (D.vars_omitted ? " (" + fmtInt(D.vars_omitted) + " smaller variables not included in this report)" : "");
+    if (!rows.length) { var tr0 = el("tr"); tr0.appendChild(el("td", { colspan: VCOLS.length, cls: "muted", text: D.vars.length ? "No variable matches the filter." : "No variables were recorded." })); tbody.appendChild(tr0); return; }
+    shown.forEach(function (r) {
+      var tr = el("tr", { cls: "row" + (r.leak ? " leak" : ""), "data-key": r.key });
+      VCOLS.forEach(function (c) {
+        var v = cellValue(c, r), td;
+        if (c.b) td = el("td", { cls: "num", text: fmtBytes(v) });
+        else if (c.f) td = el("td", { cls: "num", text: c.f(v) });
+        else td = el("td", { cls: c.cls || "", text: v });
+        if (c.k === "var") {
+          if (r.leak) td.appendChild(el("span", { cls: "badge red", text: "leak" }));
+          if (r.live) td.appendChild(el("span", { cls: "badge gray", text: "live" }));
+        }
+        if (c.k === "where") td.title = r.file + ":" + r.line;
+        if (c.k === "lifetime" && r.live) td.textContent = "≥ " + fmtNs(v);
+        tr.appendChild(td);
+      });
+      tr.addEventListener("click", function () { vt.open[r.key] = !vt.open[r.key]; renderVarBody(); });
+      tbody.appendChild(tr);
+      if (vt.open[r.key]) tbody.appendChild(historyRow(r));
+    });
+    if (rows.length > shown.length) {
+      var more = el("tr"), td = el("td", { colspan: VCOLS.length });
+      var btn = el("button", { cls: "btn", type: "button", text: "Show " + Math.min(300, rows.length - shown.length) + " more" });
+      btn.addEventListener("click", function () { vt.limit += 300; renderVarBody(); });
+      td.appendChild(btn); more.appendChild(td); tbody.appendChild(more);
+    }
+  }
+  function historyRow(r) {
+    var tr = el("tr", { cls: "hist", "data-history-of": r.key }), td = el("td", { colspan: VCOLS.length });
+    td.appendChild(el("div", { cls: "hint", text: r.module + ":" + r.scope + "." + r.var + " — " + r.file + ":" + r.line + " — " + fmtInt(r.binds) + " binds, " + fmtBytes(r.total) + " bound in all" + (r.history.length < r.binds ? "; latest " + r.history.length + " shown" : "") }));
+    var t = el("table", { cls: "mini" }), h = el("tr");
+    ["bound at", "until", "held for", "type", "shallow", "deep", "ended by", "thread", "task", "aliases"].forEach(function (x) { h.appendChild(el("th", { text: x })); });
+    t.appendChild(h);
+    r.history.forEach(function (e) {
+      var row = el("tr");
+      [fmtNs(e[0]), e[1] >= 0 ? fmtNs(e[1]) : "end of run", e[1] >= 0 ? fmtNs(e[1] - e[0]) : "live", e[2], fmtBytes(e[3]), fmtBytes(e[4]), e[5].replace("_", " "), e[6], e[7], String(e[8])].forEach(function (x) { row.appendChild(el("td", { text: x })); });
+      t.appendChild(row);
+    });
+    td.appendChild(t); tr.appendChild(td);
+    return tr;
+  }
+  function renderVariables() {
+    renderVarHead(); renderVarBody();
+    var inp = document.getElementById("var-filter"), timer = null;
+    inp.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(function () { vt.filter = inp.value; vt.limit = 300; renderVarBody(); }, 80); });
+  }
+
+  // ---- lifecycle gantt --------------------------------------------------------------
+  var gz = { lo: 0, hi: SPAN };
+  function renderGantt() {
+    var box = document.getElementById("gantt"), G = D.gantt;
+    document.getElementById("gantt-reset").disabled = (gz.lo <= 0 && gz.hi >= SPAN);
+    if (!G.rows.length) { empty(box, "No bindings were recorded, so there are no lifetimes to show."); return; }
+    clear(box);
+    var W = width(box), lw = Math.min(300, Math.max(180, W * 0.24)), mr = 16, mt = 30, rh = 20, sh = 22;
+    var pw = W - lw - mr;
+    var lines = [], lastScope = null;
+    G.rows.forEach(function (r) {
+      var sk = r.module + ":" + r.scope;
+      if (sk !== lastScope) { lines.push({ scope: r }); lastScope = sk; }
+      lines.push({ row: r });
+    });
+    var H = mt + lines.reduce(function (a, l) { return a + (l.scope ? sh : rh); }, 0) + 8;
+    var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": "lifecycle timeline" }, box);
+    function X(t) { return lw + (t - gz.lo) / (gz.hi - gz.lo) * pw; }
+    timeAxis(svg, lw, lw + pw, mt - 8, gz.lo, gz.hi, H);
+    // the axis was drawn at the top: flip its labels above the line
+    Array.prototype.forEach.call(svg.querySelectorAll(".axis text"), function (t) { t.setAttribute("y", mt - 14); });
+    var cp = sv("clipPath", { id: "ganttclip" }, sv("defs", null, svg)); sv("rect", { x: lw, y: 0, width: pw, height: H }, cp);
+    var y = mt, maxB = 1;
+    G.rows.forEach(function (r) { if (r.peak > maxB) maxB = r.peak; });
+    var minw = (gz.hi - gz.lo) / pw; // one pixel in ns
+    lines.forEach(function (l) {
+      if (l.scope) {
+        sv("rect", { x: 0, y: y, width: W, height: sh, fill: "#f0f3f7" }, svg);
+        sv("text", { x: 8, y: y + 15, "font-size": 12, "font-weight": 650, fill: "#1f2933", text: (l.scope.module === "__main__" ? "" : l.scope.module + " : ") + l.scope.scope, "class": "scope-label" }, svg);
+        y += sh; return;
+      }
+      var r = l.row, g = sv("g", { "class": "gantt-row" + (r.leak ? " leak" : ""), "data-key": r.key }, svg);
+      sv("line", { x1: 0, x2: W, y1: y + rh, y2: y + rh, stroke: "#f3f4f6" }, g);
+      var label = sv("text", { x: 20, y: y + 14, "font-size": 12, fill: r.leak ? "#a61b1b" : "#1f2933", "font-family": "ui-monospace,Menlo,Consolas,monospace", text: r.var, "class": "var-label" }, g);
+      sv("title", { text: r.key + "  ·  peak " + fmtBytes(r.peak) + "  ·  " + fmtInt(r.binds) + " binds" }, label);
+      if (r.leak) sv("text", { x: lw - 8, y: y + 14, "text-anchor": "end", "font-size": 10.5, fill: "#d64545", "font-weight": 700, text: "LEAK" }, g);
+      var bars = sv("g", { "clip-path": "url(#ganttclip)" }, g);
+      function draw(segs, yy, hh, kind) {
+        var last = null;
+        segs.forEach(function (s) {
+          if (s[1] < gz.lo || s[0] > gz.hi) return;
+          if (last && s[0] - last.e < minw) { last.e = Math.max(last.e, s[1]); last.b = Math.max(last.b, s[2]); last.n += s[3]; last.f = last.f || s[4]; return; }
+          if (last) out(last);
+          last = { s: s[0], e: s[1], b: s[2], n: s[3], f: s[4] };
+        });
+        if (last) out(last);
+        function out(q) {
+          var x0 = X(q.s), x1 = Math.max(X(q.e), x0 + 2);
+          var fill = kind === "bind" ? (q.f ? "#d64545" : "#2f6fdb") : (q.f ? "#f08080" : "#9aa5b1");
+          var op = kind === "bind" ? 0.45 + 0.55 * Math.sqrt(Math.max(q.b, 0) / maxB) : 0.9;
+          var rc = sv("rect", { x: x0.toFixed(1), y: yy, width: (x1 - x0).toFixed(1), height: hh, rx: 2, fill: fill, "fill-opacity": op.toFixed(2), "class": kind === "bind" ? "seg-bind" : "seg-obj" }, bars);
+          tipOn(rc, (kind === "bind" ? "binding of " : "object first bound to ") + r.scope + "." + r.var + (q.f ? "  (LEAKED)" : "") + "\n" + fmtNs(q.s) + " → " + fmtNs(q.e) + "   (" + fmtNs(q.e - q.s) + ")\n" + (q.n > 1 ? fmtInt(q.n) + " merged · largest " : "") + fmtBytes(q.b));
+        }
+      }
+      draw(r.objs, y + 14, 4, "obj");
+      draw(r.segs, y + 3, 10, "bind");
+      y += rh;
+    });
+    brush(svg, lw, 0, pw, H, function (a, b) {
+      var lo = gz.lo + (a - lw) / pw * (gz.hi - gz.lo), hi = gz.lo + (b - lw) / pw * (gz.hi - gz.lo);
+      gz.lo = lo; gz.hi = Math.max(hi, lo + 1); renderGantt();
+    }).setAttribute("fill-opacity", 0);
+    // the brush sits on top; forward hover to bars under it
+    var note = document.getElementById("gantt-note");
+    note.textContent = (G.omitted ? fmtInt(G.rows.length) + " largest variables shown; " + fmtInt(G.omitted) + " smaller ones are in the table above. " : "") + "Thin grey bars: how long the object lived (finalization seen in full mode); red: leaked.";
+    var area = svg.querySelector(".brush-area");
+    area.addEventListener("mousemove", function (ev) {
+      area.style.pointerEvents = "none";
+      var under = document.elementFromPoint(ev.clientX, ev.clientY);
+      area.style.pointerEvents = "";
+      if (under && under.dispatchEvent && (under.classList.contains("seg-bind") || under.classList.contains("seg-obj"))) {
+        under.dispatchEvent(new MouseEvent("mousemove", { clientX: ev.clientX, clientY: ev.clientY }));
+      } else hideTip();
+    });
+    area.addEventListener("mouseleave", hideTip);
+  }
+
+  // ---- scopes ----------------------------------------------------------------------
+  function renderScopes() {
+    var box = document.getElementById("icicle"), T = D.scope_tree;
+    if (!T.peak) { empty(box, "No scope held tracked memory."); }
+    else {
+      clear(box);
+      var depth = 0;
+      (function walk(n, d) { depth = Math.max(depth, d); n.children.forEach(function (c) { walk(c, d + 1); }); })(T, 0);
+      var W = width(box), rh = 30, H = (depth + 1) * rh + 4;
+      var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": "scopes icicle" }, box);
+      var colors = ["#1f2933", "#2f6fdb", "#4c8bf5", "#74a7f7", "#9cc1fa", "#c3dafc"];
+      (function lay(n, x, w, d, path) {
+        var g = sv("g", { "class": "ice", "data-name": n.name }, svg);
+        var fill = colors[Math.min(d, colors.length - 1)];
+        var rc = sv("rect", { x: x + 0.5, y: d * rh + 0.5, width: Math.max(w - 1, 0.5), height: rh - 2, rx: 3, fill: fill }, g);
+        var full = path.concat([n.name]).join(" › ");
+        tipOn(rc, full + "\npeak " + fmtBytes(n.peak));
+        if (w > 46) {
+          var lbl = n.name + "  " + fmtBytes(n.peak), maxc = Math.floor((w - 10) / 6.6);
+          if (lbl.length > maxc) lbl = maxc > 10 ? n.name.slice(0, maxc - 1) + "…" : n.name.slice(0, Math.max(1, maxc - 1)) + "…";
+          var tx = sv("text", { x: x + 6, y: d * rh + 19, "font-size": 12, fill: d >= 3 ? "#1f2933" : "#fff", text: lbl }, g);
+          tx.style.pointerEvents = "none";
+        }
+        var sum = n.children.reduce(function (a, c) { return a + c.peak; }, 0) || 1, cx = x;
+        var scale = Math.max(sum, n.peak);
+        n.children.forEach(function (c) { var cw = w * c.peak / scale; lay(c, cx, cw, d + 1, path.concat([n.name])); cx += cw; });
+      })(T, 0, W, 0, []);
+    }
+    var table = document.getElementById("scope-table");
+    var head = el("tr"); ["scope", "module", "binds", "bytes bound", "peak", "live at end"].forEach(function (x, i) { head.appendChild(el("th", { text: x, cls: i >= 2 ? "num" : "" })); });
+    table.tHead.appendChild(head);
+    D.scopes.forEach(function (s) {
+      table.tBodies[0].appendChild(el("tr", null, [el("td", { cls: "name", text: s.scope }), el("td", { cls: "mono", text: s.module }), el("td", { cls: "num", text: fmtInt(s.binds) }), el("td", { cls: "num", text: fmtBytes(s.bytes) }), el("td", { cls: "num", text: fmtBytes(s.peak) }), el("td", { cls: "num", text: fmtInt(s.active) })]));
+    });
+  }
+
+  // ---- leaks -----------------------------------------------------------------------
+  function renderLeaks() {
+    var box = document.getElementById("leak-list");
+    if (!D.leaks.length) {
+      empty(box, I.mode === "fast" ? "No leaks recorded. Leak checks run in full mode (mode=\"full\")." : "No leaks found: every object outlived its scope only while a live name held it.");
+      return;
+    }
+    box.appendChild(el("p", { cls: "hint", text: fmtInt(D.leaks.length) + " object(s) still alive after the scope that created them ended, " + fmtBytes(O.leak_bytes) + " in all. Each shows where it was first bound and what holds it now." }));
+    D.leaks.slice().sort(function (a, b) { return b.size - a.size; }).forEach(function (lk) {
+      var card = el("div", { cls: "leakcard", "data-var": lk.var });
+      card.appendChild(el("h3", null, [el("span", { cls: "mono", text: lk.scope + "." + lk.var }), " — ", el("span", { text: lk.type }), el("span", { cls: "badge red", text: fmtBytes(lk.size) })]));
+      card.appendChild(el("div", { cls: "where", text: "created in " + lk.module + ":" + lk.scope + " at " + lk.file + ":" + lk.line + (lk.t >= 0 ? " · found at " + fmtNs(lk.t) : "") }));
+      var ul = el("ul", { cls: "chain" });
+      if (!lk.holders.length) ul.appendChild(el("li", { text: "holder not identified" }));
+      lk.holders.forEach(function (h) { ul.appendChild(el("li", { cls: "mono", text: h })); });
+      card.appendChild(ul);
+      box.appendChild(card);
+    });
+  }
+
+  // ---- relationships graph ---------------------------------------------------------
+  function renderGraph() {
+    var box = document.getElementById("graph"), Gr = D.graph;
+    if (!Gr.nodes.length) { empty(box, "No two names shared an object and no holder kept a tracked object alive."); return; }
+    clear(box);
+    var W = width(box), H = Math.min(620, Math.max(300, 120 + Gr.nodes.length * 14));
+    var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": "relationships" }, box);
+    var N = Gr.nodes.map(function (n, i) { var a = 2 * Math.PI * i / Gr.nodes.length; return { n: n, x: W / 2 + Math.cos(a) * W * 0.3, y: H / 2 + Math.sin(a) * H * 0.3, vx: 0, vy: 0 }; });
+    var idx = {}; N.forEach(function (p, i) { idx[p.n.id] = i; });
+    var E = Gr.edges.map(function (e) { return { a: idx[e.a], b: idx[e.b], e: e }; }).filter(function (e) { return e.a !== undefined && e.b !== undefined; });
+    // a deterministic force layout: springs on edges, repulsion between nodes
+    var k = Math.sqrt(W * H / Math.max(N.length, 1)) * 0.55;
+    for (var it = 0; it < 260; it++) {
+      var temp = 0.1 * (1 - it / 260) * W;
+      N.forEach(function (p) { p.vx = 0; p.vy = 0; });
+      for (var i = 0; i < N.length; i++) for (var j = i + 1; j < N.length; j++) {
+        var dx = N[i].x - N[j].x, dy = N[i].y - N[j].y, d2 = dx * dx + dy * dy + 0.01, f = k * k / d2;
+        N[i].vx += dx * f; N[i].vy += dy * f; N[j].vx -= dx * f; N[j].vy -= dy * f;
+      }
+      E.forEach(function (e) {
+        var p = N[e.a], q = N[e.b], dx = p.x - q.x, dy = p.y - q.y, d = Math.sqrt(dx * dx + dy * dy) + 0.01, f = d / k;
+        p.vx -= dx * f; p.vy -= dy * f; q.vx += dx * f; q.vy += dy * f;
+      });
+      N.forEach(function (p) {
+        p.vx += (W / 2 - p.x) * 0.02; p.vy += (H / 2 - p.y) * 0.02;
+        var l = Math.sqrt(p.vx * p.vx + p.vy * p.vy) + 0.01, s = Math.min(l, temp) / l;
+        p.x = Math.min(W - 60, Math.max(60, p.x + p.vx * s)); p.y = Math.min(H - 24, Math.max(24, p.y + p.vy * s));
+      });
+    }
+    var ge = sv("g", null, svg);
+    E.forEach(function (e) {
+      var p = N[e.a], q = N[e.b], holds = e.e.kind === "holds";
+      var ln = sv("line", { x1: p.x, y1: p.y, x2: q.x, y2: q.y, stroke: holds ? "#d64545" : "#2f6fdb", "stroke-width": Math.min(6, 1.2 + Math.log2(e.e.n)), "stroke-opacity": 0.7, "stroke-dasharray": holds ? "5 4" : "", "class": "edge edge-" + e.e.kind }, ge);
+      tipOn(ln, holds ? e.e.a + "\nholds " + e.e.b : e.e.a + "  ⇄  " + e.e.b + "\nbound to the same object " + fmtInt(e.e.n) + " time(s)");
+    });
+    N.forEach(function (p) {
+      var holder = p.n.kind === "holder";
+      var g = sv("g", { "class": "node", "data-id": p.n.id }, svg);
+      var r = holder ? 6 : 5 + Math.min(9, Math.log2(Math.max(p.n.bytes, 1)) / 2.5);
+      var c = holder ? sv("rect", { x: p.x - r, y: p.y - r, width: 2 * r, height: 2 * r, fill: "#d64545" }, g) : sv("circle", { cx: p.x, cy: p.y, r: r, fill: "#2f6fdb", stroke: "#fff", "stroke-width": 1.5 }, g);
+      tipOn(c, p.n.id + (p.n.bytes >= 0 ? "\npeak " + fmtBytes(p.n.bytes) : "") + "\n" + fmtInt(p.n.deg) + " link(s)");
+      var label = p.n.id.length > 42 ? p.n.id.slice(0, 40) + "…" : p.n.id;
+      var right = p.x > W * 0.75;
+      sv("text", { x: right ? p.x - r - 4 : p.x + r + 4, y: p.y + 4, "text-anchor": right ? "end" : "start", "font-size": 11.5, fill: "#1f2933", "font-family": holder ? "" : "ui-monospace,Menlo,Consolas,monospace", text: label, "paint-order": "stroke", stroke: "#fff", "stroke-width": 3 }, g);
+    });
+  }
+
+  // ---- buffers ----------------------------------------------------------------------
+  function renderBuffers() {
+    var sum = document.getElementById("buf-summary"), table = document.getElementById("buf-table");
+    if (!D.buffers.length) { table.parentNode.style.display = "none"; empty(sum, "No variable held a buffer (NumPy, ctypes, mmap, bytes-like) in this run" + (I.mode === "fast" ? "; buffer addresses are recorded in full mode." : ".")); return; }
+    sum.appendChild(el("span", null, [el("b", { text: fmtInt(D.buffers.length) + " buffer variable(s)" }), " holding " + fmtBytes(O.buffer_bytes) + " of buffer memory."]));
+    var head = el("tr"); ["variable", "scope", "type", "address", "buffer", "bytes", "binds", "lifetime", "shares buffer with"].forEach(function (x, i) { head.appendChild(el("th", { text: x, cls: (i >= 4 && i <= 7) ? "num" : "" })); });
+    table.tHead.appendChild(head);
+    D.buffers.forEach(function (b) {
+      table.tBodies[0].appendChild(el("tr", { "data-key": b.key }, [el("td", { cls: "name", text: b.var }), el("td", { cls: "mono", text: b.scope }), el("td", { cls: "mono", text: b.types.join(", ") }), el("td", { cls: "mono muted", text: b.addr }), el("td", { cls: "num", text: fmtBytes(b.bufsize) }), el("td", { cls: "num", text: fmtBytes(b.bytes) }), el("td", { cls: "num", text: fmtInt(b.binds) }), el("td", { cls: "num", text: (b.live ? "≥ " : "") + fmtNs(b.lifetime) }), el("td", { cls: "mono", text: b.shares.length ? b.shares.join(", ") : "—" })]));
+    });
+  }
+
+  // ---- lanes ----------------------------------------------------------------------
+  function renderLanes() {
+    var box = document.getElementById("lane-chart"), L = D.lanes;
+    var lanes = [];
+    L.thread.forEach(function (t) { lanes.push({ kind: "thread", l: t }); });
+    L.task.forEach(function (t) { lanes.push({ kind: "task", l: t }); });
+    if (!lanes.length) { empty(box, "No thread or task recorded a binding."); }
+    else {
+      clear(box);
+      var W = width(box), lw = 220, mr = 16, mt = 30, rh = 46, pw = W - lw - mr, H = mt + lanes.length * rh + 6;
+      var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": "lanes" }, box);
+      timeAxis(svg, lw, lw + pw, mt - 8, 0, SPAN, H);
+      Array.prototype.forEach.call(svg.querySelectorAll(".axis text"), function (t) { t.setAttribute("y", mt - 14); });
+      function X(t) { return lw + t / SPAN * pw; }
+      lanes.forEach(function (ln, i) {
+        var y = mt + i * rh, l = ln.l, g = sv("g", { "class": "lane", "data-kind": ln.kind, "data-key": l.key }, svg);
+        sv("rect", { x: 0, y: y, width: W, height: rh - 2, fill: i % 2 ? "#fafbfc" : "#fff" }, g);
+        sv("text", { x: 10, y: y + 18, "font-size": 12.5, "font-weight": 600, fill: "#1f2933", text: ln.kind === "task" ? (l.key === "-" ? "outside asyncio tasks" : "task " + l.key) : "thread " + l.key }, g);
+        sv("text", { x: 10, y: y + 34, "font-size": 11, fill: "#616e7c", text: fmtInt(l.binds) + " binds · peak " + fmtBytes(l.peak) }, g);
+        var grp = S.groups[ln.kind], gi = grp ? grp.keys.indexOf(l.key) : -1;
+        sv("rect", { x: X(l.first), y: y + rh - 9, width: Math.max(2, X(l.last) - X(l.first)), height: 4, rx: 2, fill: "#cbd2d9", "class": "lane-span" }, g);
+        if (gi >= 0) {
+          var vals = grp.values[gi], mx = 0; vals.forEach(function (v) { if (v > mx) mx = v; });
+          if (mx > 0) {
+            var pts = ["M" + X(0) + "," + (y + rh - 10)];
+            vals.forEach(function (v, j) { var yy = y + rh - 10 - v / mx * (rh - 16); pts.push("L" + X(S.t[j]).toFixed(1) + "," + yy.toFixed(1) + "L" + X(S.t[j] + S.step).toFixed(1) + "," + yy.toFixed(1)); });
+            pts.push("L" + X(SPAN) + "," + (y + rh - 10) + "Z");
+            var p = sv("path", { d: pts.join(""), fill: PALETTE[i % PALETTE.length], "fill-opacity": 0.55, stroke: PALETTE[i % PALETTE.length], "stroke-width": 0.8 }, g);
+            tipOn(p, (ln.kind === "task" ? "task " : "thread ") + l.key + "\nactive " + fmtNs(l.first) + " → " + fmtNs(l.last) + "\npeak " + fmtBytes(l.peak) + " (lane scaled to its own peak)");
+          }
+        }
+      });
+    }
+    var pl = document.getElementById("proc-list");
+    (L.proc || []).forEach(function (p) {
+      pl.appendChild(el("div", { "class": "proc" }, [el("b", { text: "process " + p.key }), (p.ppid ? " · parent " + p.ppid : "") + (p.argv0 ? " · " + p.argv0 : "") + " · " + fmtInt(p.binds) + " binds"]));
+    });
+  }
+
+  var panels = [renderOverview, function () { renderMemoryControls(); renderMemory(); }, renderVariables, function () {
+    document.getElementById("gantt-reset").addEventListener("click", function () { gz.lo = 0; gz.hi = SPAN; renderGantt(); });
+    renderGantt();
+  }, renderScopes, renderLeaks, renderGraph, renderBuffers, renderLanes];
+  panels.forEach(function (p) {
+    try { p(); } catch (e) { console.error("memscope dashboard: a panel failed to render", e); }
+  });
+  var resizeTimer = null;
+  window.addEventListener("resize", function () { clearTimeout(resizeTimer); resizeTimer = setTimeout(function () { renderMemory(); renderGantt(); }, 150); });
+  document.body.setAttribute("data-ready", "1");
+})();
