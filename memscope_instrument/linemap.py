@@ -14,7 +14,7 @@ import ast
 from types import CodeType
 from typing import cast
 
-__all__ = ["build_line_map", "compile_with_line_map", "remap_tree"]
+__all__ = ["build_line_map", "col_deltas", "compile_with_line_map", "remap_tree"]
 
 _RESERVED = ("_memscope_", "__memscope_c__")
 
@@ -149,11 +149,52 @@ def build_line_map(orig: ast.Module, code: str) -> list[int]:
     return out
 
 
-def remap_tree(tree: ast.AST, line_map: list[int]) -> ast.AST:
-    """Give every node of the instrumented code's ast its original line numbers."""
+def col_deltas(orig: str, code: str, line_map: list[int]) -> dict[int, tuple[int, int]]:
+    """Output line -> (columns the original text moved right, column where it starts).
+
+    The transformer only adds indentation (``try:`` blocks) and ``...; `` prefixes in
+    front of the user's text on a line, so the original text is found right after the
+    indentation or after a ``;``.
+    """
+    orig_lines = orig.splitlines()
+    out: dict[int, tuple[int, int]] = {}
+    n = len(orig_lines)
+    for i, o in enumerate(code.splitlines(), 1):
+        ln = line_map[i - 1] if i <= len(line_map) else 0
+        if not 0 < ln <= n:
+            continue
+        src = orig_lines[ln - 1]
+        s = src.lstrip()
+        if not s:
+            continue
+        ind = len(src) - len(s)
+        pos = o.find(s)
+        while pos >= 0:
+            before = o[:pos].rstrip()
+            if not before or before.endswith(";"):
+                break
+            pos = o.find(s, pos + 1)
+        if pos >= 0 and pos != ind:
+            out[i] = (pos - ind, pos)
+    return out
+
+
+def remap_tree(tree: ast.AST, line_map: list[int],
+               deltas: dict[int, tuple[int, int]] | None = None) -> ast.AST:
+    """Give every node of the instrumented code's ast its original line numbers (and
+    columns, with ``deltas`` from :func:`col_deltas`)."""
     n = len(line_map)
+    d = deltas or {}
     for node in ast.walk(tree):
         ln = getattr(node, "lineno", None)
+        if ln is not None and d:
+            dc = d.get(ln)
+            if dc and getattr(node, "col_offset", -1) >= dc[1]:
+                node.col_offset -= dc[0]  # type: ignore[attr-defined]
+            end = getattr(node, "end_lineno", None)
+            de = d.get(end) if end is not None else None
+            if de and (getattr(node, "end_col_offset", None) or -1) >= de[1]:
+                node.end_col_offset -= de[0]  # type: ignore[attr-defined]
         if ln is not None and 0 < ln <= n:
             node.lineno = line_map[ln - 1]  # type: ignore[attr-defined]
             end = getattr(node, "end_lineno", None)
@@ -163,8 +204,10 @@ def remap_tree(tree: ast.AST, line_map: list[int]) -> ast.AST:
 
 
 def compile_with_line_map(code: str, line_map: list[int], filename: str,
-                          dont_inherit: bool = True) -> CodeType:
+                          dont_inherit: bool = True,
+                          deltas: dict[int, tuple[int, int]] | None = None) -> CodeType:
     """Compile instrumented code so tracebacks, ``co_firstlineno``, pdb, coverage and
-    ``inspect.getsource`` see the ORIGINAL line numbers (for the import hook)."""
-    tree = remap_tree(ast.parse(code, filename), line_map)
+    ``inspect.getsource`` see the ORIGINAL line numbers (for the import hook); pass
+    ``Result.col_delta`` as ``deltas`` to restore the original columns too."""
+    tree = remap_tree(ast.parse(code, filename), line_map, deltas)
     return compile(cast(ast.Module, tree), filename, "exec", dont_inherit=dont_inherit)

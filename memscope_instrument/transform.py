@@ -80,6 +80,8 @@ class Result:
     changed: bool
     encoding: str = "utf-8"  # for writing ``code`` back ("utf-8-sig" keeps a BOM)
     kept_lines: int = 0  # original lines whose number is unchanged in ``code``
+    # output line -> (column shift, output column where the original text starts)
+    col_delta: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 class InstrumentError(Exception):
@@ -991,7 +993,7 @@ def _is_future_or_doc(a: ast.stmt, first: bool) -> bool:
 def instrument_source(source: str | bytes, filename: str, module: str = "__main__",
                       options: Options = Options()) -> Result:
     """Instrument one module's source. ``filename`` is recorded in the site table."""
-    from memscope_instrument.linemap import build_line_map
+    from memscope_instrument.linemap import build_line_map, col_deltas
 
     text, encoding = _decode(source, filename)
     n_lines = len(text.splitlines())
@@ -1032,7 +1034,7 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
     line_map = build_line_map(tree, code)
     kept = sum(1 for i, o in enumerate(line_map, 1) if o == i)
     return Result(code, line_map, len(inst.table.sites), len(inst.table.scopes), inst.skipped,
-                  inst.notes(), True, encoding, kept)
+                  inst.notes(), True, encoding, kept, col_deltas(text, code, line_map))
 
 
 def _has_comment(text: str, needle: str) -> bool:

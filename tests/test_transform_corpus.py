@@ -1,0 +1,122 @@
+"""Table-driven corpus: every fixture runs plain and instrumented with identical
+stdout, stderr and exit status, and the recorded events match the ``# expect:``
+comments in the fixture (``KIND NAME@SCOPE`` per binding; ``unbind NAME@SCOPE``;
+``none`` = no site on that line)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memscope.events import BIND, ENTER, EXIT, SCOPE, SITE, UNBIND, BindKind
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fixtures" / "instrument"
+RUNNER = Path(__file__).with_name("_transform_runner.py")
+FIXTURES = sorted(p.name for p in CORPUS.glob("*.py"))
+EXPECT = re.compile(r"#\s*expect:\s*(.*)$")
+# fixtures whose scope exits are incomplete by design (uncaught exception / sys.exit)
+NO_EXIT_CHECK = {"raises.py", "exits.py"}
+
+
+def run(mode: str, path: Path, tmp: Path, *flags: str) -> tuple[Any, ...]:
+    events = tmp / f"{mode}.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED="0")
+    p = subprocess.run(
+        [sys.executable, str(RUNNER), mode, str(path), str(events), *flags],
+        capture_output=True, text=True, env=env, cwd=str(tmp), timeout=120,
+    )
+    ev = json.loads(events.read_text()) if events.exists() else []
+    return p.returncode, p.stdout, p.stderr, ev
+
+
+class Events:
+    def __init__(self, events: list[list[Any]]) -> None:
+        self.scopes = {e[1]: e for e in events if e[0] == SCOPE}
+        self.sites = {e[1]: e for e in events if e[0] == SITE}
+        self.events = events
+        self.tok_scope = {e[3]: e[2] for e in events if e[0] == ENTER}
+        self.binds: dict[int, set[str]] = defaultdict(set)  # line -> "kind name@scope"
+        self.site_lines = {s[3] for s in self.sites.values()}
+        for e in events:
+            if e[0] in (BIND, UNBIND):
+                site = self.sites[e[2]]
+                qual = self.scopes[site[2]][4]
+                kind = "unbind" if e[0] == UNBIND else BindKind(site[6]).name.lower()
+                self.binds[site[3]].add(f"{kind} {site[5]}@{qual}")
+
+
+def expectations(path: Path) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for no, line in enumerate(path.read_text().splitlines(), 1):
+        m = EXPECT.search(line)
+        if m:
+            out[no] = [x.strip() for x in m.group(1).split(",") if x.strip()]
+    return out
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixture(name: str, tmp_path: Path) -> None:
+    path = CORPUS / name
+    plain = run("plain", path, tmp_path)
+    inst = run("inst", path, tmp_path)
+    assert inst[:3] == plain[:3], f"{name}: instrumented run differs"
+    ev = Events(inst[3])
+    for line, wants in expectations(path).items():
+        for want in wants:
+            if want == "none":
+                assert line not in ev.site_lines, f"{name}:{line} has a site"
+            else:
+                assert want in ev.binds[line], f"{name}:{line}: {want!r} not in {ev.binds[line]}"
+    # every bind/unbind with a token belongs to an instance of the site's own scope
+    for e in ev.events:
+        if e[0] in (BIND, UNBIND) and e[3] != 0:
+            site = ev.sites[e[2]]
+            assert ev.tok_scope[e[3]] == site[2], (name, site)
+    if name not in NO_EXIT_CHECK:
+        exits = {e[2] for e in ev.events if e[0] == EXIT}
+        module_toks = {t for t, s in ev.tok_scope.items() if ev.scopes[s][5] == 1}
+        open_ = set(ev.tok_scope) - exits - module_toks
+        assert not open_, f"{name}: scopes never exited: {[ev.scopes[ev.tok_scope[t]] for t in open_]}"
+
+
+def test_skip_file_records_nothing(tmp_path: Path) -> None:
+    rc, _out, _err, events = run("inst", CORPUS / "skipfile.py", tmp_path)
+    assert rc == 0
+    assert not [e for e in events if e[0] in (SITE, BIND)]
+
+
+def test_imports_option(tmp_path: Path) -> None:
+    src = tmp_path / "imp.py"
+    src.write_text("import os.path\nimport json as j\nfrom math import pi, tau as t\nprint(j.dumps(pi))\n")
+    plain = run("plain", src, tmp_path)
+    inst = run("inst", src, tmp_path, "imports")
+    assert inst[:3] == plain[:3]
+    ev = Events(inst[3])
+    assert "import os@<module>" in ev.binds[1]
+    assert "import j@<module>" in ev.binds[2]
+    assert {"import pi@<module>", "import t@<module>"} <= ev.binds[3]
+    off = Events(run("inst", src, tmp_path)[3])
+    assert not off.binds
+
+
+def test_comprehensions_option(tmp_path: Path) -> None:
+    src = tmp_path / "comp.py"
+    src.write_text(
+        "data = [x * y for x in range(3) for y in (1, 2) if x]\n"
+        "print(data, {k: v for k, v in {'a': 1}.items()}, sum(z for z in range(4)))\n"
+    )
+    plain = run("plain", src, tmp_path)
+    inst = run("inst", src, tmp_path, "comprehensions")
+    assert inst[:3] == plain[:3]
+    ev = Events(inst[3])
+    assert {"for x@<comprehension>", "for y@<comprehension>"} <= ev.binds[1]
+    assert {"for k@<comprehension>", "for v@<comprehension>", "for z@<comprehension>"} <= ev.binds[2]
