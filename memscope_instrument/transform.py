@@ -972,7 +972,9 @@ def _decode(source: str | bytes, filename: str) -> tuple[str, str]:
     try:
         enc, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
     except SyntaxError as e:
-        raise InstrumentError(filename, 1, 0, f"bad encoding declaration: {e}") from e
+        if "unknown encoding" in str(e):
+            raise InstrumentError(filename, 1, 0, str(e)) from e
+        enc = "utf-8"  # undecodable first lines: the decode below says where
     try:
         return source.decode(enc), enc
     except (UnicodeDecodeError, LookupError) as e:
