@@ -17,3 +17,15 @@ def main() -> None:
 from memscope.commands.run import run  # noqa: E402
 
 main.add_command(run)
+from memscope.commands.report import report  # noqa: E402
+
+main.add_command(report)
+from memscope.commands.summary import summary  # noqa: E402
+
+main.add_command(summary)
+from memscope.commands.diff import diff  # noqa: E402
+
+main.add_command(diff)
+from memscope.commands.merge import merge  # noqa: E402
+
+main.add_command(merge)

@@ -1,15 +1,202 @@
-"""Reporters: each turns recorded events (a live tracker or a capture) into an output."""
+"""Reporters: each turns recorded events (a live tracker or a capture) into an output.
+
+``report(source, out_dir, name, formats)`` makes several outputs in one pass over the
+events; ``export(tracker, fmt, target)`` serves the tracker's ``export_*`` methods.
+HTML and SVG come from ``memscope.reporters.html`` / ``memscope.reporters.svg``,
+imported only when asked for.
+"""
 
 from __future__ import annotations
 
+import io
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+FORMATS = ("json", "html", "svg", "summary")
 
 
 class ReportError(Exception):
     """A report could not be made (the message says which and why)."""
 
 
+def _html() -> Any:
+    try:
+        from memscope.reporters import html
+    except ImportError as exc:
+        raise ReportError(f"the html reporter is not available in this build: {exc}") from None
+    return html
+
+
+def _svg() -> Any:
+    try:
+        from memscope.reporters import svg
+    except ImportError as exc:
+        raise ReportError(f"the svg reporter is not available in this build: {exc}") from None
+    return svg
+
+
+def parse_formats(spec: str | Iterable[str] | None) -> list[str]:
+    if spec is None:
+        return list(FORMATS)
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[str] = []
+    for p in parts:
+        p = p.strip().lower()
+        if not p:
+            continue
+        if p == "all":
+            out.extend(f for f in FORMATS if f not in out)
+        elif p not in FORMATS:
+            raise ReportError(f"unknown format {p!r}: expected some of {', '.join(FORMATS)}")
+        elif p not in out:
+            out.append(p)
+    return out or list(FORMATS)
+
+
+def report(
+    source: Any,
+    out_dir: str | os.PathLike[str],
+    name: str | None = None,
+    formats: str | Iterable[str] | None = None,
+    *,
+    meta: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Every output of ``formats`` for ``source`` (capture paths / captures / a tracker)
+    into ``out_dir``, from one pass over the events; returns the files written."""
+    from memscope.reporters import load
+    from memscope.reporters.json_report import JsonReport
+
+    fmts = parse_formats(formats)
+    html = _html() if "html" in fmts else None
+    svg = _svg() if "svg" in fmts else None
+    pre = load.prepare(source, meta)
+    name = name or str(pre.meta.get("name") or "memscope")
+    pre.meta["name"] = name
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rep = JsonReport(out, name, pre.meta) if "json" in fmts else None
+    try:
+        run = pre.run(
+            keep_history=html is not None or svg is not None,
+            on_binding_end=rep.on_binding_end if rep is not None else None,
+            attach=rep.attach if rep is not None else None,
+        )
+    except BaseException:
+        if rep is not None:
+            rep.abort()
+        raise
+    written: list[Path] = []
+    if rep is not None:
+        written += rep.finish(run.analysis, kinds=run.kinds, sampled=run.sampled,
+                              seconds=run.seconds)
+    if html is not None:
+        written += list(html.write(run.analysis, out, name, run.meta))
+    if svg is not None:
+        written.append(svg.write_memory_analysis(
+            run.analysis, out / f"{name}_memory_analysis.svg", run.meta))
+        written.append(svg.write_lifecycle_timeline(
+            run.analysis, out / f"{name}_lifecycle_timeline.svg", run.meta))
+    if "summary" in fmts:
+        from memscope.reporters.summary import summary_of
+
+        p = out / f"{name}_summary.txt"
+        text = summary_of(run.analysis, run.meta, io.StringIO(), color=False, t0=run.t0)
+        p.write_text(text, encoding="utf-8")
+        written.append(p)
+    return written
+
+
+def _target(tracker: Any, target: Any, suffix: str) -> tuple[Path, str]:
+    """(folder, name) for an export: ``None`` -> the tracker's folder and name; a bare
+    name -> ``<output_dir>/<name>/``; a path -> that folder (or file, with a suffix)."""
+    if target is None:
+        return Path(tracker.output_dir), tracker.name
+    t = os.fspath(target)
+    if os.sep not in t and "/" not in t and not t.endswith(suffix or "\0"):
+        return Path(tracker.config.output_dir) / t, t
+    p = Path(t)
+    if suffix and p.suffix == suffix:
+        return p.parent, p.name[: -len(suffix)]
+    return p, tracker.name
+
+
 def export(tracker: Any, fmt: str, target: Any = None, **options: Any) -> Path:
-    """Write ``fmt`` (json, binary, html, svg, timeline) for a live tracker."""
-    raise ReportError(f"the {fmt!r} reporter is not available in this build")
+    """Write ``fmt`` (json, binary, html, svg, timeline, summary) for a live tracker;
+    returns the folder (json, html) or the file written."""
+    from memscope.reporters.meta import meta_from_tracker
+
+    fmt = fmt.lower()
+    if fmt == "json":
+        from memscope.reporters.json_report import write_json
+
+        folder, name = _target(tracker, target, "")
+        write_json(tracker, folder, name, meta_from_tracker(tracker))
+        return folder
+    if fmt == "binary":
+        return export_binary(tracker, target, mode=options.get("mode", "user"))
+    if fmt == "summary":
+        from memscope.reporters.summary import write_summary
+
+        folder, name = _target(tracker, target, ".txt")
+        folder.mkdir(parents=True, exist_ok=True)
+        p = folder / f"{name}_summary.txt"
+        with open(p, "w", encoding="utf-8") as f:
+            write_summary(tracker, f, color=False, meta=meta_from_tracker(tracker))
+        return p
+    if fmt in ("html", "svg", "timeline"):
+        from memscope.reporters import load
+
+        mod = _html() if fmt == "html" else _svg()
+        run = load.analyze(tracker, keep_history=True, meta=meta_from_tracker(tracker))
+        if fmt == "html":
+            folder, name = _target(tracker, target, ".html")
+            return Path(mod.write(run.analysis, folder, name, run.meta)[0])
+        kind = "memory_analysis" if fmt == "svg" else "lifecycle_timeline"
+        if target is not None and os.fspath(target).endswith(".svg"):
+            path = Path(target)
+        else:
+            folder, name = _target(tracker, target, ".svg")
+            path = folder / f"{name}_{kind}.svg"
+        fn = mod.write_memory_analysis if fmt == "svg" else mod.write_lifecycle_timeline
+        return Path(fn(run.analysis, path, run.meta))
+    raise ReportError(
+        f"unknown export format {fmt!r}: expected json, binary, html, svg, timeline or summary"
+    )
+
+
+def export_binary(tracker: Any, target: Any = None, *, mode: str = "user") -> Path:
+    """A ``.memscope`` capture of everything recorded so far (``mode="user"``: only the
+    bindings of user code, no standard library / site-packages / memscope)."""
+    from memscope.capture.writer import is_user_file, write_capture
+    from memscope.events import BIND, PROC, SCOPE, SITE, UNBIND
+
+    if mode not in ("user", "full"):
+        raise ReportError(f"mode={mode!r}: expected 'user' or 'full'")
+    folder, name = _target(tracker, target, ".memscope")
+    path = folder / f"{name}.memscope"
+    from memscope import _hooks
+
+    def events() -> Iterable[Any]:
+        user_scopes: set[int] = set()
+        user_sites: set[int] = set()
+        first = True
+        for ev in tracker.events():
+            if first and ev[0] != PROC:
+                yield _hooks.proc_event()
+            first = False
+            if mode == "user":
+                k = ev[0]
+                if k == SCOPE and is_user_file(ev[2]):
+                    user_scopes.add(ev[1])
+                elif k == SITE and ev[2] in user_scopes:
+                    user_sites.add(ev[1])
+                elif k in (BIND, UNBIND) and ev[2] not in user_sites:
+                    continue
+            yield ev
+
+    cfg = getattr(tracker, "config", None)
+    return write_capture(path, events(), export_mode=mode,
+                         runtime_mode=getattr(cfg, "mode", "unknown"),
+                         start_ns=_hooks.start_ns())

@@ -1,0 +1,33 @@
+"""``memscope report CAPTURE... [-f json,html,svg,summary] [-o DIR]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from memscope.capture import CaptureError
+
+
+@click.command("report")
+@click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-f", "--format", "formats", default="json,html,svg,summary", show_default=True,
+              help="Comma-separated outputs: json, html, svg, summary (or all).")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
+              help="Folder for the outputs [default: MemoryAnalysis/<name>/].")
+@click.option("-n", "--name", help="Name of the outputs [default: from the capture file].")
+def report(captures: tuple[str, ...], formats: str, out_dir: str | None,
+           name: str | None) -> None:
+    """Make reports from one or more captures (several = several processes, merged)."""
+    from memscope.reporters import ReportError
+    from memscope.reporters import report as make
+    from memscope.reporters.meta import capture_name
+
+    name = name or capture_name(captures[0])
+    folder = Path(out_dir) if out_dir else Path("MemoryAnalysis") / name
+    try:
+        written = make(list(captures), folder, name, formats)
+    except (CaptureError, ReportError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for p in written:
+        click.echo(str(p))

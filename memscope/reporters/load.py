@@ -1,0 +1,206 @@
+"""One pass over the events of one or more captures (or a live tracker) into an
+``Analysis``, with listeners for reporters that stream (JSON).
+
+Several processes (several captures, or a merged capture's sections) are replayed as
+one stream, interleaved by time. Their numbering (sites, scopes, types, tasks, scope
+instances, object ids) is per process, so every process after the first gets its
+numbers shifted: ids by ``section << 40``, object ids by ``section << 52`` (a forked
+child reuses its parent's addresses; the shift keeps their objects apart).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+from memscope.analysis import Analysis, Binding
+from memscope.capture import CaptureFile, read_capture
+from memscope.events import (
+    BIND,
+    ENTER,
+    EXIT,
+    FINAL,
+    LEAK,
+    PROC,
+    SCOPE,
+    SITE,
+    TASK,
+    TYPE,
+    UNBIND,
+    Event,
+)
+from memscope.reporters.meta import meta_from_capture, meta_from_tracker
+
+SAMPLED = 14
+ID_SHIFT = 40
+OID_SHIFT = 52
+
+
+@dataclass
+class Run:
+    """What one pass produced: the analysis plus the extras reporters need."""
+
+    analysis: Analysis
+    meta: dict[str, Any]
+    t0: int
+    kinds: dict[int, int] = field(default_factory=dict)
+    sampled: dict[int, tuple[int, int]] = field(default_factory=dict)  # site -> every, skipped
+    seconds: float = 0.0
+
+
+def _remap(ev: Event, d: int, od: int) -> Event:
+    k = ev[0]
+    if k == BIND:
+        return (k, ev[1], ev[2] + d, ev[3] + d, ev[4] + od, ev[5] + d, *ev[6:])
+    if k == ENTER:
+        task = ev[5] + d if ev[5] else 0
+        return (k, ev[1], ev[2] + d, ev[3] + d, ev[4], task, *ev[6:])
+    if k == EXIT:
+        return (k, ev[1], ev[2] + d, *ev[3:])
+    if k == UNBIND:
+        return (k, ev[1], ev[2] + d, ev[3] + d, *ev[4:])
+    if k == FINAL:
+        return (k, ev[1], ev[2] + od, *ev[3:])
+    if k == SITE:
+        return (k, ev[1] + d, ev[2] + d, *ev[3:])
+    if k in (SCOPE, TYPE, TASK):
+        return (k, ev[1] + d, *ev[2:])
+    if k == LEAK:
+        return (k, ev[1], ev[2] + od, ev[3] + d, *ev[4:])
+    if k == SAMPLED:
+        return (k, ev[1], ev[2] + d, *ev[3:])
+    return ev
+
+
+_TIMED = frozenset((ENTER, EXIT, BIND, UNBIND, FINAL, LEAK, 13, SAMPLED))
+
+
+def _keyed(events: Iterable[Event], sec: int, shift: bool, start: int) -> Iterator[tuple]:
+    d = sec << ID_SHIFT if shift else 0
+    od = sec << OID_SHIFT if shift else 0
+    last = start
+    for ev in events:
+        try:
+            if ev[0] in _TIMED and type(ev[1]) is int:
+                last = ev[1]
+            if d:
+                ev = _remap(ev, d, od)
+        except (IndexError, TypeError):
+            pass
+        yield last, sec, ev
+
+
+def _sections(caps: Sequence[CaptureFile]) -> list[tuple[CaptureFile, int | None, int, int]]:
+    """(capture, section or None for all, pid, start_ns) per process."""
+    out: list[tuple[CaptureFile, int | None, int, int]] = []
+    for c in caps:
+        has_pre = not c.chunks or c.chunks[0].kind != 5
+        if len(c.processes) <= 1 and not (has_pre and c.processes):
+            p = c.processes[0] if c.processes else None
+            out.append((c, None, p.pid if p else c.header.pid, c.header.start_ns))
+            continue
+        if has_pre:
+            out.append((c, -1, c.header.pid, c.header.start_ns))
+        for i, p in enumerate(c.processes):
+            out.append((c, i, p.pid, p.start_ns))
+    return out
+
+
+def capture_events(caps: Sequence[CaptureFile]) -> Iterator[tuple[int, int, Event]]:
+    """(pid, section, event) of every process in the captures, interleaved by time."""
+    secs = _sections(caps)
+    if len(secs) == 1:
+        c, _, pid, _ = secs[0]
+        for ev in c.events():
+            yield pid, 0, ev
+        return
+    pids = [s[2] for s in secs]
+    streams = [
+        _keyed(c.events(None if sec is None else {sec}), i, True, start)
+        for i, (c, sec, _pid, start) in enumerate(secs)
+    ]
+    for _t, i, ev in heapq.merge(*streams, key=itemgetter(0)):
+        yield pids[i], i, ev
+
+
+def open_captures(paths: Sequence[str | os.PathLike[str]]) -> list[CaptureFile]:
+    return [read_capture(p) for p in paths]
+
+
+class Prepared:
+    """A source opened and its meta known, ready for one pass (``run``)."""
+
+    def __init__(self, source: Any, meta: dict[str, Any] | None = None) -> None:
+        self.tracker = None
+        self.caps: list[CaptureFile] = []
+        if hasattr(source, "events") and hasattr(source, "config"):  # a live tracker
+            self.tracker = source
+            self.meta = meta or meta_from_tracker(source)
+        else:
+            items = [source] if isinstance(source, (str, os.PathLike, CaptureFile)) else source
+            self.caps = [c if isinstance(c, CaptureFile) else read_capture(c) for c in items]
+            self.meta = meta or meta_from_capture(self.caps)
+
+    def stream(self) -> Iterable[tuple[int, int, Event]]:
+        if self.tracker is not None:
+            return ((0, 0, ev) for ev in self.tracker.events())
+        return capture_events(self.caps)
+
+    def run(
+        self,
+        *,
+        keep_history: bool = True,
+        on_binding_end: Callable[[Binding], None] | None = None,
+        attach: Callable[[Analysis], None] | None = None,
+    ) -> Run:
+        import time
+
+        t_start = time.perf_counter()
+        an = Analysis(keep_history=keep_history, on_binding_end=on_binding_end)
+        if attach is not None:
+            attach(an)
+        kinds: dict[int, int] = {}
+        sampled: dict[int, tuple[int, int]] = {}
+        run_meta = self.meta
+        t0 = int(run_meta.get("start_ns") or 0)
+        feed = an.feed
+        cur_pid = -1
+        for pid, _sec, ev in self.stream():
+            k = ev[0]
+            kinds[k] = kinds.get(k, 0) + 1
+            if k == PROC:
+                cur_pid = ev[1]
+            elif pid != cur_pid and pid:
+                an.pid = pid
+                cur_pid = pid
+            if k == SAMPLED:
+                try:
+                    sampled[ev[2]] = (int(ev[3]), int(ev[4]))
+                except (IndexError, TypeError, ValueError):
+                    pass
+            feed(ev)
+        an.finish()
+        if t0 <= 0 and an.t_first >= 0:
+            t0 = an.t_first
+        skipped = sum(s for _e, s in sampled.values())
+        run_meta["sampled"] = max(int(run_meta.get("sampled") or 0), skipped)
+        return Run(an, run_meta, t0, kinds, sampled, time.perf_counter() - t_start)
+
+
+def prepare(source: Any, meta: dict[str, Any] | None = None) -> Prepared:
+    return Prepared(source, meta)
+
+
+def analyze(
+    source: Any,
+    *,
+    keep_history: bool = True,
+    on_binding_end: Callable[[Binding], None] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Run:
+    """Replay ``source`` (capture paths, ``CaptureFile`` objects, or a tracker)."""
+    return Prepared(source, meta).run(keep_history=keep_history, on_binding_end=on_binding_end)
