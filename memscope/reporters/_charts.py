@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -62,12 +63,15 @@ def fmt_ns(ns: float) -> str:
     return f"{ns / 1e9:.0f} s"  # pragma: no cover
 
 
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
 def clean(s: Any) -> str:
     """Text safe to serialise anywhere: lone surrogates and NULs replaced."""
     t = s if isinstance(s, str) else str(s)
     if t.isascii() and "\x00" not in t:
         return t
-    return t.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    return _UNSAFE.sub("\ufffd", t)
 
 
 def to_json(obj: Any) -> str:
@@ -310,6 +314,7 @@ def build_model(
     gantt_resolution: int = 1500,
     max_edges: int = 300,
     max_buffers: int = 500,
+    with_series: bool = True,
 ) -> dict[str, Any]:
     """The whole report model (JSON-ready); relative times are ns since the first event."""
     meta = dict(meta or {})
@@ -407,7 +412,11 @@ def build_model(
         )
 
     # ---- time series ----------------------------------------------------------------
-    series = build_series(an, bindings, t0=t0, t1=t1, buckets=buckets, top_k=top_k)
+    series = (
+        build_series(an, bindings, t0=t0, t1=t1, buckets=buckets, top_k=top_k)
+        if with_series
+        else {"t": [], "step": 1, "total": [], "groups": {}, "peak": 0}
+    )
 
     # ---- Gantt: rows = variables (grouped by scope), merged binding + object spans ----
     quantum = span / max(gantt_resolution, 1)

@@ -424,5 +424,5 @@ def write_lifecycle_timeline(
     analysis: Analysis, path: Path | str, meta: dict[str, Any] | None = None
 ) -> Path:
     """A Gantt of binding and object lifetimes, rows grouped by scope."""
-    model = build_model(analysis, meta, buckets=8, top_k=1, max_vars=1, gantt_rows=45)
+    model = build_model(analysis, meta, max_vars=1, gantt_rows=45, with_series=False)
     return _write(path, timeline_svg(model))

@@ -1,0 +1,222 @@
+"""The HTML dashboard writer: structure, offline-ness, escaping, aggregation, large input."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import memscope
+from memscope.analysis import Analysis
+from memscope.events import BIND, ENTER, EXIT, SCOPE, SITE, THREAD, TYPE, BindKind, ScopeKind
+from memscope.reporters import _charts, html
+from tests.report_helpers import HOSTILE, HOSTILE_ALL, synthetic_analysis, synthetic_events
+
+DATA_RE = re.compile(
+    r'<script type="application/json" id="memscope-data">(.*?)</script>', re.DOTALL
+)
+
+
+def embedded_model(page: str) -> dict[str, Any]:
+    blocks = DATA_RE.findall(page)
+    assert len(blocks) == 1
+    return json.loads(blocks[0])  # type: ignore[no-any-return]
+
+
+@memscope.track_scope("build_index")
+def build_index() -> None:
+    table = [str(i) for i in range(3000)]
+    memscope.track_var(table)
+    alias = table
+    memscope.track_var(alias)
+    blob = bytearray(40_000)
+    memscope.track_var(blob)
+
+
+def real_analysis(full: Any) -> Analysis:
+    """A small real run through the explicit API, recorded by the ``full`` fixture."""
+    build_index()
+    with memscope.track_scope("report"):
+        summary = {"rows": 3000}
+        memscope.track_var(summary)
+    return full.analysis()  # type: ignore[no-any-return]
+
+
+def test_writes_one_self_contained_file(full: Any, tmp_path: Path) -> None:
+    an = real_analysis(full)
+    paths = html.write(an, tmp_path / "out", "run1", {"mode": "full", "python": "3.11"})
+    assert paths == [tmp_path / "out" / "run1_dashboard.html"]
+    page = paths[0].read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    # nothing is loaded from anywhere: no src/href attributes, no @import, no url()
+    assert not re.search(r"<(script|link|img|iframe)[^>]*\s(src|href)=", page, re.I)
+    assert "@import" not in page and "url(http" not in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert page.count("<script") == 2  # the data block and the renderer
+    model = embedded_model(page)
+    names = {(r["scope"], r["var"]) for r in model["vars"]}
+    assert {("build_index", "table"), ("build_index", "alias"), ("build_index", "blob")} <= names
+    assert model["overview"]["peak"] == an.peak_bytes > 0
+    assert model["info"]["mode"] == "full"
+    # the alias relationship and the buffer are in the model
+    assert {"build_index.table", "build_index.alias"} <= {n["id"] for n in model["graph"]["nodes"]}
+    assert any(b["var"] == "blob" and b["bufsize"] == 40_000 for b in model["buffers"])
+    # no values/reprs: the strings of the program's data never reach the report
+    assert "rows" not in {r["var"] for r in model["vars"]}
+
+
+def test_meta_is_optional_and_odd_values_are_tolerated(tmp_path: Path) -> None:
+    an = synthetic_analysis(2_000)
+    for meta in ({}, {"counters": "not a dict", "pids": None, "weird": object()}, None):
+        (p,) = html.write(an, tmp_path, "m", meta)  # type: ignore[arg-type]
+        model = embedded_model(p.read_text(encoding="utf-8"))
+        assert model["info"]["name"] == "m"
+        assert model["info"]["counters"] == {}
+
+
+def test_empty_run_gives_a_page_that_says_so(tmp_path: Path) -> None:
+    (p,) = html.write(Analysis(), tmp_path, "empty", {})
+    model = embedded_model(p.read_text(encoding="utf-8"))
+    assert model["overview"]["binds"] == 0
+    assert model["vars"] == [] and model["gantt"]["rows"] == []
+
+
+def test_hostile_names_are_escaped_everywhere(tmp_path: Path) -> None:
+    an = synthetic_analysis(5_000, hostile=True)
+    (p,) = html.write(an, tmp_path, "x", {"mode": HOSTILE, "python": HOSTILE, HOSTILE: HOSTILE})
+    page = p.read_text(encoding="utf-8")
+    # only the page's own two script elements close; no hostile markup survives raw
+    assert page.count("</script>") == 2
+    assert page.count("<script") == 2
+    for bad in ("<img", "<svg onload", "<!--", "<x>", "\u2028"):
+        assert bad not in page
+    # yet the data round-trips exactly: names are shown as text, unchanged
+    model = embedded_model(page)
+    text = json.dumps(model)
+    for h in HOSTILE_ALL:
+        assert json.dumps(h)[1:-1] in text
+    assert any(r["var"].startswith(HOSTILE) for r in model["vars"])
+    assert model["info"]["mode"] == HOSTILE
+    holders = model["leaks"][0]["holders"]
+    assert holders and all(h.startswith(tuple(HOSTILE_ALL)) for h in holders)
+
+
+def test_script_json_cannot_break_out() -> None:
+    s = _charts.script_json({"a": "</script><script>alert(1)</script>", "b": "<!-- & -->"})
+    assert "<" not in s and ">" not in s and "&" not in s
+    assert json.loads(s) == {"a": "</script><script>alert(1)</script>", "b": "<!-- & -->"}
+
+
+def test_lone_surrogates_and_nul_do_not_break_the_writer(tmp_path: Path) -> None:
+    ev = [
+        (SCOPE, 0, "/x/\udcff.py", "m\udcff", "f\x00", int(ScopeKind.FUNCTION), 1),
+        (SITE, 0, 0, 2, 0, "v\ud800", int(BindKind.ASSIGN)),
+        (TYPE, 0, "T\udfff"),
+        (THREAD, 5, "t\x00"),
+        (ENTER, 10, 0, 1, 5, 0),
+        (BIND, 20, 0, 1, 99, 0, 100, 100, 2, -1, -1),
+        (EXIT, 30, 1),
+    ]
+    an = Analysis().feed_all(ev)
+    (p,) = html.write(an, tmp_path, "s", {})
+    model = embedded_model(p.read_text(encoding="utf-8"))
+    assert model["vars"][0]["var"] == "v\ufffd"
+    assert model["vars"][0]["scope"] == "f\ufffd"
+
+
+def brute_force_total(bindings: list[Any], t: int) -> int:
+    """Tracked bytes at time t: each object once at its latest size among live bindings."""
+    latest: dict[int, tuple[int, int]] = {}
+    for b in bindings:
+        end = b.t_unbind if b.t_unbind >= 0 else 1 << 62
+        if b.t_bind <= t < end:
+            if b.oid not in latest or latest[b.oid][0] <= b.t_bind:
+                latest[b.oid] = (b.t_bind, b.bytes)
+    return sum(v for _, v in latest.values())
+
+
+def test_series_is_exact_at_full_resolution_and_layers_add_up() -> None:
+    # object 1 bound to a and then aliased by b (counted once), object 2 bound to c
+    ev = [
+        (SCOPE, 0, "f.py", "m", "f", int(ScopeKind.FUNCTION), 1),
+        (SITE, 0, 0, 2, 0, "a", 1),
+        (SITE, 1, 0, 3, 0, "b", 1),
+        (SITE, 2, 0, 4, 0, "c", 1),
+        (TYPE, 0, "list"),
+        (TYPE, 1, "bytes"),
+        (ENTER, 0, 0, 1, 7, 0),
+        (BIND, 10, 0, 1, 1, 0, 100, 100, 2, -1, -1),
+        (BIND, 20, 1, 1, 1, 0, 100, 100, 3, -1, -1),
+        (BIND, 30, 2, 1, 2, 1, 50, 50, 2, -1, -1),
+        (EXIT, 40, 1),
+    ]
+    an = Analysis().feed_all(ev)
+    s = _charts.build_series(an, an.all_bindings(), t0=0, t1=40, buckets=40)
+    assert s["total"][5] == 0
+    assert s["total"][15] == 100
+    assert s["total"][25] == 100  # the alias does not double count
+    assert s["total"][35] == 150
+    assert max(s["total"]) == an.peak_bytes == 150
+    var = s["groups"]["var"]
+    at35 = {lbl: v[35] for lbl, v in zip(var["labels"], var["values"], strict=True)}
+    assert at35 == {"f.a": 100, "f.c": 50}
+    typ = s["groups"]["type"]
+    at35 = {lbl: v[35] for lbl, v in zip(typ["labels"], typ["values"], strict=True)}
+    assert at35 == {"list": 100, "bytes": 50}
+    for g in s["groups"].values():
+        for i, total in enumerate(s["total"]):
+            assert sum(v[i] for v in g["values"]) == total
+
+
+def test_downsampled_series_keeps_the_peak_and_matches_a_brute_force_replay() -> None:
+    an = synthetic_analysis(6_000)
+    bindings = an.all_bindings()
+    s = _charts.build_series(an, bindings, t0=an.t_first, t1=an.t_last, buckets=50)
+    assert len(s["total"]) == 50
+    best = max(brute_force_total(bindings, b.t_bind) for b in bindings)
+    assert max(s["total"]) == best
+    for g in s["groups"].values():
+        assert len(g["values"]) <= 11  # top 10 + (other)
+        for i, total in enumerate(s["total"]):
+            assert sum(v[i] for v in g["values"]) == total
+
+
+def test_large_capture_is_aggregated_into_a_bounded_page(tmp_path: Path) -> None:
+    ev = synthetic_events(200_000)
+    an = Analysis().feed_all(ev)
+    assert len(an.vars) > 300
+    (p,) = html.write(an, tmp_path, "big", {})
+    page = p.read_text(encoding="utf-8")
+    model = embedded_model(page)
+    assert len(model["series"]["total"]) == 1200
+    assert len(model["gantt"]["rows"]) == 80
+    assert model["gantt"]["omitted"] == len(an.vars) - 80
+    assert all(len(r["segs"]) <= 1500 and len(r["objs"]) <= 1500 for r in model["gantt"]["rows"])
+    assert len(model["vars"]) == len(an.vars)  # under the 2000 cap: every variable
+    assert all(len(r["history"]) <= 25 for r in model["vars"])
+    assert len(page) < 6_000_000
+    top = max(an.vars.values(), key=lambda v: v.peak_bytes)
+    assert model["vars"][0]["key"] == top.key
+
+
+def test_variable_table_is_capped_with_a_count_of_the_rest() -> None:
+    an = synthetic_analysis(20_000)
+    model = _charts.build_model(an, {}, max_vars=25, history_per_var=3)
+    assert len(model["vars"]) == 25
+    assert model["vars_omitted"] == len(an.vars) - 25
+    peaks = [r["peak"] for r in model["vars"]]
+    assert peaks == sorted(peaks, reverse=True)
+    assert all(len(r["history"]) <= 3 for r in model["vars"])
+
+
+def test_formatting_units() -> None:
+    assert _charts.fmt_bytes(0) == "0 B"
+    assert _charts.fmt_bytes(1023) == "1023 B"
+    assert _charts.fmt_bytes(1536) == "1.5 KiB"
+    assert _charts.fmt_bytes(5 * 1024 * 1024) == "5.0 MiB"
+    assert _charts.fmt_bytes(300 * 1024**3) == "300 GiB"
+    assert _charts.fmt_bytes(-1) == "n/a"
+    assert _charts.fmt_ns(999) == "999 ns"
+    assert _charts.fmt_ns(1500) == "1.5 µs"
+    assert _charts.fmt_ns(2_345_000_000) == "2.35 s"
