@@ -21,7 +21,12 @@ tracebacks, warnings, ``inspect.getsource``, ``linecache``, pdb and coverage all
 the original file, line and column, with no run-time cost and nothing to patch.
 Columns: a node on a line whose text the transformer did not change keeps its column;
 on a changed line the node's own text is looked up in the original line (nodes the
-transformer added take the span of the original statement's line).
+transformer added inside user expressions take the span of the original line).
+Statements the transformer added (scope enter, binds after an assignment, the module
+header) take the position of the user statement next to them, so they make no line
+events of their own: pdb steps and coverage counts the user's lines. The
+``try``/``finally`` wrapping a scope keeps the ``def`` line for the scope's end (see
+``_injected_nodes``).
 """
 
 from __future__ import annotations
@@ -192,9 +197,14 @@ def remap_tree(
     def text(lines: Sequence[bytes], ln: int) -> bytes:
         return lines[ln - 1] if 0 < ln <= len(lines) else b""
 
+    blank, lead = _injected_nodes(tree)
     for node in ast.walk(tree):
         ln = getattr(node, "lineno", None)
         if ln is None:
+            continue
+        if id(node) in blank:
+            node.lineno = node.end_lineno = -1  # type: ignore[attr-defined]
+            node.col_offset = node.end_col_offset = -1  # type: ignore[attr-defined]
             continue
         col = node.col_offset  # type: ignore[attr-defined]
         eln = getattr(node, "end_lineno", None) or ln
@@ -234,6 +244,95 @@ def remap_tree(
         if hasattr(node, "end_lineno"):
             node.end_lineno = neln  # type: ignore[attr-defined]
             node.end_col_offset = ecol  # type: ignore[attr-defined]
+    for st, target in lead:  # in source order: a copied position is already final
+        pos = (target.lineno, target.col_offset, target.lineno, target.col_offset)
+        for n in ast.walk(st):
+            if hasattr(n, "lineno"):
+                n.lineno, n.col_offset, n.end_lineno, n.end_col_offset = pos  # type: ignore[attr-defined]
+
+
+def _is_ours(name: str) -> bool:
+    return name.startswith(("_memscope", "__memscope"))
+
+
+def _is_hook_call(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and _is_ours(node.func.value.id)
+    )
+
+
+def _is_injected(st: ast.stmt) -> bool:
+    """A statement the instrumenter added that the user never wrote."""
+    if isinstance(st, ast.Expr):
+        return _is_hook_call(st.value)
+    if isinstance(st, ast.Assign):
+        return all(isinstance(t, ast.Name) and _is_ours(t.id) for t in st.targets) and (
+            _is_hook_call(st.value) or (isinstance(st.value, ast.Name) and _is_ours(st.value.id))
+        )
+    if isinstance(st, ast.Delete):
+        return all(isinstance(t, ast.Name) and _is_ours(t.id) for t in st.targets)
+    if isinstance(st, ast.ImportFrom):
+        return all(a.asname is not None and _is_ours(a.asname) for a in st.names)
+    if isinstance(st, ast.Try):  # the wrapper whose finally only reports the scope's end
+        return not st.handlers and bool(st.finalbody) and all(
+            _is_injected(f) for f in st.finalbody
+        )
+    return False
+
+
+def _first_user_stmt(body: list[ast.stmt]) -> ast.stmt | None:
+    for st in body:
+        if isinstance(st, ast.Try) and _is_injected(st):
+            inner = _first_user_stmt(st.body)
+            if inner is not None:
+                return inner
+        elif not _is_injected(st):
+            return st
+    return None
+
+
+def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.stmt]]]:
+    """Where the statements the instrumenter added go: ``(blank, copy)``.
+
+    Added statements must not make line events of their own, or pdb would stop and
+    coverage would count where the user wrote nothing. So an added statement takes the
+    position of a user statement that runs right next to it: one that opens a body
+    (scope enter, module header) takes the first user statement's position, any other
+    one the position of the user statement before it (``copy``: pairs of added
+    statement and the user statement whose final position it copies). The ``try``
+    wrapping a scope has no position at all (``blank``); its ``finally`` (the scope's
+    end) keeps the transformer's line, the ``def``/``class`` line: leaving a scope by
+    an exception is shown there, like Python shows a ``with`` block's exit on its line.
+    """
+    blank: set[int] = set()
+    copy: list[tuple[ast.stmt, ast.stmt]] = []
+    for node in ast.walk(tree):
+        for attr in ("body", "orelse", "finalbody"):
+            body = getattr(node, attr, None)
+            if not isinstance(body, list) or not body or not isinstance(body[0], ast.stmt):
+                continue
+            if (
+                attr == "finalbody"
+                and isinstance(node, ast.Try)
+                and _is_injected(node)
+            ):
+                continue  # the scope's end: keeps the def/class line
+            first = _first_user_stmt(body)
+            prev: ast.stmt | None = None
+            for st in body:
+                if isinstance(st, ast.Try) and _is_injected(st):
+                    blank.add(id(st))
+                    prev = None
+                elif _is_injected(st):
+                    target = prev if prev is not None else first
+                    if target is not None:
+                        copy.append((st, target))
+                else:
+                    prev = st
+    return blank, copy
 
 
 def _split(data: bytes) -> list[bytes]:
@@ -546,7 +645,7 @@ def install_import_hook(
         _start_tracking(mode, config)
     with _lock:
         if pkgs:
-            _warn_already_imported(pkgs, _skip_warning, _stacklevel + 2)
+            _warn_already_imported(pkgs, _skip_warning, _stacklevel + 1)
         _finder.rules.append(rule)
         if _finder in sys.meta_path:
             sys.meta_path.remove(_finder)
@@ -581,7 +680,7 @@ def instrument_this_package(_depth: int = 1, **kwargs: Any) -> ImportHook:
     the ``__init__`` module itself is already running and is not instrumented.
     """
     pkg, caller = _caller_package(_depth)
-    return install_import_hook([pkg], _skip_warning=caller, _stacklevel=_depth + 1, **kwargs)
+    return install_import_hook([pkg], _skip_warning=caller, _stacklevel=_depth + 2, **kwargs)
 
 
 def instrument_all(**kwargs: Any) -> ImportHook:

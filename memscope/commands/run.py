@@ -299,7 +299,7 @@ def _say_python(msg: str) -> None:
     "--include",
     multiple=True,
     metavar="PKG",
-    help="Also instrument this package (repeatable; exact or dotted prefix; may be in site-packages).",
+    help="Also instrument this package (repeatable; exact or dotted prefix).",
 )
 @click.option(
     "--exclude", multiple=True, metavar="PKG", help="Never instrument this package (repeatable)."
