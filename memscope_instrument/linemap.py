@@ -11,12 +11,25 @@ when they run, so coverage-style tools never see a line executed that was not.
 from __future__ import annotations
 
 import ast
+import re
+from collections.abc import Iterator
 from types import CodeType
 from typing import cast
 
-__all__ = ["build_line_map", "col_deltas", "compile_with_line_map", "remap_tree"]
+__all__ = [
+    "build_line_map", "col_deltas", "compile_with_line_map", "remap_tree", "split_lines",
+]
 
 _RESERVED = ("_memscope_", "__memscope_c__")
+_NL = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as Python counts them (only CR, LF, CRLF end a line, unlike splitlines)."""
+    parts = _NL.split(text)
+    if parts and parts[-1] == "":
+        parts.pop()
+    return parts
 
 
 def _reserved(name: str) -> bool:
@@ -60,27 +73,36 @@ class _Mapper:
         for ln in range(n.lineno, (n.end_lineno or n.lineno) + 1):  # type: ignore[attr-defined]
             self.owned.setdefault(ln, owner)
 
-    def flat(self, body: list[ast.stmt], owner: int) -> list[ast.stmt]:
-        out: list[ast.stmt] = []
+    def items(self, body: list[ast.stmt]) -> Iterator[tuple[bool, ast.stmt]]:
+        """(is_original, stmt), our try/finally wrappers flattened away."""
         for s in body:
-            if out and isinstance(out[-1], (ast.FunctionDef, ast.AsyncFunctionDef,
-                                            ast.ClassDef)):
-                owner = out[-1].lineno  # the name binding right after a def/class
             if _is_our_try(s):
                 assert isinstance(s, ast.Try)
-                self.owned.setdefault(s.lineno, owner)
+                yield False, s
+                yield from self.items(s.body)
                 for f in s.finalbody:
-                    self.own(f, owner)
-                out.extend(self.flat(s.body, owner))
-            elif _is_inserted(s):
-                self.own(s, owner)
+                    yield False, f
             else:
-                out.append(s)
-        return out
+                yield not _is_inserted(s), s
 
     def walk(self, ob: list[ast.stmt], nb: list[ast.stmt], owner: int) -> None:
-        for o, n in zip(ob, self.flat(nb, owner), strict=False):
-            self.stmt(o, n)
+        it = iter(ob)
+        prev: ast.stmt | None = None
+        for orig, n in self.items(nb):
+            if orig:
+                o = next(it, None)
+                if o is None:
+                    return
+                self.stmt(o, n)
+                prev = o
+            else:
+                own = owner
+                if isinstance(prev, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    own = prev.lineno  # the name binding right after a def/class
+                if isinstance(n, ast.Try):
+                    self.owned.setdefault(n.lineno, own)
+                else:
+                    self.own(n, own)
 
     def stmt(self, o: ast.stmt, n: ast.stmt) -> None:
         body = getattr(o, "body", None)
@@ -92,7 +114,7 @@ class _Mapper:
         nbody = getattr(n, "body", [])
         # header lines: up to the line before the body (same count in the output)
         self.anchor.setdefault(n.lineno, o.lineno)
-        first_n = [s for s in self.flat_peek(nbody)]
+        first_n = [s for orig, s in self.items(nbody) if orig][:1]
         if first_n and body[0].lineno > o.lineno:
             extra = min(body[0].lineno - o.lineno, first_n[0].lineno - n.lineno)
             for k in range(1, extra):
@@ -109,20 +131,10 @@ class _Mapper:
             self.span(c_o.pattern, c_n.pattern)
             self.walk(c_o.body, c_n.body, c_o.pattern.lineno)
 
-    @staticmethod
-    def flat_peek(body: list[ast.stmt]) -> list[ast.stmt]:
-        for s in body:
-            if _is_our_try(s):
-                assert isinstance(s, ast.Try)
-                return _Mapper.flat_peek(s.body)
-            if not _is_inserted(s):
-                return [s]
-        return []
-
 
 def build_line_map(orig: ast.Module, code: str) -> list[int]:
     """``line_map[i]`` is the original line (1-based) of output line ``i + 1``."""
-    n_out = len(code.splitlines())
+    n_out = len(split_lines(code))
     n_orig = max([getattr(orig.body[-1], "end_lineno", 1) or 1] if orig.body else [1])
     m = _Mapper(n_out)
     m.walk(orig.body, ast.parse(code).body, 1)
@@ -156,10 +168,10 @@ def col_deltas(orig: str, code: str, line_map: list[int]) -> dict[int, tuple[int
     front of the user's text on a line, so the original text is found right after the
     indentation or after a ``;``.
     """
-    orig_lines = orig.splitlines()
+    orig_lines = split_lines(orig)
     out: dict[int, tuple[int, int]] = {}
     n = len(orig_lines)
-    for i, o in enumerate(code.splitlines(), 1):
+    for i, o in enumerate(split_lines(code), 1):
         ln = line_map[i - 1] if i <= len(line_map) else 0
         if not 0 < ln <= n:
             continue

@@ -31,6 +31,7 @@ from typing import Any, cast
 import libcst as cst
 
 from memscope.events import BindKind, ScopeKind
+from memscope_instrument.linemap import split_lines
 from memscope_instrument.sites import SiteTable
 
 __all__ = [
@@ -389,7 +390,7 @@ class _Instrumenter:
         self.source = source
         self.filename = filename
         self.options = options
-        self.lines = source.splitlines()
+        self.lines = split_lines(source)
         self.table = SiteTable()
         self.skipped = 0
         self.skip_reasons: dict[str, list[int]] = {}
@@ -998,7 +999,7 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
     from memscope_instrument.linemap import build_line_map, col_deltas
 
     text, encoding = _decode(source, filename)
-    n_lines = len(text.splitlines())
+    n_lines = len(split_lines(text))
     if (ALREADY_INSTRUMENTED_MARKER in text and "_memscope_hooks.register(" in text) or (
             SKIP_FILE in text and _has_comment(text, SKIP_FILE)):
         why = "already instrumented" if ALREADY_INSTRUMENTED_MARKER in text else "skip-file"
@@ -1040,7 +1041,7 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
 
 
 def _has_comment(text: str, needle: str) -> bool:
-    for line in text.splitlines():
+    for line in split_lines(text):
         s = line.lstrip()
         if s.startswith("#") and needle in s:
             return True
