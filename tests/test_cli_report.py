@@ -1,0 +1,141 @@
+"""The report, summary, diff and merge commands on real captures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from memscope.capture import read_capture
+from memscope.cli import main
+from tests._reporter_programs import ROOT, make_capture
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_capture(tmp_path_factory.mktemp("a"), "small", sizes=(100, 200))[0]
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_capture(tmp_path_factory.mktemp("b"), "large", sizes=(100, 50_000))[0]
+
+
+def test_report_default_folder(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["report", str(small), "-f", "json"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "MemoryAnalysis" / "small"
+    assert (out / "small_memory_analysis.json").exists()
+    assert (out / "small_leaks.json").exists()
+    assert not (out / "small_dashboard.html").exists()
+
+
+def test_report_into_folder_all_formats(small: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["report", str(small), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    names = {p.name for p in (tmp_path / "o").iterdir()}
+    assert {"small_memory_analysis.json", "small_summary.txt", "small_performance.json"} <= names
+    assert any(n.endswith(".html") for n in names)
+    assert sum(n.endswith(".svg") for n in names) == 2
+
+
+def test_report_bad_inputs(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.memscope"
+    junk.write_bytes(b"hello world, not a capture at all" * 8)
+    r = CliRunner().invoke(main, ["report", str(junk), "-o", str(tmp_path)])
+    assert r.exit_code == 1 and "not a memscope capture" in r.output
+    r = CliRunner().invoke(main, ["report", str(junk), "-f", "pdf"])
+    assert r.exit_code != 0
+
+
+def test_summary_command(small: Path) -> None:
+    r = CliRunner().invoke(main, ["summary", str(small), "--width", "150"])
+    assert r.exit_code == 0, r.output
+    for text in ("memscope summary: small", "Top variables", "data", "work", "peak",
+                 "Leaks", "worker"):
+        assert text in r.output
+
+
+def test_diff_exit_status(small: Path, large: Path) -> None:
+    r = CliRunner().invoke(main, ["diff", str(small), str(large)])
+    assert r.exit_code == 1, r.output  # data grew from 200 to 50 000 items
+    assert "grown" in r.output and "__main__:work:data" in r.output
+    r = CliRunner().invoke(main, ["diff", str(small), str(small)])
+    assert r.exit_code == 0 and "no changes" in r.output
+    r = CliRunner().invoke(main, ["diff", str(large), str(small)])
+    assert r.exit_code == 0 and "shrunk" in r.output  # shrinking does not fail by default
+    r = CliRunner().invoke(main, ["diff", str(large), str(small), "--fail-on", "shrunk"])
+    assert r.exit_code == 1
+    r = CliRunner().invoke(main, ["diff", str(small), str(large), "--threshold", "100MiB"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["diff", str(small), str(large), "--json"])
+    d = orjson.loads(r.output)
+    grown = {c["key"] for c in d["changes"] if c["status"] == "grown"}
+    assert "__main__:work:data" in grown and r.exit_code == 1
+    r = CliRunner().invoke(main, ["diff", str(small), str(large), "--threshold", "lots"])
+    assert r.exit_code == 2
+
+
+def test_merge_then_report(tmp_path: Path) -> None:
+    caps = make_capture(tmp_path / "f", "forked", fork=True)
+    assert len(caps) == 2
+    out = tmp_path / "merged.memscope"
+    r = CliRunner().invoke(main, ["merge", *map(str, caps), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    m = read_capture(out)
+    assert m.header.complete and len(m.processes) == 2
+    assert {p.pid for p in m.processes} == {read_capture(c).processes[0].pid for c in caps}
+    assert sum(1 for _ in m.events()) == sum(sum(1 for _ in read_capture(c).events())
+                                            for c in caps)
+    r = CliRunner().invoke(main, ["report", str(out), "-f", "json", "-o", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    d = orjson.loads((tmp_path / "r" / "merged_memory_analysis.json").read_bytes())
+    assert len({a["pid"] for a in d["allocations"]}) == 2
+    assert any(a["var"] == "child_only" for a in d["allocations"])
+    r = CliRunner().invoke(main, ["merge", str(caps[0]), "-o", str(caps[0])])
+    assert r.exit_code == 1
+
+
+def test_tracker_exports(tmp_path: Path) -> None:
+    code = f"""
+        import memscope, os
+        t = memscope.init(mode="full", output_dir={str(tmp_path)!r}, name="ex")
+        @memscope.track_scope("job")
+        def job():
+            items = [bytes(100) for _ in range(10)]
+            memscope.track_var(items)
+            return items
+        kept = job()
+        print(t.export_to_json())
+        print(t.export_to_json("named"))
+        print(t.export_to_binary("bin_user"))
+        print(t.export_to_binary("bin_full", mode="full"))
+        print(memscope.reporters.export(t, "summary"))
+        t.close()
+        """
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent(code).replace("import memscope, os",
+                                                     "import memscope, os, memscope.reporters"))
+    r = subprocess.run([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    assert Path(lines[0]) == tmp_path / "ex"
+    assert (tmp_path / "ex" / "ex_memory_analysis.json").exists()
+    assert (tmp_path / "named" / "named_lifetime.json").exists()
+    user, full = read_capture(lines[2]), read_capture(lines[3])
+    assert user.header.mode == "user" and full.header.mode == "full"
+    names = {e[5] for e in user.events() if e[0] == 2}
+    assert "items" in names
+    assert "items" in Path(lines[4]).read_text()
+    d = orjson.loads((tmp_path / "ex" / "ex_memory_analysis.json").read_bytes())
+    assert any(a["var"] == "items" for a in d["allocations"])

@@ -1,0 +1,96 @@
+"""The JSON family from real captures, validated against docs/schema/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+
+from memscope.reporters import report
+from memscope.reporters.json_report import KINDS, write_json
+from tests._reporter_programs import make_capture
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schema"
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return make_capture(tmp_path_factory.mktemp("cap"), "rich", fork=True)
+
+
+@pytest.fixture(scope="module")
+def json_files(captures: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    out = tmp_path_factory.mktemp("json")
+    paths = write_json([captures[0]], out, "rich")
+    assert [p.name for p in paths] == [f"rich_{k}.json" for k in KINDS]
+    return {k: orjson.loads(p.read_bytes()) for k, p in zip(KINDS, paths, strict=True)}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_output_matches_schema(json_files: dict[str, dict], kind: str) -> None:
+    schema = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(json_files[kind], schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_memory_analysis_content(json_files: dict[str, dict]) -> None:
+    d = json_files["memory_analysis"]
+    names = {a["var"] for a in d["allocations"]}
+    assert {"data", "alias", "leaked", "arr", "view", "raw", "payload"} <= names
+    assert "child_only" not in names  # the forked child's binds are in its own capture
+    assert d["summary"]["allocations"] == len(d["allocations"])
+    assert d["summary"]["peak_bytes"] > 0
+    data = [a for a in d["allocations"] if a["var"] == "data"]
+    assert {a["scope"] for a in data} == {"work"}
+    assert any(a["thread_name"] == "worker" for a in data)
+    payload = [a for a in d["allocations"] if a["var"] == "payload"]
+    assert len(payload) == 2 and all(a["task_name"] for a in payload)
+    assert all(a["t_bind"] >= 0 for a in d["allocations"])  # ns since start
+    assert "list" in d["by_type"] and d["top_variables"][0]["peak_bytes"] > 0
+
+
+def test_relationships_buffers_leaks(json_files: dict[str, dict]) -> None:
+    rel = json_files["variable_relationships"]
+    assert any({p["a"], p["b"]} == {"work.data", "work.alias"} for p in rel["aliases"])
+    buf = json_files["buffers"]
+    by_var = {b["var"]: b for b in buf["buffers"]}
+    assert {"arr", "view"} <= set(by_var)
+    assert by_var["view"].get("base_key", "").endswith(":arr")
+    assert any(c["via"] == "buffer" and c["held"].endswith(":view")
+               for c in rel["containment"])
+    leaks = json_files["leaks"]
+    assert leaks["count"] >= 1
+    assert any("CACHE" in " ".join(lk["holders"]) for lk in leaks["leaks"])
+    types = {t["type"]: t for t in json_files["type_analysis"]["types"]}
+    blob = next(v for k, v in types.items() if k.endswith("Blob"))
+    assert blob["binds"] == 3 and blob["max_bytes"] >= 2000
+    perf = json_files["performance"]
+    assert perf["events"] == sum(perf["events_by_kind"].values())
+    assert perf["events_by_kind"]["bind"] >= 10 and perf["capture"]["bytes"] > 0
+    life = json_files["lifetime"]
+    assert any(s["qualname"] == "work" and s["enters"] == 3 for s in life["scopes"])
+    assert life["scope_tree"]["children"]
+
+
+def test_several_processes_in_one_report(captures: list[Path], tmp_path: Path) -> None:
+    assert len(captures) == 2
+    paths = report(captures, tmp_path, "both", "json")
+    d = orjson.loads(paths[0].read_bytes())
+    pids = {a["pid"] for a in d["allocations"]}
+    assert len(pids) == 2
+    child = [a for a in d["allocations"] if a["var"] == "child_only"]
+    assert len(child) == 1 and child[0]["pid"] != d["meta"]["pids"][0]
+    assert sorted(d["meta"]["pids"]) == sorted(pids)
+    schema = json.loads((SCHEMAS / "memory_analysis.schema.json").read_text())
+    jsonschema.validate(d, schema)
+
+
+def test_report_all_formats(captures: list[Path], tmp_path: Path) -> None:
+    paths = report([captures[0]], tmp_path, "all")
+    names = {p.name for p in paths}
+    assert "all_summary.txt" in names and "all_memory_analysis.json" in names
+    assert any(n.endswith(".html") for n in names) and any(n.endswith(".svg") for n in names)
+    assert "data" in (tmp_path / "all_summary.txt").read_text()
