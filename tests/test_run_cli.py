@@ -1,0 +1,243 @@
+"""``memscope run`` behaves like ``python`` and writes the capture at every kind of exit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from memscope.capture import read_capture
+from memscope.events import BIND, SITE
+from tests.hook_helpers import PY, clean_env, memscope_cmd, run, strip_memscope, write_tree
+
+PROGRAM = '''\
+import sys
+import helper
+
+
+def main(argv):
+    greeting = helper.greet(argv[1] if len(argv) > 1 else "world")
+    print(greeting)
+    print("argv", sys.argv)
+    print("name", __name__, "file", __file__ == sys.argv[0] or __file__)
+    print("path0", sys.path[0])
+    print("main", sys.modules["__main__"].__dict__ is globals())
+    print("spec", __spec__, __package__, type(__loader__).__name__)
+    line = sys.stdin.readline().strip()
+    print("stdin", line)
+    action = argv[2] if len(argv) > 2 else ""
+    if action == "raise":
+        helper.fail(line)
+    if action == "exit":
+        sys.exit(int(argv[3]))
+    if action == "exitmsg":
+        sys.exit("fatal: " + line)
+    if action == "interrupt":
+        raise KeyboardInterrupt
+    return 0
+
+
+if __name__ == "__main__":
+    main(sys.argv)
+'''
+
+HELPER = '''\
+def greet(who):
+    message = "hello " + who
+    return message
+
+
+def fail(text):
+    reason = ValueError("bad input " + text)
+    raise RuntimeError("could not go on") from reason
+'''
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    write_tree(tmp_path, {"app.py": PROGRAM, "helper.py": HELPER})
+    return tmp_path
+
+
+def _both(app: Path, *args: str, input: str = "line in\n", out: Path | None = None,
+          extra: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str], ...]:
+    out = out or app / "out"
+    plain = run([PY, "app.py", *args], app, input=input)
+    ours = run(memscope_cmd("run", "-o", str(out), *extra, "app.py", *args), app, input=input)
+    return plain, ours
+
+
+def _names(capture_dir: Path) -> set[str]:
+    names: set[str] = set()
+    for path in capture_dir.rglob("*.memscope"):
+        cap = read_capture(path)
+        sites = {}
+        for ev in cap.iter_events():
+            if ev[0] == SITE:
+                sites[ev[1]] = ev[5]
+            elif ev[0] == BIND:
+                names.add(sites.get(ev[2], "?"))
+    return names
+
+
+@pytest.mark.parametrize("args", [("bob",), ("bob", "raise"), ("bob", "exit", "3"),
+                                  ("bob", "exit", "0"), ("bob", "exitmsg")])
+def test_same_output_and_exit_status_as_python(app: Path, args: tuple[str, ...]) -> None:
+    plain, ours = _both(app, *args)
+    assert ours.returncode == plain.returncode
+    assert ours.stdout == plain.stdout
+    assert strip_memscope(ours.stderr) == plain.stderr
+    assert "memscope: capture: " in ours.stderr
+    assert {"greeting", "message", "argv"} <= _names(app / "out")
+
+
+def test_traceback_is_pythons(app: Path) -> None:
+    plain, ours = _both(app, "x", "raise")
+    assert plain.returncode == 1
+    assert "The above exception was the direct cause" in plain.stderr
+    assert 'File "' + str(app / "helper.py") + '", line 8, in fail' in plain.stderr
+    assert strip_memscope(ours.stderr) == plain.stderr
+    assert "run.py" not in ours.stderr and "hook.py" not in ours.stderr
+
+
+def test_keyboard_interrupt_ends_like_python(app: Path) -> None:
+    plain, ours = _both(app, "x", "interrupt")
+    assert plain.returncode == ours.returncode == -signal.SIGINT
+    assert strip_memscope(ours.stderr) == plain.stderr
+    assert "memscope: capture: " in ours.stderr
+
+
+def test_module_mode(app: Path) -> None:
+    write_tree(app, {"pkg/__init__.py": "", "pkg/__main__.py": "from pkg.tool import go\ngo()\n",
+                     "pkg/tool.py": ("import sys\n"
+                                     "def go():\n"
+                                     "    count = len(sys.argv)\n"
+                                     "    print('tool', sys.argv[1:], count, __name__)\n"
+                                     "    print('main', sys.modules['__main__'].__name__)\n"
+                                     "    raise SystemExit(count)\n"
+                                     "if __name__ == '__main__':\n"
+                                     "    go()\n")})
+    for target in ("pkg", "pkg.tool"):
+        plain = run([PY, "-m", target, "a", "-b"], app)
+        ours = run(memscope_cmd("run", "-o", str(app / "o"), "-m", target, "a", "-b"), app)
+        assert ours.returncode == plain.returncode == 3
+        assert ours.stdout == plain.stdout
+    assert "count" in _names(app / "o")
+    missing_plain = run([PY, "-m", "no_such_mod"], app)
+    missing = run(memscope_cmd("run", "-o", str(app / "o"), "-m", "no_such_mod"), app)
+    assert missing.returncode == missing_plain.returncode == 1
+    assert "No module named no_such_mod" in missing.stderr
+
+
+def test_missing_script_is_like_python(app: Path) -> None:
+    plain = run([PY, "nope.py"], app)
+    ours = run(memscope_cmd("run", "-o", str(app / "o"), "nope.py"), app)
+    assert ours.returncode == plain.returncode == 2
+    assert ours.stderr == plain.stderr
+
+
+def test_program_that_catches_every_exception(app: Path) -> None:
+    write_tree(app, {"greedy.py": '''\
+import sys
+def risky(i):
+    data = [i] * 100
+    if i % 3 == 0:
+        raise ValueError(i)
+    if i % 3 == 1:
+        sys.exit(i)
+    raise KeyboardInterrupt
+caught = 0
+for i in range(9):
+    try:
+        risky(i)
+    except:  # noqa: E722  catches SystemExit and KeyboardInterrupt too
+        caught += 1
+print("caught", caught)
+'''})
+    plain = run([PY, "greedy.py"], app)
+    ours = run(memscope_cmd("run", "-o", str(app / "o"), "greedy.py"), app)
+    assert plain.stdout == ours.stdout == "caught 9\n"
+    assert ours.returncode == 0 and strip_memscope(ours.stderr) == plain.stderr == ""
+    assert {"data", "caught", "i"} <= _names(app / "o")
+
+
+def test_options_name_format_no_report(app: Path) -> None:
+    res = run(memscope_cmd("run", "-o", str(app / "o"), "--name", "myrun", "--no-report",
+                           "--mode", "full", "app.py"), app, input="\n")
+    assert res.returncode == 0
+    captures = list((app / "o" / "myrun").glob("myrun.*.memscope"))
+    assert len(captures) == 1
+    assert read_capture(captures[0]).info()
+    assert "report" not in res.stderr
+    bad = run(memscope_cmd("run", "--format", "pdf", "app.py"), app)
+    assert bad.returncode == 2 and "unknown format 'pdf'" in bad.stderr
+    none = run(memscope_cmd("run"), app)
+    assert none.returncode == 2 and "expected a script" in none.stderr
+
+
+def test_include_and_exclude(app: Path) -> None:
+    write_tree(app, {"inc.py": ("import helper, humanize\n"
+                                "print(humanize.naturalsize(10))\n"
+                                "print(type(helper.__loader__).__name__, "
+                                "type(humanize.__loader__).__name__)\n")})
+    res = run(memscope_cmd("run", "-o", str(app / "o"), "--no-report", "--include", "humanize",
+                           "--exclude", "helper", "inc.py"), app)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == "SourceFileLoader InstrumentingLoader"
+
+
+def test_sigterm_writes_capture_and_dies_by_sigterm(app: Path) -> None:
+    write_tree(app, {"sleepy.py": ("import time\n"
+                                   "payload = bytearray(4096)\n"
+                                   "print('ready', flush=True)\n"
+                                   "time.sleep(60)\n")})
+    proc = subprocess.Popen(memscope_cmd("run", "-o", str(app / "o"), "--no-report", "sleepy.py"),
+                            cwd=app, env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    assert "memscope: capture: " in err
+    assert "payload" in _names(app / "o")
+
+
+def test_sigint_while_running(app: Path) -> None:
+    write_tree(app, {"loop.py": ("import time\n"
+                                 "ticks = 0\n"
+                                 "print('ready', flush=True)\n"
+                                 "while True:\n"
+                                 "    ticks += 1\n"
+                                 "    time.sleep(0.01)\n")})
+    proc = subprocess.Popen(memscope_cmd("run", "-o", str(app / "o"), "--no-report", "loop.py"),
+                            cwd=app, env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGINT
+    assert "KeyboardInterrupt" in err and 'loop.py", line' in err
+    assert "ticks" in _names(app / "o")
+
+
+def test_memscope_package_does_not_import_libcst() -> None:
+    code = ("import sys, memscope, memscope.cli, memscope.commands.run\n"
+            "print('libcst' in sys.modules, 'memscope_instrument.transform' in sys.modules)")
+    res = run([PY, "-c", code], Path.cwd())
+    assert res.stdout.split() == ["False", "False"], res.stderr
+
+
+def test_help_lists_options() -> None:
+    res = run(memscope_cmd("run", "--help"), Path.cwd())
+    for opt in ("--include", "--exclude", "--mode", "--output", "--name", "--no-report",
+                "--format", "-m MODULE"):
+        assert opt in res.stdout
+    assert os.path.exists(sys.executable)
