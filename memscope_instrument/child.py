@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import types
 from typing import Any
@@ -92,6 +93,7 @@ def patch_multiprocessing(h: Any) -> None:
     orig_bootstrap = process.BaseProcess._bootstrap  # type: ignore[attr-defined]
 
     def _bootstrap(self: Any, *args: Any, **kwargs: Any) -> Any:
+        flush_on_sigterm()  # Pool.terminate() ends its workers with SIGTERM
         try:
             return orig_bootstrap(self, *args, **kwargs)
         finally:
@@ -125,9 +127,35 @@ def patch_multiprocessing(h: Any) -> None:
     spawn._fixup_main_from_path = _fixup_main_from_path  # type: ignore[attr-defined]
 
 
+def _close_tracker() -> None:
+    try:
+        from memscope import tracker
+
+        tracker.get_global_tracker().close()
+    except Exception:
+        pass
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _close_tracker()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def flush_on_sigterm() -> None:
+    """On SIGTERM (when the program has no handler of its own) close the capture, then
+    die by SIGTERM as before."""
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        pass
+
+
 def bootstrap() -> None:
     """Called by the ``_boot/sitecustomize`` at the start of a child interpreter."""
     settings = settings_from_env()
     if settings is None or settings.get("parent_pid") == os.getpid():
         return
     start(settings)
+    flush_on_sigterm()

@@ -127,6 +127,13 @@ class _Finisher:
             os.kill(os.getpid(), signal.SIGINT)
 
     def on_sigterm(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self.pid:  # a forked child inherited this handler
+            from memscope import tracker as tracker_mod
+
+            try:
+                tracker_mod.get_global_tracker().close()
+            except Exception:
+                pass
         self()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)

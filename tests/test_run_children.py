@@ -1,0 +1,139 @@
+"""Child processes of ``memscope run`` are tracked, each into a capture of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from memscope.capture import read_capture
+from memscope.events import BIND, PROC, SITE
+from tests.hook_helpers import memscope_cmd, run, write_tree
+
+PARENT = '''\
+import multiprocessing as mp
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import worker
+
+
+def square(n):
+    chunk = list(range(n))
+    return len(chunk) * n
+
+
+if __name__ == "__main__":
+    ctx = mp.get_context(sys.argv[1])
+    with ctx.Pool(2) as pool:
+        print(pool.map(square, [3, 4]))
+    p = ctx.Process(target=worker.job, args=(5,))
+    p.start()
+    p.join()
+    print("exit", p.exitcode)
+    with ProcessPoolExecutor(1, mp_context=ctx) as ex:
+        print(list(ex.map(worker.pooled, [6])))
+    r = subprocess.run([sys.executable, "-c", "import worker; print(worker.job(7))"],
+                       capture_output=True, text=True)
+    print("sub", r.returncode, r.stdout.strip())
+'''
+
+WORKER = '''\
+def job(n):
+    job_buffer = bytearray(n * 100)
+    return len(job_buffer)
+
+
+def pooled(n):
+    pooled_result = [n] * n
+    return len(pooled_result)
+'''
+
+
+def captures(out: Path) -> dict[int, tuple[int, set[str]]]:
+    """pid -> (parent pid, names bound in that process)."""
+    found: dict[int, tuple[int, set[str]]] = {}
+    for path in out.rglob("*.memscope"):
+        sites: dict[int, str] = {}
+        names: set[str] = set()
+        pid = ppid = -1
+        for ev in read_capture(path).iter_events():
+            if ev[0] == SITE:
+                sites[ev[1]] = ev[5]
+            elif ev[0] == BIND:
+                names.add(sites.get(ev[2], "?"))
+            elif ev[0] == PROC and pid == -1:
+                pid, ppid = ev[1], ev[2]
+        assert path.name.endswith(f".{pid}.memscope")
+        found[pid] = (ppid, names)
+    return found
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_multiprocessing_pool_process_executor_and_subprocess(tmp_path: Path, method: str) -> None:
+    write_tree(tmp_path, {"parent.py": PARENT, "worker.py": WORKER})
+    res = run(memscope_cmd("run", "-o", str(tmp_path / "o"), "--no-report", "parent.py", method),
+              tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["[9, 16]", "exit 0", "[6]", "sub 0 700"]
+    procs = captures(tmp_path / "o" / "parent")
+    (parent,) = [pid for pid, (_, names) in procs.items() if "pool" in names]
+    children = {pid: names for pid, (ppid, names) in procs.items() if pid != parent}
+    assert all(procs[pid][0] != -1 for pid in children)
+    everything = set().union(*children.values())
+    assert {"chunk", "job_buffer", "pooled_result"} <= everything
+    # the Process child, the executor's worker and the subprocess each have their own
+    assert sum("job_buffer" in names for names in children.values()) >= 2
+    assert any("pooled_result" in names for names in children.values())
+    assert "job_buffer" not in procs[parent][1]  # the child's work is not the parent's
+    for pid in children:
+        assert f"parent.{pid}.memscope" in res.stderr  # printed with the parent's
+
+
+def test_child_killed_with_sigkill_keeps_its_flushed_events(tmp_path: Path) -> None:
+    write_tree(tmp_path, {
+        "victim.py": ("import os, signal\n"
+                      "from memscope import _hooks\n"
+                      "def work():\n"
+                      "    before_kill = bytearray(1000)\n"
+                      "    _hooks.flush()\n"
+                      "    os.kill(os.getpid(), signal.SIGKILL)\n"
+                      "    after_kill = 1\n"),
+        "killer.py": ("import subprocess, sys\n"
+                      "r = subprocess.run([sys.executable, '-c', 'import victim; victim.work()'])\n"
+                      "print('child', r.returncode)\n"),
+    })
+    res = run(memscope_cmd("run", "-o", str(tmp_path / "o"), "--no-report", "killer.py"),
+              tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "child -9\n"
+    procs = captures(tmp_path / "o" / "killer")
+    victim = [names for _, names in procs.values() if "before_kill" in names]
+    assert len(victim) == 1 and "after_kill" not in victim[0]
+
+
+def test_children_not_tracked_when_asked(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"parent.py": PARENT, "worker.py": WORKER})
+    res = run(memscope_cmd("run", "-o", str(tmp_path / "o"), "--no-report", "--no-children",
+                           "parent.py", "spawn"), tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    procs = captures(tmp_path / "o" / "parent")
+    assert len(procs) == 1
+
+
+def test_users_own_sitecustomize_still_runs(tmp_path: Path) -> None:
+    write_tree(tmp_path, {
+        "site_dir/sitecustomize.py": "import os\nos.environ['USER_SITECUSTOMIZE'] = 'ran'\n",
+        "kid.py": "import os\nprint(os.environ.get('USER_SITECUSTOMIZE'))\n",
+        "par.py": ("import subprocess, sys\n"
+                   "print(subprocess.run([sys.executable, 'kid.py'], capture_output=True,"
+                   " text=True).stdout.strip())\n"),
+    })
+    from tests.hook_helpers import ROOT, clean_env
+
+    env = clean_env(PYTHONPATH=f"{tmp_path / 'site_dir'}:{ROOT}")
+    res = run(memscope_cmd("run", "-o", str(tmp_path / "o"), "--no-report", "par.py"),
+              tmp_path, env=env)
+    assert res.stdout == "ran\n", res.stderr
+    assert len(captures(tmp_path / "o" / "par")) == 2
