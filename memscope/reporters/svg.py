@@ -150,7 +150,7 @@ def _header(c: Canvas, model: dict[str, Any], what: str) -> float:
     ]
     if o["leaks"]:
         parts.append(f"{o['leaks']} leak(s), {fmt_bytes(o['leak_bytes'])}")
-    c.text(c.width - 20, 34, "  ·  ".join(parts), size=12, fill="#ffffff", anchor="end")
+    c.text(c.width - 20, 24, "  ·  ".join(parts), size=12, fill="#ffffff", anchor="end")
     return 56
 
 
@@ -255,7 +255,7 @@ def memory_svg(model: dict[str, Any], *, width: int = 1000) -> str:
                f"peak {fmt_bytes(o['peak'])} at {fmt_ns(o['peak_t'])}", size=12, fill="#a61b1b",
                weight=650, anchor="end" if right else "start")
     # legend
-    y = mt + ph + 30
+    y = mt + ph + 42
     lx: float = ml
     for gi, label in enumerate(grp["labels"]):
         color = OTHER_COLOR if label == OTHER else PALETTE[gi % len(PALETTE)]
