@@ -32,3 +32,11 @@ def bench(session: nox.Session) -> None:
     """Benchmarks (timings are recorded in docs/performance.md, never asserted)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def realworld(session: nox.Session) -> None:
+    """Third-party suites (six, cachetools, idna, more-itertools, toolz, attrs) run plain
+    and instrumented: identical pass/fail counts (tests/test_realworld.py)."""
+    session.install("-e", ".[test]")
+    session.run("python", "tests/test_realworld.py", *session.posargs)

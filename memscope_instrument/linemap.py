@@ -109,7 +109,8 @@ class _Mapper:
         if not isinstance(body, list) or not body:
             self.span(o, n)
             return
-        for d_o, d_n in zip(getattr(o, "decorator_list", []), getattr(n, "decorator_list", []), strict=False):
+        for d_o, d_n in zip(getattr(o, "decorator_list", []),
+                            getattr(n, "decorator_list", []), strict=False):
             self.span(d_o, d_n)
         nbody = getattr(n, "body", [])
         # header lines: up to the line before the body (same count in the output)

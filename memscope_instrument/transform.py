@@ -558,7 +558,11 @@ class _Instrumenter:
                 i += n
                 if len(an) != n:
                     raise _Mismatch
-                out.append(st.with_changes(body=self.small_list(st.body, an, scope)))
+                body = self.small_list(st.body, an, scope)
+                if len(body) != n or any(x is not y for x, y in zip(body, st.body,
+                                                                     strict=False)):
+                    st = st.with_changes(body=body)
+                out.append(st)
             else:
                 if i >= len(nodes):
                     raise _Mismatch

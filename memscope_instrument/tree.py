@@ -110,29 +110,30 @@ def _walk(root: Path, d: Path, dst_root: Path, include: list[str], exclude: list
     except OSError as e:
         errors.append(f"{d}: cannot list directory: {e.strerror or e}")
         return
-    for e in entries:
-        p = Path(e.path)
+    for ent in entries:
+        p = Path(ent.path)
         rel = p.relative_to(root).as_posix()
         try:
-            is_dir = e.is_dir()  # follows symlinks
-            is_file = e.is_file()
+            is_dir = ent.is_dir()  # follows symlinks
+            is_file = ent.is_file()
         except OSError as err:
             errors.append(f"{p}: {err.strerror or err} (symlink loop?)")
             continue
         if is_dir:
-            if e.name in SKIP_DIRS or (exclude and _match(rel, exclude)):
+            if ent.name in SKIP_DIRS or (exclude and _match(rel, exclude)):
                 continue
             _walk(root, p, dst_root, include, exclude, items, errors, seen, out)
         elif is_file:
-            if e.name == CACHE_NAME:
+            if ent.name == CACHE_NAME:
                 continue
-            if e.name.endswith(".py") and _excluded(rel, include, exclude):
+            if ent.name.endswith(".py") and _excluded(rel, include, exclude):
                 if out is None:
                     continue
-                items.append(Item(p, dst_root / rel, rel, False))  # copied as it is
+                items.append(Item(p, dst_root / rel, f"{root.name}/{rel}", False))  # copied
                 continue
-            items.append(Item(p, dst_root / rel, rel, e.name.endswith(".py")))
-        elif e.is_symlink():
+            items.append(Item(p, dst_root / rel, f"{root.name}/{rel}",
+                              ent.name.endswith(".py")))
+        elif ent.is_symlink():
             errors.append(f"{p}: broken symlink or symlink loop")
 
 

@@ -151,3 +151,14 @@ def test_console_script_summary(tmp_path: Path) -> None:
                        text=True)
     assert p.returncode == 0, p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("memscope-instrument: 4 files")
+
+
+def test_several_sources_do_not_collide(tmp_path: Path) -> None:
+    for pkg in ("one", "two"):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text(f"NAME = {pkg!r}\n")
+    out = tmp_path / "out"
+    code, output = invoke(str(tmp_path / "one"), str(tmp_path / "two"), "-o", str(out), "-j", "2")
+    assert code == 0, output
+    assert "NAME = 'one'" in (out / "one" / "__init__.py").read_text()
+    assert "NAME = 'two'" in (out / "two" / "__init__.py").read_text()

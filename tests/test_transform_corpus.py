@@ -75,7 +75,8 @@ def test_fixture(name: str, tmp_path: Path) -> None:
             if want == "none":
                 assert line not in ev.site_lines, f"{name}:{line} has a site"
             else:
-                assert want in ev.binds[line], f"{name}:{line}: {want!r} not in {ev.binds[line]}"
+                got = ev.binds[line]
+                assert want in got, f"{name}:{line}: {want!r} not in {got}"
     # every bind/unbind with a token belongs to an instance of the site's own scope
     for e in ev.events:
         if e[0] in (BIND, UNBIND) and e[3] != 0:
@@ -85,7 +86,8 @@ def test_fixture(name: str, tmp_path: Path) -> None:
         exits = {e[2] for e in ev.events if e[0] == EXIT}
         module_toks = {t for t, s in ev.tok_scope.items() if ev.scopes[s][5] == 1}
         open_ = set(ev.tok_scope) - exits - module_toks
-        assert not open_, f"{name}: scopes never exited: {[ev.scopes[ev.tok_scope[t]] for t in open_]}"
+        never = [ev.scopes[ev.tok_scope[t]] for t in open_]
+        assert not open_, f"{name}: scopes never exited: {never}"
 
 
 def test_skip_file_records_nothing(tmp_path: Path) -> None:
@@ -96,7 +98,8 @@ def test_skip_file_records_nothing(tmp_path: Path) -> None:
 
 def test_imports_option(tmp_path: Path) -> None:
     src = tmp_path / "imp.py"
-    src.write_text("import os.path\nimport json as j\nfrom math import pi, tau as t\nprint(j.dumps(pi))\n")
+    src.write_text("import os.path\nimport json as j\nfrom math import pi, tau as t\n"
+                   "print(j.dumps(pi))\n")
     plain = run("plain", src, tmp_path)
     inst = run("inst", src, tmp_path, "imports")
     assert inst[:3] == plain[:3]
@@ -119,4 +122,5 @@ def test_comprehensions_option(tmp_path: Path) -> None:
     assert inst[:3] == plain[:3]
     ev = Events(inst[3])
     assert {"for x@<comprehension>", "for y@<comprehension>"} <= ev.binds[1]
-    assert {"for k@<comprehension>", "for v@<comprehension>", "for z@<comprehension>"} <= ev.binds[2]
+    want = {"for k@<comprehension>", "for v@<comprehension>", "for z@<comprehension>"}
+    assert want <= ev.binds[2]

@@ -15,7 +15,10 @@ SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=list(HealthCheck))
 
 
-def check(src: str, options: Options = Options()) -> None:
+DEFAULT = Options()
+
+
+def check(src: str, options: Options = DEFAULT) -> None:
     try:
         compile(src, "<gen>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError):

@@ -1,0 +1,88 @@
+"""Transformer benchmark (not a test): run ``python benchmarks/bench_transform.py [N]``.
+
+1. cold transform throughput on the standard library, as a ratio to bare
+   ``libcst.parse_module(src).code`` on the same files in the same run (aim >= 0.7);
+2. lines/s of ``memscope-instrument --jobs 2`` on the same files;
+3. the time of an unchanged re-run (incremental cache).
+Results are recorded in docs/performance.md, section "## Transformer".
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import libcst as cst
+
+from memscope_instrument import tree
+from memscope_instrument.transform import InstrumentError, Options, instrument_source
+
+
+def stdlib_files(limit: int) -> list[Path]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in root.rglob("*.py")
+                   if "site-packages" not in p.parts and "test" not in p.parts
+                   and "tests" not in p.parts and "idlelib" not in p.parts)
+    return files[:limit] if limit else files
+
+
+def main() -> None:
+    limit = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    files = stdlib_files(limit)
+    sources = []
+    for f in files:
+        try:
+            sources.append((f, f.read_bytes()))
+        except OSError:
+            pass
+    lines = sum(s.count(b"\n") for _f, s in sources)
+    base = inst = 0.0
+    ok = failed = kept = out_lines = sites = 0
+    for f, s in sources:  # interleaved, so machine noise hits both sides alike
+        t = time.perf_counter()
+        try:
+            _ = cst.parse_module(s).code
+        except Exception:
+            continue
+        t1 = time.perf_counter()
+        try:
+            r = instrument_source(s, str(f))
+        except InstrumentError:
+            failed += 1
+            continue
+        t2 = time.perf_counter()
+        base += t1 - t
+        inst += t2 - t1
+        ok += 1
+        kept += r.kept_lines
+        out_lines += len(r.line_map)
+        sites += r.sites
+    print(f"files {ok} ({failed} failed), {lines} lines, {sites} sites")
+    print(f"libcst parse+codegen: {base:.2f}s ({lines / base:,.0f} lines/s)")
+    print(f"instrument_source:    {inst:.2f}s ({lines / inst:,.0f} lines/s)")
+    print(f"throughput ratio (baseline time / transform time): {base / inst:.2f}")
+    print(f"output lines keeping their original number: {kept / max(out_lines, 1):.1%}")
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "src"
+        for f, s in sources:
+            rel = f.relative_to(Path(sysconfig.get_paths()["stdlib"]))
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            (src / rel).write_bytes(s)
+        out = Path(d) / "out"
+        for label in ("jobs=2 cold", "jobs=2 unchanged re-run"):
+            items = tree.plan([src], out, [], [], [])
+            t = time.perf_counter()
+            summ = tree.run(items, Options(), jobs=2, write=True, want_diff=False,
+                            on_error="copy", cache_dir=out, emit=lambda m: None)
+            dt = time.perf_counter() - t
+            print(f"{label}: {dt:.2f}s ({lines / dt:,.0f} lines/s), "
+                  f"{summ.cached} cached, {summ.failed} failed")
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
