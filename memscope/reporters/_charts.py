@@ -260,11 +260,14 @@ def build_series(
     for g, name in enumerate(GROUPINGS):
         labels = [*tops[g], OTHER]
         vals = out_vals[g]
-        keep = [j for j in range(sizes[g]) if any(vals[j])]
+        # every top group keeps its layer (a short-lived one may be too brief to show
+        # at this resolution, its peak is still listed); "(other)" only when non-zero
+        keep = [j for j in range(sizes[g]) if j < sizes[g] - 1 or any(vals[j])]
         series["groups"][name] = {
             "labels": [_group_label(name, labels[j], an) for j in keep],
             "keys": [clean(labels[j]) for j in keep],
             "values": [vals[j] for j in keep],
+            "peaks": [weights[g].get(labels[j], max(vals[j])) for j in keep],
         }
     series["peak"] = max(out_total) if out_total else 0
     return series
@@ -634,6 +637,12 @@ def build_model(
     for pid, n in pids.items():
         if pid not in an.procs and pid:
             procs.append({"key": str(pid), "ppid": 0, "argv0": "", "binds": n})
+    meta_pids = meta.get("pids")
+    if not procs and isinstance(meta_pids, (list, tuple)) and meta_pids:
+        # no PROC event in the stream (a live tracker): the pids the caller names
+        for p in meta_pids[:50]:
+            n = an.binds if len(meta_pids) == 1 else -1
+            procs.append({"key": clean(p), "ppid": 0, "argv0": "", "binds": n})
 
     # ---- overview ---------------------------------------------------------------------
     st = an.stats()

@@ -191,8 +191,9 @@
       var c = color(gi, grp.labels[gi]);
       sv("path", { d: d, fill: c, "fill-opacity": 0.78, stroke: c, "stroke-width": 0.6, "data-label": grp.labels[gi], "class": "layer" }, layers);
       for (i = i0; i <= i1; i++) base[i] = top[i];
-      var mx = 0; for (i = 0; i < n; i++) if (vals[i] > mx) mx = vals[i];
-      legend.appendChild(el("span", { title: grp.keys[gi] }, [el("i", { style: "background:" + c }), grp.labels[gi], el("em", { text: fmtBytes(mx) })]));
+      var mx = grp.peaks ? grp.peaks[gi] : 0;
+      if (!grp.peaks) for (i = 0; i < n; i++) if (vals[i] > mx) mx = vals[i];
+      legend.appendChild(el("span", { title: grp.keys[gi], cls: "item" }, [el("i", { style: "background:" + c }), el("b", { cls: "lbl", text: grp.labels[gi] }), el("em", { text: "peak " + fmtBytes(mx) })]));
     });
     // peak marker
     if (O.peak_t >= 0 && O.peak_t >= mem.lo && O.peak_t <= mem.hi) {
@@ -348,7 +349,7 @@
       var r = l.row, g = sv("g", { "class": "gantt-row" + (r.leak ? " leak" : ""), "data-key": r.key }, svg);
       sv("line", { x1: 0, x2: W, y1: y + rh, y2: y + rh, stroke: "#f3f4f6" }, g);
       var label = sv("text", { x: 20, y: y + 14, "font-size": 12, fill: r.leak ? "#a61b1b" : "#1f2933", "font-family": "ui-monospace,Menlo,Consolas,monospace", text: r.var, "class": "var-label" }, g);
-      sv("title", { text: r.key + "  ·  peak " + fmtBytes(r.peak) + "  ·  " + fmtInt(r.binds) + " binds" }, label);
+      tipOn(label, r.module + ":" + r.scope + "." + r.var + "\npeak " + fmtBytes(r.peak) + " · " + fmtInt(r.binds) + " binds" + (r.leak ? "\nLEAKED: see the Leaks panel" : ""));
       if (r.leak) sv("text", { x: lw - 8, y: y + 14, "text-anchor": "end", "font-size": 10.5, fill: "#d64545", "font-weight": 700, text: "LEAK" }, g);
       var bars = sv("g", { "clip-path": "url(#ganttclip)" }, g);
       function draw(segs, yy, hh, kind) {
@@ -541,7 +542,7 @@
     }
     var pl = document.getElementById("proc-list");
     (L.proc || []).forEach(function (p) {
-      pl.appendChild(el("div", { "class": "proc" }, [el("b", { text: "process " + p.key }), (p.ppid ? " · parent " + p.ppid : "") + (p.argv0 ? " · " + p.argv0 : "") + " · " + fmtInt(p.binds) + " binds"]));
+      pl.appendChild(el("div", { "class": "proc" }, [el("b", { text: "process " + p.key }), (p.ppid ? " · parent " + p.ppid : "") + (p.argv0 ? " · " + p.argv0 : "") + (p.binds >= 0 ? " · " + fmtInt(p.binds) + " binds" : "")]));
     });
   }
 

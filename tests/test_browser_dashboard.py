@@ -1,0 +1,443 @@
+"""The dashboard in a real browser: headless Chromium (Debian's package) driven by
+Playwright, on reports made by a real run of ``tests/report_demo_program.py``.
+
+Each test checks one panel against the numbers of the capture, exercises sorting,
+filtering and zoom, and saves a screenshot under ``test-artifacts/``. These tests do not
+skip: without Chromium they fail and say how to install it (``.ci/run`` does).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from memscope.reporters import html
+from memscope.reporters._charts import fmt_bytes
+from tests.report_helpers import HOSTILE, synthetic_analysis
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("MEMSCOPE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass
+class Demo:
+    dir: Path
+    model: dict[str, Any]
+
+    @property
+    def dashboard(self) -> Path:
+        return self.dir / "demo_dashboard.html"
+
+
+@dataclass
+class Watch:
+    """What the page did besides rendering: requests, console errors, dialogs."""
+
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    out = tmp_path_factory.mktemp("demo")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for k in [k for k in env if k.startswith("MEMSCOPE_")]:
+        del env[k]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "report_demo_program.py"), str(out), "hostile"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return Demo(out, json.loads((out / "model.json").read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install Debian's `chromium` package "
+            "(apt-get install -y chromium chromium-driver, as .ci/run does) or set "
+            "MEMSCOPE_CHROMIUM"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def open_page(browser: Any, path: Path) -> tuple[Any, Watch]:
+    watch = Watch()
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900}, device_scale_factor=1)
+    page = ctx.new_page()
+    url = path.resolve().as_uri()
+
+    def on_route(route: Any) -> None:
+        req_url = route.request.url
+        watch.requests.append(req_url)
+        if req_url == url:
+            route.continue_()
+        else:
+            route.abort()
+
+    ctx.route("**/*", on_route)
+    page.on("request", lambda r: r.url == url or watch.requests.append(r.url))
+    page.on("console", lambda m: m.type in ("error", "warning") and watch.errors.append(m.text))
+    page.on("pageerror", lambda e: watch.errors.append(str(e)))
+    page.on("dialog", lambda d: (watch.dialogs.append(d.message), d.dismiss()))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    return page, watch
+
+
+@pytest.fixture
+def page(browser: Any, demo: Demo) -> Iterator[Any]:
+    page, watch = open_page(browser, demo.dashboard)
+    yield page
+    page.evaluate("1")  # let pending events arrive
+    assert watch.errors == []
+    assert watch.dialogs == []
+    assert [u for u in watch.requests if u != demo.dashboard.resolve().as_uri()] == []
+    page.context.close()
+
+
+def shot(page: Any, selector: str, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    out = ARTIFACTS / f"{name}.png"
+    page.locator(selector).screenshot(path=str(out))
+    assert out.stat().st_size > 2000
+    return out
+
+
+def texts(page: Any, selector: str) -> list[str]:
+    return page.eval_on_selector_all(selector, "els => els.map(e => e.textContent)")  # type: ignore[no-any-return]
+
+
+def drag(page: Any, selector: str, a: float, b: float) -> None:
+    """Drag across the element from fraction a to fraction b of its width."""
+    box = page.locator(selector).first.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * a, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * b, y, steps=6)
+    page.mouse.up()
+
+
+# ---- the page as a whole ---------------------------------------------------------------
+
+
+def test_page_loads_offline_with_no_error_and_no_request(browser: Any, demo: Demo) -> None:
+    page, watch = open_page(browser, demo.dashboard)
+    assert page.title() == "memscope · demo"
+    page.mouse.move(400, 400)
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.wait_for_timeout(200)
+    assert watch.errors == []
+    assert watch.dialogs == []
+    assert watch.requests == [demo.dashboard.resolve().as_uri()]
+    panels = page.eval_on_selector_all("section.panel", "els => els.map(e => e.id)")
+    assert panels == [
+        "overview", "memory", "variables", "lifecycle", "scopes", "leaks",
+        "relationships", "buffers", "lanes",
+    ]  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard_full.png"), full_page=True)
+    page.context.close()
+
+
+def test_overview_shows_the_capture_numbers(page: Any, demo: Demo) -> None:
+    o = demo.model["overview"]
+
+    def card(k: str) -> str:
+        return page.locator(f'.card[data-k="{k}"] .v').text_content()  # type: ignore[no-any-return]
+
+    assert card("peak tracked memory") == fmt_bytes(o["peak"])
+    assert card("variables") == str(o["variables"])
+    assert card("bindings") == str(o["binds"])
+    assert card("leaks") == "1"
+    assert card("threads / tasks / processes") == f"{o['threads']} / {o['tasks']} / 1"
+    info = page.locator("#ov-info").text_content()
+    assert "mode: full" in info and "sampled: every binding" in info
+    shot(page, "#overview", "dashboard_overview")
+
+
+# ---- memory over time -------------------------------------------------------------------
+
+
+def test_memory_chart_stacks_by_grouping_marks_the_peak_and_zooms(page: Any, demo: Demo) -> None:
+    s = demo.model["series"]
+    legend = texts(page, "#mem-legend .lbl")
+    assert len(legend) == len(s["groups"]["var"]["labels"])
+    assert legend[0] == "numeric.matrix"  # the largest variable first
+    assert "load_rows.kept" in legend
+    assert len(page.query_selector_all("#mem-chart path.layer")) == len(legend)
+    peak = demo.model["overview"]
+    label = page.locator("#peak-label").text_content()
+    assert label.startswith(f"peak {fmt_bytes(peak['peak'])} at ")
+    shot(page, "#memory", "dashboard_memory")
+
+    page.click('#mem-groupings button[data-grouping="type"]')
+    legend = texts(page, "#mem-legend .lbl")
+    assert legend[0] == "numpy.ndarray"
+    assert "__main__.RowCache" in legend
+    page.click('#mem-groupings button[data-grouping="thread"]')
+    assert set(texts(page, "#mem-legend .lbl")) >= {"MainThread", "worker-2"}
+    page.click('#mem-groupings button[data-grouping="scope"]')
+    assert "numeric" in texts(page, "#mem-legend .lbl")
+
+    # hover: a tooltip with the total at that point
+    box = page.locator("#mem-chart .brush-area").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert page.locator("#tip").is_visible()
+    assert "total" in page.locator("#tip").text_content()
+
+    # brush to zoom: the time axis narrows; reset restores it
+    ticks_before = texts(page, "#mem-chart .axis text")
+    assert page.locator("#mem-reset").is_disabled()
+    drag(page, "#mem-chart .brush-area", 0.30, 0.45)
+    assert page.locator("#mem-reset").is_enabled()
+    ticks_after = texts(page, "#mem-chart .axis text")
+    assert ticks_after != ticks_before
+    shot(page, "#memory", "dashboard_memory_zoomed")
+    page.click("#mem-reset")
+    assert page.locator("#mem-reset").is_disabled()
+    assert texts(page, "#mem-chart .axis text") == ticks_before
+
+
+# ---- variables table --------------------------------------------------------------------
+
+
+def column(page: Any, i: int) -> list[str]:
+    return page.eval_on_selector_all(  # type: ignore[no-any-return]
+        "#var-table tbody tr.row", f"rows => rows.map(r => r.children[{i}].firstChild.textContent)"
+    )
+
+
+def test_variables_table_sorts_filters_and_expands_history(page: Any, demo: Demo) -> None:
+    rows = demo.model["vars"]
+    names = column(page, 0)
+    assert len(names) == len(rows)
+    assert names == [r["var"] for r in sorted(rows, key=lambda r: -r["peak"])]
+    first = page.locator("#var-table tbody tr.row").first
+    cells = first.locator("td").all_text_contents()
+    top = max(rows, key=lambda r: r["peak"])
+    assert cells[1] == top["scope"] and cells[3] == "numpy.ndarray"
+    assert cells[6] == fmt_bytes(top["peak"])
+    assert cells[4] == fmt_bytes(top["shallow"]) and cells[5] == fmt_bytes(top["deep"])
+    # the leaked variable is flagged, aliases are listed
+    kept = page.locator('#var-table tr.row[data-key="__main__:load_rows:kept"]')
+    assert "leak" in kept.get_attribute("class")
+    rows_row = page.locator('#var-table tr.row[data-key="__main__:load_rows:rows"]')
+    assert "load_rows.view" in rows_row.locator("td").nth(9).text_content()
+    shot(page, "#variables", "dashboard_variables")
+
+    # sort by name, ascending then descending
+    page.click('#var-table th[data-key="var"]')
+    assert column(page, 0) == sorted(names, key=str.lower)
+    assert page.get_attribute('#var-table th[data-key="var"]', "aria-sort") == "ascending"
+    page.click('#var-table th[data-key="var"]')
+    assert column(page, 0) == sorted(names, key=str.lower, reverse=True)
+    # sort by lifetime (numeric)
+    page.click('#var-table th[data-key="lifetime"]')
+    want = [r["var"] for r in sorted(rows, key=lambda r: -r["lifetime"])]
+    assert column(page, 0) == want
+
+    # filter
+    page.fill("#var-filter", "numeric")
+    expect(page.locator("#var-table tbody tr.row")).to_have_count(3)
+    assert sorted(column(page, 0)) == ["matrix", "raw", "window"]
+    assert "showing 3 of 3" in page.locator("#var-count").text_content()
+    page.fill("#var-filter", "RowCache")
+    expect(page.locator("#var-table tbody tr.row")).to_have_count(1)
+    assert column(page, 0) == ["kept"]
+    page.fill("#var-filter", "no such variable")
+    expect(page.locator("#var-table tbody tr.row")).to_have_count(0)
+    assert "No variable matches" in page.locator("#var-table tbody").text_content()
+    page.fill("#var-filter", "worker")
+
+    # expand a row to its history: one line per binding (chunk was bound twice)
+    expect(page.locator("#var-table tbody tr.row")).to_have_count(1)
+    page.click('#var-table tr.row[data-key="__main__:worker:chunk"]')
+    hist = page.locator('#var-table tr.hist[data-history-of="__main__:worker:chunk"]')
+    assert hist.is_visible()
+    lines = hist.locator("table.mini tr").all_text_contents()
+    assert len(lines) == 1 + 2
+    assert all("scope exit" in ln and "bytes" in ln for ln in lines[1:])
+    cells = {c for c in hist.locator("table.mini td").all_text_contents()}
+    assert {"worker-1", "worker-2"} <= cells
+    shot(page, "#variables", "dashboard_variables_history")
+    page.click('#var-table tr.row[data-key="__main__:worker:chunk"]')
+    assert hist.count() == 0
+
+
+# ---- lifecycle --------------------------------------------------------------------------
+
+
+def test_lifecycle_gantt_rows_leak_and_zoom(page: Any, demo: Demo) -> None:
+    g = demo.model["gantt"]
+    labels = texts(page, "#gantt .var-label")
+    assert sorted(labels) == sorted(r["var"] for r in g["rows"])
+    scopes = texts(page, "#gantt .scope-label")
+    assert scopes[:2] == ["load_rows", "numeric"]  # in order of first activity
+    leak = page.locator('#gantt .gantt-row.leak')
+    assert leak.count() == 1 and leak.get_attribute("data-key") == "__main__:load_rows:kept"
+    assert page.locator('#gantt .gantt-row.leak rect[fill="#f08080"]').count() == 1  # leaked object
+    assert page.locator("#gantt rect.seg-bind").count() >= len(g["rows"])
+    shot(page, "#lifecycle", "dashboard_lifecycle")
+
+    before = texts(page, "#gantt .axis text")
+    drag(page, "#gantt .brush-area", 0.4, 0.5)
+    assert page.locator("#gantt-reset").is_enabled()
+    after = texts(page, "#gantt .axis text")
+    assert after != before
+    shot(page, "#lifecycle", "dashboard_lifecycle_zoomed")
+    page.click("#gantt-reset")
+    assert texts(page, "#gantt .axis text") == before
+
+
+# ---- scopes, leaks, relationships, buffers, lanes ----------------------------------------
+
+
+def test_scopes_icicle_and_table(page: Any, demo: Demo) -> None:
+    names = page.eval_on_selector_all("#icicle g.ice", "els => els.map(e => e.dataset.name)")
+    assert names[:2] == ["<all>", "__main__"]
+    assert {"load_rows", "numeric", "fetch", "worker"} <= set(names)
+    rows = page.locator("#scope-table tbody tr").all()
+    assert len(rows) == len(demo.model["scopes"])
+    top = demo.model["scopes"][0]
+    assert rows[0].locator("td").all_text_contents()[0] == top["scope"]
+    assert rows[0].locator("td").all_text_contents()[4] == fmt_bytes(top["peak"])
+    shot(page, "#scopes", "dashboard_scopes")
+
+
+def test_leaks_show_where_created_and_the_holder_chain(page: Any, demo: Demo) -> None:
+    cards = page.locator(".leakcard")
+    assert cards.count() == 1
+    card = cards.first
+    assert card.get_attribute("data-var") == "kept"
+    assert "load_rows.kept" in card.locator("h3").text_content()
+    assert "__main__.RowCache" in card.locator("h3").text_content()
+    assert "report_demo_program.py:" in card.locator(".where").text_content()
+    chain = card.locator(".chain li").all_text_contents()
+    assert any("_CACHE" in h and "__main__" in h for h in chain)
+    shot(page, "#leaks", "dashboard_leaks")
+
+
+def test_relationships_graph(page: Any, demo: Demo) -> None:
+    ids = page.eval_on_selector_all("#graph g.node", "els => els.map(e => e.dataset.id)")
+    assert {"load_rows.rows", "load_rows.view", "load_rows.kept"} <= set(ids)
+    assert any("_CACHE" in i for i in ids)
+    assert page.locator("#graph line.edge-alias").count() >= 1
+    assert page.locator("#graph line.edge-holds").count() >= 1
+    shot(page, "#relationships", "dashboard_relationships")
+
+
+def test_buffers_and_views(page: Any, demo: Demo) -> None:
+    keys = page.eval_on_selector_all("#buf-table tbody tr", "els => els.map(e => e.dataset.key)")
+    assert set(keys) == {f"__main__:numeric:{v}" for v in ("matrix", "window", "raw")}
+    matrix = page.locator('#buf-table tr[data-key="__main__:numeric:matrix"] td')
+    matrix = matrix.all_text_contents()
+    assert matrix[2] == "numpy.ndarray" and matrix[3].startswith("0x")
+    assert matrix[4] == fmt_bytes(200 * 300 * 8)
+    assert "numeric.window" in matrix[8]  # the slice shares the matrix's buffer
+    raw = page.locator('#buf-table tr[data-key="__main__:numeric:raw"] td').all_text_contents()
+    assert raw[4] == fmt_bytes(64 * 1024) and raw[8] == "—"
+    shot(page, "#buffers", "dashboard_buffers")
+
+
+def test_threads_tasks_and_processes_lanes(page: Any, demo: Demo) -> None:
+    lanes = page.eval_on_selector_all(
+        "#lane-chart g.lane", "els => els.map(e => e.dataset.kind + ':' + e.dataset.key)"
+    )
+    assert {"thread:MainThread", "thread:worker-1", "thread:worker-2", "task:Task-1"} <= set(lanes)
+    worker = page.locator('#lane-chart g.lane[data-key="worker-2"]').text_content()
+    assert "1 binds" in worker and fmt_bytes(40_000 + 33) in worker
+    assert "process " in page.locator("#proc-list").text_content()
+    shot(page, "#lanes", "dashboard_lanes")
+
+
+# ---- hostile names and large captures ------------------------------------------------------
+
+
+def test_hostile_names_render_as_inert_text(browser: Any, tmp_path: Path) -> None:
+    an = synthetic_analysis(8_000, hostile=True)
+    (path,) = html.write(an, tmp_path, "hostile", {"mode": HOSTILE, "python": HOSTILE})
+    page, watch = open_page(browser, path)
+    page.fill("#var-filter", "</script>")
+    page.wait_for_timeout(300)
+    page.click("#var-table tbody tr.row >> nth=0")
+    page.mouse.move(600, 300)
+    # nothing executed: no dialog, no injected element or handler anywhere in the DOM
+    assert watch.dialogs == [] and watch.errors == []
+    assert page.evaluate("document.querySelectorAll('img, iframe, object, embed').length") == 0
+    assert page.evaluate(
+        "[...document.querySelectorAll('*')].filter(e => [...e.attributes]"
+        ".some(a => a.name.startsWith('on'))).length"
+    ) == 0
+    assert page.evaluate("document.querySelectorAll('script').length") == 2
+    # and the names are shown as they are
+    assert any(v.startswith(HOSTILE + "var") for v in column(page, 0))
+    assert HOSTILE in page.locator("#ov-info").text_content()
+    assert watch.requests == [path.resolve().as_uri()]
+    shot(page, "#variables", "dashboard_hostile_names")
+    page.context.close()
+
+
+def test_large_capture_opens_and_stays_usable(browser: Any, tmp_path: Path) -> None:
+    an = synthetic_analysis(150_000)
+    (path,) = html.write(an, tmp_path, "large", {"mode": "fast"})
+    page, watch = open_page(browser, path)
+    assert page.locator("#var-table tbody tr.row").count() == 300  # first page of rows
+    assert f"of {len(an.vars)} matching" in page.locator("#var-count").text_content()
+    page.click("#var-table tbody tr.row >> nth=-1")  # the "show more" row is after it
+    page.click("#var-table button.btn")
+    assert page.locator("#var-table tbody tr.row").count() == min(600, len(an.vars))
+    assert page.locator("#gantt .var-label").count() == 80
+    assert "smaller ones are in the table" in page.locator("#gantt-note").text_content()
+    drag(page, "#gantt .brush-area", 0.1, 0.2)
+    drag(page, "#mem-chart .brush-area", 0.1, 0.2)
+    assert watch.errors == [] and watch.dialogs == []
+    shot(page, "#memory", "dashboard_large_memory")
+    page.context.close()
+
+
+def test_svg_charts_render_as_images(browser: Any, demo: Demo) -> None:
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    for name in ("demo_memory.svg", "demo_timeline.svg"):
+        data = base64.b64encode((demo.dir / name).read_bytes()).decode()
+        src = f"data:image/svg+xml;base64,{data}"
+        page.set_content(f'<body style="margin:0"><img id="i" src="{src}">')
+        page.wait_for_function("document.getElementById('i').complete")
+        assert page.evaluate("document.getElementById('i').naturalWidth") == 1000
+        assert page.evaluate("document.getElementById('i').naturalHeight") > 300
+        shot(page, "#i", "svg_" + name.removesuffix(".svg"))
+    page.close()
