@@ -40,3 +40,10 @@ def realworld(session: nox.Session) -> None:
     and instrumented: identical pass/fail counts (tests/test_realworld.py)."""
     session.install("-e", ".[test]")
     session.run("python", "tests/test_realworld.py", *session.posargs)
+
+
+@nox.session
+def realworld_hook(session: nox.Session) -> None:
+    """Third-party test suites plain vs under the import hook: identical counts."""
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/realworld_hook.py", *session.posargs)

@@ -115,7 +115,7 @@ def patch_multiprocessing(h: Any) -> None:
         if not main_path.endswith(".py") or not os.path.isfile(main_path):
             orig_fixup(main_path)
             return
-        spawn.old_main_modules.append(current)  # type: ignore[attr-defined]
+        spawn.old_main_modules.append(current)
         mod = types.ModuleType("__mp_main__")
         mod.__file__ = main_path
         mod.__builtins__ = __builtins__  # type: ignore[attr-defined]

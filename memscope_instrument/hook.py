@@ -242,7 +242,7 @@ def remap_tree(
         node.lineno = nl  # type: ignore[attr-defined]
         node.col_offset = ncol  # type: ignore[attr-defined]
         if hasattr(node, "end_lineno"):
-            node.end_lineno = neln  # type: ignore[attr-defined]
+            node.end_lineno = neln
             node.end_col_offset = ecol  # type: ignore[attr-defined]
     for st, target in lead:  # in source order: a copied position is already final
         pos = (target.lineno, target.col_offset, target.lineno, target.col_offset)
@@ -344,7 +344,7 @@ def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename
     tree = ast.parse(code, filename, "exec")
     orig_text = _decode(source) if isinstance(source, bytes) else source
     remap_tree(tree, _split(code.encode("utf-8")), _split(orig_text.encode("utf-8")), line_map)
-    return compile(tree, filename, "exec", dont_inherit=True, optimize=-1)  # type: ignore[no-any-return]
+    return compile(tree, filename, "exec", dont_inherit=True, optimize=-1)
 
 
 def _decode(src: bytes) -> str:

@@ -1,0 +1,164 @@
+"""Import-hook and ``memscope run`` benchmark (timings are recorded, never asserted).
+
+1. Warm-cache import of a large package (``rich``: its main modules) instrumented by
+   the hook, as a ratio to the plain import (both with warm bytecode caches).
+2. Cold first import under the hook (empty caches): extra cost per source line.
+3. ``memscope run`` on CPU-bound programs (pyperformance-like bodies in
+   ``benchmarks/hook_programs``) next to plain ``python``, ``python -X tracemalloc`` and
+   ``memray run`` (when installed), in the same run; whole-process wall time, best of N.
+
+    python benchmarks/bench_hook.py [--repeat N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PROGRAMS = HERE / "hook_programs"
+PY = sys.executable
+MODULES = ["rich.console", "rich.table", "rich.syntax", "rich.markdown", "rich.progress",
+           "rich.tree", "rich.pretty", "rich.traceback", "rich.logging", "rich.panel"]
+
+IMPORT_SNIPPET = """
+import sys, time, importlib
+mode = sys.argv[1]
+import memscope_instrument.hook as hook, memscope_instrument.transform  # not timed
+t0 = time.perf_counter()
+if mode == "hook":
+    hook.install_import_hook(["rich"], start=False)
+for m in {mods!r}:
+    importlib.import_module(m)
+t1 = time.perf_counter()
+mods = [m for n, m in sys.modules.items() if n == "rich" or n.startswith("rich.")]
+lines = sum(sum(1 for _ in open(m.__file__, "rb")) for m in mods if getattr(m, "__file__", None))
+print(t1 - t0, len(mods), lines, hook.stats["compiled"], hook.stats["cache_hits"])
+"""
+
+
+def _env(prefix: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMSCOPE_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPATH"] = str(ROOT)
+    if prefix:
+        env["PYTHONPYCACHEPREFIX"] = prefix
+    return env
+
+
+def _import_run(mode: str, prefix: str) -> tuple[float, int, int, int, int]:
+    out = subprocess.run([PY, "-c", IMPORT_SNIPPET.format(mods=MODULES), mode],
+                         env=_env(prefix), capture_output=True, text=True, check=True).stdout
+    t, n, lines, compiled, hits = out.split()
+    return float(t), int(n), int(lines), int(compiled), int(hits)
+
+
+def bench_imports(repeat: int) -> dict[str, float]:
+    prefix = tempfile.mkdtemp(prefix="memscope-bench-pyc-")
+    try:
+        cold_plain = _import_run("plain", prefix)[0]
+        cold = _import_run("hook", prefix)  # fills both caches
+        warm_plain = min(_import_run("plain", prefix)[0] for _ in range(repeat))
+        warm_runs = [_import_run("hook", prefix) for _ in range(repeat)]
+        warm_hook = min(r[0] for r in warm_runs)
+        cold_runs = []
+        for _ in range(max(1, repeat // 2)):
+            p2 = tempfile.mkdtemp(prefix="memscope-bench-pyc-")
+            _import_run("plain", p2)  # warm plain pyc, cold instrumented cache
+            cold_runs.append(_import_run("hook", p2)[0])
+            shutil.rmtree(p2, ignore_errors=True)
+        cold_hook = min(cold_runs)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+    return {
+        "modules": cold[1], "lines": cold[2], "instrumented": cold[3],
+        "warm_cache_hits": warm_runs[0][4],
+        "cold_plain_s": cold_plain, "warm_plain_s": warm_plain, "warm_hook_s": warm_hook,
+        "warm_ratio": warm_hook / warm_plain, "cold_hook_s": cold_hook,
+        "cold_us_per_line": (cold_hook - warm_plain) / cold[2] * 1e6,
+    }
+
+
+PROGRAM_ARGS = {"nbody.py": [], "fannkuch.py": [], "spectral_norm.py": [], "nqueens.py": [],
+                "floatbm.py": [], "richards_lite.py": []}
+
+
+def _time(cmd: list[str], cwd: Path, env: dict[str, str], repeat: int) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_run(repeat: int, quick: bool) -> tuple[list[str], list[tuple[str, dict[str, float]]]]:
+    out_dir = tempfile.mkdtemp(prefix="memscope-bench-out-")
+    memscope = [PY, "-c",
+                "import sys; from memscope.cli import main; sys.argv[0]='memscope'; main()"]
+    tools: dict[str, list[str]] = {
+        "python": [PY],
+        "tracemalloc": [PY, "-X", "tracemalloc"],
+        "memscope fast": [*memscope, "run", "--no-report", "--mode", "fast", "-o", out_dir],
+        "memscope full": [*memscope, "run", "--no-report", "--mode", "full", "-o", out_dir],
+    }
+    memray = shutil.which("memray") or (str(Path(PY).parent / "memray")
+                                        if (Path(PY).parent / "memray").exists() else None)
+    if memray:
+        tools["memray"] = [memray, "run", "-q", "-f", "-o", os.path.join(out_dir, "m.bin")]
+    env = _env(tempfile.mkdtemp(prefix="memscope-bench-pyc-"))
+    rows = []
+    progs = list(PROGRAM_ARGS)[:2] if quick else list(PROGRAM_ARGS)
+    for prog in progs:
+        for cmd in tools.values():  # warm every cache once
+            subprocess.run([*cmd, prog], cwd=PROGRAMS, env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times = {name: _time([*cmd, prog], PROGRAMS, env, repeat) for name, cmd in tools.items()}
+        rows.append((prog, times))
+        print(prog, {k: round(v, 3) for k, v in times.items()}, flush=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return list(tools), rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    imp = bench_imports(args.repeat)
+    print("imports", {k: round(v, 4) if isinstance(v, float) else v for k, v in imp.items()})
+    tools, rows = bench_run(args.repeat, args.quick)
+    print()
+    print(f"warm-cache import of {imp['modules']} rich modules ({imp['lines']} lines, "
+          f"{imp['instrumented']} instrumented): plain {imp['warm_plain_s'] * 1000:.1f} ms, "
+          f"hook {imp['warm_hook_s'] * 1000:.1f} ms, ratio {imp['warm_ratio']:.2f}x")
+    print(f"cold first import under the hook: {imp['cold_hook_s'] * 1000:.0f} ms, "
+          f"{imp['cold_us_per_line']:.1f} us per source line")
+    print()
+    print("| program | " + " | ".join(tools) + " |")
+    print("|---|" + "---|" * len(tools))
+    ratios: dict[str, list[float]] = {t: [] for t in tools}
+    for prog, times in rows:
+        base = times["python"]
+        cells = []
+        for t in tools:
+            ratios[t].append(times[t] / base)
+            ratio = "" if t == "python" else f" ({times[t] / base:.2f}x)"
+            cells.append(f"{times[t]:.2f} s{ratio}")
+        print(f"| {prog} | " + " | ".join(cells) + " |")
+    geo = {t: math.exp(sum(map(math.log, r)) / len(r)) for t, r in ratios.items()}
+    print("| geomean | " + " | ".join(f"{geo[t]:.2f}x" for t in tools) + " |")
+    print("| max | " + " | ".join(f"{max(ratios[t]):.2f}x" for t in tools) + " |")
+
+
+if __name__ == "__main__":
+    main()
