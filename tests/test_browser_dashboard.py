@@ -98,6 +98,7 @@ def browser() -> Iterator[Any]:
 def open_page(browser: Any, path: Path) -> tuple[Any, Watch]:
     watch = Watch()
     ctx = browser.new_context(viewport={"width": 1300, "height": 900}, device_scale_factor=1)
+    ctx.set_default_timeout(120_000)  # a loaded CI machine, not a performance claim
     page = ctx.new_page()
     url = path.resolve().as_uri()
 

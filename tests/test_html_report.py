@@ -160,7 +160,7 @@ def test_series_is_exact_at_full_resolution_and_layers_add_up() -> None:
     assert max(s["total"]) == an.peak_bytes == 150
     var = s["groups"]["var"]
     at35 = {lbl: v[35] for lbl, v in zip(var["labels"], var["values"], strict=True)}
-    assert at35 == {"f.a": 100, "f.c": 50}
+    assert at35 == {"f.a": 100, "f.b": 0, "f.c": 50}  # the alias adds nothing
     typ = s["groups"]["type"]
     at35 = {lbl: v[35] for lbl, v in zip(typ["labels"], typ["values"], strict=True)}
     assert at35 == {"list": 100, "bytes": 50}

@@ -316,6 +316,7 @@ def build_model(
     gantt_rows: int = 80,
     gantt_resolution: int = 1500,
     max_edges: int = 300,
+    max_nodes: int = 60,
     max_buffers: int = 500,
     with_series: bool = True,
 ) -> dict[str, Any]:
@@ -537,12 +538,14 @@ def build_model(
             "deg": w,
             "bytes": peak_of.get(nm, -1),
         }
-        for nm, w in sorted(node_w.items(), key=lambda kv: (-kv[1], kv[0]))[:200]
+        for nm, w in sorted(node_w.items(), key=lambda kv: (-kv[1], kv[0]))[:max_nodes]
     ]
     node_set = {n["id"] for n in nodes}
     graph = {
         "nodes": nodes,
         "edges": [e for e in edges if e["a"] in node_set and e["b"] in node_set],
+        "omitted_nodes": max(0, len(node_w) - len(nodes)),
+        "omitted_edges": sum(1 for e in edges if e["a"] not in node_set or e["b"] not in node_set),
     }
 
     # ---- buffers ----------------------------------------------------------------------

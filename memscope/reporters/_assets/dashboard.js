@@ -141,6 +141,15 @@
 
   // ---- memory over time --------------------------------------------------------------
   var mem = { grouping: "var", lo: 0, hi: SPAN };
+  // the peak as the chart shows it: the highest bucket, at the recorded peak time when
+  // that falls in the bucket (it does whenever the replay and the analysis agree)
+  var PEAK = (function () {
+    var bi = -1, v = -1;
+    S.total.forEach(function (x, i) { if (x > v) { v = x; bi = i; } });
+    if (bi < 0 || v <= 0) return { t: -1, v: 0 };
+    var lo = S.t[bi], hi = lo + S.step;
+    return { t: (O.peak_t >= lo && O.peak_t <= hi) ? O.peak_t : lo + S.step / 2, v: v };
+  })();
   function renderMemoryControls() {
     var seg = document.getElementById("mem-groupings");
     [["var", "variable"], ["scope", "scope"], ["type", "type"], ["thread", "thread"], ["task", "task"]].forEach(function (g) {
@@ -196,12 +205,12 @@
       legend.appendChild(el("span", { title: grp.keys[gi], cls: "item" }, [el("i", { style: "background:" + c }), el("b", { cls: "lbl", text: grp.labels[gi] }), el("em", { text: "peak " + fmtBytes(mx) })]));
     });
     // peak marker
-    if (O.peak_t >= 0 && O.peak_t >= mem.lo && O.peak_t <= mem.hi) {
-      var px = X(O.peak_t), py = Y(O.peak);
+    if (PEAK.t >= 0 && PEAK.t >= mem.lo && PEAK.t <= mem.hi) {
+      var px = X(PEAK.t), py = Y(PEAK.v);
       var pk = sv("g", { "class": "peak" }, svg);
       sv("line", { x1: px, x2: px, y1: mt, y2: mt + ph, stroke: "#d64545", "stroke-dasharray": "4 3", "stroke-width": 1.2 }, pk);
       sv("circle", { cx: px, cy: py, r: 4, fill: "#d64545" }, pk);
-      var lbl = "peak " + fmtBytes(O.peak) + " at " + fmtNs(O.peak_t);
+      var lbl = "peak " + fmtBytes(PEAK.v) + " at " + fmtNs(PEAK.t);
       var right = px > ml + pw * 0.7;
       sv("text", { x: right ? px - 6 : px + 6, y: mt + 12, "text-anchor": right ? "end" : "start", fill: "#a61b1b", "font-size": 12, "font-weight": 600, text: lbl, id: "peak-label" }, pk);
     }
@@ -453,30 +462,59 @@
     var box = document.getElementById("graph"), Gr = D.graph;
     if (!Gr.nodes.length) { empty(box, "No two names shared an object and no holder kept a tracked object alive."); return; }
     clear(box);
-    var W = width(box), H = Math.min(620, Math.max(300, 120 + Gr.nodes.length * 14));
-    var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": "relationships" }, box);
-    var N = Gr.nodes.map(function (n, i) { var a = 2 * Math.PI * i / Gr.nodes.length; return { n: n, x: W / 2 + Math.cos(a) * W * 0.3, y: H / 2 + Math.sin(a) * H * 0.3, vx: 0, vy: 0 }; });
+    var W = width(box);
+    var N = Gr.nodes.map(function (n) { return { n: n, x: 0, y: 0, vx: 0, vy: 0 }; });
     var idx = {}; N.forEach(function (p, i) { idx[p.n.id] = i; });
     var E = Gr.edges.map(function (e) { return { a: idx[e.a], b: idx[e.b], e: e }; }).filter(function (e) { return e.a !== undefined && e.b !== undefined; });
-    // a deterministic force layout: springs on edges, repulsion between nodes
-    var k = Math.sqrt(W * H / Math.max(N.length, 1)) * 0.55;
-    for (var it = 0; it < 260; it++) {
-      var temp = 0.1 * (1 - it / 260) * W;
-      N.forEach(function (p) { p.vx = 0; p.vy = 0; });
-      for (var i = 0; i < N.length; i++) for (var j = i + 1; j < N.length; j++) {
-        var dx = N[i].x - N[j].x, dy = N[i].y - N[j].y, d2 = dx * dx + dy * dy + 0.01, f = k * k / d2;
-        N[i].vx += dx * f; N[i].vy += dy * f; N[j].vx -= dx * f; N[j].vy -= dy * f;
+    // connected components, each laid out by a deterministic force layout
+    // (Fruchterman-Reingold), then packed in rows, largest first
+    var parent = N.map(function (_, i) { return i; });
+    function find(i) { while (parent[i] !== i) { parent[i] = parent[parent[i]]; i = parent[i]; } return i; }
+    E.forEach(function (e) { parent[find(e.a)] = find(e.b); });
+    var comps = {};
+    N.forEach(function (p, i) { var r = find(i); (comps[r] = comps[r] || []).push(i); });
+    var list = Object.keys(comps).map(function (k) { return comps[k]; }).sort(function (a, b) { return b.length - a.length; });
+    var k = 80, boxes = [];
+    list.forEach(function (c) {
+      var inC = {}; c.forEach(function (i, j) { inC[i] = 1; var a = 2 * Math.PI * j / c.length; N[i].x = Math.cos(a) * k; N[i].y = Math.sin(a) * k; });
+      var ce = E.filter(function (e) { return inC[e.a]; });
+      for (var it = 0; it < 250 && c.length > 1; it++) {
+        var temp = k * (1 - it / 250) + 0.5;
+        c.forEach(function (i) { N[i].vx = 0; N[i].vy = 0; });
+        for (var a = 0; a < c.length; a++) for (var b = a + 1; b < c.length; b++) {
+          var p = N[c[a]], q = N[c[b]], dx = p.x - q.x, dy = p.y - q.y, d2 = dx * dx + dy * dy + 0.01, f = k * k / d2;
+          p.vx += dx * f; p.vy += dy * f; q.vx -= dx * f; q.vy -= dy * f;
+        }
+        ce.forEach(function (e) {
+          var p = N[e.a], q = N[e.b], dx = p.x - q.x, dy = p.y - q.y, d = Math.sqrt(dx * dx + dy * dy) + 0.01, f = d / k;
+          p.vx -= dx * f; p.vy -= dy * f; q.vx += dx * f; q.vy += dy * f;
+        });
+        c.forEach(function (i) {
+          var p = N[i]; p.vx -= p.x * 0.03; p.vy -= p.y * 0.03;
+          var l = Math.sqrt(p.vx * p.vx + p.vy * p.vy) + 0.01, s = Math.min(l, temp) / l;
+          p.x += p.vx * s; p.y += p.vy * s;
+        });
       }
-      E.forEach(function (e) {
-        var p = N[e.a], q = N[e.b], dx = p.x - q.x, dy = p.y - q.y, d = Math.sqrt(dx * dx + dy * dy) + 0.01, f = d / k;
-        p.vx -= dx * f; p.vy -= dy * f; q.vx += dx * f; q.vy += dy * f;
-      });
-      N.forEach(function (p) {
-        p.vx += (W / 2 - p.x) * 0.02; p.vy += (H / 2 - p.y) * 0.02;
-        var l = Math.sqrt(p.vx * p.vx + p.vy * p.vy) + 0.01, s = Math.min(l, temp) / l;
-        p.x = Math.min(W - 60, Math.max(60, p.x + p.vx * s)); p.y = Math.min(H - 24, Math.max(24, p.y + p.vy * s));
-      });
-    }
+      // labels run to the right: stand wide components upright
+      var sx = 0, sy = 0;
+      c.forEach(function (i) { sx = Math.max(sx, Math.abs(N[i].x)); sy = Math.max(sy, Math.abs(N[i].y)); });
+      if (sx > sy) c.forEach(function (i) { var t = N[i].x; N[i].x = N[i].y; N[i].y = t; });
+      var x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+      c.forEach(function (i) { x0 = Math.min(x0, N[i].x); x1 = Math.max(x1, N[i].x); y0 = Math.min(y0, N[i].y); y1 = Math.max(y1, N[i].y); });
+      boxes.push({ c: c, x0: x0, y0: y0, w: x1 - x0 + 310, h: y1 - y0 + 40 });
+    });
+    var cx = 30, cy = 20, rowH = 0, maxW = W - 20;
+    boxes.forEach(function (b) {
+      if (cx + b.w > maxW && cx > 30) { cx = 30; cy += rowH + 20; rowH = 0; }
+      b.c.forEach(function (i) { N[i].x = N[i].x - b.x0 + cx; N[i].y = N[i].y - b.y0 + cy + 20; });
+      cx += b.w + 20; rowH = Math.max(rowH, b.h);
+    });
+    var H = cy + rowH + 20;
+    var sc = 1;
+    N.forEach(function (p) { if (p.x + 240 > W) sc = Math.min(sc, (W - 240) / p.x); });
+    if (sc < 1) N.forEach(function (p) { p.x *= sc; });
+    var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": "relationships" }, box);
+    if (Gr.omitted_nodes) box.appendChild(el("div", { cls: "hint", text: "The " + fmtInt(N.length) + " most connected names are shown; " + fmtInt(Gr.omitted_nodes) + " more names and " + fmtInt(Gr.omitted_edges) + " links are left out." }));
     var ge = sv("g", null, svg);
     E.forEach(function (e) {
       var p = N[e.a], q = N[e.b], holds = e.e.kind === "holds";
@@ -490,7 +528,7 @@
       var c = holder ? sv("rect", { x: p.x - r, y: p.y - r, width: 2 * r, height: 2 * r, fill: "#d64545" }, g) : sv("circle", { cx: p.x, cy: p.y, r: r, fill: "#2f6fdb", stroke: "#fff", "stroke-width": 1.5 }, g);
       tipOn(c, p.n.id + (p.n.bytes >= 0 ? "\npeak " + fmtBytes(p.n.bytes) : "") + "\n" + fmtInt(p.n.deg) + " link(s)");
       var label = p.n.id.length > 42 ? p.n.id.slice(0, 40) + "…" : p.n.id;
-      var right = p.x > W * 0.75;
+      var right = false;
       sv("text", { x: right ? p.x - r - 4 : p.x + r + 4, y: p.y + 4, "text-anchor": right ? "end" : "start", "font-size": 11.5, fill: "#1f2933", "font-family": holder ? "" : "ui-monospace,Menlo,Consolas,monospace", text: label, "paint-order": "stroke", stroke: "#fff", "stroke-width": 3 }, g);
     });
   }
