@@ -101,6 +101,7 @@ tracker = memscope.get_global_tracker()
 tracker.record_leaks()
 an = Analysis().feed_all(tracker.events())
 meta = {
+    "name": "demo",
     "mode": "full",
     "python": sys.version.split()[0],
     "pids": [str(__import__("os").getpid())],
