@@ -335,8 +335,20 @@ def build_model(
     # ---- per-variable aggregates the analysis does not keep -------------------------
     per: dict[str, dict[str, Any]] = {}
     by_id: dict[int, str] = {}
+    # first/last activity of each thread and task, bindings per pid (for the lanes)
+    lane_span: dict[str, dict[str, list[int]]] = {"thread": {}, "task": {}}
+    pids: dict[int, int] = {}
+    th_span, tk_span = lane_span["thread"], lane_span["task"]
     for b in bindings:
         by_id[b.id] = b.key
+        end = b.t_unbind if b.t_unbind >= 0 else t1
+        for spans_, lane in ((th_span, thread_key(b)), (tk_span, task_key(b))):
+            sp = spans_.get(lane)
+            if sp is None:
+                spans_[lane] = [b.t_bind, end]
+            elif end > sp[1]:
+                sp[1] = end
+        pids[b.pid] = pids.get(b.pid, 0) + 1
         d = per.get(b.key)
         if d is None:
             d = per[b.key] = {
@@ -600,34 +612,24 @@ def build_model(
     buf_total = sum(max(d["bufsize"], 0) for d in bufs.values())
 
     # ---- lanes ------------------------------------------------------------------------
-    def lanes(kind: str, groups: dict[str, Any], keyf: Any) -> list[dict[str, Any]]:
-        first: dict[str, int] = {}
-        last: dict[str, int] = {}
-        for b in bindings:
-            k = keyf(b)
-            if k not in first:
-                first[k] = b.t_bind
-            end = b.t_unbind if b.t_unbind >= 0 else t1
-            if end > last.get(k, -1):
-                last[k] = end
+    def lanes(kind: str, groups: dict[str, Any]) -> list[dict[str, Any]]:
+        span_of = lane_span[kind]
         out = []
-        for k, g in sorted(groups.items(), key=lambda kv: first.get(kv[0], 0))[:100]:
+        for k, g in sorted(groups.items(), key=lambda kv: span_of.get(kv[0], [0])[0])[:100]:
+            first, last = span_of.get(k, [t0, t0])
             out.append(
                 {
                     "key": clean(k),
                     "binds": g.binds,
                     "peak": g.peak_bytes,
                     "active": g.active,
-                    "first": rel(first.get(k, t0)),
-                    "last": rel(last.get(k, t0)),
+                    "first": rel(first),
+                    "last": rel(last),
                 }
             )
         return out
 
     procs = []
-    pids: dict[int, int] = {}
-    for b in bindings:
-        pids[b.pid] = pids.get(b.pid, 0) + 1
     for pid, info in an.procs.items():
         procs.append(
             {
@@ -709,8 +711,8 @@ def build_model(
         "graph": graph,
         "buffers": buf_rows,
         "lanes": {
-            "thread": lanes("thread", an.by_thread, thread_key),
-            "task": lanes("task", an.by_task, task_key) if an.tasks else [],
+            "thread": lanes("thread", an.by_thread),
+            "task": lanes("task", an.by_task) if an.tasks else [],
             "proc": procs,
         },
         "errors": [[rel(t), clean(w), clean(m)] for t, w, m in an.errors[:50]],

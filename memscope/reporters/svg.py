@@ -242,8 +242,8 @@ def memory_svg(model: dict[str, Any], *, width: int = 1000) -> str:
         label = grp["labels"][gi]
         color = OTHER_COLOR if label == OTHER else PALETTE[gi % len(PALETTE)]
         c.add(
-            f'<path d="M{"L".join(pts)}Z" fill="{color}" fill-opacity="0.8" stroke="{color}" '
-            f'stroke-width="0.5"><title>{esc(label)}</title></path>'
+            f'<path d="M{"L".join(pts)}Z" fill="{color}" fill-opacity="0.85">'
+            f"<title>{esc(label)}</title></path>"
         )
         base = top
     if o["peak_t"] >= 0:
@@ -362,7 +362,7 @@ def timeline_svg(model: dict[str, Any], *, width: int = 1000, max_rows: int = 45
                title=f"{r['key']} · peak {fmt_bytes(r['peak'])} · {r['binds']:,} binds")
         if r["leak"]:
             c.text(lw - 8, y + 14, "LEAK", size=10.5, fill=LEAK, weight=700, anchor="end")
-        minw = span / pw
+        minw = 1.5 * span / pw  # merge what is closer than 1.5 px
         for segs, yy, hh, is_obj in ((r["objs"], y + 14, 4, True), (r["segs"], y + 3, 10, False)):
             merged: list[list[Any]] = []
             for s in segs:
@@ -387,9 +387,11 @@ def timeline_svg(model: dict[str, Any], *, width: int = 1000, max_rows: int = 45
                     f"{what} {r['scope']}.{r['var']}: {fmt_ns(s0)} → {fmt_ns(s1)}, "
                     f"{fmt_bytes(b)}" + (f", {nn:,} merged" if nn > 1 else "")
                 )
+                # a tooltip where there is room to point at it (keeps big images small)
+                inner = f"<title>{esc(tip)}</title>" if x1 - x0 >= 4 or len(merged) < 60 else ""
                 c.add(
                     f'<rect x="{x0:.1f}" y="{yy}" width="{x1 - x0:.1f}" height="{hh}" rx="2" '
-                    f'fill="{fill}" fill-opacity="{op:.2f}"><title>{esc(tip)}</title></rect>'
+                    f'fill="{fill}" fill-opacity="{op:.2f}">{inner}</rect>'
                 )
         c.line(0, y + 20, width, y + 20, "#f3f4f6")
         y += 20
@@ -424,5 +426,7 @@ def write_lifecycle_timeline(
     analysis: Analysis, path: Path | str, meta: dict[str, Any] | None = None
 ) -> Path:
     """A Gantt of binding and object lifetimes, rows grouped by scope."""
-    model = build_model(analysis, meta, max_vars=1, gantt_rows=45, with_series=False)
+    model = build_model(
+        analysis, meta, max_vars=1, gantt_rows=45, gantt_resolution=500, with_series=False
+    )
     return _write(path, timeline_svg(model))

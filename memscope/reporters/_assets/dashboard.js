@@ -198,7 +198,7 @@
       for (i = i1; i >= i0; i--) { var xa2 = X(ts[i]), xb2 = X(ts[i] + step); low.push([xb2, Y(base[i])], [xa2, Y(base[i])]); }
       d = "M" + pts.concat(low).map(function (p) { return p[0].toFixed(1) + "," + p[1].toFixed(1); }).join("L") + "Z";
       var c = color(gi, grp.labels[gi]);
-      sv("path", { d: d, fill: c, "fill-opacity": 0.78, stroke: c, "stroke-width": 0.6, "data-label": grp.labels[gi], "class": "layer" }, layers);
+      sv("path", { d: d, fill: c, "fill-opacity": 0.85, "data-label": grp.labels[gi], "class": "layer" }, layers);
       for (i = i0; i <= i1; i++) base[i] = top[i];
       var mx = grp.peaks ? grp.peaks[gi] : 0;
       if (!grp.peaks) for (i = 0; i < n; i++) if (vals[i] > mx) mx = vals[i];
