@@ -9,7 +9,18 @@ from typing import Any
 
 import memscope
 from memscope.analysis import Analysis
-from memscope.events import BIND, ENTER, EXIT, SCOPE, SITE, THREAD, TYPE, BindKind, ScopeKind
+from memscope.events import (
+    BIND,
+    ENTER,
+    EXIT,
+    PROC,
+    SCOPE,
+    SITE,
+    THREAD,
+    TYPE,
+    BindKind,
+    ScopeKind,
+)
 from memscope.reporters import _charts, html
 from tests.report_helpers import HOSTILE, HOSTILE_ALL, synthetic_analysis, synthetic_events
 
@@ -220,3 +231,27 @@ def test_formatting_units() -> None:
     assert _charts.fmt_ns(999) == "999 ns"
     assert _charts.fmt_ns(1500) == "1.5 µs"
     assert _charts.fmt_ns(2_345_000_000) == "2.35 s"
+
+
+def test_meta_of_a_capture_is_shown_in_the_overview(tmp_path: Path) -> None:
+    an = Analysis().feed_all(e for e in synthetic_events(3_000) if e[0] != PROC)  # live run
+    meta = {
+        "name": "cap",
+        "mode": "fast",
+        "python": "3.12.1",
+        "pids": [111],
+        "processes": [{"pid": 111, "ppid": 1, "argv0": "app.py", "start_ns": 5}],
+        "start_time": "2026-11-27T10:00:00Z",
+        "start_ns": 123456,
+        "sampled": 42,
+        "complete": False,
+        "counters": {"errors": 0, "dropped": 3, "flushes": 9},
+    }
+    (p,) = html.write(an, tmp_path, "cap", meta)
+    info = embedded_model(p.read_text(encoding="utf-8"))["info"]
+    assert info["start"] == "2026-11-27T10:00:00Z"
+    assert info["sampled"] == "42 bindings skipped by sampling"
+    assert info["counters"] == {"errors": 0, "dropped": 3, "flushes": 9}
+    assert info["extra"] == {"complete": "False"}  # start_ns and lists stay out
+    lanes = embedded_model(p.read_text(encoding="utf-8"))["lanes"]["proc"]
+    assert lanes == [{"key": "111", "ppid": 1, "argv0": "app.py", "binds": an.binds}]

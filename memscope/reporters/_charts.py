@@ -305,6 +305,20 @@ def _merge(
     return out
 
 
+_META_HIDDEN = {"counters", "start_ns", "processes", "captures", "recovery", "start_time"}
+
+
+def _sampled(v: Any) -> str:
+    """What was sampled: meta gives a count of bindings skipped, or a description."""
+    if v is None or v == "":
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "every binding"
+    if isinstance(v, int):
+        return "every binding" if v == 0 else f"{v:,} bindings skipped by sampling"
+    return clean(v)
+
+
 def build_model(
     an: Analysis,
     meta: dict[str, Any] | None = None,
@@ -642,6 +656,18 @@ def build_model(
     for pid, n in pids.items():
         if pid not in an.procs and pid:
             procs.append({"key": str(pid), "ppid": 0, "argv0": "", "binds": n})
+    meta_procs = meta.get("processes")
+    if not procs and isinstance(meta_procs, (list, tuple)):
+        for p in meta_procs[:50]:
+            if isinstance(p, dict) and "pid" in p:
+                procs.append(
+                    {
+                        "key": clean(p["pid"]),
+                        "ppid": p.get("ppid", 0),
+                        "argv0": clean(p.get("argv0", "")),
+                        "binds": an.binds if len(meta_procs) == 1 else -1,
+                    }
+                )
     meta_pids = meta.get("pids")
     if not procs and isinstance(meta_pids, (list, tuple)) and meta_pids:
         # no PROC event in the stream (a live tracker): the pids the caller names
@@ -684,12 +710,14 @@ def build_model(
         "python": clean(meta.get("python", platform.python_version())),
         "pids": [clean(p) for p in (meta.get("pids") or [p["key"] for p in procs])][:50],
         "start": clean(meta.get("start", meta.get("start_time", ""))),
-        "sampled": clean(meta.get("sampled", "")) if meta.get("sampled") is not None else "",
+        "sampled": _sampled(meta.get("sampled")),
         "counters": {clean(k): v for k, v in counters.items() if isinstance(v, (int, float))},
         "version": clean(meta.get("version", "")),
     }
     for k, v in meta.items():
-        if k not in info and k not in ("counters",) and isinstance(v, (str, int, float, bool)):
+        if k in info or k in _META_HIDDEN:
+            continue
+        if isinstance(v, (str, int, float, bool)):
             info.setdefault("extra", {})[clean(k)] = clean(v)
 
     return {
