@@ -63,10 +63,16 @@ def numeric() -> float:
     return float(window.sum())
 
 
+_both_running = threading.Barrier(2)
+
+
 def worker(k: int) -> None:
+    # both threads alive at once: a finished thread's ident can be reused by the next
+    _both_running.wait()
     with memscope.track_scope("worker"):
         chunk = bytes(20000 * k)
         memscope.track_var(chunk)
+    _both_running.wait()
 
 
 async def fetch() -> int:

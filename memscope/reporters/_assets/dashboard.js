@@ -128,7 +128,11 @@
     card(fmtInt(O.buffers), "buffer variables", fmtBytes(O.buffer_bytes) + " outside the heap");
     card(fmtInt(O.aliases), "shared-object name pairs");
     var info = document.getElementById("ov-info");
-    function item(k, v) { if (v === "" || v === undefined || v === null) return; info.appendChild(el("span", null, [el("b", { text: k + ": " }), String(v)])); info.appendChild(document.createTextNode("   ·   ")); }
+    function item(k, v) {
+      if (v === "" || v === undefined || v === null) return;
+      if (info.childNodes.length) info.appendChild(document.createTextNode("   ·   "));
+      info.appendChild(el("span", null, [el("b", { text: k + ": " }), String(v)]));
+    }
     item("mode", I.mode); item("python", I.python); item("pids", (I.pids || []).join(", "));
     item("started", I.start); item("sampled", I.sampled); item("memscope", I.version);
     var c = I.counters || {};
