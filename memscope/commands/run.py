@@ -87,7 +87,7 @@ class _Finisher:
         if out.is_dir():  # this run's: the parent's and its children's
             for c in sorted(out.glob(f"{tracker.name}.*.memscope")):
                 try:
-                    if c.stat().st_mtime >= self.started - 1:
+                    if c.stat().st_mtime >= self.started:
                         captures.append(c)
                 except OSError:
                     pass
