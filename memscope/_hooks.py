@@ -27,11 +27,14 @@ Line and column are those of the **original** source. Then:
 ``_memscope_.exit_value(tok, value) -> value``
     the same as an expression, for lambdas.
 ``_memscope_.on``
-    the per-site enable flags of this module (a list of bool, indexed by site).
+    the per-site recording rates, shared by all modules and indexed by global site
+    (``base + site``): 0 records every bind, ``n > 0`` records 1 in ``n`` (only sites
+    that have bound nothing but small scalars get sampled, and the first other value
+    stops it for good), -1 switches the site off.
 
 Every entry point returns normally whatever the value, never raises into the caller,
-holds no strong reference to the value, and costs, for a site that is switched off,
-one call and one list index.
+and holds no strong reference to the value. A site switched off costs one call and
+one list index; a sampled scalar site adds a few identity checks.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from memscope.events import (
     EXIT,
     FINAL,
     PROC,
+    SAMPLED,
     SCOPE,
     SITE,
     TASK,
@@ -61,6 +65,7 @@ from memscope.events import (
     UNBIND,
     Event,
 )
+from memscope.sizing import _isa
 
 HOOKS_VERSION = 1
 
@@ -71,17 +76,25 @@ _getsizeof = sys.getsizeof
 _getrefcount = sys.getrefcount
 _get_ident = threading.get_ident
 _next_tok = itertools.count(1).__next__
+_next_type = itertools.count(1).__next__  # type numbers are never reused
+_next_task = itertools.count(1).__next__
 
 # ---- shared state (module globals: the fastest thing a closure can read) ----------
 _buf: list[Event] = []  # events not yet handed to the sink
 _flush_at = 8192
 _full = False  # full mode: deep sizes, refcounts, buffers, finalization
-_on: list[bool] = []  # per global site: record it?
+_rate: list[int] = []  # per global site: 0 record all, n > 0 record 1 in n, -1 off
+_count: list[int] = []  # per sampled site: binds since the last one recorded
+_streak: list[int] = []  # per site: small-scalar binds so far
+_sampled_recorded: list[int] = []  # per sampled site: binds recorded while sampling
+_sampled_sites: set[int] = set()
+_sampling_enabled = [True]
 _site_scope: list[int] = []  # global site -> global scope
 _tables: list[Event] = []  # every table row ever emitted (re-sent after fork)
-_fast_types: dict[int, int] = {}  # id(type) -> type index, for types sized by getsizeof
+# id(type) -> (type index, C __sizeof__, getsizeof's extra bytes, small scalar?) for
+# types whose size needs no care: the fast path sizes them without sys.getsizeof
+_fast_types: dict[int, tuple[int, Any, int, bool]] = {}
 _type_index: dict[int, int] = {}  # id(type) -> type index, every type seen
-_threads: set[int] = set()
 _tasks: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _watched: dict[int, weakref.ref[Any]] = {}  # oid -> weakref that emits FINAL
 _unweakrefable: set[int] = set()  # id(type) of types that refuse weak references
@@ -89,8 +102,13 @@ _deep_cache: dict[int, tuple[int, int, int]] = {}  # oid -> (tidx, shallow, deep
 _local = threading.local()  # per-thread re-entrancy flag for the slow path
 _flush_lock = threading.Lock()
 _table_lock = threading.RLock()
-_late: tuple[list[Event], int] | None = None  # last flushed list and how much was sent
-_counters = {"errors": 0, "deep_truncated": 0, "flushes": 0, "events_flushed": 0}
+_counters = {
+    "errors": 0,
+    "deep_truncated": 0,
+    "flushes": 0,
+    "events_flushed": 0,
+    "sampled_skipped": 0,
+}
 _start_ns = _perf()
 _pid = os.getpid()
 _ref_offset = 0
@@ -101,7 +119,7 @@ _current_task: Any = None
 class _MemorySink:
     """Keeps the newest events in memory, bounded, until a capture sink replaces it."""
 
-    def __init__(self, limit: int = 1_000_000) -> None:
+    def __init__(self, limit: int = 200_000) -> None:
         from collections import deque
 
         self.events: deque[Event] = deque(maxlen=limit)
@@ -120,7 +138,8 @@ class _MemorySink:
         self.events.extend(tables)
 
     def iter_events(self) -> Any:
-        return iter(list(self.events))
+        # the ring may have dropped old table rows: send every table row first
+        return iter([*_tables, *self.events])
 
     def close(self) -> None:
         pass
@@ -157,12 +176,9 @@ def _type_idx(tp: type) -> int:
         idx = _type_index.get(key)
         if idx is not None:
             return idx
-        idx = len(_type_index) + 1
+        idx = _next_type()
         _table((TYPE, idx, sizing.type_name(tp)))
         _type_index[key] = idx
-        plan = sizing.plan_for(tp)
-        if plan.c_sizeof and plan.sizer is None and not plan.trackable:
-            _fast_types[key] = idx
         try:  # a heap type may die and its id be reused: forget it when it goes
             _type_refs[key] = weakref.ref(tp, lambda _r, key=key: _forget_type(key))
         except TypeError:
@@ -181,7 +197,7 @@ def _forget_type(key: int) -> None:
 
 
 def _new_thread(ident: int) -> None:
-    _threads.add(ident)
+    """A THREAD row for a thread's first scope; a reused ident gets the new name."""
     name = "?"
     try:
         th = threading._active.get(ident)  # type: ignore[attr-defined]
@@ -213,8 +229,7 @@ def _task_key() -> int:
     key = _tasks.get(task)
     if key is None:
         with _table_lock:
-            key = len(_tasks) + 1 + _counters.setdefault("tasks_seen", 0)
-            _counters["tasks_seen"] += 1
+            key = _next_task()
             _tasks[task] = key
             try:
                 name = task.get_name()
@@ -257,12 +272,19 @@ def register(
         _scope_count += len(scopes)
         for i, (qual, kind, line) in enumerate(scopes):
             _table((SCOPE, sbase + i, file, module, qual, int(kind), int(line)))
-        base = len(_on)
+        base = len(_rate)
         for i, (line, col, scope, name, kind) in enumerate(sites):
             _table((SITE, base + i, sbase + scope, int(line), int(col), name, int(kind)))
             _site_scope.append(sbase + scope)
-            _on.append(True)
+        _grow_site_lists(len(sites))
     return _make_handle(base, sbase, len(sites))
+
+
+def _grow_site_lists(n: int) -> None:
+    _rate.extend([0] * n)
+    _count.extend([0] * n)
+    _streak.extend([0] * n)
+    _sampled_recorded.extend([0] * n)
 
 
 def register_site(
@@ -274,44 +296,90 @@ def register_site(
         scope = _scope_count
         _scope_count += 1
         _table((SCOPE, scope, file, module, qualname, 10, line))
-        site = len(_on)
+        site = len(_rate)
         _table((SITE, site, scope, line, col, name, kind))
         _site_scope.append(scope)
-        _on.append(True)
+        _grow_site_lists(1)
     return site
 
 
+SCALAR_STREAK = 512  # a site that bound only small scalars this many times ...
+SAMPLE_EVERY = 64  # ... from then on records 1 bind in this many
+_NoneType = type(None)
+
+
 def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
-    on = _on  # shared list; the module's flags are on[base:base+nsites]
+    rate = _rate  # shared lists; this module's sites are [base, base + nsites)
+    count = _count
+    streak = _streak
 
     def bind(site: int, value: T, tok: int) -> T:
         s = base + site
-        if on[s]:
-            try:
-                tp = type(value)
-                ti = _fast_types.get(id(tp))
-                if ti is not None and not _full:
-                    _buf.append(
-                        (BIND, _perf(), s, tok, id(value), ti, _getsizeof(value), -1, -1, -1, -1)
-                    )
-                    if len(_buf) >= _flush_at:
-                        _flush()
-                else:
+        r = rate[s]
+        if r:
+            if r < 0:
+                return value
+            tp = type(value)
+            if tp is int or tp is float or tp is bool or tp is _NoneType:
+                n = count[s] + 1
+                if n < r:
+                    count[s] = n
+                    return value
+                count[s] = 0
+                _sampled_recorded[s] += 1
+            else:
+                _stop_sampling(s)
+        try:
+            ft = _fast_types.get(id(type(value)))
+            if ft is not None:
+                ti, sizeof, extra, scalar = ft
+                if scalar:
+                    size = sizeof(value) + extra
+                    _buf.append((BIND, _perf(), s, tok, id(value), ti, size, size, -1, -1, -1))
+                    n = streak[s] + 1
+                    streak[s] = n
+                    if n == SCALAR_STREAK:
+                        _start_sampling(s)
+                elif _full:
                     _slow_bind(s, value, tok)
-            except Exception as exc:
-                _error("bind", exc)
+                else:
+                    _buf.append(
+                        (
+                            BIND,
+                            _perf(),
+                            s,
+                            tok,
+                            id(value),
+                            ti,
+                            sizeof(value) + extra,
+                            -1,
+                            -1,
+                            -1,
+                            -1,
+                        )
+                    )
+                if len(_buf) >= _flush_at:
+                    _flush()
+            else:
+                _slow_bind(s, value, tok)
+        except Exception as exc:
+            _error("bind", exc)
+            _buf.append((BIND, _perf(), s, tok, id(value), 0, -1, -1, -1, -1, -1))
         return value
 
     def unbind(site: int, tok: int) -> None:
         s = base + site
-        if on[s]:
+        if rate[s] >= 0:
             _buf.append((UNBIND, _perf(), s, tok))
 
     def enter(scope: int, first_param: int, *params: Any) -> int:
         tok = _next_tok()
         try:
             ident = _get_ident()
-            if ident not in _threads:
+            try:
+                _local.named
+            except AttributeError:  # first scope of this thread (idents get reused)
+                _local.named = True
                 _new_thread(ident)
             _buf.append((ENTER, _perf(), sbase + scope, tok, ident, _task_key()))
             if params:
@@ -338,8 +406,38 @@ def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
     h.enter = enter
     h.exit = exit
     h.exit_value = exit_value
-    h.on = on
+    h.on = rate
     return h
+
+
+def _skipped(s: int) -> int:
+    return (_rate[s] - 1) * _sampled_recorded[s] + _count[s] if _rate[s] > 0 else 0
+
+
+def _start_sampling(s: int) -> None:
+    """The site binds only small scalars: record 1 in SAMPLE_EVERY from now on."""
+    if _sampling_enabled[0] and _rate[s] == 0:
+        _rate[s] = SAMPLE_EVERY
+        _count[s] = 0
+        _sampled_recorded[s] = 0
+        _sampled_sites.add(s)
+        _buf.append((SAMPLED, _perf(), s, SAMPLE_EVERY, 0))
+
+
+def _stop_sampling(s: int) -> None:
+    """A non-scalar reached a sampled site: record everything there, for good."""
+    skipped = _skipped(s)
+    _rate[s] = 0
+    _streak[s] = -(1 << 62)  # never sampled again
+    _sampled_sites.discard(s)
+    _buf.append((SAMPLED, _perf(), s, 0, skipped))
+    _counters["sampled_skipped"] += skipped
+
+
+def sampling_report() -> list[Event]:
+    """A SAMPLED row with the final skipped count of every site still sampled."""
+    t = _perf()
+    return [(SAMPLED, t, s, _rate[s], _skipped(s)) for s in sorted(_sampled_sites)]
 
 
 # ---- the slow path: full mode, unusual types, re-entrancy --------------------------
@@ -349,15 +447,17 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
     """Record a binding whose type needs care (or any binding in full mode)."""
     tp = type(value)
     ti = _type_idx(tp)
+    if id(tp) not in _fast_types:
+        _classify(tp, ti, value)
     if getattr(_local, "busy", False):
         # sizing called user code that bound a name: record it, size nothing
         _buf.append((BIND, _perf(), s, tok, id(value), ti, -1, -1, -1, -1, -1))
         return
     _local.busy = True
+    deep = refcnt = addr = bufsize = size = -1
     try:
         plan = sizing.plan_for(tp)
         size = sizing.shallow_size(value, plan)
-        deep = refcnt = addr = bufsize = -1
         if _full:
             oid = id(value)
             refcnt = _getrefcount(value) - _ref_offset
@@ -375,14 +475,33 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
             if plan.buffer_kind or plan.sizer is not None or plan.trackable:
                 addr, bufsize = sizing.buffer_info(value, plan)
             _watch(value, oid, tp)
-        _buf.append((BIND, _perf(), s, tok, id(value), ti, size, deep, refcnt, addr, bufsize))
+    except Exception as exc:
+        _error("size", exc)
     finally:
         _local.busy = False
+        _buf.append((BIND, _perf(), s, tok, id(value), ti, size, deep, refcnt, addr, bufsize))
     if len(_buf) >= _flush_at:
         _flush()
 
 
 _deep_budget = [100_000, 20_000_000]
+_SCALARS = (int, float, bool, _NoneType)
+
+
+def _classify(tp: type, ti: int, value: Any) -> None:
+    """Put a type on the fast path when its size is its own C ``__sizeof__`` plus a
+    per-type constant (the GC header ``sys.getsizeof`` adds)."""
+    if _isa(value, type):
+        return  # a class: getsizeof varies with it being a heap type
+    plan = sizing.plan_for(tp)
+    if not plan.c_sizeof or plan.sizer is not None or plan.trackable or plan.buffer_kind:
+        return
+    sizeof = sizing._class_attr(tp, "__sizeof__")
+    try:
+        extra = _getsizeof(value) - sizeof(value)
+    except Exception:
+        return
+    _fast_types[id(tp)] = (ti, sizeof, extra, any(tp is k for k in _SCALARS))
 
 
 def _watch(value: Any, oid: int, tp: type) -> None:
@@ -422,21 +541,23 @@ _ref_offset = _calibrate_refcount()
 
 
 def _flush() -> None:
-    """Hand buffered events to the sink; one thread at a time, never re-entered."""
-    global _buf, _late
+    """Hand buffered events to the sink; one thread at a time, never re-entered.
+
+    The buffer is never swapped: other threads only append to it, so copying its first
+    ``n`` events and deleting exactly that slice (one atomic operation) loses nothing,
+    whatever thread switch happens in between.
+    """
     if not _flush_lock.acquire(blocking=False):
         return
     try:
-        out = _buf
-        _buf = []
-        late = _late
-        if late is not None and len(late[0]) > late[1]:
-            # a thread appended to the previous list after it was swapped out
-            out = late[0][late[1] :] + out
-        _late = (out, len(out))
-        _counters["flushes"] += 1
-        _counters["events_flushed"] += len(out)
-        _sink.write(out)
+        buf = _buf
+        n = len(buf)
+        if n:
+            out = buf[:n]
+            del buf[:n]
+            _counters["flushes"] += 1
+            _counters["events_flushed"] += n
+            _sink.write(out)
     except Exception as exc:
         _error("flush", exc)
     finally:
@@ -444,19 +565,10 @@ def _flush() -> None:
 
 
 def flush() -> None:
-    """Send every buffered event to the sink now (also the stragglers of a swap)."""
-    _flush()
-    global _late
+    """Send every buffered event to the sink now."""
     with _flush_lock:
-        late = _late
-        if late is not None and len(late[0]) > late[1]:
-            extra = late[0][late[1] :]
-            _late = (late[0], len(late[0]))
-            _counters["events_flushed"] += len(extra)
-            try:
-                _sink.write(extra)
-            except Exception as exc:
-                _error("flush", exc)
+        pass  # wait for a flush under way in another thread
+    _flush()
 
 
 def pending() -> list[Event]:
@@ -480,7 +592,9 @@ def set_sink(sink: Any) -> Any:
     global _sink
     flush()
     old = _sink
-    _sink = sink
+    with _table_lock:  # the new sink needs the table rows emitted before it existed
+        sink.write([proc_event(), *_tables])
+        _sink = sink
     return old
 
 
@@ -502,8 +616,13 @@ def start_ns() -> int:
 
 def set_site_enabled(site: int, enabled: bool) -> None:
     """Switch one global site on or off (cheap: a flag the bind checks first)."""
-    if 0 <= site < len(_on):
-        _on[site] = bool(enabled)
+    if 0 <= site < len(_rate):
+        _rate[site] = 0 if enabled else -1
+
+
+def set_sampling(enabled: bool) -> None:
+    """Allow (default) or forbid sampling of sites that bind only small scalars."""
+    _sampling_enabled[0] = bool(enabled)
 
 
 def proc_event() -> Event:
@@ -513,12 +632,11 @@ def proc_event() -> Event:
 
 def _after_fork_in_child() -> None:
     """The child records into a capture of its own; the parent's buffer is not ours."""
-    global _buf, _late, _pid, _flush_lock
-    _buf = []
-    _late = None
+    global _pid, _flush_lock
+    _buf.clear()
     _pid = os.getpid()
     _flush_lock = threading.Lock()
-    _threads.clear()
+    _local.__dict__.clear()  # the forking thread is a new thread in the child
     _watched.clear()
     try:
         after = getattr(_sink, "after_fork", None)

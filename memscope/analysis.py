@@ -29,6 +29,7 @@ from memscope.events import (
     FINAL,
     LEAK,
     PROC,
+    SAMPLED,
     SCOPE,
     SITE,
     TASK,
@@ -147,13 +148,21 @@ class Binding:
 
 @dataclass
 class ObjectLife:
+    """An object from its first bind to its FINAL event."""
+
     oid: int
     type: str
     t_first: int
     first_binding: int
     creator_tok: int
-    size: int
-    t_final: int = -1  # -1: still alive or end unknown
+    size: int  # bytes it accounted for when first bound (deep where recorded)
+    shallow: int  # sys.getsizeof when first bound
+    first_var: str  # "scope.var" of the first binding
+    first_key: str  # module:scope:var of the first binding
+    file: str
+    line: int
+    t_final: int = -1  # -1: still alive, or its end is unknown (see ``end_known``)
+    end_known: bool = False  # True once a FINAL arrived; weak-referenceable types only
 
 
 @dataclass
@@ -218,8 +227,11 @@ class Analysis:
         *,
         keep_history: bool = True,
         on_binding_end: Callable[[Binding], None] | None = None,
+        on_object_end: Callable[[ObjectLife], None] | None = None,
         max_timeline_points: int = 4096,
     ) -> None:
+        self.on_object_end = on_object_end
+        self.sampled: dict[int, tuple[int, int]] = {}  # site -> (1 in N or 0, skipped)
         self.scopes: dict[int, ScopeRow] = {}
         self.sites: dict[int, SiteRow] = {}
         self.types: dict[int, str] = {}
@@ -302,7 +314,11 @@ class Analysis:
             life = self.objects.pop(oid, None)
             if life is not None:
                 life.t_final = t
-                self.finished_objects.append(life)
+                life.end_known = True
+                if self.keep_history:
+                    self.finished_objects.append(life)
+                if self.on_object_end is not None:
+                    self.on_object_end(life)
             # bindings still naming a finalized object are stale (their scope went)
             for b in list(self.by_oid.get(oid, {}).values()):
                 self._end(b, t, "final")
@@ -332,6 +348,9 @@ class Analysis:
             )
         elif k == ERROR:
             self.errors.append((ev[1], ev[2], ev[3]))
+        elif k == SAMPLED:
+            _, t, site, every, skipped = ev
+            self.sampled[site] = (every, skipped)
 
     def _time(self, t: int) -> None:
         if self.t_first < 0:
@@ -355,6 +374,8 @@ class Analysis:
         old = in_tok.get(key)
         if old is not None:
             self._end(old, t, "rebind")
+            if tok not in self.live:  # ending the last binding dropped the dict
+                in_tok = self.live[tok] = {}
         thread = inst.thread if inst is not None else 0
         task = inst.task if inst is not None else 0
         b = Binding(
@@ -393,7 +414,19 @@ class Analysis:
         in_tok[key] = b
         self.nlive += 1
         if oid not in self.objects:
-            self.objects[oid] = ObjectLife(oid, b.type, t, b.id, tok, b.bytes)
+            self.objects[oid] = ObjectLife(
+                oid,
+                b.type,
+                t,
+                b.id,
+                tok,
+                b.bytes,
+                size,
+                f"{b.scope}.{b.var}",
+                b.key,
+                b.file,
+                b.line,
+            )
         # tracked bytes: each object once, at its latest size
         nbytes = b.bytes
         prev = self._obj_bytes.get(oid)
@@ -503,16 +536,21 @@ class Analysis:
             self.on_binding_end(b)
 
     def _leak_binding(self, oid: int) -> dict[str, Any] | None:
+        """Where a leaked object was first bound (kept on its ObjectLife)."""
         life = self.objects.get(oid)
         if life is None:
             return None
-        for b in reversed(self.history):
-            if b.id == life.first_binding:
-                return b.as_dict()
-        for b in self._live_bindings():
-            if b.id == life.first_binding:
-                return b.as_dict()
-        return None
+        return {
+            "var": life.first_var,
+            "key": life.first_key,
+            "file": life.file,
+            "line": life.line,
+            "t_bind": life.t_first,
+        }
+
+    def set_process(self, pid: int) -> None:
+        """Attribute the events fed from now on to process ``pid`` (merging captures)."""
+        self.pid = pid
 
     # ---- results ----------------------------------------------------------------
 
@@ -545,6 +583,8 @@ class Analysis:
             "scopes_entered": sum(c[0] for c in self.scope_instances.values()),
             "duration_ns": max(0, self.t_last - self.t_first) if self.t_first >= 0 else 0,
             "errors": len(self.errors),
+            "sampled_sites": sum(1 for every, _ in self.sampled.values() if every),
+            "sampled_skipped": sum(skipped for _, skipped in self.sampled.values()),
             "by_type": {k: g.as_dict() for k, g in self.by_type.items()},
             "by_scope": {k: g.as_dict() for k, g in self.by_scope.items()},
             "by_thread": {k: g.as_dict() for k, g in self.by_thread.items()},

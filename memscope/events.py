@@ -20,6 +20,10 @@ header stores the start so reporters can show nanoseconds since start):
     (LEAK,   t, oid, tidx, size, holders)      holders: tuple of str
     (PROC,   pid, ppid, argv0, start_ns)
     (ERROR,  t, where, message)
+    (SAMPLED, t, gsite, every, skipped)  the site binds only small scalars: from now on
+                                         1 bind in ``every`` is recorded; ``skipped``
+                                         counts the binds not recorded so far (the last
+                                         SAMPLED row of a site has its final count)
 
 ``-1`` stands for "not recorded" in numeric fields (fast mode leaves ``deep``,
 ``refcnt``, ``addr`` and ``bufsize`` at -1; ``addr``/``bufsize`` are -1 for objects
@@ -44,6 +48,7 @@ FINAL = 10
 LEAK = 11
 PROC = 12
 ERROR = 13
+SAMPLED = 14
 
 EVENT_NAMES = {
     SCOPE: "scope",
@@ -59,6 +64,7 @@ EVENT_NAMES = {
     LEAK: "leak",
     PROC: "proc",
     ERROR: "error",
+    SAMPLED: "sampled",
 }
 
 Event = tuple[Any, ...]

@@ -23,6 +23,7 @@ from typing import Any
 
 from memscope import sizing
 from memscope.analysis import Analysis
+from memscope.sizing import _isa
 
 _OWN_PACKAGE = __name__.rpartition(".")[0]
 _get_referrers = gc.get_referrers
@@ -67,7 +68,7 @@ class HolderNamer:
         self.modules: dict[int, str] = {}
         for name, mod in list(sys.modules.items()):
             d = getattr(mod, "__dict__", None) if isinstance(mod, types.ModuleType) else None
-            if isinstance(d, dict):
+            if _isa(d, dict):
                 self.modules[id(d)] = name
         self.exclude.add(id(self.modules))
 
@@ -78,7 +79,7 @@ class HolderNamer:
         for r in refs:
             if id(r) in self.exclude:
                 continue
-            if isinstance(r, types.FrameType) and _is_own_frame(r):
+            if _isa(r, types.FrameType) and _is_own_frame(r):
                 continue
             out.append(r)
         return out
@@ -110,45 +111,45 @@ class HolderNamer:
 
     def _describe(self, r: Any, obj: Any) -> tuple[str | None, str | None]:
         """A root description of ``r`` holding ``obj``, or else a container name."""
-        if isinstance(r, dict):
+        if _isa(r, dict):
             keys = _keys_of(r, obj)
             mod = self.modules.get(id(r))
             if mod is not None:
                 return f"module `{mod}` global `{keys}`", None
             for rr in self._referrers(r):
-                if isinstance(rr, type) and type.__dict__["__dict__"].__get__(rr) is not None:
+                if _isa(rr, type) and type.__dict__["__dict__"].__get__(rr) is not None:
                     return f"class `{sizing.type_name(rr)}` attribute `{keys}`", None
                 if _tname(rr) == "_thread._local":
                     return f"thread-local attribute `{keys}`", None
             return None, f"dict[{keys}]"
-        if isinstance(r, types.CellType):
+        if _isa(r, types.CellType):
             for tup in self._referrers(r):
-                if isinstance(tup, tuple):
+                if _isa(tup, tuple):
                     for fn in self._referrers(tup):
-                        if isinstance(fn, types.FunctionType) and fn.__closure__ is tup:
+                        if _isa(fn, types.FunctionType) and fn.__closure__ is tup:
                             var = fn.__code__.co_freevars[tup.index(r)]
                             return f"closure variable `{var}` of function `{fn.__qualname__}`", None
             return "closure cell", None
-        if isinstance(r, types.FrameType):
+        if _isa(r, types.FrameType):
             code = r.f_code
             return (
                 f"local of running frame `{code.co_name}` ({code.co_filename}:{r.f_lineno})",
                 None,
             )
-        if isinstance(r, types.FunctionType):
+        if _isa(r, types.FunctionType):
             return f"function `{r.__qualname__}` (default argument or attribute)", None
-        if isinstance(r, tuple):
+        if _isa(r, tuple):
             for fn in self._referrers(r):
-                if isinstance(fn, types.FunctionType) and fn.__defaults__ is r:
+                if _isa(fn, types.FunctionType) and fn.__defaults__ is r:
                     return f"default argument of function `{fn.__qualname__}`", None
             return None, "tuple"
-        if isinstance(r, type):
+        if _isa(r, type):
             return f"class `{sizing.type_name(r)}`", None
         if _tname(r) == "_thread._local":
             return "thread-local", None
-        if isinstance(r, types.MethodType):
+        if _isa(r, types.MethodType):
             return None, f"bound method `{r.__func__.__qualname__}`"
-        if isinstance(r, (list, set, frozenset)):
+        if _isa(r, (list, set, frozenset)):
             return None, _tname(r)
         return None, f"`{_tname(r)}` object"
 
@@ -162,7 +163,7 @@ def _keys_of(d: dict[Any, Any], obj: Any) -> str:
     try:
         for k, v in list(d.items()):
             if v is obj:
-                keys.append(k if isinstance(k, str) else type(k).__name__)
+                keys.append(k if type(k) is str else sizing.type_name(type(k)))
                 if len(keys) > 3:
                     break
     except Exception:
@@ -190,10 +191,7 @@ def find_leaks(
     if not candidates:
         return []
     candidates = candidates[:max_candidates]
-    bindings: dict[int, Any] = {}
-    for b in analysis.history:
-        bindings[b.id] = b
-    exclude: set[int] = {id(candidates), id(bindings), id(watched), id(analysis.objects)}
+    exclude: set[int] = {id(candidates), id(watched), id(analysis.objects)}
     objs: dict[int, tuple[Any, bool]] = {}
     for life in candidates:
         ref = watched.get(life.oid)
@@ -207,7 +205,7 @@ def find_leaks(
             life = missing.get(id(o))
             if life is not None and _tname(o) == life.type and life.oid not in watched:
                 size = sizing.shallow_size(o)
-                if size == life.size or life.size < 0:
+                if size == life.shallow or life.shallow < 0:
                     objs[life.oid] = (o, False)
     exclude.add(id(objs))
     namer = HolderNamer(exclude, max_holders=max_holders)
@@ -217,7 +215,6 @@ def find_leaks(
         if got is None:
             continue
         obj, certain = got
-        first = bindings.get(life.first_binding)
         holders = namer.name(obj) if time.perf_counter_ns() < deadline else ["(not searched)"]
         if not holders:
             continue  # nothing but memscope holds it: it is garbage awaiting collection
@@ -226,9 +223,9 @@ def find_leaks(
                 oid=life.oid,
                 type=life.type,
                 size=life.size,
-                variable=f"{first.scope}.{first.var}" if first else "?",
-                file=first.file if first else "?",
-                line=first.line if first else 0,
+                variable=life.first_var,
+                file=life.file,
+                line=life.line,
                 certain=certain,
                 holders=holders,
             )

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 _getsizeof = sys.getsizeof
+
+
+def _isa(obj: Any, types_: type | tuple[type, ...]) -> bool:
+    """``isinstance`` that never runs the object's own ``__class__`` (user code)."""
+    return issubclass(type(obj), types_)
+
+
 _get_referents = gc.get_referents
+_dict_keys = dict.keys  # the C method: never a subclass's override
 _mro_of = type.__dict__["__mro__"].__get__
 _type_module = type.__dict__["__module__"].__get__
 _type_qualname = type.__dict__["__qualname__"].__get__
@@ -145,7 +153,7 @@ def plan_for(tp: type) -> Plan:
         for n in ("__memscope_size__", "__memscope_children__", "__memscope_buffer__")
     )
     plan = Plan(
-        c_sizeof=isinstance(sizeof, _C_CALLABLE),
+        c_sizeof=_isa(sizeof, _C_CALLABLE),
         sizer=sizer,
         trackable=trackable,
         buffer_kind=_buffer_kind(tp),
@@ -203,15 +211,18 @@ def _children(obj: Any, plan: Plan) -> Iterable[Any]:
         if fn is not None:
             return fn(obj)
     kids = _get_referents(obj)
+    if _isa(obj, dict):
+        # CPython's traversal of a str-keyed dict visits only the values
+        kids = [*_dict_keys(obj), *kids]
     # Instances keep their attributes in a dict that 3.11+ may not have materialized;
     # count it as pympler and ``obj.__dict__`` users see it, via the C descriptor only.
     desc = _class_attr(type(obj), "__dict__")
-    if isinstance(desc, types.GetSetDescriptorType):
+    if _isa(desc, types.GetSetDescriptorType):
         try:
             d = desc.__get__(obj)
         except Exception:
             d = None
-        if isinstance(d, dict):
+        if _isa(d, dict):
             kids = [k for k in kids if k is not d]
             kids.append(d)
     return kids
@@ -256,7 +267,7 @@ def deep_size(
         try:
             kids = _children(o, plan)
             for k in kids:
-                if id(k) in seen or isinstance(k, _NOT_DATA):
+                if id(k) in seen or _isa(k, _NOT_DATA):
                     continue
                 seen.add(id(k))
                 stack.append(k)
