@@ -55,8 +55,11 @@ class Recovery:
         return (
             f"incomplete capture (the writing process did not close it): recovered "
             f"{self.chunks} complete chunks, {self.good_bytes} of {self.file_size} bytes"
-            + (f"; {self.torn_bytes} trailing bytes of a partial chunk ignored"
-               if self.torn_bytes else "")
+            + (
+                f"; {self.torn_bytes} trailing bytes of a partial chunk ignored"
+                if self.torn_bytes
+                else ""
+            )
             + (f"; {self.events} events" if self.events else "")
         )
 

@@ -382,9 +382,7 @@ def _has_proc(events: list[Event]) -> bool:
 
 
 def _encodable_kind(ev: Any) -> bool:
-    return (
-        isinstance(ev, tuple) and len(ev) > 0 and type(ev[0]) is int and 0 <= ev[0] <= 255
-    )
+    return isinstance(ev, tuple) and len(ev) > 0 and type(ev[0]) is int and 0 <= ev[0] <= 255
 
 
 class CaptureSink:

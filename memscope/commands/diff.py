@@ -14,8 +14,18 @@ STATUSES = ("new", "gone", "grown", "shrunk")
 
 def _parse_bytes(text: str) -> int:
     t = text.strip().lower().replace(" ", "")
-    units = {"kib": 1024, "mib": 1 << 20, "gib": 1 << 30, "kb": 1000, "mb": 10**6, "gb": 10**9,
-             "k": 1024, "m": 1 << 20, "g": 1 << 30, "b": 1}
+    units = {
+        "kib": 1024,
+        "mib": 1 << 20,
+        "gib": 1 << 30,
+        "kb": 1000,
+        "mb": 10**6,
+        "gb": 10**9,
+        "k": 1024,
+        "m": 1 << 20,
+        "g": 1 << 30,
+        "b": 1,
+    }
     for u, mult in units.items():
         if t.endswith(u):
             return int(float(t[: -len(u)]) * mult)
@@ -25,17 +35,30 @@ def _parse_bytes(text: str) -> int:
 @click.command("diff")
 @click.argument("a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("b", type=click.Path(exists=True, dir_okay=False))
-@click.option("--threshold", default="0", show_default=True,
-              help="Ignore changes of peak bytes up to this size (e.g. 4096, 10KiB, 1MiB).")
-@click.option("--percent", default=0.0, show_default=True,
-              help="... and changes up to this percentage of the old peak.")
-@click.option("--fail-on", default="new,grown", show_default=True,
-              help="Exit with status 1 if any change of these kinds (new,gone,grown,shrunk,"
-                   "none) remains after the thresholds.")
+@click.option(
+    "--threshold",
+    default="0",
+    show_default=True,
+    help="Ignore changes of peak bytes up to this size (e.g. 4096, 10KiB, 1MiB).",
+)
+@click.option(
+    "--percent",
+    default=0.0,
+    show_default=True,
+    help="... and changes up to this percentage of the old peak.",
+)
+@click.option(
+    "--fail-on",
+    default="new,grown",
+    show_default=True,
+    help="Exit with status 1 if any change of these kinds (new,gone,grown,shrunk,"
+    "none) remains after the thresholds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON.")
 @click.option("--top", default=50, show_default=True, help="Rows per kind of change.")
-def diff(a: str, b: str, threshold: str, percent: float, fail_on: str, as_json: bool,
-         top: int) -> None:
+def diff(
+    a: str, b: str, threshold: str, percent: float, fail_on: str, as_json: bool, top: int
+) -> None:
     """Peak bytes per variable (module:qualname:variable) in capture A against B.
 
     Exit status: 0 no change of a --fail-on kind, 1 there is one, 2 usage or read error.
@@ -68,8 +91,10 @@ def diff(a: str, b: str, threshold: str, percent: float, fail_on: str, as_json: 
                 before = fmt_bytes(c.before) if c.before >= 0 else "-"
                 after = fmt_bytes(c.after) if c.after >= 0 else "-"
                 sign = "+" if c.delta >= 0 else "-"
-                click.echo(f"  {c.key}  {before} -> {after}  ({sign}{fmt_bytes(abs(c.delta))})"
-                           f"  {c.file}:{c.line}")
+                click.echo(
+                    f"  {c.key}  {before} -> {after}  ({sign}{fmt_bytes(abs(c.delta))})"
+                    f"  {c.file}:{c.line}"
+                )
             if len(rows) > top:
                 click.echo(f"  ... {len(rows) - top} more")
         if not any(d.of(s) for s in STATUSES):

@@ -9,8 +9,14 @@ from memscope.capture import CaptureError
 
 @click.command("merge")
 @click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
-              help="The merged capture to write.")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The merged capture to write.",
+)
 def merge(captures: tuple[str, ...], out: str) -> None:
     """Merge captures (one section per process); report it like any capture."""
     from memscope.reporters.merge import merge_captures

@@ -11,13 +11,23 @@ from memscope.capture import CaptureError
 
 @click.command("report")
 @click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("-f", "--format", "formats", default="json,html,svg,summary", show_default=True,
-              help="Comma-separated outputs: json, html, svg, summary (or all).")
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
-              help="Folder for the outputs [default: MemoryAnalysis/<name>/].")
+@click.option(
+    "-f",
+    "--format",
+    "formats",
+    default="json,html,svg,summary",
+    show_default=True,
+    help="Comma-separated outputs: json, html, svg, summary (or all).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Folder for the outputs [default: MemoryAnalysis/<name>/].",
+)
 @click.option("-n", "--name", help="Name of the outputs [default: from the capture file].")
-def report(captures: tuple[str, ...], formats: str, out_dir: str | None,
-           name: str | None) -> None:
+def report(captures: tuple[str, ...], formats: str, out_dir: str | None, name: str | None) -> None:
     """Make reports from one or more captures (several = several processes, merged)."""
     from memscope.reporters import ReportError
     from memscope.reporters import report as make

@@ -19,7 +19,12 @@ def summary(captures: tuple[str, ...], top: int, width: int | None, color: bool 
     from memscope.reporters.summary import write_summary
 
     try:
-        write_summary(list(captures), None, width=width or shutil.get_terminal_size().columns,
-                      color=color, top=top)
+        write_summary(
+            list(captures),
+            None,
+            width=width or shutil.get_terminal_size().columns,
+            color=color,
+            top=top,
+        )
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None

@@ -548,9 +548,7 @@ def build_model(
         edges.append({"a": clean(a), "b": clean(bname), "n": n, "kind": "alias"})
     for lk in leaks:
         for h in lk["holders"][:6]:
-            edges.append(
-                {"a": h, "b": f"{lk['scope']}.{lk['var']}", "n": 1, "kind": "holds"}
-            )
+            edges.append({"a": h, "b": f"{lk['scope']}.{lk['var']}", "n": 1, "kind": "holds"})
     node_w: dict[str, int] = {}
     for e in edges:
         for nm in (e["a"], e["b"]):

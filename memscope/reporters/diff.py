@@ -63,8 +63,9 @@ def _vars(source: Any) -> tuple[dict[str, VarStats], int]:
     return dict(run.analysis.vars), run.analysis.peak_bytes
 
 
-def diff_vars(a: dict[str, VarStats], b: dict[str, VarStats], *, threshold: int = 0,
-              percent: float = 0.0) -> list[Change]:
+def diff_vars(
+    a: dict[str, VarStats], b: dict[str, VarStats], *, threshold: int = 0, percent: float = 0.0
+) -> list[Change]:
     """Changes of peak bytes per variable; a change counts if it exceeds both
     ``threshold`` bytes and ``percent`` % of the old value."""
     out = []
@@ -82,8 +83,18 @@ def diff_vars(a: dict[str, VarStats], b: dict[str, VarStats], *, threshold: int 
             d = after - before
             big = abs(d) > threshold and (before <= 0 or abs(d) * 100 > percent * before)
             status = ("grown" if d > 0 else "shrunk") if d and big else "same"
-        out.append(Change(key, status, before, after, va.binds if va else 0,
-                          vb.binds if vb else 0, ref.file, ref.line))
+        out.append(
+            Change(
+                key,
+                status,
+                before,
+                after,
+                va.binds if va else 0,
+                vb.binds if vb else 0,
+                ref.file,
+                ref.line,
+            )
+        )
     order = {"new": 0, "grown": 1, "shrunk": 2, "gone": 3, "same": 4}
     out.sort(key=lambda c: (order[c.status], -abs(c.delta), c.key))
     return out

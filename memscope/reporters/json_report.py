@@ -154,18 +154,24 @@ class JsonReport:
             life = an.objects.get(b.oid)
             if life is not None and life.first_binding == b.id:
                 self.first_site[b.oid] = {
-                    "key": b.key, "file": b.file, "line": b.line, "t_bind": d["t_bind"]
+                    "key": b.key,
+                    "file": b.file,
+                    "line": b.line,
+                    "t_bind": d["t_bind"],
                 }
                 if len(self.first_site) > 2 * len(an.objects) + 10_000:
-                    self.first_site = {
-                        o: v for o, v in self.first_site.items() if o in an.objects
-                    }
+                    self.first_site = {o: v for o, v in self.first_site.items() if o in an.objects}
 
     # ---- the end ---------------------------------------------------------------------
 
-    def finish(self, an: Analysis, *, kinds: dict[int, int] | None = None,
-               sampled: dict[int, tuple[int, int]] | None = None,
-               seconds: float = 0.0) -> list[Path]:
+    def finish(
+        self,
+        an: Analysis,
+        *,
+        kinds: dict[int, int] | None = None,
+        sampled: dict[int, tuple[int, int]] | None = None,
+        seconds: float = 0.0,
+    ) -> list[Path]:
         try:
             for b in an.active():
                 self._binding(b)
@@ -175,8 +181,7 @@ class JsonReport:
             self._write("type_analysis", self._types(an))
             self._write("buffers", self._buffers())
             self._write("leaks", self._leaks(an))
-            self._write("performance", self._performance(an, kinds or {}, sampled or {},
-                                                         seconds))
+            self._write("performance", self._performance(an, kinds or {}, sampled or {}, seconds))
         except BaseException:
             self.abort()
             raise
@@ -275,16 +280,27 @@ class JsonReport:
             if len(bs) > 1:
                 shared[oid] = sorted({f"{b.scope}.{b.var}" for b in bs.values()})
         contains = [
-            {"holder": v["base_key"], "held": v["key"], "via": "buffer",
-             "holder_oid": v["base_oid"], "held_oid": v["oid"]}
+            {
+                "holder": v["base_key"],
+                "held": v["key"],
+                "via": "buffer",
+                "holder_oid": v["base_oid"],
+                "held_oid": v["oid"],
+            }
             for v in self._buffers()["buffers"]
             if v.get("base_key")
         ]
         for lk in an.leaks:
             for h in lk.get("holders", []):
-                contains.append({"holder": str(h), "held": _leak_name(lk, self.first_site),
-                                 "via": "leak_holder", "holder_oid": -1,
-                                 "held_oid": lk.get("oid", -1)})
+                contains.append(
+                    {
+                        "holder": str(h),
+                        "held": _leak_name(lk, self.first_site),
+                        "via": "leak_holder",
+                        "holder_oid": -1,
+                        "held_oid": lk.get("oid", -1),
+                    }
+                )
         return {
             "aliases": aliases,
             "alias_pairs": len(an.alias_pairs),
@@ -359,9 +375,13 @@ class JsonReport:
                     "size": lk.get("size", -1),
                     "t": self.rel(lk.get("t", -1)),
                     "holders": [str(h) for h in lk.get("holders", [])],
-                    "variable": b["key"] if isinstance(b, dict) and "key" in b
-                    else (f"{b['module']}:{b['scope']}:{b['var']}" if isinstance(b, dict)
-                          else (where or {}).get("key", "")),
+                    "variable": b["key"]
+                    if isinstance(b, dict) and "key" in b
+                    else (
+                        f"{b['module']}:{b['scope']}:{b['var']}"
+                        if isinstance(b, dict)
+                        else (where or {}).get("key", "")
+                    ),
                     "file": b["file"] if isinstance(b, dict) else (where or {}).get("file", ""),
                     "line": b["line"] if isinstance(b, dict) else (where or {}).get("line", 0),
                 }
@@ -372,14 +392,20 @@ class JsonReport:
             "bytes": sum(max(r["size"], 0) for r in rows),
         }
 
-    def _performance(self, an: Analysis, kinds: dict[int, int],
-                     sampled: dict[int, tuple[int, int]], seconds: float) -> dict[str, Any]:
+    def _performance(
+        self,
+        an: Analysis,
+        kinds: dict[int, int],
+        sampled: dict[int, tuple[int, int]],
+        seconds: float,
+    ) -> dict[str, Any]:
         counters = dict(self.meta.get("counters") or {})
         cap_bytes = int(counters.get("capture_bytes", 0))
         return {
             "events": an.events,
-            "events_by_kind": {EVENT_NAMES.get(k, f"kind_{k}"): n
-                               for k, n in sorted(kinds.items())},
+            "events_by_kind": {
+                EVENT_NAMES.get(k, f"kind_{k}"): n for k, n in sorted(kinds.items())
+            },
             "duration_ns": max(0, an.t_last - an.t_first) if an.t_first >= 0 else 0,
             "capture": {
                 "bytes": cap_bytes,
@@ -392,11 +418,11 @@ class JsonReport:
             "sampled": {
                 "sites": len(sampled),
                 "skipped": sum(s for _e, s in sampled.values()),
-                "by_site": [{"site": s, "every": e, "skipped": k}
-                            for s, (e, k) in sorted(sampled.items())][:1000],
+                "by_site": [
+                    {"site": s, "every": e, "skipped": k} for s, (e, k) in sorted(sampled.items())
+                ][:1000],
             },
-            "errors": [{"t": self.rel(t), "where": w, "message": m}
-                       for t, w, m in an.errors[:100]],
+            "errors": [{"t": self.rel(t), "where": w, "message": m} for t, w, m in an.errors[:100]],
             "error_count": len(an.errors),
             "report": {
                 "seconds": round(seconds, 6),
@@ -425,8 +451,12 @@ def _leak_name(lk: dict[str, Any], first: dict[int, dict[str, Any]]) -> str:
     return str(first.get(lk.get("oid", -1), {}).get("key", f"<object {lk.get('oid')}>"))
 
 
-def write_json(source: Any, out_dir: str | os.PathLike[str], name: str | None = None,
-               meta: dict[str, Any] | None = None) -> list[Path]:
+def write_json(
+    source: Any,
+    out_dir: str | os.PathLike[str],
+    name: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> list[Path]:
     """The JSON family for ``source`` (capture paths, captures or a live tracker)."""
     from memscope.reporters import load
 

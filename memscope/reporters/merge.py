@@ -12,8 +12,9 @@ from memscope.capture.writer import CaptureWriter
 from memscope.events import PROC
 
 
-def merge_captures(inputs: Sequence[str | os.PathLike[str]],
-                   out: str | os.PathLike[str], *, batch: int = 8192) -> Path:
+def merge_captures(
+    inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, batch: int = 8192
+) -> Path:
     """Copy every process section of ``inputs`` into ``out`` (streaming)."""
     caps = [read_capture(p) for p in inputs]
     if not caps:

@@ -55,8 +55,10 @@ def meta_from_capture(capture: Any | Sequence[Any]) -> dict[str, Any]:
     h = first.header
     procs = [p.as_dict() for c in caps for p in c.processes]
     if not procs:
-        procs = [{"pid": c.header.pid, "ppid": 0, "argv0": "", "start_ns": c.header.start_ns}
-                 for c in caps]
+        procs = [
+            {"pid": c.header.pid, "ppid": 0, "argv0": "", "start_ns": c.header.start_ns}
+            for c in caps
+        ]
     counters = {
         "records": sum(c.header.records or c.footer.get("records", 0) for c in caps),
         "user_records": sum(c.header.user_records for c in caps),
@@ -107,8 +109,9 @@ def meta_from_tracker(tracker: Any) -> dict[str, Any]:
         "export_mode": "full",
         "python": platform.python_version(),
         "pids": [pid],
-        "processes": [{"pid": pid, "ppid": os.getppid(), "argv0": "",
-                       "start_ns": _hooks.start_ns()}],
+        "processes": [
+            {"pid": pid, "ppid": os.getppid(), "argv0": "", "start_ns": _hooks.start_ns()}
+        ],
         "start_time": _iso(wall),
         "start_ns": _hooks.start_ns(),
         "version": _version(),

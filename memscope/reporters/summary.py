@@ -33,8 +33,9 @@ def fmt_ns(ns: float) -> str:
     return f"{ns / 1e9:.2f} s"
 
 
-def render(an: Analysis, meta: dict[str, Any], console: Console, *, top: int = 15,
-           t0: int = 0) -> None:
+def render(
+    an: Analysis, meta: dict[str, Any], console: Console, *, top: int = 15, t0: int = 0
+) -> None:
     st = an.stats()
     start = t0 or (an.t_first if an.t_first >= 0 else 0)
     console.rule(f"[bold]memscope summary: {meta.get('name', '?')}")
@@ -46,14 +47,19 @@ def render(an: Analysis, meta: dict[str, Any], console: Console, *, top: int = 1
     head.add_row("processes", ", ".join(map(str, pids)) or "-")
     if meta.get("start_time"):
         head.add_row("started", str(meta["start_time"]))
-    head.add_row("events", f"{st['events']:,}  ({st['total_binds']:,} binds, "
-                 f"{st['variables']:,} variables, {st['scopes_entered']:,} scope entries)")
+    head.add_row(
+        "events",
+        f"{st['events']:,}  ({st['total_binds']:,} binds, "
+        f"{st['variables']:,} variables, {st['scopes_entered']:,} scope entries)",
+    )
     head.add_row("duration", fmt_ns(st["duration_ns"]))
     peak_at = fmt_ns(an.peak_t - start) if an.peak_t >= 0 else "-"
-    head.add_row("peak", f"{fmt_bytes(st['peak_bytes'])} in {st['peak_bindings']:,} "
-                 f"bindings, at {peak_at}")
-    head.add_row("live at end", f"{fmt_bytes(st['active_bytes'])} in "
-                 f"{st['active_bindings']:,} bindings")
+    head.add_row(
+        "peak", f"{fmt_bytes(st['peak_bytes'])} in {st['peak_bindings']:,} bindings, at {peak_at}"
+    )
+    head.add_row(
+        "live at end", f"{fmt_bytes(st['active_bytes'])} in {st['active_bindings']:,} bindings"
+    )
     dropped, sampled = int(meta.get("dropped") or 0), int(meta.get("sampled") or 0)
     if dropped or sampled:
         head.add_row("not recorded", f"{dropped:,} events dropped, {sampled:,} binds sampled out")
@@ -65,14 +71,26 @@ def render(an: Analysis, meta: dict[str, Any], console: Console, *, top: int = 1
     console.print(head)
 
     t = Table(title="Top variables by peak bytes", title_justify="left")
-    for col, just in (("variable", "left"), ("scope", "left"), ("where", "left"),
-                      ("type", "left"), ("peak", "right"), ("binds", "right"),
-                      ("longest", "right")):
+    for col, just in (
+        ("variable", "left"),
+        ("scope", "left"),
+        ("where", "left"),
+        ("type", "left"),
+        ("peak", "right"),
+        ("binds", "right"),
+        ("longest", "right"),
+    ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for v in an.top_variables(top):
-        t.add_row(v.var, f"{v.module}:{v.scope}", f"{v.file}:{v.line}",
-                  ", ".join(sorted(v.types))[:30], fmt_bytes(v.peak_bytes), f"{v.binds:,}",
-                  fmt_ns(v.max_lifetime_ns))
+        t.add_row(
+            v.var,
+            f"{v.module}:{v.scope}",
+            f"{v.file}:{v.line}",
+            ", ".join(sorted(v.types))[:30],
+            fmt_bytes(v.peak_bytes),
+            f"{v.binds:,}",
+            fmt_ns(v.max_lifetime_ns),
+        )
     console.print(t)
 
     s = Table(title="Top scopes by peak bytes", title_justify="left")
@@ -92,8 +110,11 @@ def render(an: Analysis, meta: dict[str, Any], console: Console, *, top: int = 1
         for lk in an.leaks[:top]:
             b = lk.get("binding")
             name = f"{b['scope']}.{b['var']}" if isinstance(b, dict) else f"id {lk['oid']}"
-            lt.add_row(f"{lk['type']} {name}", fmt_bytes(lk["size"]),
-                       "; ".join(map(str, lk["holders"][:3])) or "?")
+            lt.add_row(
+                f"{lk['type']} {name}",
+                fmt_bytes(lk["size"]),
+                "; ".join(map(str, lk["holders"][:3])) or "?",
+            )
         console.print(lt)
     else:
         console.print("[green]No leaks recorded.")
@@ -119,9 +140,15 @@ def render(an: Analysis, meta: dict[str, Any], console: Console, *, top: int = 1
         console.print(pt)
 
 
-def write_summary(source: Any, out: IO[str] | None = None, *, width: int = 120,
-                  color: bool | None = None, meta: dict[str, Any] | None = None,
-                  top: int = 15) -> str:
+def write_summary(
+    source: Any,
+    out: IO[str] | None = None,
+    *,
+    width: int = 120,
+    color: bool | None = None,
+    meta: dict[str, Any] | None = None,
+    top: int = 15,
+) -> str:
     """Render the summary of ``source`` to ``out`` (stdout when None); returns the text."""
     from memscope.reporters import load
 
@@ -129,11 +156,23 @@ def write_summary(source: Any, out: IO[str] | None = None, *, width: int = 120,
     return summary_of(run.analysis, run.meta, out, width=width, color=color, top=top, t0=run.t0)
 
 
-def summary_of(an: Analysis, meta: dict[str, Any], out: IO[str] | None = None, *,
-               width: int = 120, color: bool | None = None, top: int = 15,
-               t0: int = 0) -> str:
-    console = Console(file=out, width=width, record=True,
-                      color_system="auto" if color is not False else None,
-                      force_terminal=color if color else None, highlight=False)
+def summary_of(
+    an: Analysis,
+    meta: dict[str, Any],
+    out: IO[str] | None = None,
+    *,
+    width: int = 120,
+    color: bool | None = None,
+    top: int = 15,
+    t0: int = 0,
+) -> str:
+    console = Console(
+        file=out,
+        width=width,
+        record=True,
+        color_system="auto" if color is not False else None,
+        force_terminal=color if color else None,
+        highlight=False,
+    )
     render(an, meta, console, top=top, t0=t0)
     return console.export_text(styles=False)

@@ -183,12 +183,24 @@ def _bars(
     chars = int(label_w / 7)
     for i, (label, val, tip) in enumerate(rows):
         yy = y + i * 22
-        c.text(x + label_w - 8, yy + 14, clip(label, chars), size=12, anchor="end", mono=mono,
-               title=tip)
+        c.text(
+            x + label_w - 8,
+            yy + 14,
+            clip(label, chars),
+            size=12,
+            anchor="end",
+            mono=mono,
+            title=tip,
+        )
         color = OTHER_COLOR if label == OTHER else PALETTE[i % len(PALETTE)]
         c.rect(x + label_w, yy + 3, max(bar_w * val / mx, 1.5), 15, color, ' rx="2"')
-        c.text(x + label_w + max(bar_w * val / mx, 1.5) + 6, yy + 15, fmt_bytes(val), size=11.5,
-               fill=MUTED)
+        c.text(
+            x + label_w + max(bar_w * val / mx, 1.5) + 6,
+            yy + 15,
+            fmt_bytes(val),
+            size=11.5,
+            fill=MUTED,
+        )
     return y + len(rows) * 22 + 6
 
 
@@ -205,8 +217,14 @@ def memory_svg(model: dict[str, Any], *, width: int = 1000) -> str:
     grp = s["groups"]["var"]
     y += 20
     c.text(20, y + 14, "Tracked memory over time, stacked by variable", size=14, weight=650)
-    c.text(width - 20, y + 14, "each step: the highest point of its interval", size=11,
-           fill=MUTED, anchor="end")
+    c.text(
+        width - 20,
+        y + 14,
+        "each step: the highest point of its interval",
+        size=11,
+        fill=MUTED,
+        anchor="end",
+    )
     ml, mr, mt, ph = 80.0, 24.0, y + 30.0, 220.0
     pw = width - ml - mr
     span = max(model["span"], 1)
@@ -251,9 +269,15 @@ def memory_svg(model: dict[str, Any], *, width: int = 1000) -> str:
         c.line(px, mt, px, mt + ph, LEAK, ' stroke-dasharray="4 3" stroke-width="1.2"')
         c.add(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{LEAK}"/>')
         right = px > ml + pw * 0.7
-        c.text(px - 6 if right else px + 6, mt + 12,
-               f"peak {fmt_bytes(o['peak'])} at {fmt_ns(o['peak_t'])}", size=12, fill="#a61b1b",
-               weight=650, anchor="end" if right else "start")
+        c.text(
+            px - 6 if right else px + 6,
+            mt + 12,
+            f"peak {fmt_bytes(o['peak'])} at {fmt_ns(o['peak_t'])}",
+            size=12,
+            fill="#a61b1b",
+            weight=650,
+            anchor="end" if right else "start",
+        )
     # legend
     y = mt + ph + 42
     lx: float = ml
@@ -306,8 +330,13 @@ def memory_svg(model: dict[str, Any], *, width: int = 1000) -> str:
     y1 = _bars(c, 20, y + 10, half, "Types by peak", trow, label_w=170)
     y2 = _bars(c, 40 + half, y + 10, half, "Scopes by peak", srow, label_w=190)
     y = max(y1, y2) + 10
-    c.text(20, y + 4, "Made by memscope. Sizes are deep sizes where recorded, else shallow.",
-           size=10.5, fill=MUTED)
+    c.text(
+        20,
+        y + 4,
+        "Made by memscope. Sizes are deep sizes where recorded, else shallow.",
+        size=10.5,
+        fill=MUTED,
+    )
     return c.render(y + 16, f"memscope memory analysis of {model['info']['name']}")
 
 
@@ -358,8 +387,15 @@ def timeline_svg(model: dict[str, Any], *, width: int = 1000, max_rows: int = 45
             y += 22
             continue
         color_label = LEAK if r["leak"] else INK
-        c.text(24, y + 14, clip(r["var"], 30), size=12, mono=True, fill=color_label,
-               title=f"{r['key']} · peak {fmt_bytes(r['peak'])} · {r['binds']:,} binds")
+        c.text(
+            24,
+            y + 14,
+            clip(r["var"], 30),
+            size=12,
+            mono=True,
+            fill=color_label,
+            title=f"{r['key']} · peak {fmt_bytes(r['peak'])} · {r['binds']:,} binds",
+        )
         if r["leak"]:
             c.text(lw - 8, y + 14, "LEAK", size=10.5, fill=LEAK, weight=700, anchor="end")
         minw = 1.5 * span / pw  # merge what is closer than 1.5 px
@@ -397,11 +433,21 @@ def timeline_svg(model: dict[str, Any], *, width: int = 1000, max_rows: int = 45
         y += 20
     y += 18
     if omitted > 0:
-        c.text(20, y, f"{len(rows)} largest variables shown; {omitted:,} smaller ones omitted.",
-               size=11, fill=MUTED)
+        c.text(
+            20,
+            y,
+            f"{len(rows)} largest variables shown; {omitted:,} smaller ones omitted.",
+            size=11,
+            fill=MUTED,
+        )
         y += 16
-    c.text(20, y + 2, "Made by memscope. Times are since the first recorded event.", size=10.5,
-           fill=MUTED)
+    c.text(
+        20,
+        y + 2,
+        "Made by memscope. Times are since the first recorded event.",
+        size=10.5,
+        fill=MUTED,
+    )
     return c.render(y + 14, f"memscope lifecycle timeline of {model['info']['name']}")
 
 
