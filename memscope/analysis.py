@@ -163,6 +163,7 @@ class ObjectLife:
     line: int
     t_final: int = -1  # -1: still alive, or its end is unknown (see ``end_known``)
     end_known: bool = False  # True once a FINAL arrived; weak-referenceable types only
+    by_param: bool = False  # so far only bound as a parameter
 
 
 @dataclass
@@ -239,6 +240,7 @@ class Analysis:
         self.tasks: dict[int, str] = {}
         self.procs: dict[int, dict[str, Any]] = {}
         self.instances: dict[int, Instance] = {}
+        self.ended_instances: dict[int, int] = {}  # tok -> scope, for instances that exited
         self.scope_instances: dict[int, list[int]] = {}  # scope -> [enters, max_live, live]
         self.live: dict[int, dict[tuple[int, str], Binding]] = {}  # tok -> (scope, name)
         self.by_oid: dict[int, dict[int, Binding]] = {}  # oid -> live bindings by id
@@ -413,7 +415,8 @@ class Analysis:
         same[b.id] = b
         in_tok[key] = b
         self.nlive += 1
-        if oid not in self.objects:
+        life = self.objects.get(oid)
+        if life is None:
             self.objects[oid] = ObjectLife(
                 oid,
                 b.type,
@@ -426,7 +429,14 @@ class Analysis:
                 b.key,
                 b.file,
                 b.line,
+                by_param=b.kind == "param",
             )
+        elif life.by_param and b.kind != "param":
+            # a parameter only receives an object made elsewhere (``self`` in
+            # ``__init__``): the first other binding names where it was made
+            life.first_binding, life.creator_tok, life.by_param = b.id, tok, False
+            life.first_var, life.first_key = f"{b.scope}.{b.var}", b.key
+            life.file, life.line = b.file, b.line
         # tracked bytes: each object once, at its latest size
         nbytes = b.bytes
         prev = self._obj_bytes.get(oid)
@@ -523,6 +533,7 @@ class Analysis:
         if inst is None:
             return
         inst.t_exit = t
+        self.ended_instances[tok] = inst.scope
         c = self.scope_instances.get(inst.scope)
         if c is not None:
             c[2] -= 1
@@ -540,8 +551,10 @@ class Analysis:
         life = self.objects.get(oid)
         if life is None:
             return None
+        scope, _, var = life.first_var.rpartition(".")
         return {
-            "var": life.first_var,
+            "var": var,
+            "scope": scope,
             "key": life.first_key,
             "file": life.file,
             "line": life.line,

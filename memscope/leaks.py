@@ -99,7 +99,7 @@ class HolderNamer:
             if len(found) >= self.max_holders:
                 return
             if r is root:
-                found.append(f"reference cycle through `{_tname(obj)}`{via}")
+                found.append(f"reference cycle: the object holds itself{via}")
                 continue
             if id(r) in path:
                 continue
@@ -120,7 +120,7 @@ class HolderNamer:
                 if _isa(rr, type) and type.__dict__["__dict__"].__get__(rr) is not None:
                     return f"class `{sizing.type_name(rr)}` attribute `{keys}`", None
                 if _tname(rr) == "_thread._local":
-                    return f"thread-local attribute `{keys}`", None
+                    return self._thread_local(rr), None
             return None, f"dict[{keys}]"
         if _isa(r, types.CellType):
             for tup in self._referrers(r):
@@ -153,6 +153,14 @@ class HolderNamer:
             return None, _tname(r)
         return None, f"`{_tname(r)}` object"
 
+    def _thread_local(self, local: Any) -> str:
+        """Name a ``threading.local`` by the module global that holds it."""
+        for rr in self._referrers(local):
+            mod = self.modules.get(id(rr)) if type(rr) is dict else None
+            if mod is not None:
+                return f"thread-local `{_keys_of(rr, local)}` of module `{mod}`"
+        return "thread-local storage"
+
 
 def _tname(o: Any) -> str:
     return sizing.type_name(type(o))
@@ -183,10 +191,19 @@ def find_leaks(
     deadline = time.perf_counter_ns() + budget_ns
     live_oids = set(analysis.by_oid)
     running = analysis.instances  # scope instances that have not exited
+
+    def made_in_class_body(life: Any) -> bool:
+        # names bound in a class body become class attributes: long-lived by design
+        inst = analysis.ended_instances.get(life.creator_tok)
+        return inst is not None and analysis.scope_kind(inst) == "class"
+
     candidates = [
         life
         for oid, life in analysis.objects.items()
-        if oid not in live_oids and life.creator_tok not in running and life.creator_tok != 0
+        if oid not in live_oids
+        and life.creator_tok not in running
+        and life.creator_tok != 0
+        and not made_in_class_body(life)
     ]
     if not candidates:
         return []

@@ -89,15 +89,20 @@ def report(
         raise
     written: list[Path] = []
     if rep is not None:
-        written += rep.finish(run.analysis, kinds=run.kinds, sampled=run.sampled,
-                              seconds=run.seconds)
+        written += rep.finish(
+            run.analysis, kinds=run.kinds, sampled=run.sampled, seconds=run.seconds
+        )
     if html is not None:
         written += list(html.write(run.analysis, out, name, run.meta))
     if svg is not None:
-        written.append(svg.write_memory_analysis(
-            run.analysis, out / f"{name}_memory_analysis.svg", run.meta))
-        written.append(svg.write_lifecycle_timeline(
-            run.analysis, out / f"{name}_lifecycle_timeline.svg", run.meta))
+        written.append(
+            svg.write_memory_analysis(run.analysis, out / f"{name}_memory_analysis.svg", run.meta)
+        )
+        written.append(
+            svg.write_lifecycle_timeline(
+                run.analysis, out / f"{name}_lifecycle_timeline.svg", run.meta
+            )
+        )
     if "summary" in fmts:
         from memscope.reporters.summary import summary_of
 
@@ -156,6 +161,8 @@ def export(tracker: Any, fmt: str, target: Any = None, **options: Any) -> Path:
         kind = "memory_analysis" if fmt == "svg" else "lifecycle_timeline"
         if target is not None and os.fspath(target).endswith(".svg"):
             path = Path(target)
+            if path.parent == Path():  # a bare file name goes with the run's reports
+                path = Path(tracker.output_dir) / path
         else:
             folder, name = _target(tracker, target, ".svg")
             path = folder / f"{name}_{kind}.svg"
@@ -197,6 +204,10 @@ def export_binary(tracker: Any, target: Any = None, *, mode: str = "user") -> Pa
             yield ev
 
     cfg = getattr(tracker, "config", None)
-    return write_capture(path, events(), export_mode=mode,
-                         runtime_mode=getattr(cfg, "mode", "unknown"),
-                         start_ns=_hooks.start_ns())
+    return write_capture(
+        path,
+        events(),
+        export_mode=mode,
+        runtime_mode=getattr(cfg, "mode", "unknown"),
+        start_ns=_hooks.start_ns(),
+    )
