@@ -61,17 +61,40 @@ class SiteRow:
     kind: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
+    """One run of a scope (a call, a class body, a generator's whole life)."""
+
     tok: int
     scope: int
     thread: int
     task: int
     t_enter: int
     t_exit: int = -1
+    thread_name: str = "?"
+    task_name: str = ""
+    groups: tuple[Group, Group] | None = None  # (by_thread, by_task) aggregates
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
+class SiteInfo:
+    """Everything about a site that does not change between its binds, made once."""
+
+    scope_id: int
+    var: str
+    scope: str
+    module: str
+    file: str
+    line: int
+    col: int
+    kind: str
+    key: str
+    label: str
+    vs: VarStats
+    group: Group  # by_scope aggregate
+
+
+@dataclass(slots=True, eq=False)
 class Binding:
     """One name bound to one object (the Python ``AllocationInfo`` of the seed)."""
 
@@ -98,23 +121,17 @@ class Binding:
     tok: int
     scope_id: int
     t_bind: int
+    aliases: list[str]
+    bytes: int  # what it accounts for: deep where recorded, else shallow
+    key: str  # ``module:qualname:variable``: stable across commits (used by diff)
+    groups: tuple[Group, ...] = ()
+    vs: VarStats | None = None
     t_unbind: int = -1
-    end: str = "live"  # rebind | unbind | scope_exit | live
-    aliases: list[str] = field(default_factory=list)
-
-    @property
-    def bytes(self) -> int:
-        """The size the binding accounts for: deep where recorded, else shallow."""
-        return self.deep if self.deep >= 0 else max(self.size, 0)
+    end: str = "live"  # rebind | unbind | scope_exit | final | live
 
     @property
     def lifetime_ns(self) -> int:
         return -1 if self.t_unbind < 0 else self.t_unbind - self.t_bind
-
-    @property
-    def key(self) -> str:
-        """``module:qualname:variable``: stable across commits (used by diff)."""
-        return f"{self.module}:{self.scope}:{self.var}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -250,6 +267,9 @@ class Analysis:
         self.keep_history = keep_history
         self.on_binding_end = on_binding_end
         self.vars: dict[str, VarStats] = {}
+        self._site_info: dict[int, SiteInfo] = {}
+        self._site_info_in: dict[tuple[int, int], SiteInfo] = {}
+        self._explicit_scopes: set[int] = set()
         self.by_type: dict[str, Group] = {}
         self.by_scope: dict[str, Group] = {}
         self.by_thread: dict[str, Group] = {}
@@ -293,7 +313,12 @@ class Analysis:
         elif k == ENTER:
             _, t, scope, tok, thread, task = ev
             self._time(t)
-            self.instances[tok] = Instance(tok, scope, thread, task, t)
+            tn = self.threads.get(thread, "?") if thread else "?"
+            kn = self.tasks.get(task, "") if task else ""
+            self.instances[tok] = Instance(
+                tok, scope, thread, task, t, -1, tn, kn,
+                (self._group(self.by_thread, tn), self._group(self.by_task, kn or "-")),
+            )  # fmt: skip
             c = self.scope_instances.setdefault(scope, [0, 0, 0])
             c[0] += 1
             c[2] += 1
@@ -328,6 +353,8 @@ class Analysis:
             self.sites[ev[1]] = SiteRow(ev[2], ev[3], ev[4], ev[5], ev[6])
         elif k == SCOPE:
             self.scopes[ev[1]] = ScopeRow(ev[2], ev[3], ev[4], ev[5], ev[6])
+            if ev[5] == ScopeKind.EXPLICIT:
+                self._explicit_scopes.add(ev[1])
         elif k == TYPE:
             self.types[ev[1]] = ev[2]
         elif k == THREAD:
@@ -360,109 +387,140 @@ class Analysis:
         if t > self.t_last:
             self.t_last = t
 
+    def _site(self, site: int, in_scope: int = -1) -> SiteInfo:
+        """Site facts; ``in_scope``: a ``track_scope`` the explicit site ran inside."""
+        row = self.sites.get(site)
+        if row is not None and in_scope >= 0:
+            row = SiteRow(in_scope, row.line, row.col, row.name, row.kind)
+        srow = self.scopes.get(row.scope) if row is not None else None
+        var = row.name if row is not None else f"<site {site}>"
+        scope = srow.qualname if srow else "?"
+        module = srow.module if srow else "?"
+        key = f"{module}:{scope}:{var}"
+        vs = self.vars.get(key)
+        if vs is None:
+            vs = self.vars[key] = VarStats(
+                key, var, scope, module, srow.file if srow else "?", row.line if row else 0
+            )
+        gkey = f"{module}:{scope}"
+        group = self.by_scope.get(gkey)
+        if group is None:
+            group = self.by_scope[gkey] = Group()
+        info = SiteInfo(
+            row.scope if row is not None else -1,
+            var,
+            scope,
+            module,
+            srow.file if srow else "?",
+            row.line if row else 0,
+            row.col if row else 0,
+            kind_name(row.kind, BindKind) if row else "unknown",
+            key,
+            f"{scope}.{var}",
+            vs,
+            group,
+        )
+        if row is not None and in_scope < 0:  # a site seen before its row: look again later
+            self._site_info[site] = info
+        return info
+
+    def _explicit_site(self, site: int, scope: int) -> SiteInfo:
+        info = self._site_info_in.get((site, scope))
+        if info is None:
+            info = self._site_info_in[(site, scope)] = self._site(site, scope)
+        return info
+
+    def _group(self, groups: dict[str, Group], key: str) -> Group:
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = Group()
+        return g
+
     def _bind(self, ev: Event) -> None:
         _, t, site, tok, oid, ti, size, deep, refcnt, addr, bufsize = ev
-        self._time(t)
+        if t > self.t_last:
+            self.t_last = t
+            if self.t_first < 0:
+                self.t_first = t
         self.binds += 1
-        row = self.sites.get(site)
-        scope_id = row.scope if row is not None else -1
-        srow = self.scopes.get(scope_id)
-        inst = self.instances.get(tok)
-        name = row.name if row is not None else f"<site {site}>"
-        key = (scope_id, name)
-        in_tok = self.live.get(tok)
+        si = self._site_info.get(site) or self._site(site)
+        lkey = (si.scope_id, si.var)
+        live = self.live
+        in_tok = live.get(tok)
         if in_tok is None:
-            in_tok = self.live[tok] = {}
-        old = in_tok.get(key)
-        if old is not None:
-            self._end(old, t, "rebind")
-            if tok not in self.live:  # ending the last binding dropped the dict
-                in_tok = self.live[tok] = {}
-        thread = inst.thread if inst is not None else 0
-        task = inst.task if inst is not None else 0
+            in_tok = live[tok] = {}
+        else:
+            old = in_tok.get(lkey)
+            if old is not None:
+                self._end(old, t, "rebind")
+                if tok not in live:  # ending the last binding dropped the dict
+                    in_tok = live[tok] = {}
+        inst = self.instances.get(tok)
+        if inst is not None:
+            if inst.scope != si.scope_id and inst.scope in self._explicit_scopes:
+                si = self._explicit_site(site, inst.scope)  # track_var in a track_scope
+                lkey = (si.scope_id, si.var)
+                old = in_tok.get(lkey)
+                if old is not None:
+                    self._end(old, t, "rebind")
+                    if tok not in live:
+                        in_tok = live[tok] = {}
+            thread, task, tgroups = inst.thread, inst.task, inst.groups
+            thread_name, task_name = inst.thread_name, inst.task_name
+        else:
+            thread = task = 0
+            thread_name, task_name, tgroups = "?", "", None
+        if tgroups is None:
+            tgroups = (self._group(self.by_thread, "?"), self._group(self.by_task, "-"))
+        tname = self.types.get(ti, "?")
+        nbytes = deep if deep >= 0 else (size if size > 0 else 0)
+        groups = (self._group(self.by_type, tname), si.group, *tgroups)
         b = Binding(
-            id=self.next_id,
-            var=name,
-            scope=srow.qualname if srow else "?",
-            module=srow.module if srow else "?",
-            file=srow.file if srow else "?",
-            line=row.line if row else 0,
-            col=row.col if row else 0,
-            kind=kind_name(row.kind, BindKind) if row else "unknown",
-            type=self.types.get(ti, "?"),
-            oid=oid,
-            size=size,
-            deep=deep,
-            refcnt=refcnt,
-            addr=addr,
-            bufsize=bufsize,
-            thread=thread,
-            thread_name=self.threads.get(thread, "?") if thread else "?",
-            task=task,
-            task_name=self.tasks.get(task, "") if task else "",
-            pid=self.pid,
-            tok=tok,
-            scope_id=scope_id,
-            t_bind=t,
-        )
+            self.next_id, si.var, si.scope, si.module, si.file, si.line, si.col, si.kind,
+            tname, oid, size, deep, refcnt, addr, bufsize, thread, thread_name, task,
+            task_name, self.pid, tok, si.scope_id, t, [], nbytes, si.key, groups, si.vs,
+        )  # fmt: skip
         self.next_id += 1
-        same = self.by_oid.setdefault(oid, {})
-        for other in same.values():
-            b.aliases.append(f"{other.scope}.{other.var}")
-            other.aliases.append(f"{b.scope}.{b.var}")
-            pair = tuple(sorted((f"{other.scope}.{other.var}", f"{b.scope}.{b.var}")))
-            self.alias_pairs[pair] = self.alias_pairs.get(pair, 0) + 1  # type: ignore[index]
-        same[b.id] = b
-        in_tok[key] = b
+        same = self.by_oid.get(oid)
+        if same is None:
+            self.by_oid[oid] = {b.id: b}
+        else:
+            label = si.label
+            for other in same.values():
+                olabel = f"{other.scope}.{other.var}"
+                b.aliases.append(olabel)
+                other.aliases.append(label)
+                pair = (olabel, label) if olabel <= label else (label, olabel)
+                self.alias_pairs[pair] = self.alias_pairs.get(pair, 0) + 1
+            same[b.id] = b
+        in_tok[lkey] = b
         self.nlive += 1
         life = self.objects.get(oid)
         if life is None:
             self.objects[oid] = ObjectLife(
-                oid,
-                b.type,
-                t,
-                b.id,
-                tok,
-                b.bytes,
-                size,
-                f"{b.scope}.{b.var}",
-                b.key,
-                b.file,
-                b.line,
-                by_param=b.kind == "param",
-            )
-        elif life.by_param and b.kind != "param":
+                oid, tname, t, b.id, tok, nbytes, size, si.label, si.key, si.file, si.line,
+                by_param=si.kind == "param",
+            )  # fmt: skip
+        elif life.by_param and si.kind != "param":
             # a parameter only receives an object made elsewhere (``self`` in
             # ``__init__``): the first other binding names where it was made
             life.first_binding, life.creator_tok, life.by_param = b.id, tok, False
-            life.first_var, life.first_key = f"{b.scope}.{b.var}", b.key
-            life.file, life.line = b.file, b.line
+            life.first_var, life.first_key = si.label, si.key
+            life.file, life.line = si.file, si.line
         # tracked bytes: each object once, at its latest size
-        nbytes = b.bytes
-        prev = self._obj_bytes.get(oid)
         n = self._obj_live.get(oid, 0)
         self._obj_live[oid] = n + 1
+        prev = self._obj_bytes.get(oid, 0) if n > 0 else 0
         self._obj_bytes[oid] = nbytes
-        self.active_bytes += nbytes - (prev if prev is not None and n > 0 else 0)
-        # aggregates
-        vs = self.vars.get(b.key)
-        if vs is None:
-            vs = self.vars[b.key] = VarStats(b.key, b.var, b.scope, b.module, b.file, b.line)
+        self.active_bytes += nbytes - prev
+        vs = si.vs
         vs.binds += 1
-        vs.types.add(b.type)
+        vs.types.add(tname)
         vs.total_bytes += nbytes
         if nbytes > vs.peak_bytes:
             vs.peak_bytes = nbytes
         vs.threads.add(thread)
-        for groups, gkey in (
-            (self.by_type, b.type),
-            (self.by_scope, f"{b.module}:{b.scope}"),
-            (self.by_thread, b.thread_name if thread else "?"),
-            (self.by_task, b.task_name or "-"),
-        ):
-            g = groups.get(gkey)
-            if g is None:
-                g = groups[gkey] = Group()
+        for g in groups:
             g.binds += 1
             g.bytes += nbytes
             g.active += 1
@@ -504,28 +562,24 @@ class Analysis:
                 del self.by_oid[b.oid]
         b.t_unbind = t
         b.end = why
-        n = self._obj_live.get(b.oid, 0) - 1
         nbytes = b.bytes
+        n = self._obj_live.get(b.oid, 0) - 1
         if n <= 0:
             self._obj_live.pop(b.oid, None)
             self.active_bytes -= self._obj_bytes.pop(b.oid, nbytes)
         else:
             self._obj_live[b.oid] = n
-        for groups, gkey in (
-            (self.by_type, b.type),
-            (self.by_scope, f"{b.module}:{b.scope}"),
-            (self.by_thread, b.thread_name if b.thread else "?"),
-            (self.by_task, b.task_name or "-"),
-        ):
-            g = groups.get(gkey)
-            if g is not None:
-                g.active -= 1
-                g.active_bytes -= nbytes
-        vs = self.vars.get(b.key)
-        if vs is not None and b.lifetime_ns > vs.max_lifetime_ns:
-            vs.max_lifetime_ns = b.lifetime_ns
+        for g in b.groups:
+            g.active -= 1
+            g.active_bytes -= nbytes
+        vs = b.vs
+        if vs is not None and t - b.t_bind > vs.max_lifetime_ns:
+            vs.max_lifetime_ns = t - b.t_bind
         self._sample(t)
-        self._done(b)
+        if self.keep_history:
+            self.history.append(b)
+        if self.on_binding_end is not None:
+            self.on_binding_end(b)
 
     def _exit(self, t: int, tok: int) -> None:
         self._time(t)
@@ -539,12 +593,6 @@ class Analysis:
             c[2] -= 1
         for b in list(self.live.get(tok, {}).values()):
             self._end(b, t, "scope_exit")
-
-    def _done(self, b: Binding) -> None:
-        if self.keep_history:
-            self.history.append(b)
-        if self.on_binding_end is not None:
-            self.on_binding_end(b)
 
     def _leak_binding(self, oid: int) -> dict[str, Any] | None:
         """Where a leaked object was first bound (kept on its ObjectLife)."""

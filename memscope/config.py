@@ -39,6 +39,7 @@ class Config:
     deep_budget_objects: int = 100_000  # deep-size walk stops after this many objects
     deep_budget_ns: int = 20_000_000  # ... or after this long (20 ms)
     leak_check: bool = True  # full mode: look for leaks at exit
+    probable_leaks: bool = False  # also match unweakrefable objects by id (may misname)
     record_values: bool = False  # never record reprs unless asked
     max_holders: int = 8  # holders named per leaked object
     extra: dict[str, Any] = field(default_factory=dict)

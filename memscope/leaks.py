@@ -58,6 +58,15 @@ def _is_own_frame(f: types.FrameType) -> bool:
     return isinstance(mod, str) and (mod == _OWN_PACKAGE or mod.startswith(_OWN_PACKAGE + "."))
 
 
+def _is_own_object(o: Any) -> bool:
+    """memscope's own objects (and closures of its functions) never count as holders."""
+    if _isa(o, types.FunctionType) or _isa(o, types.CellType):
+        fn_mod = getattr(o, "__module__", None) if _isa(o, types.FunctionType) else None
+        return isinstance(fn_mod, str) and fn_mod.startswith(_OWN_PACKAGE + ".")
+    mod = sizing.type_name(type(o))
+    return mod.startswith(_OWN_PACKAGE + ".")
+
+
 class HolderNamer:
     """Names the holders of objects; caches the module and class dict maps it needs."""
 
@@ -80,6 +89,8 @@ class HolderNamer:
             if id(r) in self.exclude:
                 continue
             if _isa(r, types.FrameType) and _is_own_frame(r):
+                continue
+            if _is_own_object(r):
                 continue
             out.append(r)
         return out
@@ -183,11 +194,17 @@ def find_leaks(
     analysis: Analysis,
     watched: dict[int, Any],
     *,
+    probable: bool = False,
     max_candidates: int = 500,
     max_holders: int = 8,
     budget_ns: int = 5_000_000_000,
 ) -> list[Leak]:
-    """Leaked objects of a finished replay, with holders, in this live process."""
+    """Leaked objects of a finished replay, with holders, in this live process.
+
+    ``probable``: also look for objects that refuse weak references (lists, dicts) by
+    ``id`` among the live objects of the same type and size. Off by default: CPython
+    reuses the ids of dead lists constantly, so such a match can name the wrong object.
+    """
     deadline = time.perf_counter_ns() + budget_ns
     live_oids = set(analysis.by_oid)
     running = analysis.instances  # scope instances that have not exited
@@ -217,7 +234,7 @@ def find_leaks(
             if o is not None and _tname(o) == life.type:
                 objs[life.oid] = (o, True)
     missing = {life.oid: life for life in candidates if life.oid not in objs}
-    if missing:
+    if missing and probable:
         for o in gc.get_objects():
             life = missing.get(id(o))
             if life is not None and _tname(o) == life.type and life.oid not in watched:

@@ -89,13 +89,21 @@ class MemoryTracker:
         """Every binding recorded, ended or live, in bind order."""
         return [b.as_dict() for b in self.analysis().all_bindings()]
 
-    def leaks(self) -> list[dict[str, Any]]:
-        """Objects alive after their scope ended, with the holders found (see leaks.py)."""
+    def _find_leaks(self) -> tuple[Analysis, list[Any]]:
         from memscope.leaks import find_leaks
 
         an = self.analysis()
-        found = find_leaks(an, _hooks._watched, max_holders=self.config.max_holders)
-        return [lk.as_dict() for lk in found]
+        found = find_leaks(
+            an,
+            _hooks._watched,
+            probable=self.config.probable_leaks,
+            max_holders=self.config.max_holders,
+        )
+        return an, found
+
+    def leaks(self) -> list[dict[str, Any]]:
+        """Objects alive after their scope ended, with the holders found (see leaks.py)."""
+        return [lk.as_dict() for lk in self._find_leaks()[1]]
 
     def overhead(self) -> dict[str, int]:
         c = _hooks.counters()
@@ -138,10 +146,7 @@ class MemoryTracker:
         if self._leaks_done:
             return 0
         self._leaks_done = True
-        from memscope.leaks import find_leaks
-
-        an = self.analysis()
-        found = find_leaks(an, _hooks._watched, max_holders=self.config.max_holders)
+        an, found = self._find_leaks()
         tidx = {name: i for i, name in an.types.items()}
         t = _hooks._perf()
         for lk in found:
@@ -190,8 +195,12 @@ def init(
     config: Config | None = None,
     **settings: Any,
 ) -> MemoryTracker:
-    """Start (or re-configure) tracking; arguments win over ``MEMSCOPE_*`` variables."""
-    base = config or Config.from_env()
+    """Start (or re-configure) tracking.
+
+    Settings not passed keep their current value: ``MEMSCOPE_*`` variables at first,
+    or what ``memscope run`` set when the program runs under it.
+    """
+    base = config or get_global_tracker().config
     cfg = base.with_(mode=mode, output_dir=output_dir, name=name, **settings)
     tracker = get_global_tracker()
     tracker.apply(cfg)

@@ -16,7 +16,7 @@ import memscope
 def main() -> None:
     fixture_dir, module = sys.argv[1], sys.argv[2]
     sys.path.insert(0, fixture_dir)
-    tracker = memscope.init(mode="full", capture=False)
+    tracker = memscope.init(mode="full", capture=False)  # MEMSCOPE_* variables apply
     with memscope.install_import_hook([module, "payload"]):
         mod = importlib.import_module(module)
     mod.main()

@@ -5,6 +5,7 @@ Each fixture runs instrumented by the import hook, in full mode, in its own proc
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNNER = Path(__file__).with_name("_leak_runner.py")
 
 
-def leaks_of(kind: str, module: str) -> list[dict[str, Any]]:
+def leaks_of(kind: str, module: str, **env: str) -> list[dict[str, Any]]:
     proc = subprocess.run(
         [sys.executable, str(RUNNER), str(ROOT / "fixtures" / kind), module],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=ROOT,
+        env={**os.environ, **env},
     )
     assert proc.returncode == 0, proc.stderr
     return orjson.loads(proc.stdout)  # type: ignore[no-any-return]
@@ -75,3 +77,12 @@ def test_planted_leak_is_found_with_its_holder(module: str) -> None:
 @pytest.mark.parametrize("module", ["workload", "generators"])
 def test_clean_code_reports_no_leak(module: str) -> None:
     assert leaks_of("clean", module) == []
+
+
+def test_unweakrefable_leaks_are_reported_only_when_asked_and_marked_probable() -> None:
+    assert leaks_of("leaks_probable", "list_cache") == []
+    got = leaks_of("leaks_probable", "list_cache", MEMSCOPE_PROBABLE_LEAKS="1")
+    assert [(lk["type"], lk["variable"], lk["certain"]) for lk in got] == [
+        ("list", "load.row", False)
+    ] * 3
+    assert all("module `list_cache` global `_ROWS` (list)" in lk["holders"] for lk in got)
