@@ -312,6 +312,8 @@ def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
     rate = _rate  # shared lists; this module's sites are [base, base + nsites)
     count = _count
     streak = _streak
+    buf = _buf  # never replaced (flush deletes a slice), so its methods can be kept
+    append = buf.append
 
     def bind(site: int, value: T, tok: int) -> T:
         s = base + site
@@ -335,15 +337,26 @@ def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
                 ti, sizeof, extra, scalar = ft
                 if scalar:
                     size = sizeof(value) + extra
-                    _buf.append((BIND, _perf(), s, tok, id(value), ti, size, size, -1, -1, -1))
+                    append((BIND, _perf(), s, tok, id(value), ti, size, size, -1, -1, -1))
                     n = streak[s] + 1
                     streak[s] = n
                     if n == SCALAR_STREAK:
                         _start_sampling(s)
                 elif _full:
-                    _slow_bind(s, value, tok)
+                    # re-binding an object whose deep size is known and whose type and
+                    # shallow size are unchanged costs about what fast mode costs
+                    oid = id(value)
+                    size = sizeof(value) + extra
+                    c = _deep_cache.get(oid)
+                    if c is not None and c[0] == ti and c[1] == size:
+                        append(
+                            (BIND, _perf(), s, tok, oid, ti, size, c[2],
+                             _getrefcount(value) - _ref_offset_inline, -1, -1)
+                        )  # fmt: skip
+                    else:
+                        _slow_bind(s, value, tok)
                 else:
-                    _buf.append(
+                    append(
                         (
                             BIND,
                             _perf(),
@@ -358,44 +371,44 @@ def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
                             -1,
                         )
                     )
-                if len(_buf) >= _flush_at:
+                if len(buf) >= _flush_at:
                     _flush()
             else:
                 _slow_bind(s, value, tok)
         except Exception as exc:
             _error("bind", exc)
-            _buf.append((BIND, _perf(), s, tok, id(value), 0, -1, -1, -1, -1, -1))
+            append((BIND, _perf(), s, tok, id(value), 0, -1, -1, -1, -1, -1))
         return value
 
     def unbind(site: int, tok: int) -> None:
         s = base + site
         if rate[s] >= 0:
-            _buf.append((UNBIND, _perf(), s, tok))
+            append((UNBIND, _perf(), s, tok))
 
     def enter(scope: int, first_param: int, *params: Any) -> int:
         tok = _next_tok()
         try:
             ident = _get_ident()
             try:
-                _local.named
+                _local.named  # noqa: B018  (probe: AttributeError on a new thread)
             except AttributeError:  # first scope of this thread (idents get reused)
                 _local.named = True
                 _new_thread(ident)
-            _buf.append((ENTER, _perf(), sbase + scope, tok, ident, _task_key()))
+            append((ENTER, _perf(), sbase + scope, tok, ident, _task_key()))
             if params:
                 for i, p in enumerate(params):
                     bind(first_param + i, p, tok)
-            elif len(_buf) >= _flush_at:
+            elif len(buf) >= _flush_at:
                 _flush()
         except Exception as exc:
             _error("enter", exc)
         return tok
 
     def exit(tok: int) -> None:
-        _buf.append((EXIT, _perf(), tok))
+        append((EXIT, _perf(), tok))
 
     def exit_value(tok: int, value: T) -> T:
-        _buf.append((EXIT, _perf(), tok))
+        append((EXIT, _perf(), tok))
         return value
 
     h = ModuleHandle()
@@ -535,6 +548,19 @@ def _probe2(v: Any) -> int:
 
 
 _ref_offset = _calibrate_refcount()
+
+
+def _calibrate_inline() -> int:
+    """The same, for a refcount taken directly in ``bind`` (one frame fewer)."""
+
+    def probe(site: int, value: Any, tok: int) -> int:
+        return _getrefcount(value)
+
+    obj = object()
+    return probe(0, obj, 0) - 1
+
+
+_ref_offset_inline = _calibrate_inline()
 
 
 # ---- flushing ----------------------------------------------------------------------

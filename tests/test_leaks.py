@@ -67,7 +67,7 @@ def test_planted_leak_is_found_with_its_holder(module: str) -> None:
     found = sorted((lk["type"], lk["variable"], " | ".join(lk["holders"])) for lk in got)
     want = sorted(EXPECTED[module])
     assert len(found) == len(want), found
-    for (gtype, gvar, gholders), (wtype, wvar, wholder) in zip(found, want):
+    for (gtype, gvar, gholders), (wtype, wvar, wholder) in zip(found, want, strict=True):
         assert (gtype, gvar) == (wtype, wvar)
         assert wholder in gholders, gholders
     assert all(lk["certain"] for lk in got)

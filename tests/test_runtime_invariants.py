@@ -70,7 +70,7 @@ def test_unweakrefable_objects_have_unknown_object_end(full: Recorder) -> None:
     m.exit(tok)
     an = full.analysis()
     assert not [life for life in an.finished_objects if life.type == "list"]
-    assert [b for b in an.all_bindings() if b.type == "list"][0].end == "scope_exit"
+    assert next(b for b in an.all_bindings() if b.type == "list").end == "scope_exit"
 
 
 # ---- fault injection: hostile objects ------------------------------------------------
@@ -215,6 +215,7 @@ def test_self_referencing_containers(full: Recorder) -> None:
     m.bind(1, d, tok)
     m.exit(tok)
     got = {b.var: b.deep for b in full.analysis().all_bindings()}
+
     def aligned(o: Any) -> int:
         return (sys.getsizeof(o) + 7) & ~7
 
@@ -344,3 +345,35 @@ def test_ten_million_binds_keep_the_tracker_flat() -> None:
     finally:
         _hooks.set_sampling(True)
         _hooks.set_sink(old)
+
+
+@pytest.mark.parametrize("path", ["first bind", "cached re-bind"])
+def test_full_mode_refcount_counts_only_the_programs_references(full: Recorder, path: str) -> None:
+    m = full.module("x")
+    tok = m.enter(1, -1)
+    value = [1, 2, 3]
+    other = [value, value]  # two more references from the program
+    m.bind(0, value, tok)
+    m.bind(0, value, tok)
+    m.exit(tok)
+    first, second = full.analysis().all_bindings()[-2:]
+    got = first if path == "first bind" else second
+    assert got.refcnt == 3  # the name `value` and two slots of `other`
+    del other
+
+
+def test_sampled_scalar_sites_count_what_they_skip(rec: Recorder) -> None:
+    _hooks.set_sampling(True)
+    m = rec.module("i")
+    tok = m.enter(1, -1)
+    n = _hooks.SCALAR_STREAK + 10 * _hooks.SAMPLE_EVERY
+    for i in range(n):
+        m.bind(0, i, tok)
+    report = _hooks.sampling_report()
+    m.bind(0, [1], tok)  # a non-scalar stops sampling for good, exactly counted
+    m.exit(tok)
+    an = rec.analysis()
+    recorded = sum(1 for b in an.all_bindings() if b.var == "i" and b.type == "int")
+    (every, skipped) = an.sampled[m.base]
+    assert every == 0 and recorded + skipped == n
+    assert [r[3:] for r in report if r[2] == m.base] == [(_hooks.SAMPLE_EVERY, skipped)]

@@ -1,0 +1,1 @@
+"""Benchmarks: run on demand, results recorded in docs/performance.md, never asserted."""
