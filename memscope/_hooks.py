@@ -39,13 +39,14 @@ one list index; a sampled scalar site adds a few identity checks.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from memscope import sizing
@@ -180,13 +181,17 @@ def _type_idx(tp: type) -> int:
         _table((TYPE, idx, sizing.type_name(tp)))
         _type_index[key] = idx
         try:  # a heap type may die and its id be reused: forget it when it goes
-            _type_refs[key] = weakref.ref(tp, lambda _r, key=key: _forget_type(key))
+            _type_refs[key] = weakref.ref(tp, functools.partial(_drop_type, key))
         except TypeError:
             pass  # static types live forever
     return idx
 
 
 _type_refs: dict[int, weakref.ref[type]] = {}
+
+
+def _drop_type(key: int, _ref: Any) -> None:
+    _forget_type(key)
 
 
 def _forget_type(key: int) -> None:
@@ -251,6 +256,12 @@ class ModuleHandle:
 
     base: int
     scope_base: int
+    bind: Callable[[int, Any, int], Any]
+    unbind: Callable[[int, int], None]
+    enter: Callable[..., int]
+    exit: Callable[[int], None]
+    exit_value: Callable[[int, Any], Any]
+    on: list[int]
 
 
 def register(
@@ -497,7 +508,7 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
         _flush()
 
 
-_deep_budget = [100_000, 20_000_000]
+_deep_budget = [1_000_000, 100_000_000]
 _SCALARS = (int, float, bool, _NoneType)
 
 
@@ -522,9 +533,13 @@ def _watch(value: Any, oid: int, tp: type) -> None:
     if oid in _watched or id(tp) in _unweakrefable:
         return
     try:
-        _watched[oid] = weakref.ref(value, lambda _r, oid=oid: _finalized(oid))
+        _watched[oid] = weakref.ref(value, functools.partial(_final_cb, oid))
     except TypeError:
         _unweakrefable.add(id(tp))
+
+
+def _final_cb(oid: int, _ref: Any) -> None:
+    _finalized(oid)
 
 
 def _finalized(oid: int) -> None:

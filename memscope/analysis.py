@@ -443,7 +443,11 @@ class Analysis:
             if self.t_first < 0:
                 self.t_first = t
         self.binds += 1
-        si = self._site_info.get(site) or self._site(site)
+        inst = self.instances.get(tok)
+        if inst is not None and inst.scope in self._explicit_scopes:
+            si = self._explicit_site(site, inst.scope)  # track_var inside a track_scope
+        else:
+            si = self._site_info.get(site) or self._site(site)
         lkey = (si.scope_id, si.var)
         live = self.live
         in_tok = live.get(tok)
@@ -455,16 +459,7 @@ class Analysis:
                 self._end(old, t, "rebind")
                 if tok not in live:  # ending the last binding dropped the dict
                     in_tok = live[tok] = {}
-        inst = self.instances.get(tok)
         if inst is not None:
-            if inst.scope != si.scope_id and inst.scope in self._explicit_scopes:
-                si = self._explicit_site(site, inst.scope)  # track_var in a track_scope
-                lkey = (si.scope_id, si.var)
-                old = in_tok.get(lkey)
-                if old is not None:
-                    self._end(old, t, "rebind")
-                    if tok not in live:
-                        in_tok = live[tok] = {}
             thread, task, tgroups = inst.thread, inst.task, inst.groups
             thread_name, task_name = inst.thread_name, inst.task_name
         else:

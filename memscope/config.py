@@ -36,8 +36,8 @@ class Config:
     name: str | None = None
     capture: bool = True  # stream events to a capture file
     flush_events: int = 8192  # events buffered before a flush
-    deep_budget_objects: int = 100_000  # deep-size walk stops after this many objects
-    deep_budget_ns: int = 20_000_000  # ... or after this long (20 ms)
+    deep_budget_objects: int = 1_000_000  # deep-size walk stops after this many objects
+    deep_budget_ns: int = 100_000_000  # ... or after this long (100 ms)
     leak_check: bool = True  # full mode: look for leaks at exit
     probable_leaks: bool = False  # also match unweakrefable objects by id (may misname)
     record_values: bool = False  # never record reprs unless asked

@@ -45,7 +45,7 @@ def _call_position(frame: Any) -> tuple[int, int, int, int] | None:
             if i == frame.f_lasti // 2:
                 if None in pos:
                     return None
-                return pos  # type: ignore[no-any-return]
+                return pos
     except Exception:
         return None
     return None

@@ -236,11 +236,11 @@ def find_leaks(
     missing = {life.oid: life for life in candidates if life.oid not in objs}
     if missing and probable:
         for o in gc.get_objects():
-            life = missing.get(id(o))
-            if life is not None and _tname(o) == life.type and life.oid not in watched:
+            found = missing.get(id(o))
+            if found is not None and _tname(o) == found.type and found.oid not in watched:
                 size = sizing.shallow_size(o)
-                if size == life.shallow or life.shallow < 0:
-                    objs[life.oid] = (o, False)
+                if size == found.shallow or found.shallow < 0:
+                    objs[found.oid] = (o, False)
     exclude.add(id(objs))
     namer = HolderNamer(exclude, max_holders=max_holders)
     leaks: list[Leak] = []

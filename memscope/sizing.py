@@ -203,7 +203,62 @@ def shallow_size(obj: Any, plan: Plan | None = None) -> int:
         return -1
 
 
-def _children(obj: Any, plan: Plan) -> Iterable[Any]:
+_HAVE_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC: only such types can hold references
+
+
+@dataclass(frozen=True)
+class _WalkType:
+    """What the deep walk needs of one type, resolved once per walk."""
+
+    plan: Plan
+    sizeof: Any  # the C __sizeof__ when getsizeof = sizeof + extra, else None
+    extra: int
+    container: bool  # may hold references (has the GC flag, or declares children)
+    dict_desc: Any  # the C ``__dict__`` getset descriptor of instances, or None
+    is_dict: bool
+    not_data: bool  # part of the program (function, class, module ...): never walked
+
+    def size(self, o: Any) -> int:
+        """Bytes of ``o`` rounded to the allocator's 8-byte granule (0 if unknown)."""
+        if self.sizeof is not None:
+            try:
+                s = int(self.sizeof(o)) + self.extra
+            except Exception:
+                return 0
+        else:
+            s = shallow_size(o, self.plan)
+        return (s + 7) & ~7 if s > 0 else 0
+
+
+def _walk_type(tp: type, sample: Any) -> _WalkType:
+    plan = plan_for(tp)
+    sizeof = None
+    extra = 0
+    if plan.c_sizeof and plan.sizer is None and not plan.trackable:
+        sizeof = _class_attr(tp, "__sizeof__")
+        try:
+            extra = _getsizeof(sample) - sizeof(sample)
+        except Exception:
+            sizeof = None
+    desc = _class_attr(tp, "__dict__")
+    try:
+        flags = type.__dict__["__flags__"].__get__(tp)
+    except Exception:
+        flags = _HAVE_GC
+    declared = plan.trackable or (plan.sizer is not None and plan.sizer.children is not None)
+    return _WalkType(
+        plan,
+        sizeof,
+        extra,
+        bool(flags & _HAVE_GC) or declared,
+        desc if _isa(desc, types.GetSetDescriptorType) else None,
+        issubclass(tp, dict),
+        issubclass(tp, _NOT_DATA),
+    )
+
+
+def _children(obj: Any, wt: _WalkType) -> Iterable[Any]:
+    plan = wt.plan
     if plan.sizer is not None and plan.sizer.children is not None:
         return plan.sizer.children(obj)
     if plan.trackable:
@@ -211,15 +266,14 @@ def _children(obj: Any, plan: Plan) -> Iterable[Any]:
         if fn is not None:
             return fn(obj)
     kids = _get_referents(obj)
-    if _isa(obj, dict):
+    if wt.is_dict:
         # CPython's traversal of a str-keyed dict visits only the values
         kids = [*_dict_keys(obj), *kids]
     # Instances keep their attributes in a dict that 3.11+ may not have materialized;
     # count it as pympler and ``obj.__dict__`` users see it, via the C descriptor only.
-    desc = _class_attr(type(obj), "__dict__")
-    if _isa(desc, types.GetSetDescriptorType):
+    if wt.dict_desc is not None:
         try:
-            d = desc.__get__(obj)
+            d = wt.dict_desc.__get__(obj)
         except Exception:
             d = None
         if _isa(d, dict):
@@ -238,8 +292,8 @@ class DeepResult:
 def deep_size(
     obj: Any,
     *,
-    max_objects: int = 100_000,
-    max_ns: int = 20_000_000,
+    max_objects: int = 1_000_000,
+    max_ns: int = 100_000_000,
 ) -> DeepResult:
     """Bytes reachable from ``obj``, each object counted once, within a budget.
 
@@ -257,29 +311,46 @@ def deep_size(
     deadline = time.perf_counter_ns() + max_ns
     seen: set[int] = {id(obj)}
     stack: list[Any] = [obj]
-    total = 0
-    count = 0
+    count = 1
     complete = True
+    kinds: dict[type, _WalkType] = {}
+    root = _walk_type(type(obj), obj)
+    kinds[type(obj)] = root
+    total = root.size(obj)
     while stack:
-        o = stack.pop()
-        count += 1
-        if count > max_objects or (count & 1023 == 0 and time.perf_counter_ns() > deadline):
+        o = stack.pop()  # a container, already sized and counted when it was found
+        if time.perf_counter_ns() > deadline:
             complete = False
             break
-        tp = type(o)
-        plan = plan_for(tp)
-        s = shallow_size(o, plan)
-        if s > 0:
-            total += (s + 7) & ~7  # what the allocator hands out: 8-byte granules
+        wt = kinds[type(o)]
+        if not wt.container:
+            continue
         try:
-            kids = _children(o, plan)
+            kids = _children(o, wt)
             for k in kids:
-                if id(k) in seen or _isa(k, _NOT_DATA):
+                ki = id(k)
+                if ki in seen:
                     continue
-                seen.add(id(k))
-                stack.append(k)
+                seen.add(ki)
+                kt = type(k)
+                kw = kinds.get(kt)
+                if kw is None:
+                    kw = kinds[kt] = _walk_type(kt, k)
+                if kw.not_data:
+                    continue
+                if count >= max_objects or (
+                    count & 4095 == 0 and time.perf_counter_ns() > deadline
+                ):
+                    complete = False
+                    break
+                count += 1
+                total += kw.size(k)
+                if kw.container:
+                    stack.append(k)
         except Exception:
             continue
+        if not complete:
+            break
     stack.clear()
     return DeepResult(total, count, complete)
 

@@ -118,7 +118,8 @@ def test_deep_size_counts_shared_objects_once() -> None:
 
 def test_deep_size_stops_at_its_budget() -> None:
     res = sizing.deep_size([[i] for i in range(10_000)], max_objects=100)
-    assert not res.complete and res.objects == 101
+    assert not res.complete and res.objects == 100
+    assert sizing.deep_size(list(range(99)), max_objects=100).complete
 
 
 def test_full_mode_rebinding_an_unchanged_object_reuses_its_deep_size(full: Recorder) -> None:
