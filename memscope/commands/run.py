@@ -104,9 +104,23 @@ class _Finisher:
         except ImportError:
             _say("reports: not available in this build")
             return
-        for fmt in self.formats:
-            if fmt == "binary" and captures:
-                continue
+        wanted = [f for f in self.formats if not (f == "binary" and captures)]
+        if captures and wanted:
+            # every process of this run (the parent and its children), merged
+            try:
+                written = reporters.report([str(c) for c in captures], out, tracker.name, wanted)
+            except Exception as exc:
+                _say(f"reports: not written ({type(exc).__name__}: {exc})")
+                return
+            for fmt in wanted:
+                paths = [p for p in written if _format_of(p) == fmt]
+                if fmt == "json" and paths:
+                    _say(f"json report: {paths[0].parent}")
+                else:
+                    for p in paths:
+                        _say(f"{fmt} report: {p}")
+            return
+        for fmt in wanted:
             try:
                 path = reporters.export(tracker, fmt, None)
             except Exception as exc:
@@ -137,6 +151,12 @@ class _Finisher:
         self()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _format_of(path: Path) -> str:
+    return {".html": "html", ".svg": "svg", ".json": "json", ".txt": "summary"}.get(
+        path.suffix, path.suffix.lstrip(".")
+    )
 
 
 def _say(msg: str) -> None:
