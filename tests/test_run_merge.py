@@ -44,7 +44,7 @@ def test_child_process_variables_reach_the_parents_report(tmp_path: Path, method
             "--format",
             "json",
             str(script),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=300,
