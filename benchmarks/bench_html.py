@@ -20,16 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.test_browser_dashboard import CHROMIUM_ARGS  # noqa: E402  (one list of flags)
 
 TIMED_CLICK = """(sel) => {
   const t = performance.now();
