@@ -4,12 +4,18 @@
    ``libcst.parse_module(src).code`` on the same files in the same run (aim >= 0.7);
 2. lines/s of ``memscope-instrument --jobs 2`` on the same files;
 3. the time of an unchanged re-run (incremental cache).
+
+``--compare REV`` also times the transformer as it was at git revision REV (loaded from
+``git show`` into a throw-away package) on the same files, interleaved, so before and
+after come from one run: ``python benchmarks/bench_transform.py 150 --compare HEAD~1``.
 Results are recorded in docs/performance.md, section "## Transformer".
 """
 
 from __future__ import annotations
 
+import importlib
 import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -30,8 +36,44 @@ def stdlib_files(limit: int) -> list[Path]:
     return files[:limit] if limit else files
 
 
+def load_revision(rev: str, into: Path) -> object:
+    """``memscope_instrument.transform`` as of ``rev``, as a separate package."""
+    root = Path(__file__).resolve().parent.parent
+    pkg = into / "memscope_instrument_rev"
+    pkg.mkdir()
+    names = subprocess.run(["git", "ls-tree", "--name-only", rev, "memscope_instrument/"],
+                           cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    for name in names:
+        if name.endswith(".py"):
+            src = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=root,
+                                 capture_output=True, text=True, check=True).stdout
+            src = src.replace("memscope_instrument.", "memscope_instrument_rev.")
+            (pkg / Path(name).name).write_text(src)
+    sys.path.insert(0, str(into))
+    return importlib.import_module("memscope_instrument_rev.transform")
+
+
 def main() -> None:
-    limit = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    args = sys.argv[1:]
+    rev = None
+    if "--compare" in args:
+        k = args.index("--compare")
+        rev = args[k + 1]
+        del args[k : k + 2]
+    limit = int(args[0]) if args else 0
+    old = load_revision(rev, Path(tempfile.mkdtemp())) if rev else None
+    from memscope_instrument import transform
+
+    real_splice = transform._splice
+    fallbacks = 0
+
+    def counting_splice(*a: object) -> object:
+        nonlocal fallbacks
+        r = real_splice(*a)  # type: ignore[arg-type]
+        fallbacks += r is None
+        return r
+
+    transform._splice = counting_splice  # type: ignore[assignment]
     files = stdlib_files(limit)
     sources = []
     for f in files:
@@ -40,8 +82,9 @@ def main() -> None:
         except OSError:
             pass
     lines = sum(s.count(b"\n") for _f, s in sources)
-    base = inst = 0.0
+    base = inst = before = 0.0
     ok = failed = kept = out_lines = sites = 0
+    kept_before = lines_before = 0
     for f, s in sources:  # interleaved, so machine noise hits both sides alike
         t = time.perf_counter()
         try:
@@ -55,6 +98,14 @@ def main() -> None:
             failed += 1
             continue
         t2 = time.perf_counter()
+        if old is not None:
+            try:
+                r0 = old.instrument_source(s, str(f))  # type: ignore[attr-defined]
+            except Exception:
+                continue
+            before += time.perf_counter() - t2
+            kept_before += r0.kept_lines
+            lines_before += len(r0.line_map)
         base += t1 - t
         inst += t2 - t1
         ok += 1
@@ -66,6 +117,11 @@ def main() -> None:
     print(f"instrument_source:    {inst:.2f}s ({lines / inst:,.0f} lines/s)")
     print(f"throughput ratio (baseline time / transform time): {base / inst:.2f}")
     print(f"output lines keeping their original number: {kept / max(out_lines, 1):.1%}")
+    print(f"files left to the libcst path (fallback): {fallbacks}")
+    if old is not None:
+        print(f"{rev}: instrument_source {before:.2f}s ({lines / before:,.0f} lines/s), "
+              f"ratio {base / before:.2f}, lines keeping their number "
+              f"{kept_before / max(lines_before, 1):.1%}")
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "src"
         for f, s in sources:

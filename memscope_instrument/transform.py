@@ -44,7 +44,7 @@ __all__ = [
     "instrument_source",
 ]
 
-TRANSFORM_VERSION = "1"
+TRANSFORM_VERSION = "2"
 HOOKS_CONTRACT = 1  # memscope._hooks.HOOKS_VERSION this output targets
 ALREADY_INSTRUMENTED_MARKER = "# memscope: instrumented"
 SKIP_FILE = "memscope: skip-file"
@@ -1023,6 +1023,9 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
     except Exception as e:  # libcst internal limits (recursion, ...)
         raise InstrumentError(filename, 1, 0, f"libcst could not parse: {e}") from e
 
+    fast = _splice(text, tree, filename, options, encoding)
+    if fast is not None:
+        return fast
     inst = _Instrumenter(text, filename, options)
     sc = _Scope(inst.table.add_scope("<module>", ScopeKind.MODULE, 1), "<module>", "module",
                 None, TOK)
@@ -1042,6 +1045,38 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
     kept = sum(1 for i, o in enumerate(line_map, 1) if o == i)
     return Result(code, line_map, len(inst.table.sites), len(inst.table.scopes), inst.skipped,
                   inst.notes(), True, encoding, kept, col_deltas(text, code, line_map))
+
+
+def _prologue(inst: _Instrumenter, filename: str) -> str:
+    scopes_src, sites_src = inst.table.render()
+    return (f"from memscope import _hooks as _memscope_hooks; {H} = _memscope_hooks."
+            f"register({HOOKS_CONTRACT}, {filename!r}, __name__, {scopes_src}, "
+            f"{sites_src}); {TOK} = {MTOK} = {H}.enter(0, -1)")
+
+
+def _splice(text: str, tree: ast.Module, filename: str, options: Options,
+            encoding: str) -> Result | None:
+    """The fast path (:mod:`memscope_instrument.splice`): edits applied to the original
+    text, line map and column shifts from the assembly. ``None``: layout left to the
+    libcst path."""
+    from memscope_instrument.splice import Fallback, Splicer
+
+    inst = _Instrumenter(text, filename, options)
+    sc = _Scope(inst.table.add_scope("<module>", ScopeKind.MODULE, 1), "<module>", "module",
+                None, TOK)
+    try:
+        sp = Splicer(inst, text, tree, options)
+        sp.module(sc, _PLACEHOLDER, ALREADY_INSTRUMENTED_MARKER)
+        code, line_map, deltas = sp.assemble(_PLACEHOLDER, _prologue(inst, filename))
+        if "\\\n" in text or "\\\r" in text:
+            # backslash continuations are the one layout the position checks reason
+            # about line by line: re-parse the output to be sure (else libcst path)
+            ast.parse(code)
+    except (Fallback, RecursionError, SyntaxError, ValueError):
+        return None
+    kept = sum(1 for i, o in enumerate(line_map, 1) if o == i)
+    return Result(code, line_map, len(inst.table.sites), len(inst.table.scopes), inst.skipped,
+                  inst.notes(), True, encoding, kept, deltas)
 
 
 def _has_comment(text: str, needle: str) -> bool:
