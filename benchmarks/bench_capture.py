@@ -5,7 +5,15 @@ sink -> bytes on disk), read throughput, read + JSON family throughput, peak mem
 each reporter (tracemalloc, in a fresh subprocess each), and the capture's size and
 write time against the same events as JSON (orjson, one list of arrays).
 
+With ``--baseline REF`` it also measures, side by side in one run, the capture code of
+git revision REF ("before") against the working tree ("after"): the same pickled events
+written through ``CaptureSink`` (time spent in ``write``, and until ``close`` returns),
+read back, and recorded live through the real hot path with the sink installed (the
+overhead per event against a sink that discards). Each side runs in a fresh process,
+alternating, ``--repeat`` times; the best time of each is kept (the machine is shared).
+
     .venv/bin/python benchmarks/bench_capture.py [--events 1000000] [--out DIR]
+        [--no-peaks] [--baseline REF [--repeat 3] [--family]]
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(os.environ.get("MEMSCOPE_BENCH_ROOT") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(ROOT))
 
 
@@ -67,12 +75,149 @@ print(time.perf_counter() - t, tracemalloc.get_traced_memory()[1])
     return float(s), int(p)
 
 
+class _Discard:
+    """A sink that drops everything: the hot path's own cost."""
+
+    def write(self, events: list) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def after_fork(self, tables: list) -> None:
+        pass
+
+
+def live(n: int, sink: object) -> float:
+    """Seconds to record n events through the real hot path into ``sink`` (flushes of
+    8192 events, as ``memscope run`` does), including the final flush."""
+    from memscope import _hooks
+
+    _hooks.configure(full=False, flush_at=8192, deep_objects=1000, deep_ns=10**6)
+    if hasattr(_hooks, "set_sampling"):
+        _hooks.set_sampling(False)
+    _hooks.set_sink(sink)
+    h = _hooks.register(
+        _hooks.HOOKS_VERSION, "/app/live.py", "app.live", [("f", 1, 1)],
+        [(i, 1, 1, f"v{i}", 1) for i in range(6)],
+    )
+    vals = [1, [1, 2, 3], "some text", b"x" * 100, 3.5, (1, 2)]
+    bind, enter, exit_ = h.bind, h.enter, h.exit
+    t = time.perf_counter()
+    for i in range(n // 8):
+        tok = enter(0, -1)
+        for s in range(6):
+            bind(s, vals[(i + s) % 6], tok)
+        exit_(tok)
+    _hooks.flush()
+    return time.perf_counter() - t
+
+
+def worker(events_path: str, out: str, family: bool) -> None:
+    """One side of --baseline: this process imports memscope from MEMSCOPE_BENCH_ROOT."""
+    import pickle  # the bench's own temporary file, never a capture
+
+    from memscope.capture import CaptureSink, read_capture
+
+    with open(events_path, "rb") as f:
+        evs = pickle.load(f)
+    n = len(evs)
+    res: dict[str, float] = {}
+    sink = CaptureSink(out, "w")
+    inside = 0.0
+    t = time.perf_counter()
+    for i in range(0, n, 8192):
+        t1 = time.perf_counter()
+        sink.write(evs[i : i + 8192])
+        inside += time.perf_counter() - t1
+    sink.close()
+    res["write_s"] = inside
+    res["write_close_s"] = time.perf_counter() - t
+    res["bytes"] = sink.path.stat().st_size
+    del evs
+    t = time.perf_counter()
+    m = sum(1 for _ in read_capture(sink.path).events())
+    res["read_s"] = time.perf_counter() - t
+    assert m == n, (m, n)
+    base = live(n, _Discard())
+    cap = CaptureSink(out, "live")
+    t = live(n, cap)
+    t0 = time.perf_counter()
+    cap.close()
+    res["live_overhead_ns"] = (t + time.perf_counter() - t0 - base) / n * 1e9
+    if family:
+        from memscope.reporters.json_report import write_json
+
+        t = time.perf_counter()
+        write_json([sink.path], Path(out) / "json", "bench")
+        res["read_json_s"] = time.perf_counter() - t
+    print(json.dumps(res))
+
+
+def compare(ref: str, evs: list[tuple], work: Path, repeat: int, family: bool) -> dict:
+    """Before (git revision ``ref``) and after (this tree), alternating fresh processes."""
+    import pickle
+    import tarfile
+
+    base = work / "baseline"
+    base.mkdir(exist_ok=True)
+    arch = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "memscope"],
+                          capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=__import__("io").BytesIO(arch)) as tf:
+        tf.extractall(base)
+    ep = work / "events.pickle"
+    with open(ep, "wb") as f:
+        pickle.dump(evs, f, protocol=pickle.HIGHEST_PROTOCOL)
+    sides = {"before": base, "after": ROOT}
+    best: dict[str, dict[str, float]] = {k: {} for k in sides}
+    for r in range(repeat):
+        for side, root in sides.items():
+            out = work / f"{side}{r}"
+            out.mkdir()
+            env = {**os.environ, "MEMSCOPE_BENCH_ROOT": str(root), "MEMSCOPE_CAPTURE": "0"}
+            cmd = [sys.executable, __file__, "--worker", str(ep), str(out)]
+            if family and r == 0:
+                cmd.append("--family")
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+            for k, v in json.loads(p.stdout.splitlines()[-1]).items():
+                best[side][k] = min(best[side].get(k, v), v)
+    best["_meta"] = {"ref": ref, "events": len(evs), "repeat": repeat}  # type: ignore[assignment]
+    return best
+
+
+def print_compare(best: dict) -> None:
+    meta = best["_meta"]
+    n = meta["events"]
+    ref, repeat = meta["ref"], meta["repeat"]
+    print(f"\nbefore = {ref}, after = working tree; {n:,} events; best of {repeat}")
+    print(f"{'measure':34s} {'before':>12s} {'after':>12s} {'ratio':>7s}")
+    rows = [
+        ("write: time in sink.write (s)", "write_s", 1),
+        ("write + close (s)", "write_close_s", 1),
+        ("capture bytes/event", "bytes", 1 / n),
+        ("read all events (s)", "read_s", 1),
+        ("live hot path + sink, ns/event", "live_overhead_ns", 1),
+        ("read + JSON family (s)", "read_json_s", 1),
+    ]
+    for label, key, scale in rows:
+        if key in best["before"] and key in best["after"]:
+            b, a = best["before"][key] * scale, best["after"][key] * scale
+            print(f"{label:34s} {b:12.3f} {a:12.3f} {b / a if a else 0:6.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--out", default=None)
     ap.add_argument("--no-peaks", action="store_true")
+    ap.add_argument("--baseline", default=None, help="git revision to compare against")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--family", action="store_true", help="with --baseline: time the JSON family")
+    ap.add_argument("--worker", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        worker(args.worker[0], args.worker[1], args.family)
+        return
     import orjson
 
     from memscope.capture import CaptureSink, read_capture
@@ -128,6 +273,8 @@ def main() -> None:
             s, p = peak_of(kind, cap, work / f"peak_{kind}")
             peaks[kind] = {"seconds": round(s, 2), "peak_bytes": p}
         res["reporters"] = peaks
+    if args.baseline:
+        res["compare"] = compare(args.baseline, evs, work, args.repeat, args.family)
     print(json.dumps(res, indent=2))
     print(
         f"\n{n:,} events: capture {size / 1e6:.1f} MB ({size / n:.2f} B/event), JSON "
@@ -135,6 +282,8 @@ def main() -> None:
         f"larger); write {w:.2f} s ({n / w / 1e6:.2f} M events/s); read {r:.2f} s; "
         f"read + JSON family {rj:.2f} s"
     )
+    if args.baseline:
+        print_compare(res["compare"])  # type: ignore[arg-type]
     if args.out is None:
         import shutil
 

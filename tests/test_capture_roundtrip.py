@@ -292,3 +292,124 @@ def test_fork_writes_separate_captures(tmp_path: Path) -> None:
     assert cc.header.flags & F.FLAG_FORKED and cc.header.complete
     assert cc.processes[0].pid == child and cc.processes[0].ppid == parent
     assert pc.header.complete
+
+
+def test_sampled_events_round_trip(tmp_path: Path) -> None:
+    """SAMPLED (14) rows: alone, mixed with binds in stream order, through the sink."""
+    from memscope.capture import CaptureSink
+    from memscope.events import BIND, SAMPLED
+
+    evs: list[tuple[int, ...]] = []
+    for i in range(3000):
+        evs.append((BIND, 1000 + 3 * i, i % 7, i, 5000 + i, 1, 28, -1, -1, -1, -1))
+        if i % 100 == 99:
+            evs.append((SAMPLED, 1001 + 3 * i, i % 7, 64, i // 100))
+    p = write_capture(tmp_path / "s.memscope", evs, batch=777)
+    assert list(read_capture(p).events()) == evs
+    only = [(SAMPLED, 10 + i, i, 2**i, 2**40 + i) for i in range(40)]
+    p = write_capture(tmp_path / "o.memscope", only)
+    assert list(read_capture(p).events()) == only
+    sink = CaptureSink(tmp_path, "sampled")
+    sink.write(evs[:1500])
+    sink.write(evs[1500:])
+    sink.close()
+    assert list(read_capture(sink.path).events()) == evs
+
+
+def test_int64_rows_all_byte_planes(tmp_path: Path) -> None:
+    """Rows of ints take the byte-plane columns: extremes, negatives, constant and varying
+    planes, one row, rows of another length of the same kind, and a huge int."""
+    lo, hi = -(2**63), 2**63 - 1
+    evs = [
+        (8, lo, hi, -1, 0, 1, 255, 256, -256, 2**32, -(2**32)),
+        *[(8, i, -i, i * 2**40, -1, 7, i % 256, 2**56 + i, lo + i, hi - i, 0) for i in range(500)],
+        (6, 1, 2, 3, 4, 5),
+        (7, hi, lo),
+    ]
+    p = write_capture(tmp_path / "i.memscope", evs)
+    cap = read_capture(p)
+    assert list(cap.events()) == evs
+    assert all(type(v) is int for e in cap.events() for v in e)
+    assert write_capture(tmp_path / "one.memscope", evs[:1]) and list(
+        read_capture(tmp_path / "one.memscope").events()
+    ) == evs[:1]
+    mixed = [(7, 1, 2), (7, 3), (7, 2**64, 1), (7, 5, 6), (7,), (7,)]
+    p = write_capture(tmp_path / "m.memscope", mixed)
+    assert list(read_capture(p).events()) == mixed
+
+
+def test_int_rows_are_stored_as_plain_ints(tmp_path: Path) -> None:
+    """Documented: in a group of all-integer rows, int subclasses come back as the equal
+    plain int (the runtime only emits ints there); elsewhere bools stay bools."""
+    evs = [(9, 1, True, 3), (9, 2, False, 4), (13, 5, True, "x")]
+    got = list(read_capture(write_capture(tmp_path / "b.memscope", evs)).events())
+    assert got == evs
+    assert type(got[0][2]) is int and type(got[2][2]) is bool
+
+
+def test_user_records_counted_for_small_and_large_site_ids(tmp_path: Path) -> None:
+    evs = [
+        (1, 0, "/app/user.py", "user", "f", 3, 1),
+        (1, 1, os.__file__, "os", "g", 3, 1),
+        (2, 5, 0, 1, 1, "a", 1),  # user
+        (2, 6, 1, 1, 1, "b", 1),  # stdlib
+        (2, 300, 0, 1, 1, "c", 1),  # user, id >= 256
+        *[(8, i, (5, 6)[i % 2], 1, i, 1, 28, -1, -1, -1, -1) for i in range(100)],
+    ]
+    h = read_capture(write_capture(tmp_path / "u.memscope", evs)).header
+    assert h.user_records == 50
+    evs.extend((8, 200 + i, (300, 6)[i % 2], 1, i, 1, 28, -1, -1, -1, -1) for i in range(10))
+    h = read_capture(write_capture(tmp_path / "v.memscope", evs)).header
+    assert h.user_records == 55
+
+
+def _set_major(p: Path, major: int) -> None:
+    raw = bytearray(p.read_bytes())
+    raw[8:10] = struct.pack("<H", major)
+    raw[F.HEADER_CRC_AT : F.HEADER_SIZE] = struct.pack("<I", F.crc32(raw[: F.HEADER_CRC_AT]))
+    p.write_bytes(bytes(raw))
+
+
+def test_version_1_captures_still_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1.0 capture (only the general column encodings) reads; a byte-plane column in a
+    file that says 1.x is refused (that encoding is 2.0)."""
+    from memscope.capture.writer import Encoder
+
+    p = write_capture(tmp_path / "new.memscope", EVENTS)
+    assert read_capture(p).header.major == 2
+    _set_major(p, 1)
+    with pytest.raises(CaptureError, match="unknown column encoding 4"):
+        list(read_capture(p).events())
+    monkeypatch.setattr(Encoder, "_int_group", lambda self, k, group, parts: False)
+    p = write_capture(tmp_path / "old.memscope", EVENTS)
+    _set_major(p, 1)
+    cap = read_capture(p)
+    assert cap.header.major == 1 and list(cap.events()) == EVENTS
+
+
+def test_corrupt_byte_plane_column_lengths(tmp_path: Path) -> None:
+    """The reader checks a byte-plane column's length against its mask and row count."""
+    from memscope.capture.reader import _column, _Cur
+
+    # plane 0 stored (1, 2, 3); planes 1..7 one byte each (0 0 0 0 0 0 0xff)
+    good = bytes([F.COL_I64_PLANES, 11, 0b1, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0xFF])
+    assert _column(_Cur(good, 0), [], 3, 2) == [v - 2**56 for v in (1, 2, 3)]
+    for bad in (bytes([F.COL_I64_PLANES, 0]), bytes([F.COL_I64_PLANES, 2, 0, 0])):
+        with pytest.raises(CaptureError, match="byte-plane column"):
+            _column(_Cur(bad, 0), [], 3, 2)
+    with pytest.raises(CaptureError, match="byte-plane column"):
+        _column(_Cur(good, 0), [], 4, 2)
+
+
+def test_failed_write_leaves_an_incomplete_readable_capture(tmp_path: Path) -> None:
+    w = CaptureWriter(tmp_path / "f.memscope")
+    w.write(EVENTS[:7])
+    os.close(w.fd)
+    w.fd = os.open(os.devnull, os.O_RDONLY)  # writes now fail
+    with pytest.raises(OSError):
+        w.write(EVENTS[7:])
+    w.write(EVENTS[7:])  # after a failure: counted as dropped, nothing written
+    w.close()
+    assert w.failed and w.dropped == 2 * len(EVENTS[7:])
+    cap = read_capture(w.path)
+    assert not cap.header.complete and list(cap.events()) == EVENTS[:7]

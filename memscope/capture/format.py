@@ -8,7 +8,8 @@ Layout::
     chunk*           each: CHUNK_HEAD (16 bytes) + payload (zlib-compressed or not)
 
 Everything is little-endian. Numbers in payloads are packed: whole columns of int64
-(delta-coded for times, byte-shuffled so zlib sees long runs) or LEB128 varints.
+(byte-shuffled so zlib sees long runs, byte planes that are one repeated byte stored as
+that byte) or LEB128 varints.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"MEMSCOPE"
-VERSION_MAJOR = 1  # incompatible changes bump this; readers refuse a newer major
+VERSION_MAJOR = 2  # incompatible changes bump this; readers refuse a newer major
 VERSION_MINOR = 0  # compatible additions (new chunk kinds readers skip, header fields)
+# 2.0: column encoding I64_PLANES (4); everything else as in 1.0, which readers still read
 
 # ---- header --------------------------------------------------------------------------
 # magic, major, minor, header_size, export_mode, runtime_mode, flags, processes,
@@ -70,11 +72,14 @@ CF_ZLIB = 1 << 0  # chunk payload is a zlib stream
 MAX_CHUNK = 64 << 20  # largest stored payload a reader accepts
 MAX_RAW = 256 << 20  # largest uncompressed payload a reader accepts
 MAX_DEPTH = 4  # nesting of generic tuples
+MAX_COLS = 64  # columns of one event group (fields after the kind)
+MAX_GROUPS = 256  # event groups in one chunk (one per kind)
 
 # ---- column encodings inside event groups -------------------------------------------
 COL_I64 = 1  # int64, byte-shuffled
 COL_I64_DELTA = 2  # int64 differences from the previous value (first from 0), shuffled
 COL_STR = 3  # int64 string-table indices, byte-shuffled
+COL_I64_PLANES = 4  # int64, byte-shuffled, byte planes that are one repeated byte elided
 COL_GENERIC = 5  # one generic value per row
 
 LAYOUT_COLUMNS = 0
@@ -252,6 +257,33 @@ def pack_i64(values: Sequence[int] | Iterable[int]) -> bytes:
 def unpack_i64(data: bytes, n: int) -> array[int]:
     a = array("q")
     a.frombytes(unshuffle64(data, n))
+    if not LITTLE:
+        a.byteswap()
+    return a
+
+
+def unpack_planes(data: bytes, n: int) -> array[int] | None:
+    """An I64_PLANES column of ``n`` values, or None if its length does not match:
+    u8 mask, then for byte b = 0..7: ``n`` bytes if bit b of mask is set, else the one
+    byte every value has there."""
+    if not data:
+        return None
+    mask = data[0]
+    stored = bin(mask).count("1")
+    if len(data) != 1 + stored * n + (8 - stored):
+        return None
+    out = bytearray(n * 8)
+    pos = 1
+    for b in range(8):
+        if mask >> b & 1:
+            out[b::8] = data[pos : pos + n]
+            pos += n
+        else:
+            if data[pos]:
+                out[b::8] = data[pos : pos + 1] * n
+            pos += 1
+    a = array("q")
+    a.frombytes(out)
     if not LITTLE:
         a.byteswap()
     return a

@@ -23,8 +23,8 @@ from memscope.capture.format import CaptureError
 from memscope.events import PROC, Event
 
 TABLE_KINDS = frozenset((1, 2, 3, 4, 5))
-MAX_COLS = 64
-MAX_GROUPS = 256
+MAX_COLS = F.MAX_COLS
+MAX_GROUPS = F.MAX_GROUPS
 
 
 @dataclass
@@ -320,7 +320,8 @@ class CaptureFile:
                         if sections is not None and section not in sections:
                             continue
                         cur = _Cur(self._payload(f, ci), ci.offset)
-                        for ev in _events(cur, strings, k == F.CHUNK_TABLES):
+                        tables = k == F.CHUNK_TABLES
+                        for ev in _events(cur, strings, tables, self.header.major):
                             n += 1
                             yield section, ev
                     # FOOTER and unknown chunk kinds (newer minor versions) are skipped
@@ -400,10 +401,15 @@ def _generic(cur: _Cur, strings: list[str], depth: int) -> Any:
     raise cur.fail(f"unknown value tag {tag}")
 
 
-def _column(cur: _Cur, strings: list[str], n: int) -> Any:
+def _column(cur: _Cur, strings: list[str], n: int, major: int) -> Any:
     enc = cur.byte()
     nbytes = cur.uvarint()
     data = cur.take(nbytes)
+    if enc == F.COL_I64_PLANES and major >= 2:
+        planes = F.unpack_planes(data, n)
+        if planes is None:
+            raise cur.fail(f"byte-plane column of {nbytes} bytes for {n} rows")
+        return planes.tolist()
     if enc in (F.COL_I64, F.COL_I64_DELTA, F.COL_STR):
         if nbytes != n * 8:
             raise cur.fail(f"int column of {nbytes} bytes for {n} rows")
@@ -426,7 +432,9 @@ def _column(cur: _Cur, strings: list[str], n: int) -> Any:
     raise cur.fail(f"unknown column encoding {enc}")
 
 
-def _events(cur: _Cur, strings: list[str], tables_only: bool) -> Iterator[Event]:
+def _events(
+    cur: _Cur, strings: list[str], tables_only: bool, major: int = F.VERSION_MAJOR
+) -> Iterator[Event]:
     n = cur.count(1)
     tags = cur.take(n)
     ngroups = cur.uvarint()
@@ -447,7 +455,7 @@ def _events(cur: _Cur, strings: list[str], tables_only: bool) -> Iterator[Event]
             ncols = cur.uvarint()
             if ncols > MAX_COLS:
                 raise cur.fail(f"{ncols} columns")
-            cols = [_column(cur, strings, cnt) for _ in range(ncols)]
+            cols = [_column(cur, strings, cnt, major) for _ in range(ncols)]
             groups[k] = zip(repeat(k, cnt), *cols, strict=True)
         elif layout == F.LAYOUT_ROWS:
             sub = _Cur(cur.take(cur.uvarint()), cur.off)

@@ -5,20 +5,32 @@
 buffer; a kill mid-write leaves at most one torn chunk at the end, which the reader
 reports and skips). The header is written first and completed at ``close``.
 
+Encoding a batch is kept to a few C-level passes over the events, all on the caller's
+thread: the kind of every event (one ``bytes``), a stable sort by kind, and per kind
+one ``struct`` pack of all its rows (row-major int64) cut into byte planes with strided
+slices; planes that are one repeated byte are stored as that byte (``I64_PLANES``), so
+zlib (level 1) has little left to do. Groups that are not all int64 (table rows with
+strings, leaks, errors, ints beyond int64, rows of different lengths) take the general
+per-column path. A background compression thread was measured and rejected: it needs
+the GIL back after every zlib call and waits a switch interval (5 ms) each time while
+the program runs, so its queue fills and the program waits (docs/performance.md).
+
 ``CaptureSink`` is what ``memscope.capture.open_sink`` hands to ``memscope._hooks``:
-``write(events)``, ``after_fork(tables)``, ``iter_events()``, ``close()``, ``dropped``.
+``write(events)``, ``after_fork(tables)``, ``iter_events()``, ``close()``,
+``dropped``.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import sysconfig
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
-from itertools import compress
+from collections.abc import Callable, Iterable, Iterator
+from itertools import starmap
 from operator import itemgetter, sub
 from pathlib import Path
 from typing import Any
@@ -39,8 +51,13 @@ from memscope.events import (
 )
 
 TABLE_KINDS = frozenset((SCOPE, SITE, TYPE, THREAD, TASK))
-# kinds whose field 1 is a perf_counter_ns time (delta-coded)
+_TABLE_BYTES = bytes(sorted(TABLE_KINDS))
+# kinds whose field 1 is a perf_counter_ns time (delta-coded on the general path)
 TIMED_KINDS = frozenset((6, 7, BIND, UNBIND, 10, LEAK, ERROR, 14))
+
+Payload = tuple[int, bytes]  # (chunk kind, uncompressed payload)
+_KIND = itemgetter(0)
+_BYTE = [bytes((i,)) for i in range(256)]
 
 
 def _non_user_prefixes() -> tuple[str, ...]:
@@ -67,8 +84,41 @@ def is_user_file(file: str) -> bool:
     return not any(p == pre or p.startswith(pre + os.sep) for pre in _NON_USER)
 
 
+_PACKERS: dict[int, Callable[..., bytes]] = {}
+
+
+def _packer(width: int) -> Callable[..., bytes]:
+    """``struct`` packer of one row of ``width`` int64 (raises struct.error otherwise)."""
+    p = _PACKERS.get(width)
+    if p is None:
+        p = _PACKERS[width] = struct.Struct(f"<{width}q").pack
+    return p
+
+
+def _distinct(kinds: bytes) -> bytes:
+    """The distinct bytes of ``kinds``, sorted (a few C passes, one per distinct kind)."""
+    found = []
+    rest = kinds
+    while rest:
+        k = rest[0]
+        found.append(k)
+        rest = rest.replace(bytes((k,)), b"")
+    return bytes(sorted(found))
+
+
+def _kinds(events: list[Event]) -> bytes | None:
+    """The kind of every event as bytes, or None if some kind is not an int 0..255."""
+    try:
+        return bytes(map(_KIND, events))
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+
+
 class Encoder:
-    """Turns event batches into chunk bytes; owns the file's string intern table."""
+    """Turns event batches into chunk payloads; owns the file's string intern table.
+
+    ``frame`` (compression + checksum) touches no encoder state, so it may run in
+    another thread than the encoding."""
 
     def __init__(self, *, compress_level: int = 1) -> None:
         self.strings: dict[str, int] = {}
@@ -76,6 +126,7 @@ class Encoder:
         self.level = compress_level
         self.user_scopes: set[int] = set()
         self.user_sites: set[int] = set()
+        self._user_site_bytes = b""  # user sites below 256, for the one-byte fast count
         self.records = 0
         self.user_records = 0
         self.processes = 0
@@ -125,22 +176,22 @@ class Encoder:
 
     # ---- chunks --------------------------------------------------------------------
 
-    def chunk(self, kind: int, payload: bytes | bytearray) -> bytes:
+    def frame(self, kind: int, payload: bytes | bytearray) -> bytes:
+        """Chunk header + stored payload (zlib-compressed when that is smaller)."""
         raw_len = len(payload)
         flags = 0
         data: bytes | bytearray = payload
         if self.level and raw_len > 64:
-            z = zlib.compress(payload, self.level)
+            z = zlib.compress(payload, self.level)  # releases the GIL
             if len(z) < raw_len:
                 data, flags = z, F.CF_ZLIB
         head12 = F.CHUNK_STRUCT.pack(len(data), kind, flags, 0, raw_len, 0)[:12]
         crc = zlib.crc32(data, zlib.crc32(head12)) & 0xFFFFFFFF
-        self.chunks += 1
         return head12 + crc.to_bytes(4, "little") + bytes(data)
 
-    def strings_chunk(self) -> bytes:
+    def strings_payload(self) -> bytes | None:
         if not self.new_strings:
-            return b""
+            return None
         out = bytearray()
         F.put_uvarint(out, len(self.strings) - len(self.new_strings))
         F.put_uvarint(out, len(self.new_strings))
@@ -149,72 +200,142 @@ class Encoder:
             F.put_uvarint(out, len(b))
             out += b
         self.new_strings = []
-        return self.chunk(F.CHUNK_STRINGS, out)
+        return bytes(out)
 
-    def proc_chunk(self, ev: Event, extra: dict[str, Any]) -> bytes:
+    def proc_payload(self, ev: Event, extra: dict[str, Any]) -> bytes:
         out = bytearray()
         self.put_generic(out, tuple(ev[1:]), inline=True)
         self.put_generic(out, tuple(sorted(extra.items())), inline=True)
         self.processes += 1
-        return self.chunk(F.CHUNK_PROC, out)
+        return bytes(out)
 
-    def footer_chunk(self, dropped: int) -> bytes:
+    def footer_payload(self, dropped: int) -> bytes:
+        """The footer; ``chunks`` must already count every chunk written before it."""
         out = bytearray()
         vals = (self.records, self.user_records, dropped, self.processes, self.chunks + 1)
         for v in vals:
             F.put_uvarint(out, v)
-        return self.chunk(F.CHUNK_FOOTER, out)
+        return bytes(out)
 
-    def events_chunks(self, events: list[Event]) -> bytes:
-        """Encode a batch (no PROC events) as [strings] [tables] [strings] [events]."""
+    def events_payloads(self, events: list[Event], kinds: bytes) -> list[Payload]:
+        """Encode a batch without PROC events (``kinds``: the kind of each event) as the
+        payloads of its chunks, in file order: [STRINGS] [TABLES] [STRINGS] [EVENTS]."""
+        out: list[Payload] = []
         if not events:
-            return b""
-        n = 0
-        for ev in events:  # leading table rows go to a TABLES chunk
-            if ev[0] in TABLE_KINDS:
-                n += 1
-            else:
-                break
-        parts = []
+            return out
+        n = len(kinds) - len(kinds.lstrip(_TABLE_BYTES))  # leading table rows
         if n:
-            parts.append(self._encode(events[:n], F.CHUNK_TABLES))
+            self._encode(events[:n], kinds[:n], F.CHUNK_TABLES, out)
         if n < len(events):
-            parts.append(self._encode(events[n:] if n else events, F.CHUNK_EVENTS))
-        return b"".join(parts)
+            self._encode(events[n:] if n else events, kinds[n:], F.CHUNK_EVENTS, out)
+        return out
 
-    def _encode(self, events: list[Event], kind: int) -> bytes:
-        kinds = [ev[0] for ev in events]
-        tags = bytes(kinds)  # ValueError/TypeError if a kind is not 0..255 (caller drops)
-        out = bytearray()
-        F.put_uvarint(out, len(events))
-        out += tags
-        present = sorted(set(tags))
-        F.put_uvarint(out, len(present))
-        for k in present:
-            group = events if len(present) == 1 else list(compress(events, map(k.__eq__, kinds)))
-            self._track_tables(k, group)
-            out.append(k)
-            F.put_uvarint(out, len(group))
-            lens = set(map(len, group))
-            if len(lens) == 1 and (ncols := lens.pop() - 1) >= 0:
-                out.append(F.LAYOUT_COLUMNS)
-                F.put_uvarint(out, ncols)
-                cols = list(zip(*group, strict=True))[1:] if ncols else []
-                for ci, col in enumerate(cols):
-                    self._column(out, col, k in TIMED_KINDS and ci == 0)
-                if k == BIND and ncols >= 2 and self.user_sites:
-                    us = self.user_sites
-                    self.user_records += sum(1 for s in cols[1] if s in us)
-            else:
-                out.append(F.LAYOUT_ROWS)
-                rows = bytearray()
-                for ev in group:
-                    self.put_generic(rows, tuple(ev[1:]))
-                F.put_uvarint(out, len(rows))
-                out += rows
+    def _encode(self, events: list[Event], kinds: bytes, kind: int, out: list[Payload]) -> None:
+        parts: list[bytes | bytearray] = []
+        head = bytearray()
+        F.put_uvarint(head, len(events))
+        parts.append(head)
+        parts.append(kinds)
+        present = _distinct(kinds)
+        ng = bytearray()
+        F.put_uvarint(ng, len(present))
+        parts.append(ng)
+        if len(present) == 1:
+            groups = [(present[0], events)]
+        else:  # a stable sort by kind: each kind's rows stay in stream order
+            ordered = sorted(events, key=_KIND)
+            groups = []
+            i = 0
+            for k in present:
+                c = kinds.count(k)
+                groups.append((k, ordered[i : i + c]))
+                i += c
+        for k, group in groups:
+            if k == SCOPE or k == SITE:
+                self._track_tables(k, group)
+            gh = bytearray((k,))
+            F.put_uvarint(gh, len(group))
+            parts.append(gh)
+            if not self._int_group(k, group, parts):
+                parts.append(self._group(k, group))
         self.records += len(events)
-        body = self.chunk(kind, out)
-        return self.strings_chunk() + body
+        payload = b"".join(parts)
+        strings = self.strings_payload()  # before the chunk that refers to them
+        if strings is not None:
+            out.append((F.CHUNK_STRINGS, strings))
+        out.append((kind, payload))
+
+    def _int_group(self, k: int, group: list[Event], parts: list[bytes | bytearray]) -> bool:
+        """Fast path: every row of ``group`` has the same length and only int64 fields.
+        One struct pack of all rows (row-major); byte b of every value of column c is
+        one strided slice of it (a byte plane); a plane that is one repeated byte (the
+        high bytes of small numbers, the -1 of fields not recorded) is stored as that
+        byte (I64_PLANES)."""
+        width = len(group[0])
+        if width - 1 > F.MAX_COLS:
+            return False
+        try:
+            raw = b"".join(starmap(_packer(width), group))
+        except (struct.error, TypeError):  # a non-int, a huge int, or another length
+            return False
+        n = len(group)
+        head = bytearray((F.LAYOUT_COLUMNS,))
+        F.put_uvarint(head, width - 1)
+        parts.append(head)
+        step = 8 * width
+        for c in range(8, step, 8):
+            mask = 0
+            body: list[bytes] = []
+            for b in range(8):
+                plane = raw[c + b :: step]
+                one = _BYTE[plane[0]]
+                if plane == one * n:  # memset + memcmp: far cheaper than counting
+                    body.append(one)
+                else:
+                    mask |= 1 << b
+                    body.append(plane)
+            col = bytearray((F.COL_I64_PLANES,))
+            F.put_uvarint(col, 1 + len(body) + (n - 1) * mask.bit_count())
+            col.append(mask)
+            parts.append(col)
+            parts.extend(body)
+        if k == BIND and width >= 3 and self.user_sites:
+            self._count_user_binds(group, raw, width)
+        return True
+
+    def _count_user_binds(self, group: list[Event], raw: bytes, width: int) -> None:
+        """BIND rows at user sites (field 2), from the packed rows."""
+        n = len(group)
+        step = 8 * width
+        zero = bytes(n)
+        if all(raw[16 + b :: step] == zero for b in range(1, 8)):  # every site in 0..255
+            low = raw[16::step]
+            self.user_records += n - len(low.translate(None, self._user_site_bytes))
+        else:
+            us = self.user_sites
+            self.user_records += sum(map(us.__contains__, map(itemgetter(2), group)))
+
+    def _group(self, k: int, group: list[Event]) -> bytearray:
+        """General path for one kind: per-column encodings, or generic rows."""
+        out = bytearray()
+        lens = set(map(len, group))
+        if len(lens) == 1 and 0 <= (ncols := lens.pop() - 1) <= F.MAX_COLS:
+            out.append(F.LAYOUT_COLUMNS)
+            F.put_uvarint(out, ncols)
+            cols = list(zip(*group, strict=True))[1:] if ncols else []
+            for ci, col in enumerate(cols):
+                self._column(out, col, k in TIMED_KINDS and ci == 0)
+            if k == BIND and ncols >= 2 and self.user_sites:
+                us = self.user_sites
+                self.user_records += sum(map(us.__contains__, cols[1]))
+        else:
+            out.append(F.LAYOUT_ROWS)
+            rows = bytearray()
+            for ev in group:
+                self.put_generic(rows, tuple(ev[1:]))
+            F.put_uvarint(out, len(rows))
+            out += rows
+        return out
 
     def _column(self, out: bytearray, col: tuple[Any, ...], timed: bool) -> None:
         types = set(map(type, col))
@@ -262,6 +383,9 @@ class Encoder:
                         self.user_sites.add(ev[1])
                     else:
                         self.user_sites.discard(ev[1])
+                self._user_site_bytes = bytes(
+                    sorted(s for s in self.user_sites if type(s) is int and 0 <= s < 256)
+                )
         except Exception:
             pass
 
@@ -301,27 +425,50 @@ class CaptureWriter:
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self.offset = 0
         self.closed = False
+        self.failed = False  # a write failed: nothing more is written, not marked complete
         self.dropped = 0
         _write_all(self.fd, self.header.pack())
         self.offset = F.HEADER_SIZE
 
-    def _emit(self, data: bytes) -> None:
-        if data:
+    def _store(self, payloads: list[Payload], events: int) -> None:
+        """Frame ``payloads`` and append them with one ``os.write``. After a failed
+        write nothing more is written (a partial chunk stays the last thing in the
+        file) and the events are counted as dropped."""
+        if not payloads:
+            return
+        if self.failed:
+            self.dropped += events
+            return
+        data = b"".join([self.enc.frame(k, p) for k, p in payloads])
+        try:
             _write_all(self.fd, data)
-            self.offset += len(data)
+        except OSError:
+            self.failed = True
+            self.dropped += events
+            raise
+        self.offset += len(data)
+        self.enc.chunks += len(payloads)
 
     def write(self, events: list[Event]) -> None:
         """Append a batch; PROC events start a new process section."""
-        if not _has_proc(events):
-            self._batch(events)
+        if not events:
+            return
+        kinds = _kinds(events)
+        if kinds is None:
+            good = [ev for ev in events if _encodable_kind(ev)]
+            self.dropped += len(events) - len(good)
+            events = good
+            kinds = bytes(map(_KIND, events))
+        if PROC not in kinds:
+            self._batch(events, kinds)
             return
         start = 0
-        for i, ev in enumerate(events):
-            if ev[0] == PROC:
-                self._batch(events[start:i])
-                self.write_proc(ev, self.proc_extra())
+        for i, k in enumerate(kinds):
+            if k == PROC:
+                self._batch(events[start:i], kinds[start:i])
+                self.write_proc(events[i], self.proc_extra())
                 start = i + 1
-        self._batch(events[start:])
+        self._batch(events[start:], kinds[start:])
 
     def proc_extra(self) -> dict[str, Any]:
         h = self.header
@@ -332,25 +479,20 @@ class CaptureWriter:
         }
 
     def write_proc(self, ev: Event, extra: dict[str, Any]) -> None:
-        self._emit(self.enc.proc_chunk(ev, extra))
+        self._store([(F.CHUNK_PROC, self.enc.proc_payload(ev, extra))], 0)
 
-    def _batch(self, events: list[Event]) -> None:
-        if not events:
-            return
-        try:
-            data = self.enc.events_chunks(events)
-        except (ValueError, TypeError):
-            good = [ev for ev in events if _encodable_kind(ev)]
-            self.dropped += len(events) - len(good)
-            data = self.enc.events_chunks(good)
-        self._emit(data)
+    def _batch(self, events: list[Event], kinds: bytes) -> None:
+        if events:
+            self._store(self.enc.events_payloads(events, kinds), len(events))
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         try:
-            self._emit(self.enc.footer_chunk(self.dropped))
+            if self.failed:
+                return  # left incomplete: readable up to its last complete chunk
+            self._store([(F.CHUNK_FOOTER, self.enc.footer_payload(self.dropped))], 0)
             h = self.header
             h.flags |= F.FLAG_COMPLETE
             h.records = self.enc.records
@@ -360,6 +502,8 @@ class CaptureWriter:
             h.chunks = self.enc.chunks
             h.end_offset = self.offset
             os.pwrite(self.fd, h.pack(), 0)
+        except OSError:
+            pass  # the capture stays incomplete (COMPLETE clear): still readable
         finally:
             os.close(self.fd)
 
@@ -375,10 +519,6 @@ class CaptureWriter:
 
 _INT = {int}
 _STR = {str}
-
-
-def _has_proc(events: list[Event]) -> bool:
-    return any(map(PROC.__eq__, map(itemgetter(0), events)))
 
 
 def _encodable_kind(ev: Any) -> bool:
@@ -496,6 +636,7 @@ class CaptureSink:
                 self.writer.header.dropped = self.dropped
                 self.writer.dropped = max(self.writer.dropped, self.dropped)
                 self.writer.close()
+                self.dropped = max(self.dropped, self.writer.dropped)
 
 
 def write_capture(
