@@ -64,7 +64,7 @@ def test_writes_one_self_contained_file(full: Any, tmp_path: Path) -> None:
     assert not re.search(r"<(script|link|img|iframe)[^>]*\s(src|href)=", page, re.I)
     assert "@import" not in page and "url(http" not in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
-    assert page.count("<script") == 2  # the data block and the renderer
+    assert page.count("<script") == 3  # the data block, the raw detail, the renderer
     model = embedded_model(page)
     names = {(r["scope"], r["var"]) for r in model["vars"]}
     assert {("build_index", "table"), ("build_index", "alias"), ("build_index", "blob")} <= names
@@ -97,9 +97,9 @@ def test_hostile_names_are_escaped_everywhere(tmp_path: Path) -> None:
     an = synthetic_analysis(5_000, hostile=True)
     (p,) = html.write(an, tmp_path, "x", {"mode": HOSTILE, "python": HOSTILE, HOSTILE: HOSTILE})
     page = p.read_text(encoding="utf-8")
-    # only the page's own two script elements close; no hostile markup survives raw
-    assert page.count("</script>") == 2
-    assert page.count("<script") == 2
+    # only the page's own three script elements close; no hostile markup survives raw
+    assert page.count("</script>") == 3
+    assert page.count("<script") == 3
     for bad in ("<img", "<svg onload", "<!--", "<x>", "\u2028"):
         assert bad not in page
     # yet the data round-trips exactly: names are shown as text, unchanged
@@ -255,3 +255,76 @@ def test_meta_of_a_capture_is_shown_in_the_overview(tmp_path: Path) -> None:
     assert info["extra"] == {"complete": "False"}  # start_ns and lists stay out
     lanes = embedded_model(p.read_text(encoding="utf-8"))["lanes"]["proc"]
     assert lanes == [{"key": "111", "ppid": 1, "argv0": "app.py", "binds": an.binds}]
+
+
+RAW_RE = re.compile(
+    r'<script type="application/octet-stream" id="memscope-raw">([A-Za-z0-9+/=]*)</script>'
+)
+
+
+def raw_columns(page: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The raw detail decoded the way the page does: base64, zlib, typed columns."""
+    import base64
+    import zlib
+    from array import array
+
+    head = embedded_model(page)["raw"]
+    (b64,) = RAW_RE.findall(page)
+    data = zlib.decompress(base64.b64decode(b64))
+    assert len(data) == head["bytes"]
+    cols: dict[str, list[Any]] = {}
+    for name, kind, off in head["cols"]:
+        code, width = {"f64": ("d", 8), "i32": ("i", 4), "u8": ("B", 1)}[kind]
+        cols[name] = list(array(code, data[off : off + width * head["n"]]))
+    return head, cols
+
+
+def test_raw_detail_holds_every_binding_compressed_and_inert(tmp_path: Path) -> None:
+    an = synthetic_analysis(20_000, hostile=True)
+    (p,) = html.write(an, tmp_path, "raw", {})
+    page = p.read_text(encoding="utf-8")
+    head, cols = raw_columns(page)
+    bindings = an.all_bindings()
+    assert head["n"] == head["total"] == len(bindings) and head["omitted"] == 0
+    t0 = an.t_first
+    got = sorted(
+        (int(cols["t_bind"][i]) + t0, head["var_keys"][cols["var"][i]], int(cols["bytes"][i]))
+        for i in range(head["n"])
+    )
+    assert got == sorted((b.t_bind, b.key, b.bytes) for b in bindings)
+    # a variable with far more bindings than the table's history keeps them all here
+    model = embedded_model(page)
+    row = max(model["vars"], key=lambda r: r["binds"])
+    assert row["binds"] > len(row["history"])
+    assert sum(1 for v in cols["var"] if v == row["index"]) == row["binds"]
+
+
+def test_raw_detail_is_capped_and_says_how_many_were_left_out(tmp_path: Path) -> None:
+    an = synthetic_analysis(5_000)
+    (p,) = html.write(an, tmp_path, "cap", {}, raw_limit=100)
+    head, cols = raw_columns(p.read_text(encoding="utf-8"))
+    assert head["n"] == 100 == len(cols["var"])
+    assert head["omitted"] == an.binds - 100 > 0
+    assert cols["t_bind"] == sorted(cols["t_bind"])  # the earliest bound
+
+
+def test_streamed_report_equals_the_history_model(tmp_path: Path) -> None:
+    """report() streams (no history kept): the page's model is the same as from a
+    history-keeping analysis of the same capture."""
+    from memscope.capture.writer import write_capture
+    from memscope.reporters import load, report
+
+    cap = write_capture(
+        tmp_path / "s.memscope", synthetic_events(30_000), export_mode="full",
+        runtime_mode="full", start_ns=1,
+    )  # fmt: skip
+    (page_path,) = report(cap, tmp_path / "out", "s", "html")
+    streamed = embedded_model(page_path.read_text(encoding="utf-8"))
+    run = load.analyze(cap, keep_history=True)
+    assert not run.analysis.keep_history or run.analysis.history
+    (p2,) = html.write(run.analysis, tmp_path / "h", "s", run.meta)
+    kept = embedded_model(p2.read_text(encoding="utf-8"))
+    for k in ("overview", "series", "gantt", "scopes", "leaks", "buffers", "lanes", "graph"):
+        assert streamed[k] == kept[k], k
+    assert [r["key"] for r in streamed["vars"]] == [r["key"] for r in kept["vars"]]
+    assert streamed["raw"]["total"] == kept["raw"]["total"] == run.analysis.binds

@@ -77,11 +77,24 @@ def report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rep = JsonReport(out, name, pre.meta) if "json" in fmts else None
+    store = None
+    if html is not None or svg is not None:
+        # html and svg aggregate from bindings packed as they end, not from a history
+        from memscope.reporters._charts import Store
+
+        store = Store()
+
+    def attach(an: Any) -> None:
+        if rep is not None:
+            rep.attach(an)
+        if store is not None:
+            store.attach(an)
+
     try:
         run = pre.run(
-            keep_history=html is not None or svg is not None,
+            keep_history=False,
             on_binding_end=rep.on_binding_end if rep is not None else None,
-            attach=rep.attach if rep is not None else None,
+            attach=attach,
         )
     except BaseException:
         if rep is not None:
@@ -93,14 +106,16 @@ def report(
             run.analysis, kinds=run.kinds, sampled=run.sampled, seconds=run.seconds
         )
     if html is not None:
-        written += list(html.write(run.analysis, out, name, run.meta))
+        written += list(html.write(run.analysis, out, name, run.meta, store=store))
     if svg is not None:
         written.append(
-            svg.write_memory_analysis(run.analysis, out / f"{name}_memory_analysis.svg", run.meta)
+            svg.write_memory_analysis(
+                run.analysis, out / f"{name}_memory_analysis.svg", run.meta, store=store
+            )
         )
         written.append(
             svg.write_lifecycle_timeline(
-                run.analysis, out / f"{name}_lifecycle_timeline.svg", run.meta
+                run.analysis, out / f"{name}_lifecycle_timeline.svg", run.meta, store=store
             )
         )
     if "summary" in fmts:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import platform
 import re
+import zlib
+from array import array
 from collections.abc import Iterable
 from typing import Any
 
@@ -121,6 +123,170 @@ def _group_keys(b: Binding) -> tuple[str, str, str, str, str]:
     return (b.key, scope_key(b), b.type, thread_key(b), task_key(b))
 
 
+# ---- packed bindings --------------------------------------------------------------
+
+ENDS = ("live", "rebind", "unbind", "scope_exit", "final")
+_END_INDEX = {e: i for i, e in enumerate(ENDS)}
+
+
+class _Table:
+    """Strings interned to small ints, in order of first sight."""
+
+    __slots__ = ("index", "names")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def __call__(self, s: str) -> int:
+        i = self.index.get(s)
+        if i is None:
+            i = self.index[s] = len(self.names)
+            self.names.append(s)
+        return i
+
+
+class Store:
+    """Every binding of a run as packed columns (about 90 bytes a binding, against
+    several hundred for a ``Binding`` object), filled while the analysis streams
+    (``attach``) or from an analysis that kept its history (``from_analysis``).
+
+    Everything the model shows is computed from these columns, exactly; the columns
+    are also the raw detail the dashboard embeds (``raw_block``)."""
+
+    def __init__(self) -> None:
+        self.tb = array("q")
+        self.tu = array("q")
+        self.oid = array("q")
+        self.nbytes = array("q")
+        self.size = array("q")
+        self.deep = array("q")
+        self.addr = array("q")
+        self.bufsize = array("q")
+        self.pid = array("q")
+        self.var = array("i")
+        self.type = array("i")
+        self.thread = array("i")
+        self.task = array("i")
+        self.line = array("i")
+        self.nal = array("i")
+        self.end = array("b")
+        self.vars = _Table()  # variable keys (module:scope:var)
+        self.var_label: list[str] = []  # scope.var
+        self.var_scope: list[str] = []  # module:scope
+        self.types = _Table()
+        self.threads = _Table()
+        self.tasks = _Table()
+        self.aliases: dict[int, set[str]] = {}  # var -> up to 12 alias labels
+        # object lives with a known end (finalized): first variable, times, size
+        self.o_var = array("i")
+        self.o_t0 = array("q")
+        self.o_t1 = array("q")
+        self.o_size = array("q")
+        self.o_oid = array("q")
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self.tb)
+
+    def var_index(self, key: str, label: str, scope: str) -> int:
+        n = len(self.vars.names)
+        i = self.vars(key)
+        if i == n:
+            self.var_label.append(label)
+            self.var_scope.append(scope)
+        return i
+
+    def add(self, b: Binding) -> None:
+        vi = self.vars.index.get(b.key)
+        if vi is None:
+            vi = self.var_index(b.key, var_label(b), scope_key(b))
+        self.tb.append(b.t_bind)
+        self.tu.append(b.t_unbind)
+        self.oid.append(b.oid)
+        self.nbytes.append(b.bytes)
+        self.size.append(b.size)
+        self.deep.append(b.deep)
+        self.addr.append(b.addr)
+        self.bufsize.append(b.bufsize)
+        self.pid.append(b.pid)
+        self.var.append(vi)
+        self.type.append(self.types(b.type))
+        self.thread.append(self.threads(thread_key(b)))
+        self.task.append(self.tasks(task_key(b)))
+        self.line.append(b.line)
+        self.nal.append(len(b.aliases))
+        self.end.append(_END_INDEX.get(b.end, 0))
+        if b.aliases:
+            al = self.aliases.get(vi)
+            if al is None:
+                al = self.aliases[vi] = set()
+            if len(al) < 12:
+                al.update(b.aliases[:12])
+
+    def add_object(self, life: ObjectLife) -> None:
+        vi = self.vars.index.get(life.first_key)
+        if vi is None:
+            scope = life.first_var.rpartition(".")[0]
+            module = life.first_key[: -(len(life.first_var) + 1)] if life.first_key else "?"
+            vi = self.var_index(life.first_key, life.first_var, f"{module}:{scope}")
+        self.o_var.append(vi)
+        self.o_t0.append(life.t_first)
+        self.o_t1.append(life.t_final)
+        self.o_size.append(life.size)
+        self.o_oid.append(life.oid)
+
+    def attach(self, an: Analysis) -> None:
+        """Record ``an``'s bindings as they end and its objects as they are finalized
+        (chaining any callbacks already set); ``close`` adds what is still live."""
+        prev_b = an.on_binding_end
+        prev_o = an.on_object_end
+        add, add_object = self.add, self.add_object
+        if prev_b is None:
+            an.on_binding_end = add
+        else:
+
+            def on_b(b: Binding) -> None:
+                prev_b(b)
+                add(b)
+
+            an.on_binding_end = on_b
+        if prev_o is None:
+            an.on_object_end = add_object
+        else:
+
+            def on_o(life: ObjectLife) -> None:
+                prev_o(life)
+                add_object(life)
+
+            an.on_object_end = on_o
+
+    def close(self, an: Analysis) -> Store:
+        """Add the bindings still live at the end (once)."""
+        if not self._closed:
+            self._closed = True
+            for b in an.active():
+                self.add(b)
+        return self
+
+    @classmethod
+    def from_analysis(cls, an: Analysis) -> Store:
+        st = cls()
+        for b in an.history:
+            st.add(b)
+        for life in an.finished_objects:
+            st.add_object(life)
+        return st.close(an)
+
+    @classmethod
+    def from_bindings(cls, bindings: Iterable[Binding]) -> Store:
+        st = cls()
+        for b in bindings:
+            st.add(b)
+        st._closed = True
+        return st
+
+
 # ---- the model --------------------------------------------------------------------
 
 
@@ -130,7 +296,7 @@ def _top(weights: dict[str, int], k: int) -> list[str]:
 
 def build_series(
     an: Analysis,
-    bindings: list[Binding],
+    bindings: list[Binding] | Store,
     *,
     t0: int,
     t1: int,
@@ -138,6 +304,7 @@ def build_series(
     top_k: int = 10,
 ) -> dict[str, Any]:
     """Stacked, peak-preserving time series for every grouping of ``GROUPINGS``."""
+    st = bindings if isinstance(bindings, Store) else Store.from_bindings(bindings)
     # which groups get their own layer: the largest by peak, the rest is "(other)"
     weights: list[dict[str, int]] = [
         {k: v.peak_bytes for k, v in an.vars.items()},
@@ -154,15 +321,29 @@ def build_series(
     span = max(t1 - t0, 1)
     nb = max(1, buckets)
 
-    # events: (t, order, binding index); ends (0) sort before starts (1) at equal t
-    evs: list[tuple[int, int, int]] = []
-    gidx: list[tuple[int, ...]] = []
-    for i, b in enumerate(bindings):
-        keys = _group_keys(b)
-        gidx.append(tuple(index[g].get(keys[g], sizes[g] - 1) for g in range(ng)))
-        evs.append((b.t_bind, 1, i))
-        evs.append((b.t_unbind if b.t_unbind >= 0 else t1, 0, i))
-    evs.sort()
+    # each binding's layer in every grouping, through its variable / type / thread / task
+    def slots(g: int, names: list[str]) -> list[int]:
+        return [index[g].get(k, sizes[g] - 1) for k in names]
+
+    s_var = slots(0, st.vars.names)
+    s_scope = slots(1, st.var_scope)
+    s_type = slots(2, st.types.names)
+    s_thread = slots(3, st.threads.names)
+    s_task = slots(4, st.tasks.names)
+    col_var, col_type, col_thread, col_task = st.var, st.type, st.thread, st.task
+
+    def gidx(i: int) -> tuple[int, int, int, int, int]:
+        v = col_var[i]
+        return (
+            s_var[v], s_scope[v], s_type[col_type[i]], s_thread[col_thread[i]],
+            s_task[col_task[i]],
+        )  # fmt: skip
+
+    n = len(st)
+    tb = st.tb
+    tue = array("q", (x if x >= 0 else t1 for x in st.tu))
+    starts = sorted(range(n), key=tb.__getitem__)
+    ends = sorted(range(n), key=tue.__getitem__)
 
     state = [[0] * sizes[g] for g in range(ng)]
     total = 0
@@ -180,9 +361,9 @@ def build_series(
         out_total[bi] = best
         for g in range(ng):
             col = out_vals[g]
-            st = best_state[g]
+            stt = best_state[g]
             for j in range(sizes[g]):
-                col[j][bi] = st[j]
+                col[j][bi] = stt[j]
 
     def fill_to(bi: int) -> None:
         # buckets (filled..bi) had no change: they hold the current state
@@ -191,29 +372,44 @@ def build_series(
             out_total[e] = total
             for g in range(ng):
                 col = out_vals[g]
-                st = state[g]
+                stt = state[g]
                 for j in range(sizes[g]):
-                    col[j][e] = st[j]
+                    col[j][e] = stt[j]
         filled = max(filled, bi)
+
+    owner_g: dict[int, tuple[int, ...]] = {}  # binding index -> its layers, while live
 
     def move(oid_rec: list[Any], new_owner: int, new_bytes: int) -> None:
         nonlocal total
         old_owner = oid_rec[1]
         old_bytes = oid_rec[0]
         if old_owner >= 0:
-            og = gidx[old_owner]
+            og = owner_g[old_owner]
             for g in range(ng):
                 state[g][og[g]] -= old_bytes
             total -= old_bytes
         if new_owner >= 0:
-            ng_ = gidx[new_owner]
+            ng_ = owner_g[new_owner]
             for g in range(ng):
                 state[g][ng_[g]] += new_bytes
             total += new_bytes
         oid_rec[0] = new_bytes
         oid_rec[1] = new_owner
 
-    for t, start, i in evs:
+    oids, nbytes_col = st.oid, st.nbytes
+    si = ei = 0
+    while si < n or ei < n:
+        # ends sort before starts at the same time
+        if ei < n and (si >= n or tue[ends[ei]] <= tb[starts[si]]):
+            i = ends[ei]
+            ei += 1
+            t = tue[i]
+            start = False
+        else:
+            i = starts[si]
+            si += 1
+            t = tb[i]
+            start = True
         bi = min(nb - 1, (t - t0) * nb // span) if t > t0 else 0
         if bi != cur:
             close_bucket(cur)
@@ -222,12 +418,13 @@ def build_series(
             cur = bi
             best = total
             best_state = [s[:] for s in state]
-        b = bindings[i]
-        rec = live.get(b.oid)
+        oid = oids[i]
+        rec = live.get(oid)
         if start:
-            nbytes = b.bytes
+            owner_g[i] = gidx(i)
+            nbytes = nbytes_col[i]
             if rec is None:
-                rec = live[b.oid] = [0, -1, [i]]
+                rec = live[oid] = [0, -1, [i]]
                 move(rec, i, nbytes)
             else:
                 rec[2].append(i)
@@ -240,9 +437,10 @@ def build_series(
                 continue
             if not members:
                 move(rec, -1, 0)
-                del live[b.oid]
+                del live[oid]
             elif rec[1] == i:
                 move(rec, members[0], rec[0])
+            owner_g.pop(i, None)
         if total > best:
             best = total
             best_state = [s[:] for s in state]
@@ -333,10 +531,12 @@ def build_model(
     max_nodes: int = 60,
     max_buffers: int = 500,
     with_series: bool = True,
+    store: Store | None = None,
 ) -> dict[str, Any]:
     """The whole report model (JSON-ready); relative times are ns since the first event."""
     meta = dict(meta or {})
-    bindings = an.all_bindings()
+    st = store.close(an) if store is not None else Store.from_analysis(an)
+    nrec = len(st)
     t0 = an.t_first if an.t_first >= 0 else 0
     t1 = max(an.t_last, t0)
     span = max(t1 - t0, 1)
@@ -345,65 +545,69 @@ def build_model(
         return -1 if t < 0 else t - t0
 
     leak_oids = {lk.get("oid") for lk in an.leaks}
+    tb, tu, oids, col_var = st.tb, st.tu, st.oid, st.var
+    thread_names, task_names = st.threads.names, st.tasks.names
 
     # ---- per-variable aggregates the analysis does not keep -------------------------
-    per: dict[str, dict[str, Any]] = {}
-    by_id: dict[int, str] = {}
+    nv = len(st.vars.names)
+    v_shallow = [-1] * nv
+    v_deep = [-1] * nv
+    v_live = [0] * nv
+    v_first = [-1] * nv
+    v_life = [-1] * nv
+    v_leak = [False] * nv
+    v_threads: list[set[int]] = [set() for _ in range(nv)]
+    v_rows: list[list[int]] = [[] for _ in range(nv)]  # binding indices of each variable
     # first/last activity of each thread and task, bindings per pid (for the lanes)
-    lane_span: dict[str, dict[str, list[int]]] = {"thread": {}, "task": {}}
+    th_span: dict[int, list[int]] = {}
+    tk_span: dict[int, list[int]] = {}
     pids: dict[int, int] = {}
-    th_span, tk_span = lane_span["thread"], lane_span["task"]
-    for b in bindings:
-        by_id[b.id] = b.key
-        end = b.t_unbind if b.t_unbind >= 0 else t1
-        for spans_, lane in ((th_span, thread_key(b)), (tk_span, task_key(b))):
+    size_c, deep_c, th_c, tk_c, pid_c = st.size, st.deep, st.thread, st.task, st.pid
+    for i in range(nrec):
+        v = col_var[i]
+        b_t = tb[i]
+        u = tu[i]
+        end = u if u >= 0 else t1
+        for spans_, lane in ((th_span, th_c[i]), (tk_span, tk_c[i])):
             sp = spans_.get(lane)
             if sp is None:
-                spans_[lane] = [b.t_bind, end]
-            elif end > sp[1]:
-                sp[1] = end
-        pids[b.pid] = pids.get(b.pid, 0) + 1
-        d = per.get(b.key)
-        if d is None:
-            d = per[b.key] = {
-                "shallow": -1,
-                "deep": -1,
-                "aliases": set(),
-                "live": 0,
-                "hist": [],
-                "first": b.t_bind,
-                "thread_names": set(),
-                "lifetime": -1,
-                "leak": False,
-                "buffer": False,
-            }
-        if b.size > d["shallow"]:
-            d["shallow"] = b.size
-        if b.deep > d["deep"]:
-            d["deep"] = b.deep
-        if len(d["aliases"]) < 12:
-            d["aliases"].update(b.aliases[:12])
-        d["thread_names"].add(thread_key(b))
-        held = (b.t_unbind if b.t_unbind >= 0 else t1) - b.t_bind
-        if held > d["lifetime"]:
-            d["lifetime"] = held
-        if b.t_unbind < 0:
-            d["live"] += 1
-        if b.oid in leak_oids:
-            d["leak"] = True
-        if b.addr >= 0 or b.bufsize >= 0:
-            d["buffer"] = True
-        hist = d["hist"]
-        hist.append(b)
-        if len(hist) > 2 * history_per_var:
-            del hist[:history_per_var]
+                spans_[lane] = [b_t, end]
+            else:
+                if b_t < sp[0]:
+                    sp[0] = b_t
+                if end > sp[1]:
+                    sp[1] = end
+        p = pid_c[i]
+        pids[p] = pids.get(p, 0) + 1
+        if size_c[i] > v_shallow[v]:
+            v_shallow[v] = size_c[i]
+        if deep_c[i] > v_deep[v]:
+            v_deep[v] = deep_c[i]
+        if v_first[v] < 0 or b_t < v_first[v]:
+            v_first[v] = b_t
+        v_threads[v].add(th_c[i])
+        if end - b_t > v_life[v]:
+            v_life[v] = end - b_t
+        if u < 0:
+            v_live[v] += 1
+        if oids[i] in leak_oids:
+            v_leak[v] = True
+        v_rows[v].append(i)
+    lane_span = {
+        "thread": {thread_names[k]: sp for k, sp in th_span.items()},
+        "task": {task_names[k]: sp for k, sp in tk_span.items()},
+    }
 
     # ---- variables table ------------------------------------------------------------
     top_vars = an.top_variables(max_vars)
     var_rows = []
+    end_c, nal_c, line_c, type_c = st.end, st.nal, st.line, st.type
+    type_names = st.types.names
     for vs in top_vars:
-        d = per.get(vs.key, {})
-        hist = d.get("hist", [])[-history_per_var:]
+        v = st.vars.index.get(vs.key, -1)
+        hist: list[int] = []
+        if v >= 0:
+            hist = sorted(v_rows[v], key=lambda i: (tb[i], i))[-history_per_var:]
         var_rows.append(
             {
                 "key": clean(vs.key),
@@ -413,37 +617,38 @@ def build_model(
                 "file": clean(vs.file),
                 "line": vs.line,
                 "types": [clean(t) for t in sorted(vs.types)][:8],
-                "shallow": d.get("shallow", -1),
-                "deep": d.get("deep", -1),
+                "shallow": v_shallow[v] if v >= 0 else -1,
+                "deep": v_deep[v] if v >= 0 else -1,
                 "peak": vs.peak_bytes,
                 "total": vs.total_bytes,
                 "binds": vs.binds,
-                "lifetime": d.get("lifetime", vs.max_lifetime_ns),
-                "live": d.get("live", 0),
-                "aliases": [clean(a) for a in sorted(d.get("aliases", ()))],
-                "threads": [clean(t) for t in sorted(d.get("thread_names", ()))],
-                "leak": bool(d.get("leak", False)),
+                "lifetime": v_life[v] if v >= 0 else vs.max_lifetime_ns,
+                "live": v_live[v] if v >= 0 else 0,
+                "aliases": [clean(a) for a in sorted(st.aliases.get(v, ()))],
+                "threads": sorted({clean(thread_names[t]) for t in v_threads[v]}) if v >= 0 else [],
+                "leak": v_leak[v] if v >= 0 else False,
+                "index": v,
                 "history": [
                     [
-                        rel(b.t_bind),
-                        rel(b.t_unbind),
-                        clean(b.type),
-                        b.size,
-                        b.deep,
-                        b.end,
-                        clean(thread_key(b)),
-                        clean(task_key(b)),
-                        len(b.aliases),
-                        b.line,
+                        rel(tb[i]),
+                        rel(tu[i]),
+                        clean(type_names[type_c[i]]),
+                        size_c[i],
+                        deep_c[i],
+                        ENDS[end_c[i]],
+                        clean(thread_names[th_c[i]]),
+                        clean(task_names[tk_c[i]]),
+                        nal_c[i],
+                        line_c[i],
                     ]
-                    for b in reversed(hist)
+                    for i in reversed(hist)
                 ],
             }
         )
 
     # ---- time series ----------------------------------------------------------------
     series = (
-        build_series(an, bindings, t0=t0, t1=t1, buckets=buckets, top_k=top_k)
+        build_series(an, st, t0=t0, t1=t1, buckets=buckets, top_k=top_k)
         if with_series
         else {"t": [], "step": 1, "total": [], "groups": {}, "peak": 0}
     )
@@ -451,30 +656,35 @@ def build_model(
     # ---- Gantt: rows = variables (grouped by scope), merged binding + object spans ----
     quantum = span / max(gantt_resolution, 1)
     chosen = [vs.key for vs in an.top_variables(gantt_rows)]
-    chosen_set = set(chosen)
-    spans: dict[str, list[tuple[int, int, int, bool]]] = {k: [] for k in chosen}
-    for b in bindings:
-        lst = spans.get(b.key)
-        if lst is not None:
-            end = b.t_unbind if b.t_unbind >= 0 else t1
-            lst.append((rel(b.t_bind), rel(end), b.bytes, b.oid in leak_oids))
+    nbytes_c = st.nbytes
+    spans: dict[str, list[tuple[int, int, int, bool]]] = {}
     objs: dict[str, list[tuple[int, int, int, bool]]] = {k: [] for k in chosen}
+    for k in chosen:
+        v = st.vars.index.get(k, -1)
+        spans[k] = [
+            (rel(tb[i]), rel(tu[i] if tu[i] >= 0 else t1), nbytes_c[i], oids[i] in leak_oids)
+            for i in (v_rows[v] if v >= 0 else ())
+        ]
     open_end: dict[str, int] = {}
     # object lifetimes where the end is known: finalized, or leaked (alive at the end);
     # objects that could not be weak-referenced have no known end and are not drawn
-    lives: list[tuple[ObjectLife, bool]] = [(life, True) for life in an.finished_objects]
-    lives += [(life, False) for life in an.objects.values() if life.oid in leak_oids]
-    for life, finished in lives:
-        key = by_id.get(life.first_binding)
-        if key is None or key not in chosen_set:
+    var_names = st.vars.names
+    for j in range(len(st.o_var)):
+        lst = objs.get(var_names[st.o_var[j]])
+        if lst is not None:
+            o_end = st.o_t1[j] if st.o_t1[j] >= 0 else t1
+            lst.append((rel(st.o_t0[j]), rel(o_end), st.o_size[j], st.o_oid[j] in leak_oids))
+    for life in an.objects.values():
+        if life.oid not in leak_oids:
             continue
-        end = life.t_final if finished and life.t_final >= 0 else t1
-        if not finished:
-            open_end[key] = open_end.get(key, 0) + 1
-        objs[key].append((rel(life.t_first), rel(end), life.size, life.oid in leak_oids))
+        lst = objs.get(life.first_key)
+        if lst is not None:
+            open_end[life.first_key] = open_end.get(life.first_key, 0) + 1
+            lst.append((rel(life.t_first), rel(t1), life.size, True))
     rows: list[dict[str, Any]] = []
     for k in chosen:
         vs = an.vars[k]
+        v = st.vars.index.get(k, -1)
         s = sorted(spans[k])
         o = sorted(objs[k])
         rows.append(
@@ -483,15 +693,16 @@ def build_model(
                 "var": clean(vs.var),
                 "scope": clean(vs.scope),
                 "module": clean(vs.module),
-                "first": rel(per[k]["first"]) if k in per else 0,
+                "first": rel(v_first[v]) if v >= 0 else 0,
                 "peak": vs.peak_bytes,
                 "binds": vs.binds,
-                "leak": bool(per.get(k, {}).get("leak", False)),
+                "leak": v_leak[v] if v >= 0 else False,
                 "segs": _merge(s, quantum, gantt_resolution),
                 "objs": _merge(o, quantum, gantt_resolution),
                 "open_objects": open_end.get(k, 0),
             }
         )
+    del spans, objs, v_rows
     scope_first: dict[str, int] = {}
     for r in rows:
         sk = f"{r['module']}:{r['scope']}"
@@ -575,36 +786,41 @@ def build_model(
     # ---- buffers ----------------------------------------------------------------------
     bufs: dict[str, dict[str, Any]] = {}
     addr_users: dict[int, set[str]] = {}
-    for b in bindings:
-        if b.addr < 0 and b.bufsize < 0:
-            continue
-        d = bufs.get(b.key)
+    addr_c, bufsize_c = st.addr, st.bufsize
+    for i in sorted((i for i in range(nrec) if addr_c[i] >= 0 or bufsize_c[i] >= 0),
+                    key=lambda i: (tb[i], i)):  # fmt: skip
+        v = col_var[i]
+        key = var_names[v]
+        label = st.var_label[v]
+        addr, bsz = addr_c[i], bufsize_c[i]
+        d = bufs.get(key)
         if d is None:
-            d = bufs[b.key] = {
-                "key": clean(b.key),
-                "var": clean(b.var),
-                "scope": clean(b.scope),
-                "file": clean(b.file),
-                "line": b.line,
+            vs_ = an.vars.get(key)
+            d = bufs[key] = {
+                "key": clean(key),
+                "var": clean(vs_.var if vs_ else label.rpartition(".")[2]),
+                "scope": clean(vs_.scope if vs_ else label.rpartition(".")[0]),
+                "file": clean(vs_.file if vs_ else "?"),
+                "line": line_c[i],
                 "types": set(),
-                "addr": b.addr,
-                "bufsize": b.bufsize,
-                "bytes": b.bytes,
+                "addr": addr,
+                "bufsize": bsz,
+                "bytes": nbytes_c[i],
                 "binds": 0,
                 "live": 0,
-                "first": rel(b.t_bind),
+                "first": rel(tb[i]),
                 "lifetime": -1,
             }
-        d["types"].add(clean(b.type))
+        d["types"].add(clean(type_names[type_c[i]]))
         d["binds"] += 1
-        d["addr"] = b.addr
-        d["bufsize"] = max(d["bufsize"], b.bufsize)
-        d["bytes"] = max(d["bytes"], b.bytes)
-        d["live"] += 1 if b.t_unbind < 0 else 0
-        held = (b.t_unbind if b.t_unbind >= 0 else t1) - b.t_bind
+        d["addr"] = addr
+        d["bufsize"] = max(d["bufsize"], bsz)
+        d["bytes"] = max(d["bytes"], nbytes_c[i])
+        d["live"] += 1 if tu[i] < 0 else 0
+        held = (tu[i] if tu[i] >= 0 else t1) - tb[i]
         d["lifetime"] = max(d["lifetime"], held)
-        if b.addr > 0:
-            addr_users.setdefault(b.addr, set()).add(f"{b.scope}.{b.var}")
+        if addr > 0:
+            addr_users.setdefault(addr, set()).add(label)
     buf_rows = sorted(bufs.values(), key=lambda d: -max(d["bufsize"], 0))[:max_buffers]
     # views: buffers whose address ranges overlap (a NumPy slice inside its base ...)
     ranges = [
@@ -674,7 +890,7 @@ def build_model(
             procs.append({"key": clean(p), "ppid": 0, "argv0": "", "binds": n})
 
     # ---- overview ---------------------------------------------------------------------
-    st = an.stats()
+    stats = an.stats()
     raw_counters = meta.get("counters")
     counters: dict[str, Any] = raw_counters if isinstance(raw_counters, dict) else {}
     overview = {
@@ -689,9 +905,9 @@ def build_model(
         "variables": len(an.vars),
         "scopes": len(an.by_scope),
         "types": len(an.by_type),
-        "scopes_entered": st["scopes_entered"],
+        "scopes_entered": stats["scopes_entered"],
         "objects_finalized": an.finals,
-        "duration": st["duration_ns"],
+        "duration": stats["duration_ns"],
         "threads": len(an.threads) or len(an.by_thread),
         "tasks": len(an.tasks),
         "processes": max(len(procs), 1),
@@ -743,3 +959,90 @@ def build_model(
         },
         "errors": [[rel(t), clean(w), clean(m)] for t, w, m in an.errors[:50]],
     }
+
+
+# ---- raw detail -------------------------------------------------------------------
+
+RAW_LIMIT = 1_000_000
+"""Bindings embedded in the dashboard's raw detail at most (the earliest bound; beyond
+this the page says how many were left out and points to the JSON reports)."""
+
+# (name, typed-array kind) in the order the columns are laid out; f64 first keeps every
+# column aligned for its typed array
+RAW_COLUMNS = (
+    ("t_bind", "f64"),  # ns since the first event
+    ("held", "f64"),  # t_unbind - t_bind, or -1 while live at the end
+    ("bytes", "f64"),  # what it accounts for (deep where recorded, else shallow)
+    ("size", "f64"),
+    ("deep", "f64"),
+    ("pid", "f64"),
+    ("var", "i32"),  # index into raw.vars
+    ("type", "i32"),
+    ("thread", "i32"),
+    ("task", "i32"),
+    ("obj", "i32"),  # dense object number (bindings of one object share it)
+    ("line", "i32"),
+    ("aliases", "i32"),
+    ("end", "u8"),  # index into raw.ends
+)
+
+
+def raw_block(st: Store, t0: int, limit: int = RAW_LIMIT) -> tuple[dict[str, Any], str]:
+    """(header for the model, base64 text) of the raw detail: the first ``limit``
+    bindings by bind time as zlib-compressed little-endian columns. The text is base64
+    (``A-Z a-z 0-9 + / =``), so it can neither close its element nor be executed."""
+    import base64
+    import sys
+
+    n_all = len(st)
+    tb, tu = st.tb, st.tu
+    order = sorted(range(n_all), key=tb.__getitem__)[: max(0, limit)]
+    n = len(order)
+    objno: dict[int, int] = {}
+    oids = st.oid
+
+    def column(name: str) -> array[Any]:
+        if name == "t_bind":
+            return array("d", (float(tb[i] - t0) for i in order))
+        if name == "held":
+            return array("d", (float(tu[i] - tb[i]) if tu[i] >= 0 else -1.0 for i in order))
+        if name == "obj":
+            return array("i", (objno.setdefault(oids[i], len(objno)) for i in order))
+        src: array[Any] = {
+            "bytes": st.nbytes, "size": st.size, "deep": st.deep, "pid": st.pid,
+            "var": st.var, "type": st.type, "thread": st.thread, "task": st.task,
+            "line": st.line, "aliases": st.nal, "end": st.end,
+        }[name]  # fmt: skip
+        code = {"f64": "d", "i32": "i", "u8": "B"}[dict(RAW_COLUMNS)[name]]
+        return array(code, (src[i] for i in order))
+
+    comp = zlib.compressobj(6)
+    parts: list[bytes] = []
+    cols = []
+    off = 0
+    for name, kind in RAW_COLUMNS:
+        a = column(name)
+        if sys.byteorder == "big":  # pragma: no cover
+            a.byteswap()
+        data = a.tobytes()
+        cols.append([name, kind, off])
+        off += len(data)
+        parts.append(comp.compress(data))
+        del a, data
+    parts.append(comp.flush())
+    blob = b"".join(parts)
+    header = {
+        "n": n,
+        "total": n_all,
+        "omitted": n_all - n,
+        "limit": limit,
+        "bytes": off,
+        "cols": cols,
+        "vars": [clean(x) for x in st.var_label],
+        "var_keys": [clean(x) for x in st.vars.names],
+        "types": [clean(x) for x in st.types.names],
+        "threads": [clean(x) for x in st.threads.names],
+        "tasks": [clean(x) for x in st.tasks.names],
+        "ends": list(ENDS),
+    }
+    return header, base64.b64encode(blob).decode("ascii")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memscope.analysis import Analysis
-from memscope.reporters._charts import build_model, script_json
+from memscope.reporters._charts import RAW_LIMIT, Store, build_model, raw_block, script_json
 
 _ASSETS = Path(__file__).with_name("_assets")
 
@@ -23,10 +23,24 @@ def _asset(name: str) -> str:
     return (_ASSETS / name).read_text(encoding="utf-8")
 
 
-def render(analysis: Analysis, meta: dict[str, Any] | None = None, **options: Any) -> str:
-    """The dashboard as one HTML string."""
+def render(
+    analysis: Analysis,
+    meta: dict[str, Any] | None = None,
+    *,
+    store: Store | None = None,
+    raw_limit: int = RAW_LIMIT,
+    **options: Any,
+) -> str:
+    """The dashboard as one HTML string.
+
+    ``store``: the bindings packed while the analysis streamed (``Store.attach``), for
+    an analysis that did not keep its history. ``raw_limit``: at most this many bindings
+    go into the page's raw detail (every binding, compressed; the rest are counted)."""
     meta = dict(meta or {})
-    model = build_model(analysis, meta, **options)
+    st = store.close(analysis) if store is not None else Store.from_analysis(analysis)
+    model = build_model(analysis, meta, store=st, **options)
+    t0 = analysis.t_first if analysis.t_first >= 0 else 0
+    model["raw"], raw = raw_block(st, t0, raw_limit)
     title = f"memscope · {model['info']['name']}"
     # CSP: nothing may be fetched; inline script and style only
     csp = (
@@ -46,13 +60,22 @@ def render(analysis: Analysis, meta: dict[str, Any] | None = None, **options: An
         '<script type="application/json" id="memscope-data">'
         f"{script_json(model)}"
         "</script>\n"
+        # raw detail: base64 of zlib-compressed columns, inert (never executed), decoded
+        # by the renderer only when asked for (DecompressionStream)
+        f'<script type="application/octet-stream" id="memscope-raw">{raw}</script>\n'
         f"<script>\n{_asset('dashboard.js')}\n</script>\n"
         "</body>\n</html>\n"
     )
 
 
 def write(
-    analysis: Analysis, out_dir: Path, name: str, meta: dict[str, Any] | None = None
+    analysis: Analysis,
+    out_dir: Path,
+    name: str,
+    meta: dict[str, Any] | None = None,
+    *,
+    store: Store | None = None,
+    raw_limit: int = RAW_LIMIT,
 ) -> list[Path]:
     """Write ``<out_dir>/<name>_dashboard.html``; returns ``[path]``."""
     out_dir = Path(out_dir)
@@ -61,6 +84,6 @@ def write(
     meta.setdefault("name", name)
     path = out_dir / f"{name}_dashboard.html"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(analysis, meta), encoding="utf-8")
+    tmp.write_text(render(analysis, meta, store=store, raw_limit=raw_limit), encoding="utf-8")
     tmp.replace(path)
     return [path]

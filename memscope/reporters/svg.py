@@ -15,7 +15,7 @@ from typing import Any
 from xml.sax.saxutils import escape as _xml_escape
 
 from memscope.analysis import Analysis
-from memscope.reporters._charts import OTHER, build_model, fmt_bytes, fmt_ns
+from memscope.reporters._charts import OTHER, Store, build_model, fmt_bytes, fmt_ns
 
 PALETTE = (
     "#2f6fdb",
@@ -461,18 +461,37 @@ def _write(path: Path | str, text: str) -> Path:
 
 
 def write_memory_analysis(
-    analysis: Analysis, path: Path | str, meta: dict[str, Any] | None = None
+    analysis: Analysis,
+    path: Path | str,
+    meta: dict[str, Any] | None = None,
+    *,
+    store: Store | None = None,
 ) -> Path:
-    """Memory over time (stacked by variable), top variables, types and scopes."""
-    model = build_model(analysis, meta, buckets=400, top_k=8, max_vars=50, gantt_rows=0)
+    """Memory over time (stacked by variable), top variables, types and scopes.
+
+    ``store``: the bindings packed while the analysis streamed (``Store.attach``), for an
+    analysis that did not keep its history."""
+    model = build_model(
+        analysis, meta, buckets=400, top_k=8, max_vars=50, gantt_rows=0, store=store
+    )
     return _write(path, memory_svg(model))
 
 
 def write_lifecycle_timeline(
-    analysis: Analysis, path: Path | str, meta: dict[str, Any] | None = None
+    analysis: Analysis,
+    path: Path | str,
+    meta: dict[str, Any] | None = None,
+    *,
+    store: Store | None = None,
 ) -> Path:
     """A Gantt of binding and object lifetimes, rows grouped by scope."""
     model = build_model(
-        analysis, meta, max_vars=1, gantt_rows=45, gantt_resolution=500, with_series=False
+        analysis,
+        meta,
+        max_vars=1,
+        gantt_rows=45,
+        gantt_resolution=500,
+        with_series=False,
+        store=store,
     )
     return _write(path, timeline_svg(model))
