@@ -47,7 +47,7 @@ def _is_inserted(s: ast.stmt) -> bool:
         t = s.targets[0]
         return isinstance(t, ast.Name) and _reserved(t.id)
     if isinstance(s, ast.ImportFrom):
-        return s.module == "memscope" and any(a.asname == "_memscope_hooks" for a in s.names)
+        return any(a.asname is not None and _reserved(a.asname) for a in s.names)
     if isinstance(s, ast.Delete):
         return all(isinstance(t, ast.Name) and _reserved(t.id) for t in s.targets)
     return False

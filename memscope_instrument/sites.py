@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain, repeat
+from typing import Any
 
 from memscope.events import BindKind, ScopeKind
 
-__all__ = ["BindKind", "ScopeKind", "SiteTable"]
+__all__ = ["BindKind", "ScopeKind", "SiteTable", "comprehension"]
 
 
 @dataclass
@@ -39,3 +42,41 @@ class SiteTable:
     def render(self) -> tuple[str, str]:
         """The two tuple literals, as Python source (one line each)."""
         return repr(tuple(self.scopes)), repr(tuple(self.sites))
+
+
+class _CompInstance:
+    """One comprehension instance: enters at the first step of its iterator, exits when
+    the iterator is freed (see :func:`comprehension`)."""
+
+    __slots__ = ("enter", "exit", "scope", "tok")
+
+    def __init__(self, handle: Any, scope: int) -> None:
+        self.enter = handle.enter
+        self.exit = handle.exit
+        self.scope = scope
+        self.tok = 0
+
+    def start(self, _: object) -> Any:
+        self.tok = tok = self.enter(self.scope, -1)
+        return repeat(tok)
+
+    def __del__(self) -> None:
+        if self.tok:
+            self.exit(self.tok)
+
+
+def comprehension(handle: Any, scope: int) -> Any:
+    """Runtime helper of instrumented comprehensions (``Options(comprehensions=True)``):
+    ``comprehension(h, S)(iterable)`` is ``zip(toks, iterable)``, where ``toks`` calls
+    ``h.enter(S, -1)`` when first stepped (the first thing the comprehension's own
+    frame does) and then repeats that token forever. Everything between the user's
+    code and ``iterable`` is C (``partial``, ``zip``, ``chain``, ``map``, ``repeat``):
+    ``iter(iterable)`` runs in the caller as without instrumentation, and an exception
+    from the iterable has no extra frame in its traceback. The instance state is
+    referenced only from that iterator chain, so the instance exits when the
+    comprehension drops its iterator: it finished or raised (once its traceback is
+    gone), or the generator expression was exhausted, closed or collected. A
+    generator expression that is never stepped never enters.
+    """
+    st = _CompInstance(handle, scope)
+    return partial(zip, chain.from_iterable(map(st.start, (0,))))

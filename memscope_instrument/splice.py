@@ -201,11 +201,7 @@ class Splicer:
         return sc.tok if sc.tok else "0"
 
     def tok_for(self, owner: _Scope, here: _Scope) -> str:
-        if owner is here:
-            return self.tok(here)
-        if owner.kind == "module":
-            return self.T.MTOK if here.kind != "module" else self.T.TOK
-        return "0"
+        return str(self.i.tok_name(owner, here))
 
     def bind_name(self, name: str, node: ast.AST, scope: _Scope, kind: BindKind) -> str:
         site, owner = self.i.site_for(name, node, scope, kind)
@@ -224,7 +220,8 @@ class Splicer:
         i = self.i
         if isinstance(n, ast.NamedExpr):
             assert isinstance(n.target, ast.Name)
-            site, owner = i.site_for(n.target.id, n.target, sc, BindKind.WALRUS)
+            site, owner = i.site_for(n.target.id, n.target, i.walrus_scope(sc),
+                                     BindKind.WALRUS)
             ln, col = self.start(n.value)
             self.put(ln, col, f"{self.T.H}.bind({site}, (")
             self._visit(n.value, sc)
@@ -275,26 +272,49 @@ class Splicer:
             self.put(el, ec, closer)
 
     def _comprehension(self, n: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp,
-                       sc: _Scope) -> None:
+                       parent: _Scope) -> None:
+        """A comprehension is a scope of its own (``Options.comprehensions``)::
+
+            [e for t in it if c]
+            -> [e for (_memscope_q, t) in _memscope_c(_memscope_, S)(it)
+                  if (_memscope_.bind(N, t, _memscope_q), True)[-1] if c]
+
+        ``_memscope_c(h, S)`` (``memscope_instrument.sites.comprehension``) returns
+        ``functools.partial(zip, toks)``: ``zip`` (C) calls ``iter(it)`` in the
+        enclosing scope, where Python does; ``toks`` calls ``enter`` at the first step
+        of the comprehension's own frame and then repeats the token, so each element
+        comes with it and the targets are bound with it; the instance exits when the
+        iterator is freed (the comprehension finished, raised, or the generator
+        expression was exhausted, closed or collected). Only C code runs between the
+        user's code and the iterable, so tracebacks are unchanged.
+        """
         i = self.i
+        sc = i.comp_scope(n, parent)
         kids: list[ast.AST] = [n.key, n.value] if isinstance(n, ast.DictComp) else [n.elt]
-        for g in n.generators:
-            names: list[ast.Name] = []
-            self.T._target_parts(g.target, names, [], [])
-            qual = sc.child_qual("<comprehension>")
-            idx = i.table.add_scope(qual, ScopeKind.COMPREHENSION, g.target.lineno)
-            sites = [(i.table.add_site(t.lineno, i.col(t), idx, t.id, BindKind.FOR), t.id)
-                     for t in names]
+        for k, g in enumerate(n.generators):
+            sites = i.comp_sites(g, sc)
             self._visit(g.target, sc)
-            self._visit(g.iter, sc)
+            wrap = k == 0 and sc.tok is not None
+            if wrap:
+                tl, tc = self.start(g.target)
+                self.put(tl, tc, f"({self.T.QTOK}, (")
+                tl, tc = self.end(g.target)
+                self.put(tl, tc, "))")
+                il, ic = self.start(g.iter)
+                self.put(il, ic, f"{self.T.COMP}({self.T.H}, {sc.index})(")
+            self._visit(g.iter, parent if k == 0 else sc)
+            if wrap:
+                il, ic = self.end(g.iter)
+                self.put(il, ic, ")")
             if sites:
                 ln, col = self._after_iter(g.iter)
-                binds = "".join(self.call("bind", s, nm, 0) + ", " for s, nm in sites)
+                tok = self.tok(sc)
+                binds = "".join(self.call("bind", s, nm, tok) + ", " for s, nm in sites)
                 self.put(ln, col, f" if ({binds}True)[-1]")
             for c in g.ifs:
                 self._visit(c, sc)
-        for k in kids:
-            self._visit(k, sc)
+        for kid in kids:
+            self._visit(kid, sc)
 
     def _after_iter(self, it: ast.expr) -> tuple[int, int]:
         """The position right after a comprehension's iterable, its parentheses included."""
@@ -569,7 +589,9 @@ class Splicer:
         qual = scope.child_qual(a.name)
         idx = i.table.add_scope(qual, kind, a.lineno)
         light = i.uses_locals(a)
-        sc = T._Scope(idx, qual, "function", scope, None if light else T.TOK)
+        sc = T._Scope(idx, qual, "function", scope, None if light else T.TOK, node=a)
+        if not light and i.needs_alias(a):
+            sc.alias = f"{T.ALIAS}{idx}"
         i.declarations(a, a.body, sc)
         first, params = i.param_sites(a.args, sc)
         if light:
@@ -578,7 +600,8 @@ class Splicer:
             self.scope_body(a, sc, start, None)
         else:
             enter = self.call("enter", idx, first if params else -1, *params)
-            self.scope_body(a, sc, [f"{T.TOK} = {enter}"], self.call("exit", T.TOK))
+            alias = f" = {sc.alias}" if sc.alias else ""
+            self.scope_body(a, sc, [f"{T.TOK}{alias} = {enter}"], self.call("exit", T.TOK))
         self.def_bind(a, scope, BindKind.FUNC_DEF)
 
     def classdef(self, a: ast.ClassDef, scope: _Scope) -> None:

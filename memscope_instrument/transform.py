@@ -44,7 +44,7 @@ __all__ = [
     "instrument_source",
 ]
 
-TRANSFORM_VERSION = "2"
+TRANSFORM_VERSION = "3"
 HOOKS_CONTRACT = 1  # memscope._hooks.HOOKS_VERSION this output targets
 ALREADY_INSTRUMENTED_MARKER = "# memscope: instrumented"
 SKIP_FILE = "memscope: skip-file"
@@ -54,6 +54,12 @@ H = "_memscope_"  # the module handle
 TOK = "_memscope_s"  # per scope instance token (functions, lambdas, module)
 MTOK = "_memscope_m"  # the module instance token, for `global` names bound in functions
 CTOK = "__memscope_c__"  # class-body token: a dunder is neither mangled nor an Enum member
+QTOK = "_memscope_q"  # comprehension instance token: a target of the comprehension itself
+COMP = "_memscope_c"  # module global: memscope_instrument.sites.comprehension
+ALIAS = "_memscope_n"  # + scope index: a function's token for its inner `nonlocal` binds
+COMP_IMPORT = f"from memscope_instrument.sites import comprehension as {COMP}"
+_COMP_NAMES = {"ListComp": "<listcomp>", "SetComp": "<setcomp>", "DictComp": "<dictcomp>",
+               "GeneratorExp": "<genexpr>"}
 _PLACEHOLDER = "_memscope_prologue_9d1c7e_"
 
 
@@ -160,6 +166,35 @@ def _own_walk(nodes: Sequence[ast.AST]) -> Iterator[ast.AST]:
         stack.extend(ast.iter_child_nodes(n))
 
 
+def _local_names(node: ast.AST) -> set[str]:
+    """Names a def binds in its own scope (parameters included, comprehension targets
+    not): where ``nonlocal`` finds a name."""
+    out: set[str] = set()
+    args = getattr(node, "args", None)
+    if isinstance(args, ast.arguments):
+        out.update(p.arg for p in (*args.posonlyargs, *args.args, *args.kwonlyargs))
+        out.update(v.arg for v in (args.vararg, args.kwarg) if v is not None)
+    body = getattr(node, "body", [])
+    nodes = list(_own_walk(body if isinstance(body, list) else [body]))
+    comp_targets = {id(x) for n in nodes if isinstance(n, ast.comprehension)
+                    for x in ast.walk(n.target)}
+    for n in nodes:
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and \
+                id(n) not in comp_targets:
+            out.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            out.update((al.asname or al.name).split(".")[0] for al in n.names)
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            out.add(n.name)
+        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+            out.add(n.name)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            out.add(n.rest)
+    return out
+
+
 def _target_parts(t: ast.expr, names: list[ast.Name], attrs: list[ast.Attribute],
                   other: list[ast.expr]) -> None:
     if isinstance(t, ast.Name):
@@ -240,11 +275,13 @@ def _prefix(body: cst.BaseSuite, small: list[cst.BaseSmallStatement]) -> cst.Bas
 class _Scope:
     index: int
     qualname: str
-    kind: str  # "module" | "class" | "function" | "lambda"
+    kind: str  # "module" | "class" | "function" | "lambda" | "comp"
     parent: _Scope | None
     tok: str | None  # name holding the instance token, None = light mode (tok 0)
     globals: set[str] = field(default_factory=set)
     nonlocals: set[str] = field(default_factory=set)
+    node: ast.AST | None = None  # the def (for `nonlocal` resolution)
+    alias: str | None = None  # closure-visible copy of the token (see ALIAS)
 
     def tok_expr(self) -> cst.BaseExpression:
         return _name(self.tok) if self.tok else cst.Integer("0")
@@ -252,7 +289,7 @@ class _Scope:
     def child_qual(self, name: str) -> str:
         if self.kind == "module":
             return name
-        if self.kind == "class":
+        if self.kind in ("class", "comp"):
             return f"{self.qualname}.{name}"
         return f"{self.qualname}.<locals>.{name}"
 
@@ -295,7 +332,8 @@ class _ExprRewriter(cst.CSTTransformer):
         self.scopes: list[_Scope] = [scope]
         self.walrus: list[tuple[int, _Scope]] = []
         self.lambdas: list[tuple[_Scope | None, int, list[str]]] = []
-        self.comps: list[list[tuple[int, str]]] = []
+        self.comps: list[list[Any]] = []  # [scope, generators, next generator, for_in]
+        self.compfor: list[tuple[list[tuple[int, str]], _Scope, bool]] = []
 
     def _next(self, typ: type) -> ast.AST:
         if self.i >= len(self.targets):
@@ -308,7 +346,7 @@ class _ExprRewriter(cst.CSTTransformer):
 
     def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
         a = cast(ast.NamedExpr, self._next(ast.NamedExpr))
-        sc = self.scopes[-1]
+        sc = self.inst.walrus_scope(self.scopes[-1])
         site, owner = self.inst.site_for(a.target.id, a.target, sc, BindKind.WALRUS)
         self.walrus.append((site, owner))
         return True
@@ -354,29 +392,65 @@ class _ExprRewriter(cst.CSTTransformer):
                                rpar=[cst.RightParen()])
         return updated.with_changes(body=_call("exit_value", tokset, updated.body))
 
-    # comprehensions (only when Options.comprehensions)
+    # comprehensions (only when Options.comprehensions): see Splicer._comprehension
+    def _visit_comp(self, node: Any) -> bool:
+        if not self.inst.options.comprehensions:
+            return True
+        a = cast(ast.expr, self._next(ast.expr))
+        if type(a).__name__ not in _COMP_NAMES:
+            raise _Mismatch
+        sc = self.inst.comp_scope(a, self.scopes[-1])
+        self.comps.append([sc, cast(Any, a).generators, 0, node.for_in])
+        self.scopes.append(sc)
+        return True
+
+    def _leave_comp(self, original: Any, updated: Any) -> Any:
+        if self.inst.options.comprehensions:
+            self.comps.pop()
+            self.scopes.pop()
+        return updated
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comp
+    leave_ListComp = leave_SetComp = _leave_comp  # type: ignore[assignment]
+    leave_DictComp = leave_GeneratorExp = _leave_comp  # type: ignore[assignment]
+
     def visit_CompFor(self, node: cst.CompFor) -> bool:
         if not self.inst.options.comprehensions:
             return True
-        a = cast(ast.expr, self._next(ast.expr))  # the comprehension's target
-        names: list[ast.Name] = []
-        _target_parts(a, names, [], [])
-        sc = self.scopes[-1]
-        qual = sc.child_qual("<comprehension>")
-        idx = self.inst.table.add_scope(qual, ScopeKind.COMPREHENSION, a.lineno)
-        sites = [(self.inst.table.add_site(n.lineno, self.inst.col(n), idx, n.id,
-                                           BindKind.FOR), n.id) for n in names]
-        self.comps.append(sites)
+        rec = self.comps[-1]
+        gens = rec[1]
+        if rec[2] >= len(gens):
+            raise _Mismatch
+        g = gens[rec[2]]
+        rec[2] += 1
+        sc = rec[0]
+        self.compfor.append((self.inst.comp_sites(g, sc), sc, node is rec[3]))
         return True
+
+    def visit_CompFor_iter(self, node: cst.CompFor) -> None:
+        # the outermost iterable is evaluated in the enclosing scope
+        if self.inst.options.comprehensions:
+            sc = self.scopes[-1]
+            self.scopes.append(sc.parent if self.compfor[-1][2] and sc.parent else sc)
+
+    def leave_CompFor_iter(self, node: cst.CompFor) -> None:
+        if self.inst.options.comprehensions:
+            self.scopes.pop()
 
     def leave_CompFor(self, original: cst.CompFor, updated: cst.CompFor) -> cst.CompFor:
         if not self.inst.options.comprehensions:
             return updated
-        sites = self.comps.pop()
+        sites, sc, first = self.compfor.pop()
+        tok = sc.tok_expr()
+        if first and sc.tok:
+            target = cst.Tuple([cst.Element(_name(QTOK)), cst.Element(_paren(updated.target))],
+                               lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+            it = cst.Call(cst.Call(_name(COMP), [cst.Arg(_name(H)), cst.Arg(_int(sc.index))]),
+                          [cst.Arg(updated.iter)])
+            updated = updated.with_changes(target=target, iter=it)
         if not sites:
             return updated
-        binds = [cst.Element(_call("bind", _int(s), _name(n), cst.Integer("0")))
-                 for s, n in sites]
+        binds = [cst.Element(_call("bind", _int(s), _name(n), tok)) for s, n in sites]
         test = cst.Subscript(cst.Tuple([*binds, cst.Element(_name("True"))]),
                              [cst.SubscriptElement(cst.Index(_int(-1)))])
         return updated.with_changes(ifs=[cst.CompIf(test), *updated.ifs])
@@ -404,6 +478,8 @@ class _Instrumenter:
         self.idx = _LineIndex(self.lines, {k: v for k, v in needles.items() if v})
         self.idx.hits.setdefault("ignore", [])
         self.debt = 0  # output lines inserted minus blank lines absorbed, so far
+        self.used_comp = False  # a comprehension instance needs COMP in the prologue
+        self._local_names: dict[int, set[str]] = {}
 
     # -- notes
     def skip(self, reason: str, line: int) -> None:
@@ -452,12 +528,64 @@ class _Instrumenter:
             assert s is not None
             return s, BindKind.GLOBAL
         if name in scope.nonlocals:
+            # the nearest enclosing function scope where the name is local
             s = scope.parent
-            while s is not None and (s.kind == "class" or name in s.nonlocals):
+            while s is not None and s.kind != "module" and (
+                    s.kind in ("class", "comp") or name in s.nonlocals
+                    or not self.binds_locally(s, name)):
                 s = s.parent
             if s is not None and s.kind != "module":
                 return s, BindKind.NONLOCAL
         return scope, None
+
+    def binds_locally(self, sc: _Scope, name: str) -> bool:
+        """Does the def ``sc`` bind ``name`` in its own scope (``nonlocal`` lookup)?"""
+        if sc.node is None:
+            return True
+        got = self._local_names.get(id(sc.node))
+        if got is None:
+            got = _local_names(sc.node)
+            self._local_names[id(sc.node)] = got
+        return name in got
+
+    def needs_alias(self, a: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """Does a def nested in ``a`` declare ``nonlocal`` a name local to ``a``?"""
+        if not self.idx.any("decl", a.lineno, a.end_lineno or a.lineno):
+            return False
+        inner: set[str] = set()
+        for n in ast.walk(a):
+            if isinstance(n, ast.Nonlocal) and n.lineno > a.lineno:
+                inner.update(n.names)
+        if not inner:
+            return False
+        own: set[str] = set()
+        for n in _own_walk(a.body):
+            if isinstance(n, (ast.Nonlocal, ast.Global)):
+                own.update(n.names)
+        local = _local_names(a)
+        return any(x in local and x not in own for x in inner)
+
+    def tok_name(self, owner: _Scope, here: _Scope) -> str:
+        """The expression (source) for ``owner``'s instance token, read in ``here``."""
+        if owner is here:
+            return here.tok or "0"
+        if owner.kind == "module":
+            return MTOK if here.kind != "module" else TOK
+        if owner.tok is None:
+            return "0"
+        s: _Scope | None = here
+        direct = True  # only comprehensions in between: the owner's own token name
+        while s is not None and s is not owner:
+            if s.tok is None:  # a light scope in between: a free name would show in
+                return "0"     # its locals()
+            if s.kind != "comp":
+                direct = False
+            s = s.parent
+        if s is None:
+            return "0"
+        if direct:
+            return owner.tok
+        return owner.alias or "0"  # nonlocal: the alias the owner set at its enter
 
     def site_for(self, name: str, node: ast.AST, scope: _Scope,
                  kind: BindKind) -> tuple[int, _Scope]:
@@ -467,11 +595,34 @@ class _Instrumenter:
         return site, owner
 
     def tok_for(self, owner: _Scope, here: _Scope) -> cst.BaseExpression:
-        if owner is here:
-            return here.tok_expr()
-        if owner.kind == "module":
-            return _name(MTOK) if here.kind != "module" else _name(TOK)
-        return cst.Integer("0")  # nonlocal: the enclosing instance is not reachable
+        t = self.tok_name(owner, here)
+        return cst.Integer("0") if t == "0" else _name(t)
+
+    def walrus_scope(self, sc: _Scope) -> _Scope:
+        """Where ``:=`` binds: the nearest enclosing scope that is not a comprehension."""
+        while sc.kind == "comp" and sc.parent is not None:
+            sc = sc.parent
+        return sc
+
+    def comp_scope(self, n: ast.expr, parent: _Scope) -> _Scope:
+        """A comprehension's scope (``Options.comprehensions``); ``tok`` None: its
+        targets are bound with token 0 (async first loop, or it calls locals())."""
+        qual = parent.child_qual(_COMP_NAMES[type(n).__name__])
+        idx = self.table.add_scope(qual, ScopeKind.COMPREHENSION, n.lineno)
+        gens = cast(Any, n).generators
+        light = gens[0].is_async or self.uses_locals(n)
+        if gens[0].is_async:
+            self.skip("async comprehension: targets bound without an instance", n.lineno)
+        sc = _Scope(idx, qual, "comp", parent, None if light else QTOK)
+        if not light:
+            self.used_comp = True
+        return sc
+
+    def comp_sites(self, g: ast.comprehension, sc: _Scope) -> list[tuple[int, str]]:
+        names: list[ast.Name] = []
+        _target_parts(g.target, names, [], [])
+        return [(self.table.add_site(t.lineno, self.col(t), sc.index, t.id, BindKind.FOR),
+                 t.id) for t in names]
 
     def bind_name(self, name: str, node: ast.AST, scope: _Scope, kind: BindKind) -> cst.Expr:
         site, owner = self.site_for(name, node, scope, kind)
@@ -507,7 +658,7 @@ class _Instrumenter:
                     wanted.append(n)
                 elif comps and isinstance(n, (ast.ListComp, ast.SetComp, ast.DictComp,
                                               ast.GeneratorExp)):
-                    wanted.extend(g.target for g in n.generators)
+                    wanted.append(n)
         if not wanted:
             return node
         wanted.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
@@ -865,7 +1016,9 @@ class _Instrumenter:
         qual = scope.child_qual(a.name)
         idx = self.table.add_scope(qual, kind, a.lineno)
         light = self.uses_locals(a)
-        sc = _Scope(idx, qual, "function", scope, None if light else TOK)
+        sc = _Scope(idx, qual, "function", scope, None if light else TOK, node=a)
+        if not light and self.needs_alias(a):
+            sc.alias = f"{ALIAS}{idx}"
         self.declarations(a, a.body, sc)
         first, params = self.param_sites(a.args, sc)
         if light:
@@ -875,7 +1028,8 @@ class _Instrumenter:
                 _expr_stmt(_call("bind", _int(first + k), _name(p), cst.Integer("0")))
                 for k, p in enumerate(params)]
         else:
-            enter = cst.Assign([cst.AssignTarget(_name(TOK))],
+            enter = cst.Assign([cst.AssignTarget(_name(TOK)),
+                                *([cst.AssignTarget(_name(sc.alias))] if sc.alias else [])],
                                _call("enter", _int(idx), _int(first if params else -1),
                                      *(_name(p) for p in params)))
             pbinds = []
@@ -1040,6 +1194,8 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
     prologue = (f"from memscope import _hooks as _memscope_hooks; {H} = _memscope_hooks."
                 f"register({HOOKS_CONTRACT}, {filename!r}, __name__, {scopes_src}, "
                 f"{sites_src}); {TOK} = {MTOK} = {H}.enter(0, -1)")
+    if inst.used_comp:
+        prologue += f"; {COMP_IMPORT}"
     code = code.replace(_PLACEHOLDER, prologue, 1)
     line_map = build_line_map(tree, code)
     kept = sum(1 for i, o in enumerate(line_map, 1) if o == i)
@@ -1051,7 +1207,8 @@ def _prologue(inst: _Instrumenter, filename: str) -> str:
     scopes_src, sites_src = inst.table.render()
     return (f"from memscope import _hooks as _memscope_hooks; {H} = _memscope_hooks."
             f"register({HOOKS_CONTRACT}, {filename!r}, __name__, {scopes_src}, "
-            f"{sites_src}); {TOK} = {MTOK} = {H}.enter(0, -1)")
+            f"{sites_src}); {TOK} = {MTOK} = {H}.enter(0, -1)"
+            + (f"; {COMP_IMPORT}" if inst.used_comp else ""))
 
 
 def _splice(text: str, tree: ast.Module, filename: str, options: Options,

@@ -1,6 +1,8 @@
 """Run a program plain or instrumented, the way the import hook runs it.
 
-    python _transform_runner.py plain|inst PATH EVENTS_JSON [imports] [comprehensions]
+    python _transform_runner.py plain|inst PATH EVENTS_JSON [imports] [comprehensions] [libcst]
+
+``libcst`` forces the libcst path (the fallback of the splice path).
 
 Instrumented code is compiled with the line map under the ORIGINAL filename, so
 tracebacks and warnings must come out identical to the plain run. Events recorded by
@@ -23,8 +25,12 @@ def main() -> None:
     if mode == "plain":
         code = compile(data, path, "exec", dont_inherit=True)
     else:
+        from memscope_instrument import transform
         from memscope_instrument.linemap import compile_with_line_map
         from memscope_instrument.transform import Options, instrument_source
+
+        if "libcst" in flags:
+            transform._splice = lambda *a, **k: None  # type: ignore[assignment]
 
         opts = Options(imports="imports" in flags, comprehensions="comprehensions" in flags)
         res = instrument_source(data, path, "__main__", opts)

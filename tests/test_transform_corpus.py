@@ -1,7 +1,8 @@
 """Table-driven corpus: every fixture runs plain and instrumented with identical
 stdout, stderr and exit status, and the recorded events match the ``# expect:``
 comments in the fixture (``KIND NAME@SCOPE`` per binding; ``unbind NAME@SCOPE``;
-``none`` = no site on that line)."""
+``none`` = no site on that line; ``KIND! NAME@SCOPE``: and every such bind carries a
+scope instance token, not 0). A ``# flags: comprehensions imports`` line sets options."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ CORPUS = ROOT / "fixtures" / "instrument"
 RUNNER = Path(__file__).with_name("_transform_runner.py")
 FIXTURES = sorted(p.name for p in CORPUS.glob("*.py"))
 EXPECT = re.compile(r"#\s*expect:\s*(.*)$")
+FLAGS = re.compile(r"^#\s*flags:\s*(.*)$", re.M)
 # fixtures whose scope exits are incomplete by design (uncaught exception / sys.exit)
 NO_EXIT_CHECK = {"raises.py", "exits.py"}
 
@@ -46,12 +48,18 @@ class Events:
         self.tok_scope = {e[3]: e[2] for e in events if e[0] == ENTER}
         self.binds: dict[int, set[str]] = defaultdict(set)  # line -> "kind name@scope"
         self.site_lines = {s[3] for s in self.sites.values()}
+        zero: set[tuple[int, str]] = set()  # (line, "kind name@scope") bound with tok 0
         for e in events:
             if e[0] in (BIND, UNBIND):
                 site = self.sites[e[2]]
                 qual = self.scopes[site[2]][4]
                 kind = "unbind" if e[0] == UNBIND else BindKind(site[6]).name.lower()
                 self.binds[site[3]].add(f"{kind} {site[5]}@{qual}")
+                if e[3] == 0:
+                    zero.add((site[3], f"{kind} {site[5]}@{qual}"))
+        for line, got in list(self.binds.items()):
+            self.binds[line] = got | {w.replace(" ", "! ", 1) for w in got
+                                      if (line, w) not in zero}
 
 
 def expectations(path: Path) -> dict[int, list[str]]:
@@ -63,11 +71,18 @@ def expectations(path: Path) -> dict[int, list[str]]:
     return out
 
 
-@pytest.mark.parametrize("name", FIXTURES)
+# fixtures also run through the libcst path (the splice path's fallback)
+LIBCST = ["comprehensions.py", "nonlocal.py", "scopes.py", "walrus.py", "lambdas.py"]
+
+
+@pytest.mark.parametrize("name", [*FIXTURES, *(f"{n}:libcst" for n in LIBCST)])
 def test_fixture(name: str, tmp_path: Path) -> None:
+    name, _, path_flag = name.partition(":")
     path = CORPUS / name
+    m = FLAGS.search(path.read_text())
+    flags = [*(m.group(1).split() if m else []), *([path_flag] if path_flag else [])]
     plain = run("plain", path, tmp_path)
-    inst = run("inst", path, tmp_path)
+    inst = run("inst", path, tmp_path, *flags)
     assert inst[:3] == plain[:3], f"{name}: instrumented run differs"
     ev = Events(inst[3])
     for line, wants in expectations(path).items():
@@ -111,16 +126,43 @@ def test_imports_option(tmp_path: Path) -> None:
     assert not off.binds
 
 
+
+
 def test_comprehensions_option(tmp_path: Path) -> None:
     src = tmp_path / "comp.py"
     src.write_text(
         "data = [x * y for x in range(3) for y in (1, 2) if x]\n"
         "print(data, {k: v for k, v in {'a': 1}.items()}, sum(z for z in range(4)))\n"
+        "g = (u for u in range(5))\n"
+        "print('made'); print(next(g)); del g\n"
     )
     plain = run("plain", src, tmp_path)
-    inst = run("inst", src, tmp_path, "comprehensions")
-    assert inst[:3] == plain[:3]
-    ev = Events(inst[3])
-    assert {"for x@<comprehension>", "for y@<comprehension>"} <= ev.binds[1]
-    want = {"for k@<comprehension>", "for v@<comprehension>", "for z@<comprehension>"}
-    assert want <= ev.binds[2]
+    for path_flag in ((), ("libcst",)):
+        inst = run("inst", src, tmp_path, "comprehensions", *path_flag)
+        assert inst[:3] == plain[:3]
+        ev = Events(inst[3])
+        assert {"for! x@<listcomp>", "for! y@<listcomp>"} <= ev.binds[1]
+        want = {"for! k@<dictcomp>", "for! v@<dictcomp>", "for! z@<genexpr>"}
+        assert want <= ev.binds[2]
+        assert "for! u@<genexpr>" in ev.binds[3]
+        # one instance per comprehension evaluation, COMPREHENSION kind, enter before
+        # its binds, exit after them
+        comp = {s for s, e in ev.scopes.items() if e[5] == 9}
+        assert len(comp) == 4
+        order = [e for e in ev.events if e[0] in (ENTER, EXIT, BIND)]
+        for tok, scope in ev.tok_scope.items():
+            if scope not in comp:
+                continue
+            at = [k for k, e in enumerate(order) if (e[0] == ENTER and e[3] == tok)
+                  or (e[0] == EXIT and e[2] == tok) or (e[0] == BIND and e[3] == tok)]
+            assert order[at[0]][0] == ENTER and order[at[-1]][0] == EXIT, ev.scopes[scope]
+        # the generator expression enters at its first step, not when created
+        g_scope = next(s for s in comp if ev.scopes[s][6] == 3)
+        g_tok = next(t for t, s in ev.tok_scope.items() if s == g_scope)
+        g_site = next(s for s, e in ev.sites.items() if e[5] == "g")
+        k_enter = next(k for k, e in enumerate(ev.events) if e[0] == ENTER and e[3] == g_tok)
+        k_bind = next(k for k, e in enumerate(ev.events) if e[0] == BIND and e[2] == g_site)
+        assert k_bind < k_enter
+    off = Events(run("inst", src, tmp_path)[3])
+    assert not [s for s in off.scopes.values() if s[5] == 9]
+    assert not off.binds[1] - {"assign data@<module>", "assign! data@<module>"}
