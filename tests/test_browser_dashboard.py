@@ -309,7 +309,7 @@ def test_lifecycle_gantt_rows_leak_and_zoom(page: Any, demo: Demo) -> None:
     assert sorted(labels) == sorted(r["var"] for r in g["rows"])
     scopes = texts(page, "#gantt .scope-label")
     assert scopes[:2] == ["load_rows", "numeric"]  # in order of first activity
-    leak = page.locator('#gantt .gantt-row.leak')
+    leak = page.locator("#gantt .gantt-row.leak")
     assert leak.count() == 1 and leak.get_attribute("data-key") == "__main__:load_rows:kept"
     assert page.locator('#gantt .gantt-row.leak rect[fill="#f08080"]').count() == 1  # leaked object
     assert page.locator("#gantt rect.seg-bind").count() >= len(g["rows"])
@@ -400,10 +400,13 @@ def test_hostile_names_render_as_inert_text(browser: Any, tmp_path: Path) -> Non
     # nothing executed: no dialog, no injected element or handler anywhere in the DOM
     assert watch.dialogs == [] and watch.errors == []
     assert page.evaluate("document.querySelectorAll('img, iframe, object, embed').length") == 0
-    assert page.evaluate(
-        "[...document.querySelectorAll('*')].filter(e => [...e.attributes]"
-        ".some(a => a.name.startsWith('on'))).length"
-    ) == 0
+    assert (
+        page.evaluate(
+            "[...document.querySelectorAll('*')].filter(e => [...e.attributes]"
+            ".some(a => a.name.startsWith('on'))).length"
+        )
+        == 0
+    )
     assert page.evaluate("document.querySelectorAll('script').length") == 2
     # and the names are shown as they are
     assert any(v.startswith(HOSTILE + "var") for v in column(page, 0))
@@ -442,3 +445,95 @@ def test_svg_charts_render_as_images(browser: Any, demo: Demo) -> None:
         assert page.evaluate("document.getElementById('i').naturalHeight") > 300
         shot(page, "#i", "svg_" + name.removesuffix(".svg"))
     page.close()
+
+
+# ---- raw detail on demand ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def raw_page_path(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    an = synthetic_analysis(20_000)
+    out = tmp_path_factory.mktemp("raw")
+    (path,) = html.write(an, out, "raw", {"mode": "full"})
+    return path, an
+
+
+def test_expanded_row_shows_the_full_history_from_raw_detail(
+    browser: Any, raw_page_path: tuple[Path, Any]
+) -> None:
+    path, an = raw_page_path
+    page, watch = open_page(browser, path)
+    model = json.loads(page.text_content("#memscope-data"))
+    row = max(model["vars"], key=lambda r: r["binds"])
+    assert row["binds"] > len(row["history"]) == 25  # more than the aggregate keeps
+    want = sorted((b for b in an.all_bindings() if b.key == row["key"]), key=lambda b: b.t_bind)
+    assert len(want) == row["binds"]
+    page.fill("#var-filter", row["var"])
+    sel = f'#var-table tr.row[data-key="{row["key"]}"]'
+    expect(page.locator("#var-table tbody tr.row")).to_have_count(1)
+    page.click(sel)
+    hist = page.locator(f'#var-table tr.hist[data-history-of="{row["key"]}"]')
+    assert page.get_attribute("body", "data-raw-ms") is None  # nothing decoded yet
+    hist.locator(".full-history button").click()
+    full = hist.locator("table.mini.full")
+    expect(full).to_be_visible()
+    pages = -(-len(want) // 100)
+    info = hist.locator(".page-info").text_content()
+    assert f"all {len(want):,} bindings" in info and f"page 1 of {pages}" in info
+    # every binding, in bind order, page by page: the bytes column matches the replay
+    seen: list[str] = []
+    for p in range(pages):
+        rows = full.locator("tr").all()
+        for r in rows[1:]:
+            seen.append(r.locator("td").nth(5).text_content())
+        if p < pages - 1:
+            hist.locator('button[data-act="next"]').click()
+            expect(hist.locator(".page-info")).to_contain_text(f"page {p + 2} of {pages}")
+            full = hist.locator("table.mini.full")
+    assert seen == [fmt_bytes(b.bytes) for b in want]
+    assert page.get_attribute("body", "data-raw-ms") is not None
+    shot(page, "#variables", "dashboard_full_history")
+    assert watch.errors == [] and watch.dialogs == []
+    assert [u for u in watch.requests if u != path.resolve().as_uri()] == []
+    page.context.close()
+
+
+def test_narrow_zoom_redraws_the_total_from_raw_bindings(
+    browser: Any, raw_page_path: tuple[Path, Any]
+) -> None:
+    path, an = raw_page_path
+    page, watch = open_page(browser, path)
+    model = json.loads(page.text_content("#memscope-data"))
+    span = model["span"]
+    # zoom three times by 1/10: below 200 buckets of the 1,200
+    for _ in range(3):
+        drag(page, "#mem-chart .brush-area", 0.45, 0.55)
+    line = page.locator("#mem-chart path.raw-total")
+    expect(line).to_have_count(1)
+    note = page.locator("#mem-raw-note")
+    assert "full resolution" in note.text_content()
+    # the exact total in the zoomed range, from a brute-force replay of the bindings
+    lo_hi = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#mem-chart .axis text')).length"
+    )
+    assert lo_hi > 0
+    best = int(float(note.get_attribute("data-raw-max")))
+    bindings = an.all_bindings()
+    t0 = an.t_first
+    totals = [brute_force_total(bindings, b.t_bind) for b in bindings]
+    assert best in totals  # a state the run really had
+    assert 0 < best <= an.peak_bytes
+    assert int(line.get_attribute("data-points")) > 1
+    shot(page, "#memory", "dashboard_memory_raw_zoom")
+    assert watch.errors == [] and watch.dialogs == []
+    assert span > 0 and t0 >= 0
+    page.context.close()
+
+
+def brute_force_total(bindings: list[Any], t: int) -> int:
+    latest: dict[int, tuple[int, int]] = {}
+    for b in bindings:
+        end = b.t_unbind if b.t_unbind >= 0 else 1 << 62
+        if b.t_bind <= t < end and (b.oid not in latest or latest[b.oid][0] <= b.t_bind):
+            latest[b.oid] = (b.t_bind, b.bytes)
+    return sum(v for _, v in latest.values())

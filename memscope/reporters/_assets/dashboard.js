@@ -143,6 +143,61 @@
     Object.keys(ex).sort().forEach(function (k) { item(k, ex[k]); });
   }
 
+
+  // ---- raw detail: every binding, decompressed only when asked for -----------------
+  var RAWH = D.raw || null, rawPromise = null;
+  function rawAvailable() { return !!(RAWH && RAWH.n > 0 && typeof DecompressionStream === "function"); }
+  function loadRaw() {
+    if (rawPromise) return rawPromise;
+    rawPromise = (async function () {
+      var t = performance.now();
+      var txt = document.getElementById("memscope-raw").textContent.trim();
+      var bin = atob(txt), u = new Uint8Array(bin.length);
+      for (var i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+      var stream = new Blob([u]).stream().pipeThrough(new DecompressionStream("deflate"));
+      var buf = await new Response(stream).arrayBuffer();
+      var cols = {};
+      RAWH.cols.forEach(function (c) {
+        var T = c[1] === "f64" ? Float64Array : c[1] === "i32" ? Int32Array : Uint8Array;
+        cols[c[0]] = new T(buf, c[2], RAWH.n);
+      });
+      document.body.setAttribute("data-raw-ms", String(Math.round(performance.now() - t)));
+      return cols;
+    })();
+    return rawPromise;
+  }
+  function rawNote() {
+    if (!RAWH) return "";
+    return RAWH.omitted > 0 ? "raw detail holds the first " + fmtInt(RAWH.n) + " of " + fmtInt(RAWH.total) + " bindings (" + fmtInt(RAWH.omitted) + " left out above the limit of " + fmtInt(RAWH.limit) + "; every binding is in the JSON reports: memscope report -f json)" : "";
+  }
+  // exact tracked bytes from the raw bindings over [lo, hi]: each object counted once, at
+  // its latest size, while any binding names it (the analysis's accounting); returns
+  // [[t, total after t], ...] for every change in the range plus the value at lo
+  function rawTotals(C, lo, hi) {
+    var n = RAWH.n, ev = [], i;
+    for (i = 0; i < n; i++) {
+      if (C.t_bind[i] > hi) continue;
+      ev.push([C.t_bind[i], 1, i]);
+      var h = C.held[i];
+      if (h >= 0 && C.t_bind[i] + h <= hi) ev.push([C.t_bind[i] + h, 0, i]);
+    }
+    ev.sort(function (a, b) { return a[0] - b[0] || a[1] - b[1] || a[2] - b[2]; });
+    var live = new Map(), total = 0, pts = [], atLo = 0, seenLo = false;
+    for (var k = 0; k < ev.length; k++) {
+      var e = ev[k], t = e[0], o = C.obj[e[2]], rec = live.get(o);
+      if (t > lo && !seenLo) { atLo = total; seenLo = true; pts.push([lo, total]); }
+      if (e[1]) {
+        if (!rec) { rec = { n: 0, b: 0 }; live.set(o, rec); }
+        rec.n++; total += C.bytes[e[2]] - rec.b; rec.b = C.bytes[e[2]];
+      } else if (rec) {
+        rec.n--; if (rec.n <= 0) { total -= rec.b; live.delete(o); }
+      }
+      if (t >= lo) pts.push([t, total]);
+    }
+    if (!seenLo) pts.push([lo, total]);
+    return pts;
+  }
+
   // ---- memory over time --------------------------------------------------------------
   var mem = { grouping: "var", lo: 0, hi: SPAN };
   // the peak as the chart shows it: the highest bucket, at the recorded peak time when
@@ -236,6 +291,34 @@
     });
     area.addEventListener("mouseleave", function () { hover.setAttribute("visibility", "hidden"); hideTip(); });
     if (!grp.values.length) sv("text", { x: ml + pw / 2, y: mt + ph / 2, "text-anchor": "middle", fill: "#616e7c", text: "nothing tracked in this grouping" }, svg);
+    var note = document.getElementById("mem-raw-note");
+    note.textContent = "";
+    // zoomed to a few buckets or less: redraw the total from the raw bindings, exactly
+    var zoomed = mem.hi - mem.lo < SPAN;
+    if (zoomed && rawAvailable() && RAWH.omitted === 0 && (mem.hi - mem.lo) <= step * 200) {
+      var want = mem.lo + ":" + mem.hi;
+      note.textContent = "loading the raw bindings…";
+      loadRaw().then(function (C) {
+        if (mem.lo + ":" + mem.hi !== want) return;
+        var pts = rawTotals(C, mem.lo, mem.hi), rmax = 0;
+        pts.forEach(function (p) { if (p[1] > rmax) rmax = p[1]; });
+        var scale = rmax > ymax ? ymax / rmax : 1;  // never clip (same axis unless larger)
+        var d = "", prev = null;
+        pts.forEach(function (p) {
+          var x = Math.max(ml, Math.min(ml + pw, X(p[0]))).toFixed(1), y = Y(p[1] * scale).toFixed(1);
+          d += (d ? "L" + x + "," + (prev === null ? y : prev) + "L" : "M") + x + "," + y;
+          prev = y;
+        });
+        if (prev !== null) d += "L" + (ml + pw) + "," + prev;
+        sv("path", { d: d, fill: "none", stroke: "#1f2933", "stroke-width": 1.6, "class": "raw-total", "data-points": pts.length, "data-max": rmax }, layers);
+        note.textContent = "Black line: tracked bytes from every raw binding at full resolution (" + fmtInt(pts.length) + " changes in this range, highest " + fmtBytes(rmax) + ").";
+        note.setAttribute("data-raw-max", String(rmax));
+      }).catch(function (e) { note.textContent = "raw detail unavailable: " + e; });
+    } else if (zoomed && rawAvailable() && RAWH.omitted > 0) {
+      note.textContent = "Full-resolution redraw needs every binding; " + rawNote() + ".";
+    } else if (zoomed && rawAvailable()) {
+      note.textContent = "Zoom in further (" + fmtNs(step * 200) + " or less) to redraw from the raw bindings at full resolution.";
+    }
   }
 
   // ---- variables table ------------------------------------------------------------
@@ -319,8 +402,44 @@
       [fmtNs(e[0]), e[1] >= 0 ? fmtNs(e[1]) : "end of run", e[1] >= 0 ? fmtNs(e[1] - e[0]) : "live", e[2], fmtBytes(e[3]), fmtBytes(e[4]), e[5].replace("_", " "), e[6], e[7], String(e[8])].forEach(function (x) { row.appendChild(el("td", { text: x })); });
       t.appendChild(row);
     });
-    td.appendChild(t); tr.appendChild(td);
+    td.appendChild(t);
+    if (rawAvailable() && r.index >= 0 && r.history.length < r.binds) {
+      var full = el("div", { cls: "full-history" });
+      var btn = el("button", { cls: "btn", type: "button", text: "Show the full history (" + fmtInt(r.binds) + " bindings)" });
+      btn.addEventListener("click", function (ev) { ev.stopPropagation(); fullHistory(r, full, 0); });
+      full.appendChild(btn);
+      td.appendChild(full);
+    }
+    tr.appendChild(td);
     return tr;
+  }
+  var HIST_PAGE = 100;
+  function fullHistory(r, box, page) {
+    clear(box); box.appendChild(el("div", { cls: "hint", text: "decompressing the raw bindings…" }));
+    loadRaw().then(function (C) {
+      var idx = [], n = RAWH.n;
+      for (var i = 0; i < n; i++) if (C["var"][i] === r.index) idx.push(i);
+      var pages = Math.max(1, Math.ceil(idx.length / HIST_PAGE));
+      page = Math.max(0, Math.min(page, pages - 1));
+      clear(box);
+      var nav = el("div", { cls: "controls" });
+      var prev = el("button", { cls: "btn", type: "button", text: "‹ earlier", "data-act": "prev" }), next = el("button", { cls: "btn", type: "button", text: "later ›", "data-act": "next" });
+      prev.disabled = page === 0; next.disabled = page >= pages - 1;
+      prev.addEventListener("click", function (ev) { ev.stopPropagation(); fullHistory(r, box, page - 1); });
+      next.addEventListener("click", function (ev) { ev.stopPropagation(); fullHistory(r, box, page + 1); });
+      nav.appendChild(prev); nav.appendChild(next);
+      nav.appendChild(el("span", { cls: "hint page-info", text: "all " + fmtInt(idx.length) + " bindings in bind order, page " + (page + 1) + " of " + pages + (RAWH.omitted > 0 ? "; " + rawNote() : "") }));
+      box.appendChild(nav);
+      var t = el("table", { cls: "mini full" }), h = el("tr");
+      ["#", "bound at", "until", "held for", "type", "bytes", "shallow", "deep", "ended by", "thread", "task", "process", "line", "aliases"].forEach(function (x) { h.appendChild(el("th", { text: x })); });
+      t.appendChild(h);
+      idx.slice(page * HIST_PAGE, (page + 1) * HIST_PAGE).forEach(function (i, j) {
+        var row = el("tr"), held = C.held[i], tb = C.t_bind[i];
+        [String(page * HIST_PAGE + j + 1), fmtNs(tb), held >= 0 ? fmtNs(tb + held) : "end of run", held >= 0 ? fmtNs(held) : "live", RAWH.types[C.type[i]], fmtBytes(C.bytes[i]), fmtBytes(C.size[i]), fmtBytes(C.deep[i]), RAWH.ends[C.end[i]].replace("_", " "), RAWH.threads[C.thread[i]], RAWH.tasks[C.task[i]], String(C.pid[i]), String(C.line[i]), String(C.aliases[i])].forEach(function (x) { row.appendChild(el("td", { text: x })); });
+        t.appendChild(row);
+      });
+      box.appendChild(t);
+    }).catch(function (e) { clear(box); box.appendChild(el("div", { cls: "hint", text: "raw detail unavailable: " + e })); });
   }
   function renderVariables() {
     renderVarHead(); renderVarBody();
