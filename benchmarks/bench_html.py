@@ -111,6 +111,15 @@ def main() -> None:
             page.mouse.up()
             page.evaluate("document.body.offsetHeight")
             rows.append((label, f"{(time.perf_counter() - t) * 1000:.0f} ms (wall, incl. IPC)"))
+        # raw detail on demand: expand the first row, ask for its full history
+        page.click("#var-table tbody tr.row >> nth=0")
+        t = time.perf_counter()
+        page.click("#var-table tr.hist .full-history button")
+        page.wait_for_selector("#var-table table.mini.full", timeout=120_000)
+        wall_raw = time.perf_counter() - t
+        raw_ms = page.get_attribute("body", "data-raw-ms")
+        rows.append(("raw detail: first full history (decode every binding, once)",
+                     f"{wall_raw * 1000:.0f} ms (decode by the page's clock: {raw_ms} ms)"))
         b.close()
 
     print("| measure | result |")
