@@ -407,7 +407,14 @@ def test_hostile_names_render_as_inert_text(browser: Any, tmp_path: Path) -> Non
         )
         == 0
     )
-    assert page.evaluate("document.querySelectorAll('script').length") == 2
+    assert page.evaluate("document.querySelectorAll('script').length") == 3
+    # the third is the raw detail: inert data, never run
+    assert (
+        page.evaluate(
+            "document.querySelectorAll('script[type=\"application/octet-stream\"]').length"
+        )
+        == 1
+    )
     # and the names are shown as they are
     assert any(v.startswith(HOSTILE + "var") for v in column(page, 0))
     assert HOSTILE in page.locator("#ov-info").text_content()
@@ -423,7 +430,7 @@ def test_large_capture_opens_and_stays_usable(browser: Any, tmp_path: Path) -> N
     assert page.locator("#var-table tbody tr.row").count() == 300  # first page of rows
     assert f"of {len(an.vars)} matching" in page.locator("#var-count").text_content()
     page.click("#var-table tbody tr.row >> nth=-1")  # the "show more" row is after it
-    page.click("#var-table button.btn")
+    page.click("#var-table tbody tr:not(.hist) > td > button.btn")  # "show more"
     assert page.locator("#var-table tbody tr.row").count() == min(600, len(an.vars))
     assert page.locator("#gantt .var-label").count() == 80
     assert "smaller ones are in the table" in page.locator("#gantt-note").text_content()
