@@ -93,7 +93,16 @@ def patch_multiprocessing(h: Any) -> None:
     orig_bootstrap = process.BaseProcess._bootstrap  # type: ignore[attr-defined]
 
     def _bootstrap(self: Any, *args: Any, **kwargs: Any) -> Any:
-        flush_on_sigterm()  # Pool.terminate() ends its workers with SIGTERM
+        if getattr(self, "_target", None) is _pool_worker():
+            # A pool worker ends by Pool.terminate()'s SIGTERM, often while blocked on
+            # the task queue's lock: a Python-level handler there can leave it alive
+            # and the parent's join() waiting forever. So its SIGTERM stays the
+            # default, as in plain Python, and its events reach the disk before each
+            # task's result is sent instead.
+            _default_sigterm()
+            _flush_before_results(self)
+        else:
+            flush_on_sigterm()  # a Process child the program terminates
         try:
             return orig_bootstrap(self, *args, **kwargs)
         finally:
@@ -125,6 +134,46 @@ def patch_multiprocessing(h: Any) -> None:
         hook.run_instrumented(main_path, mod, h.rule.options, h.rule.on_error)
 
     spawn._fixup_main_from_path = _fixup_main_from_path  # type: ignore[attr-defined]
+
+
+def _pool_worker() -> Any:
+    from multiprocessing import pool
+
+    return pool.worker
+
+
+def _default_sigterm() -> None:
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread
+        pass
+
+
+class _FlushingQueue:
+    """A pool worker's result queue that flushes memscope's events before each put."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def put(self, obj: Any) -> None:
+        try:
+            from memscope import _hooks
+
+            _hooks.flush()
+        except Exception:
+            pass
+        self._queue.put(obj)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+def _flush_before_results(proc: Any) -> None:
+    """Wrap the outqueue argument of ``pool.worker(inqueue, outqueue, ...)``."""
+    args = list(getattr(proc, "_args", ()))
+    if len(args) >= 2:
+        args[1] = _FlushingQueue(args[1])
+        proc._args = tuple(args)
 
 
 def _close_tracker() -> None:

@@ -153,6 +153,17 @@ class _Finisher:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _restore_sigterm_in_child(fin: _Finisher) -> Any:
+    def restore() -> None:
+        try:
+            if signal.getsignal(signal.SIGTERM) == fin.on_sigterm:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except (ValueError, OSError):
+            pass
+
+    return restore
+
+
 def _format_of(path: Path) -> str:
     return {".html": "html", ".svg": "svg", ".json": "json", ".txt": "summary"}.get(
         path.suffix, path.suffix.lstrip(".")
@@ -266,6 +277,9 @@ def run_program(
     atexit.register(fin)  # runs before the tracker's own close
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, fin.on_sigterm)
+        # a forked child starts with plain Python's SIGTERM; multiprocessing children
+        # get what memscope_instrument.child gives them
+        os.register_at_fork(after_in_child=_restore_sigterm_in_child(fin))
 
     from memscope_instrument import child, hook
 
