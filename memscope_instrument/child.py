@@ -139,7 +139,7 @@ def patch_multiprocessing(h: Any) -> None:
 def _pool_worker() -> Any:
     from multiprocessing import pool
 
-    return pool.worker
+    return pool.worker  # type: ignore[attr-defined]
 
 
 def _default_sigterm() -> None:
