@@ -270,6 +270,9 @@ class Analysis:
         self._site_info: dict[int, SiteInfo] = {}
         self._site_info_in: dict[tuple[int, int], SiteInfo] = {}
         self._explicit_scopes: set[int] = set()
+        self._lambda_scopes: set[int] = set()
+        # open lambda instances per thread: a lambda that raised never EXITs
+        self._open_lambdas: dict[int, list[Instance]] = {}
         self.by_type: dict[str, Group] = {}
         self.by_scope: dict[str, Group] = {}
         self.by_thread: dict[str, Group] = {}
@@ -315,10 +318,12 @@ class Analysis:
             self._time(t)
             tn = self.threads.get(thread, "?") if thread else "?"
             kn = self.tasks.get(task, "") if task else ""
-            self.instances[tok] = Instance(
+            inst = self.instances[tok] = Instance(
                 tok, scope, thread, task, t, -1, tn, kn,
                 (self._group(self.by_thread, tn), self._group(self.by_task, kn or "-")),
             )  # fmt: skip
+            if scope in self._lambda_scopes:
+                self._open_lambdas.setdefault(thread, []).append(inst)
             c = self.scope_instances.setdefault(scope, [0, 0, 0])
             c[0] += 1
             c[2] += 1
@@ -355,6 +360,8 @@ class Analysis:
             self.scopes[ev[1]] = ScopeRow(ev[2], ev[3], ev[4], ev[5], ev[6])
             if ev[5] == ScopeKind.EXPLICIT:
                 self._explicit_scopes.add(ev[1])
+            elif ev[5] == ScopeKind.LAMBDA:
+                self._lambda_scopes.add(ev[1])
         elif k == TYPE:
             self.types[ev[1]] = ev[2]
         elif k == THREAD:
@@ -424,6 +431,22 @@ class Analysis:
             self._site_info[site] = info
         return info
 
+    def _lambdas_done(self, inst: Instance, t: int, exiting: bool = False) -> None:
+        """End the thread's lambdas entered after ``inst``: a lambda cannot suspend, so
+        once an instance that was running before it runs again, the lambda is over (it
+        raised, or its exit was otherwise not seen)."""
+        open_ = self._open_lambdas.get(inst.thread)
+        if not open_:
+            return
+        while open_ and open_[-1].t_enter > inst.t_enter and open_[-1] is not inst:
+            lam = open_.pop()
+            if lam.tok in self.instances:
+                self._exit(t, lam.tok)
+        if exiting and open_ and open_[-1] is inst:
+            open_.pop()  # the lambda's own exit
+        if not open_:
+            self._open_lambdas.pop(inst.thread, None)
+
     def _explicit_site(self, site: int, scope: int) -> SiteInfo:
         info = self._site_info_in.get((site, scope))
         if info is None:
@@ -444,6 +467,8 @@ class Analysis:
                 self.t_first = t
         self.binds += 1
         inst = self.instances.get(tok)
+        if self._open_lambdas and inst is not None:
+            self._lambdas_done(inst, t)
         if inst is not None and inst.scope in self._explicit_scopes:
             si = self._explicit_site(site, inst.scope)  # track_var inside a track_scope
         else:
@@ -578,9 +603,12 @@ class Analysis:
 
     def _exit(self, t: int, tok: int) -> None:
         self._time(t)
-        inst = self.instances.pop(tok, None)
+        inst = self.instances.get(tok)
         if inst is None:
             return
+        if self._open_lambdas:
+            self._lambdas_done(inst, t, exiting=True)
+        del self.instances[tok]
         inst.t_exit = t
         self.ended_instances[tok] = inst.scope
         c = self.scope_instances.get(inst.scope)

@@ -377,3 +377,31 @@ def test_sampled_scalar_sites_count_what_they_skip(rec: Recorder) -> None:
     (every, skipped) = an.sampled[m.base]
     assert every == 0 and recorded + skipped == n
     assert [r[3:] for r in report if r[2] == m.base] == [(_hooks.SAMPLE_EVERY, skipped)]
+
+
+def test_a_lambda_that_raised_ends_when_its_caller_runs_again(rec: Recorder) -> None:
+    from memscope.events import ScopeKind
+
+    m = _hooks.register(
+        1,
+        "lam.py",
+        "lam",
+        (
+            ("<module>", int(ScopeKind.MODULE), 1),
+            ("f", int(ScopeKind.FUNCTION), 2),
+            ("f.<locals>.<lambda>", int(ScopeKind.LAMBDA), 3),
+        ),
+        ((3, 10, 2, "x", 9), (4, 4, 1, "after", 1), (5, 4, 2, "x", 9)),
+    )
+    f_tok = m.enter(1, -1)
+    m.enter(2, 0, [1, 2])  # the lambda raises: no exit
+    m.bind(1, [3], f_tok)  # f runs again: the lambda is over
+    ok_tok = m.enter(2, 2, [4])  # a lambda that returns normally
+    m.exit(ok_tok)
+    m.exit(f_tok)
+    an = rec.analysis()
+    got = {(b.var, b.scope): b for b in an.all_bindings()}
+    raised = [b for b in an.all_bindings() if b.var == "x"][0]
+    assert raised.end == "scope_exit"
+    assert raised.t_unbind <= got[("after", "f")].t_bind
+    assert not an.instances and not an._open_lambdas
