@@ -401,7 +401,7 @@ def test_a_lambda_that_raised_ends_when_its_caller_runs_again(rec: Recorder) -> 
     m.exit(f_tok)
     an = rec.analysis()
     got = {(b.var, b.scope): b for b in an.all_bindings()}
-    raised = [b for b in an.all_bindings() if b.var == "x"][0]
+    raised = next(b for b in an.all_bindings() if b.var == "x")
     assert raised.end == "scope_exit"
     assert raised.t_unbind <= got[("after", "f")].t_bind
     assert not an.instances and not an._open_lambdas
