@@ -219,13 +219,18 @@ class VarStats:
 
 @dataclass
 class Group:
-    """Counts and bytes of one type / scope / thread / task."""
+    """Counts and bytes of one type / scope / thread / task.
+
+    ``active_bytes`` counts each live object once, however many of the group's names
+    hold it (three aliases of one list in one scope are one list's bytes).
+    """
 
     binds: int = 0
     bytes: int = 0
     active: int = 0
     active_bytes: int = 0
     peak_bytes: int = 0
+    objs: dict[int, list[int]] = field(default_factory=dict)  # oid -> [names, bytes]
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -544,7 +549,14 @@ class Analysis:
             g.binds += 1
             g.bytes += nbytes
             g.active += 1
-            g.active_bytes += nbytes
+            held = g.objs.get(oid)
+            if held is None:
+                g.objs[oid] = [1, nbytes]
+                g.active_bytes += nbytes
+            else:  # another name of the group for an object it holds: latest size
+                held[0] += 1
+                g.active_bytes += nbytes - held[1]
+                held[1] = nbytes
             if g.active_bytes > g.peak_bytes:
                 g.peak_bytes = g.active_bytes
         if self.active_bytes > self.peak_bytes:
@@ -589,9 +601,15 @@ class Analysis:
             self.active_bytes -= self._obj_bytes.pop(b.oid, nbytes)
         else:
             self._obj_live[b.oid] = n
+        oid = b.oid
         for g in b.groups:
             g.active -= 1
-            g.active_bytes -= nbytes
+            held = g.objs.get(oid)
+            if held is not None:
+                held[0] -= 1
+                if held[0] <= 0:
+                    g.active_bytes -= held[1]
+                    del g.objs[oid]
         vs = b.vs
         if vs is not None and t - b.t_bind > vs.max_lifetime_ns:
             vs.max_lifetime_ns = t - b.t_bind

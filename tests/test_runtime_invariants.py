@@ -405,3 +405,16 @@ def test_a_lambda_that_raised_ends_when_its_caller_runs_again(rec: Recorder) -> 
     assert raised.end == "scope_exit"
     assert raised.t_unbind <= got[("after", "f")].t_bind
     assert not an.instances and not an._open_lambdas
+
+
+def test_a_scope_counts_an_object_held_by_three_names_once(rec: Recorder) -> None:
+    m = rec.module("shared", "alias_one", "alias_two")
+    tok = m.enter(1, -1)
+    shared = list(range(1000))
+    for site in range(3):
+        m.bind(site, shared, tok)
+    m.exit(tok)
+    st = rec.analysis().stats()
+    assert st["by_scope"]["fake_module:f"]["peak_bytes"] == sys.getsizeof(shared)
+    assert st["by_type"]["list"]["peak_bytes"] == sys.getsizeof(shared)
+    assert st["peak_bytes"] == sys.getsizeof(shared)
