@@ -165,7 +165,6 @@ def test_pdb_steps_through_the_users_lines(project: tuple[Path, str]) -> None:
 
 
 def test_coverage_reports_original_lines(project: tuple[Path, str]) -> None:
-    pytest.importorskip("coverage")
     base, name = project
     results = {}
     for mode in ("plain", "hook"):
