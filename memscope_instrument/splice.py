@@ -367,21 +367,11 @@ class Splicer:
         after: list[str] = []
         closers: list[tuple[int, int, str]] = []
         if isinstance(a, ast.Assign):
-            wraps: list[ast.Attribute] = []
-            for t in a.targets:
-                names: list[ast.Name] = []
-                attrs: list[ast.Attribute] = []
-                other: list[ast.expr] = []
-                T._target_parts(t, names, attrs, other)
-                for n in names:
-                    after.append(self.bind_name(n.id, n, scope, BindKind.ASSIGN))
-                if isinstance(t, ast.Attribute) and attrs:
-                    wraps.append(attrs[0])
-                else:
-                    for at in attrs:
-                        i.skip("attribute target inside unpacking not recorded", at.lineno)
-                for o in other:
-                    i.skip("subscript/complex target not recorded", o.lineno)
+            names, wraps, skips = T.assign_targets(a.targets)
+            for n in names:
+                after.append(self.bind_name(n.id, n, scope, BindKind.ASSIGN))
+            for why, line in skips:
+                i.skip(why, line)
             if wraps:
                 vl, vc = self.start(a.value)
                 el, ec = self.end(a.value)
@@ -411,8 +401,8 @@ class Splicer:
         elif isinstance(a, ast.Delete):
             for t in a.targets:
                 names = []
-                attrs = []
-                other = []
+                attrs: list[ast.Attribute] = []
+                other: list[ast.expr] = []
                 T._target_parts(t, names, attrs, other)
                 for n in names:
                     site, owner = i.site_for(n.id, n, scope, BindKind.DEL)

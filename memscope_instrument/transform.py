@@ -210,6 +210,28 @@ def _target_parts(t: ast.expr, names: list[ast.Name], attrs: list[ast.Attribute]
         other.append(t)
 
 
+def assign_targets(
+    targets: list[ast.expr],
+) -> tuple[list[ast.Name], list[ast.Attribute], list[tuple[str, int]]]:
+    """Split the targets of ``a = b = value``: the names to read back after the
+    statement (in order: their sites are numbered that way), the ``name.attr`` targets
+    whose value is wrapped, and what is not recorded, as (reason, line)."""
+    names: list[ast.Name] = []
+    wraps: list[ast.Attribute] = []
+    skips: list[tuple[str, int]] = []
+    for t in targets:
+        attrs: list[ast.Attribute] = []
+        other: list[ast.expr] = []
+        _target_parts(t, names, attrs, other)
+        if isinstance(t, ast.Attribute) and attrs:
+            wraps.append(attrs[0])
+        else:
+            skips.extend(("attribute target inside unpacking not recorded", at.lineno)
+                         for at in attrs)
+        skips.extend(("subscript/complex target not recorded", o.lineno) for o in other)
+    return names, wraps, skips
+
+
 def _pattern_names(p: ast.pattern, out: list[tuple[str, ast.AST]]) -> None:
     if isinstance(p, ast.MatchAs):
         if p.pattern is not None:
@@ -751,21 +773,11 @@ class _Instrumenter:
         s = self.expr(s, [a], scope, first, last)
         after: list[cst.BaseSmallStatement] = []
         if isinstance(a, ast.Assign) and isinstance(s, cst.Assign):
-            wraps: list[ast.Attribute] = []
-            for t in a.targets:
-                names: list[ast.Name] = []
-                attrs: list[ast.Attribute] = []
-                other: list[ast.expr] = []
-                _target_parts(t, names, attrs, other)
-                for n in names:
-                    after.append(self.bind_name(n.id, n, scope, BindKind.ASSIGN))
-                if isinstance(t, ast.Attribute) and attrs:
-                    wraps.append(attrs[0])
-                else:
-                    for at in attrs:
-                        self.skip("attribute target inside unpacking not recorded", at.lineno)
-                for o in other:
-                    self.skip("subscript/complex target not recorded", o.lineno)
+            names, wraps, skips = assign_targets(a.targets)
+            for n in names:
+                after.append(self.bind_name(n.id, n, scope, BindKind.ASSIGN))
+            for why, line in skips:
+                self.skip(why, line)
             if wraps:
                 value = s.value
                 for at in reversed(wraps):
@@ -789,8 +801,8 @@ class _Instrumenter:
         elif isinstance(a, ast.Delete):
             for t in a.targets:
                 names = []
-                attrs = []
-                other = []
+                attrs: list[ast.Attribute] = []
+                other: list[ast.expr] = []
                 _target_parts(t, names, attrs, other)
                 for n in names:
                     site, owner = self.site_for(n.id, n, scope, BindKind.DEL)
