@@ -567,23 +567,7 @@ class Splicer:
                    a.lineno)
             return
         self.header_exprs(a, scope)
-        is_async = isinstance(a, ast.AsyncFunctionDef)
-        gen = i.idx.any("yield", a.lineno, a.end_lineno or a.lineno) and any(
-            isinstance(n, (ast.Yield, ast.YieldFrom)) for n in T._own_walk(a.body))
-        if is_async:
-            kind = ScopeKind.ASYNC_GENERATOR if gen else ScopeKind.COROUTINE
-        elif gen:
-            kind = ScopeKind.GENERATOR
-        else:
-            kind = ScopeKind.METHOD if scope.kind == "class" else ScopeKind.FUNCTION
-        qual = scope.child_qual(a.name)
-        idx = i.table.add_scope(qual, kind, a.lineno)
-        light = i.uses_locals(a)
-        sc = T._Scope(idx, qual, "function", scope, None if light else T.TOK, node=a)
-        if not light and i.needs_alias(a):
-            sc.alias = f"{T.ALIAS}{idx}"
-        i.declarations(a, a.body, sc)
-        first, params = i.param_sites(a.args, sc)
+        sc, idx, first, params, light = i.function_scope(a, scope)
         if light:
             i.skip("function calls locals()/vars()/dir(): no scope token", a.lineno)
             start = [self.call("bind", first + k, p, 0) for k, p in enumerate(params)]

@@ -975,6 +975,32 @@ class _Instrumenter:
             elif isinstance(n, ast.Nonlocal):
                 sc.nonlocals.update(n.names)
 
+    def function_scope(
+        self, a: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope
+    ) -> tuple[_Scope, int, int, list[str], bool]:
+        """The scope a ``def`` opens, for both output paths: its kind, qualname and table
+        row, its token (none when the function calls ``locals()``: ``light``), the alias
+        nested ``nonlocal`` binds read, its declarations, and its parameter sites.
+        Returns (scope, table index, first parameter site, parameter names, light)."""
+        is_async = isinstance(a, ast.AsyncFunctionDef)
+        gen = self.idx.any("yield", a.lineno, a.end_lineno or a.lineno) and any(
+            isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_walk(a.body))
+        if is_async:
+            kind = ScopeKind.ASYNC_GENERATOR if gen else ScopeKind.COROUTINE
+        elif gen:
+            kind = ScopeKind.GENERATOR
+        else:
+            kind = ScopeKind.METHOD if scope.kind == "class" else ScopeKind.FUNCTION
+        qual = scope.child_qual(a.name)
+        idx = self.table.add_scope(qual, kind, a.lineno)
+        light = self.uses_locals(a)
+        sc = _Scope(idx, qual, "function", scope, None if light else TOK, node=a)
+        if not light and self.needs_alias(a):
+            sc.alias = f"{ALIAS}{idx}"
+        self.declarations(a, a.body, sc)
+        first, params = self.param_sites(a.args, sc)
+        return sc, idx, first, params, light
+
     def is_ignored_def(self, st: cst.FunctionDef | cst.ClassDef,
                        a: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> bool:
         for d in a.decorator_list:
@@ -1016,23 +1042,7 @@ class _Instrumenter:
                       a.lineno)
             return [st]
         st = self.header_exprs(st, a, scope)
-        is_async = isinstance(a, ast.AsyncFunctionDef)
-        gen = self.idx.any("yield", a.lineno, a.end_lineno or a.lineno) and any(
-            isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_walk(a.body))
-        if is_async:
-            kind = ScopeKind.ASYNC_GENERATOR if gen else ScopeKind.COROUTINE
-        elif gen:
-            kind = ScopeKind.GENERATOR
-        else:
-            kind = ScopeKind.METHOD if scope.kind == "class" else ScopeKind.FUNCTION
-        qual = scope.child_qual(a.name)
-        idx = self.table.add_scope(qual, kind, a.lineno)
-        light = self.uses_locals(a)
-        sc = _Scope(idx, qual, "function", scope, None if light else TOK, node=a)
-        if not light and self.needs_alias(a):
-            sc.alias = f"{ALIAS}{idx}"
-        self.declarations(a, a.body, sc)
-        first, params = self.param_sites(a.args, sc)
+        sc, idx, first, params, light = self.function_scope(a, scope)
         if light:
             self.skip("function calls locals()/vars()/dir(): no scope token", a.lineno)
             enter: cst.BaseSmallStatement | None = None
