@@ -20,7 +20,7 @@ import platform
 import re
 import zlib
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from memscope.analysis import Analysis, Binding, ObjectLife
@@ -127,6 +127,20 @@ def _group_keys(b: Binding) -> tuple[str, str, str, str, str]:
 
 ENDS = ("live", "rebind", "unbind", "scope_exit", "final")
 _END_INDEX = {e: i for i, e in enumerate(ENDS)}
+
+
+def _chain(
+    first: Callable[[Any], None] | None, then: Callable[[Any], None]
+) -> Callable[[Any], None]:
+    """A callback that calls ``first`` (when set) and then ``then``."""
+    if first is None:
+        return then
+
+    def both(item: Any) -> None:
+        first(item)
+        then(item)
+
+    return both
 
 
 class _Table:
@@ -239,27 +253,8 @@ class Store:
     def attach(self, an: Analysis) -> None:
         """Record ``an``'s bindings as they end and its objects as they are finalized
         (chaining any callbacks already set); ``close`` adds what is still live."""
-        prev_b = an.on_binding_end
-        prev_o = an.on_object_end
-        add, add_object = self.add, self.add_object
-        if prev_b is None:
-            an.on_binding_end = add
-        else:
-
-            def on_b(b: Binding) -> None:
-                prev_b(b)
-                add(b)
-
-            an.on_binding_end = on_b
-        if prev_o is None:
-            an.on_object_end = add_object
-        else:
-
-            def on_o(life: ObjectLife) -> None:
-                prev_o(life)
-                add_object(life)
-
-            an.on_object_end = on_o
+        an.on_binding_end = _chain(an.on_binding_end, self.add)
+        an.on_object_end = _chain(an.on_object_end, self.add_object)
 
     def close(self, an: Analysis) -> Store:
         """Add the bindings still live at the end (once)."""
