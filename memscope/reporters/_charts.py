@@ -160,6 +160,32 @@ class _Table:
         return i
 
 
+def _argsort(col: array[Any]) -> array[Any]:
+    """Indices of ``col`` in ascending order, ties by index (a stable argsort), as an
+    ``array("q")``: 8 bytes an entry once sorted. Sorting packed ints (value << bits |
+    index) needs no key list, about half the transient memory of
+    ``sorted(range(n), key=col.__getitem__)``; already-sorted columns (the bindings
+    are packed as they end, so unbind times usually are) are not sorted at all."""
+    n = len(col)
+    if n == 0:
+        return array("q")
+    prev = col[0]
+    for x in col:
+        if x < prev:
+            break
+        prev = x
+    else:
+        return array("q", range(n))
+    lo = min(col)
+    sh = n.bit_length()
+    mask = (1 << sh) - 1
+    packed = [(x - lo) << sh | i for i, x in enumerate(col)]
+    packed.sort()
+    out = array("q", (x & mask for x in packed))
+    del packed
+    return out
+
+
 class Store:
     """Every binding of a run as packed columns (about 90 bytes a binding, against
     several hundred for a ``Binding`` object), filled while the analysis streams
@@ -199,6 +225,13 @@ class Store:
         self.o_size = array("q")
         self.o_oid = array("q")
         self._closed = False
+        self._order: array[Any] | None = None
+
+    def bind_order(self) -> array[Any]:
+        """Binding indices by bind time (ties by index), computed once per length."""
+        if self._order is None or len(self._order) != len(self.tb):
+            self._order = _argsort(self.tb)
+        return self._order
 
     def __len__(self) -> int:
         return len(self.tb)
@@ -337,8 +370,8 @@ def build_series(
     n = len(st)
     tb = st.tb
     tue = array("q", (x if x >= 0 else t1 for x in st.tu))
-    starts = sorted(range(n), key=tb.__getitem__)
-    ends = sorted(range(n), key=tue.__getitem__)
+    starts = st.bind_order()
+    ends = _argsort(tue)
 
     state = [[0] * sizes[g] for g in range(ng)]
     total = 0
@@ -552,7 +585,7 @@ def build_model(
     v_life = [-1] * nv
     v_leak = [False] * nv
     v_threads: list[set[int]] = [set() for _ in range(nv)]
-    v_rows: list[list[int]] = [[] for _ in range(nv)]  # binding indices of each variable
+    v_rows: list[array[Any]] = [array("q") for _ in range(nv)]  # binding indices of each variable
     # first/last activity of each thread and task, bindings per pid (for the lanes)
     th_span: dict[int, list[int]] = {}
     tk_span: dict[int, list[int]] = {}
@@ -991,39 +1024,44 @@ def raw_block(st: Store, t0: int, limit: int = RAW_LIMIT) -> tuple[dict[str, Any
 
     n_all = len(st)
     tb, tu = st.tb, st.tu
-    order = sorted(range(n_all), key=tb.__getitem__)[: max(0, limit)]
+    order = st.bind_order()
+    if len(order) > max(0, limit):
+        order = order[: max(0, limit)]
     n = len(order)
     objno: dict[int, int] = {}
     oids = st.oid
 
-    def column(name: str) -> array[Any]:
+    def column(name: str, idx: array[Any]) -> array[Any]:
         if name == "t_bind":
-            return array("d", (float(tb[i] - t0) for i in order))
+            return array("d", (float(tb[i] - t0) for i in idx))
         if name == "held":
-            return array("d", (float(tu[i] - tb[i]) if tu[i] >= 0 else -1.0 for i in order))
+            return array("d", (float(tu[i] - tb[i]) if tu[i] >= 0 else -1.0 for i in idx))
         if name == "obj":
-            return array("i", (objno.setdefault(oids[i], len(objno)) for i in order))
+            return array("i", (objno.setdefault(oids[i], len(objno)) for i in idx))
         src: array[Any] = {
             "bytes": st.nbytes, "size": st.size, "deep": st.deep, "pid": st.pid,
             "var": st.var, "type": st.type, "thread": st.thread, "task": st.task,
             "line": st.line, "aliases": st.nal, "end": st.end,
         }[name]  # fmt: skip
         code = {"f64": "d", "i32": "i", "u8": "B"}[dict(RAW_COLUMNS)[name]]
-        return array(code, (src[i] for i in order))
+        return array(code, (src[i] for i in idx))
 
+    # each column is packed and compressed a chunk at a time: no whole column is held
+    chunk = 1 << 16
     comp = zlib.compressobj(6)
     parts: list[bytes] = []
     cols = []
     off = 0
     for name, kind in RAW_COLUMNS:
-        a = column(name)
-        if sys.byteorder == "big":  # pragma: no cover
-            a.byteswap()
-        data = a.tobytes()
         cols.append([name, kind, off])
-        off += len(data)
-        parts.append(comp.compress(data))
-        del a, data
+        for c in range(0, n, chunk):
+            a = column(name, order[c : c + chunk])
+            if sys.byteorder == "big":  # pragma: no cover
+                a.byteswap()
+            data = a.tobytes()
+            off += len(data)
+            parts.append(comp.compress(data))
+            del a, data
     parts.append(comp.flush())
     blob = b"".join(parts)
     header = {
