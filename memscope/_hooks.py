@@ -111,7 +111,6 @@ _counters = {
     "sampled_skipped": 0,
 }
 _start_ns = _perf()
-_pid = os.getpid()
 _ref_offset = 0
 _get_running_loop: Any = None
 _current_task: Any = None
@@ -673,9 +672,8 @@ def proc_event() -> Event:
 
 def _after_fork_in_child() -> None:
     """The child records into a capture of its own; the parent's buffer is not ours."""
-    global _pid, _flush_lock
+    global _flush_lock
     _buf.clear()
-    _pid = os.getpid()
     _flush_lock = threading.Lock()
     _local.__dict__.clear()  # the forking thread is a new thread in the child
     _watched.clear()

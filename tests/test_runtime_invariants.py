@@ -418,3 +418,17 @@ def test_a_scope_counts_an_object_held_by_three_names_once(rec: Recorder) -> Non
     assert st["by_scope"]["fake_module:f"]["peak_bytes"] == sys.getsizeof(shared)
     assert st["by_type"]["list"]["peak_bytes"] == sys.getsizeof(shared)
     assert st["peak_bytes"] == sys.getsizeof(shared)
+
+
+def test_a_site_switched_off_records_nothing_until_switched_on(rec: Recorder) -> None:
+    m = rec.module("x")
+    tok = m.enter(1, -1)
+    _hooks.set_site_enabled(m.base, False)
+    value = [1]
+    assert m.bind(0, value, tok) is value
+    m.unbind(0, tok)
+    _hooks.set_site_enabled(m.base, True)
+    m.bind(0, [2], tok)
+    m.exit(tok)
+    an = rec.analysis()
+    assert an.binds == 1 and an.unbinds == 0

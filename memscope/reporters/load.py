@@ -175,7 +175,7 @@ class Prepared:
             if k == PROC:
                 cur_pid = ev[1]
             elif pid != cur_pid and pid:
-                an.pid = pid
+                an.set_process(pid)
                 cur_pid = pid
             if k == SAMPLED:
                 try:
