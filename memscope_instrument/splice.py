@@ -399,18 +399,9 @@ class Splicer:
                 else:
                     i.skip("subscript/complex target not recorded", first)
         elif isinstance(a, ast.Delete):
-            for t in a.targets:
-                names = []
-                attrs: list[ast.Attribute] = []
-                other: list[ast.expr] = []
-                T._target_parts(t, names, attrs, other)
-                for n in names:
-                    site, owner = i.site_for(n.id, n, scope, BindKind.DEL)
-                    after.append(self.call("unbind", site, self.tok_for(owner, scope)))
-                for at in attrs:
-                    site = i.table.add_site(at.lineno, i.col(at), scope.index,
-                                            f"{T._dotted(at)}", BindKind.DEL)
-                    after.append(self.call("unbind", site, self.tok(scope)))
+            for site, owner in i.del_sites(a, scope):
+                tok = self.tok(scope) if owner is None else self.tok_for(owner, scope)
+                after.append(self.call("unbind", site, tok))
         elif isinstance(a, (ast.Import, ast.ImportFrom)) and self.options.imports:
             if isinstance(a, ast.ImportFrom) and a.module == "__future__":
                 return

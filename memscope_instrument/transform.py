@@ -616,6 +616,22 @@ class _Instrumenter:
                                    name, override or kind)
         return site, owner
 
+    def del_sites(self, a: ast.Delete, scope: _Scope) -> list[tuple[int, _Scope | None]]:
+        """The DEL sites of ``del`` (for both output paths), in order: a name's site with
+        the scope that owns the name, a ``name.attr``'s site with ``None`` (this scope)."""
+        out: list[tuple[int, _Scope | None]] = []
+        for t in a.targets:
+            names: list[ast.Name] = []
+            attrs: list[ast.Attribute] = []
+            other: list[ast.expr] = []
+            _target_parts(t, names, attrs, other)
+            for n in names:
+                out.append(self.site_for(n.id, n, scope, BindKind.DEL))
+            for at in attrs:
+                out.append((self.table.add_site(at.lineno, self.col(at), scope.index,
+                                                f"{_dotted(at)}", BindKind.DEL), None))
+        return out
+
     def tok_for(self, owner: _Scope, here: _Scope) -> cst.BaseExpression:
         t = self.tok_name(owner, here)
         return cst.Integer("0") if t == "0" else _name(t)
@@ -799,19 +815,9 @@ class _Instrumenter:
                 else:
                     self.skip("subscript/complex target not recorded", first)
         elif isinstance(a, ast.Delete):
-            for t in a.targets:
-                names = []
-                attrs: list[ast.Attribute] = []
-                other: list[ast.expr] = []
-                _target_parts(t, names, attrs, other)
-                for n in names:
-                    site, owner = self.site_for(n.id, n, scope, BindKind.DEL)
-                    after.append(_expr_stmt(_call("unbind", _int(site),
-                                                  self.tok_for(owner, scope))))
-                for at in attrs:
-                    site = self.table.add_site(at.lineno, self.col(at), scope.index,
-                                               f"{_dotted(at)}", BindKind.DEL)
-                    after.append(_expr_stmt(_call("unbind", _int(site), scope.tok_expr())))
+            for site, owner in self.del_sites(a, scope):
+                tok = scope.tok_expr() if owner is None else self.tok_for(owner, scope)
+                after.append(_expr_stmt(_call("unbind", _int(site), tok)))
         elif isinstance(a, (ast.Import, ast.ImportFrom)) and self.options.imports:
             if isinstance(a, ast.ImportFrom) and a.module == "__future__":
                 return [s]
