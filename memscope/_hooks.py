@@ -111,7 +111,6 @@ _counters = {
     "sampled_skipped": 0,
 }
 _start_ns = _perf()
-_ref_offset = 0
 _get_running_loop: Any = None
 _current_task: Any = None
 
@@ -180,7 +179,7 @@ def _type_idx(tp: type) -> int:
         _table((TYPE, idx, sizing.type_name(tp)))
         _type_index[key] = idx
         try:  # a heap type may die and its id be reused: forget it when it goes
-            _type_refs[key] = weakref.ref(tp, functools.partial(_drop_type, key))
+            _type_refs[key] = weakref.ref(tp, functools.partial(_forget_type, key))
         except TypeError:
             pass  # static types live forever
     return idx
@@ -189,11 +188,8 @@ def _type_idx(tp: type) -> int:
 _type_refs: dict[int, weakref.ref[type]] = {}
 
 
-def _drop_type(key: int, _ref: Any) -> None:
-    _forget_type(key)
-
-
-def _forget_type(key: int) -> None:
+def _forget_type(key: int, _ref: Any = None) -> None:
+    """A heap type died (weakref callback): its id may be reused by another type."""
     _fast_types.pop(key, None)
     _type_index.pop(key, None)
     _type_refs.pop(key, None)
@@ -532,16 +528,13 @@ def _watch(value: Any, oid: int, tp: type) -> None:
     if oid in _watched or id(tp) in _unweakrefable:
         return
     try:
-        _watched[oid] = weakref.ref(value, functools.partial(_final_cb, oid))
+        _watched[oid] = weakref.ref(value, functools.partial(_finalized, oid))
     except TypeError:
         _unweakrefable.add(id(tp))
 
 
-def _final_cb(oid: int, _ref: Any) -> None:
-    _finalized(oid)
-
-
-def _finalized(oid: int) -> None:
+def _finalized(oid: int, _ref: Any = None) -> None:
+    """A watched object died (weakref callback): record FINAL."""
     _watched.pop(oid, None)
     _deep_cache.pop(oid, None)
     _buf.append((FINAL, _perf(), oid))
