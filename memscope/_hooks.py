@@ -65,6 +65,7 @@ from memscope.events import (
     TYPE,
     UNBIND,
     Event,
+    ScopeKind,
 )
 from memscope.sizing import _isa
 
@@ -293,15 +294,22 @@ def _grow_site_lists(n: int) -> None:
     _sampled_recorded.extend([0] * n)
 
 
-def register_site(
-    file: str, module: str, qualname: str, line: int, col: int, name: str, kind: int
-) -> int:
-    """Add one site (and its own scope row) at run time: used by ``track_var``."""
+def register_scope(file: str, module: str, qualname: str, kind: int, line: int) -> int:
+    """Add one scope row at run time (``track_var``'s sites, ``track_scope``)."""
     global _scope_count
     with _table_lock:
         scope = _scope_count
         _scope_count += 1
-        _table((SCOPE, scope, file, module, qualname, 10, line))
+        _table((SCOPE, scope, file, module, qualname, int(kind), line))
+    return scope
+
+
+def register_site(
+    file: str, module: str, qualname: str, line: int, col: int, name: str, kind: int
+) -> int:
+    """Add one site (and its own scope row) at run time: used by ``track_var``."""
+    with _table_lock:
+        scope = register_scope(file, module, qualname, ScopeKind.EXPLICIT, line)
         site = len(_rate)
         _table((SITE, site, scope, line, col, name, kind))
         _site_scope.append(scope)

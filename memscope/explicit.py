@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from memscope import _hooks
-from memscope.events import SCOPE, BindKind, ScopeKind
+from memscope.events import BindKind, ScopeKind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -178,20 +178,7 @@ class track_scope:
     def _scope_id(self) -> int:
         if self._scope is None:
             file, module, line = self._where
-            with _site_lock:
-                scope = _hooks._scope_count
-                _hooks._scope_count += 1
-                _hooks._table(
-                    (
-                        SCOPE,
-                        scope,
-                        file,
-                        module,
-                        self.name,
-                        int(ScopeKind.EXPLICIT),
-                        line,
-                    )
-                )
+            scope = _hooks.register_scope(file, module, self.name, ScopeKind.EXPLICIT, line)
             self._scope = scope
         return self._scope
 
