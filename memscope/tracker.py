@@ -113,10 +113,10 @@ class MemoryTracker:
 
     # ---- exports (reporters live in memscope.reporters) -----------------------------
 
-    def _report(self, fmt: str, target: str | os.PathLike[str] | None) -> Path:
+    def _report(self, fmt: str, target: str | os.PathLike[str] | None, **options: Any) -> Path:
         from memscope import reporters
 
-        return reporters.export(self, fmt, target)
+        return reporters.export(self, fmt, target, **options)
 
     def export_to_json(self, name: str | None = None) -> Path:
         """The JSON family into ``<output_dir>/<name>/``; returns that folder."""
@@ -124,9 +124,7 @@ class MemoryTracker:
 
     def export_to_binary(self, name: str | None = None, mode: str = "user") -> Path:
         """A ``.memscope`` capture of everything recorded so far."""
-        from memscope import reporters
-
-        return reporters.export(self, "binary", name, mode=mode)
+        return self._report("binary", name, mode=mode)
 
     def export_to_html(self, path: str | os.PathLike[str] | None = None) -> Path:
         return self._report("html", path)
