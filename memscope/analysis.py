@@ -251,9 +251,13 @@ class Analysis:
         keep_history: bool = True,
         on_binding_end: Callable[[Binding], None] | None = None,
         on_object_end: Callable[[ObjectLife], None] | None = None,
+        on_binding_start: Callable[[Binding], None] | None = None,
         max_timeline_points: int = 4096,
     ) -> None:
         self.on_object_end = on_object_end
+        # called with each new binding once the analysis has counted it (after the
+        # previous binding of the name, if any, went to ``on_binding_end``)
+        self.on_binding_start = on_binding_start
         self.sampled: dict[int, tuple[int, int]] = {}  # site -> (1 in N or 0, skipped)
         self.scopes: dict[int, ScopeRow] = {}
         self.sites: dict[int, SiteRow] = {}
@@ -563,6 +567,8 @@ class Analysis:
             self.peak_bytes = self.active_bytes
             self.peak_t = t
             self.peak_count = self.nlive
+        if self.on_binding_start is not None:
+            self.on_binding_start(b)
         self._sample(t)
 
     def _sample(self, t: int) -> None:

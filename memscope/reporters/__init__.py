@@ -77,18 +77,18 @@ def report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rep = JsonReport(out, name, pre.meta) if "json" in fmts else None
-    store = None
+    collector = None
     if html is not None or svg is not None:
-        # html and svg aggregate from bindings packed as they end, not from a history
-        from memscope.reporters._charts import Store
+        # html and svg aggregate while the events stream (bounded), not from a history
+        from memscope.reporters._charts import RAW_LIMIT, Collector
 
-        store = Store()
+        collector = Collector(raw_limit=RAW_LIMIT if html is not None else 0)
 
     def attach(an: Any) -> None:
         if rep is not None:
             rep.attach(an)
-        if store is not None:
-            store.attach(an)
+        if collector is not None:
+            collector.attach(an)
 
     try:
         run = pre.run(
@@ -99,25 +99,37 @@ def report(
     except BaseException:
         if rep is not None:
             rep.abort()
+        if collector is not None:
+            collector.raw.close()
         raise
     written: list[Path] = []
     if rep is not None:
         written += rep.finish(
             run.analysis, kinds=run.kinds, sampled=run.sampled, seconds=run.seconds
         )
-    if html is not None:
-        written += list(html.write(run.analysis, out, name, run.meta, store=store))
-    if svg is not None:
-        written.append(
-            svg.write_memory_analysis(
-                run.analysis, out / f"{name}_memory_analysis.svg", run.meta, store=store
+    try:
+        if html is not None:
+            written += list(html.write(run.analysis, out, name, run.meta, collector=collector))
+        if svg is not None:
+            written.append(
+                svg.write_memory_analysis(
+                    run.analysis,
+                    out / f"{name}_memory_analysis.svg",
+                    run.meta,
+                    collector=collector,
+                )
             )
-        )
-        written.append(
-            svg.write_lifecycle_timeline(
-                run.analysis, out / f"{name}_lifecycle_timeline.svg", run.meta, store=store
+            written.append(
+                svg.write_lifecycle_timeline(
+                    run.analysis,
+                    out / f"{name}_lifecycle_timeline.svg",
+                    run.meta,
+                    collector=collector,
+                )
             )
-        )
+    finally:
+        if collector is not None:
+            collector.raw.close()
     if "summary" in fmts:
         from memscope.reporters.summary import summary_of
 

@@ -1,16 +1,19 @@
 """Shared aggregation for the HTML dashboard and the SVG charts.
 
-One pass over an :class:`~memscope.analysis.Analysis` turns bindings into a bounded,
-JSON-ready *model*: the overview, stacked time series (by variable, scope, type, thread
-and task), the variables table with short histories, Gantt rows, the scope tree, leaks,
-the relationships graph, buffers and lanes. Everything is aggregated and downsampled
-here, when the report is written, so a capture of millions of events gives a model of a
-few megabytes at most, which a browser (or an SVG writer) draws at once.
+A :class:`Collector` follows an :class:`~memscope.analysis.Analysis` while the events
+stream (or replays a kept history) and aggregates, as bindings start and end, into
+state that does not grow with the number of events: the stacked time series (power-of-two
+buckets that merge in pairs when full, a bounded set of candidate groups per grouping
+with an exact "(other)"), per variable a few aggregates, its latest bindings and merged
+Gantt intervals, thread/task lanes and buffers. Every binding also goes, as it ends, to
+the raw detail's temporary column files (``RawSink``), which the dashboard streams into
+the page compressed. ``build_model`` turns the collector plus the analysis's own
+aggregates into a JSON-ready *model* of a few megabytes at most.
 
-Time series are replayed from the bindings with the same accounting as the analysis:
-each live object is counted once, at its latest recorded size, and attributed to the
-oldest binding still naming it. Each time bucket keeps the state at the moment its total
-was highest, so peaks survive downsampling and the stacked layers always add up.
+Time series use the analysis's accounting: each live object is counted once, at its
+latest recorded size, and attributed to the oldest binding still naming it. Each time
+bucket keeps the state at the moment its total was highest, so peaks survive merging
+and the stacked layers always add up.
 """
 
 from __future__ import annotations
@@ -123,10 +126,23 @@ def _group_keys(b: Binding) -> tuple[str, str, str, str, str]:
     return (b.key, scope_key(b), b.type, thread_key(b), task_key(b))
 
 
-# ---- packed bindings --------------------------------------------------------------
+# ---- streaming aggregation --------------------------------------------------------
 
 ENDS = ("live", "rebind", "unbind", "scope_exit", "final")
 _END_INDEX = {e: i for i, e in enumerate(ENDS)}
+NG = len(GROUPINGS)
+
+SERIES_BUCKETS = 1200
+"""Buckets the dashboard's memory chart has at most (the SVG asks for fewer)."""
+SERIES_CANDIDATES = (256, 64, 64, 64, 64)
+"""Groups per grouping (in ``GROUPINGS`` order) that get their own exact layer while
+the events stream; the rest of each grouping is summed, exactly, into "(other)"."""
+GANTT_RESOLUTION = 1500
+"""Spans per Gantt row at most (bindings closer than span / this are merged)."""
+HISTORY_PER_VAR = 25
+"""Latest bindings per variable kept for the variables table."""
+MAX_BUFFER_ADDRS = 20_000
+"""Distinct buffer addresses whose users are remembered (for "shares with")."""
 
 
 def _chain(
@@ -160,343 +176,328 @@ class _Table:
         return i
 
 
-def _argsort(col: array[Any]) -> array[Any]:
-    """Indices of ``col`` in ascending order, ties by index (a stable argsort), as an
-    ``array("q")``: 8 bytes an entry once sorted. Sorting packed ints (value << bits |
-    index) needs no key list, about half the transient memory of
-    ``sorted(range(n), key=col.__getitem__)``; already-sorted columns (the bindings
-    are packed as they end, so unbind times usually are) are not sorted at all."""
-    n = len(col)
-    if n == 0:
-        return array("q")
-    prev = col[0]
-    for x in col:
-        if x < prev:
-            break
-        prev = x
-    else:
-        return array("q", range(n))
-    lo = min(col)
-    sh = n.bit_length()
-    mask = (1 << sh) - 1
-    packed = [(x - lo) << sh | i for i, x in enumerate(col)]
-    packed.sort()
-    out = array("q", (x & mask for x in packed))
-    del packed
-    return out
+class Series:
+    """Stacked, peak-preserving memory over time, aggregated while the events stream,
+    in memory that does not grow with the number of events.
 
+    Buckets are ``2**k`` ns wide from ``t0``; when a time falls beyond ``budget``
+    buckets, neighbouring buckets merge in pairs and ``k`` grows by one. Each bucket
+    holds the state (total and one value per layer) at the moment its total was
+    highest, so merging two buckets keeps the one with the larger total: the peak and
+    every bucket's maximum stay exact at any resolution, and the layers of a bucket
+    always add up to its total.
 
-class Store:
-    """Every binding of a run as packed columns (about 90 bytes a binding, against
-    several hundred for a ``Binding`` object), filled while the analysis streams
-    (``attach``) or from an analysis that kept its history (``from_analysis``).
+    Layers: each grouping (``GROUPINGS``) has up to ``caps[g]`` candidate groups with
+    their own column, taken in order of first sight; when the candidates are full, a
+    new group takes the place of the candidate with the smallest running peak (largest
+    single binding so far) if its first binding is larger, and the evicted group's
+    values are folded into the grouping's "(other)" column. A group that is not a
+    candidate is always counted in "(other)", so the columns of a grouping sum exactly
+    to the total, and a candidate's column is exact: it has been one since its first
+    binding.
 
-    Everything the model shows is computed from these columns, exactly; the columns
-    are also the raw detail the dashboard embeds (``raw_block``)."""
+    Accounting as in the analysis: each live object counted once, at its latest size,
+    attributed to the oldest binding still naming it."""
 
-    def __init__(self) -> None:
-        self.tb = array("q")
-        self.tu = array("q")
-        self.oid = array("q")
-        self.nbytes = array("q")
-        self.size = array("q")
-        self.deep = array("q")
-        self.addr = array("q")
-        self.bufsize = array("q")
-        self.pid = array("q")
-        self.var = array("i")
-        self.type = array("i")
-        self.thread = array("i")
-        self.task = array("i")
-        self.line = array("i")
-        self.nal = array("i")
-        self.end = array("b")
-        self.vars = _Table()  # variable keys (module:scope:var)
-        self.var_label: list[str] = []  # scope.var
-        self.var_scope: list[str] = []  # module:scope
-        self.types = _Table()
-        self.threads = _Table()
-        self.tasks = _Table()
-        self.aliases: dict[int, set[str]] = {}  # var -> up to 12 alias labels
-        # object lives with a known end (finalized): first variable, times, size
-        self.o_var = array("i")
-        self.o_t0 = array("q")
-        self.o_t1 = array("q")
-        self.o_size = array("q")
-        self.o_oid = array("q")
-        self._closed = False
-        self._order: array[Any] | None = None
+    def __init__(self, budget: int = 2 * SERIES_BUCKETS, caps: tuple[int, ...] = SERIES_CANDIDATES):
+        self.budget = max(2, budget)
+        self.caps = caps
+        self.k = 0
+        self.t0 = -1
+        self.total = 0
+        self.state: list[int] = [0] * NG  # slot g < NG: (other) of grouping g
+        self.slot_g: list[int] = list(range(NG))
+        self.slot_key: list[str] = [OTHER] * NG
+        self.slot_w: list[int] = [0] * NG  # running peak of the slot's group
+        self.slot_id: list[Any] = [None] * NG
+        self.admit_row: list[int] = [0] * NG  # rows before this hold earlier occupants
+        self.maps: list[dict[Any, int]] = [{} for _ in range(NG)]  # group -> slot
+        self.dropped: list[dict[Any, str]] = [{} for _ in range(NG)]  # group -> key
+        self.used = [0] * NG
+        self.rows: list[array[Any]] = []  # closed buckets: the state at their peak
+        self.totals: list[int] = []
+        self.cur = 0  # index of the open bucket
+        self.best = 0
+        self.snap: array[Any] | None = None  # None: the current state is the best
+        # oid -> [bytes counted, owner's groups, [(binding id, groups) live, in bind
+        # order], object number]
+        self.live: dict[int, list[Any]] = {}
+        self.objects = 0
+        self._done: tuple[list[array[Any]], list[int]] | None = None
 
-    def bind_order(self) -> array[Any]:
-        """Binding indices by bind time (ties by index), computed once per length."""
-        if self._order is None or len(self._order) != len(self.tb):
-            self._order = _argsort(self.tb)
-        return self._order
+    # -- buckets --
 
-    def __len__(self) -> int:
-        return len(self.tb)
+    def _close(self) -> None:
+        self.rows.append(self.snap if self.snap is not None else array("q", self.state))
+        self.totals.append(self.best)
 
-    def var_index(self, key: str, label: str, scope: str) -> int:
-        n = len(self.vars.names)
-        i = self.vars(key)
-        if i == n:
-            self.var_label.append(label)
-            self.var_scope.append(scope)
-        return i
+    def _fold_pending(self) -> None:
+        """Rows older than a candidate's admission hold earlier occupants' values in its
+        slot: move them into the grouping's "(other)" (rows may share one array: each
+        distinct array is copied and folded once)."""
+        pend = [s for s in range(NG, len(self.state)) if self.admit_row[s] > 0]
+        if not pend:
+            return
+        rows = self.rows
+        new_rows = list(rows)
+        copies: dict[int, array[Any]] = {}
+        for s in pend:
+            g = self.slot_g[s]
+            done: set[int] = set()
+            for r in range(min(self.admit_row[s], len(rows))):
+                orig = rows[r]
+                key = id(orig)
+                c = copies.get(key)
+                if c is None:
+                    if len(orig) <= s or not orig[s]:
+                        continue
+                    c = copies[key] = array("q", orig)
+                new_rows[r] = c
+                if key not in done:
+                    done.add(key)
+                    if len(c) > s and c[s]:
+                        c[g] += c[s]
+                        c[s] = 0
+            self.admit_row[s] = 0
+        self.rows = new_rows
 
-    def add(self, b: Binding) -> None:
-        vi = self.vars.index.get(b.key)
-        if vi is None:
-            vi = self.var_index(b.key, var_label(b), scope_key(b))
-        self.tb.append(b.t_bind)
-        self.tu.append(b.t_unbind)
-        self.oid.append(b.oid)
-        self.nbytes.append(b.bytes)
-        self.size.append(b.size)
-        self.deep.append(b.deep)
-        self.addr.append(b.addr)
-        self.bufsize.append(b.bufsize)
-        self.pid.append(b.pid)
-        self.var.append(vi)
-        self.type.append(self.types(b.type))
-        self.thread.append(self.threads(thread_key(b)))
-        self.task.append(self.tasks(task_key(b)))
-        self.line.append(b.line)
-        self.nal.append(len(b.aliases))
-        self.end.append(_END_INDEX.get(b.end, 0))
-        if b.aliases:
-            al = self.aliases.get(vi)
-            if al is None:
-                al = self.aliases[vi] = set()
-            if len(al) < 12:
-                al.update(b.aliases[:12])
-
-    def add_object(self, life: ObjectLife) -> None:
-        vi = self.vars.index.get(life.first_key)
-        if vi is None:
-            scope = life.first_var.rpartition(".")[0]
-            module = life.first_key[: -(len(life.first_var) + 1)] if life.first_key else "?"
-            vi = self.var_index(life.first_key, life.first_var, f"{module}:{scope}")
-        self.o_var.append(vi)
-        self.o_t0.append(life.t_first)
-        self.o_t1.append(life.t_final)
-        self.o_size.append(life.size)
-        self.o_oid.append(life.oid)
-
-    def attach(self, an: Analysis) -> None:
-        """Record ``an``'s bindings as they end and its objects as they are finalized
-        (chaining any callbacks already set); ``close`` adds what is still live."""
-        an.on_binding_end = _chain(an.on_binding_end, self.add)
-        an.on_object_end = _chain(an.on_object_end, self.add_object)
-
-    def close(self, an: Analysis) -> Store:
-        """Add the bindings still live at the end (once)."""
-        if not self._closed:
-            self._closed = True
-            for b in an.active():
-                self.add(b)
-        return self
-
-    @classmethod
-    def from_analysis(cls, an: Analysis) -> Store:
-        st = cls()
-        for b in an.history:
-            st.add(b)
-        for life in an.finished_objects:
-            st.add_object(life)
-        return st.close(an)
-
-    @classmethod
-    def from_bindings(cls, bindings: Iterable[Binding]) -> Store:
-        st = cls()
-        for b in bindings:
-            st.add(b)
-        st._closed = True
-        return st
-
-
-# ---- the model --------------------------------------------------------------------
-
-
-def _top(weights: dict[str, int], k: int) -> list[str]:
-    return [key for key, _ in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
-
-
-def build_series(
-    an: Analysis,
-    bindings: list[Binding] | Store,
-    *,
-    t0: int,
-    t1: int,
-    buckets: int = 1200,
-    top_k: int = 10,
-) -> dict[str, Any]:
-    """Stacked, peak-preserving time series for every grouping of ``GROUPINGS``."""
-    st = bindings if isinstance(bindings, Store) else Store.from_bindings(bindings)
-    # which groups get their own layer: the largest by peak, the rest is "(other)"
-    weights: list[dict[str, int]] = [
-        {k: v.peak_bytes for k, v in an.vars.items()},
-        {k: g.peak_bytes for k, g in an.by_scope.items()},
-        {k: g.peak_bytes for k, g in an.by_type.items()},
-        {k: g.peak_bytes for k, g in an.by_thread.items()},
-        {k: g.peak_bytes for k, g in an.by_task.items()},
-    ]
-    tops = [_top(w, top_k) for w in weights]
-    index = [{k: i for i, k in enumerate(t)} for t in tops]
-    sizes = [len(t) + 1 for t in tops]  # last slot: (other)
-    ng = len(GROUPINGS)
-
-    span = max(t1 - t0, 1)
-    nb = max(1, buckets)
-
-    # each binding's layer in every grouping, through its variable / type / thread / task
-    def slots(g: int, names: list[str]) -> list[int]:
-        return [index[g].get(k, sizes[g] - 1) for k in names]
-
-    s_var = slots(0, st.vars.names)
-    s_scope = slots(1, st.var_scope)
-    s_type = slots(2, st.types.names)
-    s_thread = slots(3, st.threads.names)
-    s_task = slots(4, st.tasks.names)
-    col_var, col_type, col_thread, col_task = st.var, st.type, st.thread, st.task
-
-    def gidx(i: int) -> tuple[int, int, int, int, int]:
-        v = col_var[i]
-        return (
-            s_var[v], s_scope[v], s_type[col_type[i]], s_thread[col_thread[i]],
-            s_task[col_task[i]],
-        )  # fmt: skip
-
-    n = len(st)
-    tb = st.tb
-    tue = array("q", (x if x >= 0 else t1 for x in st.tu))
-    starts = st.bind_order()
-    ends = _argsort(tue)
-
-    state = [[0] * sizes[g] for g in range(ng)]
-    total = 0
-    # oid -> [bytes counted, owner binding index, live binding indices in bind order]
-    live: dict[int, list[Any]] = {}
-
-    out_total: list[int] = [0] * nb
-    out_vals: list[list[list[int]]] = [[[0] * nb for _ in range(sizes[g])] for g in range(ng)]
-    cur = 0
-    best = 0
-    best_state: list[list[int]] = [s[:] for s in state]
-    filled = 0  # buckets before this index are written
-
-    def close_bucket(bi: int) -> None:
-        out_total[bi] = best
-        for g in range(ng):
-            col = out_vals[g]
-            stt = best_state[g]
-            for j in range(sizes[g]):
-                col[j][bi] = stt[j]
-
-    def fill_to(bi: int) -> None:
-        # buckets (filled..bi) had no change: they hold the current state
-        nonlocal filled
-        for e in range(filled, bi):
-            out_total[e] = total
-            for g in range(ng):
-                col = out_vals[g]
-                stt = state[g]
-                for j in range(sizes[g]):
-                    col[j][e] = stt[j]
-        filled = max(filled, bi)
-
-    owner_g: dict[int, tuple[int, ...]] = {}  # binding index -> its layers, while live
-
-    def move(oid_rec: list[Any], new_owner: int, new_bytes: int) -> None:
-        nonlocal total
-        old_owner = oid_rec[1]
-        old_bytes = oid_rec[0]
-        if old_owner >= 0:
-            og = owner_g[old_owner]
-            for g in range(ng):
-                state[g][og[g]] -= old_bytes
-            total -= old_bytes
-        if new_owner >= 0:
-            ng_ = owner_g[new_owner]
-            for g in range(ng):
-                state[g][ng_[g]] += new_bytes
-            total += new_bytes
-        oid_rec[0] = new_bytes
-        oid_rec[1] = new_owner
-
-    oids, nbytes_col = st.oid, st.nbytes
-    si = ei = 0
-    while si < n or ei < n:
-        # ends sort before starts at the same time
-        if ei < n and (si >= n or tue[ends[ei]] <= tb[starts[si]]):
-            i = ends[ei]
-            ei += 1
-            t = tue[i]
-            start = False
-        else:
-            i = starts[si]
-            si += 1
-            t = tb[i]
-            start = True
-        bi = min(nb - 1, (t - t0) * nb // span) if t > t0 else 0
-        if bi != cur:
-            close_bucket(cur)
-            filled = cur + 1
-            fill_to(bi)
-            cur = bi
-            best = total
-            best_state = [s[:] for s in state]
-        oid = oids[i]
-        rec = live.get(oid)
-        if start:
-            owner_g[i] = gidx(i)
-            nbytes = nbytes_col[i]
-            if rec is None:
-                rec = live[oid] = [0, -1, [i]]
-                move(rec, i, nbytes)
+    @staticmethod
+    def _pairs(rows: list[array[Any]], totals: list[int]) -> tuple[list[array[Any]], list[int]]:
+        out_r: list[array[Any]] = []
+        out_t: list[int] = []
+        for i in range(0, len(rows), 2):
+            if i + 1 < len(rows) and totals[i + 1] > totals[i]:
+                out_r.append(rows[i + 1])
+                out_t.append(totals[i + 1])
             else:
-                rec[2].append(i)
-                move(rec, rec[1], nbytes)  # latest size, same owner
-        elif rec is not None:
-            members = rec[2]
-            try:
-                members.remove(i)
-            except ValueError:
-                continue
-            if not members:
-                move(rec, -1, 0)
-                del live[oid]
-            elif rec[1] == i:
-                move(rec, members[0], rec[0])
-            owner_g.pop(i, None)
-        if total > best:
-            best = total
-            best_state = [s[:] for s in state]
-    close_bucket(cur)
-    filled = cur + 1
-    fill_to(nb)
+                out_r.append(rows[i])
+                out_t.append(totals[i])
+        return out_r, out_t
 
-    step = span / nb
-    series: dict[str, Any] = {
-        "t": [round(i * step) for i in range(nb)],
-        "step": step,
-        "total": out_total,
-        "groups": {},
-    }
-    for g, name in enumerate(GROUPINGS):
-        labels = [*tops[g], OTHER]
-        vals = out_vals[g]
-        # every top group keeps its layer (a short-lived one may be too brief to show
-        # at this resolution, its peak is still listed); "(other)" only when non-zero
-        keep = [j for j in range(sizes[g]) if j < sizes[g] - 1 or any(vals[j])]
-        series["groups"][name] = {
-            "labels": [_group_label(name, labels[j], an) for j in keep],
-            "keys": [clean(labels[j]) for j in keep],
-            "values": [vals[j] for j in keep],
-            "peaks": [weights[g].get(labels[j], max(vals[j])) for j in keep],
+    def _halve(self) -> None:
+        self._close()  # the open bucket joins its neighbour, then reopens
+        self._fold_pending()
+        self.rows, self.totals = self._pairs(self.rows, self.totals)
+        self.k += 1
+        self.cur //= 2
+        # the merged open bucket: its best so far is the larger of the two halves
+        self.snap = self.rows.pop()
+        self.best = self.totals.pop()
+
+    def _at(self, t: int) -> None:
+        if self.t0 < 0:
+            self.t0 = t
+        d = t - self.t0
+        if d <= 0:
+            return
+        idx = d >> self.k
+        if idx <= self.cur:
+            return  # same bucket (or a time a little out of order: kept in this one)
+        while idx >= self.budget:
+            self._halve()
+            idx = d >> self.k
+            if idx <= self.cur:
+                return
+        self._close()
+        if idx > self.cur + 1:
+            fill = array("q", self.state)
+            for _ in range(idx - self.cur - 1):
+                self.rows.append(fill)
+                self.totals.append(self.total)
+        self.cur = idx
+        self.best = self.total
+        self.snap = None
+
+    def _change(self, old: tuple[Any, ...] | None, old_bytes: int,
+                new: tuple[Any, ...] | None, new_bytes: int) -> None:  # fmt: skip
+        total = self.total - (old_bytes if old is not None else 0)
+        total += new_bytes if new is not None else 0
+        if total > self.best:
+            self.best = total
+            self.snap = None
+        elif self.snap is None:
+            self.snap = array("q", self.state)
+        state, maps = self.state, self.maps
+        if old is not None and old_bytes:
+            for g in range(NG):
+                state[maps[g].get(old[g], g)] -= old_bytes
+        if new is not None and new_bytes:
+            for g in range(NG):
+                state[maps[g].get(new[g], g)] += new_bytes
+        self.total = total
+
+    # -- candidates --
+
+    def _admit(self, g: int, ident: Any, key: str, weight: int) -> None:
+        if self.used[g] < self.caps[g]:
+            s = len(self.state)
+            self.state.append(0)
+            self.slot_g.append(g)
+            self.slot_key.append(key)
+            self.slot_w.append(weight)
+            self.slot_id.append(ident)
+            self.admit_row.append(0)
+            self.used[g] += 1
+            self.maps[g][ident] = s
+            return
+        # full: the candidate with the smallest running peak may give way
+        m = self.maps[g]
+        s = min(m.values(), key=lambda x: (self.slot_w[x], -x))
+        if weight <= self.slot_w[s]:
+            self.dropped[g][ident] = key
+            return
+        old = self.slot_id[s]
+        del m[old]
+        self.dropped[g][old] = self.slot_key[s]
+        self.state[g] += self.state[s]
+        self.state[s] = 0
+        if self.snap is not None and len(self.snap) > s:
+            self.snap[g] += self.snap[s]
+            self.snap[s] = 0
+        self.admit_row[s] = len(self.rows)  # closed rows before now: earlier occupants
+        self.slot_key[s] = key
+        self.slot_w[s] = weight
+        self.slot_id[s] = ident
+        m[ident] = s
+
+    def _groups(self, b: Binding) -> tuple[Any, ...]:
+        """The binding's group in every grouping (identities, not names), admitting
+        groups seen for the first time as candidates where there is room."""
+        if b.vs is not None and len(b.groups) == 4:
+            ids: tuple[Any, ...] = (
+                id(b.vs),
+                id(b.groups[1]),
+                id(b.groups[0]),
+                id(b.groups[2]),
+                id(b.groups[3]),
+            )
+        else:
+            ids = _group_keys(b)
+        nbytes = b.bytes
+        for g in range(NG):
+            ident = ids[g]
+            s = self.maps[g].get(ident)
+            if s is not None:
+                if nbytes > self.slot_w[s]:
+                    self.slot_w[s] = nbytes
+            elif ident not in self.dropped[g]:
+                self._admit(g, ident, _group_keys(b)[g], nbytes)
+        return ids
+
+    # -- events --
+
+    def bind(self, b: Binding) -> None:
+        self._at(b.t_bind)
+        ids = self._groups(b)
+        rec = self.live.get(b.oid)
+        if rec is None:
+            self.objects += 1
+            self.live[b.oid] = [b.bytes, ids, [(b.id, ids)], self.objects]
+            self._change(None, 0, ids, b.bytes)
+        else:
+            rec[2].append((b.id, ids))
+            self._change(rec[1], rec[0], rec[1], b.bytes)  # latest size, same owner
+            rec[0] = b.bytes
+
+    def object_number(self, b: Binding) -> int:
+        rec = self.live.get(b.oid)
+        return rec[3] if rec is not None else 0
+
+    def end(self, b: Binding) -> int:
+        """The binding ``b`` ended at ``b.t_unbind``; returns its object's number."""
+        rec = self.live.get(b.oid)
+        if rec is None:
+            return 0
+        self._at(b.t_unbind)
+        members = rec[2]
+        for j in range(len(members)):
+            if members[j][0] == b.id:
+                break
+        else:
+            return int(rec[3])
+        del members[j]
+        if not members:
+            self._change(rec[1], rec[0], None, 0)
+            del self.live[b.oid]
+        elif j == 0:
+            new = members[0][1]
+            self._change(rec[1], rec[0], new, rec[0])
+            rec[1] = new
+        return int(rec[3])
+
+    # -- results --
+
+    def finish(self, t1: int) -> tuple[list[array[Any]], list[int]]:
+        """Close the open bucket and fill up to ``t1`` (once)."""
+        if self._done is None:
+            if self.t0 >= 0:
+                self._at(t1)
+            self._close()
+            self._fold_pending()
+            self._done = (self.rows, self.totals)
+        return self._done
+
+    def stored(self) -> int:
+        """Values held (rows x their slots, plus totals): what this costs in memory."""
+        seen: set[int] = set()
+        n = len(self.totals) + len(self.state)
+        for r in self.rows:
+            if id(r) not in seen:
+                seen.add(id(r))
+                n += len(r)
+        return n
+
+    def result(
+        self, an: Analysis, t1: int, *, buckets: int = SERIES_BUCKETS, top_k: int = 10
+    ) -> dict[str, Any]:
+        rows, totals = self.finish(t1)
+        step = 1 << self.k
+        while len(rows) > max(1, buckets):
+            rows, totals = self._pairs(rows, totals)
+            step *= 2
+        nb = len(totals)
+        weights: list[dict[str, int]] = [
+            {k: v.peak_bytes for k, v in an.vars.items()},
+            {k: g.peak_bytes for k, g in an.by_scope.items()},
+            {k: g.peak_bytes for k, g in an.by_type.items()},
+            {k: g.peak_bytes for k, g in an.by_thread.items()},
+            {k: g.peak_bytes for k, g in an.by_task.items()},
+        ]
+        series: dict[str, Any] = {
+            "t": [i * step for i in range(nb)],
+            "step": step,
+            "total": list(totals),
+            "groups": {},
+            "peak": max(totals) if totals else 0,
         }
-    series["peak"] = max(out_total) if out_total else 0
-    return series
+        for g, name in enumerate(GROUPINGS):
+            w = weights[g]
+            cands = sorted(
+                (s for s in range(NG, len(self.state)) if self.slot_g[s] == g),
+                key=lambda s: (-w.get(self.slot_key[s], 0), self.slot_key[s]),
+            )
+            shown = cands[:top_k]
+            vals = [[row[s] if len(row) > s else 0 for row in rows] for s in shown]
+            other = [t - sum(v[i] for v in vals) for i, t in enumerate(totals)]
+            labels = [self.slot_key[s] for s in shown]
+            low = min((w.get(k, 0) for k in labels), default=0)
+            # groups summed into "(other)" while streaming that are larger than a layer
+            # shown: the layers are then the largest of the groups tracked whole
+            missed = sum(
+                1 for k in self.dropped[g].values() if w.get(k, 0) > low and len(labels) >= top_k
+            )
+            if any(other):
+                vals.append(other)
+                labels.append(OTHER)
+            series["groups"][name] = {
+                "labels": [_group_label(name, k, an) for k in labels],
+                "keys": [clean(k) for k in labels],
+                "values": vals,
+                "peaks": [w.get(k, max(v) if v else 0) for k, v in zip(labels, vals, strict=True)],
+                "folded": len(self.dropped[g]) + max(0, len(cands) - len(shown)),
+                "missed": missed,
+            }
+        return series
 
 
 def _group_label(grouping: str, key: str, an: Analysis) -> str:
@@ -508,27 +509,6 @@ def _group_label(grouping: str, key: str, an: Analysis) -> str:
         module, _, qual = key.partition(":")
         return clean(qual if module in ("__main__", "?") else key)
     return clean(key)
-
-
-def _merge(
-    spans: Iterable[tuple[int, int, int, bool]], quantum: float, limit: int
-) -> list[list[Any]]:
-    """Merge sorted intervals closer than ``quantum`` into [start, end, max bytes, n, flag]."""
-    out: list[list[Any]] = []
-    for s, e, nbytes, flag in spans:
-        if out and s - out[-1][1] <= quantum:
-            last = out[-1]
-            if e > last[1]:
-                last[1] = e
-            if nbytes > last[2]:
-                last[2] = nbytes
-            last[3] += 1
-            last[4] = 1 if (last[4] or flag) else 0
-        else:
-            out.append([s, e, nbytes, 1, 1 if flag else 0])
-    if len(out) > limit:
-        return _merge(((a, b, c, bool(f)) for a, b, c, _, f in out), quantum * 2, limit)
-    return out
 
 
 _META_HIDDEN = {"counters", "start_ns", "processes", "captures", "recovery", "start_time"}
@@ -545,26 +525,565 @@ def _sampled(v: Any) -> str:
     return clean(v)
 
 
+class Spans:
+    """Time intervals merged as they arrive (in any order) when closer than a quantum
+    that grows with the run: ``(now - t0) / resolution`` is never coarser than the
+    final ``span / resolution``, so merging again at the end gives what merging every
+    interval at once would. Held as one flat ``array("q")`` of (start, end, max bytes,
+    count): at most about ``2 * resolution`` intervals, whatever the number of events."""
+
+    __slots__ = ("a", "pending")
+
+    def __init__(self) -> None:
+        self.a = array("q")
+        self.pending: list[tuple[int, int, int, int]] = []
+
+    def add(self, s: int, e: int, nbytes: int, q: int, cap: int) -> None:
+        a = self.a
+        if not a:
+            a.extend((s, e, nbytes, 1))
+        elif s >= a[-4]:
+            if s - a[-3] <= q:
+                if e > a[-3]:
+                    a[-3] = e
+                if nbytes > a[-2]:
+                    a[-2] = nbytes
+                a[-1] += 1
+            else:
+                a.extend((s, e, nbytes, 1))
+                if len(a) > 8 * cap:
+                    self.remerge(q)
+        else:
+            self.pending.append((s, e, nbytes, 1))
+            if len(self.pending) >= 64:
+                self.remerge(q)
+
+    def remerge(self, q: int) -> None:
+        a = self.a
+        items = [(a[i], a[i + 1], a[i + 2], a[i + 3]) for i in range(0, len(a), 4)]
+        items.extend(self.pending)
+        self.pending = []
+        items.sort()
+        self.a = _merge_flat(items, q)
+
+    def __len__(self) -> int:
+        return len(self.a) // 4 + len(self.pending)
+
+    def result(
+        self,
+        q: float,
+        limit: int,
+        t0: int,
+        flags: list[int],
+        extra: list[tuple[int, int, int, int]] | None = None,
+    ) -> list[list[Any]]:
+        """[start, end, max bytes, count, flag] relative to ``t0``, merged at ``q`` (doubled
+        until at most ``limit``), with ``extra`` intervals; flag: a time of ``flags``
+        falls in the interval."""
+        if self.pending:
+            self.remerge(0)
+        a = self.a
+        items = [(a[i], a[i + 1], a[i + 2], a[i + 3]) for i in range(0, len(a), 4)]
+        if extra:
+            items = sorted([*items, *extra])
+        qq = max(q, 0.0)
+        m = _merge_flat(items, qq)
+        while len(m) > 4 * max(limit, 1):
+            qq = qq * 2 if qq > 0 else 1.0
+            m = _merge_flat([(m[i], m[i + 1], m[i + 2], m[i + 3]) for i in range(0, len(m), 4)], qq)
+        fl = sorted(flags)
+        out: list[list[Any]] = []
+        j = 0
+        for i in range(0, len(m), 4):
+            s, e = m[i], m[i + 1]
+            while j < len(fl) and fl[j] < s:
+                j += 1
+            flag = 1 if j < len(fl) and fl[j] <= e else 0
+            out.append([s - t0, e - t0, m[i + 2], m[i + 3], flag])
+        return out
+
+
+def _merge_flat(items: Iterable[tuple[int, int, int, int]], q: float) -> array[Any]:
+    """Sorted (start, end, bytes, count) -> flat merged array (gaps <= q merge)."""
+    out = array("q")
+    for s, e, nbytes, n in items:
+        if out and s - out[-3] <= q:
+            if e > out[-3]:
+                out[-3] = e
+            if nbytes > out[-2]:
+                out[-2] = nbytes
+            out[-1] += n
+        else:
+            out.extend((s, e, nbytes, n))
+    return out
+
+
+class _Var:
+    """What the model shows about one variable, kept per variable (not per binding)."""
+
+    __slots__ = (
+        "aliases",
+        "buf",
+        "deep",
+        "first",
+        "hist",
+        "key",
+        "label",
+        "life",
+        "live",
+        "objs",
+        "scope",
+        "segs",
+        "shallow",
+        "threads",
+    )  # fmt: skip
+
+    def __init__(self, key: str, label: str, scope: str) -> None:
+        self.key = key
+        self.label = label  # scope.var
+        self.scope = scope  # module:scope
+        self.shallow = -1
+        self.deep = -1
+        self.first = -1
+        self.life = -1
+        self.live = 0
+        self.threads: set[int] = set()
+        self.aliases: set[str] = set()
+        # latest bindings by bind time: (t_bind, id, t_unbind, type, size, deep, end,
+        # thread, task, aliases, line)
+        self.hist: list[tuple[int, ...]] = []
+        self.segs = Spans()
+        self.objs = Spans()
+        self.buf: dict[str, Any] | None = None
+
+
+RAW_LIMIT = 1_000_000
+"""Bindings embedded in the dashboard's raw detail at most (the first to end; beyond
+this the page says how many were left out and points to the JSON reports)."""
+
+# (name, typed-array kind) in the order the columns are laid out; f64 first keeps every
+# column aligned for its typed array
+RAW_COLUMNS = (
+    ("t_bind", "f64"),  # ns since the first event
+    ("held", "f64"),  # t_unbind - t_bind, or -1 while live at the end
+    ("bytes", "f64"),  # what it accounts for (deep where recorded, else shallow)
+    ("size", "f64"),
+    ("deep", "f64"),
+    ("pid", "f64"),
+    ("var", "i32"),  # index into raw.vars
+    ("type", "i32"),
+    ("thread", "i32"),
+    ("task", "i32"),
+    ("obj", "i32"),  # object number (bindings of one object while it lives share it)
+    ("line", "i32"),
+    ("aliases", "i32"),
+    ("end", "u8"),  # index into raw.ends
+)
+_RAW_CODE = {"f64": "d", "i32": "i", "u8": "B"}
+_RAW_CHUNK = 1 << 14
+
+
+class RawSink:
+    """Every binding as little-endian columns, appended as bindings end, in a temporary
+    directory (one file per column, written 16,384 bindings at a time), so no binding
+    is held in memory; ``write_base64`` streams them, zlib-compressed and
+    base64-encoded, into the page."""
+
+    def __init__(self, limit: int = RAW_LIMIT) -> None:
+        import tempfile
+
+        self.limit = max(0, limit)
+        self.n = 0
+        self.total = 0
+        self.dir: str | None = tempfile.mkdtemp(prefix="memscope-raw-") if self.limit else None
+        self.cols = [array(_RAW_CODE[kind]) for _, kind in RAW_COLUMNS]
+        self.rows: list[tuple[Any, ...]] = []
+        self.files: list[Any] = []
+        if self.dir is not None:
+            import os
+
+            self.files = [open(os.path.join(self.dir, name), "w+b") for name, _ in RAW_COLUMNS]
+            import weakref
+
+            weakref.finalize(self, RawSink._cleanup, self.files, self.dir)
+
+    @staticmethod
+    def _cleanup(files: list[Any], d: str) -> None:
+        import shutil
+
+        for f in files:
+            try:
+                f.close()
+            except Exception:  # pragma: no cover
+                pass
+        shutil.rmtree(d, ignore_errors=True)
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.total += 1
+        if self.n >= self.limit:
+            return
+        self.n += 1
+        rows = self.rows
+        rows.append(row)
+        if len(rows) >= 2048:  # rows -> columns a batch at a time
+            self._columns()
+            if len(self.cols[0]) >= _RAW_CHUNK:
+                self._flush()
+
+    def _columns(self) -> None:
+        if self.rows:
+            for c, col in zip(self.cols, zip(*self.rows, strict=True), strict=True):
+                c.extend(col)
+            self.rows = []
+
+    def _flush(self) -> None:
+        import sys
+
+        self._columns()
+        for c, f in zip(self.cols, self.files, strict=True):
+            if sys.byteorder == "big":  # pragma: no cover
+                c.byteswap()
+            f.write(c.tobytes())
+            del c[:]
+
+    def write_base64(self, write: Callable[[str], Any]) -> int:
+        """Compress the columns one after the other into one zlib stream and hand its
+        base64 text to ``write`` in pieces; returns the uncompressed size."""
+        import base64
+
+        if self.files:
+            self._flush()
+        comp = zlib.compressobj(6)
+        pend = b""
+        size = 0
+
+        def out(data: bytes) -> None:
+            nonlocal pend
+            if not data:
+                return
+            data = pend + data
+            cut = len(data) - len(data) % 3
+            pend = data[cut:]
+            if cut:
+                write(base64.b64encode(data[:cut]).decode("ascii"))
+
+        for f in self.files:
+            f.seek(0)
+            while True:
+                block = f.read(1 << 20)
+                if not block:
+                    break
+                size += len(block)
+                out(comp.compress(block))
+        out(comp.flush())
+        if pend:
+            write(base64.b64encode(pend).decode("ascii"))
+        return size
+
+    def header(self) -> dict[str, Any]:
+        cols = []
+        off = 0
+        for name, kind in RAW_COLUMNS:
+            cols.append([name, kind, off])
+            off += self.n * array(_RAW_CODE[kind]).itemsize
+        return {
+            "n": self.n,
+            "total": self.total,
+            "omitted": self.total - self.n,
+            "limit": self.limit,
+            "bytes": off,
+            "cols": cols,
+            "order": "end",
+            "ends": list(ENDS),
+        }
+
+    def close(self) -> None:
+        if self.dir is not None:
+            RawSink._cleanup(self.files, self.dir)
+            self.files = []
+            self.dir = None
+
+
+def raw_header(co: Collector) -> dict[str, Any]:
+    """The raw detail's header for the model: columns, counts and the name tables."""
+    head = co.raw.header()
+    head.update(
+        vars=[clean(v.label) for v in co.vars],
+        var_keys=[clean(v.key) for v in co.vars],
+        types=[clean(x) for x in co.types.names],
+        threads=[clean(x) for x in co.threads.names],
+        tasks=[clean(x) for x in co.tasks.names],
+    )
+    return head
+
+
+class Collector:
+    """Everything the dashboard and the SVG charts show, aggregated while the analysis
+    streams (``attach``), or from an analysis that kept its history
+    (``from_analysis``). Memory: the series' buckets, per variable a few aggregates,
+    the latest bindings and two merged interval lists, and what is live; bindings go
+    to the raw detail's temporary files as they end. Nothing grows with the number of
+    events."""
+
+    def __init__(
+        self,
+        *,
+        raw_limit: int = RAW_LIMIT,
+        buckets: int = SERIES_BUCKETS,
+        candidates: tuple[int, ...] = SERIES_CANDIDATES,
+        history_per_var: int = HISTORY_PER_VAR,
+        gantt_resolution: int = GANTT_RESOLUTION,
+    ) -> None:
+        self.series = Series(2 * max(1, buckets), candidates)
+        self.raw = RawSink(raw_limit)
+        self.history_per_var = history_per_var
+        self.resolution = max(1, gantt_resolution)
+        self.vars: list[_Var] = []
+        self.var_index: dict[str, int] = {}
+        self.types = _Table()
+        self.threads = _Table()
+        self.tasks = _Table()
+        self.th_span: dict[int, list[int]] = {}
+        self.tk_span: dict[int, list[int]] = {}
+        self.pids: dict[int, int] = {}
+        self.addr_users: dict[int, set[str]] = {}
+        self.addrs_over = 0
+        self.bindings = 0
+        self.t0 = -1
+        self.an: Analysis | None = None
+        self._closed = False
+
+    # -- feeding --
+
+    def attach(self, an: Analysis) -> None:
+        """Take ``an``'s bindings as they start and end and its objects as they are
+        finalized (chaining callbacks already set); ``close`` adds what is live."""
+        self.an = an
+        an.on_binding_start = _chain(an.on_binding_start, self.bind)
+        an.on_binding_end = _chain(an.on_binding_end, self.end)
+        an.on_object_end = _chain(an.on_object_end, self.object_end)
+
+    def _var(self, key: str, label: str, scope: str) -> int:
+        i = self.var_index.get(key)
+        if i is None:
+            i = self.var_index[key] = len(self.vars)
+            self.vars.append(_Var(key, label, scope))
+        return i
+
+    def _q(self, t: int) -> int:
+        return max(0, (t - self.t0) // self.resolution) if self.t0 >= 0 else 0
+
+    def bind(self, b: Binding) -> None:
+        if self.t0 < 0:
+            self.t0 = self.an.t_first if self.an is not None and self.an.t_first >= 0 else b.t_bind
+            self.series.t0 = self.t0
+        self.series.bind(b)
+
+    def end(self, b: Binding) -> None:
+        self._record(b, self.series.end(b), b.t_unbind)
+
+    def _record(self, b: Binding, objno: int, t_end: int) -> None:
+        """One binding, ended (``t_end`` its end) or still live at the end of the run."""
+        self.bindings += 1
+        vi = self.var_index.get(b.key)
+        if vi is None:
+            vi = self._var(b.key, var_label(b), scope_key(b))
+        v = self.vars[vi]
+        tb, tu = b.t_bind, b.t_unbind
+        end = tu if tu >= 0 else t_end
+        ti = self.types(b.type)
+        th = self.threads(thread_key(b))
+        tk = self.tasks(task_key(b))
+        for spans_, lane in ((self.th_span, th), (self.tk_span, tk)):
+            sp = spans_.get(lane)
+            if sp is None:
+                spans_[lane] = [tb, end]
+            else:
+                if tb < sp[0]:
+                    sp[0] = tb
+                if end > sp[1]:
+                    sp[1] = end
+        self.pids[b.pid] = self.pids.get(b.pid, 0) + 1
+        if b.size > v.shallow:
+            v.shallow = b.size
+        if b.deep > v.deep:
+            v.deep = b.deep
+        if v.first < 0 or tb < v.first:
+            v.first = tb
+        if end - tb > v.life:
+            v.life = end - tb
+        if tu < 0:
+            v.live += 1
+        v.threads.add(th)
+        nal = len(b.aliases)
+        if nal and len(v.aliases) < 12:
+            v.aliases.update(b.aliases[:12])
+        ei = _END_INDEX.get(b.end, 0)
+        h = v.hist
+        h.append((tb, b.id, tu, ti, b.size, b.deep, ei, th, tk, nal, b.line))
+        if len(h) > 2 * self.history_per_var:
+            h.sort()
+            del h[: len(h) - self.history_per_var]
+        v.segs.add(tb, end, b.bytes, self._q(end), self.resolution)
+        if b.addr >= 0 or b.bufsize >= 0:
+            self._buffer(v, b, ti, end)
+        t0 = self.t0 if self.t0 >= 0 else tb
+        self.raw.add(
+            (float(tb - t0), float(tu - tb) if tu >= 0 else -1.0, float(b.bytes),
+             float(b.size), float(b.deep), float(b.pid), vi, ti, th, tk,
+             objno & 0x7FFFFFFF, b.line, nal, ei)
+        )  # fmt: skip
+
+    def _buffer(self, v: _Var, b: Binding, ti: int, end: int) -> None:
+        d = v.buf
+        tb = b.t_bind
+        if d is None:
+            d = v.buf = {
+                "types": set(), "addr": b.addr, "t_addr": tb, "bufsize": b.bufsize,
+                "bytes": b.bytes, "binds": 0, "live": 0, "first": tb, "line": b.line,
+                "lifetime": -1,
+            }  # fmt: skip
+        types: set[int] = d["types"]
+        if len(types) < 16:
+            types.add(ti)
+        d["binds"] += 1
+        if tb >= d["t_addr"]:
+            d["addr"], d["t_addr"] = b.addr, tb
+        if tb < d["first"]:
+            d["first"], d["line"] = tb, b.line
+        d["bufsize"] = max(d["bufsize"], b.bufsize)
+        d["bytes"] = max(d["bytes"], b.bytes)
+        d["live"] += 1 if b.t_unbind < 0 else 0
+        d["lifetime"] = max(d["lifetime"], end - tb)
+        if b.addr > 0:
+            users = self.addr_users.get(b.addr)
+            if users is None:
+                if len(self.addr_users) >= MAX_BUFFER_ADDRS:
+                    self.addrs_over += 1
+                    return
+                users = self.addr_users[b.addr] = set()
+            if len(users) < 9:
+                users.add(v.label)
+
+    def object_end(self, life: ObjectLife) -> None:
+        vi = self.var_index.get(life.first_key)
+        if vi is None:
+            scope = life.first_var.rpartition(".")[0]
+            module = life.first_key[: -(len(life.first_var) + 1)] if life.first_key else "?"
+            vi = self._var(life.first_key, life.first_var, f"{module}:{scope}")
+        t1 = life.t_final
+        self.vars[vi].objs.add(life.t_first, t1, life.size, self._q(t1), self.resolution)
+
+    def close(self, an: Analysis) -> Collector:
+        """Add the bindings still live at the end (once)."""
+        if not self._closed:
+            self._closed = True
+            if self.an is None:
+                self.an = an
+            t1 = max(an.t_last, 0)
+            for b in an.active():
+                self._record(b, self.series.object_number(b), t1)
+            self.series.finish(t1)
+        return self
+
+    @classmethod
+    def from_analysis(cls, an: Analysis, **options: Any) -> Collector:
+        """From an analysis that kept its history: its bindings replayed in time order
+        (ends before starts at the same time), as they would have streamed."""
+        c = cls(**options)
+        c.an = an
+        c.t0 = an.t_first
+        c.series.t0 = an.t_first
+        live = list(an._live_bindings())
+        starts = sorted([*an.history, *live], key=lambda b: (b.t_bind, b.id))
+        ends = sorted(an.history, key=lambda b: b.t_unbind)  # stable: the analysis's order
+        i = j = 0
+        ns, ne = len(starts), len(ends)
+        while i < ns or j < ne:
+            if j < ne and (i >= ns or ends[j].t_unbind <= starts[i].t_bind):
+                c.end(ends[j])
+                j += 1
+            else:
+                c.series.bind(starts[i])
+                i += 1
+        del starts, ends
+        for life in sorted(an.finished_objects, key=lambda x: x.t_final):
+            c.object_end(life)
+        return c.close(an)
+
+    def retained(self) -> dict[str, int]:
+        """How much the collector holds (counts, not bytes): for tests and benchmarks."""
+        return {
+            "series_values": self.series.stored(),
+            "series_buckets": len(self.series.totals) + 1,
+            "live_objects": len(self.series.live),
+            "variables": len(self.vars),
+            "history_rows": sum(len(v.hist) for v in self.vars),
+            "spans": sum(len(v.segs) + len(v.objs) for v in self.vars),
+            "raw_in_memory": len(self.raw.cols[0]) + len(self.raw.rows),
+            "buffer_addrs": len(self.addr_users),
+        }
+
+
+# ---- the model --------------------------------------------------------------------
+
+
+def build_series(
+    an: Analysis,
+    bindings: Iterable[Binding] | None = None,
+    *,
+    t0: int,
+    t1: int,
+    buckets: int = SERIES_BUCKETS,
+    top_k: int = 10,
+) -> dict[str, Any]:
+    """Stacked, peak-preserving time series for every grouping of ``GROUPINGS`` from
+    bindings (in any order; ``None``: the analysis's history and live bindings)."""
+    s = Series(2 * max(1, buckets))
+    s.t0 = t0
+    items = list(bindings) if bindings is not None else [*an.history, *an._live_bindings()]
+    edges = sorted(
+        [(b.t_bind, 1, b.id, b) for b in items]
+        + [(b.t_unbind, 0, b.id, b) for b in items if b.t_unbind >= 0],
+        key=lambda e: e[:3],
+    )
+    for _t, start, _i, b in edges:
+        if start:
+            s.bind(b)
+        else:
+            s.end(b)
+    s.finish(t1)
+    return s.result(an, t1, buckets=buckets, top_k=top_k)
+
+
 def build_model(
     an: Analysis,
     meta: dict[str, Any] | None = None,
     *,
-    buckets: int = 1200,
+    buckets: int = SERIES_BUCKETS,
     top_k: int = 10,
     max_vars: int = 2000,
-    history_per_var: int = 25,
+    history_per_var: int = HISTORY_PER_VAR,
     gantt_rows: int = 80,
-    gantt_resolution: int = 1500,
+    gantt_resolution: int = GANTT_RESOLUTION,
     max_edges: int = 300,
     max_nodes: int = 60,
     max_buffers: int = 500,
     with_series: bool = True,
-    store: Store | None = None,
+    collector: Collector | None = None,
 ) -> dict[str, Any]:
-    """The whole report model (JSON-ready); relative times are ns since the first event."""
+    """The whole report model (JSON-ready); relative times are ns since the first event.
+
+    ``collector``: what was aggregated while the analysis streamed (``Collector.attach``);
+    without one, it is made from the analysis's history. Its capacities bound what can
+    be asked for here (``buckets``, ``history_per_var``, ``gantt_resolution``)."""
     meta = dict(meta or {})
-    st = store.close(an) if store is not None else Store.from_analysis(an)
-    nrec = len(st)
+    if collector is None:
+        collector = Collector.from_analysis(
+            an, raw_limit=0, buckets=buckets, history_per_var=history_per_var,
+            gantt_resolution=gantt_resolution,
+        )  # fmt: skip
+    co = collector.close(an)
     t0 = an.t_first if an.t_first >= 0 else 0
     t1 = max(an.t_last, t0)
     span = max(t1 - t0, 1)
@@ -572,70 +1091,34 @@ def build_model(
     def rel(t: int) -> int:
         return -1 if t < 0 else t - t0
 
+    # leaked objects: alive at the end; a binding is marked when it made the object (the
+    # leak's first binding) or still names it at the end
     leak_oids = {lk.get("oid") for lk in an.leaks}
-    tb, tu, oids, col_var = st.tb, st.tu, st.oid, st.var
-    thread_names, task_names = st.threads.names, st.tasks.names
-
-    # ---- per-variable aggregates the analysis does not keep -------------------------
-    nv = len(st.vars.names)
-    v_shallow = [-1] * nv
-    v_deep = [-1] * nv
-    v_live = [0] * nv
-    v_first = [-1] * nv
-    v_life = [-1] * nv
-    v_leak = [False] * nv
-    v_threads: list[set[int]] = [set() for _ in range(nv)]
-    v_rows: list[array[Any]] = [array("q") for _ in range(nv)]  # binding indices of each variable
-    # first/last activity of each thread and task, bindings per pid (for the lanes)
-    th_span: dict[int, list[int]] = {}
-    tk_span: dict[int, list[int]] = {}
-    pids: dict[int, int] = {}
-    size_c, deep_c, th_c, tk_c, pid_c = st.size, st.deep, st.thread, st.task, st.pid
-    for i in range(nrec):
-        v = col_var[i]
-        b_t = tb[i]
-        u = tu[i]
-        end = u if u >= 0 else t1
-        for spans_, lane in ((th_span, th_c[i]), (tk_span, tk_c[i])):
-            sp = spans_.get(lane)
-            if sp is None:
-                spans_[lane] = [b_t, end]
-            else:
-                if b_t < sp[0]:
-                    sp[0] = b_t
-                if end > sp[1]:
-                    sp[1] = end
-        p = pid_c[i]
-        pids[p] = pids.get(p, 0) + 1
-        if size_c[i] > v_shallow[v]:
-            v_shallow[v] = size_c[i]
-        if deep_c[i] > v_deep[v]:
-            v_deep[v] = deep_c[i]
-        if v_first[v] < 0 or b_t < v_first[v]:
-            v_first[v] = b_t
-        v_threads[v].add(th_c[i])
-        if end - b_t > v_life[v]:
-            v_life[v] = end - b_t
-        if u < 0:
-            v_live[v] += 1
-        if oids[i] in leak_oids:
-            v_leak[v] = True
-        v_rows[v].append(i)
-    lane_span = {
-        "thread": {thread_names[k]: sp for k, sp in th_span.items()},
-        "task": {task_names[k]: sp for k, sp in tk_span.items()},
-    }
+    leak_times: dict[str, list[int]] = {}
+    leak_objs: dict[str, list[tuple[int, int, int, int]]] = {}
+    for oid in leak_oids:
+        life = an.objects.get(oid) if isinstance(oid, int) else None
+        if life is not None:
+            leak_times.setdefault(life.first_key, []).append(life.t_first)
+            leak_objs.setdefault(life.first_key, []).append((life.t_first, t1, life.size, 1))
+    for lk in an.leaks:
+        made = lk.get("binding") or {}
+        k = made.get("key")
+        if isinstance(k, str) and k not in leak_times and isinstance(made.get("t_bind"), int):
+            leak_times[k] = [made["t_bind"]]
+    for b in an._live_bindings():
+        if b.oid in leak_oids:
+            leak_times.setdefault(b.key, []).append(b.t_bind)
+    thread_names, task_names = co.threads.names, co.tasks.names
+    type_names = co.types.names
 
     # ---- variables table ------------------------------------------------------------
     top_vars = an.top_variables(max_vars)
     var_rows = []
-    end_c, nal_c, line_c, type_c = st.end, st.nal, st.line, st.type
-    type_names = st.types.names
     for vs in top_vars:
-        v = st.vars.index.get(vs.key, -1)
-        hist: list[int] = []
-        if v >= 0:
-            hist = sorted(v_rows[v], key=lambda i: (tb[i], i))[-history_per_var:]
+        vi = co.var_index.get(vs.key, -1)
+        v = co.vars[vi] if vi >= 0 else None
+        hist = sorted(v.hist)[-history_per_var:] if v is not None and history_per_var > 0 else []
         var_rows.append(
             {
                 "key": clean(vs.key),
@@ -645,92 +1128,70 @@ def build_model(
                 "file": clean(vs.file),
                 "line": vs.line,
                 "types": [clean(t) for t in sorted(vs.types)][:8],
-                "shallow": v_shallow[v] if v >= 0 else -1,
-                "deep": v_deep[v] if v >= 0 else -1,
+                "shallow": v.shallow if v is not None else -1,
+                "deep": v.deep if v is not None else -1,
                 "peak": vs.peak_bytes,
                 "total": vs.total_bytes,
                 "binds": vs.binds,
-                "lifetime": v_life[v] if v >= 0 else vs.max_lifetime_ns,
-                "live": v_live[v] if v >= 0 else 0,
-                "aliases": [clean(a) for a in sorted(st.aliases.get(v, ()))],
-                "threads": sorted({clean(thread_names[t]) for t in v_threads[v]}) if v >= 0 else [],
-                "leak": v_leak[v] if v >= 0 else False,
-                "index": v,
+                "lifetime": v.life if v is not None else vs.max_lifetime_ns,
+                "live": v.live if v is not None else 0,
+                "aliases": [clean(a) for a in sorted(v.aliases)] if v is not None else [],
+                "threads": sorted({clean(thread_names[t]) for t in v.threads}) if v else [],
+                "leak": vs.key in leak_times,
+                "index": vi,
                 "history": [
                     [
-                        rel(tb[i]),
-                        rel(tu[i]),
-                        clean(type_names[type_c[i]]),
-                        size_c[i],
-                        deep_c[i],
-                        ENDS[end_c[i]],
-                        clean(thread_names[th_c[i]]),
-                        clean(task_names[tk_c[i]]),
-                        nal_c[i],
-                        line_c[i],
+                        rel(h[0]),
+                        rel(h[2]),
+                        clean(type_names[h[3]]),
+                        h[4],
+                        h[5],
+                        ENDS[h[6]],
+                        clean(thread_names[h[7]]),
+                        clean(task_names[h[8]]),
+                        h[9],
+                        h[10],
                     ]
-                    for i in reversed(hist)
+                    for h in reversed(hist)
                 ],
             }
         )
 
     # ---- time series ----------------------------------------------------------------
     series = (
-        build_series(an, st, t0=t0, t1=t1, buckets=buckets, top_k=top_k)
+        co.series.result(an, t1, buckets=buckets, top_k=top_k)
         if with_series
         else {"t": [], "step": 1, "total": [], "groups": {}, "peak": 0}
     )
 
     # ---- Gantt: rows = variables (grouped by scope), merged binding + object spans ----
     quantum = span / max(gantt_resolution, 1)
-    chosen = [vs.key for vs in an.top_variables(gantt_rows)]
-    nbytes_c = st.nbytes
-    spans: dict[str, list[tuple[int, int, int, bool]]] = {}
-    objs: dict[str, list[tuple[int, int, int, bool]]] = {k: [] for k in chosen}
-    for k in chosen:
-        v = st.vars.index.get(k, -1)
-        spans[k] = [
-            (rel(tb[i]), rel(tu[i] if tu[i] >= 0 else t1), nbytes_c[i], oids[i] in leak_oids)
-            for i in (v_rows[v] if v >= 0 else ())
-        ]
-    open_end: dict[str, int] = {}
-    # object lifetimes where the end is known: finalized, or leaked (alive at the end);
-    # objects that could not be weak-referenced have no known end and are not drawn
-    var_names = st.vars.names
-    for j in range(len(st.o_var)):
-        lst = objs.get(var_names[st.o_var[j]])
-        if lst is not None:
-            o_end = st.o_t1[j] if st.o_t1[j] >= 0 else t1
-            lst.append((rel(st.o_t0[j]), rel(o_end), st.o_size[j], st.o_oid[j] in leak_oids))
-    for life in an.objects.values():
-        if life.oid not in leak_oids:
-            continue
-        lst = objs.get(life.first_key)
-        if lst is not None:
-            open_end[life.first_key] = open_end.get(life.first_key, 0) + 1
-            lst.append((rel(life.t_first), rel(t1), life.size, True))
     rows: list[dict[str, Any]] = []
-    for k in chosen:
-        vs = an.vars[k]
-        v = st.vars.index.get(k, -1)
-        s = sorted(spans[k])
-        o = sorted(objs[k])
+    for vs in an.top_variables(gantt_rows):
+        k = vs.key
+        vi = co.var_index.get(k, -1)
+        v = co.vars[vi] if vi >= 0 else None
+        flags = leak_times.get(k, [])
+        extra = leak_objs.get(k, [])
         rows.append(
             {
                 "key": clean(k),
                 "var": clean(vs.var),
                 "scope": clean(vs.scope),
                 "module": clean(vs.module),
-                "first": rel(v_first[v]) if v >= 0 else 0,
+                "first": rel(v.first) if v is not None else 0,
                 "peak": vs.peak_bytes,
                 "binds": vs.binds,
-                "leak": v_leak[v] if v >= 0 else False,
-                "segs": _merge(s, quantum, gantt_resolution),
-                "objs": _merge(o, quantum, gantt_resolution),
-                "open_objects": open_end.get(k, 0),
+                "leak": k in leak_times,
+                "segs": v.segs.result(quantum, gantt_resolution, t0, flags) if v else [],
+                "objs": (
+                    v.objs.result(quantum, gantt_resolution, t0, [x[0] for x in extra], extra)
+                    if v
+                    else []
+                ),
+                "open_objects": len(extra),
             }
         )
-    del spans, objs, v_rows
     scope_first: dict[str, int] = {}
     for r in rows:
         sk = f"{r['module']}:{r['scope']}"
@@ -812,44 +1273,31 @@ def build_model(
     }
 
     # ---- buffers ----------------------------------------------------------------------
-    bufs: dict[str, dict[str, Any]] = {}
-    addr_users: dict[int, set[str]] = {}
-    addr_c, bufsize_c = st.addr, st.bufsize
-    for i in sorted((i for i in range(nrec) if addr_c[i] >= 0 or bufsize_c[i] >= 0),
-                    key=lambda i: (tb[i], i)):  # fmt: skip
-        v = col_var[i]
-        key = var_names[v]
-        label = st.var_label[v]
-        addr, bsz = addr_c[i], bufsize_c[i]
-        d = bufs.get(key)
+    bufs: list[dict[str, Any]] = []
+    for v in co.vars:
+        d = v.buf
         if d is None:
-            vs_ = an.vars.get(key)
-            d = bufs[key] = {
-                "key": clean(key),
-                "var": clean(vs_.var if vs_ else label.rpartition(".")[2]),
-                "scope": clean(vs_.scope if vs_ else label.rpartition(".")[0]),
+            continue
+        vs_ = an.vars.get(v.key)
+        bufs.append(
+            {
+                "key": clean(v.key),
+                "var": clean(vs_.var if vs_ else v.label.rpartition(".")[2]),
+                "scope": clean(vs_.scope if vs_ else v.label.rpartition(".")[0]),
                 "file": clean(vs_.file if vs_ else "?"),
-                "line": line_c[i],
-                "types": set(),
-                "addr": addr,
-                "bufsize": bsz,
-                "bytes": nbytes_c[i],
-                "binds": 0,
-                "live": 0,
-                "first": rel(tb[i]),
-                "lifetime": -1,
+                "line": d["line"],
+                "types": sorted({clean(type_names[t]) for t in d["types"]})[:6],
+                "addr": d["addr"],
+                "bufsize": d["bufsize"],
+                "bytes": d["bytes"],
+                "binds": d["binds"],
+                "live": d["live"],
+                "first": rel(d["first"]),
+                "lifetime": d["lifetime"],
             }
-        d["types"].add(clean(type_names[type_c[i]]))
-        d["binds"] += 1
-        d["addr"] = addr
-        d["bufsize"] = max(d["bufsize"], bsz)
-        d["bytes"] = max(d["bytes"], nbytes_c[i])
-        d["live"] += 1 if tu[i] < 0 else 0
-        held = (tu[i] if tu[i] >= 0 else t1) - tb[i]
-        d["lifetime"] = max(d["lifetime"], held)
-        if addr > 0:
-            addr_users.setdefault(addr, set()).add(label)
-    buf_rows = sorted(bufs.values(), key=lambda d: -max(d["bufsize"], 0))[:max_buffers]
+        )
+    bufs.sort(key=lambda d: d["first"])
+    buf_rows = sorted(bufs, key=lambda d: -max(d["bufsize"], 0))[:max_buffers]
     # views: buffers whose address ranges overlap (a NumPy slice inside its base ...)
     ranges = [
         (d["addr"], d["addr"] + max(d["bufsize"], 1), f"{d['scope']}.{d['var']}")
@@ -858,16 +1306,20 @@ def build_model(
     ]
     for d in buf_rows:
         me = f"{d['scope']}.{d['var']}"
-        users = set(addr_users.get(d["addr"], set())) if d["addr"] > 0 else set()
+        users = set(co.addr_users.get(d["addr"], set())) if d["addr"] > 0 else set()
         if d["addr"] > 0:
             lo, hi = d["addr"], d["addr"] + max(d["bufsize"], 1)
             users.update(nm for a0, a1, nm in ranges if a0 < hi and lo < a1)
-        d["types"] = sorted(d["types"])[:6]
         d["addr"] = f"0x{d['addr']:x}" if d["addr"] >= 0 else ""
         d["shares"] = [clean(u) for u in sorted(users - {me})][:8]
-    buf_total = sum(max(d["bufsize"], 0) for d in bufs.values())
+    buf_total = sum(max(d["bufsize"], 0) for d in bufs)
 
     # ---- lanes ------------------------------------------------------------------------
+    lane_span = {
+        "thread": {thread_names[k]: sp for k, sp in co.th_span.items()},
+        "task": {task_names[k]: sp for k, sp in co.tk_span.items()},
+    }
+
     def lanes(kind: str, groups: dict[str, Any]) -> list[dict[str, Any]]:
         span_of = lane_span[kind]
         out = []
@@ -885,6 +1337,7 @@ def build_model(
             )
         return out
 
+    pids = co.pids
     procs = []
     for pid, info in an.procs.items():
         procs.append(
@@ -987,95 +1440,3 @@ def build_model(
         },
         "errors": [[rel(t), clean(w), clean(m)] for t, w, m in an.errors[:50]],
     }
-
-
-# ---- raw detail -------------------------------------------------------------------
-
-RAW_LIMIT = 1_000_000
-"""Bindings embedded in the dashboard's raw detail at most (the earliest bound; beyond
-this the page says how many were left out and points to the JSON reports)."""
-
-# (name, typed-array kind) in the order the columns are laid out; f64 first keeps every
-# column aligned for its typed array
-RAW_COLUMNS = (
-    ("t_bind", "f64"),  # ns since the first event
-    ("held", "f64"),  # t_unbind - t_bind, or -1 while live at the end
-    ("bytes", "f64"),  # what it accounts for (deep where recorded, else shallow)
-    ("size", "f64"),
-    ("deep", "f64"),
-    ("pid", "f64"),
-    ("var", "i32"),  # index into raw.vars
-    ("type", "i32"),
-    ("thread", "i32"),
-    ("task", "i32"),
-    ("obj", "i32"),  # dense object number (bindings of one object share it)
-    ("line", "i32"),
-    ("aliases", "i32"),
-    ("end", "u8"),  # index into raw.ends
-)
-
-
-def raw_block(st: Store, t0: int, limit: int = RAW_LIMIT) -> tuple[dict[str, Any], str]:
-    """(header for the model, base64 text) of the raw detail: the first ``limit``
-    bindings by bind time as zlib-compressed little-endian columns. The text is base64
-    (``A-Z a-z 0-9 + / =``), so it can neither close its element nor be executed."""
-    import base64
-    import sys
-
-    n_all = len(st)
-    tb, tu = st.tb, st.tu
-    order = st.bind_order()
-    if len(order) > max(0, limit):
-        order = order[: max(0, limit)]
-    n = len(order)
-    objno: dict[int, int] = {}
-    oids = st.oid
-
-    def column(name: str, idx: array[Any]) -> array[Any]:
-        if name == "t_bind":
-            return array("d", (float(tb[i] - t0) for i in idx))
-        if name == "held":
-            return array("d", (float(tu[i] - tb[i]) if tu[i] >= 0 else -1.0 for i in idx))
-        if name == "obj":
-            return array("i", (objno.setdefault(oids[i], len(objno)) for i in idx))
-        src: array[Any] = {
-            "bytes": st.nbytes, "size": st.size, "deep": st.deep, "pid": st.pid,
-            "var": st.var, "type": st.type, "thread": st.thread, "task": st.task,
-            "line": st.line, "aliases": st.nal, "end": st.end,
-        }[name]  # fmt: skip
-        code = {"f64": "d", "i32": "i", "u8": "B"}[dict(RAW_COLUMNS)[name]]
-        return array(code, (src[i] for i in idx))
-
-    # each column is packed and compressed a chunk at a time: no whole column is held
-    chunk = 1 << 16
-    comp = zlib.compressobj(6)
-    parts: list[bytes] = []
-    cols = []
-    off = 0
-    for name, kind in RAW_COLUMNS:
-        cols.append([name, kind, off])
-        for c in range(0, n, chunk):
-            a = column(name, order[c : c + chunk])
-            if sys.byteorder == "big":  # pragma: no cover
-                a.byteswap()
-            data = a.tobytes()
-            off += len(data)
-            parts.append(comp.compress(data))
-            del a, data
-    parts.append(comp.flush())
-    blob = b"".join(parts)
-    header = {
-        "n": n,
-        "total": n_all,
-        "omitted": n_all - n,
-        "limit": limit,
-        "bytes": off,
-        "cols": cols,
-        "vars": [clean(x) for x in st.var_label],
-        "var_keys": [clean(x) for x in st.vars.names],
-        "types": [clean(x) for x in st.types.names],
-        "threads": [clean(x) for x in st.threads.names],
-        "tasks": [clean(x) for x in st.tasks.names],
-        "ends": list(ENDS),
-    }
-    return header, base64.b64encode(blob).decode("ascii")

@@ -15,7 +15,7 @@ from typing import Any
 from xml.sax.saxutils import escape as _xml_escape
 
 from memscope.analysis import Analysis
-from memscope.reporters._charts import OTHER, Store, build_model, fmt_bytes, fmt_ns
+from memscope.reporters._charts import OTHER, Collector, build_model, fmt_bytes, fmt_ns
 
 PALETTE = (
     "#2f6fdb",
@@ -465,14 +465,14 @@ def write_memory_analysis(
     path: Path | str,
     meta: dict[str, Any] | None = None,
     *,
-    store: Store | None = None,
+    collector: Collector | None = None,
 ) -> Path:
     """Memory over time (stacked by variable), top variables, types and scopes.
 
-    ``store``: the bindings packed while the analysis streamed (``Store.attach``), for an
-    analysis that did not keep its history."""
+    ``collector``: what was aggregated while the analysis streamed (``Collector.attach``),
+    for an analysis that did not keep its history."""
     model = build_model(
-        analysis, meta, buckets=400, top_k=8, max_vars=50, gantt_rows=0, store=store
+        analysis, meta, buckets=400, top_k=8, max_vars=50, gantt_rows=0, collector=collector
     )
     return _write(path, memory_svg(model))
 
@@ -482,7 +482,7 @@ def write_lifecycle_timeline(
     path: Path | str,
     meta: dict[str, Any] | None = None,
     *,
-    store: Store | None = None,
+    collector: Collector | None = None,
 ) -> Path:
     """A Gantt of binding and object lifetimes, rows grouped by scope."""
     model = build_model(
@@ -492,6 +492,6 @@ def write_lifecycle_timeline(
         gantt_rows=45,
         gantt_resolution=500,
         with_series=False,
-        store=store,
+        collector=collector,
     )
     return _write(path, timeline_svg(model))

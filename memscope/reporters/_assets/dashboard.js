@@ -168,7 +168,7 @@
   }
   function rawNote() {
     if (!RAWH) return "";
-    return RAWH.omitted > 0 ? "raw detail holds the first " + fmtInt(RAWH.n) + " of " + fmtInt(RAWH.total) + " bindings (" + fmtInt(RAWH.omitted) + " left out above the limit of " + fmtInt(RAWH.limit) + "; every binding is in the JSON reports: memscope report -f json)" : "";
+    return RAWH.omitted > 0 ? "raw detail holds the first " + fmtInt(RAWH.n) + " of " + fmtInt(RAWH.total) + " bindings to end (" + fmtInt(RAWH.omitted) + " left out above the limit of " + fmtInt(RAWH.limit) + "; every binding is in the JSON reports: memscope report -f json)" : "";
   }
   // exact tracked bytes from the raw bindings over [lo, hi]: each object counted once, at
   // its latest size, while any binding names it (the analysis's accounting); returns
@@ -291,6 +291,10 @@
     });
     area.addEventListener("mouseleave", function () { hover.setAttribute("visibility", "hidden"); hideTip(); });
     if (!grp.values.length) sv("text", { x: ml + pw / 2, y: mt + ph / 2, "text-anchor": "middle", fill: "#616e7c", text: "nothing tracked in this grouping" }, svg);
+    var res = document.getElementById("mem-res");
+    res.textContent = "Resolution: " + fmtInt(n) + " steps of " + fmtNs(step) + "; each step shows the moment its total was highest." +
+      (grp.folded ? " (other) sums " + fmtInt(grp.folded) + " smaller groups exactly." : "") +
+      (grp.missed ? " " + fmtInt(grp.missed) + " group(s) summed into (other) while the capture streamed have a larger peak than a layer shown (the layers are the largest of the groups followed from their first binding)." : "");
     var note = document.getElementById("mem-raw-note");
     note.textContent = "";
     // zoomed to a few buckets or less: redraw the total from the raw bindings, exactly
@@ -419,6 +423,8 @@
     loadRaw().then(function (C) {
       var idx = [], n = RAWH.n;
       for (var i = 0; i < n; i++) if (C["var"][i] === r.index) idx.push(i);
+      // the raw detail is in the order bindings ended: show them in bind order
+      idx.sort(function (a, b) { return C.t_bind[a] - C.t_bind[b] || a - b; });
       var pages = Math.max(1, Math.ceil(idx.length / HIST_PAGE));
       page = Math.max(0, Math.min(page, pages - 1));
       clear(box);
