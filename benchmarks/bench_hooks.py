@@ -41,7 +41,7 @@ def measure(number: int, repeat: int) -> list[tuple[str, str, float, float]]:
     rows = []
     try:
         m = _hooks.register(
-            1, "bench.py", "bench", (("<module>", 1, 1), ("f", 3, 2)),
+            _hooks.HOOKS_VERSION, "bench.py", "bench", (("<module>", 1, 1), ("f", 3, 2)),
             tuple((10 + i, 4, 1, f"v{i}", 1) for i in range(len(VALUES) + 2)),
         )  # fmt: skip
         tok = m.enter(1, -1)
@@ -70,6 +70,17 @@ def measure(number: int, repeat: int) -> list[tuple[str, str, float, float]]:
                 base = min(base, timeit.timeit("empty(site, 7, tok)", globals=g, number=number))
                 bind_t = min(bind_t, timeit.timeit("bind(site, 7, tok)", globals=g, number=number))
             rows.append((mode, "int, sampled site", bind_t / number * 1e9, bind_t / base))
+            # the inline guard that instrumented code runs once the site's guard is off
+            g["g"] = m.g
+            m.g[site] = 0
+            base = guard_t = float("inf")
+            for _ in range(repeat):
+                base = min(base, timeit.timeit("empty(site, 7, tok)", globals=g, number=number))
+                guard_t = min(guard_t, timeit.timeit("g[site] and bind(site, 7, tok)",
+                                                     globals=g, number=number))
+            rows.append((mode, "int, guard off (no call)", guard_t / number * 1e9,
+                         guard_t / base))
+            m.g[site] = 1
             _hooks._stop_sampling(site)
         m.exit(tok)
     finally:

@@ -31,6 +31,23 @@ Line and column are those of the **original** source. Then:
     (``base + site``): 0 records every bind, ``n > 0`` records 1 in ``n`` (only sites
     that have bound nothing but small scalars get sampled, and the first other value
     stops it for good), -1 switches the site off.
+``_memscope_.g`` / ``_memscope_.e`` / ``_memscope_.p`` (contract v2)
+    the module's **inline guards**, read by instrumented code before it calls in:
+    ``g`` per site (1: call ``bind``, 0: skip the call), ``e`` per scope (1: call
+    ``enter``, None: the instance is not recorded and its token is None), and ``p``,
+    a pass-through with ``bind``'s signature for a value-passing site whose guard is 0.
+    Instrumented code reads them as ``_memscope_g[i] and _memscope_.bind(i, x, tok)``,
+    ``tok = _memscope_e[k] and _memscope_.enter(k, ...)`` and
+    ``tok and _memscope_.exit(tok)``: a guard that is off costs a list index and a
+    branch, no call.
+
+Guards are the sampling that keeps fast mode cheap (docs/performance.md says what
+each mode records): a site that bound only small scalars ``SCALAR_STREAK`` times is
+sampled 1 in ``SAMPLE_EVERY``, and once it has recorded a sample its guard goes off;
+a scope all of whose sites are off (parameters aside) and that was entered
+``SCOPE_STREAK`` times goes off too. A re-arm thread switches every guard back on each
+``REARM_SECONDS``, so a site or scope keeps being sampled while the program runs, and
+a site that then binds anything but a small scalar stays on for good.
 
 Every entry point returns normally whatever the value, never raises into the caller,
 and holds no strong reference to the value. A site switched off costs one call and
@@ -64,12 +81,13 @@ from memscope.events import (
     THREAD,
     TYPE,
     UNBIND,
+    BindKind,
     Event,
     ScopeKind,
 )
 from memscope.sizing import _isa
 
-HOOKS_VERSION = 1
+HOOKS_VERSION = 2
 
 T = TypeVar("T")
 
@@ -110,6 +128,7 @@ _counters = {
     "flushes": 0,
     "events_flushed": 0,
     "sampled_skipped": 0,
+    "scopes_sampled": 0,
 }
 _start_ns = _perf()
 _get_running_loop: Any = None
@@ -248,16 +267,20 @@ _scope_count = 0
 class ModuleHandle:
     """What ``register`` returns: the entry points bound to one module's site range."""
 
-    __slots__ = ("base", "bind", "enter", "exit", "exit_value", "on", "scope_base", "unbind")
+    __slots__ = ("base", "bind", "e", "enter", "exit", "exit_value", "g", "on", "p",
+                 "scope_base", "unbind")
 
     base: int
     scope_base: int
     bind: Callable[[int, Any, int], Any]
     unbind: Callable[[int, int], None]
-    enter: Callable[..., int]
+    enter: Callable[..., int | None]
     exit: Callable[[int], None]
     exit_value: Callable[[int, Any], Any]
     on: list[int]
+    g: list[int]  # inline guard per site of this module (1 call bind, 0 skip it)
+    e: list[int | None]  # inline guard per scope of this module (1 enter, None skip)
+    p: Callable[[int, Any, Any], Any]  # bind's stand-in when a value site is off
 
 
 def register(
@@ -284,7 +307,14 @@ def register(
             _table((SITE, base + i, sbase + scope, int(line), int(col), name, int(kind)))
             _site_scope.append(sbase + scope)
         _grow_site_lists(len(sites))
-    return _make_handle(base, sbase, len(sites))
+        h = _make_handle(base, sbase, len(sites), len(scopes))
+        _scope_sites.extend([] for _ in scopes)
+        for i, (_line, _col, scope, _name, kind) in enumerate(sites):
+            if kind != _PARAM:
+                _scope_sites[sbase + scope].append(i)
+        _scope_entered.extend([0] * len(scopes))
+    _start_rearm()
+    return h
 
 
 def _grow_site_lists(n: int) -> None:
@@ -301,6 +331,8 @@ def register_scope(file: str, module: str, qualname: str, kind: int, line: int) 
         scope = _scope_count
         _scope_count += 1
         _table((SCOPE, scope, file, module, qualname, int(kind), line))
+        _scope_sites.append([])
+        _scope_entered.append(0)
     return scope
 
 
@@ -314,35 +346,76 @@ def register_site(
         _table((SITE, site, scope, line, col, name, kind))
         _site_scope.append(scope)
         _grow_site_lists(1)
+        _streak[site] = -(1 << 62)  # asked for by name: every call is recorded
     return site
 
 
 SCALAR_STREAK = 512  # a site that bound only small scalars this many times ...
-SAMPLE_EVERY = 64  # ... from then on records 1 bind in this many
+SAMPLE_EVERY = 64  # ... from then on records 1 bind in this many, then its guard goes off
+SCOPE_STREAK = 256  # a scope is checked for switch-off every this many entries
+REARM_SECONDS = 0.25  # every guard that went off is switched back on this often
+SMALL_BYTES = 256  # fast mode: a value of at most this many bytes counts as small
 _NoneType = type(None)
+_PARAM = int(BindKind.PARAM)  # bound inside ``enter``, never behind an inline guard
+_scope_sites: list[list[int]] = []  # global scope -> module-local indices of its sites
+_scope_entered: list[int] = []  # global scope -> times entered (while its guard was on)
+# guards that went off, to switch back on: global site/scope -> (guard list, index)
+_off_sites: dict[int, tuple[list[int], int]] = {}
+_off_scopes: dict[int, tuple[list[int | None], int]] = {}
+_guards_enabled = [True]
 
 
-def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
+def _pass(site: int, value: T, tok: Any) -> T:
+    """``bind``'s stand-in at a value-passing site whose guard is off."""
+    return value
+
+
+def _is_boring(value: Any, tp: type) -> bool:
+    """At a sampled site, may this non-scalar be skipped? Fast mode: a value of at most
+    ``SMALL_BYTES``; full mode: an object already watched whose type and shallow size
+    are unchanged (a new object is always recorded, so leaks stay exact)."""
+    ft = _fast_types.get(id(tp))
+    if ft is None:
+        return False
+    try:
+        size = ft[1](value) + ft[2]
+        if not _full:
+            return bool(size <= SMALL_BYTES)
+        c = _deep_cache.get(id(value))
+        return c is not None and c[0] == ft[0] and c[1] == size
+    except Exception:
+        return False
+
+
+def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> ModuleHandle:
     rate = _rate  # shared lists; this module's sites are [base, base + nsites)
     count = _count
     streak = _streak
     buf = _buf  # never replaced (flush deletes a slice), so its methods can be kept
     append = buf.append
+    g: list[int] = [1] * nsites
+    e: list[int | None] = [1] * nscopes
+    off_sites = _off_sites
 
-    def bind(site: int, value: T, tok: int) -> T:
+    def bind(site: int, value: T, tok: Any) -> T:
+        if tok is None:  # inside a scope instance that is not recorded
+            return value
         s = base + site
         r = rate[s]
         if r:
             if r < 0:
                 return value
             tp = type(value)
-            if tp is int or tp is float or tp is bool or tp is _NoneType:
+            if tp is int or tp is float or tp is bool or tp is _NoneType or _is_boring(value, tp):
                 n = count[s] + 1
                 if n < r:
                     count[s] = n
                     return value
                 count[s] = 0
                 _sampled_recorded[s] += 1
+                if _guards_enabled[0]:  # sampled once: off until the next re-arm
+                    g[site] = 0
+                    off_sites[s] = (g, site)
             else:
                 _stop_sampling(s)
         try:
@@ -367,24 +440,20 @@ def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
                             (BIND, _perf(), s, tok, oid, ti, size, c[2],
                              _getrefcount(value) - _ref_offset_inline, -1, -1)
                         )  # fmt: skip
+                        n = streak[s] + 1  # a known object, unchanged: may be sampled
+                        streak[s] = n
+                        if n == SCALAR_STREAK:
+                            _start_sampling(s)
                     else:
                         _slow_bind(s, value, tok)
                 else:
-                    append(
-                        (
-                            BIND,
-                            _perf(),
-                            s,
-                            tok,
-                            id(value),
-                            ti,
-                            sizeof(value) + extra,
-                            -1,
-                            -1,
-                            -1,
-                            -1,
-                        )
-                    )
+                    size = sizeof(value) + extra
+                    append((BIND, _perf(), s, tok, id(value), ti, size, -1, -1, -1, -1))
+                    if size <= SMALL_BYTES:  # fast mode samples small values too
+                        n = streak[s] + 1
+                        streak[s] = n
+                        if n == SCALAR_STREAK:
+                            _start_sampling(s)
                 if len(buf) >= _flush_at:
                     _flush()
             else:
@@ -394,12 +463,22 @@ def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
             append((BIND, _perf(), s, tok, id(value), 0, -1, -1, -1, -1, -1))
         return value
 
-    def unbind(site: int, tok: int) -> None:
+    def unbind(site: int, tok: Any) -> None:
         s = base + site
-        if rate[s] >= 0:
+        if rate[s] >= 0 and tok is not None:
             append((UNBIND, _perf(), s, tok))
 
-    def enter(scope: int, first_param: int, *params: Any) -> int:
+    def enter(scope: int, first_param: int, *params: Any) -> int | None:
+        sc = sbase + scope
+        n = _scope_entered[sc] + 1
+        _scope_entered[sc] = n
+        if not n % SCOPE_STREAK and scope < nscopes and _guards_enabled[0] \
+                and _sampling_enabled[0] and not any(g[i] for i in _scope_sites[sc]):
+            # every site in the body is off: record no instance until the re-arm
+            e[scope] = None
+            _off_scopes[sc] = (e, scope)
+            _counters["scopes_sampled"] += 1
+            return None
         tok = _next_tok()
         try:
             ident = _get_ident()
@@ -408,7 +487,7 @@ def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
             except AttributeError:  # first scope of this thread (idents get reused)
                 _local.named = True
                 _new_thread(ident)
-            append((ENTER, _perf(), sbase + scope, tok, ident, _task_key()))
+            append((ENTER, _perf(), sc, tok, ident, _task_key()))
             if params:
                 for i, p in enumerate(params):
                     bind(first_param + i, p, tok)
@@ -418,11 +497,13 @@ def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
             _error("enter", exc)
         return tok
 
-    def exit(tok: int) -> None:
-        append((EXIT, _perf(), tok))
+    def exit(tok: Any) -> None:
+        if tok is not None:
+            append((EXIT, _perf(), tok))
 
-    def exit_value(tok: int, value: T) -> T:
-        append((EXIT, _perf(), tok))
+    def exit_value(tok: Any, value: T) -> T:
+        if tok is not None:
+            append((EXIT, _perf(), tok))
         return value
 
     h = ModuleHandle()
@@ -434,7 +515,64 @@ def _make_handle(base: int, sbase: int, nsites: int) -> ModuleHandle:
     h.exit = exit
     h.exit_value = exit_value
     h.on = rate
+    h.g = g
+    h.e = e
+    h.p = _pass
+    _module_guards.append((base, nsites, g, sbase, e))
     return h
+
+
+# (site base, site count, site guards, scope base, scope guards) of every module
+_module_guards: list[tuple[int, int, list[int], int, list[int | None]]] = []
+
+
+def rearm() -> None:
+    """Switch every guard that went off back on: the next binds of those sites and the
+    next instances of those scopes are recorded (and switch them off again)."""
+    while _off_scopes:
+        try:
+            _sc, (lst, i) = _off_scopes.popitem()
+        except KeyError:
+            break
+        lst[i] = 1
+    while _off_sites:
+        try:
+            _s, (glist, j) = _off_sites.popitem()
+        except KeyError:
+            break
+        glist[j] = 1
+
+
+_rearm_thread: list[threading.Thread | None] = [None]
+_rearm_pid = [0]
+
+
+_rearm_paused = [False]  # tests hold the thread still and call rearm() themselves
+
+
+def _rearm_loop() -> None:
+    ev = threading.Event()
+    while True:
+        ev.wait(REARM_SECONDS)
+        try:
+            if not _rearm_paused[0]:
+                rearm()
+        except Exception as exc:
+            _error("rearm", exc)
+
+
+def _start_rearm() -> None:
+    """The re-arm thread (a daemon), once per process."""
+    if _rearm_pid[0] == os.getpid():
+        return
+    _rearm_pid[0] = os.getpid()
+    try:
+        th = threading.Thread(target=_rearm_loop, name="memscope-rearm", daemon=True)
+        th.start()
+        _rearm_thread[0] = th
+    except Exception as exc:  # at interpreter shutdown, say
+        _rearm_pid[0] = 0
+        _error("rearm", exc)
 
 
 def _skipped(s: int) -> int:
@@ -656,14 +794,31 @@ def start_ns() -> int:
 
 
 def set_site_enabled(site: int, enabled: bool) -> None:
-    """Switch one global site on or off (cheap: a flag the bind checks first)."""
+    """Switch one global site on or off (its inline guard, and the rate bind checks)."""
     if 0 <= site < len(_rate):
         _rate[site] = 0 if enabled else -1
+        _off_sites.pop(site, None)
+        for base, n, g, _sb, _e in _module_guards:
+            if base <= site < base + n:
+                g[site - base] = 1 if enabled else 0
+
+
+def set_guards(enabled: bool) -> None:
+    """Allow (default) or forbid inline guards going off (sampling whole sites and
+    scope instances); forbidding switches every guard back on."""
+    _guards_enabled[0] = bool(enabled)
+    if not enabled:
+        rearm()
 
 
 def set_sampling(enabled: bool) -> None:
-    """Allow (default) or forbid sampling of sites that bind only small scalars."""
+    """Allow (default) or forbid sampling of sites that bind only small scalars (and
+    of scope instances); forbidding it switches every inline guard back on."""
     _sampling_enabled[0] = bool(enabled)
+    if not enabled:
+        for s in sorted(_sampled_sites):
+            _stop_sampling(s)
+        rearm()
 
 
 def proc_event() -> Event:
@@ -678,6 +833,8 @@ def _after_fork_in_child() -> None:
     _flush_lock = threading.Lock()
     _local.__dict__.clear()  # the forking thread is a new thread in the child
     _watched.clear()
+    if _rearm_pid[0]:
+        _start_rearm()  # threads do not survive fork
     try:
         after = getattr(_sink, "after_fork", None)
         if after is not None:

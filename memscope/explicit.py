@@ -148,7 +148,7 @@ def track_var(value: Any) -> None:
             ident = threading.get_ident()
             tok = _thread_toks.get((ident, scope), 0)
             if not tok:
-                tok = _thread_toks[(ident, scope)] = _handle.enter(scope, -1)
+                tok = _thread_toks[(ident, scope)] = _handle.enter(scope, -1) or 0
         _handle.bind(site, value, tok)
     except Exception as exc:
         _hooks._error("track_var", exc)
@@ -184,7 +184,7 @@ class track_scope:
 
     @contextmanager
     def _active(self) -> Iterator[None]:
-        tok = _handle.enter(self._scope_id(), -1)
+        tok = _handle.enter(self._scope_id(), -1) or 0  # explicit scopes never sleep
         stack = getattr(_tls, "stack", None)
         if stack is None:
             stack = _tls.stack = []

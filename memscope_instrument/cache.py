@@ -48,7 +48,9 @@ def toolchain_fingerprint() -> bytes:
         h.update(str(_hooks.HOOKS_VERSION).encode())
         h.update(sys.version.encode())
         here = os.path.dirname(os.path.abspath(__file__))
-        for name in ("transform.py", "hook.py", "cache.py"):
+        # every module that shapes the output (the splice path and the line map too)
+        for name in ("transform.py", "splice.py", "linemap.py", "sites.py", "options.py",
+                     "hook.py", "cache.py"):
             try:
                 st = os.stat(os.path.join(here, name))
                 h.update(f"{name}:{st.st_mtime_ns}:{st.st_size}".encode())

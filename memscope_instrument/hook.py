@@ -369,7 +369,9 @@ def _transform() -> Any:
 
 
 def make_options(mode: str = "fast", **kwargs: Any) -> Any:
-    return _transform().Options(mode=mode, **kwargs)
+    from memscope_instrument.options import Options  # not transform: no libcst import
+
+    return Options(mode=mode, **kwargs)
 
 
 def cache_digest(options: Any, module: str) -> str:

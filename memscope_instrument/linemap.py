@@ -36,15 +36,28 @@ def _reserved(name: str) -> bool:
     return name.startswith(_RESERVED)
 
 
+def _is_hook_call(v: ast.expr) -> bool:
+    """``_memscope_.meth(...)``, or behind its inline guard: ``guard and _memscope_...``."""
+    if isinstance(v, ast.BoolOp) and isinstance(v.op, ast.And) and len(v.values) == 2:
+        g = v.values[0]
+        if isinstance(g, ast.Subscript):
+            g = g.value
+        if not (isinstance(g, ast.Name) and _reserved(g.id)):
+            return False
+        v = v.values[1]
+    if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute):
+        f = v.func.value
+        return isinstance(f, ast.Name) and f.id == "_memscope_"
+    return False
+
+
 def _is_inserted(s: ast.stmt) -> bool:
     if isinstance(s, ast.Expr):
-        v = s.value
-        if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute):
-            f = v.func.value
-            return isinstance(f, ast.Name) and f.id == "_memscope_"
-        return False
+        return _is_hook_call(s.value)
     if isinstance(s, ast.Assign):
         t = s.targets[0]
+        if isinstance(t, ast.Tuple):
+            return all(isinstance(e, ast.Name) and _reserved(e.id) for e in t.elts)
         return isinstance(t, ast.Name) and _reserved(t.id)
     if isinstance(s, ast.ImportFrom):
         return any(a.asname is not None and _reserved(a.asname) for a in s.names)

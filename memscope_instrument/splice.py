@@ -205,7 +205,14 @@ class Splicer:
 
     def bind_name(self, name: str, node: ast.AST, scope: _Scope, kind: BindKind) -> str:
         site, owner = self.i.site_for(name, node, scope, kind)
-        return self.call("bind", site, name, self.tok_for(owner, scope))
+        return f"{self.T.GUARD}[{site}] and " + self.call("bind", site, name,
+                                                          self.tok_for(owner, scope))
+
+    def value_bind(self, site: int) -> str:
+        """The opener of a value-passing bind (``:=``, ``name.attr = v``): behind the
+        site's guard, ``bind`` or its pass-through (the value is written once)."""
+        T = self.T
+        return f"({T.H}.bind if {T.GUARD}[{site}] else {T.PASS})({site}, ("
 
     # ------------------------------------------------------------------ expressions
     def expr(self, parts: Sequence[ast.AST | None], scope: _Scope, first: int,
@@ -223,7 +230,7 @@ class Splicer:
             site, owner = i.site_for(n.target.id, n.target, i.walrus_scope(sc),
                                      BindKind.WALRUS)
             ln, col = self.start(n.value)
-            self.put(ln, col, f"{self.T.H}.bind({site}, (")
+            self.put(ln, col, self.value_bind(site))
             self._visit(n.value, sc)
             ln, col = self.end(n.value)
             self.put(ln, col, f"), {self.tok_for(owner, sc)})")
@@ -377,7 +384,7 @@ class Splicer:
                 el, ec = self.end(a.value)
                 for at in wraps:  # outermost first
                     site = self.wrap_site(at, scope)
-                    self.put(vl, vc, f"{T.H}.bind({site}, (")
+                    self.put(vl, vc, self.value_bind(site))
                     closers.append((el, ec, f"), {self.tok(scope)})"))
         elif isinstance(a, ast.AugAssign):
             if isinstance(a.target, ast.Name):
@@ -394,7 +401,7 @@ class Splicer:
                     site = self.wrap_site(a.target, scope)
                     vl, vc = self.start(a.value)
                     el, ec = self.end(a.value)
-                    self.put(vl, vc, f"{T.H}.bind({site}, (")
+                    self.put(vl, vc, self.value_bind(site))
                     closers.append((el, ec, f"), {self.tok(scope)})"))
                 else:
                     i.skip("subscript/complex target not recorded", first)
@@ -566,7 +573,8 @@ class Splicer:
         else:
             enter = self.call("enter", idx, first if params else -1, *params)
             alias = f" = {sc.alias}" if sc.alias else ""
-            self.scope_body(a, sc, [f"{T.TOK}{alias} = {enter}"], self.call("exit", T.TOK))
+            self.scope_body(a, sc, [f"{T.TOK}{alias} = {T.SGUARD}[{idx}] and {enter}"],
+                            f"{T.TOK} and " + self.call("exit", T.TOK))
         self.def_bind(a, scope, BindKind.FUNC_DEF)
 
     def classdef(self, a: ast.ClassDef, scope: _Scope) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import bisect
-import hashlib
 import io
 import tokenize
 from collections.abc import Iterator, Sequence
@@ -32,6 +31,7 @@ import libcst as cst
 
 from memscope.events import BindKind, ScopeKind
 from memscope_instrument.linemap import split_lines
+from memscope_instrument.options import HOOKS_CONTRACT, TRANSFORM_VERSION, Options
 from memscope_instrument.sites import SiteTable
 
 __all__ = [
@@ -44,13 +44,14 @@ __all__ = [
     "instrument_source",
 ]
 
-TRANSFORM_VERSION = "3"
-HOOKS_CONTRACT = 1  # memscope._hooks.HOOKS_VERSION this output targets
 ALREADY_INSTRUMENTED_MARKER = "# memscope: instrumented"
 SKIP_FILE = "memscope: skip-file"
 IGNORE_LINE = "memscope: ignore"
 
 H = "_memscope_"  # the module handle
+GUARD = "_memscope_g"  # the handle's per-site inline guards (module global)
+SGUARD = "_memscope_e"  # the handle's per-scope inline guards (module global)
+PASS = "_memscope_p"  # bind's pass-through for a value site whose guard is off
 TOK = "_memscope_s"  # per scope instance token (functions, lambdas, module)
 MTOK = "_memscope_m"  # the module instance token, for `global` names bound in functions
 CTOK = "__memscope_c__"  # class-body token: a dunder is neither mangled nor an Enum member
@@ -61,19 +62,6 @@ COMP_IMPORT = f"from memscope_instrument.sites import comprehension as {COMP}"
 _COMP_NAMES = {"ListComp": "<listcomp>", "SetComp": "<setcomp>", "DictComp": "<dictcomp>",
                "GeneratorExp": "<genexpr>"}
 _PLACEHOLDER = "_memscope_prologue_9d1c7e_"
-
-
-@dataclass(frozen=True)
-class Options:
-    mode: str = "fast"  # recorded only, the transform is the same
-    imports: bool = False  # instrument import bindings
-    comprehensions: bool = False  # comprehension scopes
-
-    def digest(self) -> str:
-        """Stable hash of every setting that changes the output."""
-        key = (f"v{TRANSFORM_VERSION};h{HOOKS_CONTRACT};i{int(self.imports)};"
-               f"c{int(self.comprehensions)}")
-        return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -113,6 +101,22 @@ def _name(v: str) -> cst.Name:
 
 def _call(meth: str, *args: cst.BaseExpression) -> cst.Call:
     return cst.Call(cst.Attribute(_name(H), _name(meth)), [cst.Arg(a) for a in args])
+
+
+def _guard(lst: str, i: int) -> cst.Subscript:
+    return cst.Subscript(_name(lst), [cst.SubscriptElement(cst.Index(_int(i)))])
+
+
+def _and(left: cst.BaseExpression, right: cst.BaseExpression) -> cst.BooleanOperation:
+    return cst.BooleanOperation(left, cst.And(), right)
+
+
+def _value_bind(site: int, value: cst.BaseExpression,
+                tok: cst.BaseExpression) -> cst.Call:
+    """``(_memscope_.bind if _memscope_g[N] else _memscope_p)(N, (value), tok)``."""
+    func = cst.IfExp(_guard(GUARD, site), cst.Attribute(_name(H), _name("bind")), _name(PASS),
+                     lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return cst.Call(func, [cst.Arg(_int(site)), cst.Arg(_paren(value)), cst.Arg(tok)])
 
 
 def _int(n: int) -> cst.BaseExpression:
@@ -376,7 +380,7 @@ class _ExprRewriter(cst.CSTTransformer):
     def leave_NamedExpr(self, original: cst.NamedExpr, updated: cst.NamedExpr) -> cst.NamedExpr:
         site, owner = self.walrus.pop()
         tok = self.inst.tok_for(owner, self.scopes[-1])
-        return updated.with_changes(value=_call("bind", _int(site), _paren(updated.value), tok))
+        return updated.with_changes(value=_value_bind(site, updated.value, tok))
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         a = cast(ast.Lambda, self._next(ast.Lambda))
@@ -664,7 +668,8 @@ class _Instrumenter:
 
     def bind_name(self, name: str, node: ast.AST, scope: _Scope, kind: BindKind) -> cst.Expr:
         site, owner = self.site_for(name, node, scope, kind)
-        return _expr_stmt(_call("bind", _int(site), _name(name), self.tok_for(owner, scope)))
+        return _expr_stmt(_and(_guard(GUARD, site),
+                               _call("bind", _int(site), _name(name), self.tok_for(owner, scope))))
 
     def param_sites(self, args: ast.arguments, scope: _Scope) -> tuple[int, list[str]]:
         params = [*args.posonlyargs, *args.args]
@@ -834,7 +839,7 @@ class _Instrumenter:
                   scope: _Scope) -> cst.BaseExpression:
         site = self.table.add_site(at.lineno, self.col(at), scope.index, f"{_dotted(at)}",
                                    BindKind.ATTRIBUTE)
-        return _call("bind", _int(site), _paren(value), scope.tok_expr())
+        return _value_bind(site, value, scope.tok_expr())
 
     # -- compound statements
     def compound(self, st: cst.BaseStatement, a: ast.stmt,
@@ -1058,11 +1063,12 @@ class _Instrumenter:
         else:
             enter = cst.Assign([cst.AssignTarget(_name(TOK)),
                                 *([cst.AssignTarget(_name(sc.alias))] if sc.alias else [])],
-                               _call("enter", _int(idx), _int(first if params else -1),
-                                     *(_name(p) for p in params)))
+                               _and(_guard(SGUARD, idx),
+                                    _call("enter", _int(idx), _int(first if params else -1),
+                                          *(_name(p) for p in params))))
             pbinds = []
         body = self.scope_body(st.body, a.body, sc, enter, pbinds,
-                               [_expr_stmt(_call("exit", _name(TOK)))])
+                               [_expr_stmt(_and(_name(TOK), _call("exit", _name(TOK))))])
         out: list[cst.BaseStatement] = [st.with_changes(body=body)]
         out.extend(self.def_bind(a, scope, BindKind.FUNC_DEF))
         return out
@@ -1179,8 +1185,11 @@ def _is_future_or_doc(a: ast.stmt, first: bool) -> bool:
             and isinstance(a.value.value, str))
 
 
+_DEFAULT_OPTIONS = Options()
+
+
 def instrument_source(source: str | bytes, filename: str, module: str = "__main__",
-                      options: Options = Options()) -> Result:
+                      options: Options = _DEFAULT_OPTIONS) -> Result:
     """Instrument one module's source. ``filename`` is recorded in the site table."""
     from memscope_instrument.linemap import build_line_map, col_deltas
 
@@ -1198,16 +1207,15 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
                               e.msg or "invalid syntax") from e
     except ValueError as e:  # null bytes
         raise InstrumentError(filename, 1, 0, str(e)) from e
-    try:
+    fast = _splice(text, tree, filename, options, encoding)
+    if fast is not None:
+        return fast
+    try:  # the libcst path: only for layouts the splice path leaves to it
         mod = cst.parse_module(text)
     except cst.ParserSyntaxError as e:
         raise InstrumentError(filename, e.raw_line, e.raw_column, e.message) from e
     except Exception as e:  # libcst internal limits (recursion, ...)
         raise InstrumentError(filename, 1, 0, f"libcst could not parse: {e}") from e
-
-    fast = _splice(text, tree, filename, options, encoding)
-    if fast is not None:
-        return fast
     inst = _Instrumenter(text, filename, options)
     sc = _Scope(inst.table.add_scope("<module>", ScopeKind.MODULE, 1), "<module>", "module",
                 None, TOK)
@@ -1218,12 +1226,7 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
     except _Mismatch as e:
         raise InstrumentError(filename, 1, 0, "internal: ast/libcst layout mismatch") from e
     code = mod.with_changes(body=new_body).code
-    scopes_src, sites_src = inst.table.render()
-    prologue = (f"from memscope import _hooks as _memscope_hooks; {H} = _memscope_hooks."
-                f"register({HOOKS_CONTRACT}, {filename!r}, __name__, {scopes_src}, "
-                f"{sites_src}); {TOK} = {MTOK} = {H}.enter(0, -1)")
-    if inst.used_comp:
-        prologue += f"; {COMP_IMPORT}"
+    prologue = _prologue(inst, filename)
     code = code.replace(_PLACEHOLDER, prologue, 1)
     line_map = build_line_map(tree, code)
     kept = sum(1 for i, o in enumerate(line_map, 1) if o == i)
@@ -1235,7 +1238,8 @@ def _prologue(inst: _Instrumenter, filename: str) -> str:
     scopes_src, sites_src = inst.table.render()
     return (f"from memscope import _hooks as _memscope_hooks; {H} = _memscope_hooks."
             f"register({HOOKS_CONTRACT}, {filename!r}, __name__, {scopes_src}, "
-            f"{sites_src}); {TOK} = {MTOK} = {H}.enter(0, -1)"
+            f"{sites_src}); {GUARD}, {SGUARD}, {PASS} = {H}.g, {H}.e, {H}.p; "
+            f"{TOK} = {MTOK} = {H}.enter(0, -1)"
             + (f"; {COMP_IMPORT}" if inst.used_comp else ""))
 
 

@@ -33,7 +33,8 @@ class Recorder:
         for i, n in enumerate(names):
             scope, _, name = n.rpartition(":")
             sites.append((100 + i, 4, int(scope) if scope else 1, name, int(BindKind.ASSIGN)))
-        return _hooks.register(1, "fake_module.py", "fake_module", tuple(scope_rows), tuple(sites))
+        return _hooks.register(_hooks.HOOKS_VERSION, "fake_module.py", "fake_module",
+                               tuple(scope_rows), tuple(sites))
 
 
 @pytest.fixture

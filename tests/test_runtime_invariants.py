@@ -303,10 +303,11 @@ def test_memory_sink_is_bounded_and_counts_what_it_drops() -> None:
     sink = _hooks._MemorySink(limit=1000)
     old = _hooks.set_sink(sink)
     try:
-        m = _hooks.register(1, "b.py", "b", (("<module>", 1, 1),), ((1, 0, 0, "x", 1),))
+        m = _hooks.register(_hooks.HOOKS_VERSION, "b.py", "b", (("<module>", 1, 1),),
+                            ((1, 0, 0, "x", 1),))
         tok = m.enter(0, -1)
         for i in range(20_000):
-            m.bind(0, [i], tok)
+            m.bind(0, [i] * 64, tok)  # not small: never sampled
         _hooks.flush()
         assert len(sink.events) <= 1000
         assert sink.dropped > 15_000
@@ -329,7 +330,8 @@ def test_ten_million_binds_keep_the_tracker_flat() -> None:
     old = _hooks.set_sink(sink)
     _hooks.set_sampling(False)
     try:
-        m = _hooks.register(1, "c.py", "c", (("<module>", 1, 1),), ((1, 0, 0, "x", 1),))
+        m = _hooks.register(_hooks.HOOKS_VERSION, "c.py", "c", (("<module>", 1, 1),),
+                            ((1, 0, 0, "x", 1),))
         tok = m.enter(0, -1)
         bind = m.bind
         value = [1, 2]
@@ -370,7 +372,7 @@ def test_sampled_scalar_sites_count_what_they_skip(rec: Recorder) -> None:
     for i in range(n):
         m.bind(0, i, tok)
     report = _hooks.sampling_report()
-    m.bind(0, [1], tok)  # a non-scalar stops sampling for good, exactly counted
+    m.bind(0, [1] * 64, tok)  # a value not small stops sampling for good, exactly counted
     m.exit(tok)
     an = rec.analysis()
     recorded = sum(1 for b in an.all_bindings() if b.var == "i" and b.type == "int")
@@ -383,7 +385,7 @@ def test_a_lambda_that_raised_ends_when_its_caller_runs_again(rec: Recorder) -> 
     from memscope.events import ScopeKind
 
     m = _hooks.register(
-        1,
+        _hooks.HOOKS_VERSION,
         "lam.py",
         "lam",
         (

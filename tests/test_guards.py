@@ -1,0 +1,234 @@
+"""Inline guards (hooks contract v2): what fast and full mode sample, and what they never
+miss. Instrumented code reads ``_memscope_g[i]`` / ``_memscope_e[k]`` before calling in;
+these tests do the same through the module handle, or run really instrumented code."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from memscope import _hooks
+from memscope.events import BIND, ENTER, SAMPLED
+from memscope_instrument.transform import instrument_source
+from tests.conftest import Recorder
+
+REARM = _hooks.rearm
+
+
+@pytest.fixture
+def sampling(rec: Recorder) -> Iterator[Recorder]:
+    """``rec`` with sampling on and the re-arm thread held still (tests call REARM)."""
+    _hooks._rearm_paused[0] = True
+    _hooks.set_sampling(True)
+    prime = rec.module("warm")  # the first value of a type ever seen takes the slow path
+    for v in (1, 1.0, [1], bytearray(1)):
+        prime.bind(0, v, 0)
+    try:
+        yield rec
+    finally:
+        _hooks._rearm_paused[0] = False
+        REARM()
+
+
+def _guarded_bind(m: Any, site: int, value: Any, tok: Any) -> None:
+    """What instrumented code does: ``_memscope_g[site] and _memscope_.bind(...)``."""
+    if m.g[site]:
+        m.bind(site, value, tok)
+
+
+def _binds(rec: Recorder, site: int) -> list[tuple[Any, ...]]:
+    return [e for e in rec.events() if e[0] == BIND and e[2] == site]
+
+
+def test_a_scalar_site_goes_off_after_its_streak_and_a_rearm_brings_it_back(
+        sampling: Recorder) -> None:
+    m = sampling.module("i")
+    tok = m.enter(1, -1)
+    n = _hooks.SCALAR_STREAK + _hooks.SAMPLE_EVERY
+    for i in range(n):
+        _guarded_bind(m, 0, i, tok)
+    assert m.g[0] == 0  # the sampled bind switched the guard off
+    for i in range(10_000):
+        _guarded_bind(m, 0, i, tok)  # no call reaches the runtime
+    assert len(_binds(sampling, m.base)) == _hooks.SCALAR_STREAK + 1
+    REARM()
+    assert m.g[0] == 1
+    big = list(range(1000))
+    _guarded_bind(m, 0, big, tok)  # the first bind after the re-arm is seen
+    m.exit(tok)
+    last = _binds(sampling, m.base)[-1]
+    assert last[4] == id(big) and last[6] == sys.getsizeof(big)
+    assert m.g[0] == 1 and _hooks._rate[m.base] == 0  # not sampled again, for good
+    sampled = [e for e in sampling.events() if e[0] == SAMPLED and e[2] == m.base]
+    assert [e[3] for e in sampled] == [_hooks.SAMPLE_EVERY, 0]
+
+
+def test_a_site_binding_large_values_is_never_switched_off(sampling: Recorder) -> None:
+    m = sampling.module("buf")
+    tok = m.enter(1, -1)
+    n = 3 * _hooks.SCALAR_STREAK
+    for i in range(n):
+        _guarded_bind(m, 0, [i] * 100, tok)
+    m.exit(tok)
+    assert m.g[0] == 1 and len(_binds(sampling, m.base)) == n
+
+
+@pytest.mark.parametrize("mode", ["fast", "full"])
+def test_small_new_objects_are_sampled_in_fast_mode_only(sampling: Recorder,
+                                                         mode: str) -> None:
+    _hooks.configure(full=mode == "full", flush_at=8192, deep_objects=1000, deep_ns=10**9)
+    m = sampling.module("pair")
+    tok = m.enter(1, -1)
+    keep = [[i, i] for i in range(2 * _hooks.SCALAR_STREAK)]  # distinct small lists
+    for v in keep:
+        _guarded_bind(m, 0, v, tok)
+    m.exit(tok)
+    got = len(_binds(sampling, m.base))
+    if mode == "fast":
+        assert m.g[0] == 0 and got < len(keep)
+    else:  # every new object is recorded (and watched): leaks stay exact
+        assert m.g[0] == 1 and got == len(keep)
+
+
+def test_full_mode_samples_rebinds_of_a_known_unchanged_object(sampling: Recorder) -> None:
+    _hooks.configure(full=True, flush_at=8192, deep_objects=1000, deep_ns=10**9)
+    m = sampling.module("v")
+    tok = m.enter(1, -1)
+    v = [0.0, 0.0, 0.0]
+    for _ in range(_hooks.SCALAR_STREAK + _hooks.SAMPLE_EVERY + 5):
+        _guarded_bind(m, 0, v, tok)
+    assert m.g[0] == 0
+    REARM()
+    v.extend(range(100))  # it grew: the next bind after a re-arm records it
+    _guarded_bind(m, 0, v, tok)
+    m.exit(tok)
+    last = _binds(sampling, m.base)[-1]
+    assert last[6] == sys.getsizeof(v) and _hooks._rate[m.base] == 0
+
+
+def test_a_scope_whose_sites_are_all_off_stops_recording_instances(
+        sampling: Recorder) -> None:
+    m = sampling.module("x", "y")
+    calls = 2 * _hooks.SCOPE_STREAK + _hooks.SCALAR_STREAK + _hooks.SAMPLE_EVERY
+    skipped = 0
+    for i in range(calls):
+        tok = m.e[1] and m.enter(1, -1)  # what a function's prologue does
+        if tok is None:
+            skipped += 1
+        _guarded_bind(m, 0, i, tok)
+        _guarded_bind(m, 1, float(i), tok)
+        m.exit(tok) if tok else None
+    assert m.e[1] is None and skipped > 0
+    enters = [e for e in sampling.events() if e[0] == ENTER and e[2] == m.scope_base + 1]
+    assert len(enters) == calls - skipped
+    assert _hooks.counters()["scopes_sampled"] >= 1
+    REARM()
+    assert m.e[1] == 1 and m.g[0] == 1 and m.g[1] == 1
+    tok = m.e[1] and m.enter(1, -1)
+    assert isinstance(tok, int) and tok > 0  # the next instance is recorded again
+    m.exit(tok)
+    an = sampling.analysis()
+    assert not [i for i in an.instances.values() if i.scope == m.scope_base + 1]
+
+
+def test_a_scope_with_a_site_that_never_bound_stays_on(sampling: Recorder) -> None:
+    m = sampling.module("x", "rare")
+    for i in range(3 * _hooks.SCOPE_STREAK + _hooks.SCALAR_STREAK):
+        tok = m.e[1] and m.enter(1, -1)
+        _guarded_bind(m, 0, i, tok)
+        m.exit(tok)
+    assert m.e[1] == 1  # `rare` may still bind something large in this scope
+    tok = m.enter(1, -1)
+    rare = bytearray(10_000)
+    _guarded_bind(m, 1, rare, tok)
+    m.exit(tok)
+    assert _binds(sampling, m.base + 1)[-1][4] == id(rare)
+
+
+def test_sampling_off_records_everything_and_switches_guards_back_on(
+        sampling: Recorder) -> None:
+    m = sampling.module("i")
+    tok = m.enter(1, -1)
+    for i in range(_hooks.SCALAR_STREAK + _hooks.SAMPLE_EVERY):
+        _guarded_bind(m, 0, i, tok)
+    assert m.g[0] == 0
+    _hooks.set_sampling(False)
+    assert m.g[0] == 1
+    before = len(_binds(sampling, m.base))
+    for i in range(1000):
+        _guarded_bind(m, 0, i, tok)
+    m.exit(tok)
+    assert len(_binds(sampling, m.base)) == before + 1000
+
+
+SOURCE = '''
+def step(i):
+    a = i * 2
+    b = a + 1
+    return b
+
+def run(n):
+    total = 0
+    for i in range(n):
+        total += step(i)
+    return total
+
+def grow():
+    buf = bytearray(1 << 20)
+    return len(buf)
+'''
+
+
+def test_instrumented_code_behaves_the_same_with_guards_off(sampling: Recorder) -> None:
+    res = instrument_source(SOURCE, "guarded.py", "guarded")
+    assert "_memscope_g[" in res.code and "_memscope_e[" in res.code
+    ns: dict[str, Any] = {"__name__": "guarded"}
+    exec(compile(res.code, "guarded.py", "exec"), ns)
+    n = 20_000
+    assert ns["run"](n) == sum(2 * i + 1 for i in range(n))
+    h = ns["_memscope_"]
+    step_scope = next(k for k in range(len(h.e)) if h.e[k] is None)  # `step` slept
+    assert step_scope >= 1
+    enters = [e for e in sampling.events() if e[0] == ENTER
+              and e[2] == h.scope_base + step_scope]
+    assert 0 < len(enters) < n
+    assert ns["grow"]() == 1 << 20  # a site that never bound before: recorded
+    big = [e for e in sampling.events() if e[0] == BIND and e[6] >= 1 << 20]
+    assert len(big) == 1
+    REARM()
+    assert ns["run"](100) == sum(2 * i + 1 for i in range(100))
+    an = sampling.analysis()
+    assert [i for i in an.instances.values() if i.scope != h.scope_base] == []
+
+
+def test_the_rearm_thread_runs_and_is_restarted_in_a_forked_child() -> None:
+    names = [t.name for t in threading.enumerate()]
+    assert "memscope-rearm" in names
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report whether it has its own re-arm thread
+        try:
+            ok = any(t.name == "memscope-rearm" and t.is_alive() for t in threading.enumerate())
+            os.write(w, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 1)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert got == b"1"
+
+
+def test_track_var_records_every_call_even_of_small_values(sampling: Recorder) -> None:
+    import memscope
+
+    n = 2 * _hooks.SCALAR_STREAK + _hooks.SAMPLE_EVERY
+    for i in range(n):
+        memscope.track_var(i)  # the same call site every time
+    named = [b for b in sampling.analysis().all_bindings() if b.var == "i"]
+    assert len(named) == n
