@@ -14,6 +14,8 @@ alternating, ``--repeat`` times; the best time of each is kept (the machine is s
 
     .venv/bin/python benchmarks/bench_capture.py [--events 1000000] [--out DIR]
         [--no-peaks] [--baseline REF [--repeat 3] [--family]]
+    .venv/bin/python benchmarks/bench_capture.py --peaks-only [--events N]
+        [--kinds json,summary,html,svg] [--peaks-baseline REF]
 """
 
 from __future__ import annotations
@@ -58,21 +60,58 @@ def synthesize(n: int) -> list[tuple]:
     return evs
 
 
-def peak_of(kind: str, capture: Path, out: Path) -> tuple[float, int]:
-    """(seconds, peak bytes) of one reporter, in a fresh process under tracemalloc."""
+def peak_of(
+    kind: str, capture: Path, out: Path, root: Path | None = None
+) -> tuple[float, int, int]:
+    """(seconds, peak traced bytes, max RSS bytes) of one reporter, in a fresh process
+    under tracemalloc (started before memscope is imported), with memscope imported
+    from ``root`` (default: this tree)."""
     code = f"""
-import time, tracemalloc, sys
-sys.path.insert(0, {str(ROOT)!r})
+import resource, time, tracemalloc, sys
+sys.path.insert(0, {str(root or ROOT)!r})
 tracemalloc.start()
 t = time.perf_counter()
 from memscope.reporters import report
 report([{str(capture)!r}], {str(out)!r}, "bench", {kind!r})
-print(time.perf_counter() - t, tracemalloc.get_traced_memory()[1])
+print(time.perf_counter() - t, tracemalloc.get_traced_memory()[1],
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True)
-    s, p = r.stdout.split()
-    return float(s), int(p)
+    s, p, rss = r.stdout.split()
+    return float(s), int(p), int(rss)
+
+
+def baseline_tree(ref: str, work: Path) -> Path:
+    """The ``memscope`` package of git revision ``ref``, extracted under ``work``."""
+    import io
+    import tarfile
+
+    base = work / f"baseline-{ref.replace('/', '_')}"
+    if not (base / "memscope").exists():
+        base.mkdir(parents=True, exist_ok=True)
+        arch = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "memscope"],
+                              capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(arch)) as tf:
+            tf.extractall(base)
+    return base
+
+
+def peaks(capture: Path, work: Path, kinds: list[str], baseline: str | None) -> dict:
+    """Peak memory of each reporter on ``capture`` (and of revision ``baseline``'s)."""
+    sides: dict[str, Path] = {"after": ROOT}
+    if baseline:
+        sides = {"before": baseline_tree(baseline, work), "after": ROOT}
+    res: dict[str, dict] = {}
+    for kind in kinds:
+        for side, root in sides.items():
+            s, p, rss = peak_of(kind, capture, work / f"peak_{side}_{kind}", root)
+            res.setdefault(kind, {})[side] = {
+                "seconds": round(s, 2), "peak_bytes": p, "max_rss_bytes": rss
+            }
+            print(f"  {kind:8s} {side:6s} traced peak {p / 1e6:8.1f} MB  max RSS "
+                  f"{rss / 1e6:8.1f} MB  {s:7.1f} s", file=sys.stderr, flush=True)
+    return res
 
 
 class _Discard:
@@ -157,14 +196,8 @@ def worker(events_path: str, out: str, family: bool) -> None:
 def compare(ref: str, evs: list[tuple], work: Path, repeat: int, family: bool) -> dict:
     """Before (git revision ``ref``) and after (this tree), alternating fresh processes."""
     import pickle
-    import tarfile
 
-    base = work / "baseline"
-    base.mkdir(exist_ok=True)
-    arch = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "memscope"],
-                          capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=__import__("io").BytesIO(arch)) as tf:
-        tf.extractall(base)
+    base = baseline_tree(ref, work)
     ep = work / "events.pickle"
     with open(ep, "wb") as f:
         pickle.dump(evs, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -214,6 +247,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--family", action="store_true", help="with --baseline: time the JSON family")
     ap.add_argument("--worker", nargs=2, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--peaks-only", action="store_true",
+                    help="only the reporters' peak memory (no write/read/JSON timings)")
+    ap.add_argument("--kinds", default="json,summary,html,svg",
+                    help="reporters whose peak memory is measured")
+    ap.add_argument("--peaks-baseline", default=None,
+                    help="git revision whose reporters are measured side by side")
     args = ap.parse_args()
     if args.worker:
         worker(args.worker[0], args.worker[1], args.family)
@@ -228,6 +267,21 @@ def main() -> None:
     evs = synthesize(args.events)
     n = len(evs)
     res: dict[str, object] = {"events": n, "python": sys.version.split()[0]}
+    kinds = [k for k in args.kinds.split(",") if k]
+    if args.peaks_only:
+        sink = CaptureSink(work, "bench")
+        for i in range(0, n, 8192):
+            sink.write(evs[i : i + 8192])
+        sink.close()
+        del evs
+        res["capture_bytes"] = sink.path.stat().st_size
+        res["reporters"] = peaks(sink.path, work, kinds, args.peaks_baseline)
+        print(json.dumps(res, indent=2))
+        if args.out is None:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+        return
 
     # write: the sink as the runtime uses it, batches of 8192
     sink = CaptureSink(work, "bench")
@@ -268,11 +322,7 @@ def main() -> None:
                json_family_bytes=sum(p.stat().st_size for p in paths))
 
     if not args.no_peaks:
-        peaks = {}
-        for kind in ("json", "summary", "html", "svg"):
-            s, p = peak_of(kind, cap, work / f"peak_{kind}")
-            peaks[kind] = {"seconds": round(s, 2), "peak_bytes": p}
-        res["reporters"] = peaks
+        res["reporters"] = peaks(cap, work, kinds, args.peaks_baseline)
     if args.baseline:
         res["compare"] = compare(args.baseline, evs, work, args.repeat, args.family)
     print(json.dumps(res, indent=2))

@@ -7,6 +7,11 @@ panel drawn, plus the cost of the interactions (switching the stacking, sorting 
 table, zooming the memory chart and the Gantt).
 
     .venv/bin/python benchmarks/bench_html.py [--events 1000000] [--out DIR]
+
+``--peaks 100000,1000000`` instead measures the peak memory of ``memscope report``
+(``-f json``, ``html``, ``svg``: tracemalloc and max RSS, each in a fresh process) on
+synthetic captures of those sizes, with ``--peaks-baseline REV`` side by side with the
+reporters of git revision REV.
 """
 
 from __future__ import annotations
@@ -30,13 +35,44 @@ TIMED_CLICK = """(sel) => {
 }"""
 
 
+def peaks_only(args: argparse.Namespace, out: Path) -> None:
+    """Peak memory of each reporter on synthetic captures of several sizes."""
+    from benchmarks.bench_capture import peaks
+    from memscope.capture.writer import write_capture
+    from tests.report_helpers import synthetic_events
+
+    kinds = [k for k in args.kinds.split(",") if k]
+    table = []
+    for n in (int(x) for x in args.peaks.split(",")):
+        cap = write_capture(
+            out / f"synthetic_{n}.memscope", synthetic_events(n), export_mode="full",
+            runtime_mode="full", start_ns=1,
+        )  # fmt: skip
+        print(f"{n:,} events:", file=sys.stderr, flush=True)
+        for kind, sides in peaks(cap, out, kinds, args.peaks_baseline).items():
+            for side, r in sides.items():
+                table.append((n, kind, side, r))
+        cap.unlink()
+    print("| events | reporter | side | traced peak | max RSS | seconds |")
+    print("|---:|---|---|---:|---:|---:|")
+    for n, kind, side, r in table:
+        print(f"| {n:,} | {kind} | {side} | {r['peak_bytes'] / 1e6:.1f} MB | "
+              f"{r['max_rss_bytes'] / 1e6:.0f} MB | {r['seconds']:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--peaks", default=None, help="event counts: reporter peak memory only")
+    ap.add_argument("--peaks-baseline", default=None, help="git revision measured alongside")
+    ap.add_argument("--kinds", default="json,html,svg")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_html_"))
+    if args.peaks:
+        peaks_only(args, out)
+        return
 
     from memscope.analysis import Analysis
     from memscope.reporters import html, svg
@@ -45,6 +81,14 @@ def main() -> None:
     t = time.perf_counter()
     events = synthetic_events(args.events)
     t_gen = time.perf_counter() - t
+    from memscope.capture.writer import write_capture
+    from memscope.reporters import report
+
+    cap = write_capture(out / "bench.memscope", events, export_mode="full",
+                        runtime_mode="full", start_ns=1)
+    t = time.perf_counter()
+    report([cap], out / "streamed", "bench", "html")
+    t_report = time.perf_counter() - t
     t = time.perf_counter()
     an = Analysis().feed_all(events)
     t_an = time.perf_counter() - t
@@ -65,6 +109,8 @@ def main() -> None:
          f"{an.binds:,} / {len(an.vars):,} / {len(an.by_scope):,}"),
         ("generate events (not measured code)", f"{t_gen:.2f} s"),
         ("replay into Analysis (analysis.py, for scale)", f"{t_an:.2f} s"),
+        ("memscope report -f html from the capture (replay + dashboard, streamed)",
+         f"{t_report:.2f} s"),
         ("write dashboard (html.write)", f"{t_html:.2f} s"),
         ("dashboard size", f"{page_path.stat().st_size / 1e6:.2f} MB"),
         ("write memory-analysis SVG", f"{t_svg1:.2f} s, "

@@ -1036,10 +1036,11 @@ def build_series(
     t1: int,
     buckets: int = SERIES_BUCKETS,
     top_k: int = 10,
+    candidates: tuple[int, ...] = SERIES_CANDIDATES,
 ) -> dict[str, Any]:
     """Stacked, peak-preserving time series for every grouping of ``GROUPINGS`` from
     bindings (in any order; ``None``: the analysis's history and live bindings)."""
-    s = Series(2 * max(1, buckets))
+    s = Series(2 * max(1, buckets), candidates)
     s.t0 = t0
     items = list(bindings) if bindings is not None else [*an.history, *an._live_bindings()]
     edges = sorted(
