@@ -341,3 +341,47 @@ def test_streamed_report_equals_the_history_model(tmp_path: Path) -> None:
         assert streamed[k] == kept[k], k
     assert [r["key"] for r in streamed["vars"]] == [r["key"] for r in kept["vars"]]
     assert streamed["raw"]["total"] == kept["raw"]["total"] == run.analysis.binds
+
+
+def test_tracker_exports_stream_the_dashboard_and_both_svgs(tmp_path: Path) -> None:
+    """``export_to_html`` / ``export_memory_analysis`` / ``export_lifecycle_timeline`` go
+    through the streaming collector (no history kept) and still hold every binding."""
+    import subprocess
+    import sys
+    import textwrap
+
+    root = Path(__file__).resolve().parents[1]
+    code = textwrap.dedent(
+        """
+        import memscope
+        t = memscope.init(mode="full", capture=False, output_dir="out", name="exp")
+        for i in range(40):
+            with memscope.track_scope("work"):
+                rows = [i] * (10 + i)
+                memscope.track_var(rows)
+                blob = bytearray(100 * i)
+                memscope.track_var(blob)
+        print(t.export_to_html())
+        print(t.export_memory_analysis())
+        print(t.export_lifecycle_timeline())
+        print(t.stats()["total_binds"])
+        """
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MEMSCOPE_")}
+    env["PYTHONPATH"] = str(root)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    page_path, mem_svg, timeline_svg, binds = proc.stdout.split()
+    page = (tmp_path / page_path).read_text(encoding="utf-8")
+    model = embedded_model(page)
+    assert model["overview"]["binds"] == int(binds) == 80
+    head, cols = raw_columns(page)
+    assert head["n"] == head["total"] == 80 and head["omitted"] == 0
+    assert sorted(head["var_keys"][v] for v in set(cols["var"])) == sorted(
+        r["key"] for r in model["vars"]
+    )
+    for p in (mem_svg, timeline_svg):
+        assert (tmp_path / p).read_text(encoding="utf-8").startswith("<?xml")

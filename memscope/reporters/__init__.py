@@ -179,22 +179,30 @@ def export(tracker: Any, fmt: str, target: Any = None, **options: Any) -> Path:
         return p
     if fmt in ("html", "svg", "timeline"):
         from memscope.reporters import load
+        from memscope.reporters._charts import RAW_LIMIT, Collector
 
         mod = _html() if fmt == "html" else _svg()
-        run = load.analyze(tracker, keep_history=True, meta=meta_from_tracker(tracker))
-        if fmt == "html":
-            folder, name = _target(tracker, target, ".html")
-            return Path(mod.write(run.analysis, folder, name, run.meta)[0])
-        kind = "memory_analysis" if fmt == "svg" else "lifecycle_timeline"
-        if target is not None and os.fspath(target).endswith(".svg"):
-            path = Path(target)
-            if path.parent == Path():  # a bare file name goes with the run's reports
-                path = Path(tracker.output_dir) / path
-        else:
-            folder, name = _target(tracker, target, ".svg")
-            path = folder / f"{name}_{kind}.svg"
-        fn = mod.write_memory_analysis if fmt == "svg" else mod.write_lifecycle_timeline
-        return Path(fn(run.analysis, path, run.meta))
+        # aggregated while the events stream, as ``report`` does: no history kept
+        co = Collector(raw_limit=RAW_LIMIT if fmt == "html" else 0)
+        try:
+            run = load.prepare(tracker, meta_from_tracker(tracker)).run(
+                keep_history=False, attach=co.attach
+            )
+            if fmt == "html":
+                folder, name = _target(tracker, target, ".html")
+                return Path(mod.write(run.analysis, folder, name, run.meta, collector=co)[0])
+            kind = "memory_analysis" if fmt == "svg" else "lifecycle_timeline"
+            if target is not None and os.fspath(target).endswith(".svg"):
+                path = Path(target)
+                if path.parent == Path():  # a bare file name goes with the run's reports
+                    path = Path(tracker.output_dir) / path
+            else:
+                folder, name = _target(tracker, target, ".svg")
+                path = folder / f"{name}_{kind}.svg"
+            fn = mod.write_memory_analysis if fmt == "svg" else mod.write_lifecycle_timeline
+            return Path(fn(run.analysis, path, run.meta, collector=co))
+        finally:
+            co.raw.close()
     raise ReportError(
         f"unknown export format {fmt!r}: expected json, binary, html, svg, timeline or summary"
     )
