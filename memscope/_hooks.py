@@ -129,6 +129,7 @@ _counters = {
     "events_flushed": 0,
     "sampled_skipped": 0,
     "scopes_sampled": 0,
+    "attrs_unread": 0,
 }
 _start_ns = _perf()
 _get_running_loop: Any = None
@@ -267,12 +268,13 @@ _scope_count = 0
 class ModuleHandle:
     """What ``register`` returns: the entry points bound to one module's site range."""
 
-    __slots__ = ("base", "bind", "e", "enter", "exit", "exit_value", "g", "on", "p",
-                 "scope_base", "unbind")
+    __slots__ = ("base", "bind", "bind_attr", "e", "enter", "exit", "exit_value", "g",
+                 "on", "p", "scope_base", "unbind")
 
     base: int
     scope_base: int
     bind: Callable[[int, Any, int], Any]
+    bind_attr: Callable[[int, Any, str, Any], None]
     unbind: Callable[[int, int], None]
     enter: Callable[..., int | None]
     exit: Callable[[int], None]
@@ -463,6 +465,21 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
             append((BIND, _perf(), s, tok, id(value), 0, -1, -1, -1, -1, -1))
         return value
 
+    def bind_attr(site: int, obj: Any, attr: str, tok: Any) -> None:
+        """``obj.attr = v`` ran: record what it holds now, read without running user
+        code (a property or a custom descriptor is not read: nothing is recorded)."""
+        if tok is None:
+            return
+        try:
+            found, value = _read_attr(obj, attr)
+        except Exception as exc:
+            _error("bind_attr", exc)
+            return
+        if found:
+            bind(site, value, tok)
+        else:
+            _counters["attrs_unread"] += 1
+
     def unbind(site: int, tok: Any) -> None:
         s = base + site
         if rate[s] >= 0 and tok is not None:
@@ -510,6 +527,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
     h.base = base
     h.scope_base = sbase
     h.bind = bind
+    h.bind_attr = bind_attr
     h.unbind = unbind
     h.enter = enter
     h.exit = exit
@@ -520,6 +538,46 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
     h.p = _pass
     _module_guards.append((base, nsites, g, sbase, e))
     return h
+
+
+_MISSING = object()
+_type_dict = type.__dict__["__dict__"].__get__  # C: a class's own namespace, no hooks
+_type_mro = type.__dict__["__mro__"].__get__
+_GetSetType = type(type.__dict__["__dict__"])  # types.GetSetDescriptorType
+_MemberType = type(type.__dict__["__weakrefoffset__"])  # types.MemberDescriptorType
+
+
+def _mro_lookup(tp: type, name: str) -> Any:
+    for klass in _type_mro(tp):
+        d = _type_dict(klass)
+        if name in d:
+            return d[name]
+    return _MISSING
+
+
+def _read_attr(obj: Any, attr: str) -> tuple[bool, Any]:
+    """``obj.attr`` as stored, without running user code: a ``__slots__`` member or
+    the instance ``__dict__`` entry; (False, None) for anything else (a property, a
+    custom descriptor, a custom ``__dict__``, an attribute stored elsewhere)."""
+    tp = type(obj)
+    desc = _mro_lookup(tp, attr)
+    if desc is not _MISSING:
+        dt = type(desc)
+        if dt is _MemberType:  # a __slots__ member: its C __get__ reads the slot
+            return True, desc.__get__(obj, tp)
+        if _mro_lookup(dt, "__set__") is not _MISSING or \
+                _mro_lookup(dt, "__delete__") is not _MISSING:
+            return False, None  # a data descriptor (property, ...): reading runs code
+    dd = _mro_lookup(tp, "__dict__")
+    if type(dd) is not _GetSetType:
+        return False, None
+    d = dd.__get__(obj, tp)
+    if type(d) is not dict:
+        return False, None
+    value = dict.get(d, attr, _MISSING)
+    if value is _MISSING:
+        return False, None
+    return True, value
 
 
 # (site base, site count, site guards, scope base, scope guards) of every module

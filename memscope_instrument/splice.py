@@ -379,6 +379,8 @@ class Splicer:
                 after.append(self.bind_name(n.id, n, scope, BindKind.ASSIGN))
             for why, line in skips:
                 i.skip(why, line)
+            wraps, reads = T.readback_split(wraps, names)
+            after.extend(self.attr_bind(at, scope) for at in reads)
             if wraps:
                 vl, vc = self.start(a.value)
                 el, ec = self.end(a.value)
@@ -398,11 +400,7 @@ class Splicer:
                                                 BindKind.ANNASSIGN))
                 elif isinstance(a.target, ast.Attribute) and isinstance(a.target.value,
                                                                         ast.Name):
-                    site = self.wrap_site(a.target, scope)
-                    vl, vc = self.start(a.value)
-                    el, ec = self.end(a.value)
-                    self.put(vl, vc, self.value_bind(site))
-                    closers.append((el, ec, f"), {self.tok(scope)})"))
+                    after.append(self.attr_bind(a.target, scope))
                 else:
                     i.skip("subscript/complex target not recorded", first)
         elif isinstance(a, ast.Delete):
@@ -427,8 +425,13 @@ class Splicer:
             self.put(el, ec, "".join("; " + x for x in after))
 
     def wrap_site(self, at: ast.Attribute, scope: _Scope) -> int:
-        return int(self.i.table.add_site(at.lineno, self.i.col(at), scope.index,
-                                         f"{self.T._dotted(at)}", BindKind.ATTRIBUTE))
+        return int(self.i.attr_site(at, scope))
+
+    def attr_bind(self, at: ast.Attribute, scope: _Scope) -> str:
+        """``name.attr`` read back after the statement (see ``attr_readback``)."""
+        site, base, attr = self.i.attr_readback(at, scope)
+        return (f"{self.T.GUARD}[{site}] and "
+                + self.call("bind_attr", site, base, repr(attr), self.tok(scope)))
 
     def prefix(self, body: list[ast.stmt], small: list[str], header: int,
                owner: int) -> None:

@@ -236,6 +236,16 @@ def assign_targets(
     return names, wraps, skips
 
 
+def readback_split(wraps: list[ast.Attribute], names: list[ast.Name],
+                   ) -> tuple[list[ast.Attribute], list[ast.Attribute]]:
+    """Which ``name.attr`` targets of one assignment still wrap the value, and which
+    are read back after it: all of them, unless the same statement rebinds ``name``
+    (``a.x = a = v``: reading ``a.x`` afterwards would read the new ``a``)."""
+    rebound = {n.id for n in names}
+    keep = [at for at in wraps if cast(ast.Name, at.value).id in rebound]
+    return keep, [at for at in wraps if cast(ast.Name, at.value).id not in rebound]
+
+
 def _pattern_names(p: ast.pattern, out: list[tuple[str, ast.AST]]) -> None:
     if isinstance(p, ast.MatchAs):
         if p.pattern is not None:
@@ -613,6 +623,26 @@ class _Instrumenter:
             return owner.tok
         return owner.alias or "0"  # nonlocal: the alias the owner set at its enter
 
+    def attr_site(self, at: ast.Attribute, scope: _Scope) -> int:
+        return self.table.add_site(at.lineno, self.col(at), scope.index, f"{_dotted(at)}",
+                                   BindKind.ATTRIBUTE)
+
+    def attr_readback(self, at: ast.Attribute, scope: _Scope) -> tuple[int, str, str]:
+        """``name.attr = v`` recorded after the statement by ``bind_attr(site, name,
+        'attr', tok)``, which reads the slot or ``__dict__`` entry without running user
+        code; ``attr`` as stored (a private ``__x`` inside a class is mangled)."""
+        attr = at.attr
+        if attr.startswith("__") and not attr.endswith("__"):
+            s: _Scope | None = scope
+            while s is not None and s.kind != "class":
+                s = s.parent
+            if s is not None:
+                cls = s.qualname.rsplit(".", 1)[-1].lstrip("_")
+                if cls:
+                    attr = f"_{cls}{attr}"
+        assert isinstance(at.value, ast.Name)
+        return self.attr_site(at, scope), at.value.id, attr
+
     def site_for(self, name: str, node: ast.AST, scope: _Scope,
                  kind: BindKind) -> tuple[int, _Scope]:
         owner, override = self.owner_scope(name, scope)
@@ -799,6 +829,8 @@ class _Instrumenter:
                 after.append(self.bind_name(n.id, n, scope, BindKind.ASSIGN))
             for why, line in skips:
                 self.skip(why, line)
+            wraps, reads = readback_split(wraps, names)
+            after.extend(self.attr_bind(at, scope) for at in reads)
             if wraps:
                 value = s.value
                 for at in reversed(wraps):
@@ -816,7 +848,7 @@ class _Instrumenter:
                                                 BindKind.ANNASSIGN))
                 elif isinstance(a.target, ast.Attribute) and isinstance(a.target.value,
                                                                         ast.Name):
-                    s = s.with_changes(value=self.wrap_attr(a.target, s.value, scope))
+                    after.append(self.attr_bind(a.target, scope))
                 else:
                     self.skip("subscript/complex target not recorded", first)
         elif isinstance(a, ast.Delete):
@@ -837,9 +869,13 @@ class _Instrumenter:
 
     def wrap_attr(self, at: ast.Attribute, value: cst.BaseExpression,
                   scope: _Scope) -> cst.BaseExpression:
-        site = self.table.add_site(at.lineno, self.col(at), scope.index, f"{_dotted(at)}",
-                                   BindKind.ATTRIBUTE)
-        return _value_bind(site, value, scope.tok_expr())
+        return _value_bind(self.attr_site(at, scope), value, scope.tok_expr())
+
+    def attr_bind(self, at: ast.Attribute, scope: _Scope) -> cst.BaseSmallStatement:
+        site, base, attr = self.attr_readback(at, scope)
+        return _expr_stmt(_and(_guard(GUARD, site), _call(
+            "bind_attr", _int(site), _name(base), cst.SimpleString(repr(attr)),
+            scope.tok_expr())))
 
     # -- compound statements
     def compound(self, st: cst.BaseStatement, a: ast.stmt,

@@ -232,3 +232,57 @@ def test_track_var_records_every_call_even_of_small_values(sampling: Recorder) -
         memscope.track_var(i)  # the same call site every time
     named = [b for b in sampling.analysis().all_bindings() if b.var == "i"]
     assert len(named) == n
+
+
+ATTRS = '''
+calls = []
+
+class Slots:
+    __slots__ = ("data",)
+
+class Loud:
+    def __getattribute__(self, name):
+        calls.append(name)
+        return object.__getattribute__(self, name)
+
+class Prop:
+    @property
+    def v(self):
+        calls.append("getter")
+        return 1
+
+    @v.setter
+    def v(self, value):
+        calls.append("setter")
+
+class Private:
+    def __init__(self):
+        self.__hidden = bytearray(3000)
+
+def fill():
+    s = Slots()
+    s.data = bytearray(1000)
+    loud = Loud()
+    loud.items = bytearray(2000)
+    p = Prop()
+    p.v = 5
+    a = Loud()
+    a.x = a = Slots()
+    return s, loud, p, Private(), a
+'''
+
+
+def test_attribute_targets_are_read_back_without_running_user_code(rec: Recorder) -> None:
+    res = instrument_source(ATTRS, "attrs.py", "attrs")
+    assert "bind_attr(" in res.code
+    ns: dict[str, Any] = {"__name__": "attrs"}
+    exec(compile(res.code, "attrs.py", "exec"), ns)
+    s, *_alive, a = ns["fill"]()
+    assert ns["calls"] == ["setter"]  # no getter, no __getattribute__ from memscope
+    assert isinstance(a, ns["Slots"])  # `a.x = a = ...` still assigns in order
+    got = {(b.var, b.size) for b in rec.analysis().all_bindings()}
+    assert ("s.data", sys.getsizeof(s.data)) in got
+    assert ("loud.items", sys.getsizeof(bytearray(2000))) in got
+    assert ("self.__hidden", sys.getsizeof(bytearray(3000))) in got  # mangled: found
+    assert not any(var == "p.v" for var, _ in got)  # a property is not read back
+    assert any(var == "a.x" for var, _ in got)  # wrapped: `a` is rebound by the statement
