@@ -268,13 +268,14 @@ _scope_count = 0
 class ModuleHandle:
     """What ``register`` returns: the entry points bound to one module's site range."""
 
-    __slots__ = ("base", "bind", "bind_attr", "e", "enter", "exit", "exit_value", "g",
+    __slots__ = ("base", "bind", "bind_attr", "bind_group", "e", "enter", "exit", "exit_value", "g",
                  "on", "p", "scope_base", "unbind")
 
     base: int
     scope_base: int
     bind: Callable[[int, Any, int], Any]
     bind_attr: Callable[[int, Any, str, Any], None]
+    bind_group: Callable[[int, tuple[Any, ...], Any], None]
     unbind: Callable[[int, int], None]
     enter: Callable[..., int | None]
     exit: Callable[[int], None]
@@ -324,6 +325,7 @@ def _grow_site_lists(n: int) -> None:
     _count.extend([0] * n)
     _streak.extend([0] * n)
     _sampled_recorded.extend([0] * n)
+    _asleep.extend([0] * n)
 
 
 def register_scope(file: str, module: str, qualname: str, kind: int, line: int) -> int:
@@ -364,6 +366,9 @@ _scope_entered: list[int] = []  # global scope -> times entered (while its guard
 # guards that went off, to switch back on: global site/scope -> (guard list, index)
 _off_sites: dict[int, tuple[list[int], int]] = {}
 _off_scopes: dict[int, tuple[list[int | None], int]] = {}
+_asleep: list[int] = []  # per global site: recorded its sample, waiting for a re-arm
+_group_of: dict[int, int] = {}  # global site -> first site of its bind_group
+_group_n: dict[int, int] = {}  # first site of a bind_group -> number of sites
 _guards_enabled = [True]
 
 
@@ -398,6 +403,30 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
     g: list[int] = [1] * nsites
     e: list[int | None] = [1] * nscopes
     off_sites = _off_sites
+    asleep = _asleep
+
+    def sleep(s: int) -> None:
+        """Site ``s`` recorded its sample: it sleeps; its guard goes off once every
+        site behind that guard (its ``bind_group``, or itself) sleeps."""
+        asleep[s] = 1
+        lead = _group_of.get(s, s)
+        for k in range(_group_n.get(lead, 1)):
+            if not asleep[lead + k]:
+                return
+        g[lead - base] = 0
+        off_sites[lead] = (g, lead - base)
+
+    def bind_group(first: int, values: tuple[Any, ...], tok: Any) -> None:
+        """The names one statement bound, behind one guard (sites ``first``, ...)."""
+        if tok is None:
+            return
+        s = base + first
+        if s not in _group_n:
+            _group_n[s] = len(values)
+            for k in range(1, len(values)):
+                _group_of[s + k] = s
+        for k, v in enumerate(values):
+            bind(first + k, v, tok)
 
     def bind(site: int, value: T, tok: Any) -> T:
         if tok is None:  # inside a scope instance that is not recorded
@@ -416,8 +445,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
                 count[s] = 0
                 _sampled_recorded[s] += 1
                 if _guards_enabled[0]:  # sampled once: off until the next re-arm
-                    g[site] = 0
-                    off_sites[s] = (g, site)
+                    sleep(s)
             else:
                 _stop_sampling(s)
         try:
@@ -490,7 +518,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
         n = _scope_entered[sc] + 1
         _scope_entered[sc] = n
         if not n % SCOPE_STREAK and scope < nscopes and _guards_enabled[0] \
-                and _sampling_enabled[0] and not any(g[i] for i in _scope_sites[sc]):
+                and _sampling_enabled[0] and all(asleep[base + i] for i in _scope_sites[sc]):
             # every site in the body is off: record no instance until the re-arm
             e[scope] = None
             _off_scopes[sc] = (e, scope)
@@ -528,6 +556,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
     h.scope_base = sbase
     h.bind = bind
     h.bind_attr = bind_attr
+    h.bind_group = bind_group
     h.unbind = unbind
     h.enter = enter
     h.exit = exit
@@ -595,9 +624,11 @@ def rearm() -> None:
         lst[i] = 1
     while _off_sites:
         try:
-            _s, (glist, j) = _off_sites.popitem()
+            lead, (glist, j) = _off_sites.popitem()
         except KeyError:
             break
+        for k in range(_group_n.get(lead, 1)):
+            _asleep[lead + k] = 0
         glist[j] = 1
 
 
@@ -855,6 +886,8 @@ def set_site_enabled(site: int, enabled: bool) -> None:
     """Switch one global site on or off (its inline guard, and the rate bind checks)."""
     if 0 <= site < len(_rate):
         _rate[site] = 0 if enabled else -1
+        if site in _group_of or site in _group_n:
+            return  # its guard is shared with other sites: the rate alone stops it
         _off_sites.pop(site, None)
         for base, n, g, _sb, _e in _module_guards:
             if base <= site < base + n:

@@ -208,6 +208,19 @@ class Splicer:
         return f"{self.T.GUARD}[{site}] and " + self.call("bind", site, name,
                                                           self.tok_for(owner, scope))
 
+    def group_binds(self, names: Sequence[ast.Name], scope: _Scope,
+                    kind: BindKind) -> list[str]:
+        """One guarded read-back per run of names (``name_groups``)."""
+        out = []
+        T = self.T
+        for site, group, tok in self.i.name_groups(names, scope, kind):
+            if len(group) == 1:
+                call = self.call("bind", site, group[0], tok)
+            else:
+                call = self.call("bind_group", site, "(" + ", ".join(group) + ")", tok)
+            out.append(f"{T.GUARD}[{site}] and {call}")
+        return out
+
     def value_bind(self, site: int) -> str:
         """The opener of a value-passing bind (``:=``, ``name.attr = v``): behind the
         site's guard, ``bind`` or its pass-through (the value is written once)."""
@@ -375,8 +388,7 @@ class Splicer:
         closers: list[tuple[int, int, str]] = []
         if isinstance(a, ast.Assign):
             names, wraps, skips = T.assign_targets(a.targets)
-            for n in names:
-                after.append(self.bind_name(n.id, n, scope, BindKind.ASSIGN))
+            after.extend(self.group_binds(names, scope, BindKind.ASSIGN))
             for why, line in skips:
                 i.skip(why, line)
             wraps, reads = T.readback_split(wraps, names)
@@ -495,8 +507,7 @@ class Splicer:
             attrs: list[ast.Attribute] = []
             other: list[ast.expr] = []
             self.T._target_parts(t, names, attrs, other)
-            for n in names:
-                small.append(self.bind_name(n.id, n, scope, kind))
+            small.extend(self.group_binds(names, scope, kind))
             for x in (*attrs, *other):
                 self.i.skip("non-name loop/with target not recorded", x.lineno)
         return small

@@ -701,6 +701,36 @@ class _Instrumenter:
         return _expr_stmt(_and(_guard(GUARD, site),
                                _call("bind", _int(site), _name(name), self.tok_for(owner, scope))))
 
+    def name_groups(self, names: Sequence[ast.Name], scope: _Scope,
+                    kind: BindKind) -> list[tuple[int, list[str], str]]:
+        """The read-backs of the names one statement binds, for both output paths: runs
+        of names with the same token become one group ``(first site, names, token)``,
+        written ``_memscope_g[F] and _memscope_.bind_group(F, (a, b), tok)``: one guard
+        for the whole statement (a loop over ``x, y, z`` checks one flag, not three)."""
+        groups: list[tuple[int, list[str], str]] = []
+        for n in names:
+            site, owner = self.site_for(n.id, n, scope, kind)
+            tok = self.tok_name(owner, scope)
+            if groups and groups[-1][2] == tok and \
+                    groups[-1][0] + len(groups[-1][1]) == site:
+                groups[-1][1].append(n.id)
+            else:
+                groups.append((site, [n.id], tok))
+        return groups
+
+    def group_binds(self, names: Sequence[ast.Name], scope: _Scope,
+                    kind: BindKind) -> list[cst.BaseSmallStatement]:
+        out: list[cst.BaseSmallStatement] = []
+        for site, group, tok in self.name_groups(names, scope, kind):
+            tk = cst.Integer("0") if tok == "0" else _name(tok)
+            if len(group) == 1:
+                call = _call("bind", _int(site), _name(group[0]), tk)
+            else:
+                call = _call("bind_group", _int(site),
+                             cst.Tuple([cst.Element(_name(x)) for x in group]), tk)
+            out.append(_expr_stmt(_and(_guard(GUARD, site), call)))
+        return out
+
     def param_sites(self, args: ast.arguments, scope: _Scope) -> tuple[int, list[str]]:
         params = [*args.posonlyargs, *args.args]
         if args.vararg:
@@ -825,8 +855,7 @@ class _Instrumenter:
         after: list[cst.BaseSmallStatement] = []
         if isinstance(a, ast.Assign) and isinstance(s, cst.Assign):
             names, wraps, skips = assign_targets(a.targets)
-            for n in names:
-                after.append(self.bind_name(n.id, n, scope, BindKind.ASSIGN))
+            after.extend(self.group_binds(names, scope, BindKind.ASSIGN))
             for why, line in skips:
                 self.skip(why, line)
             wraps, reads = readback_split(wraps, names)
@@ -941,8 +970,7 @@ class _Instrumenter:
             attrs: list[ast.Attribute] = []
             other: list[ast.expr] = []
             _target_parts(t, names, attrs, other)
-            for n in names:
-                small.append(self.bind_name(n.id, n, scope, kind))
+            small.extend(self.group_binds(names, scope, kind))
             for x in (*attrs, *other):
                 self.skip("non-name loop/with target not recorded", x.lineno)
         return self.prefix_counted(body, small)

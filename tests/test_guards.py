@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from memscope import _hooks
-from memscope.events import BIND, ENTER, SAMPLED
+from memscope.events import BIND, ENTER, SAMPLED, SITE
 from memscope_instrument.transform import instrument_source
 from tests.conftest import Recorder
 
@@ -286,3 +286,31 @@ def test_attribute_targets_are_read_back_without_running_user_code(rec: Recorder
     assert ("self.__hidden", sys.getsizeof(bytearray(3000))) in got  # mangled: found
     assert not any(var == "p.v" for var, _ in got)  # a property is not read back
     assert any(var == "a.x" for var, _ in got)  # wrapped: `a` is rebound by the statement
+
+
+GROUPS = '''
+def walk(pairs, big):
+    n = 0
+    for (a, b), c in pairs:
+        n += 1
+    for x, y in big:
+        n += 1
+    return n
+'''
+
+
+def test_names_of_one_statement_share_one_guard(sampling: Recorder) -> None:
+    res = instrument_source(GROUPS, "groups.py", "groups")
+    assert res.code.count("bind_group(") == 2
+    ns: dict[str, Any] = {"__name__": "groups"}
+    exec(compile(res.code, "groups.py", "exec"), ns)
+    n = 2 * (_hooks.SCALAR_STREAK + _hooks.SAMPLE_EVERY)
+    big = [(i, bytearray(1000)) for i in range(n)]  # y is never small: that guard stays on
+    assert ns["walk"]([((i, i), i) for i in range(n)], big) == 2 * n
+    h = ns["_memscope_"]
+    table = {row[1]: row for row in _hooks.tables() if row[0] == SITE}
+    first = {table[h.base + i][5]: i for i in range(len(h.g))}
+    assert h.g[first["a"]] == 0  # a, b and c all sampled: the statement's guard is off
+    assert h.g[first["x"]] == 1
+    ys = [e for e in sampling.events() if e[0] == BIND and e[2] == h.base + first["y"]]
+    assert len(ys) == n  # every large value recorded
