@@ -13,12 +13,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memscope import _hooks
-from memscope.analysis import Analysis
 from memscope.config import Config
 from memscope.events import LEAK, Event
+
+if TYPE_CHECKING:  # the replay engine is imported when a report is asked for
+    from memscope.analysis import Analysis
 
 
 def _default_name() -> str:
@@ -73,6 +75,8 @@ class MemoryTracker:
         yield from _hooks.pending()
 
     def analysis(self, *, keep_history: bool = True) -> Analysis:
+        from memscope.analysis import Analysis
+
         return Analysis(keep_history=keep_history).feed_all(self.events())
 
     def stats(self) -> dict[str, Any]:

@@ -23,12 +23,12 @@ normal bytecode); a location that cannot be written is skipped silently.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import marshal
 import os
 import struct
 import sys
+from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~6 ms)
 from types import CodeType
 
 _TAG = b"MSC1"
@@ -43,7 +43,7 @@ def toolchain_fingerprint() -> bytes:
         import memscope
         from memscope import _hooks
 
-        h = hashlib.blake2b(digest_size=16)
+        h = blake2b(digest_size=16)
         h.update(memscope.__version__.encode())
         h.update(str(_hooks.HOOKS_VERSION).encode())
         h.update(sys.version.encode())

@@ -32,7 +32,6 @@ events of their own: pdb steps and coverage counts the user's lines. The
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib.machinery
 import os
 import site
@@ -40,6 +39,7 @@ import sys
 import sysconfig
 import threading
 import warnings
+from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~6 ms)
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import CodeType, ModuleType
@@ -375,7 +375,7 @@ def make_options(mode: str = "fast", **kwargs: Any) -> Any:
 
 
 def cache_digest(options: Any, module: str) -> str:
-    h = hashlib.blake2b(digest_size=12)
+    h = blake2b(digest_size=12)
     h.update(str(options.digest()).encode())
     h.update(b"\0")
     h.update(module.encode())
