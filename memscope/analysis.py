@@ -163,7 +163,7 @@ class Binding:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class ObjectLife:
     """An object from its first bind to its FINAL event."""
 

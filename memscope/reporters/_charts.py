@@ -141,7 +141,7 @@ GANTT_RESOLUTION = 1500
 """Spans per Gantt row at most (bindings closer than span / this are merged)."""
 HISTORY_PER_VAR = 25
 """Latest bindings per variable kept for the variables table."""
-MAX_BUFFER_ADDRS = 20_000
+MAX_BUFFER_ADDRS = 8192
 """Distinct buffer addresses whose users are remembered (for "shares with")."""
 
 
@@ -530,7 +530,7 @@ class Spans:
     that grows with the run: ``(now - t0) / resolution`` is never coarser than the
     final ``span / resolution``, so merging again at the end gives what merging every
     interval at once would. Held as one flat ``array("q")`` of (start, end, max bytes,
-    count): at most about ``2 * resolution`` intervals, whatever the number of events."""
+    count): at most about ``1.25 * resolution`` intervals, whatever the number of events."""
 
     __slots__ = ("a", "pending")
 
@@ -551,7 +551,7 @@ class Spans:
                 a[-1] += 1
             else:
                 a.extend((s, e, nbytes, 1))
-                if len(a) > 8 * cap:
+                if len(a) > 5 * cap:  # over 1.25 x the resolution: merge at today's q
                     self.remerge(q)
         else:
             self.pending.append((s, e, nbytes, 1))
