@@ -6,8 +6,12 @@
 3. ``memscope run`` on CPU-bound programs (pyperformance-like bodies in
    ``benchmarks/hook_programs``) next to plain ``python``, ``python -X tracemalloc`` and
    ``memray run`` (when installed), in the same run; whole-process wall time, best of N.
+   Two tables: the whole process at one loop of each program (start-up included), and
+   the steady state, ``(T(L loops) - T(1 loop)) / (L - 1)`` per tool, which cancels
+   each tool's fixed start-up cost the way pyperformance's loops do. Start-up itself is
+   measured on an empty script.
 
-    python benchmarks/bench_hook.py [--repeat N] [--quick]
+    python benchmarks/bench_hook.py [--repeat N] [--loops L] [--quick]
 """
 
 from __future__ import annotations
@@ -91,6 +95,10 @@ PROGRAM_ARGS = {"nbody.py": [], "fannkuch.py": [], "spectral_norm.py": [], "nque
                 "floatbm.py": [], "richards_lite.py": []}
 
 
+def _geo(xs: list[float]) -> float:
+    return math.exp(sum(map(math.log, xs)) / len(xs))
+
+
 def _time(cmd: list[str], cwd: Path, env: dict[str, str], repeat: int) -> float:
     best = math.inf
     for _ in range(repeat):
@@ -101,7 +109,10 @@ def _time(cmd: list[str], cwd: Path, env: dict[str, str], repeat: int) -> float:
     return best
 
 
-def bench_run(repeat: int, quick: bool) -> tuple[list[str], list[tuple[str, dict[str, float]]]]:
+Rows = list[tuple[str, dict[str, float]]]
+
+
+def bench_run(repeat: int, quick: bool, loops: int) -> tuple[list[str], Rows, Rows]:
     out_dir = tempfile.mkdtemp(prefix="memscope-bench-out-")
     memscope = [PY, "-c",
                 "import sys; from memscope.cli import main; sys.argv[0]='memscope'; main()"]
@@ -116,33 +127,34 @@ def bench_run(repeat: int, quick: bool) -> tuple[list[str], list[tuple[str, dict
     if memray:
         tools["memray"] = [memray, "run", "-q", "-f", "-o", os.path.join(out_dir, "m.bin")]
     env = _env(tempfile.mkdtemp(prefix="memscope-bench-pyc-"))
-    rows = []
+    many = {**env, "BENCH_LOOPS": str(loops)}
+    rows: Rows = []
+    steady: Rows = []
+    empty = Path(out_dir) / "empty.py"
+    empty.write_text("pass\n")
     progs = list(PROGRAM_ARGS)[:2] if quick else list(PROGRAM_ARGS)
-    for prog in progs:
+    for prog in [str(empty), *progs]:
         for cmd in tools.values():  # warm every cache once
             subprocess.run([*cmd, prog], cwd=PROGRAMS, env=env, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times = {name: _time([*cmd, prog], PROGRAMS, env, repeat) for name, cmd in tools.items()}
+        if prog == str(empty):
+            rows.append(("(start-up: empty script)", times))
+            print("start-up", {k: round(v, 3) for k, v in times.items()}, flush=True)
+            continue
         rows.append((prog, times))
-        print(prog, {k: round(v, 3) for k, v in times.items()}, flush=True)
+        per_loop = {name: (_time([*cmd, prog], PROGRAMS, many, repeat) - times[name])
+                    / (loops - 1) for name, cmd in tools.items()}
+        steady.append((prog, per_loop))
+        print(prog, {k: round(v, 3) for k, v in times.items()},
+              "per extra loop", {k: round(v, 3) for k, v in per_loop.items()}, flush=True)
     shutil.rmtree(out_dir, ignore_errors=True)
-    return list(tools), rows
+    return list(tools), rows, steady
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    imp = bench_imports(args.repeat)
-    print("imports", {k: round(v, 4) if isinstance(v, float) else v for k, v in imp.items()})
-    tools, rows = bench_run(args.repeat, args.quick)
+def _table(title: str, tools: list[str], rows: Rows, unit: str) -> None:
     print()
-    print(f"warm-cache import of {imp['modules']} rich modules ({imp['lines']} lines, "
-          f"{imp['instrumented']} instrumented): plain {imp['warm_plain_s'] * 1000:.1f} ms, "
-          f"hook {imp['warm_hook_s'] * 1000:.1f} ms, ratio {imp['warm_ratio']:.2f}x")
-    print(f"cold first import under the hook: {imp['cold_hook_s'] * 1000:.0f} ms, "
-          f"{imp['cold_us_per_line']:.1f} us per source line")
+    print(title)
     print()
     print("| program | " + " | ".join(tools) + " |")
     print("|---|" + "---|" * len(tools))
@@ -151,13 +163,34 @@ def main() -> None:
         base = times["python"]
         cells = []
         for t in tools:
-            ratios[t].append(times[t] / base)
             ratio = "" if t == "python" else f" ({times[t] / base:.2f}x)"
-            cells.append(f"{times[t]:.2f} s{ratio}")
+            if not prog.startswith("("):
+                ratios[t].append(times[t] / base)
+            cells.append(f"{times[t]:.3f} {unit}{ratio}")
         print(f"| {prog} | " + " | ".join(cells) + " |")
-    geo = {t: math.exp(sum(map(math.log, r)) / len(r)) for t, r in ratios.items()}
-    print("| geomean | " + " | ".join(f"{geo[t]:.2f}x" for t in tools) + " |")
+    print("| geomean | " + " | ".join(f"{_geo(ratios[t]):.2f}x" for t in tools) + " |")
     print("| max | " + " | ".join(f"{max(ratios[t]):.2f}x" for t in tools) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--loops", type=int, default=4, help="loops for the steady-state table")
+    args = ap.parse_args()
+    imp = bench_imports(args.repeat)
+    print("imports", {k: round(v, 4) if isinstance(v, float) else v for k, v in imp.items()})
+    tools, rows, steady = bench_run(args.repeat, args.quick, max(2, args.loops))
+    print()
+    print(f"warm-cache import of {imp['modules']} rich modules ({imp['lines']} lines, "
+          f"{imp['instrumented']} instrumented): plain {imp['warm_plain_s'] * 1000:.1f} ms, "
+          f"hook {imp['warm_hook_s'] * 1000:.1f} ms, ratio {imp['warm_ratio']:.2f}x")
+    print(f"cold first import under the hook: {imp['cold_hook_s'] * 1000:.0f} ms, "
+          f"{imp['cold_us_per_line']:.1f} us per source line")
+    _table("Whole process, one loop (start-up included), best of "
+           f"{args.repeat}:", tools, rows, "s")
+    _table(f"Steady state: seconds per extra loop, (T({max(2, args.loops)} loops) - "
+           f"T(1 loop)) / {max(2, args.loops) - 1}:", tools, steady, "s")
 
 
 if __name__ == "__main__":

@@ -300,21 +300,24 @@ def register(
             f"{file}: instrumented for memscope hooks v{version}, but this memscope "
             f"provides v{HOOKS_VERSION}; instrument the code again with this version"
         )
-    with _table_lock:
+    with _table_lock:  # runs at every import: one comprehension per table, no calls
         sbase = _scope_count
         _scope_count += len(scopes)
-        for i, (qual, kind, line) in enumerate(scopes):
-            _table((SCOPE, sbase + i, file, module, qual, int(kind), int(line)))
+        rows: list[Event] = [(SCOPE, sbase + i, file, module, qual, kind, line)
+                             for i, (qual, kind, line) in enumerate(scopes)]
         base = len(_rate)
-        for i, (line, col, scope, name, kind) in enumerate(sites):
-            _table((SITE, base + i, sbase + scope, int(line), int(col), name, int(kind)))
-            _site_scope.append(sbase + scope)
+        rows += [(SITE, base + i, sbase + scope, line, col, name, kind)
+                 for i, (line, col, scope, name, kind) in enumerate(sites)]
+        _tables.extend(rows)
+        _buf.extend(rows)
+        _site_scope.extend([sbase + row[2] for row in sites])
         _grow_site_lists(len(sites))
         h = _make_handle(base, sbase, len(sites), len(scopes))
-        _scope_sites.extend([] for _ in scopes)
-        for i, (_line, _col, scope, _name, kind) in enumerate(sites):
-            if kind != _PARAM:
-                _scope_sites[sbase + scope].append(i)
+        per_scope: list[list[int]] = [[] for _ in scopes]
+        for i, row in enumerate(sites):
+            if row[4] != _PARAM:
+                per_scope[row[2]].append(i)
+        _scope_sites.extend(per_scope)
         _scope_entered.extend([0] * len(scopes))
     _start_rearm()
     return h
@@ -378,16 +381,20 @@ def _pass(site: int, value: T, tok: Any) -> T:
 
 
 def _is_boring(value: Any, tp: type) -> bool:
-    """At a sampled site, may this non-scalar be skipped? Fast mode: a value of at most
-    ``SMALL_BYTES``; full mode: an object already watched whose type and shallow size
-    are unchanged (a new object is always recorded, so leaks stay exact)."""
+    """At a sampled site (one that bound ``SCALAR_STREAK`` small values), may this
+    non-scalar be skipped? Its shallow size is at most ``SMALL_BYTES`` (fast mode sizes
+    are shallow; in full mode the site's recorded binds had deep sizes that small), or
+    (full mode) it is an object already measured whose type and shallow size are
+    unchanged. Anything else stops the sampling there for good."""
     ft = _fast_types.get(id(tp))
     if ft is None:
         return False
     try:
         size = ft[1](value) + ft[2]
+        if size <= SMALL_BYTES:
+            return True
         if not _full:
-            return bool(size <= SMALL_BYTES)
+            return False
         c = _deep_cache.get(id(value))
         return c is not None and c[0] == ft[0] and c[1] == size
     except Exception:
@@ -734,6 +741,11 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
     finally:
         _local.busy = False
         _buf.append((BIND, _perf(), s, tok, id(value), ti, size, deep, refcnt, addr, bufsize))
+    if 0 <= deep <= SMALL_BYTES:  # full mode: a small object, whole; the site may sample
+        n = _streak[s] + 1
+        _streak[s] = n
+        if n == SCALAR_STREAK:
+            _start_sampling(s)
     if len(_buf) >= _flush_at:
         _flush()
 

@@ -79,8 +79,8 @@ def test_a_site_binding_large_values_is_never_switched_off(sampling: Recorder) -
 
 
 @pytest.mark.parametrize("mode", ["fast", "full"])
-def test_small_new_objects_are_sampled_in_fast_mode_only(sampling: Recorder,
-                                                         mode: str) -> None:
+def test_small_new_objects_are_sampled_in_both_modes(sampling: Recorder,
+                                                     mode: str) -> None:
     _hooks.configure(full=mode == "full", flush_at=8192, deep_objects=1000, deep_ns=10**9)
     m = sampling.module("pair")
     tok = m.enter(1, -1)
@@ -88,10 +88,23 @@ def test_small_new_objects_are_sampled_in_fast_mode_only(sampling: Recorder,
     for v in keep:
         _guarded_bind(m, 0, v, tok)
     m.exit(tok)
+    assert m.g[0] == 0 and len(_binds(sampling, m.base)) < len(keep)
+
+
+@pytest.mark.parametrize("mode", ["fast", "full"])
+def test_full_mode_never_samples_small_holders_of_large_objects(sampling: Recorder,
+                                                                mode: str) -> None:
+    _hooks.configure(full=mode == "full", flush_at=8192, deep_objects=1000, deep_ns=10**9)
+    m = sampling.module("holder")
+    tok = m.enter(1, -1)
+    keep = [(bytearray(10_000),) for _ in range(2 * _hooks.SCALAR_STREAK)]
+    for v in keep:  # a 48-byte tuple, 10 kB deep
+        _guarded_bind(m, 0, v, tok)
+    m.exit(tok)
     got = len(_binds(sampling, m.base))
-    if mode == "fast":
-        assert m.g[0] == 0 and got < len(keep)
-    else:  # every new object is recorded (and watched): leaks stay exact
+    if mode == "fast":  # fast mode sizes are shallow: small, so sampled
+        assert got < len(keep)
+    else:  # deep sizes: never small, every one recorded
         assert m.g[0] == 1 and got == len(keep)
 
 

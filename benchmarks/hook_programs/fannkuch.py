@@ -1,4 +1,5 @@
 """fannkuch (after pyperformance bm_fannkuch)."""
+import os
 import sys
 
 
@@ -39,4 +40,5 @@ def fannkuch(n):
 
 
 if __name__ == "__main__":
-    print(fannkuch(int(sys.argv[1]) if len(sys.argv) > 1 else 8))
+    for _ in range(int(os.environ.get("BENCH_LOOPS", "1"))):  # pyperformance-style loops
+        print(fannkuch(int(sys.argv[1]) if len(sys.argv) > 1 else 8))

@@ -1,4 +1,5 @@
 """float (after pyperformance bm_float): objects with float attributes."""
+import os
 import sys
 from math import cos, sin, sqrt
 
@@ -41,6 +42,6 @@ def benchmark(n):
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
-    for _ in range(3):
+    for _ in range(3 * int(os.environ.get("BENCH_LOOPS", "1"))):  # pyperformance-style loops
         result = benchmark(n)
     print(result)

@@ -1,4 +1,5 @@
 """n-body simulation (after pyperformance bm_nbody)."""
+import os
 import sys
 
 PI = 3.14159265358979323
@@ -51,4 +52,5 @@ def main(n):
 
 
 if __name__ == "__main__":
-    print(main(int(sys.argv[1]) if len(sys.argv) > 1 else 60000))
+    for _ in range(int(os.environ.get("BENCH_LOOPS", "1"))):  # pyperformance-style loops
+        print(main(int(sys.argv[1]) if len(sys.argv) > 1 else 60000))

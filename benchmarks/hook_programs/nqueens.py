@@ -1,4 +1,5 @@
 """n-queens (after pyperformance bm_nqueens)."""
+import os
 import sys
 
 
@@ -33,4 +34,5 @@ def n_queens(queen_count):
 
 
 if __name__ == "__main__":
-    print(len(list(n_queens(int(sys.argv[1]) if len(sys.argv) > 1 else 8))))
+    for _ in range(int(os.environ.get("BENCH_LOOPS", "1"))):  # pyperformance-style loops
+        print(len(list(n_queens(int(sys.argv[1]) if len(sys.argv) > 1 else 8))))

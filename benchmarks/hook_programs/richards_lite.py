@@ -1,4 +1,5 @@
 """Object-heavy task scheduling (a small richards-like workload)."""
+import os
 import sys
 
 
@@ -29,4 +30,5 @@ def schedule(n):
 
 
 if __name__ == "__main__":
-    print(schedule(int(sys.argv[1]) if len(sys.argv) > 1 else 40000))
+    for _ in range(int(os.environ.get("BENCH_LOOPS", "1"))):  # pyperformance-style loops
+        print(schedule(int(sys.argv[1]) if len(sys.argv) > 1 else 40000))

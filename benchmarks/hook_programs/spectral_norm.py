@@ -1,4 +1,5 @@
 """spectral norm (after pyperformance bm_spectral_norm)."""
+import os
 import sys
 
 
@@ -43,4 +44,5 @@ def main(n):
 
 
 if __name__ == "__main__":
-    print(main(int(sys.argv[1]) if len(sys.argv) > 1 else 180))
+    for _ in range(int(os.environ.get("BENCH_LOOPS", "1"))):  # pyperformance-style loops
+        print(main(int(sys.argv[1]) if len(sys.argv) > 1 else 180))
