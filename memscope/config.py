@@ -28,7 +28,9 @@ class Config:
 
     ``mode``: ``"fast"`` records identity, type, shallow size and time of every binding;
     ``"full"`` adds deep sizes, reference counts, buffer addresses, object finalization
-    and leak analysis at exit.
+    and leak analysis at exit. ``sampling`` (``MEMSCOPE_SAMPLING``): sites that bind only
+    small values are sampled and switched off between re-arms (README, "What each mode
+    records"); ``False`` records every bind at several times the cost.
     """
 
     mode: str = "fast"
@@ -41,6 +43,7 @@ class Config:
     leak_check: bool = True  # full mode: look for leaks at exit
     probable_leaks: bool = False  # also match unweakrefable objects by id (may misname)
     record_values: bool = False  # never record reprs unless asked
+    sampling: bool = True  # sample sites and scope instances that bind only small values
     max_holders: int = 8  # holders named per leaked object
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -60,6 +60,7 @@ class MemoryTracker:
                 deep_objects=config.deep_budget_objects,
                 deep_ns=config.deep_budget_ns,
             )
+            _hooks.set_sampling(config.sampling)
 
     # ---- reading back -----------------------------------------------------------
 

@@ -64,6 +64,7 @@ def start(settings: dict[str, Any], *, init_tracker: bool = True) -> Any:
             mode=settings.get("mode"),
             output_dir=settings.get("output_dir"),
             name=settings.get("name"),
+            sampling=settings.get("sampling", True),
         )
     h = hook.install_import_hook(
         tuple(settings.get("include") or ()),

@@ -238,6 +238,41 @@ def test_memscope_package_does_not_import_libcst() -> None:
 def test_help_lists_options() -> None:
     res = run(memscope_cmd("run", "--help"), Path.cwd())
     for opt in ("--include", "--exclude", "--mode", "--output", "--name", "--no-report",
-                "--format", "-m MODULE"):
+                "--format", "--no-sampling", "-m MODULE"):
         assert opt in res.stdout
     assert os.path.exists(sys.executable)
+
+
+HOT = '''\
+def main():
+    total = 0
+    for i in range(20000):
+        step = i % 7
+        total += step
+    print(total)
+
+
+main()
+'''
+
+
+def _binds_of(capture_dir: Path, var: str) -> int:
+    (path,) = capture_dir.glob("*.memscope")
+    cap = read_capture(path)
+    sites = {e[1] for e in cap.events() if e[0] == SITE and e[5] == var}
+    return sum(1 for e in cap.events() if e[0] == BIND and e[2] in sites)
+
+
+def test_sampling_is_on_by_default_and_no_sampling_records_every_bind(app: Path) -> None:
+    write_tree(app, {"hot.py": HOT})
+    expected = str(sum(i % 7 for i in range(20000)))
+    for flag, out in (([], "a"), (["--no-sampling"], "b")):
+        res = run(memscope_cmd("run", "-o", str(app / out), "--no-report", *flag, "hot.py"),
+                  app)
+        assert res.returncode == 0 and res.stdout.strip() == expected, res.stderr
+    sampled, every = _binds_of(app / "a" / "hot", "step"), _binds_of(app / "b" / "hot", "step")
+    assert every == 20000
+    assert 0 < sampled < 20000 // 4
+    env = clean_env(MEMSCOPE_SAMPLING="0")
+    res = run(memscope_cmd("run", "-o", str(app / "c"), "--no-report", "hot.py"), app, env=env)
+    assert res.returncode == 0 and _binds_of(app / "c" / "hot", "step") == 20000

@@ -246,6 +246,7 @@ def run_program(
     formats: list[str] | None = None,
     on_error: str = "raise",
     children: bool = True,
+    sampling: bool | None = None,
 ) -> int | Any:
     """Run the program; returns what its ``SystemExit`` carried (0 after a normal end)."""
     from memscope import tracker as tracker_mod
@@ -264,7 +265,7 @@ def run_program(
         base = Path.cwd()
         run_name = (module or "module").split(".")[-1]
     roots = sorted({str(base), str(project_root(base))})
-    cfg = Config.from_env().with_(mode=mode, name=name or run_name)
+    cfg = Config.from_env().with_(mode=mode, name=name or run_name, sampling=sampling)
     if output is not None:
         cfg = cfg.with_(output_dir=os.path.abspath(output))
     else:
@@ -285,6 +286,7 @@ def run_program(
 
     settings = {
         "mode": cfg.mode,
+        "sampling": cfg.sampling,
         "output_dir": cfg.output_dir,
         "name": cfg.name,
         "include": list(include_all),
@@ -380,6 +382,12 @@ def _say_python(msg: str) -> None:
     help="If the instrumenter fails on a module: stop (raise) or import it uninstrumented.",
 )
 @click.option("--no-children", is_flag=True, help="Do not track child Python processes.")
+@click.option(
+    "--no-sampling",
+    is_flag=True,
+    help="Record every bind (default: sites that bind only small values are sampled; "
+    "MEMSCOPE_SAMPLING=0 does the same).",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(
     module: str | None,
@@ -392,6 +400,7 @@ def run(
     fmt: str,
     on_error: str,
     no_children: bool,
+    no_sampling: bool,
     args: tuple[str, ...],
 ) -> None:
     """Run SCRIPT [ARGS]... (or -m MODULE [ARGS]...) like python, tracking memory by
@@ -417,5 +426,6 @@ def run(
         formats=formats,
         on_error=on_error,
         children=not no_children,
+        sampling=False if no_sampling else None,
     )
     raise SystemExit(code)
