@@ -137,6 +137,45 @@ def patch_multiprocessing(h: Any) -> None:
     spawn._fixup_main_from_path = _fixup_main_from_path  # type: ignore[attr-defined]
 
 
+class _PatchOnImport:
+    """A meta-path finder that patches ``multiprocessing`` right after the program first
+    imports it (most programs never do: they don't pay for importing it at start-up)."""
+
+    def __init__(self, h: Any) -> None:
+        self.h = h
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "multiprocessing":
+            return None
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        run = getattr(loader, "exec_module", None)
+        if run is None:
+            return spec
+        h = self.h
+
+        def exec_module(module: types.ModuleType) -> None:
+            run(module)
+            patch_multiprocessing(h)
+
+        loader.exec_module = exec_module  # type: ignore[union-attr]  # this spec's own loader
+        return spec
+
+
+def patch_multiprocessing_when_imported(h: Any) -> None:
+    """``patch_multiprocessing`` now if the program already imported it, else on import."""
+    if "multiprocessing" in sys.modules:
+        patch_multiprocessing(h)
+    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport(h))
+
+
 def _pool_worker() -> Any:
     from multiprocessing import pool
 

@@ -305,7 +305,7 @@ def run_program(
     )
     if children:
         child.child_environment(settings)
-        child.patch_multiprocessing(h)
+        child.patch_multiprocessing_when_imported(h)
 
     sys.path[0] = str(base)  # as python does: the script's folder, or cwd for -m
     try:
