@@ -225,7 +225,7 @@ class Splicer:
         """The opener of a value-passing bind (``:=``, ``name.attr = v``): behind the
         site's guard, ``bind`` or its pass-through (the value is written once)."""
         T = self.T
-        return f"({T.H}.bind if {T.GUARD}[{site}] else {T.PASS})({site}, ("
+        return f"({T.H}.bind if {T.GUARD}[{site}] else {T.H}.p)({site}, ("
 
     # ------------------------------------------------------------------ expressions
     def expr(self, parts: Sequence[ast.AST | None], scope: _Scope, first: int,

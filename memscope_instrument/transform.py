@@ -51,7 +51,6 @@ IGNORE_LINE = "memscope: ignore"
 H = "_memscope_"  # the module handle
 GUARD = "_memscope_g"  # the handle's per-site inline guards (module global)
 SGUARD = "_memscope_e"  # the handle's per-scope inline guards (module global)
-PASS = "_memscope_p"  # bind's pass-through for a value site whose guard is off
 TOK = "_memscope_s"  # per scope instance token (functions, lambdas, module)
 MTOK = "_memscope_m"  # the module instance token, for `global` names bound in functions
 CTOK = "__memscope_c__"  # class-body token: a dunder is neither mangled nor an Enum member
@@ -113,8 +112,11 @@ def _and(left: cst.BaseExpression, right: cst.BaseExpression) -> cst.BooleanOper
 
 def _value_bind(site: int, value: cst.BaseExpression,
                 tok: cst.BaseExpression) -> cst.Call:
-    """``(_memscope_.bind if _memscope_g[N] else _memscope_p)(N, (value), tok)``."""
-    func = cst.IfExp(_guard(GUARD, site), cst.Attribute(_name(H), _name("bind")), _name(PASS),
+    """``(_memscope_.bind if _memscope_g[N] else _memscope_.p)(N, (value), tok)``: no
+    callable is added to the module's globals (code that scans a module's callables,
+    like toolz's tests, must not see one)."""
+    func = cst.IfExp(_guard(GUARD, site), cst.Attribute(_name(H), _name("bind")),
+                     cst.Attribute(_name(H), _name("p")),
                      lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
     return cst.Call(func, [cst.Arg(_int(site)), cst.Arg(_paren(value)), cst.Arg(tok)])
 
@@ -1302,7 +1304,7 @@ def _prologue(inst: _Instrumenter, filename: str) -> str:
     scopes_src, sites_src = inst.table.render()
     return (f"from memscope import _hooks as _memscope_hooks; {H} = _memscope_hooks."
             f"register({HOOKS_CONTRACT}, {filename!r}, __name__, {scopes_src}, "
-            f"{sites_src}); {GUARD}, {SGUARD}, {PASS} = {H}.g, {H}.e, {H}.p; "
+            f"{sites_src}); {GUARD}, {SGUARD} = {H}.g, {H}.e; "
             f"{TOK} = {MTOK} = {H}.enter(0, -1)"
             + (f"; {COMP_IMPORT}" if inst.used_comp else ""))
 

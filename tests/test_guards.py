@@ -327,3 +327,13 @@ def test_names_of_one_statement_share_one_guard(sampling: Recorder) -> None:
     assert h.g[first["x"]] == 1
     ys = [e for e in sampling.events() if e[0] == BIND and e[2] == h.base + first["y"]]
     assert len(ys) == n  # every large value recorded
+
+
+def test_instrumentation_adds_no_callable_to_module_globals(rec: Recorder) -> None:
+    src = ("import re\nif (m := re.match('a', 'a')):\n    pass\n"
+           "class C:\n    pass\nc = C()\nc.x = 1\n")
+    res = instrument_source(src, "globs.py", "globs")
+    ns: dict[str, Any] = {"__name__": "globs"}
+    exec(compile(res.code, "globs.py", "exec"), ns)
+    added = {k: v for k, v in ns.items() if k.startswith("_memscope")}
+    assert added and not [k for k, v in added.items() if callable(v)]  # toolz scans them
