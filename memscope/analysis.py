@@ -266,7 +266,9 @@ class Analysis:
         self.tasks: dict[int, str] = {}
         self.procs: dict[int, dict[str, Any]] = {}
         self.instances: dict[int, Instance] = {}
-        self.ended_instances: dict[int, int] = {}  # tok -> scope, for instances that exited
+        # tok -> scope of the class bodies that exited (leak detection skips what they
+        # made); other instances are not kept, so this does not grow with the run
+        self.ended_instances: dict[int, int] = {}
         self.scope_instances: dict[int, list[int]] = {}  # scope -> [enters, max_live, live]
         self.live: dict[int, dict[tuple[int, str], Binding]] = {}  # tok -> (scope, name)
         self.by_oid: dict[int, dict[int, Binding]] = {}  # oid -> live bindings by id
@@ -634,7 +636,9 @@ class Analysis:
             self._lambdas_done(inst, t, exiting=True)
         del self.instances[tok]
         inst.t_exit = t
-        self.ended_instances[tok] = inst.scope
+        row = self.scopes.get(inst.scope)
+        if row is not None and row.kind == ScopeKind.CLASS:
+            self.ended_instances[tok] = inst.scope
         c = self.scope_instances.get(inst.scope)
         if c is not None:
             c[2] -= 1

@@ -136,3 +136,23 @@ def test_variables_table_rows_are_exact() -> None:
         latest = sorted(bs, key=lambda b: (b.t_bind, b.id))[-5:][::-1]
         assert [h[0] for h in r["history"]] == [b.t_bind - t0 for b in latest]
         assert [h[3] for h in r["history"]] == [b.size for b in latest]
+
+
+def test_analysis_remembers_only_the_class_bodies_that_exited() -> None:
+    """Leak detection asks whether an object was made in a class body; the analysis
+    keeps just those instances, not every scope instance of the run."""
+    from memscope.events import ENTER, EXIT, SCOPE, ScopeKind
+
+    ev: list[Any] = [
+        (SCOPE, 0, "m.py", "m", "C", int(ScopeKind.CLASS), 1),
+        (SCOPE, 1, "m.py", "m", "f", int(ScopeKind.FUNCTION), 5),
+        (ENTER, 1, 0, 1, 7, 0),
+        (EXIT, 2, 1),
+    ]
+    t = 3
+    for tok in range(2, 5002):
+        ev += [(ENTER, t, 1, tok, 7, 0), (EXIT, t + 1, tok)]
+        t += 2
+    an = Analysis().feed_all(ev)
+    assert an.ended_instances == {1: 0}
+    assert an.scope_kind(an.ended_instances[1]) == "class"

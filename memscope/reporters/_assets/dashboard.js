@@ -293,7 +293,7 @@
     if (!grp.values.length) sv("text", { x: ml + pw / 2, y: mt + ph / 2, "text-anchor": "middle", fill: "#616e7c", text: "nothing tracked in this grouping" }, svg);
     var res = document.getElementById("mem-res");
     res.textContent = "Resolution: " + fmtInt(n) + " steps of " + fmtNs(step) + "; each step shows the moment its total was highest." +
-      (grp.folded ? " (other) sums " + fmtInt(grp.folded) + " smaller groups exactly." : "") +
+      (grp.folded ? " (other) is the exact sum of " + fmtInt(grp.folded) + (grp.folded === 1 ? " smaller group." : " smaller groups.") : "") +
       (grp.missed ? " " + fmtInt(grp.missed) + " group(s) summed into (other) while the capture streamed have a larger peak than a layer shown (the layers are the largest of the groups followed from their first binding)." : "");
     var note = document.getElementById("mem-raw-note");
     note.textContent = "";
