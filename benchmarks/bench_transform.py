@@ -13,6 +13,7 @@ Results are recorded in docs/performance.md, section "## Transformer".
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import shutil
 import subprocess
@@ -54,13 +55,14 @@ def load_revision(rev: str, into: Path) -> object:
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    rev = None
-    if "--compare" in args:
-        k = args.index("--compare")
-        rev = args[k + 1]
-        del args[k : k + 2]
-    limit = int(args[0]) if args else 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="?", type=int, default=0,
+                    help="how many standard-library files (default: all)")
+    ap.add_argument("--compare", metavar="REV", default=None,
+                    help="also time the transformer as of this git revision")
+    ns = ap.parse_args()
+    rev = ns.compare
+    limit = ns.files
     old = load_revision(rev, Path(tempfile.mkdtemp())) if rev else None
     from memscope_instrument import transform
 
