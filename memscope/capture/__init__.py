@@ -6,11 +6,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memscope.capture.format import CaptureError, Header
-from memscope.capture.reader import CaptureFile, ProcessInfo, Recovery, read_capture
 from memscope.capture.writer import CaptureSink, CaptureWriter, write_capture
+
+if TYPE_CHECKING:
+    from memscope.capture.reader import CaptureFile, ProcessInfo, Recovery, read_capture
+
+_READER = ("CaptureFile", "ProcessInfo", "Recovery", "read_capture")
+
+
+def __getattr__(name: str) -> Any:
+    """The reader is imported on first use: a running program only writes."""
+    if name in _READER:
+        from memscope.capture import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CaptureError",
