@@ -15,7 +15,7 @@ alternating, ``--repeat`` times; the best time of each is kept (the machine is s
     .venv/bin/python benchmarks/bench_capture.py [--events 1000000] [--out DIR]
         [--no-peaks] [--baseline REF [--repeat 3] [--family]]
     .venv/bin/python benchmarks/bench_capture.py --peaks-only [--events N]
-        [--kinds json,summary,html,svg] [--peaks-baseline REF]
+        [--kinds json,summary,html,svg] [--peaks-baseline REF] [--untraced]
 """
 
 from __future__ import annotations
@@ -61,19 +61,22 @@ def synthesize(n: int) -> list[tuple]:
 
 
 def peak_of(
-    kind: str, capture: Path, out: Path, root: Path | None = None
+    kind: str, capture: Path, out: Path, root: Path | None = None, traced: bool = True
 ) -> tuple[float, int, int]:
     """(seconds, peak traced bytes, max RSS bytes) of one reporter, in a fresh process
     under tracemalloc (started before memscope is imported), with memscope imported
-    from ``root`` (default: this tree)."""
+    from ``root`` (default: this tree). ``traced=False``: no tracemalloc (peak -1), so
+    the seconds and the max RSS are the reporter's own (tracemalloc's bookkeeping for
+    millions of short-lived blocks costs far more RSS than the reporters' peak)."""
     code = f"""
 import resource, time, tracemalloc, sys
 sys.path.insert(0, {str(root or ROOT)!r})
-tracemalloc.start()
+if {traced!r}:
+    tracemalloc.start()
 t = time.perf_counter()
 from memscope.reporters import report
 report([{str(capture)!r}], {str(out)!r}, "bench", {kind!r})
-print(time.perf_counter() - t, tracemalloc.get_traced_memory()[1],
+print(time.perf_counter() - t, tracemalloc.get_traced_memory()[1] if {traced!r} else -1,
       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -97,7 +100,9 @@ def baseline_tree(ref: str, work: Path) -> Path:
     return base
 
 
-def peaks(capture: Path, work: Path, kinds: list[str], baseline: str | None) -> dict:
+def peaks(
+    capture: Path, work: Path, kinds: list[str], baseline: str | None, traced: bool = True
+) -> dict:
     """Peak memory of each reporter on ``capture`` (and of revision ``baseline``'s)."""
     sides: dict[str, Path] = {"after": ROOT}
     if baseline:
@@ -105,7 +110,7 @@ def peaks(capture: Path, work: Path, kinds: list[str], baseline: str | None) -> 
     res: dict[str, dict] = {}
     for kind in kinds:
         for side, root in sides.items():
-            s, p, rss = peak_of(kind, capture, work / f"peak_{side}_{kind}", root)
+            s, p, rss = peak_of(kind, capture, work / f"peak_{side}_{kind}", root, traced)
             res.setdefault(kind, {})[side] = {
                 "seconds": round(s, 2), "peak_bytes": p, "max_rss_bytes": rss
             }
@@ -253,6 +258,8 @@ def main() -> None:
                     help="reporters whose peak memory is measured")
     ap.add_argument("--peaks-baseline", default=None,
                     help="git revision whose reporters are measured side by side")
+    ap.add_argument("--untraced", action="store_true",
+                    help="reporters run without tracemalloc: own seconds and max RSS only")
     args = ap.parse_args()
     if args.worker:
         worker(args.worker[0], args.worker[1], args.family)
@@ -275,7 +282,8 @@ def main() -> None:
         sink.close()
         del evs
         res["capture_bytes"] = sink.path.stat().st_size
-        res["reporters"] = peaks(sink.path, work, kinds, args.peaks_baseline)
+        res["reporters"] = peaks(sink.path, work, kinds, args.peaks_baseline,
+                                 not args.untraced)
         print(json.dumps(res, indent=2))
         if args.out is None:
             import shutil

@@ -49,7 +49,8 @@ def peaks_only(args: argparse.Namespace, out: Path) -> None:
             runtime_mode="full", start_ns=1,
         )  # fmt: skip
         print(f"{n:,} events:", file=sys.stderr, flush=True)
-        for kind, sides in peaks(cap, out, kinds, args.peaks_baseline).items():
+        for kind, sides in peaks(cap, out, kinds, args.peaks_baseline,
+                                 not args.untraced).items():
             for side, r in sides.items():
                 table.append((n, kind, side, r))
         cap.unlink()
@@ -68,6 +69,7 @@ def main() -> None:
     ap.add_argument("--peaks", default=None, help="event counts: reporter peak memory only")
     ap.add_argument("--peaks-baseline", default=None, help="git revision measured alongside")
     ap.add_argument("--kinds", default="json,html,svg")
+    ap.add_argument("--untraced", action="store_true", help="with --peaks: no tracemalloc")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_html_"))
     if args.peaks:
