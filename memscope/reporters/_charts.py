@@ -134,7 +134,7 @@ NG = len(GROUPINGS)
 
 SERIES_BUCKETS = 1200
 """Buckets the dashboard's memory chart has at most (the SVG asks for fewer)."""
-SERIES_CANDIDATES = (256, 64, 64, 64, 64)
+SERIES_CANDIDATES = (512, 64, 64, 64, 64)
 """Groups per grouping (in ``GROUPINGS`` order) that get their own exact layer while
 the events stream; the rest of each grouping is summed, exactly, into "(other)"."""
 GANTT_RESOLUTION = 1500
