@@ -76,8 +76,14 @@ if {traced!r}:
 t = time.perf_counter()
 from memscope.reporters import report
 report([{str(capture)!r}], {str(out)!r}, "bench", {kind!r})
-print(time.perf_counter() - t, tracemalloc.get_traced_memory()[1] if {traced!r} else -1,
-      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+# the peak RSS of this process image: VmHWM restarts at exec, ru_maxrss does not (a
+# child forked from a bench holding millions of events would report the bench's RSS)
+try:
+    with open("/proc/self/status") as f:
+        hwm = [int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmHWM:")][0]
+except (OSError, IndexError, ValueError):
+    hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(time.perf_counter() - t, tracemalloc.get_traced_memory()[1] if {traced!r} else -1, hwm)
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True)
