@@ -987,13 +987,21 @@ class Collector:
         return self
 
     @classmethod
-    def from_analysis(cls, an: Analysis, **options: Any) -> Collector:
+    def from_analysis(cls, an: Analysis, *, with_series: bool = True, **options: Any) -> Collector:
         """From an analysis that kept its history: its bindings replayed in time order
-        (ends before starts at the same time), as they would have streamed."""
+        (ends before starts at the same time), as they would have streamed.
+        ``with_series=False``: the time series (and the raw detail's object numbers) are
+        left empty, for a model that does not show them."""
         c = cls(**options)
         c.an = an
         c.t0 = an.t_first
         c.series.t0 = an.t_first
+        if not with_series:
+            for b in an.history:
+                c._record(b, 0, b.t_unbind)
+            for life in an.finished_objects:
+                c.object_end(life)
+            return c.close(an)
         live = list(an._live_bindings())
         starts = sorted([*an.history, *live], key=lambda b: (b.t_bind, b.id))
         ends = sorted(an.history, key=lambda b: b.t_unbind)  # stable: the analysis's order
@@ -1082,7 +1090,7 @@ def build_model(
     if collector is None:
         collector = Collector.from_analysis(
             an, raw_limit=0, buckets=buckets, history_per_var=history_per_var,
-            gantt_resolution=gantt_resolution,
+            gantt_resolution=gantt_resolution, with_series=with_series,
         )  # fmt: skip
     co = collector.close(an)
     t0 = an.t_first if an.t_first >= 0 else 0
