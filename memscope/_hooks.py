@@ -56,6 +56,7 @@ one list index; a sampled scalar site adds a few identity checks.
 
 from __future__ import annotations
 
+import _thread
 import functools
 import itertools
 import os
@@ -639,17 +640,15 @@ def rearm() -> None:
         glist[j] = 1
 
 
-_rearm_thread: list[threading.Thread | None] = [None]
 _rearm_pid = [0]
-
-
+_rearm_ident = [0]  # the re-arm thread's ident (0: not started)
 _rearm_paused = [False]  # tests hold the thread still and call rearm() themselves
 
 
-def _rearm_loop() -> None:
-    ev = threading.Event()
-    while True:
-        ev.wait(REARM_SECONDS)
+def _rearm_loop(pid: int) -> None:
+    _rearm_ident[0] = _thread.get_ident()
+    while _rearm_pid[0] == pid:
+        time.sleep(REARM_SECONDS)
         try:
             if not _rearm_paused[0]:
                 rearm()
@@ -658,14 +657,15 @@ def _rearm_loop() -> None:
 
 
 def _start_rearm() -> None:
-    """The re-arm thread (a daemon), once per process."""
-    if _rearm_pid[0] == os.getpid():
+    """The re-arm thread, once per process. A bare ``_thread``: it is not in
+    ``threading.enumerate()`` or ``active_count()``, so a program that counts its
+    threads sees the same number as without memscope (and nothing waits for it)."""
+    pid = os.getpid()
+    if _rearm_pid[0] == pid:
         return
-    _rearm_pid[0] = os.getpid()
+    _rearm_pid[0] = pid
     try:
-        th = threading.Thread(target=_rearm_loop, name="memscope-rearm", daemon=True)
-        th.start()
-        _rearm_thread[0] = th
+        _thread.start_new_thread(_rearm_loop, (pid,))
     except Exception as exc:  # at interpreter shutdown, say
         _rearm_pid[0] = 0
         _error("rearm", exc)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -219,15 +220,33 @@ def test_instrumented_code_behaves_the_same_with_guards_off(sampling: Recorder) 
     assert [i for i in an.instances.values() if i.scope != h.scope_base] == []
 
 
-def test_the_rearm_thread_runs_and_is_restarted_in_a_forked_child() -> None:
-    names = [t.name for t in threading.enumerate()]
-    assert "memscope-rearm" in names
+def _rearmed_by_the_thread(rec: Recorder) -> bool:
+    """Switch a site off, then wait (up to 3 s) for the re-arm thread to wake it."""
+    m = rec.module("t")
+    tok = m.enter(1, -1)
+    for i in range(_hooks.SCALAR_STREAK + _hooks.SAMPLE_EVERY + 1):
+        _guarded_bind(m, 0, i, tok)
+    assert m.g[0] == 0
+    _hooks._rearm_paused[0] = False
+    deadline = time.monotonic() + 3
+    while m.g[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    m.exit(tok)
+    return m.g[0] == 1
+
+
+def test_the_rearm_thread_wakes_guards_and_is_invisible(sampling: Recorder) -> None:
+    assert _hooks._rearm_ident[0] != 0
+    assert _hooks._rearm_ident[0] not in {t.ident for t in threading.enumerate()}
+    assert _rearmed_by_the_thread(sampling)
+
+
+def test_the_rearm_thread_is_restarted_in_a_forked_child(sampling: Recorder) -> None:
     r, w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # child: report whether it has its own re-arm thread
+    if pid == 0:  # child: its own re-arm thread must wake its guards
         try:
-            ok = any(t.name == "memscope-rearm" and t.is_alive() for t in threading.enumerate())
-            os.write(w, b"1" if ok else b"0")
+            os.write(w, b"1" if _rearmed_by_the_thread(sampling) else b"0")
         finally:
             os._exit(0)
     os.close(w)
