@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 __all__ = ["HOOKS_CONTRACT", "TRANSFORM_VERSION", "Options"]
 
-TRANSFORM_VERSION = "5"
+TRANSFORM_VERSION = "6"
 HOOKS_CONTRACT = 2  # memscope._hooks.HOOKS_VERSION this output targets
 
 

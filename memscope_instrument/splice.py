@@ -281,9 +281,11 @@ class Splicer:
                                        for k, p in enumerate(params))
                 closer = ")[-1]"
         else:
+            # ((tok := guard and enter(...)), body, tok and exit(tok))[1]: no call at all
+            # while the lambda's scope sleeps (a hot `key=lambda r: r[1]`)
             enter = self.call("enter", idx, first if params else -1, *params)
-            opener = f"{T.H}.exit_value(({T.TOK} := {enter}), "
-            closer = ")"
+            opener = f"(({T.TOK} := {T.SGUARD}[{idx}] and {enter}), "
+            closer = f", {T.TOK} and {self.call('exit', T.TOK)})[1]"
         if opener:
             self.put(bl, bc, opener)
         self._visit(a.body, sc)

@@ -426,9 +426,14 @@ class _ExprRewriter(cst.CSTTransformer):
             return updated.with_changes(body=body)
         enter = _call("enter", _int(sc.index), _int(first if params else -1),
                       *(_name(p) for p in params))
-        tokset = cst.NamedExpr(_name(TOK), enter, lpar=[cst.LeftParen()],
-                               rpar=[cst.RightParen()])
-        return updated.with_changes(body=_call("exit_value", tokset, updated.body))
+        tokset = cst.NamedExpr(_name(TOK), _and(_guard(SGUARD, sc.index), enter),
+                               lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+        body = cst.Subscript(  # ((tok := guard and enter), body, tok and exit(tok))[1]
+            cst.Tuple([cst.Element(tokset), cst.Element(updated.body),
+                       cst.Element(_and(_name(TOK), _call("exit", _name(TOK))))]),
+            [cst.SubscriptElement(cst.Index(_int(1)))],
+        )
+        return updated.with_changes(body=body)
 
     # comprehensions (only when Options.comprehensions): see Splicer._comprehension
     def _visit_comp(self, node: Any) -> bool:

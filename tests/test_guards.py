@@ -356,3 +356,18 @@ def test_instrumentation_adds_no_callable_to_module_globals(rec: Recorder) -> No
     exec(compile(res.code, "globs.py", "exec"), ns)
     added = {k: v for k, v in ns.items() if k.startswith("_memscope")}
     assert added and not [k for k, v in added.items() if callable(v)]  # toolz scans them
+
+
+def test_a_hot_lambda_sleeps_like_a_function(sampling: Recorder) -> None:
+    src = "def order(xs):\n    return sorted(xs, key=lambda r: -r)\n"
+    res = instrument_source(src, "lam.py", "lam")
+    assert "exit_value" not in res.code  # no call left while the lambda's scope sleeps
+    ns: dict[str, Any] = {"__name__": "lam"}
+    exec(compile(res.code, "lam.py", "exec"), ns)
+    n = 20 * _hooks.SCOPE_STREAK
+    assert ns["order"](range(n)) == sorted(range(n), reverse=True)
+    h = ns["_memscope_"]
+    lam = h.scope_base + 2  # <module>, order, order.<locals>.<lambda>
+    enters = [e for e in sampling.events() if e[0] == ENTER and e[2] == lam]
+    assert 0 < len(enters) < n
+    assert not [i for i in sampling.analysis().instances.values() if i.scope == lam]
