@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import os
 import subprocess
 import sys
@@ -139,3 +141,26 @@ def test_tracker_exports(tmp_path: Path) -> None:
     assert "items" in Path(lines[4]).read_text()
     d = orjson.loads((tmp_path / "ex" / "ex_memory_analysis.json").read_bytes())
     assert any(a["var"] == "items" for a in d["allocations"])
+
+
+def test_summary_times_share_one_origin() -> None:
+    """The run's duration and the time of the peak are both counted from the start."""
+    from memscope.analysis import Analysis
+    from memscope.events import BIND, ENTER, EXIT, SCOPE, SITE, TYPE, ScopeKind
+    from memscope.reporters.summary import summary_of
+
+    s = 1_000_000_000
+    events = [
+        (SCOPE, 0, "m.py", "m", "f", int(ScopeKind.FUNCTION), 1),
+        (SITE, 0, 0, 2, 4, "buf", 1),
+        (TYPE, 1, "bytearray"),
+        (ENTER, 1 * s, 0, 1, 7, 0),
+        (BIND, 1 * s, 0, 1, 100, 1, 64, -1, -1, -1, -1),
+        (BIND, 2 * s + s // 2, 0, 1, 101, 1, 10_000, -1, -1, -1, -1),  # the peak
+        (EXIT, 3 * s, 1),
+    ]
+    an = Analysis().feed_all(events)
+    text = summary_of(an, {"name": "t"}, io.StringIO(), width=150, t0=0)
+    (row,) = [line for line in text.splitlines() if line.startswith("duration")]
+    assert row.split()[1:] == ["3.00", "s"]
+    assert "at 2.50 s" in text

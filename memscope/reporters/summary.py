@@ -52,7 +52,8 @@ def render(
         f"{st['events']:,}  ({st['total_binds']:,} binds, "
         f"{st['variables']:,} variables, {st['scopes_entered']:,} scope entries)",
     )
-    head.add_row("duration", fmt_ns(st["duration_ns"]))
+    # from the same origin as the time of the peak (the run's start when known)
+    head.add_row("duration", fmt_ns(an.t_last - start) if an.t_last >= 0 else "-")
     peak_at = fmt_ns(an.peak_t - start) if an.peak_t >= 0 else "-"
     head.add_row(
         "peak", f"{fmt_bytes(st['peak_bytes'])} in {st['peak_bindings']:,} bindings, at {peak_at}"
