@@ -379,64 +379,36 @@ class Splicer:
             prev_end = a.end_lineno or a.lineno
 
     def small(self, a: ast.stmt, scope: _Scope) -> None:
-        i, T = self.i, self.T
+        i = self.i
         first, last = a.lineno, a.end_lineno or a.lineno
         if i.ignored(first, last):
             i.skip("`# memscope: ignore`", first)
             return
         if isinstance(a, (ast.Global, ast.Nonlocal, ast.Pass, ast.Break, ast.Continue)):
             return
-        after: list[str] = []
+        got = i.small_binds(a, scope, self)
+        if got is None:
+            return
+        after, wraps = got
         closers: list[tuple[int, int, str]] = []
-        if isinstance(a, ast.Assign):
-            names, wraps, skips = T.assign_targets(a.targets)
-            after.extend(self.group_binds(names, scope, BindKind.ASSIGN))
-            for why, line in skips:
-                i.skip(why, line)
-            wraps, reads = T.readback_split(wraps, names)
-            after.extend(self.attr_bind(at, scope) for at in reads)
-            if wraps:
-                vl, vc = self.start(a.value)
-                el, ec = self.end(a.value)
-                for at in wraps:  # outermost first
-                    site = self.wrap_site(at, scope)
-                    self.put(vl, vc, self.value_bind(site))
-                    closers.append((el, ec, f"), {self.tok(scope)})"))
-        elif isinstance(a, ast.AugAssign):
-            if isinstance(a.target, ast.Name):
-                after.append(self.bind_name(a.target.id, a.target, scope, BindKind.AUGASSIGN))
-            else:
-                i.skip("augmented assignment to attribute/subscript not recorded", first)
-        elif isinstance(a, ast.AnnAssign):
-            if a.value is not None:
-                if isinstance(a.target, ast.Name):
-                    after.append(self.bind_name(a.target.id, a.target, scope,
-                                                BindKind.ANNASSIGN))
-                elif isinstance(a.target, ast.Attribute) and isinstance(a.target.value,
-                                                                        ast.Name):
-                    after.append(self.attr_bind(a.target, scope))
-                else:
-                    i.skip("subscript/complex target not recorded", first)
-        elif isinstance(a, ast.Delete):
-            for site, owner in i.del_sites(a, scope):
-                tok = self.tok(scope) if owner is None else self.tok_for(owner, scope)
-                after.append(self.call("unbind", site, tok))
-        elif isinstance(a, (ast.Import, ast.ImportFrom)) and self.options.imports:
-            if isinstance(a, ast.ImportFrom) and a.module == "__future__":
-                return
-            for alias in a.names:
-                if alias.name == "*":
-                    i.skip("`import *` not recorded", first)
-                    continue
-                bound = alias.asname or alias.name.split(".")[0]
-                after.append(self.bind_name(bound, alias if hasattr(alias, "lineno") else a,
-                                            scope, BindKind.IMPORT))
+        if wraps:
+            assert isinstance(a, ast.Assign)
+            vl, vc = self.start(a.value)
+            el, ec = self.end(a.value)
+            for at in wraps:  # outermost first
+                site = self.wrap_site(at, scope)
+                self.put(vl, vc, self.value_bind(site))
+                closers.append((el, ec, f"), {self.tok(scope)})"))
         self.expr([a], scope, first, last)
         for el, ec, text in reversed(closers):  # innermost first
             self.put(el, ec, text)
         if after:
             el, ec = self.end(a)
             self.put(el, ec, "".join("; " + x for x in after))
+
+    def unbind_stmt(self, site: int, owner: _Scope | None, scope: _Scope) -> str:
+        tok = self.tok(scope) if owner is None else self.tok_for(owner, scope)
+        return self.call("unbind", site, tok)
 
     def wrap_site(self, at: ast.Attribute, scope: _Scope) -> int:
         return int(self.i.attr_site(at, scope))

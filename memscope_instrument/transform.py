@@ -859,49 +859,71 @@ class _Instrumenter:
         if isinstance(a, (ast.Global, ast.Nonlocal, ast.Pass, ast.Break, ast.Continue)):
             return [s]
         s = self.expr(s, [a], scope, first, last)
-        after: list[cst.BaseSmallStatement] = []
-        if isinstance(a, ast.Assign) and isinstance(s, cst.Assign):
+        if (isinstance(a, ast.Assign) and not isinstance(s, cst.Assign)) or (
+                isinstance(a, ast.AnnAssign) and not isinstance(s, cst.AnnAssign)):
+            return [s]  # the two trees disagree: leave the statement as it is
+        got = self.small_binds(a, scope, self)
+        if got is None:
+            return [s]
+        after, wraps = got
+        if wraps:
+            value = cast(cst.Assign, s).value
+            for at in reversed(wraps):
+                value = self.wrap_attr(at, value, scope)
+            s = cast(cst.Assign, s).with_changes(value=value)
+        return [s, *after]
+
+    def small_binds(self, a: ast.stmt, scope: _Scope,
+                    em: Any) -> tuple[list[Any], list[ast.Attribute]] | None:
+        """What a simple statement binds, for both output paths: the read-backs to put
+        after it, made by ``em`` (this instrumenter for the libcst path, the
+        ``Splicer`` for text: both have ``bind_name``, ``group_binds``, ``attr_bind``
+        and ``unbind_stmt``), and the ``name.attr`` targets whose value the path wraps
+        itself. None: leave the statement alone (``from __future__ import``)."""
+        first = a.lineno
+        after: list[Any] = []
+        wraps: list[ast.Attribute] = []
+        if isinstance(a, ast.Assign):
             names, wraps, skips = assign_targets(a.targets)
-            after.extend(self.group_binds(names, scope, BindKind.ASSIGN))
+            after.extend(em.group_binds(names, scope, BindKind.ASSIGN))
             for why, line in skips:
                 self.skip(why, line)
             wraps, reads = readback_split(wraps, names)
-            after.extend(self.attr_bind(at, scope) for at in reads)
-            if wraps:
-                value = s.value
-                for at in reversed(wraps):
-                    value = self.wrap_attr(at, value, scope)
-                s = s.with_changes(value=value)
+            after.extend(em.attr_bind(at, scope) for at in reads)
         elif isinstance(a, ast.AugAssign):
             if isinstance(a.target, ast.Name):
-                after.append(self.bind_name(a.target.id, a.target, scope, BindKind.AUGASSIGN))
+                after.append(em.bind_name(a.target.id, a.target, scope, BindKind.AUGASSIGN))
             else:
                 self.skip("augmented assignment to attribute/subscript not recorded", first)
-        elif isinstance(a, ast.AnnAssign) and isinstance(s, cst.AnnAssign):
-            if a.value is not None and s.value is not None:
+        elif isinstance(a, ast.AnnAssign):
+            if a.value is not None:
                 if isinstance(a.target, ast.Name):
-                    after.append(self.bind_name(a.target.id, a.target, scope,
-                                                BindKind.ANNASSIGN))
+                    after.append(em.bind_name(a.target.id, a.target, scope,
+                                              BindKind.ANNASSIGN))
                 elif isinstance(a.target, ast.Attribute) and isinstance(a.target.value,
                                                                         ast.Name):
-                    after.append(self.attr_bind(a.target, scope))
+                    after.append(em.attr_bind(a.target, scope))
                 else:
                     self.skip("subscript/complex target not recorded", first)
         elif isinstance(a, ast.Delete):
             for site, owner in self.del_sites(a, scope):
-                tok = scope.tok_expr() if owner is None else self.tok_for(owner, scope)
-                after.append(_expr_stmt(_call("unbind", _int(site), tok)))
+                after.append(em.unbind_stmt(site, owner, scope))
         elif isinstance(a, (ast.Import, ast.ImportFrom)) and self.options.imports:
             if isinstance(a, ast.ImportFrom) and a.module == "__future__":
-                return [s]
+                return None
             for alias in a.names:
                 if alias.name == "*":
                     self.skip("`import *` not recorded", first)
                     continue
                 bound = alias.asname or alias.name.split(".")[0]
-                after.append(self.bind_name(bound, alias if hasattr(alias, "lineno") else a,
-                                            scope, BindKind.IMPORT))
-        return [s, *after]
+                after.append(em.bind_name(bound, alias if hasattr(alias, "lineno") else a,
+                                          scope, BindKind.IMPORT))
+        return after, wraps
+
+    def unbind_stmt(self, site: int, owner: _Scope | None,
+                    scope: _Scope) -> cst.BaseSmallStatement:
+        tok = scope.tok_expr() if owner is None else self.tok_for(owner, scope)
+        return _expr_stmt(_call("unbind", _int(site), tok))
 
     def wrap_attr(self, at: ast.Attribute, value: cst.BaseExpression,
                   scope: _Scope) -> cst.BaseExpression:
