@@ -371,3 +371,46 @@ def test_a_hot_lambda_sleeps_like_a_function(sampling: Recorder) -> None:
     enters = [e for e in sampling.events() if e[0] == ENTER and e[2] == lam]
     assert 0 < len(enters) < n
     assert not [i for i in sampling.analysis().instances.values() if i.scope == lam]
+
+
+THREADED = '''
+def work(n):
+    total = 0
+    for i in range(n):
+        step = i % 5
+        pair = (step, i)
+        total += pair[0]
+    return total
+'''
+
+
+def test_guards_under_threads_and_a_busy_rearm_thread(rec: Recorder,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four threads run one hot function while guards sleep and wake every millisecond:
+    results are exact, nothing errs, and every recorded instance ends."""
+    _hooks.set_sampling(True)
+    monkeypatch.setattr(_hooks, "REARM_SECONDS", 0.001)
+    res = instrument_source(THREADED, "threaded.py", "threaded")
+    ns: dict[str, Any] = {"__name__": "threaded"}
+    exec(compile(res.code, "threaded.py", "exec"), ns)
+    errors_before = _hooks.counters()["errors"]
+    n = 20_000
+    out: list[int] = []
+
+    def run() -> None:
+        for _ in range(5):
+            out.append(ns["work"](n))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == [sum(i % 5 for i in range(n))] * 20
+    assert _hooks.counters()["errors"] == errors_before
+    h = ns["_memscope_"]
+    an = rec.analysis()
+    work_scope = h.scope_base + 1
+    enters = sum(1 for e in rec.events() if e[0] == ENTER and e[2] == work_scope)
+    assert enters >= 1
+    assert not [i for i in an.instances.values() if i.scope == work_scope]
