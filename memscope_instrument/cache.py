@@ -47,17 +47,27 @@ def toolchain_fingerprint() -> bytes:
         h.update(memscope.__version__.encode())
         h.update(str(_hooks.HOOKS_VERSION).encode())
         h.update(sys.version.encode())
-        here = os.path.dirname(os.path.abspath(__file__))
-        # every module that shapes the output (the splice path and the line map too)
-        for name in ("transform.py", "splice.py", "linemap.py", "sites.py", "options.py",
-                     "hook.py", "cache.py"):
+        for path in fingerprint_files():
+            name = os.path.basename(path)
             try:
-                st = os.stat(os.path.join(here, name))
+                st = os.stat(path)
                 h.update(f"{name}:{st.st_mtime_ns}:{st.st_size}".encode())
             except OSError:
                 h.update(name.encode())
         _fingerprint = h.digest()
     return _fingerprint
+
+
+def fingerprint_files() -> list[str]:
+    """Every module of this package: whatever shapes the instrumented code (the
+    transformer, the splice path, the line map, the site table, the options) is in it,
+    including a module added later."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        names = sorted(n for n in os.listdir(here) if n.endswith(".py"))
+    except OSError:
+        names = []
+    return [os.path.join(here, n) for n in names]
 
 
 def cache_path(source_path: str, digest: str) -> str | None:

@@ -213,3 +213,19 @@ def test_unwritable_location_is_skipped_silently(hook_sandbox: Path) -> None:
     exec(code, ns)
     assert ns["f"]() == [1, 2, 3]  # type: ignore[operator]
     assert cache.write(str(src), "d" * 16, code, cache.source_stamp(str(src))) is False
+
+
+def test_cache_key_covers_every_module_that_shapes_the_output() -> None:
+    """Editing any transformer module (splice.py was once left out) must invalidate."""
+    import memscope_instrument
+    from memscope_instrument import cache, transform
+
+    transform.instrument_source("x = 1\n", "k.py")  # loads the splice path too
+    covered = {os.path.realpath(p) for p in cache.fingerprint_files()}
+    pkg = os.path.dirname(os.path.realpath(memscope_instrument.__file__))
+    loaded = {os.path.realpath(m.__file__) for n, m in list(sys.modules.items())
+              if n.startswith("memscope_instrument.") and getattr(m, "__file__", None)
+              and os.path.dirname(os.path.realpath(m.__file__)) == pkg}
+    assert {"transform.py", "splice.py", "linemap.py", "sites.py", "options.py"} <= {
+        os.path.basename(p) for p in loaded}
+    assert loaded <= covered
