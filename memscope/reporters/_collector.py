@@ -1,0 +1,341 @@
+"""The ``Collector``: everything the dashboard and the SVG charts show, aggregated
+while the analysis streams, per variable in a ``_Var``; and ``build_series``, the time
+series alone from a list of bindings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from memscope.analysis import Analysis, Binding, ObjectLife
+from memscope.reporters._format import scope_key, task_key, thread_key, var_label
+from memscope.reporters._raw import ENDS, RAW_LIMIT, RawSink
+from memscope.reporters._series import SERIES_BUCKETS, SERIES_CANDIDATES, Series
+from memscope.reporters._spans import Spans
+
+_END_INDEX = {e: i for i, e in enumerate(ENDS)}
+
+GANTT_RESOLUTION = 1500
+"""Spans per Gantt row at most (bindings closer than span / this are merged)."""
+HISTORY_PER_VAR = 25
+"""Latest bindings per variable kept for the variables table."""
+MAX_BUFFER_ADDRS = 8192
+"""Distinct buffer addresses whose users are remembered (for "shares with")."""
+
+
+def _chain(
+    first: Callable[[Any], None] | None, then: Callable[[Any], None]
+) -> Callable[[Any], None]:
+    """A callback that calls ``first`` (when set) and then ``then``."""
+    if first is None:
+        return then
+
+    def both(item: Any) -> None:
+        first(item)
+        then(item)
+
+    return both
+
+
+class _Table:
+    """Strings interned to small ints, in order of first sight."""
+
+    __slots__ = ("index", "names")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def __call__(self, s: str) -> int:
+        i = self.index.get(s)
+        if i is None:
+            i = self.index[s] = len(self.names)
+            self.names.append(s)
+        return i
+
+
+class _Var:
+    """What the model shows about one variable, kept per variable (not per binding)."""
+
+    __slots__ = (
+        "aliases",
+        "buf",
+        "deep",
+        "first",
+        "hist",
+        "key",
+        "label",
+        "life",
+        "live",
+        "objs",
+        "scope",
+        "segs",
+        "shallow",
+        "threads",
+    )  # fmt: skip
+
+    def __init__(self, key: str, label: str, scope: str) -> None:
+        self.key = key
+        self.label = label  # scope.var
+        self.scope = scope  # module:scope
+        self.shallow = -1
+        self.deep = -1
+        self.first = -1
+        self.life = -1
+        self.live = 0
+        self.threads: set[int] = set()
+        self.aliases: set[str] = set()
+        # latest bindings by bind time: (t_bind, id, t_unbind, type, size, deep, end,
+        # thread, task, aliases, line)
+        self.hist: list[tuple[int, ...]] = []
+        self.segs = Spans()
+        self.objs = Spans()
+        self.buf: dict[str, Any] | None = None
+
+
+class Collector:
+    """Everything the dashboard and the SVG charts show, aggregated while the analysis
+    streams (``attach``), or from an analysis that kept its history
+    (``from_analysis``). Memory: the series' buckets, per variable a few aggregates,
+    the latest bindings and two merged interval lists, and what is live; bindings go
+    to the raw detail's temporary files as they end. Nothing grows with the number of
+    events."""
+
+    def __init__(
+        self,
+        *,
+        raw_limit: int = RAW_LIMIT,
+        buckets: int = SERIES_BUCKETS,
+        candidates: tuple[int, ...] = SERIES_CANDIDATES,
+        history_per_var: int = HISTORY_PER_VAR,
+        gantt_resolution: int = GANTT_RESOLUTION,
+    ) -> None:
+        self.series = Series(2 * max(1, buckets), candidates)
+        self.raw = RawSink(raw_limit)
+        self.history_per_var = history_per_var
+        self.resolution = max(1, gantt_resolution)
+        self.vars: list[_Var] = []
+        self.var_index: dict[str, int] = {}
+        self.types = _Table()
+        self.threads = _Table()
+        self.tasks = _Table()
+        self.th_span: dict[int, list[int]] = {}
+        self.tk_span: dict[int, list[int]] = {}
+        self.pids: dict[int, int] = {}
+        self.addr_users: dict[int, set[str]] = {}
+        self.addrs_over = 0
+        self.bindings = 0
+        self.t0 = -1
+        self.an: Analysis | None = None
+        self._closed = False
+
+    # -- feeding --
+
+    def attach(self, an: Analysis) -> None:
+        """Take ``an``'s bindings as they start and end and its objects as they are
+        finalized (chaining callbacks already set); ``close`` adds what is live."""
+        self.an = an
+        an.on_binding_start = _chain(an.on_binding_start, self.bind)
+        an.on_binding_end = _chain(an.on_binding_end, self.end)
+        an.on_object_end = _chain(an.on_object_end, self.object_end)
+
+    def _var(self, key: str, label: str, scope: str) -> int:
+        i = self.var_index.get(key)
+        if i is None:
+            i = self.var_index[key] = len(self.vars)
+            self.vars.append(_Var(key, label, scope))
+        return i
+
+    def _q(self, t: int) -> int:
+        return max(0, (t - self.t0) // self.resolution) if self.t0 >= 0 else 0
+
+    def bind(self, b: Binding) -> None:
+        if self.t0 < 0:
+            self.t0 = self.an.t_first if self.an is not None and self.an.t_first >= 0 else b.t_bind
+            self.series.t0 = self.t0
+        self.series.bind(b)
+
+    def end(self, b: Binding) -> None:
+        self._record(b, self.series.end(b), b.t_unbind)
+
+    def _record(self, b: Binding, objno: int, t_end: int) -> None:
+        """One binding, ended (``t_end`` its end) or still live at the end of the run."""
+        self.bindings += 1
+        vi = self.var_index.get(b.key)
+        if vi is None:
+            vi = self._var(b.key, var_label(b), scope_key(b))
+        v = self.vars[vi]
+        tb, tu = b.t_bind, b.t_unbind
+        end = tu if tu >= 0 else t_end
+        ti = self.types(b.type)
+        th = self.threads(thread_key(b))
+        tk = self.tasks(task_key(b))
+        for spans_, lane in ((self.th_span, th), (self.tk_span, tk)):
+            sp = spans_.get(lane)
+            if sp is None:
+                spans_[lane] = [tb, end]
+            else:
+                if tb < sp[0]:
+                    sp[0] = tb
+                if end > sp[1]:
+                    sp[1] = end
+        self.pids[b.pid] = self.pids.get(b.pid, 0) + 1
+        if b.size > v.shallow:
+            v.shallow = b.size
+        if b.deep > v.deep:
+            v.deep = b.deep
+        if v.first < 0 or tb < v.first:
+            v.first = tb
+        if end - tb > v.life:
+            v.life = end - tb
+        if tu < 0:
+            v.live += 1
+        v.threads.add(th)
+        nal = len(b.aliases)
+        if nal and len(v.aliases) < 12:
+            v.aliases.update(b.aliases[:12])
+        ei = _END_INDEX.get(b.end, 0)
+        h = v.hist
+        h.append((tb, b.id, tu, ti, b.size, b.deep, ei, th, tk, nal, b.line))
+        if len(h) > 2 * self.history_per_var:
+            h.sort()
+            del h[: len(h) - self.history_per_var]
+        v.segs.add(tb, end, b.bytes, self._q(end), self.resolution)
+        if b.addr >= 0 or b.bufsize >= 0:
+            self._buffer(v, b, ti, end)
+        t0 = self.t0 if self.t0 >= 0 else tb
+        self.raw.add(
+            (float(tb - t0), float(tu - tb) if tu >= 0 else -1.0, float(b.bytes),
+             float(b.size), float(b.deep), float(b.pid), vi, ti, th, tk,
+             objno & 0x7FFFFFFF, b.line, nal, ei)
+        )  # fmt: skip
+
+    def _buffer(self, v: _Var, b: Binding, ti: int, end: int) -> None:
+        d = v.buf
+        tb = b.t_bind
+        if d is None:
+            d = v.buf = {
+                "types": set(), "addr": b.addr, "t_addr": tb, "bufsize": b.bufsize,
+                "bytes": b.bytes, "binds": 0, "live": 0, "first": tb, "line": b.line,
+                "lifetime": -1,
+            }  # fmt: skip
+        types: set[int] = d["types"]
+        if len(types) < 16:
+            types.add(ti)
+        d["binds"] += 1
+        if tb >= d["t_addr"]:
+            d["addr"], d["t_addr"] = b.addr, tb
+        if tb < d["first"]:
+            d["first"], d["line"] = tb, b.line
+        d["bufsize"] = max(d["bufsize"], b.bufsize)
+        d["bytes"] = max(d["bytes"], b.bytes)
+        d["live"] += 1 if b.t_unbind < 0 else 0
+        d["lifetime"] = max(d["lifetime"], end - tb)
+        if b.addr > 0:
+            users = self.addr_users.get(b.addr)
+            if users is None:
+                if len(self.addr_users) >= MAX_BUFFER_ADDRS:
+                    self.addrs_over += 1
+                    return
+                users = self.addr_users[b.addr] = set()
+            if len(users) < 9:
+                users.add(v.label)
+
+    def object_end(self, life: ObjectLife) -> None:
+        vi = self.var_index.get(life.first_key)
+        if vi is None:
+            scope = life.first_var.rpartition(".")[0]
+            module = life.first_key[: -(len(life.first_var) + 1)] if life.first_key else "?"
+            vi = self._var(life.first_key, life.first_var, f"{module}:{scope}")
+        t1 = life.t_final
+        self.vars[vi].objs.add(life.t_first, t1, life.size, self._q(t1), self.resolution)
+
+    def close(self, an: Analysis) -> Collector:
+        """Add the bindings still live at the end (once)."""
+        if not self._closed:
+            self._closed = True
+            if self.an is None:
+                self.an = an
+            t1 = max(an.t_last, 0)
+            for b in an.active():
+                self._record(b, self.series.object_number(b), t1)
+            self.series.finish(t1)
+        return self
+
+    @classmethod
+    def from_analysis(cls, an: Analysis, *, with_series: bool = True, **options: Any) -> Collector:
+        """From an analysis that kept its history: its bindings replayed in time order
+        (ends before starts at the same time), as they would have streamed.
+        ``with_series=False``: the time series (and the raw detail's object numbers) are
+        left empty, for a model that does not show them."""
+        c = cls(**options)
+        c.an = an
+        c.t0 = an.t_first
+        c.series.t0 = an.t_first
+        if not with_series:
+            for b in an.history:
+                c._record(b, 0, b.t_unbind)
+            for life in an.finished_objects:
+                c.object_end(life)
+            return c.close(an)
+        live = list(an._live_bindings())
+        starts = sorted([*an.history, *live], key=lambda b: (b.t_bind, b.id))
+        ends = sorted(an.history, key=lambda b: b.t_unbind)  # stable: the analysis's order
+        i = j = 0
+        ns, ne = len(starts), len(ends)
+        while i < ns or j < ne:
+            if j < ne and (i >= ns or ends[j].t_unbind <= starts[i].t_bind):
+                c.end(ends[j])
+                j += 1
+            else:
+                c.series.bind(starts[i])
+                i += 1
+        del starts, ends
+        for life in sorted(an.finished_objects, key=lambda x: x.t_final):
+            c.object_end(life)
+        return c.close(an)
+
+    def retained(self) -> dict[str, int]:
+        """How much the collector holds (counts, not bytes): for tests and benchmarks."""
+        return {
+            "series_values": self.series.stored(),
+            "series_buckets": len(self.series.totals) + 1,
+            "live_objects": len(self.series.live),
+            "variables": len(self.vars),
+            "history_rows": sum(len(v.hist) for v in self.vars),
+            "spans": sum(len(v.segs) + len(v.objs) for v in self.vars),
+            "raw_in_memory": len(self.raw.cols[0]) + len(self.raw.rows),
+            "buffer_addrs": len(self.addr_users),
+        }
+
+
+# ---- the model --------------------------------------------------------------------
+
+
+def build_series(
+    an: Analysis,
+    bindings: Iterable[Binding] | None = None,
+    *,
+    t0: int,
+    t1: int,
+    buckets: int = SERIES_BUCKETS,
+    top_k: int = 10,
+    candidates: tuple[int, ...] = SERIES_CANDIDATES,
+) -> dict[str, Any]:
+    """Stacked, peak-preserving time series for every grouping of ``GROUPINGS`` from
+    bindings (in any order; ``None``: the analysis's history and live bindings)."""
+    s = Series(2 * max(1, buckets), candidates)
+    s.t0 = t0
+    items = list(bindings) if bindings is not None else [*an.history, *an._live_bindings()]
+    edges = sorted(
+        [(b.t_bind, 1, b.id, b) for b in items]
+        + [(b.t_unbind, 0, b.id, b) for b in items if b.t_unbind >= 0],
+        key=lambda e: e[:3],
+    )
+    for _t, start, _i, b in edges:
+        if start:
+            s.bind(b)
+        else:
+            s.end(b)
+    s.finish(t1)
+    return s.result(an, t1, buckets=buckets, top_k=top_k)

@@ -1,0 +1,176 @@
+"""The dashboard's raw detail: every binding as little-endian columns in temporary
+files (``RawSink``), streamed compressed into the page, and its header
+(``raw_header``)."""
+
+from __future__ import annotations
+
+import zlib
+from array import array
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from memscope.reporters._format import clean
+
+if TYPE_CHECKING:
+    from memscope.reporters._collector import Collector
+
+ENDS = ("live", "rebind", "unbind", "scope_exit", "final")
+
+RAW_LIMIT = 1_000_000
+"""Bindings embedded in the dashboard's raw detail at most (the first to end; beyond
+this the page says how many were left out and points to the JSON reports)."""
+
+# (name, typed-array kind) in the order the columns are laid out; f64 first keeps every
+# column aligned for its typed array
+RAW_COLUMNS = (
+    ("t_bind", "f64"),  # ns since the first event
+    ("held", "f64"),  # t_unbind - t_bind, or -1 while live at the end
+    ("bytes", "f64"),  # what it accounts for (deep where recorded, else shallow)
+    ("size", "f64"),
+    ("deep", "f64"),
+    ("pid", "f64"),
+    ("var", "i32"),  # index into raw.vars
+    ("type", "i32"),
+    ("thread", "i32"),
+    ("task", "i32"),
+    ("obj", "i32"),  # object number (bindings of one object while it lives share it)
+    ("line", "i32"),
+    ("aliases", "i32"),
+    ("end", "u8"),  # index into raw.ends
+)
+_RAW_CODE = {"f64": "d", "i32": "i", "u8": "B"}
+_RAW_CHUNK = 1 << 14
+
+
+class RawSink:
+    """Every binding as little-endian columns, appended as bindings end, in a temporary
+    directory (one file per column, written 16,384 bindings at a time), so no binding
+    is held in memory; ``write_base64`` streams them, zlib-compressed and
+    base64-encoded, into the page."""
+
+    def __init__(self, limit: int = RAW_LIMIT) -> None:
+        import tempfile
+
+        self.limit = max(0, limit)
+        self.n = 0
+        self.total = 0
+        self.dir: str | None = tempfile.mkdtemp(prefix="memscope-raw-") if self.limit else None
+        self.cols = [array(_RAW_CODE[kind]) for _, kind in RAW_COLUMNS]
+        self.rows: list[tuple[Any, ...]] = []
+        self.files: list[Any] = []
+        if self.dir is not None:
+            import os
+
+            self.files = [open(os.path.join(self.dir, name), "w+b") for name, _ in RAW_COLUMNS]
+            import weakref
+
+            weakref.finalize(self, RawSink._cleanup, self.files, self.dir)
+
+    @staticmethod
+    def _cleanup(files: list[Any], d: str) -> None:
+        import shutil
+
+        for f in files:
+            try:
+                f.close()
+            except Exception:  # pragma: no cover
+                pass
+        shutil.rmtree(d, ignore_errors=True)
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.total += 1
+        if self.n >= self.limit:
+            return
+        self.n += 1
+        rows = self.rows
+        rows.append(row)
+        if len(rows) >= 2048:  # rows -> columns a batch at a time
+            self._columns()
+            if len(self.cols[0]) >= _RAW_CHUNK:
+                self._flush()
+
+    def _columns(self) -> None:
+        if self.rows:
+            for c, col in zip(self.cols, zip(*self.rows, strict=True), strict=True):
+                c.extend(col)
+            self.rows = []
+
+    def _flush(self) -> None:
+        import sys
+
+        self._columns()
+        for c, f in zip(self.cols, self.files, strict=True):
+            if sys.byteorder == "big":  # pragma: no cover
+                c.byteswap()
+            f.write(c.tobytes())
+            del c[:]
+
+    def write_base64(self, write: Callable[[str], Any]) -> int:
+        """Compress the columns one after the other into one zlib stream and hand its
+        base64 text to ``write`` in pieces; returns the uncompressed size."""
+        import base64
+
+        if self.files:
+            self._flush()
+        comp = zlib.compressobj(6)
+        pend = b""
+        size = 0
+
+        def out(data: bytes) -> None:
+            nonlocal pend
+            if not data:
+                return
+            data = pend + data
+            cut = len(data) - len(data) % 3
+            pend = data[cut:]
+            if cut:
+                write(base64.b64encode(data[:cut]).decode("ascii"))
+
+        for f in self.files:
+            f.seek(0)
+            while True:
+                block = f.read(1 << 20)
+                if not block:
+                    break
+                size += len(block)
+                out(comp.compress(block))
+        out(comp.flush())
+        if pend:
+            write(base64.b64encode(pend).decode("ascii"))
+        return size
+
+    def header(self) -> dict[str, Any]:
+        cols = []
+        off = 0
+        for name, kind in RAW_COLUMNS:
+            cols.append([name, kind, off])
+            off += self.n * array(_RAW_CODE[kind]).itemsize
+        return {
+            "n": self.n,
+            "total": self.total,
+            "omitted": self.total - self.n,
+            "limit": self.limit,
+            "bytes": off,
+            "cols": cols,
+            "order": "end",
+            "ends": list(ENDS),
+        }
+
+    def close(self) -> None:
+        if self.dir is not None:
+            RawSink._cleanup(self.files, self.dir)
+            self.files = []
+            self.dir = None
+
+
+def raw_header(co: Collector) -> dict[str, Any]:
+    """The raw detail's header for the model: columns, counts and the name tables."""
+    head = co.raw.header()
+    head.update(
+        vars=[clean(v.label) for v in co.vars],
+        var_keys=[clean(v.key) for v in co.vars],
+        types=[clean(x) for x in co.types.names],
+        threads=[clean(x) for x in co.threads.names],
+        tasks=[clean(x) for x in co.tasks.names],
+    )
+    return head

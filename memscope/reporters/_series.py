@@ -1,0 +1,342 @@
+"""The stacked, peak-preserving memory-over-time series (``Series``) of the HTML
+dashboard and the SVG charts, aggregated while the events stream."""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any
+
+from memscope.analysis import Analysis, Binding
+from memscope.reporters._format import GROUPINGS, OTHER, _group_keys, _group_label, clean
+
+NG = len(GROUPINGS)
+
+SERIES_BUCKETS = 1200
+"""Buckets the dashboard's memory chart has at most (the SVG asks for fewer)."""
+SERIES_CANDIDATES = (512, 64, 64, 64, 64)
+"""Groups per grouping (in ``GROUPINGS`` order) that get their own exact layer while
+the events stream; the rest of each grouping is summed, exactly, into "(other)"."""
+
+
+class Series:
+    """Stacked, peak-preserving memory over time, aggregated while the events stream,
+    in memory that does not grow with the number of events.
+
+    Buckets are ``2**k`` ns wide from ``t0``; when a time falls beyond ``budget``
+    buckets, neighbouring buckets merge in pairs and ``k`` grows by one. Each bucket
+    holds the state (total and one value per layer) at the moment its total was
+    highest, so merging two buckets keeps the one with the larger total: the peak and
+    every bucket's maximum stay exact at any resolution, and the layers of a bucket
+    always add up to its total.
+
+    Layers: each grouping (``GROUPINGS``) has up to ``caps[g]`` candidate groups with
+    their own column, taken in order of first sight; when the candidates are full, a
+    new group takes the place of the candidate with the smallest running peak (largest
+    single binding so far) if its first binding is larger, and the evicted group's
+    values are folded into the grouping's "(other)" column. A group that is not a
+    candidate is always counted in "(other)", so the columns of a grouping sum exactly
+    to the total, and a candidate's column is exact: it has been one since its first
+    binding.
+
+    Accounting as in the analysis: each live object counted once, at its latest size,
+    attributed to the oldest binding still naming it."""
+
+    def __init__(self, budget: int = 2 * SERIES_BUCKETS, caps: tuple[int, ...] = SERIES_CANDIDATES):
+        self.budget = max(2, budget)
+        self.caps = caps
+        self.k = 0
+        self.t0 = -1
+        self.total = 0
+        self.state: list[int] = [0] * NG  # slot g < NG: (other) of grouping g
+        self.slot_g: list[int] = list(range(NG))
+        self.slot_key: list[str] = [OTHER] * NG
+        self.slot_w: list[int] = [0] * NG  # running peak of the slot's group
+        self.slot_id: list[Any] = [None] * NG
+        self.admit_row: list[int] = [0] * NG  # rows before this hold earlier occupants
+        self.maps: list[dict[Any, int]] = [{} for _ in range(NG)]  # group -> slot
+        self.dropped: list[dict[Any, str]] = [{} for _ in range(NG)]  # group -> key
+        self.used = [0] * NG
+        self.rows: list[array[Any]] = []  # closed buckets: the state at their peak
+        self.totals: list[int] = []
+        self.cur = 0  # index of the open bucket
+        self.best = 0
+        self.snap: array[Any] | None = None  # None: the current state is the best
+        # oid -> [bytes counted, owner's groups, [(binding id, groups) live, in bind
+        # order], object number]
+        self.live: dict[int, list[Any]] = {}
+        self.objects = 0
+        self._done: tuple[list[array[Any]], list[int]] | None = None
+
+    # -- buckets --
+
+    def _close(self) -> None:
+        self.rows.append(self.snap if self.snap is not None else array("q", self.state))
+        self.totals.append(self.best)
+
+    def _fold_pending(self) -> None:
+        """Rows older than a candidate's admission hold earlier occupants' values in its
+        slot: move them into the grouping's "(other)" (rows may share one array: each
+        distinct array is copied and folded once)."""
+        pend = [s for s in range(NG, len(self.state)) if self.admit_row[s] > 0]
+        if not pend:
+            return
+        rows = self.rows
+        new_rows = list(rows)
+        copies: dict[int, array[Any]] = {}
+        for s in pend:
+            g = self.slot_g[s]
+            done: set[int] = set()
+            for r in range(min(self.admit_row[s], len(rows))):
+                orig = rows[r]
+                key = id(orig)
+                c = copies.get(key)
+                if c is None:
+                    if len(orig) <= s or not orig[s]:
+                        continue
+                    c = copies[key] = array("q", orig)
+                new_rows[r] = c
+                if key not in done:
+                    done.add(key)
+                    if len(c) > s and c[s]:
+                        c[g] += c[s]
+                        c[s] = 0
+            self.admit_row[s] = 0
+        self.rows = new_rows
+
+    @staticmethod
+    def _pairs(rows: list[array[Any]], totals: list[int]) -> tuple[list[array[Any]], list[int]]:
+        out_r: list[array[Any]] = []
+        out_t: list[int] = []
+        for i in range(0, len(rows), 2):
+            if i + 1 < len(rows) and totals[i + 1] > totals[i]:
+                out_r.append(rows[i + 1])
+                out_t.append(totals[i + 1])
+            else:
+                out_r.append(rows[i])
+                out_t.append(totals[i])
+        return out_r, out_t
+
+    def _halve(self) -> None:
+        self._close()  # the open bucket joins its neighbour, then reopens
+        self._fold_pending()
+        self.rows, self.totals = self._pairs(self.rows, self.totals)
+        self.k += 1
+        self.cur //= 2
+        # the merged open bucket: its best so far is the larger of the two halves
+        self.snap = self.rows.pop()
+        self.best = self.totals.pop()
+
+    def _at(self, t: int) -> None:
+        if self.t0 < 0:
+            self.t0 = t
+        d = t - self.t0
+        if d <= 0:
+            return
+        idx = d >> self.k
+        if idx <= self.cur:
+            return  # same bucket (or a time a little out of order: kept in this one)
+        while idx >= self.budget:
+            self._halve()
+            idx = d >> self.k
+            if idx <= self.cur:
+                return
+        self._close()
+        if idx > self.cur + 1:
+            fill = array("q", self.state)
+            for _ in range(idx - self.cur - 1):
+                self.rows.append(fill)
+                self.totals.append(self.total)
+        self.cur = idx
+        self.best = self.total
+        self.snap = None
+
+    def _change(self, old: tuple[Any, ...] | None, old_bytes: int,
+                new: tuple[Any, ...] | None, new_bytes: int) -> None:  # fmt: skip
+        total = self.total - (old_bytes if old is not None else 0)
+        total += new_bytes if new is not None else 0
+        if total > self.best:
+            self.best = total
+            self.snap = None
+        elif self.snap is None:
+            self.snap = array("q", self.state)
+        state, maps = self.state, self.maps
+        if old is not None and old_bytes:
+            for g in range(NG):
+                state[maps[g].get(old[g], g)] -= old_bytes
+        if new is not None and new_bytes:
+            for g in range(NG):
+                state[maps[g].get(new[g], g)] += new_bytes
+        self.total = total
+
+    # -- candidates --
+
+    def _admit(self, g: int, ident: Any, key: str, weight: int) -> None:
+        if self.used[g] < self.caps[g]:
+            s = len(self.state)
+            self.state.append(0)
+            self.slot_g.append(g)
+            self.slot_key.append(key)
+            self.slot_w.append(weight)
+            self.slot_id.append(ident)
+            self.admit_row.append(0)
+            self.used[g] += 1
+            self.maps[g][ident] = s
+            return
+        # full: the candidate with the smallest running peak may give way
+        m = self.maps[g]
+        s = min(m.values(), key=lambda x: (self.slot_w[x], -x))
+        if weight <= self.slot_w[s]:
+            self.dropped[g][ident] = key
+            return
+        old = self.slot_id[s]
+        del m[old]
+        self.dropped[g][old] = self.slot_key[s]
+        self.state[g] += self.state[s]
+        self.state[s] = 0
+        if self.snap is not None and len(self.snap) > s:
+            self.snap[g] += self.snap[s]
+            self.snap[s] = 0
+        self.admit_row[s] = len(self.rows)  # closed rows before now: earlier occupants
+        self.slot_key[s] = key
+        self.slot_w[s] = weight
+        self.slot_id[s] = ident
+        m[ident] = s
+
+    def _groups(self, b: Binding) -> tuple[Any, ...]:
+        """The binding's group in every grouping (identities, not names), admitting
+        groups seen for the first time as candidates where there is room."""
+        if b.vs is not None and len(b.groups) == 4:
+            ids: tuple[Any, ...] = (
+                id(b.vs),
+                id(b.groups[1]),
+                id(b.groups[0]),
+                id(b.groups[2]),
+                id(b.groups[3]),
+            )
+        else:
+            ids = _group_keys(b)
+        nbytes = b.bytes
+        for g in range(NG):
+            ident = ids[g]
+            s = self.maps[g].get(ident)
+            if s is not None:
+                if nbytes > self.slot_w[s]:
+                    self.slot_w[s] = nbytes
+            elif ident not in self.dropped[g]:
+                self._admit(g, ident, _group_keys(b)[g], nbytes)
+        return ids
+
+    # -- events --
+
+    def bind(self, b: Binding) -> None:
+        self._at(b.t_bind)
+        ids = self._groups(b)
+        rec = self.live.get(b.oid)
+        if rec is None:
+            self.objects += 1
+            self.live[b.oid] = [b.bytes, ids, [(b.id, ids)], self.objects]
+            self._change(None, 0, ids, b.bytes)
+        else:
+            rec[2].append((b.id, ids))
+            self._change(rec[1], rec[0], rec[1], b.bytes)  # latest size, same owner
+            rec[0] = b.bytes
+
+    def object_number(self, b: Binding) -> int:
+        rec = self.live.get(b.oid)
+        return rec[3] if rec is not None else 0
+
+    def end(self, b: Binding) -> int:
+        """The binding ``b`` ended at ``b.t_unbind``; returns its object's number."""
+        rec = self.live.get(b.oid)
+        if rec is None:
+            return 0
+        self._at(b.t_unbind)
+        members = rec[2]
+        for j in range(len(members)):
+            if members[j][0] == b.id:
+                break
+        else:
+            return int(rec[3])
+        del members[j]
+        if not members:
+            self._change(rec[1], rec[0], None, 0)
+            del self.live[b.oid]
+        elif j == 0:
+            new = members[0][1]
+            self._change(rec[1], rec[0], new, rec[0])
+            rec[1] = new
+        return int(rec[3])
+
+    # -- results --
+
+    def finish(self, t1: int) -> tuple[list[array[Any]], list[int]]:
+        """Close the open bucket and fill up to ``t1`` (once)."""
+        if self._done is None:
+            if self.t0 >= 0:
+                self._at(t1)
+            self._close()
+            self._fold_pending()
+            self._done = (self.rows, self.totals)
+        return self._done
+
+    def stored(self) -> int:
+        """Values held (rows x their slots, plus totals): what this costs in memory."""
+        seen: set[int] = set()
+        n = len(self.totals) + len(self.state)
+        for r in self.rows:
+            if id(r) not in seen:
+                seen.add(id(r))
+                n += len(r)
+        return n
+
+    def result(
+        self, an: Analysis, t1: int, *, buckets: int = SERIES_BUCKETS, top_k: int = 10
+    ) -> dict[str, Any]:
+        rows, totals = self.finish(t1)
+        step = 1 << self.k
+        while len(rows) > max(1, buckets):
+            rows, totals = self._pairs(rows, totals)
+            step *= 2
+        nb = len(totals)
+        weights: list[dict[str, int]] = [
+            {k: v.peak_bytes for k, v in an.vars.items()},
+            {k: g.peak_bytes for k, g in an.by_scope.items()},
+            {k: g.peak_bytes for k, g in an.by_type.items()},
+            {k: g.peak_bytes for k, g in an.by_thread.items()},
+            {k: g.peak_bytes for k, g in an.by_task.items()},
+        ]
+        series: dict[str, Any] = {
+            "t": [i * step for i in range(nb)],
+            "step": step,
+            "total": list(totals),
+            "groups": {},
+            "peak": max(totals) if totals else 0,
+        }
+        for g, name in enumerate(GROUPINGS):
+            w = weights[g]
+            cands = sorted(
+                (s for s in range(NG, len(self.state)) if self.slot_g[s] == g),
+                key=lambda s: (-w.get(self.slot_key[s], 0), self.slot_key[s]),
+            )
+            shown = cands[:top_k]
+            vals = [[row[s] if len(row) > s else 0 for row in rows] for s in shown]
+            other = [t - sum(v[i] for v in vals) for i, t in enumerate(totals)]
+            labels = [self.slot_key[s] for s in shown]
+            low = min((w.get(k, 0) for k in labels), default=0)
+            # groups summed into "(other)" while streaming that are larger than a layer
+            # shown: the layers are then the largest of the groups tracked whole
+            missed = sum(
+                1 for k in self.dropped[g].values() if w.get(k, 0) > low and len(labels) >= top_k
+            )
+            if any(other):
+                vals.append(other)
+                labels.append(OTHER)
+            series["groups"][name] = {
+                "labels": [_group_label(name, k, an) for k in labels],
+                "keys": [clean(k) for k in labels],
+                "values": vals,
+                "peaks": [w.get(k, max(v) if v else 0) for k, v in zip(labels, vals, strict=True)],
+                "folded": len(self.dropped[g]) + max(0, len(cands) - len(shown)),
+                "missed": missed,
+            }
+        return series
