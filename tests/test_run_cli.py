@@ -276,3 +276,22 @@ def test_sampling_is_on_by_default_and_no_sampling_records_every_bind(app: Path)
     env = clean_env(MEMSCOPE_SAMPLING="0")
     res = run(memscope_cmd("run", "-o", str(app / "c"), "--no-report", "hot.py"), app, env=env)
     assert res.returncode == 0 and _binds_of(app / "c" / "hot", "step") == 20000
+
+
+def test_reports_of_a_sampled_capture_say_it_was_sampled(app: Path) -> None:
+    """A capture's meta knows nothing of sampling; the reports read the SAMPLED rows."""
+    write_tree(app, {"hot.py": HOT})
+    for flag, out in (([], "a"), (["--no-sampling"], "b")):
+        res = run(memscope_cmd("run", "-o", str(app / out), *flag, "--format", "html",
+                               "hot.py"), app)
+        assert res.returncode == 0, res.stderr
+    sampled_page = (app / "a" / "hot" / "hot_dashboard.html").read_text()
+    full_page = (app / "b" / "hot" / "hot_dashboard.html").read_text()
+    assert "sites sampled, at least" in sampled_page
+    assert "sites sampled" not in full_page
+    (cap,) = (app / "a" / "hot").glob("*.memscope")
+    summary = run(memscope_cmd("summary", str(cap), "--width", "160"), app)
+    assert "binds sampled out at" in summary.stdout, summary.stdout
+    (cap_b,) = (app / "b" / "hot").glob("*.memscope")
+    summary_b = run(memscope_cmd("summary", str(cap_b), "--width", "160"), app)
+    assert "sampled out" not in summary_b.stdout

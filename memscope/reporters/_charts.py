@@ -85,8 +85,14 @@ __all__ = [
 _META_HIDDEN = {"counters", "start_ns", "processes", "captures", "recovery", "start_time"}
 
 
-def _sampled(v: Any) -> str:
-    """What was sampled: meta gives a count of bindings skipped, or a description."""
+def _sampled(v: Any, an: Analysis | None = None) -> str:
+    """What was sampled: the sites the event stream says were sampled (its SAMPLED rows:
+    a capture's meta knows nothing of them), else what meta says (a count of bindings
+    skipped, or a description)."""
+    if an is not None and an.sampled:
+        skipped = sum(k for _e, k in an.sampled.values())
+        return (f"{len(an.sampled):,} sites sampled, at least {skipped:,} binds skipped "
+                "(binds at a site whose guard was off are not counted)")
     if v is None or v == "":
         return ""
     if isinstance(v, bool):
@@ -445,7 +451,7 @@ def build_model(
         "python": clean(meta.get("python", platform.python_version())),
         "pids": [clean(p) for p in (meta.get("pids") or [p["key"] for p in procs])][:50],
         "start": clean(meta.get("start", meta.get("start_time", ""))),
-        "sampled": _sampled(meta.get("sampled")),
+        "sampled": _sampled(meta.get("sampled"), an),
         "counters": {clean(k): v for k, v in counters.items() if isinstance(v, (int, float))},
         "version": clean(meta.get("version", "")),
     }

@@ -61,9 +61,11 @@ def render(
     head.add_row(
         "live at end", f"{fmt_bytes(st['active_bytes'])} in {st['active_bindings']:,} bindings"
     )
-    dropped, sampled = int(meta.get("dropped") or 0), int(meta.get("sampled") or 0)
-    if dropped or sampled:
-        head.add_row("not recorded", f"{dropped:,} events dropped, {sampled:,} binds sampled out")
+    dropped = int(meta.get("dropped") or 0)
+    sampled = max(int(meta.get("sampled") or 0), int(st["sampled_skipped"]))
+    if dropped or sampled or an.sampled:
+        head.add_row("not recorded", f"{dropped:,} events dropped, at least {sampled:,} binds "
+                     f"sampled out at {len(an.sampled):,} sites")
     for rec in meta.get("recovery") or []:
         if isinstance(rec, dict) and not rec.get("complete", True):
             head.add_row("[yellow]recovered", str(rec.get("message", "")))
