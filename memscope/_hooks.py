@@ -373,7 +373,6 @@ _off_scopes: dict[int, tuple[list[int | None], int]] = {}
 _asleep: list[int] = []  # per global site: recorded its sample, waiting for a re-arm
 _group_of: dict[int, int] = {}  # global site -> first site of its bind_group
 _group_n: dict[int, int] = {}  # first site of a bind_group -> number of sites
-_guards_enabled = [True]
 
 
 def _pass(site: int, value: T, tok: Any) -> T:
@@ -452,8 +451,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
                     return value
                 count[s] = 0
                 _sampled_recorded[s] += 1
-                if _guards_enabled[0]:  # sampled once: off until the next re-arm
-                    sleep(s)
+                sleep(s)  # sampled once: its guard may go off until the next re-arm
             else:
                 _stop_sampling(s)
         try:
@@ -525,8 +523,8 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
         sc = sbase + scope
         n = _scope_entered[sc] + 1
         _scope_entered[sc] = n
-        if not n % SCOPE_STREAK and scope < nscopes and _guards_enabled[0] \
-                and _sampling_enabled[0] and all(asleep[base + i] for i in _scope_sites[sc]):
+        if not n % SCOPE_STREAK and scope < nscopes and _sampling_enabled[0] and all(
+                asleep[base + i] for i in _scope_sites[sc]):
             # every site in the body is off: record no instance until the re-arm
             e[scope] = None
             _off_scopes[sc] = (e, scope)
@@ -904,14 +902,6 @@ def set_site_enabled(site: int, enabled: bool) -> None:
         for base, n, g, _sb, _e in _module_guards:
             if base <= site < base + n:
                 g[site - base] = 1 if enabled else 0
-
-
-def set_guards(enabled: bool) -> None:
-    """Allow (default) or forbid inline guards going off (sampling whole sites and
-    scope instances); forbidding switches every guard back on."""
-    _guards_enabled[0] = bool(enabled)
-    if not enabled:
-        rearm()
 
 
 def set_sampling(enabled: bool) -> None:
