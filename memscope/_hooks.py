@@ -6,7 +6,8 @@ instrumented code checks it at import through ``register``).
 An instrumented module starts with::
 
     from memscope import _hooks as _memscope_hooks
-    _memscope_ = _memscope_hooks.register(1, FILE, __name__, SCOPES, SITES)
+    _memscope_ = _memscope_hooks.register(2, FILE, __name__, SCOPES, SITES)
+    _memscope_g, _memscope_e = _memscope_.g, _memscope_.e   # the inline guards
     _memscope_s = _memscope_.enter(0, -1)          # the module scope instance
 
 ``SCOPES`` is a tuple of ``(qualname, ScopeKind, first_line)``; ``SITES`` a tuple of
@@ -16,16 +17,23 @@ Line and column are those of the **original** source. Then:
 ``_memscope_.bind(site, value, tok) -> value``
     the name of ``site`` was bound to ``value`` in scope instance ``tok``; returns
     ``value`` so it can wrap any expression (``:=``, chained assignment).
+``_memscope_.bind_group(first_site, values, tok) -> None``
+    the names one statement bound (sites ``first_site``, ``first_site + 1``, ...),
+    behind one guard: the guard of ``first_site``.
+``_memscope_.bind_attr(site, obj, attr, tok) -> None``
+    ``obj.attr = v`` ran: records what the slot or instance ``__dict__`` entry holds,
+    read without running user code (a property is not read).
 ``_memscope_.unbind(site, tok) -> None``
     ``del name`` or the implicit end of ``except ... as name``.
 ``tok = _memscope_.enter(scope, first_param_site, *params)``
     a scope instance starts (function call, class body, generator's first resume);
     ``params`` are bound to sites ``first_param_site``, ``first_param_site + 1``, ...
-    (pass ``-1`` and nothing when there are none). Returns a fresh small int.
+    (pass ``-1`` and nothing when there are none). Returns a fresh small int, or None
+    when the scope sleeps (see below); every entry point ignores a None token.
 ``_memscope_.exit(tok) -> None``
     the instance ended: returned, raised, or its generator/coroutine was closed.
 ``_memscope_.exit_value(tok, value) -> value``
-    the same as an expression, for lambdas.
+    the same as an expression (lambdas use a guarded tuple instead since v2).
 ``_memscope_.on``
     the per-site recording rates, shared by all modules and indexed by global site
     (``base + site``): 0 records every bind, ``n > 0`` records 1 in ``n`` (only sites
@@ -41,13 +49,14 @@ Line and column are those of the **original** source. Then:
     ``tok and _memscope_.exit(tok)``: a guard that is off costs a list index and a
     branch, no call.
 
-Guards are the sampling that keeps fast mode cheap (docs/performance.md says what
-each mode records): a site that bound only small scalars ``SCALAR_STREAK`` times is
-sampled 1 in ``SAMPLE_EVERY``, and once it has recorded a sample its guard goes off;
-a scope all of whose sites are off (parameters aside) and that was entered
-``SCOPE_STREAK`` times goes off too. A re-arm thread switches every guard back on each
-``REARM_SECONDS``, so a site or scope keeps being sampled while the program runs, and
-a site that then binds anything but a small scalar stays on for good.
+Guards are the sampling that keeps fast mode cheap (README.md, "What each mode
+records"): a site that bound ``SCALAR_STREAK`` small values (at most ``SMALL_BYTES``;
+deep size in full mode) is sampled 1 in ``SAMPLE_EVERY``, and after each sample it
+sleeps: its guard goes off once every site behind that guard sleeps. A scope all of
+whose sites sleep (parameters aside) goes off at its next ``SCOPE_STREAK``-th entry.
+A re-arm thread switches every guard back on each ``REARM_SECONDS``, so sites and
+scopes keep being sampled while the program runs; a larger value seen at a sampled
+site stops the sampling there for good.
 
 Every entry point returns normally whatever the value, never raises into the caller,
 and holds no strong reference to the value. A site switched off costs one call and
