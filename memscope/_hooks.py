@@ -580,7 +580,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
     h.g = g
     h.e = e
     h.p = _pass
-    _module_guards.append((base, nsites, g, sbase, e))
+    _module_guards.append((base, nsites, g))
     return h
 
 
@@ -624,8 +624,8 @@ def _read_attr(obj: Any, attr: str) -> tuple[bool, Any]:
     return True, value
 
 
-# (site base, site count, site guards, scope base, scope guards) of every module
-_module_guards: list[tuple[int, int, list[int], int, list[int | None]]] = []
+# (site base, site count, site guards) of every module: set_site_enabled finds a guard
+_module_guards: list[tuple[int, int, list[int]]] = []
 
 
 def rearm() -> None:
@@ -908,7 +908,7 @@ def set_site_enabled(site: int, enabled: bool) -> None:
         if site in _group_of or site in _group_n:
             return  # its guard is shared with other sites: the rate alone stops it
         _off_sites.pop(site, None)
-        for base, n, g, _sb, _e in _module_guards:
+        for base, n, g in _module_guards:
             if base <= site < base + n:
                 g[site - base] = 1 if enabled else 0
 
