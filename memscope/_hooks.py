@@ -322,12 +322,7 @@ def register(
         _buf.extend(rows)
         _site_scope.extend([sbase + row[2] for row in sites])
         _grow_site_lists(len(sites))
-        h = _make_handle(base, sbase, len(sites), len(scopes))
-        per_scope: list[list[int]] = [[] for _ in scopes]
-        for i, row in enumerate(sites):
-            if row[4] != _PARAM:
-                per_scope[row[2]].append(i)
-        _scope_sites.extend(per_scope)
+        h = _make_handle(base, sbase, len(sites), len(scopes), sites)
         _scope_entered.extend([0] * len(scopes))
     _start_rearm()
     return h
@@ -348,7 +343,6 @@ def register_scope(file: str, module: str, qualname: str, kind: int, line: int) 
         scope = _scope_count
         _scope_count += 1
         _table((SCOPE, scope, file, module, qualname, int(kind), line))
-        _scope_sites.append([])
         _scope_entered.append(0)
     return scope
 
@@ -374,7 +368,9 @@ REARM_SECONDS = 0.25  # every guard that went off is switched back on this often
 SMALL_BYTES = 256  # fast mode: a value of at most this many bytes counts as small
 _NoneType = type(None)
 _PARAM = int(BindKind.PARAM)  # bound inside ``enter``, never behind an inline guard
-_scope_sites: list[list[int]] = []  # global scope -> module-local indices of its sites
+# global scope -> module-local indices of its sites (parameters aside), made the first
+# time the scope is checked for sleep (most scopes never are: no work at import)
+_scope_sites: dict[int, list[int]] = {}
 _scope_entered: list[int] = []  # global scope -> times entered (while its guard was on)
 # guards that went off, to switch back on: global site/scope -> (guard list, index)
 _off_sites: dict[int, tuple[list[int], int]] = {}
@@ -410,7 +406,8 @@ def _is_boring(value: Any, tp: type) -> bool:
         return False
 
 
-def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> ModuleHandle:
+def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
+                 sites: Sequence[tuple[int, int, int, str, int]] = ()) -> ModuleHandle:
     rate = _rate  # shared lists; this module's sites are [base, base + nsites)
     count = _count
     streak = _streak
@@ -431,6 +428,13 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
                 return
         g[lead - base] = 0
         off_sites[lead] = (g, lead - base)
+
+    def scope_sites(scope: int) -> list[int]:
+        got = _scope_sites.get(sbase + scope)
+        if got is None:
+            got = _scope_sites[sbase + scope] = [
+                i for i, row in enumerate(sites) if row[2] == scope and row[4] != _PARAM]
+        return got
 
     def bind_group(first: int, values: tuple[Any, ...], tok: Any) -> None:
         """The names one statement bound, behind one guard (sites ``first``, ...)."""
@@ -470,10 +474,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
                 if scalar:
                     size = sizeof(value) + extra
                     append((BIND, _perf(), s, tok, id(value), ti, size, size, -1, -1, -1))
-                    n = streak[s] + 1
-                    streak[s] = n
-                    if n == SCALAR_STREAK:
-                        _start_sampling(s)
+                    small = True
                 elif _full:
                     # re-binding an object whose deep size is known and whose type and
                     # shallow size are unchanged costs about what fast mode costs
@@ -485,20 +486,19 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
                             (BIND, _perf(), s, tok, oid, ti, size, c[2],
                              _getrefcount(value) - _ref_offset_inline, -1, -1)
                         )  # fmt: skip
-                        n = streak[s] + 1  # a known object, unchanged: may be sampled
-                        streak[s] = n
-                        if n == SCALAR_STREAK:
-                            _start_sampling(s)
+                        small = True  # a known object, unchanged: may be sampled
                     else:
-                        _slow_bind(s, value, tok)
+                        _slow_bind(s, value, tok)  # counts a small deep size itself
+                        small = False
                 else:
                     size = sizeof(value) + extra
                     append((BIND, _perf(), s, tok, id(value), ti, size, -1, -1, -1, -1))
-                    if size <= SMALL_BYTES:  # fast mode samples small values too
-                        n = streak[s] + 1
-                        streak[s] = n
-                        if n == SCALAR_STREAK:
-                            _start_sampling(s)
+                    small = size <= SMALL_BYTES  # fast mode samples small values too
+                if small:  # inline: _count_small's body, without a call on the hot path
+                    n = streak[s] + 1
+                    streak[s] = n
+                    if n == SCALAR_STREAK:
+                        _start_sampling(s)
                 if len(buf) >= _flush_at:
                     _flush()
             else:
@@ -533,7 +533,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0) -> Module
         n = _scope_entered[sc] + 1
         _scope_entered[sc] = n
         if not n % SCOPE_STREAK and scope < nscopes and _sampling_enabled[0] and all(
-                asleep[base + i] for i in _scope_sites[sc]):
+                asleep[base + i] for i in scope_sites(scope)):
             # every site in the body is off: record no instance until the re-arm
             e[scope] = None
             _off_scopes[sc] = (e, scope)
@@ -682,8 +682,18 @@ def _skipped(s: int) -> int:
     return (_rate[s] - 1) * _sampled_recorded[s] + _count[s] if _rate[s] > 0 else 0
 
 
+def _count_small(s: int) -> None:
+    """Site ``s`` bound one more small value; at ``SCALAR_STREAK`` it starts sampling
+    (``bind`` has this inline on its hot path)."""
+    n = _streak[s] + 1
+    _streak[s] = n
+    if n == SCALAR_STREAK:
+        _start_sampling(s)
+
+
 def _start_sampling(s: int) -> None:
-    """The site binds only small scalars: record 1 in SAMPLE_EVERY from now on."""
+    """The site bound ``SCALAR_STREAK`` small values: record 1 in SAMPLE_EVERY from now
+    on (each recorded sample puts the site to sleep until the next re-arm)."""
     if _sampling_enabled[0] and _rate[s] == 0:
         _rate[s] = SAMPLE_EVERY
         _count[s] = 0
@@ -749,10 +759,7 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
         _local.busy = False
         _buf.append((BIND, _perf(), s, tok, id(value), ti, size, deep, refcnt, addr, bufsize))
     if 0 <= deep <= SMALL_BYTES:  # full mode: a small object, whole; the site may sample
-        n = _streak[s] + 1
-        _streak[s] = n
-        if n == SCALAR_STREAK:
-            _start_sampling(s)
+        _count_small(s)
     if len(_buf) >= _flush_at:
         _flush()
 
