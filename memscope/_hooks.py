@@ -32,8 +32,6 @@ Line and column are those of the **original** source. Then:
     when the scope sleeps (see below); every entry point ignores a None token.
 ``_memscope_.exit(tok) -> None``
     the instance ended: returned, raised, or its generator/coroutine was closed.
-``_memscope_.exit_value(tok, value) -> value``
-    the same as an expression (lambdas use a guarded tuple instead since v2).
 ``_memscope_.on``
     the per-site recording rates, shared by all modules and indexed by global site
     (``base + site``): 0 records every bind, ``n > 0`` records 1 in ``n`` (only sites
@@ -278,8 +276,8 @@ _scope_count = 0
 class ModuleHandle:
     """What ``register`` returns: the entry points bound to one module's site range."""
 
-    __slots__ = ("base", "bind", "bind_attr", "bind_group", "e", "enter", "exit", "exit_value", "g",
-                 "on", "p", "scope_base", "unbind")
+    __slots__ = ("base", "bind", "bind_attr", "bind_group", "e", "enter", "exit", "g", "on",
+                 "p", "scope_base", "unbind")
 
     base: int
     scope_base: int
@@ -289,7 +287,6 @@ class ModuleHandle:
     unbind: Callable[[int, int], None]
     enter: Callable[..., int | None]
     exit: Callable[[int], None]
-    exit_value: Callable[[int, Any], Any]
     on: list[int]
     g: list[int]  # inline guard per site of this module (1 call bind, 0 skip it)
     e: list[int | None]  # inline guard per scope of this module (1 enter, None skip)
@@ -561,11 +558,6 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         if tok is not None:
             append((EXIT, _perf(), tok))
 
-    def exit_value(tok: Any, value: T) -> T:
-        if tok is not None:
-            append((EXIT, _perf(), tok))
-        return value
-
     h = ModuleHandle()
     h.base = base
     h.scope_base = sbase
@@ -575,7 +567,6 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     h.unbind = unbind
     h.enter = enter
     h.exit = exit
-    h.exit_value = exit_value
     h.on = rate
     h.g = g
     h.e = e

@@ -10,11 +10,14 @@ All the rules live in this file (see docs/transformer.md for examples). The desi
   (or, with ``Options.comprehensions``, a comprehension) is on the statement's lines.
 * Names are recorded by *reading them back* after the binding statement, on the same
   line after a ``;`` (reading a local/global name has no side effect), so the user's
-  code keeps its line and columns. ``name.attr`` targets wrap the value instead
-  (reading an attribute back could run a property). ``:=`` wraps its value in place.
+  code keeps its line and columns. ``name.attr`` targets are read back too, by
+  ``bind_attr``, which reads the slot or ``__dict__`` entry without running user code
+  (``a.x = a = v`` wraps its value instead). ``:=`` wraps its value in place. Every
+  call sits behind an inline guard (docs/transformer.md).
 * Scopes get ``_memscope_s = _memscope_.enter(...)`` and a ``try/finally`` that calls
   ``_memscope_.exit``; class bodies use the dunder ``__memscope_c__`` (not mangled, not
-  an Enum member) and delete it at the end; lambdas use ``exit_value``.
+  an Enum member) and delete it at the end; a lambda's body becomes the middle of
+  ``((tok := guard and enter(...)), body, tok and exit(tok))[1]``.
 """
 
 from __future__ import annotations
