@@ -81,6 +81,7 @@ from memscope.events import (
     ERROR,
     EXIT,
     FINAL,
+    MODULE,
     PROC,
     SAMPLED,
     SCOPE,
@@ -92,6 +93,7 @@ from memscope.events import (
     BindKind,
     Event,
     ScopeKind,
+    expand_tables,
 )
 from memscope.sizing import _isa
 
@@ -117,7 +119,7 @@ _streak: list[int] = []  # per site: small-scalar binds so far
 _sampled_recorded: list[int] = []  # per sampled site: binds recorded while sampling
 _sampled_sites: set[int] = set()
 _sampling_enabled = [True]
-_site_scope: list[int] = []  # global site -> global scope
+_site_scope: dict[int, int] = {}  # global site -> global scope, for register_site's
 _tables: list[Event] = []  # every table row ever emitted (re-sent after fork)
 # id(type) -> (type index, C __sizeof__, getsizeof's extra bytes, small scalar?) for
 # types whose size needs no care: the fast path sizes them without sys.getsizeof
@@ -167,7 +169,7 @@ class _MemorySink:
 
     def iter_events(self) -> Any:
         # the ring may have dropped old table rows: send every table row first
-        return iter([*_tables, *self.events])
+        return expand_tables([*_tables, *self.events])
 
     def close(self) -> None:
         pass
@@ -307,17 +309,12 @@ def register(
             f"{file}: instrumented for memscope hooks v{version}, but this memscope "
             f"provides v{HOOKS_VERSION}; instrument the code again with this version"
         )
-    with _table_lock:  # runs at every import: one comprehension per table, no calls
+    with _table_lock:  # runs at every import: O(1) but for five C-level list extends
         sbase = _scope_count
         _scope_count += len(scopes)
-        rows: list[Event] = [(SCOPE, sbase + i, file, module, qual, kind, line)
-                             for i, (qual, kind, line) in enumerate(scopes)]
         base = len(_rate)
-        rows += [(SITE, base + i, sbase + scope, line, col, name, kind)
-                 for i, (line, col, scope, name, kind) in enumerate(sites)]
-        _tables.extend(rows)
-        _buf.extend(rows)
-        _site_scope.extend([sbase + row[2] for row in sites])
+        # one row for the whole table: expanded into SCOPE/SITE rows by whoever reads it
+        _table((MODULE, base, sbase, file, module, scopes, sites))
         _grow_site_lists(len(sites))
         h = _make_handle(base, sbase, len(sites), len(scopes), sites)
         _scope_entered.extend([0] * len(scopes))
@@ -352,7 +349,7 @@ def register_site(
         scope = register_scope(file, module, qualname, ScopeKind.EXPLICIT, line)
         site = len(_rate)
         _table((SITE, site, scope, line, col, name, kind))
-        _site_scope.append(scope)
+        _site_scope[site] = scope
         _grow_site_lists(1)
         _streak[site] = -(1 << 62)  # asked for by name: every call is recorded
     return site
@@ -857,8 +854,8 @@ def flush() -> None:
 
 
 def pending() -> list[Event]:
-    """Events recorded but not yet flushed (a copy)."""
-    return list(_buf)
+    """Events recorded but not yet flushed (a copy, MODULE rows expanded)."""
+    return list(expand_tables(list(_buf)))
 
 
 # ---- configuration, set by memscope.init --------------------------------------------
@@ -888,7 +885,8 @@ def get_sink() -> Any:
 
 
 def tables() -> list[Event]:
-    return list(_tables)
+    """Every table row so far, MODULE rows expanded into SCOPE and SITE rows."""
+    return list(expand_tables(_tables))
 
 
 def counters() -> dict[str, int]:

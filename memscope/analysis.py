@@ -28,6 +28,7 @@ from memscope.events import (
     EXIT,
     FINAL,
     LEAK,
+    MODULE,
     PROC,
     SAMPLED,
     SCOPE,
@@ -39,6 +40,7 @@ from memscope.events import (
     BindKind,
     Event,
     ScopeKind,
+    expand_module,
     kind_name,
 )
 
@@ -367,6 +369,9 @@ class Analysis:
                 self._end(b, t, "final")
         elif k == SITE:
             self.sites[ev[1]] = SiteRow(ev[2], ev[3], ev[4], ev[5], ev[6])
+        elif k == MODULE:  # a module's table straight from the runtime (not a capture)
+            for table_row in expand_module(ev):
+                self.feed(table_row)
         elif k == SCOPE:
             self.scopes[ev[1]] = ScopeRow(ev[2], ev[3], ev[4], ev[5], ev[6])
             if ev[5] == ScopeKind.EXPLICIT:

@@ -24,6 +24,12 @@ header stores the start so reporters can show nanoseconds since start):
                                          1 bind in ``every`` is recorded; ``skipped``
                                          counts the binds not recorded so far (the last
                                          SAMPLED row of a site has its final count)
+    (MODULE, site_base, scope_base, file, module, scopes, sites)
+        one instrumented module's whole table, as ``register`` received it: ``scopes``
+        rows ``(qualname, scope_kind, line)``, ``sites`` rows ``(line, col, scope,
+        name, bind_kind)`` with module-local indices. It stands for the SCOPE and SITE
+        rows :func:`expand_module` makes of it; the runtime records it in O(1) at
+        import and the capture stores it as packed columns (docs/capture-format.md).
 
 ``-1`` stands for "not recorded" in numeric fields (fast mode leaves ``deep``,
 ``refcnt``, ``addr`` and ``bufsize`` at -1; ``addr``/``bufsize`` are -1 for objects
@@ -32,6 +38,7 @@ without a buffer). ``task_key`` is 0 outside asyncio.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from enum import IntEnum
 from typing import Any
 
@@ -49,6 +56,7 @@ LEAK = 11
 PROC = 12
 ERROR = 13
 SAMPLED = 14
+MODULE = 15
 
 EVENT_NAMES = {
     SCOPE: "scope",
@@ -65,6 +73,7 @@ EVENT_NAMES = {
     PROC: "proc",
     ERROR: "error",
     SAMPLED: "sampled",
+    MODULE: "module",
 }
 
 Event = tuple[Any, ...]
@@ -113,3 +122,22 @@ def kind_name(kind: int, enum: type[IntEnum]) -> str:
         return enum(kind).name.lower()
     except ValueError:
         return f"unknown({kind})"
+
+
+def expand_module(row: Event) -> list[Event]:
+    """The SCOPE and SITE rows a MODULE row stands for, scopes first."""
+    _, base, sbase, file, module, scopes, sites = row
+    out: list[Event] = [(SCOPE, sbase + i, file, module, qual, kind, line)
+                        for i, (qual, kind, line) in enumerate(scopes)]
+    out += [(SITE, base + i, sbase + scope, line, col, name, kind)
+            for i, (line, col, scope, name, kind) in enumerate(sites)]
+    return out
+
+
+def expand_tables(events: Iterable[Event]) -> Iterator[Event]:
+    """``events`` with every MODULE row replaced by its SCOPE and SITE rows."""
+    for ev in events:
+        if ev[0] == MODULE:
+            yield from expand_module(ev)
+        else:
+            yield ev

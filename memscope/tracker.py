@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from memscope import _hooks
 from memscope.config import Config
-from memscope.events import LEAK, Event
+from memscope.events import LEAK, Event, expand_tables
 
 if TYPE_CHECKING:  # the replay engine is imported when a report is asked for
     from memscope.analysis import Analysis
@@ -65,14 +65,11 @@ class MemoryTracker:
     # ---- reading back -----------------------------------------------------------
 
     def events(self) -> Iterator[Event]:
-        """Every event recorded so far, in order (flushes first)."""
+        """Every event recorded so far, in order (flushes first; MODULE rows expanded)."""
         _hooks.flush()
         sink = _hooks.get_sink()
         it = getattr(sink, "iter_events", None)
-        if it is not None:
-            yield from it()
-        else:
-            yield from getattr(sink, "events", ())
+        yield from expand_tables(it() if it is not None else getattr(sink, "events", ()))
         yield from _hooks.pending()
 
     def analysis(self, *, keep_history: bool = True) -> Analysis:

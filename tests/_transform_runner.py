@@ -38,9 +38,10 @@ def main() -> None:
 
     def dump() -> None:
         from memscope import _hooks
+        from memscope.events import expand_tables
 
         _hooks.flush()
-        events = [list(e) for e in _hooks.get_sink().events]
+        events = [list(e) for e in expand_tables(_hooks.get_sink().events)]
         with open(out, "w") as f:
             json.dump(events, f, default=repr)
 

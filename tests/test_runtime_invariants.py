@@ -434,3 +434,25 @@ def test_a_site_switched_off_records_nothing_until_switched_on(rec: Recorder) ->
     m.exit(tok)
     an = rec.analysis()
     assert an.binds == 1 and an.unbinds == 0
+
+
+def test_register_records_one_row_per_module(rec: Any) -> None:
+    """``register`` does no per-site work at import: it records one MODULE row holding
+    the module's own table tuples (not copies); readers see the usual SCOPE and SITE
+    rows with global ids, in-process (``tables()``, Analysis) as from a capture."""
+    from memscope.events import MODULE, SCOPE, SITE
+
+    scopes = (("<module>", 1, 1), ("f", 3, 2))
+    sites = tuple((10 + i, 4, 1, f"v{i}", 1) for i in range(50))
+    before = len(_hooks._buf)
+    m = _hooks.register(_hooks.HOOKS_VERSION, "t.py", "t", scopes, sites)
+    new = _hooks._buf[before:]
+    assert [e[0] for e in new] == [MODULE] and new[0][5] is scopes and new[0][6] is sites
+    rows = {(e[0], e[1]): e for e in _hooks.tables()}
+    assert rows[(SCOPE, m.scope_base + 1)] == (SCOPE, m.scope_base + 1, "t.py", "t", "f", 3, 2)
+    assert rows[(SITE, m.base + 49)] == (SITE, m.base + 49, m.scope_base + 1, 59, 4, "v49", 1)
+    tok = m.enter(1, -1)
+    m.bind(49, [1, 2, 3], tok)
+    m.exit(tok)
+    b = rec.analysis().all_bindings()[-1]
+    assert (b.var, b.scope, b.line, b.size) == ("v49", "f", 59, sys.getsizeof([1, 2, 3]))

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"MEMSCOPE"
-VERSION_MAJOR = 2  # incompatible changes bump this; readers refuse a newer major
+VERSION_MAJOR = 3  # incompatible changes bump this; readers refuse a newer major
 VERSION_MINOR = 0  # compatible additions (new chunk kinds readers skip, header fields)
 # 2.0: column encoding I64_PLANES (4); everything else as in 1.0, which readers still read
+# 3.0: MODULE table rows (event kind 15, packed; see memscope.capture.writer.pack_module)
+#      stand for a module's SCOPE and SITE rows; 1.x and 2.x files are still read
 
 # ---- header --------------------------------------------------------------------------
 # magic, major, minor, header_size, export_mode, runtime_mode, flags, processes,

@@ -20,9 +20,9 @@ from typing import Any, BinaryIO
 
 from memscope.capture import format as F
 from memscope.capture.format import CaptureError
-from memscope.events import PROC, Event
+from memscope.events import MODULE, PROC, Event, expand_module
 
-TABLE_KINDS = frozenset((1, 2, 3, 4, 5))
+TABLE_KINDS = frozenset((1, 2, 3, 4, 5, MODULE))
 MAX_COLS = F.MAX_COLS
 MAX_GROUPS = F.MAX_GROUPS
 
@@ -474,12 +474,50 @@ def _events(
         raise cur.fail(f"{cur.left()} bytes left after the events")
     if set(tags) != set(groups):
         raise cur.fail("event tags without a group")
-    if len(groups) == 1:
+    modules = iter([_module_rows(ev, cur) for ev in groups.pop(MODULE, ())])
+    if len(groups) == 1 and MODULE not in tags:
         yield from next(iter(groups.values()))
         return
     nexts = {k: it.__next__ for k, it in groups.items()}
     for t in tags:
-        yield nexts[t]()
+        if t == MODULE:
+            yield from next(modules)
+        else:
+            yield nexts[t]()
+
+
+def _module_rows(ev: Event, cur: _Cur) -> list[Event]:
+    """The SCOPE and SITE rows of one stored MODULE row (``writer.pack_module``),
+    every count, length and index checked."""
+    if len(ev) != 9:
+        raise cur.fail(f"module table row of {len(ev) - 1} fields, expected 8")
+    _, base, sbase, file, module, nscopes, nsites, ints, names = ev
+    if not all(type(v) is int for v in (base, sbase, nscopes, nsites)) or not (
+            type(file) is str and type(module) is str
+            and type(ints) is bytes and type(names) is bytes):
+        raise cur.fail("module table row has fields of the wrong type")
+    if min(nscopes, nsites) < 0 or len(ints) != 8 * (2 * nscopes + 4 * nsites):
+        raise cur.fail(f"module table of {nscopes} scopes and {nsites} sites "
+                       f"has {len(ints)} bytes of numbers")
+    if nsites and not nscopes:
+        raise cur.fail("module table has sites but no scope")
+    try:
+        text = names.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise cur.fail("module table names are not UTF-8") from None
+    strs = text.split("\0") if nscopes + nsites else []
+    if len(strs) != nscopes + nsites:
+        raise cur.fail(f"module table has {len(strs)} names for {nscopes + nsites} rows")
+    col = F.unpack_i64(ints, 2 * nscopes + 4 * nsites).tolist()
+    ns, n = nscopes, nsites
+    skinds, slines = col[:ns], col[ns : 2 * ns]
+    at = 2 * ns
+    lines, cols, owners, bkinds = (col[at + i * n : at + (i + 1) * n] for i in range(4))
+    if owners and (min(owners) < 0 or max(owners) >= ns):
+        raise cur.fail("module table site names a scope it does not have")
+    scopes = tuple(zip(strs[:ns], skinds, slines, strict=True))
+    sites = tuple(zip(lines, cols, owners, strs[ns:], bkinds, strict=True))
+    return expand_module((MODULE, base, sbase, file, module, scopes, sites))
 
 
 def read_capture(path: str | os.PathLike[str], *, limit: int | None = None) -> CaptureFile:
