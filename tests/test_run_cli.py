@@ -235,6 +235,33 @@ def test_memscope_package_does_not_import_libcst() -> None:
     assert res.stdout.split() == ["False", "False"], res.stderr
 
 
+def test_run_command_line_grammar(app: Path) -> None:
+    """Options up to the script or ``-m MODULE``, as python: the rest is the program's."""
+    write_tree(app, {"show.py": "import sys\nprint(sys.argv[1:])\n",
+                     "pkg/__init__.py": "", "pkg/__main__.py": "import sys\nprint(sys.argv[1:])\n"})
+    o = str(app / "o")
+    res = run(memscope_cmd("run", "-o", o, "--no-report", "show.py", "--mode", "x", "-m", "--"),
+              app)
+    assert res.returncode == 0 and res.stdout == "['--mode', 'x', '-m', '--']\n", res.stderr
+    res = run(memscope_cmd("run", f"-o{o}", "--no-report", "-mpkg", "--no-report", "-h"), app)
+    assert res.returncode == 0 and res.stdout == "['--no-report', '-h']\n", res.stderr
+    res = run(memscope_cmd("run", f"--output={o}", "--no-report", "--", "show.py", "a"), app)
+    assert res.returncode == 0 and res.stdout == "['a']\n", res.stderr
+    for args, error in [(("--fomat", "html", "show.py"), "No such option: --fomat"),
+                        (("--mode", "turbo", "show.py"), "'turbo' is not one of 'fast', 'full'"),
+                        (("--no-report=1", "show.py"), "'--no-report' does not take a value"),
+                        (("--name",), "'--name' requires an argument"),
+                        (("-m",), "'-m' requires an argument")]:
+        bad = run(memscope_cmd("run", *args), app)
+        assert bad.returncode == 2 and error in bad.stderr, (args, bad.stderr)
+        assert "Try 'memscope run --help' for help." in bad.stderr and bad.stdout == ""
+
+
+def test_main_help_lists_run() -> None:
+    res = run(memscope_cmd("--help"), Path.cwd())
+    assert res.returncode == 0 and "  run " in res.stdout and "  report " in res.stdout
+
+
 def test_help_lists_options() -> None:
     res = run(memscope_cmd("run", "--help"), Path.cwd())
     for opt in ("--include", "--exclude", "--mode", "--output", "--name", "--no-report",

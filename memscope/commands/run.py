@@ -12,8 +12,8 @@ is closed and the reports are written; their paths are printed on stderr. Python
 processes (multiprocessing with any start method, ``subprocess`` of Python,
 ``ProcessPoolExecutor``) are tracked into captures of their own in the same folder.
 
-This module imports nothing from libcst at import time; ``memscope_instrument`` is
-imported when a program is actually run.
+This module imports neither libcst nor click (``parse_args`` reads the command line);
+``memscope_instrument`` is imported when a program is actually run.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ import types
 from pathlib import Path
 from typing import Any
 
-import click
-
 FORMATS = ("html", "json", "svg", "binary")
 _PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg")
+
+
+class UsageError(Exception):
+    """A bad ``memscope run`` command line: printed under the usage line, exit status 2."""
 
 
 def project_root(start: Path) -> Path:
@@ -49,8 +51,9 @@ def _parse_formats(text: str) -> list[str]:
         if not f:
             continue
         if f not in FORMATS:
-            raise click.BadParameter(
-                f"unknown format {f!r}; choose from {', '.join(FORMATS)}", param_hint="--format"
+            raise UsageError(
+                f"Invalid value for '--format': unknown format {f!r}; "
+                f"choose from {', '.join(FORMATS)}"
             )
         if f not in out:
             out.append(f)
@@ -329,103 +332,235 @@ def _say_python(msg: str) -> None:
     sys.stderr.write(f"{sys.executable}: {msg}\n")
 
 
-@click.command(
-    "run",
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_interspersed_args": False,
-        "help_option_names": ["-h", "--help"],
-    },
+# ---- the command line ----------------------------------------------------------------
+# Parsed here, without click: importing click (and the uuid, datetime, platform and
+# gettext it imports) took ~11 ms before the program's first line. The grammar is
+# python's: options up to the script or ``-m MODULE``; everything after goes to the
+# program verbatim. ``OPTIONS`` is the one table that the parser and ``--help`` read.
+
+USAGE = ("[OPTIONS] SCRIPT [ARGS]...", "[OPTIONS] -m MODULE [ARGS]...")
+DOC = (
+    "Run SCRIPT [ARGS]... (or -m MODULE [ARGS]...) like python, tracking memory by "
+    "variable name; writes the capture and reports at exit. Options go before the "
+    "script or -m MODULE: everything after them is the program's."
 )
-@click.option("-m", "module", metavar="MODULE", help="Run a module as a script (like python -m).")
-@click.option(
-    "--include",
-    multiple=True,
-    metavar="PKG",
-    help="Also instrument this package (repeatable; exact or dotted prefix).",
+SHORT_HELP = "Run a script or module like python, tracking memory by variable name."
+
+
+class Opt:
+    """One option of ``memscope run``. ``kind``: ``"value"`` (the last one given wins),
+    ``"multiple"`` (repeatable, collected in order) or ``"flag"`` (takes no value)."""
+
+    __slots__ = ("choices", "default", "dest", "help", "kind", "metavar", "names")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        dest: str,
+        help: str,
+        *,
+        kind: str = "value",
+        metavar: str = "",
+        choices: tuple[str, ...] = (),
+        default: str | None = None,
+    ) -> None:
+        self.names = names
+        self.dest = dest
+        self.help = help
+        self.kind = kind
+        self.metavar = f"[{'|'.join(choices)}]" if choices else metavar
+        self.choices = choices
+        self.default = default
+
+
+OPTIONS: tuple[Opt, ...] = (
+    Opt(
+        ("-m",),
+        "module",
+        "Run a module as a script (like python -m); the arguments after it are the module's.",
+        metavar="MODULE",
+    ),
+    Opt(
+        ("--include",),
+        "include",
+        "Also instrument this package (repeatable; exact or dotted prefix).",
+        kind="multiple",
+        metavar="PKG",
+    ),
+    Opt(
+        ("--exclude",),
+        "exclude",
+        "Never instrument this package (repeatable).",
+        kind="multiple",
+        metavar="PKG",
+    ),
+    Opt(
+        ("--mode",),
+        "mode",
+        "What to record (default: fast, or MEMSCOPE_MODE).",
+        choices=("fast", "full"),
+    ),
+    Opt(
+        ("-o", "--output"),
+        "output",
+        "Folder for captures and reports (default: MemoryAnalysis).",
+        metavar="DIR",
+    ),
+    Opt(
+        ("--name",),
+        "name",
+        "Name of the run (default: the script's or module's name).",
+        metavar="NAME",
+    ),
+    Opt(
+        ("--no-report",),
+        "no_report",
+        "Write the capture only; make reports later with memscope report.",
+        kind="flag",
+    ),
+    Opt(
+        ("--format",),
+        "fmt",
+        "Comma-separated reports to write: html, json, svg, binary.",
+        metavar="LIST",
+        default=",".join(FORMATS),
+    ),
+    Opt(
+        ("--on-error",),
+        "on_error",
+        "If the instrumenter fails on a module: stop (raise) or import it uninstrumented.",
+        choices=("raise", "fallback"),
+        default="raise",
+    ),
+    Opt(("--no-children",), "no_children", "Do not track child Python processes.", kind="flag"),
+    Opt(
+        ("--no-sampling",),
+        "no_sampling",
+        "Record every bind (default: sites that bind only small values are sampled; "
+        "MEMSCOPE_SAMPLING=0 does the same).",
+        kind="flag",
+    ),
+    Opt(("-h", "--help"), "help", "Show this message and exit.", kind="flag"),
 )
-@click.option(
-    "--exclude", multiple=True, metavar="PKG", help="Never instrument this package (repeatable)."
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["fast", "full"]),
-    default=None,
-    help="What to record (default: fast, or MEMSCOPE_MODE).",
-)
-@click.option(
-    "--output",
-    "-o",
-    metavar="DIR",
-    default=None,
-    help="Folder for captures and reports (default: MemoryAnalysis).",
-)
-@click.option(
-    "--name", default=None, help="Name of the run (default: the script's or module's name)."
-)
-@click.option(
-    "--no-report",
-    is_flag=True,
-    help="Write the capture only; make reports later with memscope report.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    default=",".join(FORMATS),
-    show_default=True,
-    help="Comma-separated reports to write: html, json, svg, binary.",
-)
-@click.option(
-    "--on-error",
-    type=click.Choice(["raise", "fallback"]),
-    default="raise",
-    help="If the instrumenter fails on a module: stop (raise) or import it uninstrumented.",
-)
-@click.option("--no-children", is_flag=True, help="Do not track child Python processes.")
-@click.option(
-    "--no-sampling",
-    is_flag=True,
-    help="Record every bind (default: sites that bind only small values are sampled; "
-    "MEMSCOPE_SAMPLING=0 does the same).",
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(
-    module: str | None,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    mode: str | None,
-    output: str | None,
-    name: str | None,
-    no_report: bool,
-    fmt: str,
-    on_error: str,
-    no_children: bool,
-    no_sampling: bool,
-    args: tuple[str, ...],
-) -> None:
-    """Run SCRIPT [ARGS]... (or -m MODULE [ARGS]...) like python, tracking memory by
-    variable name; writes the capture and reports at exit."""
-    formats = _parse_formats(fmt)
-    if module is None:
-        if not args:
-            raise click.UsageError("expected a script to run, or -m MODULE")
-        script: str | None = args[0]
-        args = args[1:]
-    else:
-        script = None
+_BY_NAME = {n: o for o in OPTIONS for n in o.names}
+
+
+def parse_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """``(options by dest, the program's arguments)``: ``[SCRIPT, *ARGS]``, or ``ARGS``
+    after ``-m MODULE``. Stops early at ``-h``/``--help`` (``options["help"]``)."""
+    values: dict[str, Any] = {
+        o.dest: [] if o.kind == "multiple" else (False if o.kind == "flag" else o.default)
+        for o in OPTIONS
+    }
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            break
+        if not arg.startswith("-") or arg == "-":
+            i -= 1
+            break
+        if arg.startswith("--"):
+            name, eq, attached = arg.partition("=")
+            value: str | None = attached if eq else None
+        else:  # -m MODULE, -mMODULE, -o DIR, -oDIR, -h
+            name, value = arg[:2], arg[2:] or None
+        opt = _BY_NAME.get(name)
+        if opt is None:
+            raise UsageError(_no_such_option(name))
+        if opt.kind == "flag":
+            if value is not None:
+                raise UsageError(f"Option {name!r} does not take a value.")
+            values[opt.dest] = True
+            if opt.dest == "help":
+                break
+            continue
+        if value is None:
+            if i == len(argv):
+                raise UsageError(f"Option {name!r} requires an argument.")
+            value = argv[i]
+            i += 1
+        if opt.choices and value not in opt.choices:
+            raise UsageError(
+                f"Invalid value for {name!r}: {value!r} is not one of "
+                + ", ".join(repr(c) for c in opt.choices)
+                + "."
+            )
+        if opt.kind == "multiple":
+            values[opt.dest].append(value)
+        else:
+            values[opt.dest] = value
+        if opt.dest == "module":
+            break  # python's grammar: what follows -m MODULE is the module's
+    return values, argv[i:]
+
+
+def _no_such_option(name: str) -> str:
+    """The error for an unknown option, with the nearest option names if any."""
+    import difflib  # imported lazily: only a mistyped option needs it
+
+    near = difflib.get_close_matches(name, list(_BY_NAME), n=2)
+    hint = f" Did you mean {' or '.join(near)}?" if near else ""
+    return f"No such option: {name}.{hint}"
+
+
+def usage(prog: str) -> str:
+    """The usage lines, as ``--help`` and every command-line error begin."""
+    return "".join(
+        f"{'Usage:' if i == 0 else '':<6} {prog} {form}\n" for i, form in enumerate(USAGE)
+    )
+
+
+def help_text(prog: str) -> str:
+    """``memscope run --help``, from ``OPTIONS``."""
+    import textwrap  # imported lazily: memscope run's start-up
+
+    heads = [", ".join(o.names) + (f" {o.metavar}" if o.metavar else "") for o in OPTIONS]
+    col = min(max(map(len, heads)), 28) + 4  # where the help column starts
+    lines = [*textwrap.wrap(DOC, 79, initial_indent="  ", subsequent_indent="  "), "", "Options:"]
+    for head, o in zip(heads, OPTIONS, strict=True):
+        text = o.help + (f"  [default: {o.default}]" if o.default and not o.choices else "")
+        body = textwrap.wrap(text, 79 - col)
+        if len(head) + 4 > col:
+            lines.append(f"  {head}")
+        else:
+            lines.append(f"  {head:<{col - 2}}{body.pop(0)}")
+        lines.extend(" " * col + b for b in body)
+    return usage(prog) + "\n" + "\n".join(lines) + "\n"
+
+
+def main(argv: list[str], prog: str = "memscope run") -> None:
+    """``memscope run ARGV...``; always ends by ``SystemExit`` (the program's status, or
+    2 for a bad command line, as click gives)."""
+    try:
+        values, args = parse_args(argv)
+        if values["help"]:
+            sys.stdout.write(help_text(prog))
+            raise SystemExit(0)
+        formats = _parse_formats(values["fmt"])
+        module: str | None = values["module"]
+        script: str | None = None
+        if module is None:
+            if not args:
+                raise UsageError("expected a script to run, or -m MODULE")
+            script, args = args[0], args[1:]
+    except UsageError as exc:
+        sys.stderr.write(f"{usage(prog)}Try '{prog} --help' for help.\n\nError: {exc}\n")
+        raise SystemExit(2) from None
     code = run_program(
         script=script,
         module=module,
         args=tuple(args),
-        include=include,
-        exclude=exclude,
-        mode=mode,
-        output=output,
-        name=name,
-        report=not no_report,
+        include=tuple(values["include"]),
+        exclude=tuple(values["exclude"]),
+        mode=values["mode"],
+        output=values["output"],
+        name=values["name"],
+        report=not values["no_report"],
         formats=formats,
-        on_error=on_error,
-        children=not no_children,
-        sampling=False if no_sampling else None,
+        on_error=values["on_error"],
+        children=not values["no_children"],
+        sampling=False if values["no_sampling"] else None,
     )
     raise SystemExit(code)
