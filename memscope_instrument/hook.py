@@ -41,7 +41,6 @@ import threading
 import warnings
 from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~6 ms)
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from types import CodeType, ModuleType
 from typing import Any
 
@@ -130,17 +129,32 @@ def _normalize_packages(packages: str | Iterable[str] | None) -> tuple[str, ...]
     return tuple(out)
 
 
-@dataclass
 class Rule:
-    """One installation's choice of modules and how to instrument them."""
+    """One installation's choice of modules and how to instrument them (a plain class,
+    not a dataclass: ``dataclasses`` is a cost of ``memscope run``'s start-up)."""
 
-    packages: tuple[str, ...] | None  # None with no roots: every non-system module
-    roots: tuple[str, ...] = ()  # directories whose (non-system) modules match
-    exclude: tuple[str, ...] = ()
-    options: Any = None  # transform.Options
-    on_error: str = "raise"
-    use_cache: bool = True
-    instrumented: list[str] = field(default_factory=list)  # module names, in order
+    __slots__ = ("exclude", "instrumented", "on_error", "options", "packages", "roots",
+                 "use_cache")
+
+    def __init__(
+        self,
+        packages: tuple[str, ...] | None,  # None with no roots: every non-system module
+        roots: tuple[str, ...] = (),  # directories whose (non-system) modules match
+        exclude: tuple[str, ...] = (),
+        options: Any = None,  # options.Options
+        on_error: str = "raise",
+        use_cache: bool = True,
+    ) -> None:
+        self.packages = packages
+        self.roots = roots
+        self.exclude = exclude
+        self.options = options
+        self.on_error = on_error
+        self.use_cache = use_cache
+        self.instrumented: list[str] = []  # module names, in order
+
+    def __repr__(self) -> str:
+        return f"<memscope Rule packages={self.packages!r} roots={self.roots!r}>"
 
     def wants_name(self, fullname: str) -> bool | None:
         """True/False when the name alone decides; None when the file decides."""
