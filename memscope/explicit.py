@@ -3,15 +3,13 @@
 ``track_var`` recovers the argument's source text from the caller's frame (the exact
 call's position where Python records it, 3.11+; the line otherwise), so
 ``track_var(self.cache)`` is recorded as ``self.cache``. The site is registered once
-per call location and cached.
+per call location and cached. ``ast``, ``inspect`` and ``linecache`` are imported on
+first use, not at import: ``import memscope`` is part of ``memscope run``'s start-up.
 """
 
 from __future__ import annotations
 
-import ast
 import functools
-import inspect
-import linecache
 import os
 import sys
 import threading
@@ -53,6 +51,8 @@ def _call_position(frame: Any) -> tuple[int, int, int, int] | None:
 
 def _arg_text(call_src: str) -> str | None:
     """The source text of the first argument of the call expression ``call_src``."""
+    import ast
+
     try:
         tree = ast.parse(call_src.strip(), mode="eval")
     except SyntaxError:
@@ -66,6 +66,9 @@ def _arg_text(call_src: str) -> str | None:
 
 def recover_name(frame: Any, func_name: str = "track_var") -> tuple[str, int, int]:
     """(name, line, col) of the argument of the call at ``frame``; a clear fallback."""
+    import ast
+    import linecache
+
     code = frame.f_code
     filename = code.co_filename
     line = frame.f_lineno or code.co_firstlineno
@@ -207,6 +210,8 @@ class track_scope:
         self._cm.__exit__(*exc)
 
     def __call__(self, fn: F) -> F:
+        import inspect
+
         self._scope_id()
         if inspect.iscoroutinefunction(fn):
 

@@ -31,7 +31,6 @@ events of their own: pdb steps and coverage counts the user's lines. The
 
 from __future__ import annotations
 
-import ast
 import importlib.machinery
 import os
 import site
@@ -42,9 +41,14 @@ import warnings
 from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~6 ms)
 from collections.abc import Iterable, Sequence
 from types import CodeType, ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memscope_instrument import cache
+
+# ``ast`` is imported by the functions that compile instrumented code (a cache miss,
+# which imports libcst as well), not here: a run whose code is cached never needs it.
+if TYPE_CHECKING:
+    import ast
 
 NEVER = ("memscope", "memscope_instrument", "libcst", "_pytest", "pytest", "pluggy")
 ON_ERROR = ("raise", "fallback")
@@ -199,6 +203,8 @@ def remap_tree(
 ) -> None:
     """Rewrite every node's location in ``tree`` (parsed from the instrumented source)
     to the original source's line and column, through ``line_map``."""
+    import ast
+
     n_map = len(line_map)
     n_orig = max(1, len(orig_lines))
 
@@ -270,6 +276,8 @@ def _is_ours(name: str) -> bool:
 
 
 def _is_hook_call(node: ast.AST) -> bool:
+    import ast
+
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
@@ -280,6 +288,8 @@ def _is_hook_call(node: ast.AST) -> bool:
 
 def _is_injected(st: ast.stmt) -> bool:
     """A statement the instrumenter added that the user never wrote."""
+    import ast
+
     if isinstance(st, ast.Expr):
         return _is_hook_call(st.value)
     if isinstance(st, ast.Assign):
@@ -298,6 +308,8 @@ def _is_injected(st: ast.stmt) -> bool:
 
 
 def _first_user_stmt(body: list[ast.stmt]) -> ast.stmt | None:
+    import ast
+
     for st in body:
         if isinstance(st, ast.Try) and _is_injected(st):
             inner = _first_user_stmt(st.body)
@@ -321,6 +333,8 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
     end) keeps the transformer's line, the ``def``/``class`` line: leaving a scope by
     an exception is shown there, like Python shows a ``with`` block's exit on its line.
     """
+    import ast
+
     blank: set[int] = set()
     copy: list[tuple[ast.stmt, ast.stmt]] = []
     for node in ast.walk(tree):
@@ -355,6 +369,8 @@ def _split(data: bytes) -> list[bytes]:
 
 def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename: str) -> CodeType:
     """Compile instrumented ``code`` so that its positions are those of ``source``."""
+    import ast
+
     tree = ast.parse(code, filename, "exec")
     orig_text = _decode(source) if isinstance(source, bytes) else source
     remap_tree(tree, _split(code.encode("utf-8")), _split(orig_text.encode("utf-8")), line_map)
