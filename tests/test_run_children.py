@@ -137,3 +137,19 @@ def test_users_own_sitecustomize_still_runs(tmp_path: Path) -> None:
               tmp_path, env=env)
     assert res.stdout == "ran\n", res.stderr
     assert len(captures(tmp_path / "o" / "par")) == 2
+
+
+@pytest.mark.parametrize("settings", [
+    {"mode": "full", "sampling": True, "name": None, "parent_pid": 1234, "include": ["a.b"],
+     "exclude": [], "roots": ["/tmp/with \"quotes\" \\ and\nnewline\x01", "/tmp/é😀\udcff"]},
+    [], {}, "", -3, False,
+])
+def test_children_settings_are_written_as_json(settings: object) -> None:
+    """The parent writes ``MEMSCOPE_CHILD`` without importing json: the same text as
+    ``json.dumps``, which the child reads back."""
+    import json
+
+    from memscope_instrument.child import to_json
+
+    assert to_json(settings) == json.dumps(settings)
+    assert json.loads(to_json(settings)) == settings

@@ -235,6 +235,30 @@ def test_memscope_package_does_not_import_libcst() -> None:
     assert res.stdout.split() == ["False", "False"], res.stderr
 
 
+# Kept off memscope run's start-up (docs/performance.md, "start-up"): click and what it
+# imports (memscope run parses its own options), json (the children's settings are
+# written without it).
+NOT_AT_STARTUP = ("click", "uuid", "datetime", "platform", "gettext", "difflib", "json",
+                  "memscope.commands._group", "memscope.reporters", "libcst")
+
+
+def test_startup_imports_stay_light(tmp_path: Path) -> None:
+    """What ``memscope run`` has imported when the program's first line runs. The first
+    run instruments the script (libcst); the second loads it from the cache, as every
+    later run does, so the second is the one checked."""
+    write_tree(tmp_path, {"probe.py": (
+        "import sys\n"
+        f"print(sorted(m for m in {NOT_AT_STARTUP!r} if m in sys.modules))\n"
+    )})
+    env = clean_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the instrumented-code cache must be written
+    for _ in range(2):
+        res = run(memscope_cmd("run", "-o", str(tmp_path / "o"), "--no-report", "probe.py"),
+                  tmp_path, env=env)
+        assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
 def test_run_command_line_grammar(app: Path) -> None:
     """Options up to the script or ``-m MODULE``, as python: the rest is the program's."""
     write_tree(app, {"show.py": "import sys\nprint(sys.argv[1:])\n",
