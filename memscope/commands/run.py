@@ -344,7 +344,7 @@ DOC = (
     "variable name; writes the capture and reports at exit. Options go before the "
     "script or -m MODULE: everything after them is the program's."
 )
-SHORT_HELP = "Run a script or module like python, tracking memory by variable name."
+SHORT_HELP = "Run a script or module like python, tracking its memory."
 
 
 class Opt:
