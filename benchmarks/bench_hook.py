@@ -1,7 +1,9 @@
 """Import-hook and ``memscope run`` benchmark (timings are recorded, never asserted).
 
 1. Warm-cache import of a large package (``rich``: its main modules) instrumented by
-   the hook, as a ratio to the plain import (both with warm bytecode caches).
+   the hook, as a ratio to the plain import (both with warm bytecode caches): the hook
+   installed before tracking starts, and with tracking on (its events encoded and
+   written to a capture), runs of the three interleaved.
 2. Cold first import under the hook (empty caches): extra cost per source line.
 3. ``memscope run`` on CPU-bound programs (pyperformance-like bodies in
    ``benchmarks/hook_programs``) next to plain ``python``, ``python -X tracemalloc`` and
@@ -11,7 +13,7 @@
    each tool's fixed start-up cost the way pyperformance's loops do. Start-up itself is
    measured on an empty script.
 
-    python benchmarks/bench_hook.py [--repeat N] [--loops L] [--quick]
+    python benchmarks/bench_hook.py [--repeat N] [--loops L] [--quick] [--imports-only]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,10 +41,13 @@ import sys, time, importlib
 mode = sys.argv[1]
 import memscope_instrument.hook as hook, memscope_instrument.transform  # not timed
 t0 = time.perf_counter()
-if mode == "hook":
-    hook.install_import_hook(["rich"], start=False)
+if mode != "plain":  # "hook": installed, not tracking; "tracked": a capture is written
+    hook.install_import_hook(["rich"], start=mode == "tracked")
 for m in {mods!r}:
     importlib.import_module(m)
+if mode == "tracked":
+    from memscope import _hooks
+    _hooks.flush()  # the import's events encoded and written, as a run would
 t1 = time.perf_counter()
 mods = [m for n, m in sys.modules.items() if n == "rich" or n.startswith("rich.")]
 lines = sum(sum(1 for _ in open(m.__file__, "rb")) for m in mods if getattr(m, "__file__", None))
@@ -55,6 +61,7 @@ def _env(prefix: str | None = None) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     if prefix:
         env["PYTHONPYCACHEPREFIX"] = prefix
+        env["MEMSCOPE_OUTPUT_DIR"] = os.path.join(prefix, "captures")
     return env
 
 
@@ -70,9 +77,15 @@ def bench_imports(repeat: int) -> dict[str, float]:
     try:
         cold_plain = _import_run("plain", prefix)[0]
         cold = _import_run("hook", prefix)  # fills both caches
-        warm_plain = min(_import_run("plain", prefix)[0] for _ in range(repeat))
-        warm_runs = [_import_run("hook", prefix) for _ in range(repeat)]
-        warm_hook = min(r[0] for r in warm_runs)
+        warm: dict[str, list[float]] = {"plain": [], "hook": [], "tracked": []}
+        warm_runs = []
+        for _ in range(repeat):  # interleaved, so a noisy stretch hits every mode alike
+            for mode, times in warm.items():
+                r = _import_run(mode, prefix)
+                times.append(r[0])
+                if mode == "hook":
+                    warm_runs.append(r)
+        warm_plain, warm_hook, warm_tracked = (min(warm[m]) for m in ("plain", "hook", "tracked"))
         cold_runs = []
         for _ in range(max(1, repeat // 2)):
             p2 = tempfile.mkdtemp(prefix="memscope-bench-pyc-")
@@ -87,11 +100,13 @@ def bench_imports(repeat: int) -> dict[str, float]:
         "warm_cache_hits": warm_runs[0][4],
         "cold_plain_s": cold_plain, "warm_plain_s": warm_plain, "warm_hook_s": warm_hook,
         "warm_ratio": warm_hook / warm_plain, "cold_hook_s": cold_hook,
+        "warm_tracked_s": warm_tracked, "warm_tracked_ratio": warm_tracked / warm_plain,
+        "median_ratio": statistics.median(warm["hook"]) / statistics.median(warm["plain"]),
         "cold_us_per_line": (cold_hook - warm_plain) / cold[2] * 1e6,
     }
 
 
-PROGRAM_ARGS = {"nbody.py": [], "fannkuch.py": [], "spectral_norm.py": [], "nqueens.py": [],
+PROGRAM_ARGS: dict[str, list[str]] = {"nbody.py": [], "fannkuch.py": [], "spectral_norm.py": [], "nqueens.py": [],
                 "floatbm.py": [], "richards_lite.py": []}
 
 
@@ -177,16 +192,25 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--loops", type=int, default=4, help="loops for the steady-state table")
+    ap.add_argument("--imports-only", action="store_true", help="only the import measures")
     args = ap.parse_args()
     imp = bench_imports(args.repeat)
     print("imports", {k: round(v, 4) if isinstance(v, float) else v for k, v in imp.items()})
-    tools, rows, steady = bench_run(args.repeat, args.quick, max(2, args.loops))
+    tools: list[str] = []
+    rows: Rows = []
+    steady: Rows = []
+    if not args.imports_only:
+        tools, rows, steady = bench_run(args.repeat, args.quick, max(2, args.loops))
     print()
     print(f"warm-cache import of {imp['modules']} rich modules ({imp['lines']} lines, "
           f"{imp['instrumented']} instrumented): plain {imp['warm_plain_s'] * 1000:.1f} ms, "
-          f"hook {imp['warm_hook_s'] * 1000:.1f} ms, ratio {imp['warm_ratio']:.2f}x")
+          f"hook {imp['warm_hook_s'] * 1000:.1f} ms, ratio {imp['warm_ratio']:.2f}x "
+          f"(of medians {imp['median_ratio']:.2f}x); tracking on, capture written: "
+          f"{imp['warm_tracked_s'] * 1000:.1f} ms, {imp['warm_tracked_ratio']:.2f}x")
     print(f"cold first import under the hook: {imp['cold_hook_s'] * 1000:.0f} ms, "
           f"{imp['cold_us_per_line']:.1f} us per source line")
+    if args.imports_only:
+        return
     _table("Whole process, one loop (start-up included), best of "
            f"{args.repeat}:", tools, rows, "s")
     _table(f"Steady state: seconds per extra loop, (T({max(2, args.loops)} loops) - "
