@@ -18,7 +18,6 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"MEMSCOPE"
@@ -107,24 +106,68 @@ class CaptureError(Exception):
         super().__init__(f"{prefix}{message}{where}")
 
 
-@dataclass
+# the header's fields in file order (repr and equality follow it)
+_HEADER_FIELDS = (
+    "major", "minor", "header_size", "export_mode", "runtime_mode", "flags", "processes",
+    "records", "user_records", "dropped", "start_ns", "wall_ns", "chunks", "end_offset",
+    "pid", "python",
+)
+
+
 class Header:
-    major: int = VERSION_MAJOR
-    minor: int = VERSION_MINOR
-    header_size: int = HEADER_SIZE
-    export_mode: int = EXPORT_FULL
-    runtime_mode: int = 0
-    flags: int = 0
-    processes: int = 0
-    records: int = 0
-    user_records: int = 0
-    dropped: int = 0
-    start_ns: int = 0
-    wall_ns: int = 0
-    chunks: int = 0
-    end_offset: int = 0
-    pid: int = 0
-    python: tuple[int, int, int] = (0, 0, 0)
+    """The fixed header's fields (a plain class: ``dataclasses`` would cost
+    ``memscope run`` ~7 ms of start-up; see docs/performance.md)."""
+
+    __slots__ = _HEADER_FIELDS
+
+    def __init__(
+        self,
+        *,
+        major: int = VERSION_MAJOR,
+        minor: int = VERSION_MINOR,
+        header_size: int = HEADER_SIZE,
+        export_mode: int = EXPORT_FULL,
+        runtime_mode: int = 0,
+        flags: int = 0,
+        processes: int = 0,
+        records: int = 0,
+        user_records: int = 0,
+        dropped: int = 0,
+        start_ns: int = 0,
+        wall_ns: int = 0,
+        chunks: int = 0,
+        end_offset: int = 0,
+        pid: int = 0,
+        python: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
+        self.major = major
+        self.minor = minor
+        self.header_size = header_size
+        self.export_mode = export_mode
+        self.runtime_mode = runtime_mode
+        self.flags = flags
+        self.processes = processes
+        self.records = records
+        self.user_records = user_records
+        self.dropped = dropped
+        self.start_ns = start_ns
+        self.wall_ns = wall_ns
+        self.chunks = chunks
+        self.end_offset = end_offset
+        self.pid = pid
+        self.python = python
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, f) for f in _HEADER_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Header and self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: the writer updates its counts
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in _HEADER_FIELDS)
+        return f"Header({fields})"
 
     @property
     def complete(self) -> bool:
