@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from memscope.capture import CaptureError, read_capture, write_capture
 from memscope.capture.writer import CaptureWriter
+from memscope.events import expand_tables
 
 EVENTS = [
     (12, 100, 1, "prog", 5),
@@ -31,7 +32,10 @@ EVENTS = [
     ],
     (11, 9999, 1000, 1, 28, ("a", "b")),
     (13, 10000, "w", "m"),
+    (15, 2, 1, "g.py", "g", (("<module>", 1, 1), ("h", 3, 4)),  # a MODULE table row
+     ((2, 0, 0, "h", 17), (5, 4, 1, "v", 1))),
 ]
+READ_BACK = list(expand_tables(EVENTS))  # what the reader gives: MODULE rows expanded
 
 
 def _sample(tmp: Path, complete: bool) -> bytes:
@@ -116,7 +120,32 @@ def test_every_truncation_of_an_unclosed_capture_reads_a_prefix(tmp_path: Path) 
         p.write_bytes(raw[:cut])
         cap = read_capture(p)
         evs = list(cap.events())
-        assert evs == EVENTS[: len(evs)]
+        assert evs == READ_BACK[: len(evs)]
         assert len(evs) >= last
         last = len(evs)
-    assert last == len(EVENTS)
+    assert last == len(READ_BACK)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    counts=st.tuples(st.integers(-2, 6), st.integers(-2, 6)),
+    ints=st.one_of(st.binary(max_size=400), st.lists(st.integers(-3, 9), max_size=50)),
+    names=st.one_of(st.binary(max_size=60), st.lists(st.sampled_from(["a", "b", "é", ""]),
+                                                      max_size=12)),
+)
+def test_module_table_rows_decode_or_raise(counts: tuple[int, int], ints: object,
+                                           names: object) -> None:
+    """A stored MODULE row's fields, arbitrary: the reader gives exactly S + N rows whose
+    site scopes are the module's own, or a CaptureError; nothing else."""
+    from memscope.capture import format as F
+    from memscope.capture.reader import _Cur, _module_rows
+
+    ns, n = counts
+    raw = F.pack_i64(ints) if isinstance(ints, list) else ints
+    blob = "\0".join(names).encode() if isinstance(names, list) else names
+    try:
+        rows = _module_rows((15, 100, 10, "f.py", "m", ns, n, raw, blob), _Cur(b"", 0))
+    except CaptureError:
+        return
+    assert len(rows) == ns + n
+    assert all(10 <= r[2] < 10 + ns for r in rows[ns:])
