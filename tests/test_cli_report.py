@@ -66,6 +66,21 @@ def test_summary_command(small: Path) -> None:
         assert text in r.output
 
 
+def test_summary_shows_places_relative_to_the_current_directory(
+    small: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run inside the project, ``where`` is ``file.py:line`` as the person knows it, not
+    an absolute path cut short by a narrow terminal; from elsewhere, the full path."""
+    script = small.parent.parent / "small_prog.py"
+    monkeypatch.chdir(script.parent)
+    r = CliRunner().invoke(main, ["summary", str(small), "--width", "100"])
+    assert r.exit_code == 0, r.output
+    assert "small_prog.py:" in r.output and str(script.parent) not in r.output
+    monkeypatch.chdir(ROOT)  # not above the script
+    r = CliRunner().invoke(main, ["summary", str(small), "--width", "200"])
+    assert f"{script}:" in r.output
+
+
 def test_diff_exit_status(small: Path, large: Path) -> None:
     r = CliRunner().invoke(main, ["diff", str(small), str(large)])
     assert r.exit_code == 1, r.output  # data grew from 200 to 50 000 items

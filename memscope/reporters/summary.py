@@ -3,12 +3,23 @@ top scopes, leaks, threads and processes."""
 
 from __future__ import annotations
 
+import os
 from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from memscope.analysis import Analysis
+
+
+def short_path(path: str) -> str:
+    """``path`` relative to the current directory when it is inside it (what a person
+    running ``memscope summary`` in their project recognises), else as recorded."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if rel.startswith(os.pardir) or os.path.isabs(rel) else rel
 
 
 def fmt_bytes(n: float) -> str:
@@ -82,13 +93,13 @@ def render(
         ("peak", "right"),
         ("binds", "right"),
         ("longest", "right"),
-    ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    ):  # names and places wrap rather than lose their end in a narrow terminal
+        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     for v in an.top_variables(top):
         t.add_row(
             v.var,
             f"{v.module}:{v.scope}",
-            f"{v.file}:{v.line}",
+            f"{short_path(v.file)}:{v.line}",
             ", ".join(sorted(v.types))[:30],
             fmt_bytes(v.peak_bytes),
             f"{v.binds:,}",
