@@ -1222,8 +1222,6 @@ class _Instrumenter:
         if not fin:  # light class: no try
             inner = self.block(stmts, rest_nodes, sc)
             ib = _prefix(blk.with_changes(body=inner), start) if inner or start else blk
-            if not inner and start and doc is None and isinstance(ib, cst.IndentedBlock):
-                pass
             return cast(cst.IndentedBlock, ib).with_changes(
                 body=[*([doc] if doc else []), *cast(cst.IndentedBlock, ib).body])
         if not stmts:  # only a docstring
