@@ -125,6 +125,16 @@ class Splicer:
             return False
         return line == 1 or not self.lines[line - 2].endswith("\\")
 
+    def logical_line_end(self, nodes: list[ast.stmt], first: int) -> tuple[int, int, str]:
+        """The last simple statement on ``nodes[first]``'s logical line (``a; b; c``), the
+        line it ends on, and the text after it there."""
+        last = first
+        while last + 1 < len(nodes) and nodes[last + 1].lineno == \
+                (nodes[last].end_lineno or 0) and not isinstance(nodes[last + 1], _COMPOUND):
+            last += 1
+        ll = nodes[last].end_lineno or nodes[last].lineno
+        return last, ll, self.lines[ll - 1][self.end(nodes[last])[1]:]
+
     def stmt_head(self, a: ast.stmt) -> tuple[int, str]:
         """First line of a statement that must begin its line, and its indentation."""
         if getattr(a, "decorator_list", None):
@@ -677,13 +687,8 @@ class Splicer:
         if k > 0:
             h = nodes[k - 1]
             el, ec = self.end(h)
-            last = k - 1  # the last statement on h's logical line
-            while last + 1 < len(nodes) and nodes[last + 1].lineno == \
-                    (nodes[last].end_lineno or 0) and not isinstance(nodes[last + 1],
-                                                                     _COMPOUND):
-                last += 1
-            ll = nodes[last].end_lineno or nodes[last].lineno
-            tail = self.lines[ll - 1][self.end(nodes[last])[1]:]
+            # the last statement on h's logical line
+            last, ll, tail = self.logical_line_end(nodes, k - 1)
             if "#" not in tail and "\\" not in tail:
                 self.put(el, ec, "; " + placeholder)
                 self.block(nodes[k:], sc)
@@ -709,13 +714,7 @@ class Splicer:
             raise Fallback
         placed = False
         if not isinstance(s0, _COMPOUND):
-            last = 0
-            while last + 1 < len(nodes) and nodes[last + 1].lineno == \
-                    (nodes[last].end_lineno or 0) and not isinstance(nodes[last + 1],
-                                                                     _COMPOUND):
-                last += 1
-            ll = nodes[last].end_lineno or nodes[last].lineno
-            tail = self.lines[ll - 1][self.end(nodes[last])[1]:]
+            last, ll, tail = self.logical_line_end(nodes, 0)
             if "#" not in tail and "\\" not in tail:
                 self.put(line, 0, placeholder + "; ")
                 self.block(nodes, sc)
