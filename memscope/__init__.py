@@ -4,6 +4,8 @@ Which variable in which function holds how many bytes, for how long, shared with
 other names, and which objects outlived the scope that made them. Code reaches the
 runtime through the transformer (``memscope-instrument``, the import hook,
 ``memscope run``) or explicitly through ``track_var`` and ``track_scope``.
+
+PYTEST_DONT_REWRITE (see ``memscope_instrument/__init__.py``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from memscope_instrument.pytest_plugin import parse_size
-from tests.hook_helpers import PY, run, unique, write_tree
+from tests.hook_helpers import PY, memscope_cmd, run, unique, write_tree
 from tests.test_run_children import captures
 
 
@@ -65,6 +65,19 @@ def test_memscope_session_report_and_limits(tmp_path: Path) -> None:
     (names,) = [n for _, n in procs.values()]
     assert {"tiny_list", "big_block", "other_block"} <= names
     assert "memscope: capture: " in res.stderr
+
+
+def test_pytest_under_memscope_run(tmp_path: Path) -> None:
+    """``memscope run -m pytest``: memscope is imported before pytest loads its plugin,
+    and pytest says nothing about it (no PytestAssertRewriteWarning: our modules opt
+    out of assertion rewriting); test files are still rewritten, the project is
+    instrumented."""
+    _project(tmp_path)
+    res = run(memscope_cmd("run", "-o", "out", "--no-report", "-m", "pytest", "-q", "tests"),
+              tmp_path)
+    out = res.stdout + res.stderr
+    assert "FAILED tests/test_core.py::test_loaded_instrumented - assert 10 == 11" in out, out
+    assert "PytestAssertRewriteWarning" not in out and "already imported" not in out, out
 
 
 def test_without_memscope_nothing_is_instrumented(tmp_path: Path) -> None:
