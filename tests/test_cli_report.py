@@ -70,15 +70,15 @@ def test_summary_shows_places_relative_to_the_current_directory(
     small: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Run inside the project, ``where`` is ``file.py:line`` as the person knows it, not
-    an absolute path cut short by a narrow terminal; from elsewhere, the full path."""
+    an absolute path cut short by a narrow terminal; from elsewhere, its last two parts."""
     script = small.parent.parent / "small_prog.py"
     monkeypatch.chdir(script.parent)
     r = CliRunner().invoke(main, ["summary", str(small), "--width", "100"])
     assert r.exit_code == 0, r.output
     assert "small_prog.py:" in r.output and str(script.parent) not in r.output
     monkeypatch.chdir(ROOT)  # not above the script
-    r = CliRunner().invoke(main, ["summary", str(small), "--width", "200"])
-    assert f"{script}:" in r.output
+    r = CliRunner().invoke(main, ["summary", str(small), "--width", "100"])
+    assert f"…/{script.parent.name}/small_prog.py:" in r.output and str(script) not in r.output
 
 
 def test_diff_exit_status(small: Path, large: Path) -> None:
@@ -178,3 +178,12 @@ def test_summary_times_share_one_origin() -> None:
     (row,) = [line for line in text.splitlines() if line.startswith("duration")]
     assert row.split()[1:] == ["2.50", "s"]  # 3.0 - 0.5: not first-to-last event (2.0 s)
     assert "at 2.40 s" in text
+
+
+def test_summary_type_cell_keeps_whole_names() -> None:
+    """A variable that held many types shows two whole names and how many more."""
+    from memscope.reporters.summary import _types_cell
+
+    assert _types_cell({"int"}) == "int"
+    assert _types_cell({"numpy.ndarray", "NoneType", "dict", "list"}) == \
+        "NoneType, dict +2 more"

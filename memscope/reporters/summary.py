@@ -14,12 +14,24 @@ from memscope.analysis import Analysis
 
 def short_path(path: str) -> str:
     """``path`` relative to the current directory when it is inside it (what a person
-    running ``memscope summary`` in their project recognises), else as recorded."""
+    running ``memscope summary`` in their project recognises), else its last two parts
+    after ``…/`` (the scope column already names the module; the JSON and HTML reports
+    keep the full path)."""
     try:
         rel = os.path.relpath(path)
-    except ValueError:  # another drive (Windows)
-        return path
-    return path if rel.startswith(os.pardir) or os.path.isabs(rel) else rel
+    except ValueError:  # no path, or another drive (Windows)
+        rel = os.pardir
+    if not (rel.startswith(os.pardir) or os.path.isabs(rel)):
+        return rel
+    parts = path.replace("\\", "/").split("/")
+    return path if len(parts) <= 3 else "…/" + "/".join(parts[-2:])
+
+
+def _types_cell(types: Any) -> str:
+    """The first two type names in full and how many more (a cut name misleads)."""
+    names = sorted(types)
+    more = f" +{len(names) - 2} more" if len(names) > 2 else ""
+    return ", ".join(names[:2]) + more
 
 
 def fmt_bytes(n: float) -> str:
@@ -100,7 +112,7 @@ def render(
             v.var,
             f"{v.module}:{v.scope}",
             f"{short_path(v.file)}:{v.line}",
-            ", ".join(sorted(v.types))[:30],
+            _types_cell(v.types),
             fmt_bytes(v.peak_bytes),
             f"{v.binds:,}",
             fmt_ns(v.max_lifetime_ns),
