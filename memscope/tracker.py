@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memscope import _hooks
@@ -20,6 +19,8 @@ from memscope.config import Config
 from memscope.events import LEAK, Event, expand_tables
 
 if TYPE_CHECKING:  # the replay engine is imported when a report is asked for
+    from pathlib import Path
+
     from memscope.analysis import Analysis
 
 
@@ -27,7 +28,7 @@ def _default_name() -> str:
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     if isinstance(path, str) and path:
-        return Path(path).stem or "memscope"
+        return os.path.splitext(os.path.basename(path))[0] or "memscope"
     return "memscope"
 
 
@@ -48,7 +49,14 @@ class MemoryTracker:
 
     @property
     def output_dir(self) -> Path:
-        return Path(self.config.output_dir) / self.name
+        from pathlib import Path  # not at import: memscope run's start-up
+
+        return Path(self.output_folder)
+
+    @property
+    def output_folder(self) -> str:
+        """``output_dir`` as a str (what the capture sink and ``memscope run`` use)."""
+        return os.path.join(self.config.output_dir, self.name)
 
     def apply(self, config: Config) -> None:
         """Switch to new settings: mode and buffering at once, the sink if asked."""

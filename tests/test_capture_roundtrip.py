@@ -489,3 +489,35 @@ def test_user_records_counted_for_module_tables(tmp_path: Path) -> None:
         *[(8, i, (5, 305, 299, 599)[i % 4], 1, i, 1, 28, -1, -1, -1, -1) for i in range(100)],
     ]
     assert read_capture(write_capture(tmp_path / "u.memscope", evs)).header.user_records == 50
+
+
+def test_a_process_killed_while_creating_its_capture_leaves_no_empty_capture(
+    tmp_path: Path,
+) -> None:
+    """Found in a fork pool test: a worker terminated right after it forked left a
+    0-byte ``NAME.PID.memscope`` that broke the run's merged report. The header is
+    written under a hidden ``.part`` name and renamed into place: a kill before that
+    leaves no file under the capture's name."""
+    target = tmp_path / "c" / "run.123.memscope"
+    code = textwrap.dedent(f"""
+        import os, signal
+        from memscope.capture import writer
+        writer._write_all = lambda fd, data: os.kill(os.getpid(), signal.SIGKILL)
+        writer.CaptureWriter({str(target)!r})
+    """)
+    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, timeout=60)
+    assert r.returncode == -9, r.stderr
+    assert not target.exists()
+    assert (tmp_path / "c" / ".run.123.memscope.part").exists()
+    w = CaptureWriter(target)  # a normal start: the header under the name, no leftover
+    assert target.stat().st_size == F.HEADER_SIZE
+    assert [p.name for p in target.parent.iterdir()] == ["run.123.memscope"]
+    w.close()
+
+
+def test_empty_file_is_a_clear_error(tmp_path: Path) -> None:
+    p = tmp_path / "e.memscope"
+    p.write_bytes(b"")
+    with pytest.raises(CaptureError, match="empty file: its process ended before"):
+        read_capture(p)

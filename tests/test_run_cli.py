@@ -239,7 +239,7 @@ def test_memscope_package_does_not_import_libcst() -> None:
 # imports (memscope run parses its own options), json (the children's settings are
 # written without it).
 NOT_AT_STARTUP = ("click", "uuid", "datetime", "platform", "gettext", "difflib", "json",
-                  "dataclasses", "inspect", "ast", "dis", "tokenize",
+                  "dataclasses", "inspect", "ast", "dis", "tokenize", "pathlib",
                   "memscope.commands._group", "memscope.reporters", "libcst")
 
 
@@ -347,3 +347,23 @@ def test_reports_of_a_sampled_capture_say_it_was_sampled(app: Path) -> None:
     (cap_b,) = (app / "b" / "hot").glob("*.memscope")
     summary_b = run(memscope_cmd("summary", str(cap_b), "--width", "160"), app)
     assert "sampled out" not in summary_b.stdout
+
+
+def test_an_unreadable_capture_of_the_run_is_left_out_of_the_reports(tmp_path: Path) -> None:
+    """One process's capture that cannot be read (a child killed before it wrote its
+    header; simulated here by an empty file) is named on stderr and left out; the
+    reports of the others are still written."""
+    write_tree(tmp_path, {"prog.py": (
+        "import os, sys\n"
+        "held = bytearray(4096)\n"
+        "folder = os.path.join(sys.argv[1], 'prog')\n"
+        "open(os.path.join(folder, 'prog.999999999.memscope'), 'wb').close()\n"
+    )})
+    out = tmp_path / "o"
+    res = run(memscope_cmd("run", "-o", str(out), "--format", "json", "prog.py", str(out)),
+              tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "capture left out of the reports: " in res.stderr
+    assert "prog.999999999.memscope: empty file" in res.stderr
+    assert "json report: " in res.stderr and "not written" not in res.stderr
+    assert (out / "prog" / "prog_memory_analysis.json").exists()

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from memscope.capture.format import CaptureError, Header
@@ -57,14 +58,15 @@ def open_sink(tracker: Any) -> CaptureSink:
     from memscope import _hooks
 
     old = _hooks.get_sink()
-    path = capture_path(tracker)
+    folder = tracker.output_folder
+    filename = os.path.join(folder, f"{tracker.name}.{os.getpid()}.memscope")
     if isinstance(old, CaptureSink) and not old.writer.closed:
-        if old.writer.path == path:
+        if old.writer.filename == filename:
             return old
         old.close()
         old = None
     sink = CaptureSink(
-        tracker.output_dir,
+        folder,
         tracker.name,
         runtime_mode=getattr(tracker.config, "mode", "unknown"),
         start_ns=_hooks.start_ns(),

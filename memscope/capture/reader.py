@@ -170,6 +170,9 @@ class CaptureFile:
         try:
             with open(self.path, "rb") as f:
                 head = f.read(F.HEADER_SIZE)
+                if not head:
+                    raise CaptureError("empty file: its process ended before it wrote the "
+                                       "capture header", 0)
                 self.header = F.Header.unpack(head)
                 self._scan(f)
         except CaptureError as exc:

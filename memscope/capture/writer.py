@@ -32,10 +32,12 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from itertools import starmap
 from operator import itemgetter, sub
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memscope.capture import format as F
+
+if TYPE_CHECKING:
+    from pathlib import Path
 from memscope.events import (
     BIND,
     ERROR,
@@ -469,6 +471,27 @@ def pack_module(ev: Event) -> Event:
             text.encode("utf-8", "surrogatepass"))
 
 
+def _create_with(filename: str, head: bytes) -> int:
+    """Open a new capture whose first bytes are ``head``, for appending: written under a
+    hidden ``.NAME.part`` name, then renamed into place, so a process killed at the
+    wrong moment (a pool worker terminated right after it forked) leaves no empty file
+    under the capture's name for reports to trip on, at most a ``.part`` file."""
+    folder, base = os.path.split(filename)
+    part = os.path.join(folder, f".{base}.part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _write_all(fd, head)
+        os.replace(part, filename)
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(part)
+        except OSError:
+            pass
+        raise
+    return fd
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -489,8 +512,8 @@ class CaptureWriter:
         compress_level: int = 1,
         flags: int = 0,
     ) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.filename = os.fspath(path)  # a str: pathlib is not on memscope run's start-up
+        os.makedirs(os.path.dirname(os.path.abspath(self.filename)), exist_ok=True)
         self.enc = Encoder(compress_level=compress_level)
         self.header = F.Header(
             export_mode=F.EXPORT_MODES.get(export_mode, F.EXPORT_FULL),
@@ -501,13 +524,18 @@ class CaptureWriter:
             pid=os.getpid(),
             python=tuple(sys.version_info[:3]),  # type: ignore[arg-type]
         )
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self.offset = 0
         self.closed = False
         self.failed = False  # a write failed: nothing more is written, not marked complete
         self.dropped = 0
-        _write_all(self.fd, self.header.pack())
+        self.fd = _create_with(self.filename, self.header.pack())
         self.offset = F.HEADER_SIZE
+
+    @property
+    def path(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.filename)
 
     def _store(self, payloads: list[Payload], events: int) -> None:
         """Frame ``payloads`` and append them with one ``os.write``. After a failed
@@ -617,7 +645,7 @@ class CaptureSink:
         compress_level: int = 1,
         max_late: int = 100_000,
     ) -> None:
-        self.out_dir = Path(out_dir)
+        self.out_dir = os.fspath(out_dir)
         self.name = name
         self.runtime_mode = runtime_mode
         self.start_ns = start_ns
@@ -634,7 +662,7 @@ class CaptureSink:
         return self.writer.path
 
     def _open(self, flags: int) -> CaptureWriter:
-        path = self.out_dir / f"{self.name}.{os.getpid()}.memscope"
+        path = os.path.join(self.out_dir, f"{self.name}.{os.getpid()}.memscope")
         return CaptureWriter(
             path,
             runtime_mode=self.runtime_mode,
@@ -703,7 +731,7 @@ class CaptureSink:
             self._drain()
             limit = self.writer.offset
             late = list(self.late)
-        cap = read_capture(self.writer.path, limit=limit)
+        cap = read_capture(self.writer.filename, limit=limit)
         yield from cap.events()
         yield from late
 

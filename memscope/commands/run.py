@@ -24,8 +24,10 @@ import signal
 import sys
 import time
 import types
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FORMATS = ("html", "json", "svg", "binary")
 _PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg")
@@ -35,13 +37,17 @@ class UsageError(Exception):
     """A bad ``memscope run`` command line: printed under the usage line, exit status 2."""
 
 
-def project_root(start: Path) -> Path:
-    """The nearest folder at or above ``start`` that holds a project marker, else
-    ``start`` itself."""
-    for d in (start, *start.parents):
-        if any((d / m).exists() for m in _PROJECT_MARKERS):
+def project_root(start: str) -> str:
+    """The nearest folder at or above ``start`` (absolute) that holds a project marker,
+    else ``start`` itself. (os.path, not pathlib: this runs before the program.)"""
+    d = start
+    while True:
+        if any(os.path.exists(os.path.join(d, m)) for m in _PROJECT_MARKERS):
             return d
-    return start
+        parent = os.path.dirname(d)
+        if parent == d:
+            return start
+        d = parent
 
 
 def _parse_formats(text: str) -> list[str]:
@@ -85,12 +91,19 @@ class _Finisher:
 
         tracker = tracker_mod.get_global_tracker()
         tracker.close()
-        out = tracker.output_dir
+        out = tracker.output_folder
         captures = []
-        if out.is_dir():  # this run's: the parent's and its children's
-            for c in sorted(out.glob(f"{tracker.name}.*.memscope")):
+        try:
+            names = sorted(os.listdir(out))
+        except OSError:
+            names = []
+        prefix, suffix = f"{tracker.name}.", ".memscope"
+        for n in names:  # this run's captures (NAME.PID.memscope): parent's and children's
+            if n.startswith(prefix) and n.endswith(suffix) and \
+                    len(n) > len(prefix) + len(suffix):
+                c = os.path.join(out, n)
                 try:
-                    if c.stat().st_mtime >= self.started:
+                    if os.stat(c).st_mtime >= self.started:
                         captures.append(c)
                 except OSError:
                     pass
@@ -109,9 +122,19 @@ class _Finisher:
             return
         wanted = [f for f in self.formats if not (f == "binary" and captures)]
         if captures and wanted:
-            # every process of this run (the parent and its children), merged
+            # every process of this run (the parent and its children), merged; one that
+            # cannot be read (a child killed before its header) is named and left out
+            from memscope.capture import CaptureError, read_capture
+
+            readable = []
+            for c in captures:
+                try:
+                    readable.append(read_capture(c))
+                except CaptureError as exc:
+                    why = str(exc) if c in str(exc) else f"{c}: {exc}"
+                    _say(f"capture left out of the reports: {why}")
             try:
-                written = reporters.report([str(c) for c in captures], out, tracker.name, wanted)
+                written = reporters.report(readable, out, tracker.name, wanted)
             except Exception as exc:
                 _say(f"reports: not written ({type(exc).__name__}: {exc})")
                 return
@@ -167,7 +190,7 @@ def _restore_sigterm_in_child(fin: _Finisher) -> Any:
     return restore
 
 
-def _format_of(path: Path) -> str:
+def _format_of(path: Path) -> str:  # a report's path (reports import pathlib anyway)
     return {".html": "html", ".svg": "svg", ".json": "json", ".txt": "summary"}.get(
         path.suffix, path.suffix.lstrip(".")
     )
@@ -262,12 +285,12 @@ def run_program(
         )
         return 2
     if script is not None:
-        base = Path(os.path.abspath(script)).parent
-        run_name = Path(script).stem
+        base = os.path.dirname(os.path.abspath(script))
+        run_name = os.path.splitext(os.path.basename(script))[0]
     else:
-        base = Path.cwd()
+        base = os.getcwd()
         run_name = (module or "module").split(".")[-1]
-    roots = sorted({str(base), str(project_root(base))})
+    roots = sorted({base, project_root(base)})
     cfg = Config.from_env().with_(mode=mode, name=name or run_name, sampling=sampling)
     if output is not None:
         cfg = cfg.with_(output_dir=os.path.abspath(output))
