@@ -10,12 +10,16 @@ PYTEST_DONT_REWRITE (see ``memscope_instrument/__init__.py``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from memscope.config import Config, ConfigError
 from memscope.explicit import ignore, track_scope, track_var
-from memscope.sizing import Trackable, register_sizer
+from memscope.sizing import register_sizer
 from memscope.tracker import MemoryTracker, get_global_tracker, init
+
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from typing import Any
+
+    from memscope.trackable import Trackable
 
 __version__ = "0.1.0"
 
@@ -57,3 +61,12 @@ def instrument_all(**kwargs: Any) -> Any:
     from memscope_instrument import hook
 
     return hook.instrument_all(**kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    """``memscope.Trackable`` is imported when first asked for (it needs ``typing``)."""
+    if name == "Trackable":
+        from memscope.trackable import Trackable
+
+        return Trackable
+    raise AttributeError(f"module 'memscope' has no attribute {name!r}")

@@ -72,7 +72,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
 
 from memscope import sizing
 from memscope.events import (
@@ -97,9 +96,13 @@ from memscope.events import (
 )
 from memscope.sizing import _isa
 
-HOOKS_VERSION = 2
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
 
-T = TypeVar("T")
+    T = TypeVar("T")
+
+HOOKS_VERSION = 2
 
 _perf = time.perf_counter_ns
 _getsizeof = sys.getsizeof

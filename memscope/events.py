@@ -40,7 +40,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from enum import IntEnum
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from typing import Any
 
 SCOPE = 1
 SITE = 2
@@ -76,7 +79,10 @@ EVENT_NAMES = {
     MODULE: "module",
 }
 
-Event = tuple[Any, ...]
+if TYPE_CHECKING:
+    Event = tuple[Any, ...]
+else:
+    Event = tuple  # the same type, without importing typing for ``Any``
 
 
 class BindKind(IntEnum):

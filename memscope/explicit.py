@@ -15,12 +15,15 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
 from memscope import _hooks
 from memscope.events import BindKind, ScopeKind
 
-F = TypeVar("F", bound=Callable[..., Any])
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 _handle = _hooks._make_handle(0, 0, 0)  # global site and scope numbers, no offset
 _sites: dict[tuple[str, str, int, int], int] = {}

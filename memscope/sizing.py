@@ -1,10 +1,11 @@
 """How big an object is: shallow size, deep size, and memory outside the Python heap.
 
 Nothing here calls user code except ``__sizeof__`` (through ``sys.getsizeof``) and the
-hooks a class opts into (the ``Trackable`` protocol, ``register_sizer``). Attribute
-look-ups that could run a user descriptor go through the C-level descriptors of the
-built-in types instead, and children are found with ``gc.get_referents`` (the type's
-C traversal), so sizing never triggers properties, ``__getattr__`` or ``__iter__``.
+hooks a class opts into (the ``Trackable`` protocol of ``memscope.trackable``,
+``register_sizer``). Attribute look-ups that could run a user descriptor go through the
+C-level descriptors of the built-in types instead, and children are found with
+``gc.get_referents`` (the type's C traversal), so sizing never triggers properties,
+``__getattr__`` or ``__iter__``.
 
 The small records here are plain classes with ``__slots__``, not dataclasses: decorating
 them took ~2 ms of ``memscope run``'s start-up, besides importing ``dataclasses``.
@@ -17,7 +18,10 @@ import sys
 import time
 import types
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, runtime_checkable
+
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from typing import Any
 
 _getsizeof = sys.getsizeof
 
@@ -53,20 +57,6 @@ _C_CALLABLE = (
     types.WrapperDescriptorType,
     types.ClassMethodDescriptorType,
 )
-
-
-@runtime_checkable
-class Trackable(Protocol):
-    """A class that tells memscope how to size it (each method optional in practice).
-
-    - ``__memscope_size__()``: bytes the object itself accounts for (replaces
-      ``sys.getsizeof``).
-    - ``__memscope_children__()``: the objects it holds, walked for the deep size.
-    - ``__memscope_buffer__()``: ``(address, nbytes)`` of memory it owns outside the
-      Python heap, or ``None``.
-    """
-
-    def __memscope_size__(self) -> int: ...
 
 
 class Sizer:

@@ -12,14 +12,15 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from memscope import _hooks
 from memscope.config import Config
 from memscope.events import LEAK, Event, expand_tables
 
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:  # the replay engine is imported when a report is asked for
     from pathlib import Path
+    from typing import Any
 
     from memscope.analysis import Analysis
 

@@ -26,7 +26,10 @@ import os
 import signal
 import sys
 import types
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from typing import Any
 
 try:  # json's own C string encoder: the parent writes JSON without importing json
     from _json import encode_basestring_ascii as _json_str

@@ -41,14 +41,15 @@ import warnings
 from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~6 ms)
 from collections.abc import Iterable, Sequence
 from types import CodeType, ModuleType
-from typing import TYPE_CHECKING, Any
 
 from memscope_instrument import cache
 
 # ``ast`` is imported by the functions that compile instrumented code (a cache miss,
 # which imports libcst as well), not here: a run whose code is cached never needs it.
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
     import ast
+    from typing import Any
 
 NEVER = ("memscope", "memscope_instrument", "libcst", "_pytest", "pytest", "pluggy")
 ON_ERROR = ("raise", "fallback")

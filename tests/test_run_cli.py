@@ -239,7 +239,7 @@ def test_memscope_package_does_not_import_libcst() -> None:
 # imports (memscope run parses its own options), json (the children's settings are
 # written without it).
 NOT_AT_STARTUP = ("click", "uuid", "datetime", "platform", "gettext", "difflib", "json",
-                  "dataclasses", "inspect", "ast", "dis", "tokenize", "pathlib",
+                  "dataclasses", "inspect", "ast", "dis", "tokenize", "pathlib", "typing", "re",
                   "memscope.commands._group", "memscope.reporters", "libcst")
 
 

@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from memscope.capture.format import CaptureError, Header
 from memscope.capture.writer import CaptureSink, CaptureWriter, write_capture
 
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
+    from typing import Any
+
     from memscope.capture.reader import CaptureFile, ProcessInfo, Recovery, read_capture
 
 _READER = ("CaptureFile", "ProcessInfo", "Recovery", "read_capture")

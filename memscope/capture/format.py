@@ -18,7 +18,10 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from typing import Any
 
 MAGIC = b"MEMSCOPE"
 VERSION_MAJOR = 3  # incompatible changes bump this; readers refuse a newer major

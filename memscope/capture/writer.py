@@ -32,12 +32,8 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from itertools import starmap
 from operator import itemgetter, sub
-from typing import TYPE_CHECKING, Any
 
 from memscope.capture import format as F
-
-if TYPE_CHECKING:
-    from pathlib import Path
 from memscope.events import (
     BIND,
     ERROR,
@@ -53,6 +49,11 @@ from memscope.events import (
     Event,
     expand_module,
 )
+
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 TABLE_KINDS = frozenset((SCOPE, SITE, TYPE, THREAD, TASK, MODULE))
 _TABLE_BYTES = bytes(sorted(TABLE_KINDS))

@@ -24,10 +24,11 @@ import signal
 import sys
 import time
 import types
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 FORMATS = ("html", "json", "svg", "binary")
 _PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg")
