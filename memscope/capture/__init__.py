@@ -6,10 +6,8 @@
 
 from __future__ import annotations
 
-import os
-
 from memscope.capture.format import CaptureError, Header
-from memscope.capture.writer import CaptureSink, CaptureWriter, write_capture
+from memscope.capture.writer import CaptureSink, CaptureWriter, capture_filename, write_capture
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
@@ -44,9 +42,9 @@ __all__ = [
 
 def capture_path(tracker: Any, pid: int | None = None) -> Any:
     """``<tracker.output_dir>/<tracker.name>.<pid>.memscope``."""
-    import os
+    from pathlib import Path
 
-    return tracker.output_dir / f"{tracker.name}.{pid or os.getpid()}.memscope"
+    return Path(capture_filename(tracker.output_folder, tracker.name, pid))
 
 
 def open_sink(tracker: Any) -> CaptureSink:
@@ -61,7 +59,7 @@ def open_sink(tracker: Any) -> CaptureSink:
 
     old = _hooks.get_sink()
     folder = tracker.output_folder
-    filename = os.path.join(folder, f"{tracker.name}.{os.getpid()}.memscope")
+    filename = capture_filename(folder, tracker.name)
     if isinstance(old, CaptureSink) and not old.writer.closed:
         if old.writer.filename == filename:
             return old

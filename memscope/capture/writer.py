@@ -412,9 +412,12 @@ class Encoder:
             self.user_scopes.difference_update(scopes)
             self.user_sites.difference_update(sites)
         if base < 256:
-            self._user_site_bytes = bytes(
-                sorted(s for s in self.user_sites if type(s) is int and 0 <= s < 256)
-            )
+            self._refresh_user_site_bytes()
+
+    def _refresh_user_site_bytes(self) -> None:
+        self._user_site_bytes = bytes(
+            sorted(s for s in self.user_sites if type(s) is int and 0 <= s < 256)
+        )
 
     def _track_tables(self, k: int, group: list[Event]) -> None:
         """Remember which scopes and sites are user code (for the user-records count)."""
@@ -431,9 +434,7 @@ class Encoder:
                         self.user_sites.add(ev[1])
                     else:
                         self.user_sites.discard(ev[1])
-                self._user_site_bytes = bytes(
-                    sorted(s for s in self.user_sites if type(s) is int and 0 <= s < 256)
-                )
+                self._refresh_user_site_bytes()
         except Exception:
             pass
 
@@ -470,6 +471,11 @@ def pack_module(ev: Event) -> Event:
     ints = F.pack_i64((*skinds, *slines, *lines, *cols, *owners, *bkinds))
     return (MODULE, base, sbase, file, module, len(scopes), len(sites), ints,
             text.encode("utf-8", "surrogatepass"))
+
+
+def capture_filename(folder: str, name: str, pid: int | None = None) -> str:
+    """Where a process's capture goes: ``FOLDER/NAME.PID.memscope``."""
+    return os.path.join(folder, f"{name}.{pid or os.getpid()}.memscope")
 
 
 def _create_with(filename: str, head: bytes) -> int:
@@ -663,9 +669,8 @@ class CaptureSink:
         return self.writer.path
 
     def _open(self, flags: int) -> CaptureWriter:
-        path = os.path.join(self.out_dir, f"{self.name}.{os.getpid()}.memscope")
         return CaptureWriter(
-            path,
+            capture_filename(self.out_dir, self.name),
             runtime_mode=self.runtime_mode,
             start_ns=self.start_ns,
             compress_level=self.compress_level,
