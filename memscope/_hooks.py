@@ -122,7 +122,7 @@ _streak: list[int] = []  # per site: small-scalar binds so far
 _sampled_recorded: list[int] = []  # per sampled site: binds recorded while sampling
 _sampled_sites: set[int] = set()
 _sampling_enabled = [True]
-_site_scope: dict[int, int] = {}  # global site -> global scope, for register_site's
+_site_scope: dict[int, int] = {}  # register_site's sites only: global site -> scope
 _tables: list[Event] = []  # every table row ever emitted (re-sent after fork)
 # id(type) -> (type index, C __sizeof__, getsizeof's extra bytes, small scalar?) for
 # types whose size needs no care: the fast path sizes them without sys.getsizeof

@@ -60,6 +60,8 @@ PROC = 12
 ERROR = 13
 SAMPLED = 14
 MODULE = 15
+# rows that describe rather than happen: they travel first, in table chunks
+TABLE_KINDS = frozenset((SCOPE, SITE, TYPE, THREAD, TASK, MODULE))
 
 EVENT_NAMES = {
     SCOPE: "scope",

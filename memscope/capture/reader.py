@@ -20,9 +20,8 @@ from typing import Any, BinaryIO
 
 from memscope.capture import format as F
 from memscope.capture.format import CaptureError
-from memscope.events import MODULE, PROC, Event, expand_module
+from memscope.events import MODULE, PROC, TABLE_KINDS, Event, expand_module
 
-TABLE_KINDS = frozenset((1, 2, 3, 4, 5, MODULE))
 MAX_COLS = F.MAX_COLS
 MAX_GROUPS = F.MAX_GROUPS
 

@@ -42,9 +42,7 @@ from memscope.events import (
     PROC,
     SCOPE,
     SITE,
-    TASK,
-    THREAD,
-    TYPE,
+    TABLE_KINDS,
     UNBIND,
     Event,
     expand_module,
@@ -55,7 +53,6 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-TABLE_KINDS = frozenset((SCOPE, SITE, TYPE, THREAD, TASK, MODULE))
 _TABLE_BYTES = bytes(sorted(TABLE_KINDS))
 # kinds whose field 1 is a perf_counter_ns time (delta-coded on the general path)
 TIMED_KINDS = frozenset((6, 7, BIND, UNBIND, 10, LEAK, ERROR, 14))
