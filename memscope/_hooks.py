@@ -73,7 +73,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 
-from memscope import sizing
+from memscope import _swap, sizing
 from memscope.events import (
     BIND,
     ENTER,
@@ -146,6 +146,9 @@ _counters = {
 }
 _start_ns = _perf()
 _get_running_loop: Any = None
+_getframe = sys._getframe
+_swap_sources = _swap._sources  # files whose plain code may stand in for a sleeping scope
+_swap_enabled = _swap.enabled
 _current_task: Any = None
 
 
@@ -319,7 +322,7 @@ def register(
         # one row for the whole table: expanded into SCOPE/SITE rows by whoever reads it
         _table((MODULE, base, sbase, file, module, scopes, sites))
         _grow_site_lists(len(sites))
-        h = _make_handle(base, sbase, len(sites), len(scopes), sites)
+        h = _make_handle(base, sbase, len(sites), len(scopes), sites, file, scopes)
         _scope_entered.extend([0] * len(scopes))
     _start_rearm()
     return h
@@ -404,7 +407,8 @@ def _is_boring(value: Any, tp: type) -> bool:
 
 
 def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
-                 sites: Sequence[tuple[int, int, int, str, int]] = ()) -> ModuleHandle:
+                 sites: Sequence[tuple[int, int, int, str, int]] = (), file: str = "",
+                 scopes: Sequence[tuple[str, int, int]] = ()) -> ModuleHandle:
     rate = _rate  # shared lists; this module's sites are [base, base + nsites)
     count = _count
     streak = _streak
@@ -535,6 +539,8 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             e[scope] = None
             _off_scopes[sc] = (e, scope)
             _counters["scopes_sampled"] += 1
+            if file in _swap_sources and _swap_enabled[0]:  # plain code until the re-arm
+                _swap.swap_out(file, scopes[scope][0], _getframe(1))
             return None
         tok = _next_tok()
         try:
@@ -622,6 +628,7 @@ _module_guards: list[tuple[int, int, list[int]]] = []
 def rearm() -> None:
     """Switch every guard that went off back on: the next binds of those sites and the
     next instances of those scopes are recorded (and switch them off again)."""
+    _swap.restore()
     while _off_scopes:
         try:
             _sc, (lst, i) = _off_scopes.popitem()

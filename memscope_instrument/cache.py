@@ -90,8 +90,9 @@ def _source_stamp(source_path: str) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def read(source_path: str, digest: str) -> CodeType | None:
-    """The cached instrumented code of ``source_path`` if it is current, else None."""
+def read(source_path: str, digest: str) -> tuple[CodeType, tuple[int, int]] | None:
+    """The cached instrumented code of ``source_path`` if it is current, with the
+    source's (mtime_ns, size) it was checked against; else None."""
     path = cache_path(source_path, digest)
     stamp = _source_stamp(source_path)
     if path is None or stamp is None:
@@ -115,7 +116,7 @@ def read(source_path: str, digest: str) -> CodeType | None:
         code = marshal.loads(data[_HEADER.size :])
     except (EOFError, ValueError, TypeError):
         return None
-    return code if isinstance(code, CodeType) else None
+    return (code, stamp) if isinstance(code, CodeType) else None
 
 
 def write(source_path: str, digest: str, code: CodeType, stamp: tuple[int, int] | None) -> bool:

@@ -42,6 +42,7 @@ from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~
 from collections.abc import Iterable, Sequence
 from types import CodeType, ModuleType
 
+from memscope import _swap
 from memscope_instrument import cache
 
 # ``ast`` is imported by the functions that compile instrumented code (a cache miss,
@@ -475,16 +476,20 @@ def load_code(
     """Instrumented code for the file ``path`` imported as ``module``, through the cache."""
     digest = cache_digest(options, module)
     if use_cache:
-        code = cache.read(path, digest)
-        if code is not None:
+        hit = cache.read(path, digest)
+        if hit is not None:
             stats["cache_hits"] += 1
-            return code
+            _swap.note_source(path, hit[1])
+            return hit[0]
     stamp = cache.source_stamp(path)
     with open(path, "rb") as f:
         data = f.read()
     code, instrumented = instrument_code(data, path, module, options, on_error)
-    if instrumented and use_cache:
-        cache.write(path, digest, code, stamp)
+    if instrumented:
+        if len(data) == (stamp or (0, -1))[1]:  # read as stamped: plain code may stand in
+            _swap.note_source(path, stamp)
+        if use_cache:
+            cache.write(path, digest, code, stamp)
     return code
 
 

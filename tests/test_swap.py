@@ -1,0 +1,240 @@
+"""A sleeping scope's functions run their original code until the re-arm (``_swap``).
+
+The module is imported through the real import hook; the re-arm thread is held still
+so the tests decide when guards and code come back."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from memscope import _hooks, _swap
+from memscope.events import ENTER, SCOPE
+from tests.conftest import Recorder
+from tests.hook_helpers import hook_sandbox, unique, write_tree
+
+__all__ = ["hook_sandbox"]
+
+SOURCE = '''
+import functools
+
+def deco(f):
+    @functools.wraps(f)
+    def wrapper(*a, **k):
+        return f(*a, **k)
+    return wrapper
+
+def plain_fn(i):
+    x = i * 2
+    y = x + 1
+    return y
+
+class K:
+    def __init__(self, i):
+        self.v = i
+    def meth(self, i):
+        z = i + self.v
+        return z
+    @staticmethod
+    def st(i):
+        w = i - 1
+        return w
+    @classmethod
+    def cm(cls, i):
+        q = i * 3
+        return q
+    @property
+    def prop(self):
+        r = self.v * 2
+        return r
+
+@deco
+def wrapped(i):
+    s = i + 5
+    return s
+
+def gen(n):
+    for k in range(n):
+        yield k
+
+def outer():
+    t = 1
+    def inner(i):
+        u = i + t
+        return u
+    return inner
+
+def boom(i):
+    a = i + 1
+    if i < 0:
+        raise ValueError("neg")
+    return a
+'''
+
+CALLS = _hooks.SCALAR_STREAK + 3 * _hooks.SAMPLE_EVERY + 3 * _hooks.SCOPE_STREAK
+
+
+@pytest.fixture
+def sampling(rec: Recorder) -> Iterator[Recorder]:
+    """Sampling on, the re-arm thread held still; everything re-armed after."""
+    _hooks._rearm_paused[0] = True
+    _hooks.set_sampling(True)
+    try:
+        yield rec
+    finally:
+        _hooks._rearm_paused[0] = False
+        _hooks.rearm()
+
+
+def _instrumented(f: Any) -> bool:
+    return "_memscope_e" in f.__code__.co_names
+
+
+def _import(base: Path, source: str = SOURCE) -> ModuleType:
+    from memscope_instrument.hook import install_import_hook
+
+    name = unique()
+    write_tree(base, {f"{name}.py": source})
+    install_import_hook([name], start=False)
+    return __import__(name)
+
+
+def _exercise(m: ModuleType) -> dict[str, list[Any]]:
+    k = m.K(3)
+    inner = m.outer()
+    out: dict[str, list[Any]] = {n: [] for n in ("fn", "meth", "st", "cm", "prop", "wrapped",
+                                                  "gen", "inner", "boom")}
+    for i in range(CALLS):
+        out["fn"].append(m.plain_fn(i))
+        out["meth"].append(k.meth(i))
+        out["st"].append(m.K.st(i))
+        out["cm"].append(m.K.cm(i))
+        out["prop"].append(k.prop)
+        out["wrapped"].append(m.wrapped(i))
+        out["gen"].append(sum(m.gen(3)))
+        out["inner"].append(inner(i))
+        out["boom"].append(m.boom(i))
+    return out
+
+
+def _functions(m: ModuleType) -> dict[str, Any]:
+    return {"fn": m.plain_fn, "meth": m.K.meth, "st": m.K.__dict__["st"].__func__,
+            "cm": m.K.__dict__["cm"].__func__, "prop": m.K.__dict__["prop"].fget,
+            "wrapped": m.wrapped.__wrapped__, "gen": m.gen, "boom": m.boom}
+
+
+def test_sleeping_functions_run_their_original_code_until_the_rearm(
+        hook_sandbox: Path, sampling: Recorder) -> None:
+    m = _import(hook_sandbox)
+    funcs = _functions(m)
+    assert all(_instrumented(f) for f in funcs.values())
+    out = _exercise(m)
+    assert out["fn"] == [2 * i + 1 for i in range(CALLS)]
+    assert out["meth"] == [i + 3 for i in range(CALLS)] and out["gen"] == [3] * CALLS
+    assert out["st"][-1] == CALLS - 2 and out["cm"][-1] == 3 * (CALLS - 1)
+    assert out["prop"] == [6] * CALLS and out["wrapped"][-1] == CALLS + 4
+    swapped = {n for n, f in funcs.items() if not _instrumented(f)}
+    assert swapped == set(funcs), f"still instrumented: {set(funcs) - swapped}"
+    # a closure made inside a call is not reached by name: it keeps its code
+    assert _instrumented(m.outer())
+    # the original code is the one compiled from the source, same name and lines
+    assert m.plain_fn.__code__.co_firstlineno == _swap.unswapped(m.plain_fn).co_firstlineno
+    _hooks.rearm()
+    assert all(_instrumented(f) for f in funcs.values())
+
+
+def test_scopes_are_sampled_again_after_each_rearm(hook_sandbox: Path,
+                                                   sampling: Recorder) -> None:
+    m = _import(hook_sandbox)
+    for i in range(CALLS):
+        m.plain_fn(i)
+    assert not _instrumented(m.plain_fn)
+    scope = next(e[1] for e in sampling.events()
+                 if e[0] == SCOPE and e[4] == "plain_fn" and m.__name__ in e[3])
+    before = sum(1 for e in sampling.events() if e[0] == ENTER and e[2] == scope)
+    _hooks.rearm()
+    for i in range(CALLS):
+        m.plain_fn(i)
+    after = sum(1 for e in sampling.events() if e[0] == ENTER and e[2] == scope)
+    assert after > before  # instances of the re-armed scope were recorded again
+    assert not _instrumented(m.plain_fn)  # and it went back to sleep, and to plain code
+
+
+def test_tracebacks_are_the_same_before_and_after_the_swap(hook_sandbox: Path,
+                                                           sampling: Recorder) -> None:
+    m = _import(hook_sandbox)
+
+    def raised_at() -> tuple[int, str]:
+        try:
+            m.boom(-1)
+        except ValueError as exc:
+            tb = exc.__traceback__
+            assert tb is not None
+            while tb.tb_next is not None:
+                tb = tb.tb_next
+            return tb.tb_lineno, tb.tb_frame.f_code.co_filename
+        raise AssertionError("boom did not raise")
+
+    first = raised_at()
+    for i in range(CALLS):
+        m.boom(i)
+    assert not _instrumented(m.boom)
+    assert raised_at() == first
+    lines = SOURCE.splitlines()
+    assert lines[first[0] - 1].strip() == 'raise ValueError("neg")'
+
+
+def test_no_swap_when_the_source_changed_after_the_import(hook_sandbox: Path,
+                                                          sampling: Recorder) -> None:
+    m = _import(hook_sandbox)
+    path = Path(m.__file__ or "")
+    path.write_text(SOURCE.replace("x = i * 2", "x = i * 4"))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+    for i in range(CALLS):
+        assert m.plain_fn(i) == 2 * i + 1
+    assert _instrumented(m.plain_fn)
+    assert _hooks.counters()["scopes_sampled"] >= 1  # it did sleep: only the code stayed
+
+
+def test_no_swap_for_code_instrumented_outside_the_hook(tmp_path: Path,
+                                                        sampling: Recorder) -> None:
+    from memscope_instrument.transform import instrument_source
+
+    path = tmp_path / "outside.py"
+    path.write_text(SOURCE)
+    res = instrument_source(SOURCE, str(path), "outside")
+    mod = ModuleType("outside")
+    mod.__file__ = str(path)
+    exec(compile(res.code, str(path), "exec"), mod.__dict__)
+    for i in range(CALLS):
+        mod.plain_fn(i)
+    assert _instrumented(mod.plain_fn)
+
+
+def test_a_program_that_sets_its_own_code_keeps_it(hook_sandbox: Path,
+                                                   sampling: Recorder) -> None:
+    m = _import(hook_sandbox)
+    for i in range(CALLS):
+        m.plain_fn(i)
+    assert not _instrumented(m.plain_fn)
+    mine = (lambda i: -i).__code__
+    m.plain_fn.__code__ = mine
+    _hooks.rearm()
+    assert m.plain_fn.__code__ is mine and m.plain_fn(4) == -4
+
+
+def test_swapping_can_be_switched_off(hook_sandbox: Path, sampling: Recorder) -> None:
+    m = _import(hook_sandbox)
+    _swap.enabled[0] = False
+    try:
+        for i in range(CALLS):
+            m.plain_fn(i)
+    finally:
+        _swap.enabled[0] = True
+    assert _instrumented(m.plain_fn)
