@@ -64,18 +64,16 @@ one list index; a sampled scalar site adds a few identity checks.
 from __future__ import annotations
 
 import _thread
-import functools
+import _weakref
 import itertools
 import os
 import sys
-import threading
 import time
-import weakref
-from collections.abc import Callable, Sequence
 
 from memscope import _swap, sizing
 from memscope.events import (
     BIND,
+    BIND_PARAM,
     ENTER,
     ERROR,
     EXIT,
@@ -84,20 +82,21 @@ from memscope.events import (
     PROC,
     SAMPLED,
     SCOPE,
+    SCOPE_EXPLICIT,
     SITE,
     TASK,
     THREAD,
     TYPE,
     UNBIND,
-    BindKind,
     Event,
-    ScopeKind,
     expand_tables,
 )
 from memscope.sizing import _isa
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
+    import weakref
+    from collections.abc import Callable, Sequence
     from typing import Any, TypeVar
 
     T = TypeVar("T")
@@ -107,7 +106,8 @@ HOOKS_VERSION = 2
 _perf = time.perf_counter_ns
 _getsizeof = sys.getsizeof
 _getrefcount = sys.getrefcount
-_get_ident = threading.get_ident
+_get_ident = _thread.get_ident
+_main_ident = _thread.get_ident()  # memscope is imported by the main thread
 _next_tok = itertools.count(1).__next__
 _next_type = itertools.count(1).__next__  # type numbers are never reused
 _next_task = itertools.count(1).__next__
@@ -128,13 +128,13 @@ _tables: list[Event] = []  # every table row ever emitted (re-sent after fork)
 # types whose size needs no care: the fast path sizes them without sys.getsizeof
 _fast_types: dict[int, tuple[int, Any, int, bool]] = {}
 _type_index: dict[int, int] = {}  # id(type) -> type index, every type seen
-_tasks: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_tasks: weakref.WeakKeyDictionary[Any, int] | None = None  # made for the first task
 _watched: dict[int, weakref.ref[Any]] = {}  # oid -> weakref that emits FINAL
 _unweakrefable: set[int] = set()  # id(type) of types that refuse weak references
 _deep_cache: dict[int, tuple[int, int, int]] = {}  # oid -> (tidx, shallow, deep)
-_local = threading.local()  # per-thread re-entrancy flag for the slow path
-_flush_lock = threading.Lock()
-_table_lock = threading.RLock()
+_local = _thread._local()  # per-thread re-entrancy flag for the slow path
+_flush_lock = _thread.allocate_lock()
+_table_lock = _thread.RLock()
 _counters = {
     "errors": 0,
     "deep_truncated": 0,
@@ -156,7 +156,7 @@ class _MemorySink:
     """Keeps the newest events in memory, bounded, until a capture sink replaces it."""
 
     def __init__(self, limit: int = 200_000) -> None:
-        from collections import deque
+        from _collections import deque  # collections' own: its package costs ~1.5 ms
 
         self.events: deque[Event] = deque(maxlen=limit)
         self.dropped = 0
@@ -216,13 +216,19 @@ def _type_idx(tp: type) -> int:
         _table((TYPE, idx, sizing.type_name(tp)))
         _type_index[key] = idx
         try:  # a heap type may die and its id be reused: forget it when it goes
-            _type_refs[key] = weakref.ref(tp, functools.partial(_forget_type, key))
+            _type_refs[key] = _weakref.ref(tp, _on_death(_forget_type, key))
         except TypeError:
             pass  # static types live forever
     return idx
 
 
 _type_refs: dict[int, weakref.ref[type]] = {}
+
+
+def _on_death(fn: Callable[[int], None], key: int) -> Callable[[Any], None]:
+    """A weakref callback calling ``fn(key)`` (functools.partial is not imported at
+    start-up)."""
+    return lambda _ref: fn(key)
 
 
 def _forget_type(key: int, _ref: Any = None) -> None:
@@ -237,8 +243,10 @@ def _new_thread(ident: int) -> None:
     """A THREAD row for a thread's first scope; a reused ident gets the new name."""
     name = "?"
     try:
-        th = threading._active.get(ident)  # type: ignore[attr-defined]
-        if th is not None:
+        threading = sys.modules.get("threading")  # not imported: only the main thread
+        if threading is None:
+            name = "MainThread" if ident == _main_ident else "?"
+        elif (th := threading._active.get(ident)) is not None:
             name = th.name
         elif ident == threading.main_thread().ident:
             name = "MainThread"
@@ -250,7 +258,7 @@ def _new_thread(ident: int) -> None:
 
 def _task_key() -> int:
     """Small int naming the running asyncio task (0 outside asyncio)."""
-    global _get_running_loop, _current_task
+    global _get_running_loop, _current_task, _tasks
     if _get_running_loop is None:
         aio = sys.modules.get("asyncio")
         if aio is None:
@@ -263,6 +271,10 @@ def _task_key() -> int:
     task = _current_task(loop)
     if task is None:
         return 0
+    if _tasks is None:
+        import weakref  # not at start-up: only asyncio programs have tasks
+
+        _tasks = weakref.WeakKeyDictionary()
     key = _tasks.get(task)
     if key is None:
         with _table_lock:
@@ -352,7 +364,7 @@ def register_site(
 ) -> int:
     """Add one site (and its own scope row) at run time: used by ``track_var``."""
     with _table_lock:
-        scope = register_scope(file, module, qualname, ScopeKind.EXPLICIT, line)
+        scope = register_scope(file, module, qualname, SCOPE_EXPLICIT, line)
         site = len(_rate)
         _table((SITE, site, scope, line, col, name, kind))
         _site_scope[site] = scope
@@ -367,7 +379,7 @@ SCOPE_STREAK = 256  # a scope is checked for switch-off every this many entries
 REARM_SECONDS = 0.25  # every guard that went off is switched back on this often
 SMALL_BYTES = 256  # fast mode: a value of at most this many bytes counts as small
 _NoneType = type(None)
-_PARAM = int(BindKind.PARAM)  # bound inside ``enter``, never behind an inline guard
+_PARAM = BIND_PARAM  # bound inside ``enter``, never behind an inline guard
 # global scope -> module-local indices of its sites (parameters aside), made the first
 # time the scope is checked for sleep (most scopes never are: no work at import)
 _scope_sites: dict[int, list[int]] = {}
@@ -787,7 +799,7 @@ def _watch(value: Any, oid: int, tp: type) -> None:
     if oid in _watched or id(tp) in _unweakrefable:
         return
     try:
-        _watched[oid] = weakref.ref(value, functools.partial(_finalized, oid))
+        _watched[oid] = _weakref.ref(value, _on_death(_finalized, oid))
     except TypeError:
         _unweakrefable.add(id(tp))
 
@@ -938,7 +950,7 @@ def _after_fork_in_child() -> None:
     """The child records into a capture of its own; the parent's buffer is not ours."""
     global _flush_lock
     _buf.clear()
-    _flush_lock = threading.Lock()
+    _flush_lock = _thread.allocate_lock()
     _local.__dict__.clear()  # the forking thread is a new thread in the child
     _watched.clear()
     if _rearm_pid[0]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import sys
-import weakref
+from _weakref import ref as _ref  # weakref.ref, without the weakref module
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def _plain_top(file: str, stamp: tuple[int, int]) -> CodeType | None:
     """The original module's code: the standard ``.pyc`` if it is current for this
     stamp, else compiled from the source, which must still carry the stamp."""
     import marshal
-    from importlib.util import MAGIC_NUMBER, cache_from_source
+    from importlib._bootstrap_external import MAGIC_NUMBER, cache_from_source
 
     if _stamp(file) != stamp:
         return None
@@ -183,7 +183,7 @@ def _target(file: str, qualname: str, code: CodeType, globals_: dict[str, Any]) 
     funcs = _find(globals_, qualname, code)
     if not funcs:
         return False
-    return weakref.ref(code), plain, [weakref.ref(f) for f in funcs]
+    return _ref(code), plain, [_ref(f) for f in funcs]
 
 
 def swap_out(file: str, qualname: str, frame: FrameType) -> None:

@@ -38,12 +38,14 @@ without a buffer). ``task_key`` is 0 outside asyncio.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from enum import IntEnum
-
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
     from typing import Any
+
+    from memscope.kinds import BindKind as BindKind
+    from memscope.kinds import ScopeKind as ScopeKind
+    from memscope.kinds import kind_name as kind_name
 
 SCOPE = 1
 SITE = 2
@@ -60,6 +62,11 @@ PROC = 12
 ERROR = 13
 SAMPLED = 14
 MODULE = 15
+# the kind numbers the hot path needs, without importing enum (memscope.kinds: all of them)
+BIND_PARAM = 9  # BindKind.PARAM
+BIND_EXPLICIT = 13  # BindKind.EXPLICIT
+SCOPE_EXPLICIT = 10  # ScopeKind.EXPLICIT
+
 # rows that describe rather than happen: they travel first, in table chunks
 TABLE_KINDS = frozenset((SCOPE, SITE, TYPE, THREAD, TASK, MODULE))
 
@@ -87,51 +94,6 @@ else:
     Event = tuple  # the same type, without importing typing for ``Any``
 
 
-class BindKind(IntEnum):
-    """How a name was bound at a site (stable numbers: they are stored in captures)."""
-
-    ASSIGN = 1
-    AUGASSIGN = 2
-    ANNASSIGN = 3
-    WALRUS = 4
-    FOR = 5
-    WITH = 6
-    EXCEPT = 7
-    MATCH = 8
-    PARAM = 9
-    IMPORT = 10
-    ATTRIBUTE = 11
-    DEL = 12
-    EXPLICIT = 13  # memscope.track_var
-    GLOBAL = 14
-    NONLOCAL = 15
-    CLASS_DEF = 16
-    FUNC_DEF = 17
-
-
-class ScopeKind(IntEnum):
-    """What kind of code block a scope is (stable numbers: stored in captures)."""
-
-    MODULE = 1
-    CLASS = 2
-    FUNCTION = 3
-    METHOD = 4
-    GENERATOR = 5
-    COROUTINE = 6
-    ASYNC_GENERATOR = 7
-    LAMBDA = 8
-    COMPREHENSION = 9
-    EXPLICIT = 10  # memscope.track_scope
-
-
-def kind_name(kind: int, enum: type[IntEnum]) -> str:
-    """The lower-case name of a stored kind number, or ``"unknown(N)"``."""
-    try:
-        return enum(kind).name.lower()
-    except ValueError:
-        return f"unknown({kind})"
-
-
 def expand_module(row: Event) -> list[Event]:
     """The SCOPE and SITE rows a MODULE row stands for, scopes first."""
     _, base, sbase, file, module, scopes, sites = row
@@ -149,3 +111,13 @@ def expand_tables(events: Iterable[Event]) -> Iterator[Event]:
             yield from expand_module(ev)
         else:
             yield ev
+
+
+def __getattr__(name: str) -> object:
+    """``BindKind``, ``ScopeKind`` and ``kind_name`` live in :mod:`memscope.kinds`
+    (``enum`` is not imported at ``memscope run``'s start-up)."""
+    if name in ("BindKind", "ScopeKind", "kind_name"):
+        from memscope import kinds
+
+        return getattr(kinds, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,26 +9,24 @@ first use, not at import: ``import memscope`` is part of ``memscope run``'s star
 
 from __future__ import annotations
 
-import functools
+import _thread
 import os
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 from memscope import _hooks
-from memscope.events import BindKind, ScopeKind
+from memscope.events import BIND_EXPLICIT, SCOPE_EXPLICIT
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeVar
 
     F = TypeVar("F", bound=Callable[..., Any])
 
 _handle = _hooks._make_handle(0, 0, 0)  # global site and scope numbers, no offset
 _sites: dict[tuple[str, str, int, int], int] = {}
-_site_lock = threading.Lock()
-_tls = threading.local()  # .stack: [(scope, tok)] of the thread's open track_scope blocks
+_site_lock = _thread.allocate_lock()
+_tls = _thread._local()  # .stack: [(scope, tok)] of the thread's open track_scope blocks
 _thread_toks: dict[tuple[int, int], int] = {}
 
 
@@ -135,7 +133,7 @@ def _explicit_site(frame: Any) -> tuple[int, int]:
                     line,
                     col,
                     name,
-                    int(BindKind.EXPLICIT),
+                    BIND_EXPLICIT,
                 )
                 _sites[key] = site
     return site, _hooks._site_scope[site]
@@ -151,7 +149,7 @@ def track_var(value: Any) -> None:
         if stack:
             tok = stack[-1][1]
         else:
-            ident = threading.get_ident()
+            ident = _thread.get_ident()
             tok = _thread_toks.get((ident, scope), 0)
             if not tok:
                 tok = _thread_toks[(ident, scope)] = _handle.enter(scope, -1) or 0
@@ -184,25 +182,12 @@ class track_scope:
     def _scope_id(self) -> int:
         if self._scope is None:
             file, module, line = self._where
-            scope = _hooks.register_scope(file, module, self.name, ScopeKind.EXPLICIT, line)
+            scope = _hooks.register_scope(file, module, self.name, SCOPE_EXPLICIT, line)
             self._scope = scope
         return self._scope
 
-    @contextmanager
-    def _active(self) -> Iterator[None]:
-        tok = _handle.enter(self._scope_id(), -1) or 0  # explicit scopes never sleep
-        stack = getattr(_tls, "stack", None)
-        if stack is None:
-            stack = _tls.stack = []
-        stack.append((self._scope, tok))
-        try:
-            yield
-        finally:
-            try:
-                stack.remove((self._scope, tok))
-            except ValueError:
-                pass
-            _handle.exit(tok)
+    def _active(self) -> _Active:
+        return _Active(self)
 
     def __enter__(self) -> track_scope:
         self._cm = self._active()
@@ -213,6 +198,7 @@ class track_scope:
         self._cm.__exit__(*exc)
 
     def __call__(self, fn: F) -> F:
+        import functools
         import inspect
 
         self._scope_id()
@@ -231,6 +217,34 @@ class track_scope:
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+
+class _Active:
+    """One activation of a :class:`track_scope`: enter on ``__enter__``, exit on
+    ``__exit__`` whatever happened inside (a class, not ``contextlib.contextmanager``:
+    contextlib is not imported at ``memscope run``'s start-up)."""
+
+    __slots__ = ("entry", "owner", "stack", "tok")
+
+    def __init__(self, owner: track_scope) -> None:
+        self.owner = owner
+
+    def __enter__(self) -> None:
+        scope = self.owner._scope_id()
+        self.tok = _handle.enter(scope, -1) or 0  # explicit scopes never sleep
+        stack = getattr(_tls, "stack", None)
+        if stack is None:
+            stack = _tls.stack = []
+        self.stack = stack
+        self.entry = (scope, self.tok)
+        stack.append(self.entry)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stack.remove(self.entry)
+        except ValueError:
+            pass
+        _handle.exit(self.tok)
 
 
 def ignore(fn: F) -> F:

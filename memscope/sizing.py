@@ -17,10 +17,10 @@ import gc
 import sys
 import time
 import types
-from collections.abc import Callable, Iterable
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 _getsizeof = sys.getsizeof

@@ -7,11 +7,10 @@ state of its own. Exporters hand the same replay to the reporters.
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import os
 import sys
-import threading
-from collections.abc import Iterator
 
 from memscope import _hooks
 from memscope.config import Config
@@ -19,6 +18,7 @@ from memscope.events import LEAK, Event, expand_tables
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:  # the replay engine is imported when a report is asked for
+    from collections.abc import Iterator
     from pathlib import Path
     from typing import Any
 
@@ -38,7 +38,7 @@ class MemoryTracker:
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config.from_env()
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         self._closed = False
         self._leaks_done = False
 
@@ -181,7 +181,7 @@ class MemoryTracker:
 
 
 _tracker: MemoryTracker | None = None
-_tracker_lock = threading.Lock()
+_tracker_lock = _thread.allocate_lock()
 
 
 def get_global_tracker() -> MemoryTracker:

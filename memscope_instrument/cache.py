@@ -23,12 +23,14 @@ normal bytecode); a location that cannot be written is skipped silently.
 
 from __future__ import annotations
 
-import importlib.util
 import marshal
 import os
 import struct
 import sys
 from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~6 ms)
+
+# importlib.util's own names, without importlib.util (it imports contextlib: ~1.4 ms)
+from importlib._bootstrap_external import MAGIC_NUMBER, cache_from_source
 from types import CodeType
 
 _TAG = b"MSC1"
@@ -73,7 +75,7 @@ def fingerprint_files() -> list[str]:
 def cache_path(source_path: str, digest: str) -> str | None:
     """Where the instrumented bytecode of ``source_path`` lives (None: no cache here)."""
     try:
-        normal = importlib.util.cache_from_source(source_path)
+        normal = cache_from_source(source_path)
     except (NotImplementedError, ValueError):
         return None  # no cache_tag (sys.implementation.cache_tag is None)
     import memscope
@@ -106,7 +108,7 @@ def read(source_path: str, digest: str) -> tuple[CodeType, tuple[int, int]] | No
         return None
     magic, tag, fp, mtime, size = _HEADER.unpack_from(data)
     if (
-        magic != importlib.util.MAGIC_NUMBER
+        magic != MAGIC_NUMBER
         or tag != _TAG
         or fp != toolchain_fingerprint()
         or (mtime, size) != stamp
@@ -130,7 +132,7 @@ def write(source_path: str, digest: str, code: CodeType, stamp: tuple[int, int] 
     if path is None:
         return False
     header = _HEADER.pack(
-        importlib.util.MAGIC_NUMBER, _TAG, toolchain_fingerprint(), stamp[0], stamp[1]
+        MAGIC_NUMBER, _TAG, toolchain_fingerprint(), stamp[0], stamp[1]
     )
     try:
         payload = header + marshal.dumps(code)

@@ -31,18 +31,17 @@ events of their own: pdb steps and coverage counts the user's lines. The
 
 from __future__ import annotations
 
+import _thread
 import importlib.machinery
 import os
 import site
 import sys
-import sysconfig
-import threading
 import warnings
 from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~6 ms)
-from collections.abc import Iterable, Sequence
 from types import CodeType, ModuleType
 
 from memscope import _swap
+from memscope.sysdirs import library_dirs
 from memscope_instrument import cache
 
 # ``ast`` is imported by the functions that compile instrumented code (a cache miss,
@@ -50,6 +49,7 @@ from memscope_instrument import cache
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
     import ast
+    from collections.abc import Iterable, Sequence
     from typing import Any
 
 NEVER = ("memscope", "memscope_instrument", "libcst", "_pytest", "pytest", "pluggy")
@@ -87,15 +87,7 @@ def system_dirs() -> tuple[str, ...]:
     """The standard library and site-packages directories (normalized)."""
     global _system_dirs_cache
     if _system_dirs_cache is None:
-        dirs: set[str] = set()
-        paths = sysconfig.get_paths()
-        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-            if paths.get(key):
-                dirs.add(_norm(paths[key]))
-        try:
-            dirs.update(_norm(p) for p in site.getsitepackages())
-        except Exception:
-            pass
+        dirs = {_norm(p) for p in library_dirs()}
         try:
             dirs.add(_norm(site.getusersitepackages()))
         except Exception:
@@ -510,7 +502,7 @@ class InstrumentingLoader(importlib.machinery.SourceFileLoader):
         return code
 
 
-_state = threading.local()
+_state = _thread._local()
 
 
 class MemscopeFinder:
@@ -568,7 +560,7 @@ class MemscopeFinder:
 
 
 _finder = MemscopeFinder()
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _warned_imported: set[str] = set()
 
 

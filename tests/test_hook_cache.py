@@ -129,7 +129,7 @@ def test_memscope_or_python_change_invalidates(
     monkeypatch.setattr(cache, "_fingerprint", b"x" * 16)  # another memscope build
     hook.load_code(str(src), name, _opts())
     assert len(counting) == 2
-    monkeypatch.setattr(importlib.util, "MAGIC_NUMBER", b"\x00\x00\r\n")  # another Python
+    monkeypatch.setattr(cache, "MAGIC_NUMBER", b"\x00\x00\r\n")  # another Python
     assert cache.read(str(src), hook.cache_digest(_opts(), name)) is None
 
 

@@ -237,9 +237,13 @@ def test_memscope_package_does_not_import_libcst() -> None:
 
 # Kept off memscope run's start-up (docs/performance.md, "start-up"): click and what it
 # imports (memscope run parses its own options), json (the children's settings are
-# written without it).
+# written without it), and the stdlib modules the runtime reaches through their C
+# halves (_thread, _signal, _weakref, _collections) or does without (enum: the hot path
+# uses kind numbers; sysconfig: memscope.sysdirs; array: it imports collections).
 NOT_AT_STARTUP = ("click", "uuid", "datetime", "platform", "gettext", "difflib", "json",
                   "dataclasses", "inspect", "ast", "dis", "tokenize", "pathlib", "typing", "re",
+                  "enum", "signal", "threading", "weakref", "collections", "contextlib",
+                  "functools", "sysconfig", "array", "importlib.util",
                   "memscope.commands._group", "memscope.reporters", "libcst")
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import struct
 import sys
-from array import array
-from collections.abc import Iterable, Sequence
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
+    from array import array
+    from collections.abc import Iterable, Sequence
     from typing import Any
 
 MAGIC = b"MEMSCOPE"
@@ -295,14 +295,21 @@ def unshuffle64(data: bytes, n: int) -> bytes:
 
 
 def pack_i64(values: Sequence[int] | Iterable[int]) -> bytes:
-    """int64 column -> shuffled little-endian bytes (OverflowError/TypeError if not int64)."""
-    a = array("q", values)
-    if not LITTLE:
-        a.byteswap()
-    return shuffle64(a.tobytes())
+    """int64 column -> shuffled little-endian bytes (OverflowError if not int64).
+
+    ``struct``, not ``array``: importing ``array`` imports ``collections`` (~2 ms of
+    ``memscope run``'s start-up), and ``struct.pack`` packs a column faster."""
+    v = values if isinstance(values, (list, tuple)) else list(values)
+    try:
+        raw = struct.pack(f"<{len(v)}q", *v)
+    except struct.error as exc:
+        raise OverflowError(f"not an int64 column: {exc}") from None
+    return shuffle64(raw)
 
 
 def unpack_i64(data: bytes, n: int) -> array[int]:
+    from array import array  # readers only (see pack_i64)
+
     a = array("q")
     a.frombytes(unshuffle64(data, n))
     if not LITTLE:
@@ -330,6 +337,8 @@ def unpack_planes(data: bytes, n: int) -> array[int] | None:
             if data[pos]:
                 out[b::8] = data[pos : pos + 1] * n
             pos += 1
+    from array import array
+
     a = array("q")
     a.frombytes(out)
     if not LITTLE:

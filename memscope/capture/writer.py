@@ -22,16 +22,14 @@ the program runs, so its queue fills and the program waits (docs/performance.md)
 
 from __future__ import annotations
 
+import _thread
 import os
 import struct
 import sys
-import sysconfig
-import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
 from itertools import starmap
-from operator import itemgetter, sub
+from _operator import itemgetter, sub  # operator.py itself is not needed
 
 from memscope.capture import format as F
 from memscope.events import (
@@ -47,9 +45,11 @@ from memscope.events import (
     Event,
     expand_module,
 )
+from memscope.sysdirs import library_dirs
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
     from typing import Any
 
@@ -63,11 +63,7 @@ _BYTE = [bytes((i,)) for i in range(256)]
 
 
 def _non_user_prefixes() -> tuple[str, ...]:
-    paths = set()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        p = sysconfig.get_paths().get(key)
-        if p:
-            paths.add(os.path.normcase(os.path.abspath(p)))
+    paths = {os.path.normcase(os.path.abspath(p)) for p in library_dirs()}
     paths.add(os.path.normcase(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     return tuple(sorted(paths))
 
@@ -655,7 +651,7 @@ class CaptureSink:
         self.start_ns = start_ns
         self.compress_level = compress_level
         self.max_late = max_late
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         self.dropped = 0
         self.late: list[Event] = []  # events that arrived after close
         self.drain: Any = None  # an old in-memory sink whose events come first
@@ -718,7 +714,7 @@ class CaptureSink:
 
     def after_fork(self, table_events: list[Event]) -> None:
         """In a forked child: leave the parent's file alone, start this pid's own."""
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         self.writer.abandon()
         self.late = []
         self.drain = None
