@@ -218,12 +218,12 @@ class Splicer:
         return f"{self.T.GUARD}[{site}] and " + self.call("bind", site, name,
                                                           self.tok_for(owner, scope))
 
-    def group_binds(self, names: Sequence[ast.Name], scope: _Scope,
-                    kind: BindKind) -> list[str]:
-        """One guarded read-back per run of names (``name_groups``)."""
+    def group_binds(self, items: Sequence[tuple[ast.Name, BindKind]],
+                    scope: _Scope) -> list[str]:
+        """One guarded read-back per group of names (``name_groups``)."""
         out = []
         T = self.T
-        for site, group, tok in self.i.name_groups(names, scope, kind):
+        for site, group, tok in self.i.name_groups(items, scope):
             if len(group) == 1:
                 call = self.call("bind", site, group[0], tok)
             else:
@@ -377,7 +377,10 @@ class Splicer:
         return el, ec
 
     # ------------------------------------------------------------------ blocks
-    def block(self, nodes: Sequence[ast.stmt], scope: _Scope) -> None:
+    def block(self, nodes: Sequence[ast.stmt], scope: _Scope, planned: bool = False) -> None:
+        """``planned``: the caller ran ``plan_runs`` on ``nodes`` (a ``for`` body)."""
+        if not planned:
+            self.i.plan_runs(nodes, scope)
         prev_end = 0
         for a in nodes:
             if prev_end and self.debt > 0:
@@ -462,10 +465,10 @@ class Splicer:
             self.block(a.orelse, scope)
         elif isinstance(a, (ast.For, ast.AsyncFor)):
             self.expr([a.target, a.iter], scope, a.lineno, hdr_last)
-            if not i.ignored(a.lineno):
-                self.prefix(a.body, self.target_binds([a.target], scope, BindKind.FOR),
-                            a.lineno, a.lineno)
-            self.block(a.body, scope)
+            entry = [] if i.ignored(a.lineno) else i.entry_names([a.target], BindKind.FOR)
+            if not i.plan_runs(a.body, scope, entry):  # else read back after the run
+                self.prefix(a.body, self.group_binds(entry, scope), a.lineno, a.lineno)
+            self.block(a.body, scope, planned=True)
             self.block(a.orelse, scope)
         elif isinstance(a, ast.While):
             self.expr([a.test], scope, a.lineno, hdr_last)
@@ -475,26 +478,13 @@ class Splicer:
             self.expr(list(a.items), scope, a.lineno, hdr_last)
             if not i.ignored(a.lineno):
                 targets = [x.optional_vars for x in a.items if x.optional_vars is not None]
-                self.prefix(a.body, self.target_binds(targets, scope, BindKind.WITH),
-                            a.lineno, a.lineno)
+                self.prefix(a.body, self.group_binds(i.entry_names(targets, BindKind.WITH),
+                                                     scope), a.lineno, a.lineno)
             self.block(a.body, scope)
         elif isinstance(a, ast.Match):
             self.match_stmt(a, scope)
         else:
             self.try_stmt(a, scope)
-
-    def target_binds(self, targets: Sequence[ast.expr], scope: _Scope,
-                     kind: BindKind) -> list[str]:
-        small: list[str] = []
-        for t in targets:
-            names: list[ast.Name] = []
-            attrs: list[ast.Attribute] = []
-            other: list[ast.expr] = []
-            self.T._target_parts(t, names, attrs, other)
-            small.extend(self.group_binds(names, scope, kind))
-            for x in (*attrs, *other):
-                self.i.skip("non-name loop/with target not recorded", x.lineno)
-        return small
 
     def try_stmt(self, a: ast.stmt, scope: _Scope) -> None:
         i = self.i

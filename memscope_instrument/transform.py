@@ -10,10 +10,11 @@ All the rules live in this file (see docs/transformer.md for examples). The desi
   (or, with ``Options.comprehensions``, a comprehension) is on the statement's lines.
 * Names are recorded by *reading them back* after the binding statement, on the same
   line after a ``;`` (reading a local/global name has no side effect), so the user's
-  code keeps its line and columns. ``name.attr`` targets are read back too, by
-  ``bind_attr``, which reads the slot or ``__dict__`` entry without running user code
-  (``a.x = a = v`` wraps its value instead). ``:=`` wraps its value in place. Every
-  call sits behind an inline guard (docs/transformer.md).
+  code keeps its line and columns; a run of consecutive binding statements is read
+  back once, after its last one (``_Instrumenter.plan_runs``). ``name.attr`` targets
+  are read back too, by ``bind_attr``, which reads the slot or ``__dict__`` entry
+  without running user code (``a.x = a = v`` wraps its value instead). ``:=`` wraps
+  its value in place. Every call sits behind an inline guard (docs/transformer.md).
 * Scopes get ``_memscope_s = _memscope_.enter(...)`` and a ``try/finally`` that calls
   ``_memscope_.exit``; class bodies use the dunder ``__memscope_c__`` (not mangled, not
   an Enum member) and delete it at the end; a lambda's body becomes the middle of
@@ -249,6 +250,31 @@ def readback_split(wraps: list[ast.Attribute], names: list[ast.Name],
     rebound = {n.id for n in names}
     keep = [at for at in wraps if cast(ast.Name, at.value).id in rebound]
     return keep, [at for at in wraps if cast(ast.Name, at.value).id not in rebound]
+
+
+def _constant(e: ast.expr) -> bool:
+    if isinstance(e, ast.Constant):
+        return True
+    if isinstance(e, ast.UnaryOp):
+        return _constant(e.operand)
+    return isinstance(e, ast.BinOp) and _constant(e.left) and _constant(e.right)
+
+
+def _inert(a: ast.stmt) -> bool:
+    """Can running ``a`` run no user code (so it cannot rebind or delete a global name
+    read back after it)? ``x = 0``, ``y = z``, ``t = (0, x)``, ``u = []``: plain name
+    targets (unpacking calls ``iter``), a value of constants, names, tuple and list
+    displays of them (dict and set displays hash their items)."""
+    if not isinstance(a, ast.Assign) or not all(isinstance(t, ast.Name) for t in a.targets):
+        return False
+    stack = [a.value]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, (ast.Tuple, ast.List)):
+            stack.extend(e.elts)
+        elif not (isinstance(e, ast.Name) or _constant(e)):
+            return False
+    return True
 
 
 def _pattern_names(p: ast.pattern, out: list[tuple[str, ast.AST]]) -> None:
@@ -518,6 +544,7 @@ class _Instrumenter:
             "expr": (":=", "lambda") + ((" for ",) if options.comprehensions else ()),
             "locals": ("locals(", "vars(", "dir("),
             "yield": ("yield",),
+            "suspend": ("yield", "await"),
             "decl": ("global", "nonlocal"),
             "ignore": (IGNORE_LINE,) if IGNORE_LINE in source else (),
         }
@@ -526,6 +553,11 @@ class _Instrumenter:
         self.debt = 0  # output lines inserted minus blank lines absorbed, so far
         self.used_comp = False  # a comprehension instance needs COMP in the prologue
         self._local_names: dict[int, set[str]] = {}
+        self._cells: dict[int, set[str]] = {}  # scope index -> names a nested def rebinds
+        # runs of binding statements (plan_runs): statements whose read-back is left to
+        # a later one, and the last statement of each run -> every name of the run
+        self.deferred: set[int] = set()
+        self.closers: dict[int, list[tuple[ast.Name, BindKind]]] = {}
 
     # -- notes
     def skip(self, reason: str, line: int) -> None:
@@ -711,14 +743,16 @@ class _Instrumenter:
         return _expr_stmt(_and(_guard(GUARD, site),
                                _call("bind", _int(site), _name(name), self.tok_for(owner, scope))))
 
-    def name_groups(self, names: Sequence[ast.Name], scope: _Scope,
-                    kind: BindKind) -> list[tuple[int, list[str], str]]:
-        """The read-backs of the names one statement binds, for both output paths: runs
-        of names with the same token become one group ``(first site, names, token)``,
-        written ``_memscope_g[F] and _memscope_.bind_group(F, (a, b), tok)``: one guard
-        for the whole statement (a loop over ``x, y, z`` checks one flag, not three)."""
+    def name_groups(self, items: Sequence[tuple[ast.Name, BindKind]],
+                    scope: _Scope) -> list[tuple[int, list[str], str]]:
+        """The read-backs of the names a statement (or a run of statements, see
+        ``plan_runs``) binds, for both output paths: runs of names with the same token
+        become one group ``(first site, names, token)``, written
+        ``_memscope_g[F] and _memscope_.bind_group(F, (a, b), tok)``: one guard for the
+        whole group (a loop over ``x, y, z`` checks one flag, not three). Sites are
+        allocated here, in order, so a group's sites are consecutive."""
         groups: list[tuple[int, list[str], str]] = []
-        for n in names:
+        for n, kind in items:
             site, owner = self.site_for(n.id, n, scope, kind)
             tok = self.tok_name(owner, scope)
             if groups and groups[-1][2] == tok and \
@@ -728,10 +762,10 @@ class _Instrumenter:
                 groups.append((site, [n.id], tok))
         return groups
 
-    def group_binds(self, names: Sequence[ast.Name], scope: _Scope,
-                    kind: BindKind) -> list[cst.BaseSmallStatement]:
+    def group_binds(self, items: Sequence[tuple[ast.Name, BindKind]],
+                    scope: _Scope) -> list[cst.BaseSmallStatement]:
         out: list[cst.BaseSmallStatement] = []
-        for site, group, tok in self.name_groups(names, scope, kind):
+        for site, group, tok in self.name_groups(items, scope):
             tk = cst.Integer("0") if tok == "0" else _name(tok)
             if len(group) == 1:
                 call = _call("bind", _int(site), _name(group[0]), tk)
@@ -740,6 +774,158 @@ class _Instrumenter:
                              cst.Tuple([cst.Element(_name(x)) for x in group]), tk)
             out.append(_expr_stmt(_and(_guard(GUARD, site), call)))
         return out
+
+    def entry_names(self, targets: Sequence[ast.expr],
+                    kind: BindKind) -> list[tuple[ast.Name, BindKind]]:
+        """The plain names of ``for``/``with`` targets, read back at the start of the
+        body (both paths); the other target parts are noted as not recorded."""
+        out: list[tuple[ast.Name, BindKind]] = []
+        for t in targets:
+            names: list[ast.Name] = []
+            attrs: list[ast.Attribute] = []
+            other: list[ast.expr] = []
+            _target_parts(t, names, attrs, other)
+            out.extend((n, kind) for n in names)
+            for x in (*attrs, *other):
+                self.skip("non-name loop/with target not recorded", x.lineno)
+        return out
+
+    # -- runs: one guarded read-back after a run of binding statements
+    def plan_runs(self, nodes: Sequence[ast.stmt], scope: _Scope,
+                  entry: Sequence[tuple[ast.Name, BindKind]] = ()) -> bool:
+        """Find the runs of one block (suite), for both output paths.
+
+        A run is a maximal sequence of consecutive simple statements that bind plain
+        names only, each read back after it (``run_member``); a ``for`` loop's target
+        names (``entry``) start the run of its body's first statements. The names of a
+        run are read back once, after its last statement, behind one guard (sites
+        consecutive, one token): ``small_binds`` of a statement in ``deferred`` adds
+        nothing, the one in ``closers`` adds the read-back of the whole run. A run ends
+        before a statement that is not a member, rebinds a name of the run, has
+        another token, can suspend the frame (``yield``, ``await``: no read-back waits
+        across a suspension), or, when the run holds a name that other code can rebind
+        or delete (``_shared``), could run user code (``_inert``). Class bodies get no
+        runs (a custom ``__prepare__`` namespace runs code on every store). Returns
+        whether ``entry`` joined a run (then the caller writes no read-back for it)."""
+        if scope.kind not in ("module", "function"):
+            return False
+        joined = False
+        run: list[tuple[ast.stmt | None, Sequence[tuple[ast.Name, BindKind]]]] = []
+        tok = ""
+        names: set[str] = set()
+        shared = False
+
+        def close() -> None:
+            nonlocal joined
+            if len(run) > 1:
+                for st, _items in run[:-1]:
+                    if st is None:
+                        joined = True
+                    else:
+                        self.deferred.add(id(st))
+                self.closers[id(run[-1][0])] = [it for _st, its in run for it in its]
+            run.clear()
+
+        if entry:
+            got = self.run_tok(entry, scope)
+            if got is not None:
+                tok, shared = got
+                run.append((None, entry))
+                names = {n.id for n, _k in entry}
+        for a in nodes:
+            m = self.run_member(a, scope)
+            if m is None:
+                close()
+                continue
+            items, mtok, mshared = m
+            mnames = {n.id for n, _k in items}
+            if run and (mtok != tok or not mnames.isdisjoint(names)
+                        or (shared and not _inert(a)) or self.suspends(a)):
+                close()
+            if not run:
+                tok, names, shared = mtok, set(), False
+            run.append((a, items))
+            names |= mnames
+            shared = shared or mshared
+        close()
+        return joined
+
+    def run_member(self, a: ast.stmt, scope: _Scope,
+                   ) -> tuple[list[tuple[ast.Name, BindKind]], str, bool] | None:
+        """Can ``a`` be part of a run (``plan_runs``)? ``x = v`` / ``a, (b, *c) = v`` /
+        ``a = b = v`` with plain names only, ``x += v``, ``x: T = v``; not opted out; no
+        walrus, lambda or instrumented comprehension in it (they allocate sites or
+        scopes in between). Returns its names (with their kinds), their token and
+        whether one of them is ``_shared``; None: not a member."""
+        items: list[tuple[ast.Name, BindKind]]
+        if isinstance(a, ast.Assign):
+            names: list[ast.Name] = []
+            attrs: list[ast.Attribute] = []
+            other: list[ast.expr] = []
+            for t in a.targets:
+                _target_parts(t, names, attrs, other)
+            if attrs or other or not names:
+                return None
+            items = [(n, BindKind.ASSIGN) for n in names]
+        elif isinstance(a, ast.AugAssign) and isinstance(a.target, ast.Name):
+            items = [(a.target, BindKind.AUGASSIGN)]
+        elif isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and \
+                a.value is not None:
+            items = [(a.target, BindKind.ANNASSIGN)]
+        else:
+            return None
+        first, last = a.lineno, a.end_lineno or a.lineno
+        if self.ignored(first, last) or self.instruments_exprs(a, first, last):
+            return None
+        got = self.run_tok(items, scope)
+        if got is None:
+            return None
+        return items, got[0], got[1]
+
+    def run_tok(self, items: Sequence[tuple[ast.Name, BindKind]],
+                scope: _Scope) -> tuple[str, bool] | None:
+        """The one token of these names (None: they have more than one) and whether one
+        of them is ``_shared``."""
+        toks = {self.tok_name(self.owner_scope(n.id, scope)[0], scope) for n, _k in items}
+        if len(toks) != 1:
+            return None
+        return toks.pop(), any(self._shared(n.id, scope) for n, _k in items)
+
+    def _shared(self, name: str, scope: _Scope) -> bool:
+        """Can code other than this frame's own statements rebind or delete ``name``
+        (a module or class name, a ``global`` or ``nonlocal`` one, or a local that a
+        nested def declares ``nonlocal``)? Then reading it back after a later statement
+        that runs user code could read another value, or raise NameError."""
+        if scope.kind != "function" or name in scope.globals or name in scope.nonlocals:
+            return True
+        cells = self._cells.get(scope.index)
+        if cells is None:
+            cells = set()
+            node = scope.node
+            first: int = getattr(node, "lineno", 0)
+            last: int = getattr(node, "end_lineno", None) or first
+            if node is not None and self.idx.any("decl", first, last):
+                for n in ast.walk(node):
+                    if isinstance(n, ast.Nonlocal):
+                        cells.update(n.names)
+            self._cells[scope.index] = cells
+        return name in cells
+
+    def suspends(self, a: ast.stmt) -> bool:
+        """Can running ``a`` suspend the frame (``yield``, ``yield from``, ``await``)?"""
+        if not self.idx.any("suspend", a.lineno, a.end_lineno or a.lineno):
+            return False
+        return any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast.walk(a))
+
+    def instruments_exprs(self, a: ast.stmt, first: int, last: int) -> bool:
+        """Would ``expr`` find something to rewrite in ``a`` (walrus, lambda,
+        comprehension with ``Options.comprehensions``)?"""
+        if not self.idx.any("expr", first, last):
+            return False
+        kinds: tuple[type[ast.AST], ...] = (ast.NamedExpr, ast.Lambda)
+        if self.options.comprehensions:
+            kinds += (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+        return any(isinstance(n, kinds) for n in ast.walk(a))
 
     def param_sites(self, args: ast.arguments, scope: _Scope) -> tuple[int, list[str]]:
         params = [*args.posonlyargs, *args.args]
@@ -811,7 +997,9 @@ class _Instrumenter:
         return st.with_changes(leading_lines=keep)
 
     def block(self, stmts: Sequence[cst.BaseStatement], nodes: Sequence[ast.stmt],
-              scope: _Scope) -> list[cst.BaseStatement]:
+              scope: _Scope, planned: bool = False) -> list[cst.BaseStatement]:
+        if not planned:
+            self.plan_runs(nodes, scope)
         out: list[cst.BaseStatement] = []
         i = 0
         for st in stmts:
@@ -837,13 +1025,16 @@ class _Instrumenter:
         return out
 
     def suite(self, body: cst.BaseSuite, nodes: Sequence[ast.stmt],
-              scope: _Scope) -> cst.BaseSuite:
+              scope: _Scope, planned: bool = False) -> cst.BaseSuite:
+        """``planned``: the caller ran ``plan_runs`` on ``nodes`` (a ``for`` body)."""
         if isinstance(body, cst.SimpleStatementSuite):
             if len(body.body) != len(nodes):
                 raise _Mismatch
+            if not planned:
+                self.plan_runs(nodes, scope)
             return body.with_changes(body=self.small_list(body.body, nodes, scope))
         blk = cast(cst.IndentedBlock, body)
-        return blk.with_changes(body=self.block(blk.body, nodes, scope))
+        return blk.with_changes(body=self.block(blk.body, nodes, scope, planned))
 
     def small_list(self, smalls: Sequence[cst.BaseSmallStatement], nodes: Sequence[ast.stmt],
                    scope: _Scope) -> list[cst.BaseSmallStatement]:
@@ -882,13 +1073,20 @@ class _Instrumenter:
         after it, made by ``em`` (this instrumenter for the libcst path, the
         ``Splicer`` for text: both have ``bind_name``, ``group_binds``, ``attr_bind``
         and ``unbind_stmt``), and the ``name.attr`` targets whose value the path wraps
-        itself. None: leave the statement alone (``from __future__ import``)."""
+        itself. None: leave the statement alone (``from __future__ import``). A
+        statement inside a run (``plan_runs``) adds nothing; the run's last one adds
+        the read-back of every name of the run."""
         first = a.lineno
         after: list[Any] = []
         wraps: list[ast.Attribute] = []
+        if id(a) in self.deferred:
+            return after, wraps
+        run = self.closers.pop(id(a), None)
+        if run is not None:
+            return em.group_binds(run, scope), wraps
         if isinstance(a, ast.Assign):
             names, wraps, skips = assign_targets(a.targets)
-            after.extend(em.group_binds(names, scope, BindKind.ASSIGN))
+            after.extend(em.group_binds([(n, BindKind.ASSIGN) for n in names], scope))
             for why, line in skips:
                 self.skip(why, line)
             wraps, reads = readback_split(wraps, names)
@@ -954,9 +1152,12 @@ class _Instrumenter:
             st = st.with_changes(target=self.expr(st.target, [a.target], scope, a.lineno,
                                                   hdr_last),
                                  iter=self.expr(st.iter, [a.iter], scope, a.lineno, hdr_last))
-            body = self.suite(st.body, a.body, scope)
-            if not self.ignored(a.lineno):
-                body = self.entry_binds(body, [a.target], scope, BindKind.FOR)
+            entry = [] if self.ignored(a.lineno) else self.entry_names([a.target],
+                                                                       BindKind.FOR)
+            joined = self.plan_runs(a.body, scope, entry)
+            body = self.suite(st.body, a.body, scope, planned=True)
+            if entry and not joined:
+                body = self.prefix_counted(body, self.group_binds(entry, scope))
             return [st.with_changes(body=body, orelse=self.orelse(st.orelse, a.orelse, scope))]
         if isinstance(st, cst.While) and isinstance(a, ast.While):
             st = st.with_changes(test=self.expr(st.test, [a.test], scope, a.lineno, hdr_last))
@@ -967,9 +1168,9 @@ class _Instrumenter:
                                                  a.lineno, hdr_last))
             body = self.suite(st.body, a.body, scope)
             if not self.ignored(a.lineno):
-                body = self.entry_binds(body, [i.optional_vars for i in a.items
-                                               if i.optional_vars is not None],
-                                        scope, BindKind.WITH)
+                entry = self.entry_names([i.optional_vars for i in a.items
+                                          if i.optional_vars is not None], BindKind.WITH)
+                body = self.prefix_counted(body, self.group_binds(entry, scope))
             return [st.with_changes(body=body)]
         if isinstance(st, cst.Try) and isinstance(a, ast.Try):
             return [self.try_stmt(st, a, scope)]
@@ -993,19 +1194,6 @@ class _Instrumenter:
                                             a.body[0].lineno))
         return st.with_changes(body=self.suite(st.body, a.body, scope),
                                orelse=self.orelse(st.orelse, a.orelse, scope))
-
-    def entry_binds(self, body: cst.BaseSuite, targets: Sequence[ast.expr], scope: _Scope,
-                    kind: BindKind) -> cst.BaseSuite:
-        small: list[cst.BaseSmallStatement] = []
-        for t in targets:
-            names: list[ast.Name] = []
-            attrs: list[ast.Attribute] = []
-            other: list[ast.expr] = []
-            _target_parts(t, names, attrs, other)
-            small.extend(self.group_binds(names, scope, kind))
-            for x in (*attrs, *other):
-                self.skip("non-name loop/with target not recorded", x.lineno)
-        return self.prefix_counted(body, small)
 
     def prefix_counted(self, body: cst.BaseSuite,
                        small: list[cst.BaseSmallStatement]) -> cst.BaseSuite:
@@ -1392,6 +1580,7 @@ def _module_body(inst: _Instrumenter, mod: cst.Module, tree: ast.Module,
     if count < k:  # header ends inside stmts[j]: `from __future__ import x; y = 1`
         st = cast(cst.SimpleStatementLine, stmts[j])
         pos = k - count
+        inst.plan_runs(nodes[k:], sc)  # the rest of the line and the lines after it
         rest = inst.small_list(st.body[pos:], nodes[k : count + len(st.body)], sc)
         if st.trailing_whitespace.comment is None:
             line = st.with_changes(body=[*st.body[:pos], marker, *rest],
@@ -1399,7 +1588,7 @@ def _module_body(inst: _Instrumenter, mod: cst.Module, tree: ast.Module,
         else:
             line = st.with_changes(body=[*st.body[:pos], marker, *rest])
         return [*stmts[:j], line, *inst.block(stmts[j + 1 :], nodes[count + len(st.body):],
-                                              sc)]
+                                              sc, planned=True)]
     if k > 0:
         last = stmts[j - 1]
         if isinstance(last, cst.SimpleStatementLine) and last.trailing_whitespace.comment \

@@ -348,6 +348,126 @@ def test_names_of_one_statement_share_one_guard(sampling: Recorder) -> None:
     assert len(ys) == n  # every large value recorded
 
 
+NBODY_LIKE = '''
+def advance(dt, pairs):
+    for (([x1, y1, z1], v1, m1), ([x2, y2, z2], v2, m2)) in pairs:
+        dx = x1 - x2
+        dy = y1 - y2
+        dz = z1 - z2
+        mag = dt * ((dx * dx + dy * dy + dz * dz) ** (-1.5))
+        b1m = m1 * mag
+        b2m = m2 * mag
+        v1[0] -= dx * b2m
+        v2[0] += dx * b1m
+
+
+def rebind(n):
+    x = [0] * n
+    x = len(x)
+    return x
+'''
+RUN_NAMES = ["x1", "y1", "z1", "v1", "m1", "x2", "y2", "z2", "v2", "m2",
+             "dx", "dy", "dz", "mag", "b1m", "b2m"]
+
+
+def _by_line(res: Any) -> dict[int, str]:
+    """Output text per original line (the line map)."""
+    out: dict[int, str] = {}
+    for text, orig in zip(res.code.splitlines(), res.line_map, strict=False):
+        out[orig] = out.get(orig, "") + text + "\n"
+    return out
+
+
+@pytest.mark.parametrize("path", ["splice", "libcst"])
+def test_a_run_of_binding_statements_shares_one_guard(rec: Recorder, path: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """nbody's inner loop: the loop target and the six assignments after it are read
+    back once, after the last of them, behind one guard; every name still gets its own
+    site (line, column) and its own value."""
+    from memscope_instrument import transform
+
+    if path == "libcst":
+        monkeypatch.setattr(transform, "_splice", lambda *a, **k: None)
+    res = instrument_source(NBODY_LIKE, "runs_nb.py", "runs_nb")
+    lines = _by_line(res)
+    loop = "".join(lines[n] for n in range(3, 12))
+    assert loop.count("_memscope_g[") == 1
+    assert f"bind_group({{}}, ({', '.join(RUN_NAMES)}), _memscope_s)".split("{}")[1] \
+        in lines[9]  # after `b2m = ...`, on its line
+    assert "_memscope_g[" not in "".join(lines[n] for n in range(3, 9))
+    # `x = [0] * n` then `x = len(x)`: a rebind ends the run (two guards)
+    assert "".join(lines[n] for n in (15, 16)).count("_memscope_g[") == 2
+
+    ns: dict[str, Any] = {"__name__": "runs_nb"}
+    exec(compile(res.code, "runs_nb.py", "exec"), ns)
+    pairs = [(([1.0, 2.0, 3.0], [0.0, 0.0, 0.0], 5), ([4.0, 6.0, 8.0], [1.0, 1.0, 1.0], 7)),
+             (([0.5, 0.5, 0.5], [0.0, 0.0, 0.0], 2), ([1.5, 2.5, 3.5], [1.0, 1.0, 1.0], 3))]
+    ns["advance"](0.01, pairs)
+    assert ns["rebind"](4) == 4
+    src = NBODY_LIKE.splitlines()
+    types = {"v1": "list", "v2": "list", "m1": "int", "m2": "int"}
+    got: dict[str, list[tuple[int, int, str]]] = {}
+    for b in rec.analysis().all_bindings():
+        if b.scope in ("advance", "rebind"):
+            got.setdefault(b.var, []).append((b.line, b.col, b.type))
+    for name in RUN_NAMES:
+        seen = set(got[name])
+        assert len(got[name]) == len(pairs), name  # once per pass
+        (line, col, tp), = seen  # one site, one type
+        assert src[line - 1][col:].startswith(name), (name, line, col)
+        assert tp == types.get(name, "float"), name
+    # each site of the rebound `x` recorded its own value
+    assert sorted(got["x"]) == [(15, 4, "list"), (16, 4, "int")]
+
+
+@pytest.mark.parametrize("path", ["splice", "libcst"])
+def test_where_runs_end(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run rules on fixtures/instrument/runs.py (its corpus test runs it)."""
+    from pathlib import Path
+
+    from memscope_instrument import transform
+
+    if path == "libcst":
+        monkeypatch.setattr(transform, "_splice", lambda *a, **k: None)
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "instrument" / "runs.py"
+    text = fixture.read_text()
+    res = instrument_source(text, "runs.py", "runs")
+    lines = _by_line(res)
+    src = text.splitlines()
+
+    def line_of(stmt: str) -> int:
+        return next(i for i, s in enumerate(src, 1) if s.strip().startswith(stmt))
+
+    def reads(stmt: str) -> list[str]:
+        """The read-backs written after ``stmt``: each as 'names@token'."""
+        import re
+
+        out = []
+        for m in re.finditer(r"_memscope_\.bind(?:\(\d+, (\w+)|_group\(\d+, \(([\w, ]+)\)),"
+                             r" (\w+)\)", lines[line_of(stmt)]):
+            names = (m.group(1) or m.group(2)).replace(" ", "")
+            out.append(f"{names}@{m.group(3)}")
+        return out
+
+    s = "_memscope_s"
+    assert reads("W = ") == reads("Z = ") == []
+    assert reads("PAIR = ") == [f"W,Z,PAIR@{s}"]  # inert module-level statements
+    assert reads("lo, *rest") == [f"x1,m1,x2,m2,dx,mag,b1m,total,lo,rest@{s}"]
+    assert reads("x = n") == [f"x@{s}"]  # `x += 1` rebinds x
+    assert reads("y = [x]") == [f"x,y@{s}"]
+    assert reads("first = ") == [f"first@{s}"]  # a call in between binds nothing
+    assert reads("local = ") == [f"local@{s}"]  # G has another token
+    assert reads("H = 2") == ["G,H@_memscope_m"]
+    assert reads("after = ") == [f"after@{s}"]
+    assert reads("c = a + b") == [f"a,b,c@{s}"]
+    assert reads("acc = ") == [f"acc@{s}"]  # `yield` can suspend: no read-back waits
+    assert reads("victim = 1") == [f"victim@{s}"]  # kill() deletes the global victim
+    assert reads("box = [1]") == [f"box@{s}"]  # drop() deletes the cell box
+    # module names: only statements that run no user code join (for target i, sq)
+    assert reads("sq = ") == [f"i@{s}", f"sq@{s}"]
+    assert reads("total += sq") == [f"total@{s}"]
+
+
 def test_instrumentation_adds_no_callable_to_module_globals(rec: Recorder) -> None:
     src = ("import re\nif (m := re.match('a', 'a')):\n    pass\n"
            "class C:\n    pass\nc = C()\nc.x = 1\n")

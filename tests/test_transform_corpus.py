@@ -72,7 +72,7 @@ def expectations(path: Path) -> dict[int, list[str]]:
 
 
 # fixtures also run through the libcst path (the splice path's fallback)
-LIBCST = ["comprehensions.py", "nonlocal.py", "scopes.py", "walrus.py", "lambdas.py"]
+LIBCST = ["comprehensions.py", "nonlocal.py", "scopes.py", "walrus.py", "lambdas.py", "runs.py"]
 
 
 @pytest.mark.parametrize("name", [*FIXTURES, *(f"{n}:libcst" for n in LIBCST)])
