@@ -54,7 +54,8 @@ sleeps: its guard goes off once every site behind that guard sleeps. A scope all
 whose sites sleep (parameters aside) goes off at its next ``SCOPE_STREAK``-th entry.
 A re-arm thread switches every guard back on each ``REARM_SECONDS``, so sites and
 scopes keep being sampled while the program runs; a larger value seen at a sampled
-site stops the sampling there for good.
+site stops the sampling there for good. Until that re-arm, a sleeping scope's function
+runs its original code where that is known to be safe (``memscope._swap``).
 
 Every entry point returns normally whatever the value, never raises into the caller,
 and holds no strong reference to the value. A site switched off costs one call and
