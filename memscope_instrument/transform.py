@@ -1351,7 +1351,10 @@ class _Instrumenter:
                                     _call("enter", _int(idx), _int(first if params else -1),
                                           *(_name(p) for p in params))))
             pbinds = []
+        # a light function has no token of its own and no try/finally: its `finally`
+        # would read the module's `_memscope_s` and exit the module instance
         body = self.scope_body(st.body, a.body, sc, enter, pbinds,
+                               [] if light else
                                [_expr_stmt(_and(_name(TOK), _call("exit", _name(TOK))))])
         out: list[cst.BaseStatement] = [st.with_changes(body=body)]
         out.extend(self.def_bind(a, scope, BindKind.FUNC_DEF))
@@ -1407,9 +1410,10 @@ class _Instrumenter:
         if doc is not None:
             doc = doc.with_changes(body=[*doc.body, *start])
             start = []
-        if not fin:  # light class: no try
+        if not fin:  # light class or function: no try
             inner = self.block(stmts, rest_nodes, sc)
-            ib = _prefix(blk.with_changes(body=inner), start) if inner or start else blk
+            ib = self.prefix_counted(blk.with_changes(body=inner), start) \
+                if inner or start else blk
             return cast(cst.IndentedBlock, ib).with_changes(
                 body=[*([doc] if doc else []), *cast(cst.IndentedBlock, ib).body])
         if not stmts:  # only a docstring

@@ -72,7 +72,8 @@ def expectations(path: Path) -> dict[int, list[str]]:
 
 
 # fixtures also run through the libcst path (the splice path's fallback)
-LIBCST = ["comprehensions.py", "nonlocal.py", "scopes.py", "walrus.py", "lambdas.py", "runs.py"]
+LIBCST = ["comprehensions.py", "nonlocal.py", "scopes.py", "walrus.py", "lambdas.py", "runs.py",
+          "locals_fn.py"]
 
 
 @pytest.mark.parametrize("name", [*FIXTURES, *(f"{n}:libcst" for n in LIBCST)])
@@ -97,9 +98,10 @@ def test_fixture(name: str, tmp_path: Path) -> None:
         if e[0] in (BIND, UNBIND) and e[3] != 0:
             site = ev.sites[e[2]]
             assert ev.tok_scope[e[3]] == site[2], (name, site)
+    exits = {e[2] for e in ev.events if e[0] == EXIT}
+    module_toks = {t for t, s in ev.tok_scope.items() if ev.scopes[s][5] == 1}
+    assert not exits & module_toks, f"{name}: a module instance exited"
     if name not in NO_EXIT_CHECK:
-        exits = {e[2] for e in ev.events if e[0] == EXIT}
-        module_toks = {t for t, s in ev.tok_scope.items() if ev.scopes[s][5] == 1}
         open_ = set(ev.tok_scope) - exits - module_toks
         never = [ev.scopes[ev.tok_scope[t]] for t in open_]
         assert not open_, f"{name}: scopes never exited: {never}"
