@@ -18,8 +18,9 @@ Line and column are those of the **original** source. Then:
     the name of ``site`` was bound to ``value`` in scope instance ``tok``; returns
     ``value`` so it can wrap any expression (``:=``, chained assignment).
 ``_memscope_.bind_group(first_site, values, tok) -> None``
-    the names one statement bound (sites ``first_site``, ``first_site + 1``, ...),
-    behind one guard: the guard of ``first_site``.
+    the names one statement, or a run of consecutive statements, bound (sites
+    ``first_site``, ``first_site + 1``, ...), behind one guard: the guard of
+    ``first_site`` (docs/transformer.md, "Runs").
 ``_memscope_.bind_attr(site, obj, attr, tok) -> None``
     ``obj.attr = v`` ran: records what the slot or instance ``__dict__`` entry holds,
     read without running user code (a property is not read).
@@ -389,6 +390,7 @@ _scope_entered: list[int] = []  # global scope -> times entered (while its guard
 _off_sites: dict[int, tuple[list[int], int]] = {}
 _off_scopes: dict[int, tuple[list[int | None], int]] = {}
 _asleep: list[int] = []  # per global site: recorded its sample, waiting for a re-arm
+_napping: set[int] = set()  # asleep sites whose shared guard another member keeps on
 _group_of: dict[int, int] = {}  # global site -> first site of its bind_group
 _group_n: dict[int, int] = {}  # first site of a bind_group -> number of sites
 
@@ -439,6 +441,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         lead = _group_of.get(s, s)
         for k in range(_group_n.get(lead, 1)):
             if not asleep[lead + k]:
+                _napping.add(s)  # the shared guard stays on: the re-arm wakes it alone
                 return
         g[lead - base] = 0
         off_sites[lead] = (g, lead - base)
@@ -451,7 +454,9 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         return got
 
     def bind_group(first: int, values: tuple[Any, ...], tok: Any) -> None:
-        """The names one statement bound, behind one guard (sites ``first``, ...)."""
+        """The names a statement or a run of statements bound, behind one guard (sites
+        ``first``, ...). A member that sleeps is skipped until the re-arm, as it would
+        be behind a guard of its own (another member keeps the shared guard on)."""
         if tok is None:
             return
         s = base + first
@@ -460,7 +465,8 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             for k in range(1, len(values)):
                 _group_of[s + k] = s
         for k, v in enumerate(values):
-            bind(first + k, v, tok)
+            if not asleep[s + k]:
+                bind(first + k, v, tok)
 
     def bind(site: int, value: T, tok: Any) -> T:
         if tok is None:  # inside a scope instance that is not recorded
@@ -642,6 +648,11 @@ def rearm() -> None:
     """Switch every guard that went off back on: the next binds of those sites and the
     next instances of those scopes are recorded (and switch them off again)."""
     _swap.restore()
+    while _napping:
+        try:
+            _asleep[_napping.pop()] = 0
+        except KeyError:
+            break
     while _off_scopes:
         try:
             _sc, (lst, i) = _off_scopes.popitem()

@@ -348,6 +348,39 @@ def test_names_of_one_statement_share_one_guard(sampling: Recorder) -> None:
     assert len(ys) == n  # every large value recorded
 
 
+
+def test_a_sleeping_member_of_a_group_whose_guard_stays_on_is_not_bound(
+        sampling: Recorder) -> None:
+    """A run's guard stays on while one member keeps binding large values; a member that
+    recorded its sample sleeps until the re-arm, as it would behind a guard of its own."""
+    m = sampling.module("i", "buf")
+    tok = m.enter(1, -1)
+    big = bytearray(1000)
+
+    def group(i: int) -> None:
+        if m.g[0]:
+            m.bind_group(0, (i, big), tok)
+
+    def small_binds() -> int:
+        return len(_binds(sampling, m.base))
+
+    i = 0
+    while not _hooks._asleep[m.base]:  # its 512-bind streak, then 1 in 64: one sample
+        group(i)
+        i += 1
+        assert i < 10 * _hooks.SCALAR_STREAK
+    assert m.g[0] == 1  # buf never sleeps: the group's guard is on
+    asleep_at = small_binds()
+    for j in range(4 * _hooks.SAMPLE_EVERY):
+        group(i + j)
+    assert small_binds() == asleep_at  # no more samples of i until the re-arm
+    assert len(_binds(sampling, m.base + 1)) == i + 4 * _hooks.SAMPLE_EVERY  # every buf
+    REARM()
+    for j in range(2 * _hooks.SAMPLE_EVERY):
+        group(j)
+    assert small_binds() > asleep_at  # re-armed: sampled again
+    m.exit(tok)
+
 NBODY_LIKE = '''
 def advance(dt, pairs):
     for (([x1, y1, z1], v1, m1), ([x2, y2, z2], v2, m2)) in pairs:

@@ -28,8 +28,8 @@ import struct
 import sys
 import time
 import zlib
-from itertools import starmap
 from _operator import itemgetter, sub  # operator.py itself is not needed
+from itertools import starmap
 
 from memscope.capture import format as F
 from memscope.events import (
