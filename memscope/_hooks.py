@@ -615,29 +615,57 @@ def _mro_lookup(tp: type, name: str) -> Any:
     return _MISSING
 
 
-def _read_attr(obj: Any, attr: str) -> tuple[bool, Any]:
-    """``obj.attr`` as stored, without running user code: a ``__slots__`` member or
-    the instance ``__dict__`` entry; (False, None) for anything else (a property, a
-    custom descriptor, a custom ``__dict__``, an attribute stored elsewhere)."""
-    tp = type(obj)
+_SLOT, _DICT = 1, 2  # how an attribute is stored (0: not readable without user code)
+# (id(type), attr) -> (weak reference to the type, how, the C descriptor that reads it)
+_attr_plans: dict[tuple[int, str], tuple[Any, int, Any]] = {}
+
+
+def _attr_plan(tp: type, attr: str) -> tuple[int, Any]:
     desc = _mro_lookup(tp, attr)
     if desc is not _MISSING:
         dt = type(desc)
         if dt is _MemberType:  # a __slots__ member: its C __get__ reads the slot
-            return True, desc.__get__(obj, tp)
+            return _SLOT, desc
         if _mro_lookup(dt, "__set__") is not _MISSING or \
                 _mro_lookup(dt, "__delete__") is not _MISSING:
-            return False, None  # a data descriptor (property, ...): reading runs code
+            return 0, None  # a data descriptor (property, ...): reading runs code
     dd = _mro_lookup(tp, "__dict__")
     if type(dd) is not _GetSetType:
-        return False, None
-    d = dd.__get__(obj, tp)
-    if type(d) is not dict:
-        return False, None
-    value = dict.get(d, attr, _MISSING)
-    if value is _MISSING:
-        return False, None
-    return True, value
+        return 0, None  # a custom __dict__
+    return _DICT, dd
+
+
+def _read_attr(obj: Any, attr: str) -> tuple[bool, Any]:
+    """``obj.attr`` as stored, without running user code: a ``__slots__`` member or
+    the instance ``__dict__`` entry; (False, None) for anything else (a property, a
+    custom descriptor, a custom ``__dict__``, an attribute stored elsewhere).
+
+    Where a type stores an attribute is looked up in its MRO once and kept, checked
+    against a weak reference to the type (an id may be reused); a descriptor added to
+    the class later is not seen, and only C descriptors are ever called."""
+    tp = type(obj)
+    key = (id(tp), attr)
+    plan = _attr_plans.get(key)
+    if plan is None or plan[0]() is not tp:
+        how, desc = _attr_plan(tp, attr)
+        try:
+            plan = (_weakref.ref(tp), how, desc)
+        except TypeError:  # a static type: not kept
+            plan = (None, how, desc)
+        else:
+            if len(_attr_plans) >= 50_000:
+                _attr_plans.clear()
+            _attr_plans[key] = plan
+    how = plan[1]
+    if how == _SLOT:
+        return True, plan[2].__get__(obj, tp)
+    if how == _DICT:
+        d = plan[2].__get__(obj, tp)
+        if type(d) is dict:
+            value = dict.get(d, attr, _MISSING)
+            if value is not _MISSING:
+                return True, value
+    return False, None
 
 
 # (site base, site count, site guards) of every module: set_site_enabled finds a guard

@@ -320,6 +320,42 @@ def test_attribute_targets_are_read_back_without_running_user_code(rec: Recorder
     assert any(var == "a.x" for var, _ in got)  # wrapped: `a` is rebound by the statement
 
 
+
+def test_attribute_plans_are_checked_against_the_type_and_never_run_user_code() -> None:
+    """Where a type stores an attribute is kept per (id(type), name): a plan left by a
+    dead type whose id was reused is not used, and a property added to the class after
+    the plan was made is not called."""
+    import gc
+
+    class Gone:
+        pass
+
+    dead = _hooks._weakref.ref(Gone)
+    dict_reader = type.__dict__["__dict__"]  # any C getset: the plan must not be used
+    del Gone
+    gc.collect()
+    assert dead() is None
+
+    class Slotted:
+        __slots__ = ("x",)
+
+    obj = Slotted()
+    obj.x = bytearray(10)
+    _hooks._attr_plans[(id(Slotted), "x")] = (dead, _hooks._DICT, dict_reader)
+    assert _hooks._read_attr(obj, "x") == (True, obj.x)  # the slot, not the stale plan
+
+    calls = []
+
+    class Later:
+        def __init__(self) -> None:
+            self.v = 1
+
+    later = Later()
+    assert _hooks._read_attr(later, "v") == (True, 1)
+    Later.v = property(lambda self: calls.append("getter"))  # type: ignore[attr-defined]
+    later.__dict__["v"] = 2
+    assert _hooks._read_attr(later, "v") == (True, 2) and calls == []
+
 GROUPS = '''
 def walk(pairs, big):
     n = 0
