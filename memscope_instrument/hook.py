@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Any
 
-NEVER = ("memscope", "memscope_instrument", "libcst", "_pytest", "pytest", "pluggy")
+NEVER = frozenset(("memscope", "memscope_instrument", "libcst", "_pytest", "pytest", "pluggy"))
 ON_ERROR = ("raise", "fallback")
 
 
@@ -110,8 +110,19 @@ def is_system_path(path: str) -> bool:
 
 
 def name_matches(fullname: str, packages: Iterable[str]) -> bool:
-    """Exact or dotted-prefix match: ``a.b`` matches ``a.b`` and ``a.b.c``, not ``a.bc``."""
-    return any(fullname == p or fullname.startswith(p + ".") for p in packages)
+    """Exact or dotted-prefix match: ``a.b`` matches ``a.b`` and ``a.b.c``, not ``a.bc``.
+
+    Runs for every import while a hook is installed: the name's own dotted prefixes
+    are looked up in a set (one to three lookups), not each package tried in turn."""
+    names = packages if isinstance(packages, frozenset) else frozenset(packages)
+    if fullname in names:
+        return True
+    dot = fullname.find(".")
+    while dot != -1:
+        if fullname[:dot] in names:
+            return True
+        dot = fullname.find(".", dot + 1)
+    return False
 
 
 def _normalize_packages(packages: str | Iterable[str] | None) -> tuple[str, ...] | None:
@@ -131,8 +142,8 @@ class Rule:
     """One installation's choice of modules and how to instrument them (a plain class,
     not a dataclass: ``dataclasses`` is a cost of ``memscope run``'s start-up)."""
 
-    __slots__ = ("exclude", "instrumented", "on_error", "options", "packages", "roots",
-                 "use_cache")
+    __slots__ = ("_exclude", "_packages", "exclude", "instrumented", "on_error", "options",
+                 "packages", "roots", "use_cache")
 
     def __init__(
         self,
@@ -146,6 +157,8 @@ class Rule:
         self.packages = packages
         self.roots = roots
         self.exclude = exclude
+        self._packages = frozenset(packages or ())  # for name_matches
+        self._exclude = frozenset(exclude)
         self.options = options
         self.on_error = on_error
         self.use_cache = use_cache
@@ -156,9 +169,9 @@ class Rule:
 
     def wants_name(self, fullname: str) -> bool | None:
         """True/False when the name alone decides; None when the file decides."""
-        if name_matches(fullname, NEVER) or name_matches(fullname, self.exclude):
+        if name_matches(fullname, NEVER) or name_matches(fullname, self._exclude):
             return False
-        if self.packages and name_matches(fullname, self.packages):
+        if self.packages and name_matches(fullname, self._packages):
             return True
         if self.packages is None or self.roots:
             return None
