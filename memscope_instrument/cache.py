@@ -115,7 +115,7 @@ def read(source_path: str, digest: str) -> tuple[CodeType, tuple[int, int]] | No
     ):
         return None
     try:
-        code = marshal.loads(data[_HEADER.size :])
+        code = marshal.loads(memoryview(data)[_HEADER.size :])  # no copy of the payload
     except (EOFError, ValueError, TypeError):
         return None
     return (code, stamp) if isinstance(code, CodeType) else None
