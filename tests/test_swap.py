@@ -238,3 +238,76 @@ def test_swapping_can_be_switched_off(hook_sandbox: Path, sampling: Recorder) ->
     finally:
         _swap.enabled[0] = True
     assert _instrumented(m.plain_fn)
+
+
+def test_threads_calling_while_code_is_swapped_and_restored(hook_sandbox: Path,
+                                                            sampling: Recorder) -> None:
+    """Four threads call a hot function and a generator while another thread swaps it
+    out and back again and again: every result is right, nothing raises."""
+    import threading
+
+    m = _import(hook_sandbox)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    before = dict(_swap.stats)
+
+    def caller() -> None:
+        try:
+            for i in range(20 * CALLS // 4):
+                assert m.plain_fn(i) == 2 * i + 1
+                assert sum(m.gen(4)) == 6
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def rearmer() -> None:
+        while not stop.is_set():
+            _hooks.rearm()
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    r = threading.Thread(target=rearmer)
+    r.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    r.join()
+    assert not errors, errors
+    assert _swap.stats["swapped"] > before["swapped"]
+    assert _swap.stats["restored"] > before["restored"]
+
+
+def test_coroutine_functions_are_swapped_and_still_awaitable(hook_sandbox: Path,
+                                                             sampling: Recorder) -> None:
+    import asyncio
+
+    m = _import(hook_sandbox, SOURCE + '''
+async def coro(i):
+    c = i * 2
+    return c
+
+async def many(n):
+    total = 0
+    for i in range(n):
+        total += await coro(i)
+    return total
+''')
+    assert asyncio.run(m.many(CALLS)) == CALLS * (CALLS - 1)
+    assert not _instrumented(m.coro)
+    assert asyncio.run(m.many(10)) == 90  # the plain coroutine code, awaited
+
+
+def test_a_forked_child_inherits_the_swap_and_its_rearm_restores_it(
+        hook_sandbox: Path, sampling: Recorder) -> None:
+    m = _import(hook_sandbox)
+    for i in range(CALLS):
+        m.plain_fn(i)
+    assert not _instrumented(m.plain_fn)
+    pid = os.fork()
+    if pid == 0:  # the child: same functions, still plain; its re-arm brings them back
+        ok = not _instrumented(m.plain_fn) and m.plain_fn(3) == 7
+        _hooks.rearm()
+        ok = ok and _instrumented(m.plain_fn) and m.plain_fn(4) == 9
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
