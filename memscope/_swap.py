@@ -92,7 +92,27 @@ def _plain_top(file: str, stamp: tuple[int, int]) -> CodeType | None:
         src = f.read()
     if _stamp(file) != stamp or len(src) != stamp[1]:
         return None
-    return compile(src, file, "exec", dont_inherit=True)
+    return _compile_quietly(src, file)
+
+
+def _compile_quietly(src: bytes, file: str) -> CodeType:
+    """``compile`` without the SyntaxWarnings the program already had its chance to see
+    (the import compiled the same source): one filter, for this file only, held for
+    the compile (a filter list the program changes meanwhile keeps its changes)."""
+    import re
+    import warnings
+
+    stem = file[:-3] if file.endswith(".py") else file  # what compile's warnings name
+    warnings.filterwarnings("ignore", module=re.escape(stem) + r"\Z")
+    entry = warnings.filters[0]
+    try:
+        return compile(src, file, "exec", dont_inherit=True)
+    finally:
+        try:
+            warnings.filters.remove(entry)
+        except ValueError:
+            pass
+        warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
 def _plain_codes(file: str) -> dict[tuple[str, int], CodeType] | None:

@@ -311,3 +311,23 @@ def test_a_forked_child_inherits_the_swap_and_its_rearm_restores_it(
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_compiling_the_original_source_prints_no_warning(hook_sandbox: Path,
+                                                         sampling: Recorder,
+                                                         capfd: pytest.CaptureFixture[str]) -> None:
+    """The import showed (or cached past) the source's SyntaxWarnings; the swap's own
+    compile of the same source must not print them again in the middle of the run."""
+    import warnings
+
+    m = _import(hook_sandbox, SOURCE + "\ndef odd(i):\n    k = i\n    return k is 1\n")
+    capfd.readouterr()
+    filters = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for i in range(CALLS):
+            m.odd(i)
+    assert not _instrumented(m.odd)
+    assert [w for w in seen if issubclass(w.category, SyntaxWarning)] == []
+    assert "SyntaxWarning" not in capfd.readouterr().err
+    assert warnings.filters == filters  # the filter held for the compile is gone
