@@ -104,12 +104,13 @@ def _compile_quietly(src: bytes, file: str) -> CodeType:
 
     stem = file[:-3] if file.endswith(".py") else file  # what compile's warnings name
     warnings.filterwarnings("ignore", module=re.escape(stem) + r"\Z")
-    entry = warnings.filters[0]
+    filters: Any = warnings.filters  # a list at run time (typeshed says Sequence)
+    entry = filters[0]
     try:
         return compile(src, file, "exec", dont_inherit=True)
     finally:
         try:
-            warnings.filters.remove(entry)
+            filters.remove(entry)
         except ValueError:
             pass
         warnings._filters_mutated()  # type: ignore[attr-defined]
