@@ -22,8 +22,12 @@ It is only done where the plain code is certainly the code that was instrumented
   kind (generator, coroutine): a nested function that reads its parent's scope token
   through a closure (``nonlocal`` tokens) keeps its instrumented code.
 
-Frames that are already running keep their code; only new calls switch. Setting
-``__code__`` raises the ``object.__setattr__`` audit event, as any such assignment does.
+Frames that are already running keep their code; only new calls switch. Both code
+objects carry the original file name, lines and columns, so tracebacks, ``inspect``,
+pdb and coverage see the same places; a profiler that keys by code object (cProfile)
+lists such a function twice. Setting ``__code__`` raises the ``object.__setattr__``
+audit event, as any such assignment does. ``MEMSCOPE_SAMPLING=0`` turns it off with
+the sampling it follows.
 """
 
 from __future__ import annotations
