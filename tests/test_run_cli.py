@@ -216,13 +216,18 @@ def test_sigint_while_running(app: Path) -> None:
                                  "    ticks += 1\n"
                                  "    time.sleep(0.01)\n")})
     proc = subprocess.Popen(memscope_cmd("run", "-o", str(app / "o"), "--no-report", "loop.py"),
-                            cwd=app, env=clean_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            cwd=app, env=clean_env(PYTHONFAULTHANDLER="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # seen once in a full run: say where it hangs
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"memscope run did not end after SIGINT:\n{err[-8000:]}") from None
     assert proc.returncode == -signal.SIGINT
     assert "KeyboardInterrupt" in err and 'loop.py", line' in err
     assert "ticks" in _names(app / "o")
