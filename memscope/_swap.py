@@ -65,7 +65,9 @@ def note_source(file: str, stamp: tuple[int, int] | None) -> None:
         _targets.clear()
 
 
-def _stamp(path: str) -> tuple[int, int] | None:
+def source_stamp(path: str) -> tuple[int, int] | None:
+    """A source file's (mtime_ns, size), or None: what the import hook's cache records
+    and checks, and what the swap checks again before it trusts the file."""
     try:
         st = os.stat(path)
     except OSError:
@@ -79,7 +81,7 @@ def _plain_top(file: str, stamp: tuple[int, int]) -> CodeType | None:
     import marshal
     from importlib._bootstrap_external import MAGIC_NUMBER, cache_from_source
 
-    if _stamp(file) != stamp:
+    if source_stamp(file) != stamp:
         return None
     try:
         with open(cache_from_source(file), "rb") as f:
@@ -94,7 +96,7 @@ def _plain_top(file: str, stamp: tuple[int, int]) -> CodeType | None:
         pass
     with open(file, "rb") as f:
         src = f.read()
-    if _stamp(file) != stamp or len(src) != stamp[1]:
+    if source_stamp(file) != stamp or len(src) != stamp[1]:
         return None
     return _compile_quietly(src, file)
 

@@ -33,6 +33,8 @@ from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~
 from importlib._bootstrap_external import MAGIC_NUMBER, cache_from_source
 from types import CodeType
 
+from memscope._swap import source_stamp  # one stamp for the cache and the swap's check
+
 _TAG = b"MSC1"
 _HEADER = struct.Struct("<4s4s16sQQ")
 _fingerprint: bytes | None = None
@@ -84,19 +86,11 @@ def cache_path(source_path: str, digest: str) -> str | None:
     return f"{base}.memscope-{memscope.__version__}-{digest[:16]}.pyc"
 
 
-def _source_stamp(source_path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(source_path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
 def read(source_path: str, digest: str) -> tuple[CodeType, tuple[int, int]] | None:
     """The cached instrumented code of ``source_path`` if it is current, with the
     source's (mtime_ns, size) it was checked against; else None."""
     path = cache_path(source_path, digest)
-    stamp = _source_stamp(source_path)
+    stamp = source_stamp(source_path)
     if path is None or stamp is None:
         return None
     try:
@@ -153,6 +147,3 @@ def write(source_path: str, digest: str, code: CodeType, stamp: tuple[int, int] 
     return True
 
 
-def source_stamp(source_path: str) -> tuple[int, int] | None:
-    """The (mtime_ns, size) that ``write`` records for the source."""
-    return _source_stamp(source_path)
