@@ -198,3 +198,22 @@ def test_program_objects_count_only_themselves() -> None:
     assert sizing.deep_size(f).size == _aligned(sys.getsizeof(f))
     assert sizing.deep_size(Point).size == _aligned(sys.getsizeof(Point))
     assert sizing.deep_size(sys).size == _aligned(sys.getsizeof(sys))
+
+
+def test_register_sizer_for_a_builtin_type_reaches_walks_made_before() -> None:
+    """Builtin types' walk facts are kept across deep walks; a sizer registered later
+    for one of them must still be used by the next walk."""
+    from memscope import sizing
+
+    t = (10**30, 10**31)  # two ints, each its own object
+    before = sizing.deep_size(t).size
+    assert int in sizing._static_walk  # the facts were kept
+    try:
+        memscope.register_sizer(int, lambda o: 1000)
+        assert sizing.deep_size(t).size == before - sum(
+            _aligned(sys.getsizeof(i)) for i in t) + 2 * _aligned(1000)
+    finally:
+        sizing._SIZERS.pop(int, None)
+        sizing._plan_cache.clear()
+        sizing._static_walk.clear()
+    assert sizing.deep_size(t).size == before
