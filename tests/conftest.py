@@ -57,3 +57,18 @@ def full(rec: Recorder) -> Recorder:
     """Like ``rec`` but in full mode."""
     _hooks.configure(full=True, flush_at=8192, deep_objects=100_000, deep_ns=2_000_000_000)
     return rec
+
+
+@pytest.fixture
+def sampling(rec: Recorder) -> Iterator[Recorder]:
+    """``rec`` with sampling on and the re-arm thread held still (tests call _hooks.rearm)."""
+    _hooks._rearm_paused[0] = True
+    _hooks.set_sampling(True)
+    prime = rec.module("warm")  # the first value of a type ever seen takes the slow path
+    for v in (1, 1.0, [1], bytearray(1)):
+        prime.bind(0, v, 0)
+    try:
+        yield rec
+    finally:
+        _hooks._rearm_paused[0] = False
+        _hooks.rearm()

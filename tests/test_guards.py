@@ -8,7 +8,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,21 +18,6 @@ from memscope_instrument.transform import instrument_source
 from tests.conftest import Recorder
 
 REARM = _hooks.rearm
-
-
-@pytest.fixture
-def sampling(rec: Recorder) -> Iterator[Recorder]:
-    """``rec`` with sampling on and the re-arm thread held still (tests call REARM)."""
-    _hooks._rearm_paused[0] = True
-    _hooks.set_sampling(True)
-    prime = rec.module("warm")  # the first value of a type ever seen takes the slow path
-    for v in (1, 1.0, [1], bytearray(1)):
-        prime.bind(0, v, 0)
-    try:
-        yield rec
-    finally:
-        _hooks._rearm_paused[0] = False
-        REARM()
 
 
 def _guarded_bind(m: Any, site: int, value: Any, tok: Any) -> None:

@@ -6,7 +6,6 @@ so the tests decide when guards and code come back."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -77,18 +76,6 @@ def boom(i):
 '''
 
 CALLS = _hooks.SCALAR_STREAK + 3 * _hooks.SAMPLE_EVERY + 3 * _hooks.SCOPE_STREAK
-
-
-@pytest.fixture
-def sampling(rec: Recorder) -> Iterator[Recorder]:
-    """Sampling on, the re-arm thread held still; everything re-armed after."""
-    _hooks._rearm_paused[0] = True
-    _hooks.set_sampling(True)
-    try:
-        yield rec
-    finally:
-        _hooks._rearm_paused[0] = False
-        _hooks.rearm()
 
 
 def _instrumented(f: Any) -> bool:
