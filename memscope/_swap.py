@@ -49,9 +49,9 @@ _KIND_FLAGS = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coro
 _sources: dict[str, tuple[int, int]] = {}  # file -> (mtime_ns, size) the hook instrumented
 # file -> the original module's code objects by (name, first line); None: unavailable
 _plain: dict[str, dict[tuple[str, int], CodeType] | None] = {}
-# id(instrumented code) -> (weakref to that code, its plain code, weakrefs to its functions);
-# False: never swapped (no plain code, no function found, a different shape)
-_targets: dict[int, Any] = {}
+# id(instrumented code) -> (weakref to that code, its plain code or None when it is never
+# swapped (no plain code, no function found, a different shape), weakrefs to its functions)
+_targets: dict[int, tuple[Any, CodeType | None, list[Any]]] = {}
 _swapped: list[tuple[Any, CodeType, CodeType]] = []  # (function ref, instrumented, plain)
 enabled = [True]
 stats = {"swapped": 0, "restored": 0}
@@ -62,7 +62,6 @@ def note_source(file: str, stamp: tuple[int, int] | None) -> None:
     if stamp is not None:
         _sources[file] = stamp
         _plain.pop(file, None)  # a re-import: the plain code is looked up again
-        _targets.clear()
 
 
 def source_stamp(path: str) -> tuple[int, int] | None:
@@ -198,18 +197,20 @@ def _find(globals_: dict[str, Any], qualname: str, code: CodeType) -> list[Any]:
     return _inner_functions(obj, code)
 
 
-def _target(file: str, qualname: str, code: CodeType, globals_: dict[str, Any]) -> Any:
+def _target(file: str, qualname: str, code: CodeType,
+            globals_: dict[str, Any]) -> tuple[Any, CodeType | None, list[Any]]:
+    never: tuple[Any, CodeType | None, list[Any]] = (_ref(code), None, [])
     if code.co_filename != file:
-        return False
+        return never
     codes = _plain_codes(file)
     if not codes:
-        return False
+        return never
     plain = codes.get((code.co_name, code.co_firstlineno))
     if plain is None or not _same_shape(code, plain):
-        return False
+        return never
     funcs = _find(globals_, qualname, code)
     if not funcs:
-        return False
+        return never
     return _ref(code), plain, [_ref(f) for f in funcs]
 
 
@@ -219,11 +220,11 @@ def swap_out(file: str, qualname: str, frame: FrameType) -> None:
     try:
         code = frame.f_code
         t = _targets.get(id(code))
-        if t is None or (t and t[0]() is not code):
+        if t is None or t[0]() is not code:  # new, or an id reused by another code
             t = _targets[id(code)] = _target(file, qualname, code, frame.f_globals)
-        if not t:
-            return
         plain = t[1]
+        if plain is None:
+            return
         for r in t[2]:
             f = r()
             if f is not None and f.__code__ is code:
