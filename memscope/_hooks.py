@@ -6,12 +6,14 @@ instrumented code checks it at import through ``register``).
 An instrumented module starts with::
 
     from memscope import _hooks as _memscope_hooks
-    _memscope_ = _memscope_hooks.register(2, FILE, __name__, SCOPES, SITES)
+    _memscope_ = _memscope_hooks.register(3, FILE, __name__, NSCOPES, NSITES, INTS, NAMES)
     _memscope_g, _memscope_e = _memscope_.g, _memscope_.e   # the inline guards
     _memscope_s = _memscope_.enter(0, -1)          # the module scope instance
 
-``SCOPES`` is a tuple of ``(qualname, ScopeKind, first_line)``; ``SITES`` a tuple of
-``(line, col, scope_index, name, BindKind)``, both indexed from 0 within the module.
+The table is the columns of a MODULE row (``memscope.events``): scopes ``(qualname,
+ScopeKind, first_line)`` and sites ``(line, col, scope_index, name, BindKind)``, both
+indexed from 0 within the module, as constants (``events.module_table`` makes them
+from rows; ``register`` also takes ``(scopes, sites)`` rows, as v2 code passed them).
 Line and column are those of the **original** source. Then:
 
 ``_memscope_.bind(site, value, tok) -> value``
@@ -92,6 +94,8 @@ from memscope.events import (
     UNBIND,
     Event,
     expand_tables,
+    module_table,
+    table_names,
 )
 from memscope.sizing import _isa
 
@@ -103,7 +107,7 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-HOOKS_VERSION = 2
+HOOKS_VERSION = 3
 
 _perf = time.perf_counter_ns
 _getsizeof = sys.getsizeof
@@ -315,29 +319,26 @@ class ModuleHandle:
     p: Callable[[int, Any, Any], Any]  # bind's stand-in when a value site is off
 
 
-def register(
-    version: int,
-    file: str,
-    module: str,
-    scopes: Sequence[tuple[str, int, int]],
-    sites: Sequence[tuple[int, int, int, str, int]],
-) -> ModuleHandle:
-    """Register a module's scopes and sites once, at import; see the module docstring."""
+def register(version: int, file: str, module: str, *table: Any) -> ModuleHandle:
+    """Register a module's scopes and sites once, at import; see the module docstring.
+    ``table`` is ``(nscopes, nsites, ints, names)`` as a MODULE row holds it (v3 code),
+    or ``(scopes, sites)`` rows (v2 code, and tables written by hand)."""
     global _scope_count
-    if version != HOOKS_VERSION:
+    if version not in (2, HOOKS_VERSION):
         raise ImportError(
             f"{file}: instrumented for memscope hooks v{version}, but this memscope "
             f"provides v{HOOKS_VERSION}; instrument the code again with this version"
         )
+    nscopes, nsites, ints, names = module_table(*table) if len(table) == 2 else table
     with _table_lock:  # runs at every import: O(1) but for five C-level list extends
         sbase = _scope_count
-        _scope_count += len(scopes)
+        _scope_count += nscopes
         base = len(_rate)
-        # one row for the whole table: expanded into SCOPE/SITE rows by whoever reads it
-        _table((MODULE, base, sbase, file, module, scopes, sites))
-        _grow_site_lists(len(sites))
-        h = _make_handle(base, sbase, len(sites), len(scopes), sites, file, scopes)
-        _scope_entered.extend([0] * len(scopes))
+        # the table as the code holds it: expanded into SCOPE/SITE rows by whoever reads it
+        _table((MODULE, base, sbase, file, module, nscopes, nsites, ints, names))
+        _grow_site_lists(nsites)
+        h = _make_handle(base, sbase, nsites, nscopes, ints, names, file)
+        _scope_entered.extend([0] * nscopes)
     _start_rearm()
     return h
 
@@ -422,8 +423,7 @@ def _is_boring(value: Any, tp: type) -> bool:
 
 
 def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
-                 sites: Sequence[tuple[int, int, int, str, int]] = (), file: str = "",
-                 scopes: Sequence[tuple[str, int, int]] = ()) -> ModuleHandle:
+                 ints: Sequence[int] = (), names: str = "", file: str = "") -> ModuleHandle:
     rate = _rate  # shared lists; this module's sites are [base, base + nsites)
     count = _count
     streak = _streak
@@ -433,6 +433,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     e: list[int | None] = [1] * nscopes
     off_sites = _off_sites
     asleep = _asleep
+    fast_get = _fast_types.get  # never replaced (cleared in place)
 
     def sleep(s: int) -> None:
         """Site ``s`` recorded its sample: it sleeps; its guard goes off once every
@@ -449,9 +450,19 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     def scope_sites(scope: int) -> list[int]:
         got = _scope_sites.get(sbase + scope)
         if got is None:
+            at = 2 * nscopes + 2 * nsites  # the sites' scope column, then their kinds
+            owners, kinds = ints[at : at + nsites], ints[at + nsites : at + 2 * nsites]
             got = _scope_sites[sbase + scope] = [
-                i for i, row in enumerate(sites) if row[2] == scope and row[4] != _PARAM]
+                i for i, (o, k) in enumerate(zip(owners, kinds, strict=True))
+                if o == scope and k != _PARAM]
         return got
+
+    quals: list[str] = []  # the scopes' qualnames, split from ``names`` when first needed
+
+    def qualname(scope: int) -> str:
+        if not quals:
+            quals.extend(table_names(nscopes, nsites, names)[:nscopes])
+        return quals[scope]
 
     def bind_group(first: int, values: tuple[Any, ...], tok: Any) -> None:
         """The names a statement or a run of statements bound, behind one guard (sites
@@ -472,8 +483,8 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         if tok is None:  # inside a scope instance that is not recorded
             return value
         s = base + site
-        r = rate[s]
-        if r:
+        if rate[s]:
+            r = rate[s]
             if r < 0:
                 return value
             tp = type(value)
@@ -488,41 +499,41 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             else:
                 _stop_sampling(s)
         try:
-            ft = _fast_types.get(id(type(value)))
-            if ft is not None:
-                ti, sizeof, extra, scalar = ft
-                if scalar:
-                    size = sizeof(value) + extra
-                    append((BIND, _perf(), s, tok, id(value), ti, size, size, -1, -1, -1))
-                    small = True
-                elif _full:
-                    # re-binding an object whose deep size is known and whose type and
-                    # shallow size are unchanged costs about what fast mode costs
-                    oid = id(value)
-                    size = sizeof(value) + extra
-                    c = _deep_cache.get(oid)
-                    if c is not None and c[0] == ti and c[1] == size:
-                        append(
-                            (BIND, _perf(), s, tok, oid, ti, size, c[2],
-                             _getrefcount(value) - _ref_offset_inline, -1, -1)
-                        )  # fmt: skip
-                        small = True  # a known object, unchanged: may be sampled
-                    else:
-                        _slow_bind(s, value, tok)  # counts a small deep size itself
-                        small = False
+            ft = fast_get(id(type(value)))
+            if ft is None:
+                _slow_bind(s, value, tok)
+            elif ft[3]:  # a scalar: small, its deep size is its size
+                size = ft[1](value) + ft[2]
+                append((BIND, _perf(), s, tok, id(value), ft[0], size, size, -1, -1, -1))
+                n = streak[s] + 1  # inline: _count_small's body, no call on the hot path
+                streak[s] = n
+                if n == SCALAR_STREAK:
+                    _start_sampling(s)
+            elif _full:
+                # re-binding an object whose deep size is known and whose type and
+                # shallow size are unchanged costs about what fast mode costs
+                ti, sizeof, extra, _ = ft
+                oid = id(value)
+                size = sizeof(value) + extra
+                c = _deep_cache.get(oid)
+                if c is not None and c[0] == ti and c[1] == size:
+                    append(
+                        (BIND, _perf(), s, tok, oid, ti, size, c[2],
+                         _getrefcount(value) - _ref_offset_inline, -1, -1)
+                    )  # fmt: skip
+                    _count_small(s)  # a known object, unchanged: may be sampled
                 else:
-                    size = sizeof(value) + extra
-                    append((BIND, _perf(), s, tok, id(value), ti, size, -1, -1, -1, -1))
-                    small = size <= SMALL_BYTES  # fast mode samples small values too
-                if small:  # inline: _count_small's body, without a call on the hot path
+                    _slow_bind(s, value, tok)  # counts a small deep size itself
+            else:
+                size = ft[1](value) + ft[2]
+                append((BIND, _perf(), s, tok, id(value), ft[0], size, -1, -1, -1, -1))
+                if size <= SMALL_BYTES:  # fast mode samples small values too
                     n = streak[s] + 1
                     streak[s] = n
                     if n == SCALAR_STREAK:
                         _start_sampling(s)
-                if len(buf) >= _flush_at:
-                    _flush()
-            else:
-                _slow_bind(s, value, tok)
+            if len(buf) >= _flush_at:
+                _flush()
         except Exception as exc:
             _error("bind", exc)
             append((BIND, _perf(), s, tok, id(value), 0, -1, -1, -1, -1, -1))
@@ -534,11 +545,11 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         if tok is None:
             return
         try:
-            found, value = _read_attr(obj, attr)
+            value = _read_attr(obj, attr)
         except Exception as exc:
             _error("bind_attr", exc)
             return
-        if found:
+        if value is not _MISSING:
             bind(site, value, tok)
         else:
             _counters["attrs_unread"] += 1
@@ -559,7 +570,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             _off_scopes[sc] = (e, scope)
             _counters["scopes_sampled"] += 1
             if file in _swap_sources and _swap_enabled[0]:  # plain code until the re-arm
-                _swap.swap_out(file, scopes[scope][0], _getframe(1))
+                _swap.swap_out(file, qualname(scope), _getframe(1))
             return None
         tok = _next_tok()
         try:
@@ -569,11 +580,28 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             except AttributeError:  # first scope of this thread (idents get reused)
                 _local.named = True
                 _new_thread(ident)
-            append((ENTER, _perf(), sc, tok, ident, _task_key()))
-            if params:
-                for i, p in enumerate(params):
-                    bind(first_param + i, p, tok)
-            elif len(buf) >= _flush_at:
+            t = _perf()
+            append((ENTER, t, sc, tok, ident, _task_key()))
+            if params:  # bound at the enter's time; bind's fast path inline, no call
+                s = base + first_param
+                for p in params:
+                    ft = fast_get(id(type(p)))
+                    if ft is None or rate[s] or (_full and not ft[3]):
+                        bind(s - base, p, tok)
+                        t = _perf()  # the parameters after it: not before its event
+                    else:
+                        size = ft[1](p) + ft[2]
+                        if ft[3]:
+                            append((BIND, t, s, tok, id(p), ft[0], size, size, -1, -1, -1))
+                        else:
+                            append((BIND, t, s, tok, id(p), ft[0], size, -1, -1, -1, -1))
+                        if ft[3] or size <= SMALL_BYTES:
+                            n = streak[s] + 1
+                            streak[s] = n
+                            if n == SCALAR_STREAK:
+                                _start_sampling(s)
+                    s += 1
+            if len(buf) >= _flush_at:
                 _flush()
         except Exception as exc:
             _error("enter", exc)
@@ -616,7 +644,8 @@ def _mro_lookup(tp: type, name: str) -> Any:
 
 
 _SLOT, _DICT = 1, 2  # how an attribute is stored (0: not readable without user code)
-# (id(type), attr) -> (weak reference to the type, how, the C descriptor that reads it)
+# (id(type), attr) -> (weak reference to the type, how, the bound ``__get__`` of the C
+# descriptor that reads it)
 _attr_plans: dict[tuple[int, str], tuple[Any, int, Any]] = {}
 
 
@@ -625,19 +654,19 @@ def _attr_plan(tp: type, attr: str) -> tuple[int, Any]:
     if desc is not _MISSING:
         dt = type(desc)
         if dt is _MemberType:  # a __slots__ member: its C __get__ reads the slot
-            return _SLOT, desc
+            return _SLOT, desc.__get__
         if _mro_lookup(dt, "__set__") is not _MISSING or \
                 _mro_lookup(dt, "__delete__") is not _MISSING:
             return 0, None  # a data descriptor (property, ...): reading runs code
     dd = _mro_lookup(tp, "__dict__")
     if type(dd) is not _GetSetType:
         return 0, None  # a custom __dict__
-    return _DICT, dd
+    return _DICT, dd.__get__
 
 
-def _read_attr(obj: Any, attr: str) -> tuple[bool, Any]:
+def _read_attr(obj: Any, attr: str) -> Any:
     """``obj.attr`` as stored, without running user code: a ``__slots__`` member or
-    the instance ``__dict__`` entry; (False, None) for anything else (a property, a
+    the instance ``__dict__`` entry; ``_MISSING`` for anything else (a property, a
     custom descriptor, a custom ``__dict__``, an attribute stored elsewhere).
 
     Where a type stores an attribute is looked up in its MRO once and kept, checked
@@ -647,25 +676,23 @@ def _read_attr(obj: Any, attr: str) -> tuple[bool, Any]:
     key = (id(tp), attr)
     plan = _attr_plans.get(key)
     if plan is None or plan[0]() is not tp:
-        how, desc = _attr_plan(tp, attr)
+        how, get = _attr_plan(tp, attr)
         try:
-            plan = (_weakref.ref(tp), how, desc)
+            plan = (_weakref.ref(tp), how, get)
         except TypeError:  # a static type: not kept
-            plan = (None, how, desc)
+            plan = (None, how, get)
         else:
             if len(_attr_plans) >= 50_000:
                 _attr_plans.clear()
             _attr_plans[key] = plan
     how = plan[1]
     if how == _SLOT:
-        return True, plan[2].__get__(obj, tp)
+        return plan[2](obj, tp)
     if how == _DICT:
-        d = plan[2].__get__(obj, tp)
+        d = plan[2](obj, tp)
         if type(d) is dict:
-            value = dict.get(d, attr, _MISSING)
-            if value is not _MISSING:
-                return True, value
-    return False, None
+            return dict.get(d, attr, _MISSING)
+    return _MISSING
 
 
 # (site base, site count, site guards) of every module: set_site_enabled finds a guard

@@ -24,12 +24,14 @@ header stores the start so reporters can show nanoseconds since start):
                                          1 bind in ``every`` is recorded; ``skipped``
                                          counts the binds not recorded so far (the last
                                          SAMPLED row of a site has its final count)
-    (MODULE, site_base, scope_base, file, module, scopes, sites)
-        one instrumented module's whole table, as ``register`` received it: ``scopes``
-        rows ``(qualname, scope_kind, line)``, ``sites`` rows ``(line, col, scope,
-        name, bind_kind)`` with module-local indices. It stands for the SCOPE and SITE
-        rows :func:`expand_module` makes of it; the runtime records it in O(1) at
-        import and the capture stores it as packed columns (docs/capture-format.md).
+    (MODULE, site_base, scope_base, file, module, nscopes, nsites, ints, names)
+        one instrumented module's whole table, as its code passes it to ``register``
+        (constants: no row object is made at import): ``ints`` holds, column after
+        column, the scopes' kinds and first lines, then the sites' lines, columns,
+        scope indices (module-local) and bind kinds; ``names`` the scopes' qualnames
+        then the sites' names, joined by NUL. It stands for the SCOPE and SITE rows
+        :func:`expand_module` makes of it; the capture stores the same columns packed
+        (docs/capture-format.md).
 
 ``-1`` stands for "not recorded" in numeric fields (fast mode leaves ``deep``,
 ``refcnt``, ``addr`` and ``bufsize`` at -1; ``addr``/``bufsize`` are -1 for objects
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Sequence
     from typing import Any
 
     from memscope.kinds import BindKind as BindKind
@@ -94,13 +96,55 @@ else:
     Event = tuple  # the same type, without importing typing for ``Any``
 
 
+def module_table(
+    scopes: Sequence[tuple[str, int, int]], sites: Sequence[tuple[int, int, int, str, int]]
+) -> tuple[int, int, tuple[int, ...], str]:
+    """``(nscopes, nsites, ints, names)`` of a MODULE row, from table rows:
+    ``scopes`` rows ``(qualname, scope_kind, line)``, ``sites`` rows ``(line, col,
+    scope, name, bind_kind)`` (what the transformer builds, and tests write by hand)."""
+    quals, skinds, slines = zip(*scopes, strict=True) if scopes else ((), (), ())
+    cols = zip(*sites, strict=True) if sites else ((), (), (), (), ())
+    lines, offsets, owners, names, bkinds = cols
+    return (len(scopes), len(sites), (*skinds, *slines, *lines, *offsets, *owners, *bkinds),
+            "\0".join((*quals, *names)))
+
+
+def table_problem(nscopes: Any, nsites: Any, ints: Sequence[Any], names: list[str]) -> str | None:
+    """What is wrong with a MODULE row's table (``names`` split at NUL), or None.
+    The writer and the reader check a table with this same function."""
+    if not (type(nscopes) is int and type(nsites) is int) or min(nscopes, nsites) < 0:
+        return "module table has counts of the wrong type"
+    if len(ints) != 2 * nscopes + 4 * nsites:
+        return (f"module table of {nscopes} scopes and {nsites} sites "
+                f"has {8 * len(ints)} bytes of numbers")
+    if len(names) != nscopes + nsites:
+        return f"module table has {len(names)} names for {nscopes + nsites} rows"
+    if nsites and not nscopes:
+        return "module table has sites but no scope"
+    at = 2 * nscopes + 2 * nsites
+    owners = ints[at : at + nsites]
+    if owners and (min(owners) < 0 or max(owners) >= nscopes):
+        return "module table site names a scope it does not have"
+    return None
+
+
+def table_names(nscopes: int, nsites: int, names: str) -> list[str]:
+    """The qualnames then site names of a MODULE row (empty when it has no rows)."""
+    return names.split("\0") if nscopes + nsites else []
+
+
 def expand_module(row: Event) -> list[Event]:
     """The SCOPE and SITE rows a MODULE row stands for, scopes first."""
-    _, base, sbase, file, module, scopes, sites = row
+    _, base, sbase, file, module, ns, n, ints, names = row
+    strs = table_names(ns, n, names)
+    skinds, slines = ints[:ns], ints[ns : 2 * ns]
+    lines, cols, owners, bkinds = (ints[2 * ns + i * n : 2 * ns + (i + 1) * n] for i in range(4))
+    scopes = zip(strs[:ns], skinds, slines, strict=True)
     out: list[Event] = [(SCOPE, sbase + i, file, module, qual, kind, line)
                         for i, (qual, kind, line) in enumerate(scopes)]
     out += [(SITE, base + i, sbase + scope, line, col, name, kind)
-            for i, (line, col, scope, name, kind) in enumerate(sites)]
+            for i, (line, col, scope, name, kind)
+            in enumerate(zip(lines, cols, owners, strs[ns:], bkinds, strict=True))]
     return out
 
 

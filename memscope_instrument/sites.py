@@ -1,4 +1,5 @@
-"""Scope and site tables of one module (what ``_memscope_hooks.register`` receives)."""
+"""Scope and site tables of one module (what ``_memscope_hooks.register`` receives,
+as the columns of a MODULE row: ``memscope.events.module_table``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from functools import partial
 from itertools import chain, repeat
 from typing import Any
 
-from memscope.events import BindKind, ScopeKind
+from memscope.events import BindKind, ScopeKind, module_table
 
 __all__ = ["BindKind", "ScopeKind", "SiteTable", "comprehension"]
 
@@ -39,9 +40,11 @@ class SiteTable:
         del self.scopes[mark[0] :]
         del self.sites[mark[1] :]
 
-    def render(self) -> tuple[str, str]:
-        """The two tuple literals, as Python source (one line each)."""
-        return repr(tuple(self.scopes)), repr(tuple(self.sites))
+    def render(self) -> str:
+        """``register``'s table arguments as Python source, one line: the MODULE row's
+        ``nscopes, nsites, ints, names`` (constants: the import makes no row object)."""
+        ns, nt, ints, names = module_table(self.scopes, self.sites)
+        return f"{ns}, {nt}, {ints!r}, {names!r}"
 
 
 class _CompInstance:

@@ -1519,10 +1519,9 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
 
 
 def _prologue(inst: _Instrumenter, filename: str) -> str:
-    scopes_src, sites_src = inst.table.render()
     return (f"from memscope import _hooks as _memscope_hooks; {H} = _memscope_hooks."
-            f"register({HOOKS_CONTRACT}, {filename!r}, __name__, {scopes_src}, "
-            f"{sites_src}); {GUARD}, {SGUARD} = {H}.g, {H}.e; "
+            f"register({HOOKS_CONTRACT}, {filename!r}, __name__, {inst.table.render()}); "
+            f"{GUARD}, {SGUARD} = {H}.g, {H}.e; "
             f"{TOK} = {MTOK} = {H}.enter(0, -1)"
             + (f"; {COMP_IMPORT}" if inst.used_comp else ""))
 

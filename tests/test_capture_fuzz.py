@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from memscope.capture import CaptureError, read_capture, write_capture
 from memscope.capture.writer import CaptureWriter
-from memscope.events import expand_tables
+from memscope.events import expand_tables, module_table
 
 EVENTS = [
     (12, 100, 1, "prog", 5),
@@ -32,8 +32,8 @@ EVENTS = [
     ],
     (11, 9999, 1000, 1, 28, ("a", "b")),
     (13, 10000, "w", "m"),
-    (15, 2, 1, "g.py", "g", (("<module>", 1, 1), ("h", 3, 4)),  # a MODULE table row
-     ((2, 0, 0, "h", 17), (5, 4, 1, "v", 1))),
+    (15, 2, 1, "g.py", "g",  # a MODULE table row
+     *module_table((("<module>", 1, 1), ("h", 3, 4)), ((2, 0, 0, "h", 17), (5, 4, 1, "v", 1)))),
 ]
 READ_BACK = list(expand_tables(EVENTS))  # what the reader gives: MODULE rows expanded
 

@@ -422,11 +422,11 @@ MOD_SITES = ((1, 0, 0, "f", 17), (2, 6, 1, "x", 9), (3, 4, 1, "y\ud800", 1), (5,
 def test_module_table_rows_round_trip_as_scope_and_site_rows(tmp_path: Path) -> None:
     """A MODULE row (one module's whole table, as ``register`` records it) is stored
     packed and reads back as exactly the SCOPE and SITE rows it stands for, in place."""
-    from memscope.events import MODULE, expand_module
+    from memscope.events import MODULE, expand_module, module_table
 
-    row = (MODULE, 40, 7, "/app/m.py", "m", MOD_SCOPES, MOD_SITES)
-    empty = (MODULE, 44, 10, "/app/e.py", "e", (), ())
-    one = (MODULE, 44, 10, "/app/o.py", "o", (("<module>", 1, 1),), ())
+    row = (MODULE, 40, 7, "/app/m.py", "m", *module_table(MOD_SCOPES, MOD_SITES))
+    empty = (MODULE, 44, 10, "/app/e.py", "e", *module_table((), ()))
+    one = (MODULE, 44, 10, "/app/o.py", "o", *module_table((("<module>", 1, 1),), ()))
     evs = [EVENTS[0], (4, 7, "MainThread"), row, empty, one, (6, 10, 9, 1, 7, 0),
            (8, 11, 43, 1, 5, 1, 28, -1, -1, -1, -1)]
     got = list(read_capture(write_capture(tmp_path / "t.memscope", evs)).events())
@@ -437,31 +437,33 @@ def test_module_table_rows_round_trip_as_scope_and_site_rows(tmp_path: Path) -> 
 
 
 def test_malformed_module_rows_are_written_as_plain_rows(tmp_path: Path) -> None:
-    """A table the packed form cannot hold (a NUL in a name, a non-int line, a site
-    naming a scope that is not there) is written as its SCOPE/SITE rows instead, and
-    dropped (counted) when it is not a table at all: the capture stays readable."""
+    """A table the packed form cannot hold (a non-int line, a site naming a scope that
+    is not there) is written as its SCOPE/SITE rows instead, and dropped (counted) when
+    it is not a table at all (a NUL in a name: one name too many; wrong fields): the
+    capture stays readable."""
     from memscope.capture.writer import Encoder
-    from memscope.events import MODULE, expand_module
+    from memscope.events import MODULE, expand_module, module_table
 
-    nul = (MODULE, 0, 0, "/a.py", "a", (("<module>", 1, 1),), ((1, 0, 0, "a\0b", 1),))
-    odd = (MODULE, 1, 1, "/b.py", "b", (("<module>", 1, 1),), ((1.5, 0, 0, "v", 1),))
-    far = (MODULE, 2, 2, "/c.py", "c", (("<module>", 1, 1),), ((1, 0, 5, "v", 1),))
+    top = (("<module>", 1, 1),)
+    nul = (MODULE, 0, 0, "/a.py", "a", *module_table(top, ((1, 0, 0, "a\0b", 1),)))
+    odd = (MODULE, 1, 1, "/b.py", "b", *module_table(top, ((1.5, 0, 0, "v", 1),)))
+    far = (MODULE, 2, 2, "/c.py", "c", *module_table(top, ((1, 0, 5, "v", 1),)))
     junk = (MODULE, 3, 3, "/d.py", "d", 42, None)
     got = list(read_capture(write_capture(tmp_path / "m.memscope",
                                           [EVENTS[0], nul, odd, far, junk])).events())
-    assert got[1:] == [*expand_module(nul), *expand_module(odd), *expand_module(far)]
+    assert got[1:] == [*expand_module(odd), *expand_module(far)]
     enc = Encoder()
-    enc.events_payloads([junk, nul], bytes((MODULE, MODULE)))
-    assert enc.bad_tables == 1
+    enc.events_payloads([junk, nul, odd], bytes((MODULE, MODULE, MODULE)))
+    assert enc.bad_tables == 2
 
 
 def test_corrupt_module_table_is_a_clear_error() -> None:
     """Counts, lengths, names and scope indices of a stored MODULE row are checked."""
     from memscope.capture.reader import _Cur, _module_rows
     from memscope.capture.writer import pack_module
-    from memscope.events import MODULE
+    from memscope.events import MODULE, module_table
 
-    good = pack_module((MODULE, 0, 0, "/m.py", "m", MOD_SCOPES, MOD_SITES))
+    good = pack_module((MODULE, 0, 0, "/m.py", "m", *module_table(MOD_SCOPES, MOD_SITES)))
     assert len(_module_rows(good, _Cur(b"", 0))) == 7
     ints, names = good[7], good[8]
     cases = {
@@ -480,12 +482,12 @@ def test_corrupt_module_table_is_a_clear_error() -> None:
 
 def test_user_records_counted_for_module_tables(tmp_path: Path) -> None:
     """The header's user-records count knows a MODULE row's sites (user file or not)."""
-    from memscope.events import MODULE
+    from memscope.events import MODULE, module_table
 
-    sites = tuple((i, 0, 0, f"v{i}", 1) for i in range(300))
+    table = module_table((("<module>", 1, 1),), tuple((i, 0, 0, f"v{i}", 1) for i in range(300)))
     evs = [
-        (MODULE, 0, 0, "/app/user.py", "user", (("<module>", 1, 1),), sites),
-        (MODULE, 300, 1, os.__file__, "os", (("<module>", 1, 1),), sites),
+        (MODULE, 0, 0, "/app/user.py", "user", *table),
+        (MODULE, 300, 1, os.__file__, "os", *table),
         *[(8, i, (5, 305, 299, 599)[i % 4], 1, i, 1, 28, -1, -1, -1, -1) for i in range(100)],
     ]
     assert read_capture(write_capture(tmp_path / "u.memscope", evs)).header.user_records == 50

@@ -438,16 +438,18 @@ def test_a_site_switched_off_records_nothing_until_switched_on(rec: Recorder) ->
 
 def test_register_records_one_row_per_module(rec: Any) -> None:
     """``register`` does no per-site work at import: it records one MODULE row holding
-    the module's own table tuples (not copies); readers see the usual SCOPE and SITE
+    the module's own table constants (not copies); readers see the usual SCOPE and SITE
     rows with global ids, in-process (``tables()``, Analysis) as from a capture."""
-    from memscope.events import MODULE, SCOPE, SITE
+    from memscope.events import MODULE, SCOPE, SITE, module_table
 
     scopes = (("<module>", 1, 1), ("f", 3, 2))
     sites = tuple((10 + i, 4, 1, f"v{i}", 1) for i in range(50))
+    ns, nt, ints, names = module_table(scopes, sites)
     before = len(_hooks._buf)
-    m = _hooks.register(_hooks.HOOKS_VERSION, "t.py", "t", scopes, sites)
+    m = _hooks.register(_hooks.HOOKS_VERSION, "t.py", "t", ns, nt, ints, names)
     new = _hooks._buf[before:]
-    assert [e[0] for e in new] == [MODULE] and new[0][5] is scopes and new[0][6] is sites
+    assert [e[0] for e in new] == [MODULE] and new[0][5:7] == (2, 50)
+    assert new[0][7] is ints and new[0][8] is names
     rows = {(e[0], e[1]): e for e in _hooks.tables()}
     assert rows[(SCOPE, m.scope_base + 1)] == (SCOPE, m.scope_base + 1, "t.py", "t", "f", 3, 2)
     assert rows[(SITE, m.base + 49)] == (SITE, m.base + 49, m.scope_base + 1, 59, 4, "v49", 1)
@@ -456,3 +458,9 @@ def test_register_records_one_row_per_module(rec: Any) -> None:
     m.exit(tok)
     b = rec.analysis().all_bindings()[-1]
     assert (b.var, b.scope, b.line, b.size) == ("v49", "f", 59, sys.getsizeof([1, 2, 3]))
+    # v2 code (and a hand-written table) passes rows: the same table, the same rows
+    old = _hooks.register(2, "t.py", "t", scopes, sites)
+    rows = {(e[0], e[1]): e for e in _hooks.tables()}
+    assert rows[(SITE, old.base + 49)] == (SITE, old.base + 49, old.scope_base + 1, 59, 4, "v49", 1)
+    with pytest.raises(ImportError, match="instrument the code again"):
+        _hooks.register(1, "t.py", "t", scopes, sites)

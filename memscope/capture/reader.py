@@ -20,7 +20,15 @@ from typing import Any, BinaryIO
 
 from memscope.capture import format as F
 from memscope.capture.format import CaptureError
-from memscope.events import MODULE, PROC, TABLE_KINDS, Event, expand_module
+from memscope.events import (
+    MODULE,
+    PROC,
+    TABLE_KINDS,
+    Event,
+    expand_module,
+    table_names,
+    table_problem,
+)
 
 MAX_COLS = F.MAX_COLS
 MAX_GROUPS = F.MAX_GROUPS
@@ -498,28 +506,18 @@ def _module_rows(ev: Event, cur: _Cur) -> list[Event]:
             type(file) is str and type(module) is str
             and type(ints) is bytes and type(names) is bytes):
         raise cur.fail("module table row has fields of the wrong type")
-    if min(nscopes, nsites) < 0 or len(ints) != 8 * (2 * nscopes + 4 * nsites):
+    if len(ints) % 8:
         raise cur.fail(f"module table of {nscopes} scopes and {nsites} sites "
                        f"has {len(ints)} bytes of numbers")
-    if nsites and not nscopes:
-        raise cur.fail("module table has sites but no scope")
     try:
         text = names.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         raise cur.fail("module table names are not UTF-8") from None
-    strs = text.split("\0") if nscopes + nsites else []
-    if len(strs) != nscopes + nsites:
-        raise cur.fail(f"module table has {len(strs)} names for {nscopes + nsites} rows")
-    col = F.unpack_i64(ints, 2 * nscopes + 4 * nsites).tolist()
-    ns, n = nscopes, nsites
-    skinds, slines = col[:ns], col[ns : 2 * ns]
-    at = 2 * ns
-    lines, cols, owners, bkinds = (col[at + i * n : at + (i + 1) * n] for i in range(4))
-    if owners and (min(owners) < 0 or max(owners) >= ns):
-        raise cur.fail("module table site names a scope it does not have")
-    scopes = tuple(zip(strs[:ns], skinds, slines, strict=True))
-    sites = tuple(zip(lines, cols, owners, strs[ns:], bkinds, strict=True))
-    return expand_module((MODULE, base, sbase, file, module, scopes, sites))
+    col = F.unpack_i64(ints, len(ints) // 8).tolist()
+    problem = table_problem(nscopes, nsites, col, table_names(nscopes, nsites, text))
+    if problem is not None:
+        raise cur.fail(problem)
+    return expand_module((MODULE, base, sbase, file, module, nscopes, nsites, col, text))
 
 
 def read_capture(path: str | os.PathLike[str], *, limit: int | None = None) -> CaptureFile:

@@ -44,6 +44,8 @@ from memscope.events import (
     UNBIND,
     Event,
     expand_module,
+    table_names,
+    table_problem,
 )
 from memscope.sysdirs import library_dirs
 
@@ -381,7 +383,7 @@ class Encoder:
                 continue
             try:
                 out.append(pack_module(ev))
-                self._track_module(ev[1], ev[2], ev[3], len(ev[5]), len(ev[6]))
+                self._track_module(ev[1], ev[2], ev[3], ev[5], ev[6])
             except Exception:
                 try:
                     rows = expand_module(ev)
@@ -437,33 +439,21 @@ _SEQ = (tuple, list)
 
 
 def pack_module(ev: Event) -> Event:
-    """A MODULE row ``(MODULE, base, sbase, file, module, scopes, sites)`` as stored:
-    ``(MODULE, base, sbase, file, module, nscopes, nsites, ints, names)``. ``ints`` is
-    one int64 column (``F.pack_i64``) holding, in order, the scopes' kinds and lines and
-    the sites' lines, columns, scope indices and kinds; ``names`` is the scopes'
-    qualnames then the sites' names, UTF-8, separated by NUL. All C-level passes: the
-    table of a 2,000-line module costs tens of microseconds, not a call per row.
-    Raises (TypeError, ValueError) for anything but a well-formed table."""
-    _, base, sbase, file, module, scopes, sites = ev
+    """A MODULE row as stored: its ``ints`` one int64 column (``F.pack_i64``), its
+    ``names`` UTF-8. Two C-level passes: the table of a 2,000-line module costs tens of
+    microseconds, not a call per row. Raises (TypeError, ValueError) for anything but a
+    well-formed table (``events.table_problem``, the reader's own checks)."""
+    _, base, sbase, file, module, nscopes, nsites, ints, names = ev
     if not (type(base) is int and type(sbase) is int and type(file) is str
-            and type(module) is str and type(scopes) in _SEQ and type(sites) in _SEQ):
+            and type(module) is str and type(ints) in _SEQ and type(names) is str):
         raise TypeError("MODULE row fields")
-    if (scopes and set(map(len, scopes)) != {3}) or (sites and set(map(len, sites)) != {5}):
-        raise ValueError("table rows of the wrong length")
-    quals, skinds, slines = zip(*scopes, strict=True) if scopes else ((), (), ())
-    lines, cols, owners, names, bkinds = zip(*sites, strict=True) if sites else ((), (), (), (), ())
-    for col, tp in ((quals, _STR), (names, _STR), (skinds, _INT), (slines, _INT),
-                    (lines, _INT), (cols, _INT), (owners, _INT), (bkinds, _INT)):
-        if col and set(map(type, col)) != tp:
-            raise TypeError("table column type")
-    if owners and (min(owners) < 0 or max(owners) >= len(scopes)):
-        raise ValueError("site scope index out of range")
-    text = "\0".join((*quals, *names))
-    if text.count("\0") != max(0, len(quals) + len(names) - 1):
-        raise ValueError("a name holds NUL")
-    ints = F.pack_i64((*skinds, *slines, *lines, *cols, *owners, *bkinds))
-    return (MODULE, base, sbase, file, module, len(scopes), len(sites), ints,
-            text.encode("utf-8", "surrogatepass"))
+    if ints and set(map(type, ints)) != _INT:
+        raise TypeError("table column type")
+    problem = table_problem(nscopes, nsites, ints, table_names(nscopes, nsites, names))
+    if problem is not None:
+        raise ValueError(problem)
+    return (MODULE, base, sbase, file, module, nscopes, nsites, F.pack_i64(ints),
+            names.encode("utf-8", "surrogatepass"))
 
 
 def capture_filename(folder: str, name: str, pid: int | None = None) -> str:
