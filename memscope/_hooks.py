@@ -133,6 +133,15 @@ _tables: list[Event] = []  # every table row ever emitted (re-sent after fork)
 # id(type) -> (type index, C __sizeof__, getsizeof's extra bytes, small scalar?) for
 # types whose size needs no care: the fast path sizes them without sys.getsizeof
 _fast_types: dict[int, tuple[int, Any, int, bool]] = {}
+# the same entries for static (C, never freed) types, keyed by the type itself: no id()
+# call on the hot path (builtins.id raises an audit event each call). Heap types stay
+# keyed by id: a dict key would keep a user's class alive
+_static_types: dict[type, tuple[int, Any, int, bool]] = {}
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+# a sizer registered later changes how a type is sized: both tables are made again
+# (cleared in place: the handles keep their ``get`` methods)
+sizing._on_sizers_changed.append(_fast_types.clear)
+sizing._on_sizers_changed.append(_static_types.clear)
 _type_index: dict[int, int] = {}  # id(type) -> type index, every type seen
 _tasks: weakref.WeakKeyDictionary[Any, int] | None = None  # made for the first task
 _watched: dict[int, weakref.ref[Any]] = {}  # oid -> weakref that emits FINAL
@@ -434,6 +443,9 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     off_sites = _off_sites
     asleep = _asleep
     fast_get = _fast_types.get  # never replaced (cleared in place)
+    static_get = _static_types.get
+    plans_get = _attr_plans.get  # cleared in place, never replaced
+    modules = sys.modules
 
     def sleep(s: int) -> None:
         """Site ``s`` recorded its sample: it sleeps; its guard goes off once every
@@ -499,12 +511,16 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             else:
                 _stop_sampling(s)
         try:
-            ft = fast_get(id(type(value)))
+            tp = type(value)
+            ft = static_get(tp) or fast_get(id(tp))
             if ft is None:
                 _slow_bind(s, value, tok)
             elif ft[3]:  # a scalar: small, its deep size is its size
                 size = ft[1](value) + ft[2]
-                append((BIND, _perf(), s, tok, id(value), ft[0], size, size, -1, -1, -1))
+                if _full:
+                    append((BIND, _perf(), s, tok, id(value), ft[0], size, size, -1, -1, -1))
+                else:  # fast mode's short row: nothing beyond the shallow size
+                    append((BIND, _perf(), s, tok, id(value), ft[0], size))
                 n = streak[s] + 1  # inline: _count_small's body, no call on the hot path
                 streak[s] = n
                 if n == SCALAR_STREAK:
@@ -526,7 +542,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                     _slow_bind(s, value, tok)  # counts a small deep size itself
             else:
                 size = ft[1](value) + ft[2]
-                append((BIND, _perf(), s, tok, id(value), ft[0], size, -1, -1, -1, -1))
+                append((BIND, _perf(), s, tok, id(value), ft[0], size))
                 if size <= SMALL_BYTES:  # fast mode samples small values too
                     n = streak[s] + 1
                     streak[s] = n
@@ -536,16 +552,27 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 _flush()
         except Exception as exc:
             _error("bind", exc)
-            append((BIND, _perf(), s, tok, id(value), 0, -1, -1, -1, -1, -1))
+            append(_bind_row(_perf(), s, tok, id(value), 0, -1))
         return value
 
     def bind_attr(site: int, obj: Any, attr: str, tok: Any) -> None:
         """``obj.attr = v`` ran: record what it holds now, read without running user
-        code (a property or a custom descriptor is not read: nothing is recorded)."""
+        code: a ``__slots__`` member or the instance ``__dict__`` entry, through the
+        type's plan (``_attr_plan``); a property, a custom descriptor or a custom
+        ``__dict__`` is not read, and nothing is recorded."""
         if tok is None:
             return
         try:
-            value = _read_attr(obj, attr)
+            tp = type(obj)
+            plan = plans_get((id(tp), attr))
+            if plan is None or plan[0]() is not tp:
+                plan = _attr_plan(tp, attr)
+            if plan[1] == _SLOT:
+                value = plan[2](obj, tp)
+            elif plan[1] == _DICT and type(d := plan[2](obj, tp)) is dict:
+                value = dict.get(d, attr, _MISSING)
+            else:
+                value = _MISSING
         except Exception as exc:
             _error("bind_attr", exc)
             return
@@ -581,20 +608,23 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 _local.named = True
                 _new_thread(ident)
             t = _perf()
-            append((ENTER, t, sc, tok, ident, _task_key()))
+            # no call before asyncio is imported: most programs never import it
+            task = _task_key() if _get_running_loop is not None or "asyncio" in modules else 0
+            append((ENTER, t, sc, tok, ident, task))
             if params:  # bound at the enter's time; bind's fast path inline, no call
                 s = base + first_param
                 for p in params:
-                    ft = fast_get(id(type(p)))
+                    tp = type(p)
+                    ft = static_get(tp) or fast_get(id(tp))
                     if ft is None or rate[s] or (_full and not ft[3]):
                         bind(s - base, p, tok)
                         t = _perf()  # the parameters after it: not before its event
                     else:
                         size = ft[1](p) + ft[2]
-                        if ft[3]:
+                        if not _full:
+                            append((BIND, t, s, tok, id(p), ft[0], size))
+                        else:  # a scalar (a full-mode object goes through bind)
                             append((BIND, t, s, tok, id(p), ft[0], size, size, -1, -1, -1))
-                        else:
-                            append((BIND, t, s, tok, id(p), ft[0], size, -1, -1, -1, -1))
                         if ft[3] or size <= SMALL_BYTES:
                             n = streak[s] + 1
                             streak[s] = n
@@ -649,7 +679,25 @@ _SLOT, _DICT = 1, 2  # how an attribute is stored (0: not readable without user 
 _attr_plans: dict[tuple[int, str], tuple[Any, int, Any]] = {}
 
 
-def _attr_plan(tp: type, attr: str) -> tuple[int, Any]:
+def _attr_plan(tp: type, attr: str) -> tuple[Any, int, Any]:
+    """Where ``tp`` stores ``attr``, looked up in its MRO once and kept, checked against
+    a weak reference to the type (an id may be reused): ``(ref, _SLOT, get)`` for a
+    ``__slots__`` member, ``(ref, _DICT, get)`` for the instance ``__dict__``, where
+    ``get`` is the C descriptor's bound ``__get__``; ``(ref, 0, None)`` when reading
+    would run code (a data descriptor, a custom ``__dict__``). A descriptor added to the
+    class later is not seen, and only C descriptors are ever called."""
+    how, get = _storage(tp, attr)
+    try:
+        plan = (_weakref.ref(tp), how, get)
+    except TypeError:  # a static type: not kept (its plan is made each time)
+        return (None, how, get)
+    if len(_attr_plans) >= 50_000:
+        _attr_plans.clear()
+    _attr_plans[(id(tp), attr)] = plan
+    return plan
+
+
+def _storage(tp: type, attr: str) -> tuple[int, Any]:
     desc = _mro_lookup(tp, attr)
     if desc is not _MISSING:
         dt = type(desc)
@@ -662,37 +710,6 @@ def _attr_plan(tp: type, attr: str) -> tuple[int, Any]:
     if type(dd) is not _GetSetType:
         return 0, None  # a custom __dict__
     return _DICT, dd.__get__
-
-
-def _read_attr(obj: Any, attr: str) -> Any:
-    """``obj.attr`` as stored, without running user code: a ``__slots__`` member or
-    the instance ``__dict__`` entry; ``_MISSING`` for anything else (a property, a
-    custom descriptor, a custom ``__dict__``, an attribute stored elsewhere).
-
-    Where a type stores an attribute is looked up in its MRO once and kept, checked
-    against a weak reference to the type (an id may be reused); a descriptor added to
-    the class later is not seen, and only C descriptors are ever called."""
-    tp = type(obj)
-    key = (id(tp), attr)
-    plan = _attr_plans.get(key)
-    if plan is None or plan[0]() is not tp:
-        how, get = _attr_plan(tp, attr)
-        try:
-            plan = (_weakref.ref(tp), how, get)
-        except TypeError:  # a static type: not kept
-            plan = (None, how, get)
-        else:
-            if len(_attr_plans) >= 50_000:
-                _attr_plans.clear()
-            _attr_plans[key] = plan
-    how = plan[1]
-    if how == _SLOT:
-        return plan[2](obj, tp)
-    if how == _DICT:
-        d = plan[2](obj, tp)
-        if type(d) is dict:
-            return dict.get(d, attr, _MISSING)
-    return _MISSING
 
 
 # (site base, site count, site guards) of every module: set_site_enabled finds a guard
@@ -798,6 +815,13 @@ def sampling_report() -> list[Event]:
 # ---- the slow path: full mode, unusual types, re-entrancy --------------------------
 
 
+def _bind_row(t: int, s: int, tok: Any, oid: int, ti: int, size: int) -> Event:
+    """A BIND row of the current mode's width (fast mode's rows stop at ``size``)."""
+    if _full:
+        return (BIND, t, s, tok, oid, ti, size, -1, -1, -1, -1)
+    return (BIND, t, s, tok, oid, ti, size)
+
+
 def _slow_bind(s: int, value: Any, tok: int) -> None:
     """Record a binding whose type needs care (or any binding in full mode)."""
     tp = type(value)
@@ -806,7 +830,7 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
         _classify(tp, ti, value)
     if getattr(_local, "busy", False):
         # sizing called user code that bound a name: record it, size nothing
-        _buf.append((BIND, _perf(), s, tok, id(value), ti, -1, -1, -1, -1, -1))
+        _buf.append(_bind_row(_perf(), s, tok, id(value), ti, -1))
         return
     _local.busy = True
     deep = refcnt = addr = bufsize = size = -1
@@ -834,7 +858,8 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
         _error("size", exc)
     finally:
         _local.busy = False
-        _buf.append((BIND, _perf(), s, tok, id(value), ti, size, deep, refcnt, addr, bufsize))
+        _buf.append((BIND, _perf(), s, tok, id(value), ti, size, deep, refcnt, addr, bufsize)
+                    if _full else (BIND, _perf(), s, tok, id(value), ti, size))
     if 0 <= deep <= SMALL_BYTES:  # full mode: a small object, whole; the site may sample
         _count_small(s)
     if len(_buf) >= _flush_at:
@@ -858,7 +883,9 @@ def _classify(tp: type, ti: int, value: Any) -> None:
         extra = _getsizeof(value) - sizeof(value)
     except Exception:
         return
-    _fast_types[id(tp)] = (ti, sizeof, extra, any(tp is k for k in _SCALARS))
+    ft = _fast_types[id(tp)] = (ti, sizeof, extra, any(tp is k for k in _SCALARS))
+    if not tp.__flags__ & _HEAPTYPE:
+        _static_types[tp] = ft
 
 
 def _watch(value: Any, oid: int, tp: type) -> None:

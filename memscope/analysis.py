@@ -476,7 +476,11 @@ class Analysis:
         return g
 
     def _bind(self, ev: Event) -> None:
-        _, t, site, tok, oid, ti, size, deep, refcnt, addr, bufsize = ev
+        if len(ev) == 7:  # fast mode's short row: nothing beyond the shallow size
+            _, t, site, tok, oid, ti, size = ev
+            deep = refcnt = addr = bufsize = -1
+        else:
+            _, t, site, tok, oid, ti, size, deep, refcnt, addr, bufsize = ev
         if t > self.t_last:
             self.t_last = t
             if self.t_first < 0:

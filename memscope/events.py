@@ -14,7 +14,8 @@ header stores the start so reporters can show nanoseconds since start):
     (TASK,   key,    name)
     (ENTER,  t, gscope, tok, thread_ident, task_key)
     (EXIT,   t, tok)
-    (BIND,   t, gsite, tok, oid, tidx, size, deep, refcnt, addr, bufsize)
+    (BIND,   t, gsite, tok, oid, tidx, size, deep, refcnt, addr, bufsize)   full mode
+    (BIND,   t, gsite, tok, oid, tidx, size)                                fast mode
     (UNBIND, t, gsite, tok)
     (FINAL,  t, oid)
     (LEAK,   t, oid, tidx, size, holders)      holders: tuple of str
@@ -33,9 +34,10 @@ header stores the start so reporters can show nanoseconds since start):
         :func:`expand_module` makes of it; the capture stores the same columns packed
         (docs/capture-format.md).
 
-``-1`` stands for "not recorded" in numeric fields (fast mode leaves ``deep``,
-``refcnt``, ``addr`` and ``bufsize`` at -1; ``addr``/``bufsize`` are -1 for objects
-without a buffer). ``task_key`` is 0 outside asyncio.
+``-1`` stands for "not recorded" in numeric fields: a reader takes the four fields a
+fast-mode BIND row leaves out as -1 (each field of a tuple held until the flush costs
+the garbage collector a visit), and ``addr``/``bufsize`` are -1 for objects without a
+buffer. ``task_key`` is 0 outside asyncio.
 """
 
 from __future__ import annotations

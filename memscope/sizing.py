@@ -89,8 +89,19 @@ def register_sizer(
     if not isinstance(tp, type):
         raise TypeError(f"register_sizer needs a type, got {type(tp).__name__}")
     _SIZERS[tp] = Sizer(size, children, buffer)
+    sizers_changed()
+
+
+# callbacks of caches made from sizing facts elsewhere (the hot path's fast types)
+_on_sizers_changed: list[Callable[[], None]] = []
+
+
+def sizers_changed() -> None:
+    """Forget every sizing fact kept about types: a sizer was registered (or removed)."""
     _plan_cache.clear()
     _static_walk.clear()
+    for forget in _on_sizers_changed:
+        forget()
 
 
 def type_name(tp: type) -> str:

@@ -305,11 +305,15 @@ def test_attribute_targets_are_read_back_without_running_user_code(rec: Recorder
 
 
 
-def test_attribute_plans_are_checked_against_the_type_and_never_run_user_code() -> None:
+def test_attribute_plans_are_checked_against_the_type_and_never_run_user_code(
+        rec: Recorder) -> None:
     """Where a type stores an attribute is kept per (id(type), name): a plan left by a
     dead type whose id was reused is not used, and a property added to the class after
     the plan was made is not called."""
     import gc
+
+    m = rec.module("o.x", "later.v")
+    tok = m.enter(1, -1)
 
     class Gone:
         pass
@@ -326,19 +330,25 @@ def test_attribute_plans_are_checked_against_the_type_and_never_run_user_code() 
     obj = Slotted()
     obj.x = bytearray(10)
     _hooks._attr_plans[(id(Slotted), "x")] = (dead, _hooks._DICT, dict_reader)
-    assert _hooks._read_attr(obj, "x") is obj.x  # the slot, not the stale plan
+    m.bind_attr(0, obj, "x", tok)
+    assert _binds(rec, m.base)[-1][4:7] == (id(obj.x), _hooks._type_idx(bytearray),
+                                            sys.getsizeof(obj.x))  # the slot, not the plan
 
     calls = []
 
     class Later:
         def __init__(self) -> None:
-            self.v = 1
+            self.v = "a"
 
     later = Later()
-    assert _hooks._read_attr(later, "v") == 1
+    m.bind_attr(1, later, "v", tok)
+    assert _binds(rec, m.base + 1)[-1][4] == id(later.v)
     Later.v = property(lambda self: calls.append("getter"))  # type: ignore[attr-defined]
-    later.__dict__["v"] = 2
-    assert _hooks._read_attr(later, "v") == 2 and calls == []
+    later.__dict__["v"] = big = "b" * 100
+    m.bind_attr(1, later, "v", tok)
+    assert _binds(rec, m.base + 1)[-1][4:7:2] == (id(big), sys.getsizeof(big))
+    assert calls == []
+
 
 GROUPS = '''
 def walk(pairs, big):

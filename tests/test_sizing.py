@@ -217,3 +217,28 @@ def test_register_sizer_for_a_builtin_type_reaches_walks_made_before() -> None:
         sizing._plan_cache.clear()
         sizing._static_walk.clear()
     assert sizing.deep_size(t).size == before
+
+
+@pytest.mark.parametrize("builtin", [False, True])
+def test_register_sizer_reaches_binds_of_a_type_already_on_the_fast_path(
+        rec: Recorder, builtin: bool) -> None:
+    """The hot path keeps how to size a type it has seen (keyed by the type when it is
+    static, by its id otherwise); a sizer registered afterwards must be used by the next
+    bind all the same."""
+    class Later:
+        pass
+
+    tp = set if builtin else Later
+    m = rec.module("x")
+    tok = m.enter(1, -1)
+    m.bind(0, tp(), tok)  # the type goes on the fast path
+    try:
+        memscope.register_sizer(tp, lambda o: 4321)
+        m.bind(0, tp(), tok)
+    finally:
+        sizing._SIZERS.pop(tp, None)
+        sizing._plan_cache.clear()
+        sizing._static_walk.clear()
+        sizing.sizers_changed()
+    m.exit(tok)
+    assert [b.size for b in rec.analysis().all_bindings()][-1] == 4321

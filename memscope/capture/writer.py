@@ -233,7 +233,7 @@ class Encoder:
 
     def _encode(self, events: list[Event], kinds: bytes, kind: int, out: list[Payload]) -> None:
         if _MODULE_BYTE in kinds:
-            events, kinds = self._pack_modules(events)
+            events, kinds = self._pack_modules(events, kinds)
         parts: list[bytes | bytearray] = []
         head = bytearray()
         F.put_uvarint(head, len(events))
@@ -371,31 +371,42 @@ class Encoder:
         F.put_uvarint(out, len(buf))
         out += buf
 
-    def _pack_modules(self, events: list[Event]) -> tuple[list[Event], bytes]:
-        """MODULE rows as the capture stores them (see ``pack_module``); a row that is
+    def _pack_modules(self, events: list[Event], kinds: bytes) -> tuple[list[Event], bytes]:
+        """MODULE rows as the capture stores them (see ``pack_module``), found by a C
+        scan of ``kinds`` (imports put them among thousands of events); a row that is
         not a well-formed table is written as the SCOPE and SITE rows it stands for, or
         dropped and counted in ``bad_tables`` if even that fails (no ERROR row: table
         rows may go to a table chunk, which holds table kinds only)."""
-        out: list[Event] = []
-        for ev in events:
-            if ev[0] != MODULE:
-                out.append(ev)
-                continue
+        out: list[Any] = list(events)
+        failed = False
+        i = kinds.find(_MODULE_BYTE)
+        while i >= 0:
+            ev = events[i]
             try:
-                out.append(pack_module(ev))
+                out[i] = pack_module(ev)
                 self._track_module(ev[1], ev[2], ev[3], ev[5], ev[6])
             except Exception:
-                try:
-                    rows = expand_module(ev)
-                except Exception:
-                    self.bad_tables += 1
-                    continue
-                for k in (SCOPE, SITE):
-                    group = [r for r in rows if r[0] == k]
-                    if group:
-                        self._track_tables(k, group)
-                out.extend(rows)
-        return out, bytes(map(_KIND, out))
+                out[i] = None
+                failed = True
+            i = kinds.find(_MODULE_BYTE, i + 1)
+        if not failed:
+            return out, kinds
+        fixed: list[Event] = []
+        for ev, packed in zip(events, out, strict=True):
+            if packed is not None:
+                fixed.append(packed)
+                continue
+            try:
+                rows = expand_module(ev)
+            except Exception:
+                self.bad_tables += 1
+                continue
+            for k in (SCOPE, SITE):
+                group = [r for r in rows if r[0] == k]
+                if group:
+                    self._track_tables(k, group)
+            fixed.extend(rows)
+        return fixed, bytes(map(_KIND, fixed))
 
     def _track_module(self, base: int, sbase: int, file: Any, nscopes: int, nsites: int) -> None:
         """``_track_tables`` for one whole module: one path check, two range updates."""
