@@ -523,3 +523,22 @@ def test_empty_file_is_a_clear_error(tmp_path: Path) -> None:
     p.write_bytes(b"")
     with pytest.raises(CaptureError, match="empty file: its process ended before"):
         read_capture(p)
+
+
+def test_fast_and_full_bind_rows_round_trip_alone_and_mixed(tmp_path: Path) -> None:
+    """Fast mode's BIND rows stop at the size (6 fields), full mode's have 10; a process
+    that switched mode mid-run flushes both widths together. Every batch reads back as
+    written, and the analysis takes a short row's missing fields as not recorded."""
+    from memscope.analysis import Analysis
+
+    head = EVENTS[:7]
+    fast = [(8, 30 + i, 0, 1, 5000 + i, 1, 28 + i) for i in range(50)]
+    full = [(8, 80 + i, 0, 1, 6000 + i, 1, 28, 28 + i, 2, -1, -1) for i in range(50)]
+    for name, batch in (("fast", fast), ("full", full), ("mixed", fast + full)):
+        evs = [*head, *batch, (7, 200, 1)]
+        cap = read_capture(write_capture(tmp_path / f"{name}.memscope", evs))
+        assert list(cap.events()) == evs
+    an = Analysis().feed_all(list(cap.events()))
+    got = {b.oid: b for b in an.all_bindings()}
+    assert (got[5049].size, got[5049].deep, got[5049].refcnt) == (28 + 49, -1, -1)
+    assert (got[6049].size, got[6049].deep, got[6049].refcnt) == (28, 28 + 49, 2)
