@@ -111,16 +111,16 @@ def module_table(
             "\0".join((*quals, *names)))
 
 
-def table_problem(nscopes: Any, nsites: Any, ints: Sequence[Any], names: list[str]) -> str | None:
-    """What is wrong with a MODULE row's table (``names`` split at NUL), or None.
-    The writer and the reader check a table with this same function."""
+def table_problem(nscopes: Any, nsites: Any, ints: Sequence[Any], nnames: int) -> str | None:
+    """What is wrong with a MODULE row's table (``nnames``: ``name_count`` of its
+    names), or None. The writer and the reader check a table with this same function."""
     if not (type(nscopes) is int and type(nsites) is int) or min(nscopes, nsites) < 0:
         return "module table has counts of the wrong type"
     if len(ints) != 2 * nscopes + 4 * nsites:
         return (f"module table of {nscopes} scopes and {nsites} sites "
                 f"has {8 * len(ints)} bytes of numbers")
-    if len(names) != nscopes + nsites:
-        return f"module table has {len(names)} names for {nscopes + nsites} rows"
+    if nnames != nscopes + nsites:
+        return f"module table has {nnames} names for {nscopes + nsites} rows"
     if nsites and not nscopes:
         return "module table has sites but no scope"
     at = 2 * nscopes + 2 * nsites
@@ -128,6 +128,11 @@ def table_problem(nscopes: Any, nsites: Any, ints: Sequence[Any], names: list[st
     if owners and (min(owners) < 0 or max(owners) >= nscopes):
         return "module table site names a scope it does not have"
     return None
+
+
+def name_count(nscopes: int, nsites: int, names: str) -> int:
+    """How many names a MODULE row's ``names`` holds (counted, not split)."""
+    return names.count("\0") + 1 if nscopes + nsites else 0
 
 
 def table_names(nscopes: int, nsites: int, names: str) -> list[str]:

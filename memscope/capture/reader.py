@@ -26,7 +26,7 @@ from memscope.events import (
     TABLE_KINDS,
     Event,
     expand_module,
-    table_names,
+    name_count,
     table_problem,
 )
 
@@ -514,7 +514,7 @@ def _module_rows(ev: Event, cur: _Cur) -> list[Event]:
     except UnicodeDecodeError:
         raise cur.fail("module table names are not UTF-8") from None
     col = F.unpack_i64(ints, len(ints) // 8).tolist()
-    problem = table_problem(nscopes, nsites, col, table_names(nscopes, nsites, text))
+    problem = table_problem(nscopes, nsites, col, name_count(nscopes, nsites, text))
     if problem is not None:
         raise cur.fail(problem)
     return expand_module((MODULE, base, sbase, file, module, nscopes, nsites, col, text))

@@ -44,7 +44,7 @@ from memscope.events import (
     UNBIND,
     Event,
     expand_module,
-    table_names,
+    name_count,
     table_problem,
 )
 from memscope.sysdirs import library_dirs
@@ -458,12 +458,14 @@ def pack_module(ev: Event) -> Event:
     if not (type(base) is int and type(sbase) is int and type(file) is str
             and type(module) is str and type(ints) in _SEQ and type(names) is str):
         raise TypeError("MODULE row fields")
-    if ints and set(map(type, ints)) != _INT:
-        raise TypeError("table column type")
-    problem = table_problem(nscopes, nsites, ints, table_names(nscopes, nsites, names))
+    problem = table_problem(nscopes, nsites, ints, name_count(nscopes, nsites, names))
     if problem is not None:
         raise ValueError(problem)
-    return (MODULE, base, sbase, file, module, nscopes, nsites, F.pack_i64(ints),
+    try:  # struct checks every number: an int64, else it raises
+        packed = F.pack_i64(ints)
+    except OverflowError:
+        raise TypeError("table column type") from None
+    return (MODULE, base, sbase, file, module, nscopes, nsites, packed,
             names.encode("utf-8", "surrogatepass"))
 
 
