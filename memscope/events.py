@@ -115,7 +115,7 @@ def table_problem(nscopes: Any, nsites: Any, ints: Sequence[Any], nnames: int) -
     """What is wrong with a MODULE row's table (``nnames``: ``name_count`` of its
     names), or None. The writer and the reader check a table with this same function."""
     if not (type(nscopes) is int and type(nsites) is int) or min(nscopes, nsites) < 0:
-        return "module table has counts of the wrong type"
+        return "module table has a count that is not an int of at least 0"
     if len(ints) != 2 * nscopes + 4 * nsites:
         return (f"module table of {nscopes} scopes and {nsites} sites "
                 f"has {8 * len(ints)} bytes of numbers")
