@@ -457,27 +457,37 @@ def test_malformed_module_rows_are_written_as_plain_rows(tmp_path: Path) -> None
     assert enc.bad_tables == 2
 
 
-def test_corrupt_module_table_is_a_clear_error() -> None:
-    """Counts, lengths, names and scope indices of a stored MODULE row are checked."""
+@pytest.mark.parametrize("major", [3, 4])
+def test_corrupt_module_table_is_a_clear_error(major: int) -> None:
+    """Counts, lengths, names and scope indices of a stored MODULE row are checked,
+    with its numbers as format 4 stores them (byte planes) and as 3.x did (int64)."""
     from memscope.capture.reader import _Cur, _module_rows
     from memscope.capture.writer import pack_module
-    from memscope.events import MODULE, module_table
+    from memscope.events import MODULE, expand_module, module_table
 
-    good = pack_module((MODULE, 0, 0, "/m.py", "m", *module_table(MOD_SCOPES, MOD_SITES)))
-    assert len(_module_rows(good, _Cur(b"", 0))) == 7
+    pack = F.pack_planes if major >= 4 else F.pack_i64
+    ns, nt, nums, text = module_table(MOD_SCOPES, MOD_SITES)
+    good = (*pack_module((MODULE, 0, 0, "/m.py", "m", ns, nt, nums, text))[:7], pack(nums),
+            text.encode("utf-8", "surrogatepass"))
+    rows = _module_rows(good, _Cur(b"", 0), major)
+    assert rows == expand_module((MODULE, 0, 0, "/m.py", "m", ns, nt, nums, text))
     ints, names = good[7], good[8]
     cases = {
         "fields": good[:8],
         "wrong type": (*good[:3], 5, *good[4:]),
         "bytes of numbers": (*good[:6], 5, ints, names),
+        "not an int of at least 0": (*good[:5], -1, 0, pack([]), b""),
         "names for": (*good[:8], names + b"\0extra"),
         "not UTF-8": (*good[:8], b"\xff" + names),
-        "names a scope": (*good[:5], 1, 1, F.pack_i64([1, 1, 1, 0, 5, 1]), b"<module>\0v"),
-        "sites but no scope": (*good[:5], 0, 1, F.pack_i64([1, 0, 0, 1]), b"v"),
+        "names a scope": (*good[:5], 1, 1, pack([1, 1, 1, 0, 5, 1]), b"<module>\0v"),
+        "sites but no scope": (*good[:5], 0, 1, pack([1, 0, 0, 1]), b"v"),
     }
     for msg, row in cases.items():
         with pytest.raises(CaptureError, match=msg):
-            _module_rows(row, _Cur(b"", 0))
+            _module_rows(row, _Cur(b"", 0), major)
+    with pytest.raises(CaptureError, match="bytes of numbers"):  # the other format's
+        _module_rows((*good[:7], (F.pack_i64 if major >= 4 else F.pack_planes)(nums),
+                      good[8]), _Cur(b"", 0), major)
 
 
 def test_user_records_counted_for_module_tables(tmp_path: Path) -> None:

@@ -484,7 +484,7 @@ def _events(
         raise cur.fail(f"{cur.left()} bytes left after the events")
     if set(tags) != set(groups):
         raise cur.fail("event tags without a group")
-    modules = iter([_module_rows(ev, cur) for ev in groups.pop(MODULE, ())])
+    modules = iter([_module_rows(ev, cur, major) for ev in groups.pop(MODULE, ())])
     if len(groups) == 1 and MODULE not in tags:
         yield from next(iter(groups.values()))
         return
@@ -496,9 +496,10 @@ def _events(
             yield nexts[t]()
 
 
-def _module_rows(ev: Event, cur: _Cur) -> list[Event]:
+def _module_rows(ev: Event, cur: _Cur, major: int = F.VERSION_MAJOR) -> list[Event]:
     """The SCOPE and SITE rows of one stored MODULE row (``writer.pack_module``),
-    every count, length and index checked."""
+    every count, length and index checked. Its numbers are byte planes from format 4.0
+    on, shuffled int64 in 3.x."""
     if len(ev) != 9:
         raise cur.fail(f"module table row of {len(ev) - 1} fields, expected 8")
     _, base, sbase, file, module, nscopes, nsites, ints, names = ev
@@ -506,14 +507,21 @@ def _module_rows(ev: Event, cur: _Cur) -> list[Event]:
             type(file) is str and type(module) is str
             and type(ints) is bytes and type(names) is bytes):
         raise cur.fail("module table row has fields of the wrong type")
-    if len(ints) % 8:
+    if min(nscopes, nsites) < 0:
+        raise cur.fail("module table has a count that is not an int of at least 0")
+    n = 2 * nscopes + 4 * nsites
+    if major >= 4:
+        got = F.unpack_planes(ints, n)  # None unless the length fits n values
+    else:
+        got = F.unpack_i64(ints, n) if len(ints) == 8 * n else None
+    if got is None:
         raise cur.fail(f"module table of {nscopes} scopes and {nsites} sites "
                        f"has {len(ints)} bytes of numbers")
     try:
         text = names.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         raise cur.fail("module table names are not UTF-8") from None
-    col = F.unpack_i64(ints, len(ints) // 8).tolist()
+    col = got.tolist()
     problem = table_problem(nscopes, nsites, col, name_count(nscopes, nsites, text))
     if problem is not None:
         raise cur.fail(problem)

@@ -61,7 +61,6 @@ TIMED_KINDS = frozenset((6, 7, BIND, UNBIND, 10, LEAK, ERROR, 14))
 
 Payload = tuple[int, bytes]  # (chunk kind, uncompressed payload)
 _KIND = itemgetter(0)
-_BYTE = [bytes((i,)) for i in range(256)]
 
 
 def _non_user_prefixes() -> tuple[str, ...]:
@@ -287,16 +286,7 @@ class Encoder:
         parts.append(head)
         step = 8 * width
         for c in range(8, step, 8):
-            mask = 0
-            body: list[bytes] = []
-            for b in range(8):
-                plane = raw[c + b :: step]
-                one = _BYTE[plane[0]]
-                if plane == one * n:  # memset + memcmp: far cheaper than counting
-                    body.append(one)
-                else:
-                    mask |= 1 << b
-                    body.append(plane)
+            mask, body = F.planes(raw, c, step, n)
             col = bytearray((F.COL_I64_PLANES,))
             F.put_uvarint(col, 1 + len(body) + (n - 1) * mask.bit_count())
             col.append(mask)
@@ -450,7 +440,8 @@ _SEQ = (tuple, list)
 
 
 def pack_module(ev: Event) -> Event:
-    """A MODULE row as stored: its ``ints`` one int64 column (``F.pack_i64``), its
+    """A MODULE row as stored: its ``ints`` one int64 column as byte planes
+    (``F.pack_planes``: the constant high bytes of its small numbers stored once), its
     ``names`` UTF-8. Two C-level passes: the table of a 2,000-line module costs tens of
     microseconds, not a call per row. Raises (TypeError, ValueError) for anything but a
     well-formed table (``events.table_problem``, the reader's own checks)."""
@@ -462,7 +453,7 @@ def pack_module(ev: Event) -> Event:
     if problem is not None:
         raise ValueError(problem)
     try:  # struct checks every number: an int64, else it raises
-        packed = F.pack_i64(ints)
+        packed = F.pack_planes(ints)
     except OverflowError:
         raise TypeError("table column type") from None
     return (MODULE, base, sbase, file, module, nscopes, nsites, packed,
