@@ -622,7 +622,13 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                         bind(s - base, p, tok)
                         t = _perf()  # the parameters after it: not before its event
                     else:
-                        size = ft[1](p) + ft[2]
+                        try:
+                            size = ft[1](p) + ft[2]
+                        except Exception as exc:  # as bind does: recorded unsized
+                            _error("bind", exc)
+                            append(_bind_row(t, s, tok, id(p), 0, -1))
+                            s += 1
+                            continue
                         if not _full:
                             append((BIND, t, s, tok, id(p), ft[0], size))
                         else:  # a scalar (a full-mode object goes through bind)

@@ -464,3 +464,32 @@ def test_register_records_one_row_per_module(rec: Any) -> None:
     assert rows[(SITE, old.base + 49)] == (SITE, old.base + 49, old.scope_base + 1, 59, 4, "v49", 1)
     with pytest.raises(ImportError, match="instrument the code again"):
         _hooks.register(1, "t.py", "t", scopes, sites)
+
+
+def test_a_parameter_that_cannot_be_sized_does_not_stop_the_others(rec: Recorder) -> None:
+    """``enter`` binds parameters with bind's fast path inline: a parameter whose size
+    raises is recorded unsized and counted as an error, as ``bind`` would, and the
+    parameters after it are still recorded."""
+    from memscope.kinds import BindKind, ScopeKind
+
+    class Odd:
+        pass
+
+    def boom(_obj: Any) -> int:
+        raise RuntimeError("no size")
+
+    m = _hooks.register(_hooks.HOOKS_VERSION, "p.py", "p",
+                        (("<module>", int(ScopeKind.MODULE), 1), ("f", int(ScopeKind.FUNCTION), 2)),
+                        ((2, 6, 1, "a", int(BindKind.PARAM)), (2, 9, 1, "b", int(BindKind.PARAM))))
+    tok = m.enter(1, -1)
+    m.bind(0, Odd(), tok)  # Odd goes on the fast path
+    m.exit(tok)
+    ti, _sizeof, extra, scalar = _hooks._fast_types[id(Odd)]
+    _hooks._fast_types[id(Odd)] = (ti, boom, extra, scalar)
+    before = _hooks.counters()["errors"]
+    big = [0] * 1000
+    tok = m.enter(1, 0, Odd(), big)
+    m.exit(tok)
+    binds = [e for e in rec.events() if e[0] == BIND and e[3] == tok]
+    assert [(e[2] - m.base, e[6]) for e in binds] == [(0, -1), (1, sys.getsizeof(big))]
+    assert _hooks.counters()["errors"] == before + 1
