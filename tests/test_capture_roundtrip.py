@@ -387,6 +387,28 @@ def test_version_1_captures_still_read(tmp_path: Path, monkeypatch: pytest.Monke
     assert cap.header.major == 1 and list(cap.events()) == EVENTS
 
 
+def test_version_3_module_tables_still_read(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 3.x capture stores a MODULE row's numbers as shuffled int64: a 4.0 reader
+    expands it into the same rows as a 4.0 table, and refuses a 4.0 table in a file
+    that says 3.x."""
+    from memscope.events import MODULE, expand_module, module_table
+
+    row = (MODULE, 40, 7, "/app/m.py", "m", *module_table(MOD_SCOPES, MOD_SITES))
+    evs = [EVENTS[0], row, (6, 10, 8, 1, 7, 0)]
+    want = [EVENTS[0], *expand_module(row), (6, 10, 8, 1, 7, 0)]
+    p = write_capture(tmp_path / "new.memscope", evs)
+    assert list(read_capture(p).events()) == want
+    _set_major(p, 3)
+    with pytest.raises(CaptureError, match="bytes of numbers"):
+        list(read_capture(p).events())
+    monkeypatch.setattr(F, "pack_planes", F.pack_i64)  # what a 3.x writer stored
+    p = write_capture(tmp_path / "old.memscope", evs)
+    _set_major(p, 3)
+    cap = read_capture(p)
+    assert cap.header.major == 3 and list(cap.events()) == want
+
+
 def test_corrupt_byte_plane_column_lengths(tmp_path: Path) -> None:
     """The reader checks a byte-plane column's length against its mask and row count."""
     from memscope.capture.reader import _column, _Cur
