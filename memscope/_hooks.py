@@ -517,17 +517,18 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             ft = static_get(tp) or fast_get(id(tp))
             if ft is None:
                 _slow_bind(s, value, tok)
-            elif ft[3]:  # a scalar: small, its deep size is its size
+            elif ft[3] or not _full:  # a scalar, or fast mode: the size is all there is
                 size = ft[1](value) + ft[2]
-                if _full:
-                    append((BIND, _perf(), s, tok, id(value), ft[0], size, size, -1, -1, -1))
-                else:  # fast mode's short row: nothing beyond the shallow size
+                if not _full:  # fast mode's short row: nothing beyond the shallow size
                     append((BIND, _perf(), s, tok, id(value), ft[0], size))
-                n = streak[s] + 1  # inline: _count_small's body, no call on the hot path
-                streak[s] = n
-                if n == SCALAR_STREAK:
-                    _start_sampling(s)
-            elif _full:
+                else:  # a scalar: its deep size is its size
+                    append((BIND, _perf(), s, tok, id(value), ft[0], size, size, -1, -1, -1))
+                if ft[3] or size <= SMALL_BYTES:  # fast mode samples small values too
+                    n = streak[s] + 1  # inline: _count_small's body, no call here
+                    streak[s] = n
+                    if n == SCALAR_STREAK:
+                        _start_sampling(s)
+            else:
                 # re-binding an object whose deep size is known and whose type and
                 # shallow size are unchanged costs about what fast mode costs
                 ti, sizeof, extra, _ = ft
@@ -542,15 +543,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                     _count_small(s)  # a known object, unchanged: may be sampled
                 else:
                     _slow_bind(s, value, tok)  # counts a small deep size itself
-            else:
-                size = ft[1](value) + ft[2]
-                append((BIND, _perf(), s, tok, id(value), ft[0], size))
-                if size <= SMALL_BYTES:  # fast mode samples small values too
-                    n = streak[s] + 1
-                    streak[s] = n
-                    if n == SCALAR_STREAK:
-                        _start_sampling(s)
-            if len(buf) >= _flush_at:
+            if len(buf) >= _flush_at:  # every path above, _slow_bind's included
                 _flush()
         except Exception as exc:
             _error("bind", exc)
@@ -865,8 +858,6 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
                     if _full else (BIND, _perf(), s, tok, id(value), ti, size))
     if 0 <= deep <= SMALL_BYTES:  # full mode: a small object, whole; the site may sample
         _count_small(s)
-    if len(_buf) >= _flush_at:
-        _flush()
 
 
 _deep_budget = [1_000_000, 100_000_000]
