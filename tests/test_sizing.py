@@ -214,8 +214,7 @@ def test_register_sizer_for_a_builtin_type_reaches_walks_made_before() -> None:
             _aligned(sys.getsizeof(i)) for i in t) + 2 * _aligned(1000)
     finally:
         sizing._SIZERS.pop(int, None)
-        sizing._plan_cache.clear()
-        sizing._static_walk.clear()
+        sizing.sizers_changed()
     assert sizing.deep_size(t).size == before
 
 
@@ -237,8 +236,6 @@ def test_register_sizer_reaches_binds_of_a_type_already_on_the_fast_path(
         m.bind(0, tp(), tok)
     finally:
         sizing._SIZERS.pop(tp, None)
-        sizing._plan_cache.clear()
-        sizing._static_walk.clear()
         sizing.sizers_changed()
     m.exit(tok)
     assert [b.size for b in rec.analysis().all_bindings()][-1] == 4321
