@@ -375,13 +375,13 @@ def test_version_1_captures_still_read(tmp_path: Path, monkeypatch: pytest.Monke
     file that says 1.x is refused (that encoding is 2.0)."""
     from memscope.capture.writer import Encoder
 
-    p = write_capture(tmp_path / "new.memscope", EVENTS)
+    p = write_capture(tmp_path / "new.memscope", EVENTS, compression="zlib")
     assert read_capture(p).header.major == F.VERSION_MAJOR
     _set_major(p, 1)
     with pytest.raises(CaptureError, match="unknown column encoding 4"):
         list(read_capture(p).events())
     monkeypatch.setattr(Encoder, "_int_group", lambda self, k, group, parts: False)
-    p = write_capture(tmp_path / "old.memscope", EVENTS)
+    p = write_capture(tmp_path / "old.memscope", EVENTS, compression="zlib")
     _set_major(p, 1)
     cap = read_capture(p)
     assert cap.header.major == 1 and list(cap.events()) == EVENTS
@@ -397,13 +397,13 @@ def test_version_3_module_tables_still_read(tmp_path: Path,
     row = (MODULE, 40, 7, "/app/m.py", "m", *module_table(MOD_SCOPES, MOD_SITES))
     evs = [EVENTS[0], row, (6, 10, 8, 1, 7, 0)]
     want = [EVENTS[0], *expand_module(row), (6, 10, 8, 1, 7, 0)]
-    p = write_capture(tmp_path / "new.memscope", evs)
+    p = write_capture(tmp_path / "new.memscope", evs, compression="zlib")
     assert list(read_capture(p).events()) == want
     _set_major(p, 3)
     with pytest.raises(CaptureError, match="bytes of numbers"):
         list(read_capture(p).events())
     monkeypatch.setattr(F, "pack_planes", F.pack_i64)  # what a 3.x writer stored
-    p = write_capture(tmp_path / "old.memscope", evs)
+    p = write_capture(tmp_path / "old.memscope", evs, compression="zlib")
     _set_major(p, 3)
     cap = read_capture(p)
     assert cap.header.major == 3 and list(cap.events()) == want
@@ -574,3 +574,111 @@ def test_fast_and_full_bind_rows_round_trip_alone_and_mixed(tmp_path: Path) -> N
     got = {b.oid: b for b in an.all_bindings()}
     assert (got[5049].size, got[5049].deep, got[5049].refcnt) == (28 + 49, -1, -1)
     assert (got[6049].size, got[6049].deep, got[6049].refcnt) == (28, 28 + 49, 2)
+
+
+def _chunks_of(p: Path) -> list[tuple[int, int]]:
+    """(kind, flags) of every chunk of the capture at ``p``."""
+    return [(c.kind, c.flags) for c in read_capture(p).chunks]
+
+
+def _big_events() -> list[tuple[int, ...]]:
+    """Enough rows that every codec compresses the events chunk."""
+    return [EVENTS[0], *((8, 100 + i, i % 7, 1, 1000 + i, 1, 28) for i in range(500))]
+
+
+@pytest.mark.parametrize("compression", F.COMPRESSIONS)
+def test_every_compression_round_trips(tmp_path: Path, compression: str) -> None:
+    """Captures are written with LZ4 (5.0); zlib (what 1.0 to 4.x wrote) and none
+    still read, and each chunk says what it holds."""
+    evs = _big_events()
+    p = write_capture(tmp_path / f"{compression}.memscope", evs, compression=compression)
+    cap = read_capture(p)
+    assert list(cap.events()) == evs
+    flags = {f for k, f in _chunks_of(p) if k == F.CHUNK_EVENTS}
+    want = {"lz4": F.CF_LZ4, "zlib": F.CF_ZLIB, "none": 0}[compression]
+    assert flags == {want}
+    assert bool(cap.header.flags & F.FLAG_LZ4) == (compression == "lz4")
+    assert bool(cap.header.flags & F.FLAG_ZLIB) == (compression == "zlib")
+
+
+def _rewrite_chunk(p: Path, pos: int, payload: bytes, flags: int, raw_len: int) -> None:
+    """Replace the chunk at ``pos`` (the last one before the footer) keeping its CRC
+    right, so only the payload's own decoding can notice."""
+    raw = bytearray(p.read_bytes())
+    length, kind, _, _, _, _ = F.CHUNK_STRUCT.unpack_from(raw, pos)
+    head12 = F.CHUNK_STRUCT.pack(len(payload), kind, flags, 0, raw_len, 0)[:12]
+    crc = F.crc32(payload, F.crc32(head12))
+    raw[pos : pos + F.CHUNK_HEAD + length] = head12 + struct.pack("<I", crc) + payload
+    p.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("damage", ["flipped", "short", "long", "both flags"])
+def test_corrupt_lz4_chunk_is_a_clear_error(tmp_path: Path, damage: str) -> None:
+    """An LZ4 chunk whose block is damaged, or says a wrong raw length, or claims both
+    codecs, with a correct CRC: a CaptureError naming the chunk, never a crash."""
+    p = tmp_path / "c.memscope"
+    w = CaptureWriter(p)
+    w.write(_big_events())
+    w.abandon()  # left incomplete, as a killed writer leaves it: its size may change
+    chunk = next(c for c in read_capture(p).chunks if c.kind == F.CHUNK_EVENTS)
+    assert chunk.flags == F.CF_LZ4
+    raw = p.read_bytes()
+    block = raw[chunk.offset + F.CHUNK_HEAD : chunk.offset + F.CHUNK_HEAD + chunk.length]
+    if damage == "flipped":
+        bad, flags, n = bytes(b ^ 0xA5 for b in block), F.CF_LZ4, chunk.raw_len
+    elif damage == "short":
+        bad, flags, n = block, F.CF_LZ4, chunk.raw_len - 1
+    elif damage == "long":
+        bad, flags, n = block, F.CF_LZ4, chunk.raw_len + 100
+    else:
+        bad, flags, n = block, F.CF_LZ4 | F.CF_ZLIB, chunk.raw_len
+    _rewrite_chunk(p, chunk.offset, bad, flags, n)
+    with pytest.raises(CaptureError) as e:
+        list(read_capture(p).events())
+    assert e.value.offset == chunk.offset
+    assert "chunk" in str(e.value)
+
+
+def test_lz4_chunk_in_a_4x_capture_is_refused(tmp_path: Path) -> None:
+    p = write_capture(tmp_path / "m.memscope", _big_events())
+    _set_major(p, 4)
+    with pytest.raises(CaptureError, match=r"LZ4 chunk in a 4\.x capture"):
+        read_capture(p)
+
+
+def test_without_lz4_the_writer_uses_zlib_and_the_reader_says_what_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lz4 is a dependency, but a broken install must not lose a capture: the writer
+    falls back to zlib, and a reader without lz4 names the package it needs."""
+    lz4_capture = write_capture(tmp_path / "lz4.memscope", _big_events())
+    monkeypatch.setitem(sys.modules, "lz4.block", None)  # import lz4.block now fails
+    p = write_capture(tmp_path / "z.memscope", _big_events())
+    assert {f for k, f in _chunks_of(p) if k == F.CHUNK_EVENTS} == {F.CF_ZLIB}
+    assert list(read_capture(p).events()) == _big_events()
+    with pytest.raises(CaptureError, match="pip install lz4"):
+        list(read_capture(lz4_capture).events())
+
+
+def test_unknown_compression_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown compression 'gzip'"):
+        write_capture(tmp_path / "g.memscope", EVENTS, compression="gzip")
+
+
+def test_user_file_decided_by_folder_and_relative_paths_by_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``is_user_file`` remembers an absolute folder's answer; a relative path is
+    resolved against the working directory each time, so a chdir changes it."""
+    import sysconfig
+
+    from memscope.capture.writer import is_user_file
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    assert not is_user_file(os.path.join(stdlib, "json", "decoder.py"))
+    assert not is_user_file(os.path.join(stdlib, "json", "encoder.py"))
+    assert is_user_file(str(tmp_path / "app" / "main.py"))
+    assert is_user_file(str(tmp_path / "app" / "util.py"))
+    assert is_user_file("<stdin>")
+    monkeypatch.chdir(stdlib)
+    assert not is_user_file(os.path.join("json", "decoder.py"))
+    monkeypatch.chdir(tmp_path)
+    assert is_user_file(os.path.join("json", "decoder.py"))

@@ -224,9 +224,11 @@ class CaptureFile:
             length, kind, flags, reserved, raw_len, crc = F.CHUNK_STRUCT.unpack(raw)
             if length > F.MAX_CHUNK or raw_len > F.MAX_RAW:
                 raise CaptureError(f"corrupt chunk: length {length}/{raw_len} too large", pos)
-            if flags & ~F.CF_ZLIB or reserved:
+            if flags & ~F.CF_COMPRESSED or flags == F.CF_COMPRESSED or reserved:
                 raise CaptureError(f"corrupt chunk: unknown flags {flags:#x}/{reserved:#x}", pos)
-            if not flags & F.CF_ZLIB and raw_len != length:
+            if flags & F.CF_LZ4 and h.major < 5:  # LZ4 chunks are 5.0's
+                raise CaptureError(f"corrupt chunk: an LZ4 chunk in a {h.major}.x capture", pos)
+            if not flags & F.CF_COMPRESSED and raw_len != length:
                 raise CaptureError("corrupt chunk: lengths disagree", pos)
             if pos + F.CHUNK_HEAD + length > size:
                 if complete:
@@ -265,18 +267,7 @@ class CaptureFile:
         head12 = F.CHUNK_STRUCT.pack(c.length, c.kind, c.flags, 0, c.raw_len, 0)[:12]
         if zlib.crc32(data, zlib.crc32(head12)) & 0xFFFFFFFF != c.crc:
             raise CaptureError("chunk checksum mismatch (corrupt data)", c.offset)
-        if c.flags & F.CF_ZLIB:
-            if c.raw_len == 0:
-                raise CaptureError("corrupt chunk: compressed chunk of length 0", c.offset)
-            d = zlib.decompressobj()
-            try:
-                out = d.decompress(data, c.raw_len)
-            except zlib.error as exc:
-                raise CaptureError(f"corrupt compressed chunk: {exc}", c.offset) from None
-            if len(out) != c.raw_len or not d.eof or d.unconsumed_tail or d.unused_data:
-                raise CaptureError("corrupt compressed chunk: wrong length", c.offset)
-            return out
-        return data
+        return F.decompress(c.flags, data, c.raw_len, c.offset)
 
     def _footer(self, data: bytes, off: int) -> None:
         cur = _Cur(data, off)

@@ -6,14 +6,16 @@ buffer; a kill mid-write leaves at most one torn chunk at the end, which the rea
 reports and skips). The header is written first and completed at ``close``.
 
 Encoding a batch is kept to a few C-level passes over the events, all on the caller's
-thread: the kind of every event (one ``bytes``), a stable sort by kind, and per kind
+thread: the kind of every event (one ``bytes``), the events of each kind (a C pass
+each, ``itertools.compress``), and per kind
 one ``struct`` pack of all its rows (row-major int64) cut into byte planes with strided
 slices; planes that are one repeated byte are stored as that byte (``I64_PLANES``), so
-zlib (level 1) has little left to do. Groups that are not all int64 (table rows with
-strings, leaks, errors, ints beyond int64, rows of different lengths) take the general
-per-column path. A background compression thread was measured and rejected: it needs
-the GIL back after every zlib call and waits a switch interval (5 ms) each time while
-the program runs, so its queue fills and the program waits (docs/performance.md).
+the compressor (one LZ4 block per chunk, ``format.compressor``) has little left to do.
+Groups that are not all int64 (table rows with strings, leaks, errors, ints beyond
+int64, rows of different lengths) take the general per-column path. A background
+compression thread was measured and rejected (with zlib): it needs the GIL back after
+every compression call and waits a switch interval (5 ms) each time while the program
+runs, so its queue fills and the program waits (docs/performance.md).
 
 ``CaptureSink`` is what ``memscope.capture.open_sink`` hands to ``memscope._hooks``:
 ``write(events)``, ``after_fork(tables)``, ``iter_events()``, ``close()``,
@@ -29,7 +31,7 @@ import sys
 import time
 import zlib
 from _operator import itemgetter, sub  # operator.py itself is not needed
-from itertools import starmap
+from itertools import compress, starmap
 
 from memscope.capture import format as F
 from memscope.events import (
@@ -72,12 +74,27 @@ def _non_user_prefixes() -> tuple[str, ...]:
 _NON_USER = _non_user_prefixes()
 
 
+_USER_DIRS: dict[str, bool] = {}  # an absolute folder -> whether its files are user code
+
+
 def is_user_file(file: str) -> bool:
-    """True for code that is neither the standard library, site-packages nor memscope."""
+    """True for code that is neither the standard library, site-packages nor memscope.
+    Decided once per folder (a package's modules share one): a file is under a library
+    root exactly when its folder is or is under one (a root is a folder, never a file)."""
     if not file or file.startswith("<"):
         return True
+    folder = os.path.dirname(file)
+    got = _USER_DIRS.get(folder)
+    if got is None:
+        got = _is_user_path(folder)
+        if os.path.isabs(folder):  # a relative one depends on the working directory
+            _USER_DIRS[folder] = got
+    return got
+
+
+def _is_user_path(path: str) -> bool:
     try:
-        p = os.path.normcase(os.path.abspath(file))
+        p = os.path.normcase(os.path.abspath(path))
     except Exception:
         return True
     return not any(p == pre or p.startswith(pre + os.sep) for pre in _NON_USER)
@@ -105,6 +122,18 @@ def _distinct(kinds: bytes) -> bytes:
     return bytes(sorted(found))
 
 
+_ONLY: dict[int, bytes] = {}
+
+
+def _only(k: int) -> bytes:
+    """A ``bytes.translate`` table that maps byte ``k`` to 1 and every other byte to 0:
+    ``compress(events, kinds.translate(_only(k)))`` is the events of kind ``k``."""
+    t = _ONLY.get(k)
+    if t is None:
+        t = _ONLY[k] = bytes(k) + b"\1" + bytes(255 - k)
+    return t
+
+
 def _kinds(events: list[Event]) -> bytes | None:
     """The kind of every event as bytes, or None if some kind is not an int 0..255."""
     try:
@@ -119,10 +148,10 @@ class Encoder:
     ``frame`` (compression + checksum) touches no encoder state, so it may run in
     another thread than the encoding."""
 
-    def __init__(self, *, compress_level: int = 1) -> None:
+    def __init__(self, *, compression: str = "lz4") -> None:
         self.strings: dict[str, int] = {}
         self.new_strings: list[str] = []
-        self.level = compress_level
+        self.codec = F.compressor(compression)  # (chunk flag, header flag, compress)
         self.user_scopes: set[int] = set()
         self.user_sites: set[int] = set()
         self._user_site_bytes = b""  # user sites below 256, for the one-byte fast count
@@ -177,14 +206,14 @@ class Encoder:
     # ---- chunks --------------------------------------------------------------------
 
     def frame(self, kind: int, payload: bytes | bytearray) -> bytes:
-        """Chunk header + stored payload (zlib-compressed when that is smaller)."""
+        """Chunk header + stored payload (compressed when that is smaller)."""
         raw_len = len(payload)
         flags = 0
         data: bytes | bytearray = payload
-        if self.level and raw_len > 64:
-            z = zlib.compress(payload, self.level)  # releases the GIL
+        if self.codec is not None and raw_len > 64:
+            z = self.codec[2](payload)
             if len(z) < raw_len:
-                data, flags = z, F.CF_ZLIB
+                data, flags = z, self.codec[0]
         head12 = F.CHUNK_STRUCT.pack(len(data), kind, flags, 0, raw_len, 0)[:12]
         crc = zlib.crc32(data, zlib.crc32(head12)) & 0xFFFFFFFF
         return head12 + crc.to_bytes(4, "little") + bytes(data)
@@ -244,14 +273,8 @@ class Encoder:
         parts.append(ng)
         if len(present) == 1:
             groups = [(present[0], events)]
-        else:  # a stable sort by kind: each kind's rows stay in stream order
-            ordered = sorted(events, key=_KIND)
-            groups = []
-            i = 0
-            for k in present:
-                c = kinds.count(k)
-                groups.append((k, ordered[i : i + c]))
-                i += c
+        else:  # each kind's rows in stream order: one C pass per kind, no sort
+            groups = [(k, list(compress(events, kinds.translate(_only(k))))) for k in present]
         for k, group in groups:
             if k == SCOPE or k == SITE:
                 self._track_tables(k, group)
@@ -404,9 +427,11 @@ class Encoder:
         if is_user_file(file):
             self.user_scopes.update(scopes)
             self.user_sites.update(sites)
-        else:
+        elif self.user_scopes or self.user_sites:  # ids are fresh: usually nothing to drop
             self.user_scopes.difference_update(scopes)
             self.user_sites.difference_update(sites)
+        else:
+            return
         if base < 256:
             self._refresh_user_site_bytes()
 
@@ -503,16 +528,16 @@ class CaptureWriter:
         export_mode: str = "full",
         runtime_mode: str = "unknown",
         start_ns: int = 0,
-        compress_level: int = 1,
+        compression: str = "lz4",
         flags: int = 0,
     ) -> None:
         self.filename = os.fspath(path)  # a str: pathlib is not on memscope run's start-up
         os.makedirs(os.path.dirname(os.path.abspath(self.filename)), exist_ok=True)
-        self.enc = Encoder(compress_level=compress_level)
+        self.enc = Encoder(compression=compression)
         self.header = F.Header(
             export_mode=F.EXPORT_MODES.get(export_mode, F.EXPORT_FULL),
             runtime_mode={"fast": 1, "full": 2}.get(runtime_mode, 0),
-            flags=flags | (F.FLAG_ZLIB if compress_level else 0),
+            flags=flags | (self.enc.codec[1] if self.enc.codec else 0),
             start_ns=start_ns,
             wall_ns=time.time_ns(),
             pid=os.getpid(),
@@ -636,14 +661,14 @@ class CaptureSink:
         *,
         runtime_mode: str = "unknown",
         start_ns: int = 0,
-        compress_level: int = 1,
+        compression: str = "lz4",
         max_late: int = 100_000,
     ) -> None:
         self.out_dir = os.fspath(out_dir)
         self.name = name
         self.runtime_mode = runtime_mode
         self.start_ns = start_ns
-        self.compress_level = compress_level
+        self.compression = compression
         self.max_late = max_late
         self._lock = _thread.RLock()
         self.dropped = 0
@@ -660,7 +685,7 @@ class CaptureSink:
             capture_filename(self.out_dir, self.name),
             runtime_mode=self.runtime_mode,
             start_ns=self.start_ns,
-            compress_level=self.compress_level,
+            compression=self.compression,
             flags=flags,
         )
 
@@ -749,11 +774,11 @@ def write_capture(
     flags: int = 0,
     batch: int = 8192,
     dropped: int = 0,
+    compression: str = "lz4",
 ) -> Path:
     """Write a whole capture from an event iterable (exports, merge, tests)."""
-    w = CaptureWriter(
-        path, export_mode=export_mode, runtime_mode=runtime_mode, start_ns=start_ns, flags=flags
-    )
+    w = CaptureWriter(path, export_mode=export_mode, runtime_mode=runtime_mode,
+                      start_ns=start_ns, flags=flags, compression=compression)
     try:
         buf: list[Event] = []
         for ev in events:
