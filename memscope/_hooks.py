@@ -610,8 +610,21 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 s = base + first_param
                 for p in params:
                     tp = type(p)
-                    ft = static_get(tp) or fast_get(id(tp))
-                    if ft is None or rate[s] or (_full and not ft[3]):
+                    r = rate[s]
+                    if r:  # sampled or off: bind's first lines, inline for a scalar
+                        if r < 0:
+                            s += 1
+                            continue
+                        if tp is int or tp is float or tp is bool or tp is _NoneType:
+                            n = count[s] + 1
+                            if n < r:  # not this one's turn: nothing recorded
+                                count[s] = n
+                                s += 1
+                                continue
+                        ft = None  # its turn, or not a scalar: bind samples it
+                    else:
+                        ft = static_get(tp) or fast_get(id(tp))
+                    if ft is None or (_full and not ft[3]):
                         bind(s - base, p, tok)
                         t = _perf()  # the parameters after it: not before its event
                     else:
@@ -856,7 +869,12 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
         _local.busy = False
         _buf.append((BIND, _perf(), s, tok, id(value), ti, size, deep, refcnt, addr, bufsize)
                     if _full else (BIND, _perf(), s, tok, id(value), ti, size))
-    if 0 <= deep <= SMALL_BYTES:  # full mode: a small object, whole; the site may sample
+    if _full:
+        small = 0 <= deep <= SMALL_BYTES  # a small object, whole
+    else:  # as bind's fast path counts it (this was the type's first value, say)
+        ft = _fast_types.get(id(tp))
+        small = ft is not None and size >= 0 and (ft[3] or size <= SMALL_BYTES)
+    if small:  # the site may sample
         _count_small(s)
 
 

@@ -381,6 +381,42 @@ def test_sampled_scalar_sites_count_what_they_skip(rec: Recorder) -> None:
     assert [r[3:] for r in report if r[2] == m.base] == [(_hooks.SAMPLE_EVERY, skipped)]
 
 
+def test_parameters_bound_by_enter_are_sampled_exactly_as_bind_samples(
+        sampling: Recorder) -> None:
+    """``enter`` binds its parameters with bind's sampling inline: the same rows are
+    recorded, the same values skipped and counted, as when each is bound by ``bind``;
+    a large value stops the sampling for good in both, and a site switched off (-1)
+    records nothing in both."""
+    rec = sampling
+    inline = rec.module("a", "b", "off")
+    called = rec.module("a", "b", "off")
+    n = _hooks.SCALAR_STREAK + 5 * _hooks.SAMPLE_EVERY + 3
+    values = [(i, None if i % 3 else True, 1.5) for i in range(n)]
+    values += [([0] * 100, None, 2.5), (7, None, 3.5)]  # a large list at site 0
+    for m in (inline, called):
+        _hooks.set_site_enabled(m.base + 2, False)
+    for vals in values:
+        tok = inline.enter(1, 0, *vals)
+        inline.exit(tok)
+        tok = called.enter(1, -1)
+        for site, v in enumerate(vals):
+            called.bind(site, v, tok)
+        called.exit(tok)
+    report = {r[2]: r[3:] for r in _hooks.sampling_report()}
+    got: dict[int, list[tuple[object, ...]]] = {inline.base: [], called.base: []}
+    for ev in rec.events():
+        for base in got:
+            if ev[0] == BIND and base <= ev[2] < base + 3:
+                got[base].append((ev[2] - base, ev[5], ev[6]))
+    assert got[inline.base] == got[called.base]
+    assert len(got[inline.base]) < 2 * n  # sampling skipped most of them
+    assert all(site != 2 for site, _, _ in got[inline.base])
+    for site in (0, 1):
+        assert report.get(inline.base + site) == report.get(called.base + site)
+    assert report.get(inline.base + 1) is not None  # None and True: still sampled
+    assert report.get(inline.base) is None  # the large list ended it
+
+
 def test_a_lambda_that_raised_ends_when_its_caller_runs_again(rec: Recorder) -> None:
     from memscope.events import ScopeKind
 
