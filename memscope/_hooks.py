@@ -6,14 +6,17 @@ instrumented code checks it at import through ``register``).
 An instrumented module starts with::
 
     from memscope import _hooks as _memscope_hooks
-    _memscope_ = _memscope_hooks.register(3, FILE, __name__, NSCOPES, NSITES, INTS, NAMES)
+    _memscope_ = _memscope_hooks.register(4, FILE, __name__, NSCOPES, NSITES, INTS, NAMES)
     _memscope_g, _memscope_e = _memscope_.g, _memscope_.e   # the inline guards
     _memscope_s = _memscope_.enter(0, -1)          # the module scope instance
 
 The table is the columns of a MODULE row (``memscope.events``): scopes ``(qualname,
 ScopeKind, first_line)`` and sites ``(line, col, scope_index, name, BindKind)``, both
 indexed from 0 within the module, as constants (``events.module_table`` makes them
-from rows; ``register`` also takes ``(scopes, sites)`` rows, as v2 code passed them).
+from rows). ``INTS`` is a bytes constant: the numbers packed as byte planes
+(``memscope.planes``), the form the capture stores, so an import packs nothing; v3
+code passed a tuple of ints, v2 code ``(scopes, sites)`` rows, and ``register`` still
+takes both.
 Line and column are those of the **original** source. Then:
 
 ``_memscope_.bind(site, value, tok) -> value``
@@ -95,6 +98,7 @@ from memscope.events import (
     Event,
     expand_tables,
     module_table,
+    table_ints,
     table_names,
 )
 from memscope.sizing import _isa
@@ -107,7 +111,7 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
 
-HOOKS_VERSION = 3
+HOOKS_VERSION = 4
 
 _perf = time.perf_counter_ns
 _getsizeof = sys.getsizeof
@@ -332,10 +336,11 @@ _ModuleType = type(sys)
 
 def register(version: int, file: str, module: str, *table: Any) -> ModuleHandle:
     """Register a module's scopes and sites once, at import; see the module docstring.
-    ``table`` is ``(nscopes, nsites, ints, names)`` as a MODULE row holds it (v3 code),
-    or ``(scopes, sites)`` rows (v2 code, and tables written by hand)."""
+    ``table`` is ``(nscopes, nsites, ints, names)`` as a MODULE row holds it (v4 code:
+    ``ints`` packed; v3 code: a tuple), or ``(scopes, sites)`` rows (v2 code, and
+    tables written by hand)."""
     global _scope_count
-    if version not in (2, HOOKS_VERSION):
+    if version not in (2, 3, HOOKS_VERSION):
         raise ImportError(
             f"{file}: instrumented for memscope hooks v{version}, but this memscope "
             f"provides v{HOOKS_VERSION}; instrument the code again with this version"
@@ -461,15 +466,28 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         g[lead - base] = 0
         off_sites[lead] = (g, lead - base)
 
+    nums: list[Sequence[int]] = []  # the table's numbers, unpacked
+
     def scope_sites(scope: int) -> list[int]:
         got = _scope_sites.get(sbase + scope)
         if got is None:
             at = 2 * nscopes + 2 * nsites  # the sites' scope column, then their kinds
-            owners, kinds = ints[at : at + nsites], ints[at + nsites : at + 2 * nsites]
+            if not nums:  # unpacked once, when a scope of the module is first checked
+                nums.append(table_ints(nscopes, nsites, ints))
+            owners, kinds = nums[0][at : at + nsites], nums[0][at + nsites : at + 2 * nsites]
             got = _scope_sites[sbase + scope] = [
                 i for i, (o, k) in enumerate(zip(owners, kinds, strict=True))
                 if o == scope and k != _PARAM]
         return got
+
+    def scope_asleep(scope: int) -> bool:
+        """Whether every site in the body of ``scope`` sleeps (no: if the module's table
+        cannot say, as a table written by hand may not)."""
+        try:
+            return all(asleep[base + i] for i in scope_sites(scope))
+        except Exception as exc:
+            _error("table", exc)
+            return False
 
     quals: list[str] = []  # the scopes' qualnames, split from ``names`` when first needed
 
@@ -585,14 +603,17 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         sc = sbase + scope
         n = _scope_entered[sc] + 1
         _scope_entered[sc] = n
-        if not n % SCOPE_STREAK and scope < nscopes and _sampling_enabled[0] and all(
-                asleep[base + i] for i in scope_sites(scope)):
+        if (not n % SCOPE_STREAK and scope < nscopes and _sampling_enabled[0]
+                and scope_asleep(scope)):
             # every site in the body is off: record no instance until the re-arm
             e[scope] = None
             _off_scopes[sc] = (e, scope)
             _counters["scopes_sampled"] += 1
             if file in _swap_sources and _swap_enabled[0]:  # plain code until the re-arm
-                _swap.swap_out(file, qualname(scope), _getframe(1))
+                try:
+                    _swap.swap_out(file, qualname(scope), _getframe(1))
+                except Exception as exc:  # a table without this scope's name, say
+                    _error("swap", exc)
             return None
         tok = _next_tok()
         try:

@@ -29,9 +29,11 @@ header stores the start so reporters can show nanoseconds since start):
         one instrumented module's whole table, as its code passes it to ``register``
         (constants: no row object is made at import): ``ints`` holds, column after
         column, the scopes' kinds and first lines, then the sites' lines, columns,
-        scope indices (module-local) and bind kinds; ``names`` the scopes' qualnames
-        then the sites' names, joined by NUL. It stands for the SCOPE and SITE rows
-        :func:`expand_module` makes of it; the capture stores the same columns packed
+        scope indices (module-local) and bind kinds, as ints or (what the transformer
+        writes since hooks v4) packed as byte planes (``memscope.planes``, the form
+        the capture stores, so neither the import nor the writer packs it);
+        ``names`` the scopes' qualnames then the sites' names, joined by NUL. It
+        stands for the SCOPE and SITE rows :func:`expand_module` makes of it
         (docs/capture-format.md).
 
 ``-1`` stands for "not recorded" in numeric fields: a reader takes the four fields a
@@ -41,6 +43,8 @@ buffer. ``task_key`` is 0 outside asyncio.
 """
 
 from __future__ import annotations
+
+from memscope.planes import all_below, unpack_planes
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
@@ -111,23 +115,43 @@ def module_table(
             "\0".join((*quals, *names)))
 
 
-def table_problem(nscopes: Any, nsites: Any, ints: Sequence[Any], nnames: int) -> str | None:
+def table_problem(nscopes: Any, nsites: Any, ints: Sequence[Any] | bytes,
+                  nnames: int) -> str | None:
     """What is wrong with a MODULE row's table (``nnames``: ``name_count`` of its
-    names), or None. The writer and the reader check a table with this same function."""
+    names; ``ints`` as ints or as byte planes), or None. The writer and the reader
+    check a table with this same function; packed numbers are checked on their planes,
+    without unpacking them."""
     if not (type(nscopes) is int and type(nsites) is int) or min(nscopes, nsites) < 0:
         return "module table has a count that is not an int of at least 0"
-    if len(ints) != 2 * nscopes + 4 * nsites:
-        return (f"module table of {nscopes} scopes and {nsites} sites "
-                f"has {8 * len(ints)} bytes of numbers")
+    n = 2 * nscopes + 4 * nsites
+    at = 2 * nscopes + 2 * nsites
+    packed = isinstance(ints, (bytes, bytearray))
+    owners_ok = all_below(bytes(ints), n, at, nsites, max(nscopes, 1)) if packed else None
+    if (owners_ok is None) if packed else len(ints) != n:
+        size = len(ints) if packed else 8 * len(ints)
+        return f"module table of {nscopes} scopes and {nsites} sites has {size} bytes of numbers"
     if nnames != nscopes + nsites:
         return f"module table has {nnames} names for {nscopes + nsites} rows"
     if nsites and not nscopes:
         return "module table has sites but no scope"
-    at = 2 * nscopes + 2 * nsites
-    owners = ints[at : at + nsites]
-    if owners and (min(owners) < 0 or max(owners) >= nscopes):
+    if not packed:
+        owners = ints[at : at + nsites]
+        owners_ok = not owners or (min(owners) >= 0 and max(owners) < nscopes)
+    if not owners_ok:
         return "module table site names a scope it does not have"
     return None
+
+
+def table_ints(nscopes: int, nsites: int, ints: Sequence[int] | bytes) -> Sequence[int]:
+    """A MODULE row's numbers as ints, unpacked from byte planes if packed (ValueError
+    if they do not hold ``2 * nscopes + 4 * nsites`` values)."""
+    if not isinstance(ints, (bytes, bytearray)):
+        return ints
+    got = unpack_planes(bytes(ints), 2 * nscopes + 4 * nsites)
+    if got is None:
+        raise ValueError(f"module table of {nscopes} scopes and {nsites} sites "
+                         f"has {len(ints)} bytes of numbers")
+    return got
 
 
 def name_count(nscopes: int, nsites: int, names: str) -> int:
@@ -143,6 +167,7 @@ def table_names(nscopes: int, nsites: int, names: str) -> list[str]:
 def expand_module(row: Event) -> list[Event]:
     """The SCOPE and SITE rows a MODULE row stands for, scopes first."""
     _, base, sbase, file, module, ns, n, ints, names = row
+    ints = table_ints(ns, n, ints)
     strs = table_names(ns, n, names)
     skinds, slines = ints[:ns], ints[ns : 2 * ns]
     lines, cols, owners, bkinds = (ints[2 * ns + i * n : 2 * ns + (i + 1) * n] for i in range(4))

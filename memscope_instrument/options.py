@@ -8,8 +8,8 @@ from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~
 
 __all__ = ["HOOKS_CONTRACT", "TRANSFORM_VERSION", "Options"]
 
-TRANSFORM_VERSION = "8"
-HOOKS_CONTRACT = 3  # memscope._hooks.HOOKS_VERSION this output targets
+TRANSFORM_VERSION = "9"
+HOOKS_CONTRACT = 4  # memscope._hooks.HOOKS_VERSION this output targets
 
 
 class Options:

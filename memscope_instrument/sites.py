@@ -9,6 +9,7 @@ from itertools import chain, repeat
 from typing import Any
 
 from memscope.events import BindKind, ScopeKind, module_table
+from memscope.planes import pack_planes
 
 __all__ = ["BindKind", "ScopeKind", "SiteTable", "comprehension"]
 
@@ -42,9 +43,11 @@ class SiteTable:
 
     def render(self) -> str:
         """``register``'s table arguments as Python source, one line: the MODULE row's
-        ``nscopes, nsites, ints, names`` (constants: the import makes no row object)."""
+        ``nscopes, nsites, ints, names`` (constants: the import makes no row object),
+        ``ints`` packed as byte planes, the form the capture stores: neither the
+        import nor the capture writer packs them again."""
         ns, nt, ints, names = module_table(self.scopes, self.sites)
-        return f"{ns}, {nt}, {ints!r}, {names!r}"
+        return f"{ns}, {nt}, {pack_planes(ints)!r}, {names!r}"
 
 
 class _CompInstance:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -682,3 +683,53 @@ def test_user_file_decided_by_folder_and_relative_paths_by_the_working_directory
     assert not is_user_file(os.path.join("json", "decoder.py"))
     monkeypatch.chdir(tmp_path)
     assert is_user_file(os.path.join("json", "decoder.py"))
+
+
+def _packed(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A MODULE row with its numbers packed, as hooks-v4 code passes them."""
+    return (*row[:7], F.pack_planes(row[7]), row[8])
+
+
+def test_packed_module_tables_are_stored_as_they_are(tmp_path: Path) -> None:
+    """A table whose numbers come packed (what the transformer writes since hooks v4)
+    is checked on its planes and stored without packing it again: it reads back as
+    the same rows as the same table given as ints, also past 256 scopes."""
+    from memscope.capture.writer import pack_module
+    from memscope.events import MODULE, expand_module, module_table
+
+    row = (MODULE, 40, 7, "/app/m.py", "m", *module_table(MOD_SCOPES, MOD_SITES))
+    wide = (MODULE, 60, 20, "/app/w.py", "w", *module_table(
+        tuple((f"f{i}", 3, i + 1) for i in range(300)),
+        ((1, 0, 299, "late", 1), (2, 0, 3, "early", 1))))
+    for r in (row, wide):
+        given = _packed(r)
+        assert pack_module(given)[7] is given[7]  # not packed again
+        assert pack_module(given) == pack_module(r)
+    plain = [EVENTS[0], row, wide, (6, 10, 9, 1, 7, 0)]
+    packed = [EVENTS[0], _packed(row), _packed(wide), (6, 10, 9, 1, 7, 0)]
+    want = [EVENTS[0], *expand_module(row), *expand_module(wide), (6, 10, 9, 1, 7, 0)]
+    assert list(read_capture(write_capture(tmp_path / "i.memscope", plain)).events()) == want
+    assert list(read_capture(write_capture(tmp_path / "p.memscope", packed)).events()) == want
+    assert expand_module(_packed(row)) == expand_module(row)
+
+
+def test_malformed_packed_module_tables(tmp_path: Path) -> None:
+    """Packed numbers are checked as the reader checks them: a site scope out of range
+    (too large, negative, past 256 scopes) is written as rows, numbers of the wrong
+    length are dropped and counted; the capture stays readable."""
+    from memscope.capture.writer import Encoder
+    from memscope.events import MODULE, expand_module, module_table
+
+    top = (("<module>", 1, 1),)
+    far = _packed((MODULE, 2, 2, "/c.py", "c", *module_table(top, ((1, 0, 5, "v", 1),))))
+    neg = _packed((MODULE, 3, 3, "/n.py", "n", *module_table(top, ((1, 0, -1, "v", 1),))))
+    many = tuple((f"f{i}", 3, i) for i in range(300))
+    wide = _packed((MODULE, 4, 4, "/w.py", "w", *module_table(many, ((1, 0, 300, "v", 1),))))
+    ok = _packed((MODULE, 9, 9, "/o.py", "o", *module_table(top, ((1, 0, 0, "v", 1),))))
+    short = (*ok[:7], ok[7][:-1], ok[8])
+    got = list(read_capture(write_capture(tmp_path / "m.memscope",
+                                          [EVENTS[0], far, neg, wide, short])).events())
+    assert got[1:] == [*expand_module(far), *expand_module(neg), *expand_module(wide)]
+    enc = Encoder()
+    enc.events_payloads([short, ok], bytes((MODULE, MODULE)))
+    assert enc.bad_tables == 1

@@ -477,10 +477,12 @@ def test_register_records_one_row_per_module(rec: Any) -> None:
     the module's own table constants (not copies); readers see the usual SCOPE and SITE
     rows with global ids, in-process (``tables()``, Analysis) as from a capture."""
     from memscope.events import MODULE, SCOPE, SITE, module_table
+    from memscope.planes import pack_planes
 
     scopes = (("<module>", 1, 1), ("f", 3, 2))
     sites = tuple((10 + i, 4, 1, f"v{i}", 1) for i in range(50))
-    ns, nt, ints, names = module_table(scopes, sites)
+    ns, nt, nums, names = module_table(scopes, sites)
+    ints = pack_planes(nums)  # v4 code passes the numbers packed
     before = len(_hooks._buf)
     m = _hooks.register(_hooks.HOOKS_VERSION, "t.py", "t", ns, nt, ints, names)
     new = _hooks._buf[before:]
@@ -494,10 +496,13 @@ def test_register_records_one_row_per_module(rec: Any) -> None:
     m.exit(tok)
     b = rec.analysis().all_bindings()[-1]
     assert (b.var, b.scope, b.line, b.size) == ("v49", "f", 59, sys.getsizeof([1, 2, 3]))
-    # v2 code (and a hand-written table) passes rows: the same table, the same rows
-    old = _hooks.register(2, "t.py", "t", scopes, sites)
-    rows = {(e[0], e[1]): e for e in _hooks.tables()}
-    assert rows[(SITE, old.base + 49)] == (SITE, old.base + 49, old.scope_base + 1, 59, 4, "v49", 1)
+    # v3 code passes the numbers as ints, v2 code (and a hand-written table) rows:
+    # the same table, the same rows
+    for old in (_hooks.register(3, "t.py", "t", ns, nt, nums, names),
+                _hooks.register(2, "t.py", "t", scopes, sites)):
+        rows = {(e[0], e[1]): e for e in _hooks.tables()}
+        assert rows[(SITE, old.base + 49)] == (SITE, old.base + 49, old.scope_base + 1, 59, 4,
+                                               "v49", 1)
     with pytest.raises(ImportError, match="instrument the code again"):
         _hooks.register(1, "t.py", "t", scopes, sites)
 
@@ -529,3 +534,23 @@ def test_a_parameter_that_cannot_be_sized_does_not_stop_the_others(rec: Recorder
     binds = [e for e in rec.events() if e[0] == BIND and e[3] == tok]
     assert [(e[2] - m.base, e[6]) for e in binds] == [(0, -1), (1, sys.getsizeof(big))]
     assert _hooks.counters()["errors"] == before + 1
+
+
+def test_a_broken_table_never_raises_into_the_program(sampling: Recorder) -> None:
+    """A table written by hand may not say which sites a scope has (numbers of the
+    wrong length, a name missing): when the scope is checked for sleeping, the
+    program goes on, the scope just never sleeps, and the error is counted."""
+    from memscope.events import module_table
+
+    ns, nt, nums, names = module_table((("<module>", 1, 1), ("f", 3, 2)),
+                                       ((3, 4, 1, "x", 1),))
+    broken = [(nums[:-1], names), (b"\x00", names), (nums, "<module>")]
+    before = _hooks.counters()["errors"]
+    for ints, text in broken:
+        m = _hooks.register(_hooks.HOOKS_VERSION, "bad.py", "bad", ns, nt, ints, text)
+        for i in range(2 * _hooks.SCOPE_STREAK):
+            tok = m.enter(1, -1)
+            assert tok is not None  # never put to sleep on a table it cannot read
+            m.bind(0, i, tok)
+            m.exit(tok)
+    assert _hooks.counters()["errors"] > before

@@ -17,6 +17,10 @@ from __future__ import annotations
 import struct
 import sys
 
+from memscope.planes import pack_planes, planes, unpack_planes
+
+__all__ = ["pack_planes", "planes", "unpack_planes"]  # and everything below: the format
+
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
     from array import array
@@ -379,71 +383,6 @@ def unpack_i64(data: bytes, n: int) -> array[int]:
 
     a = array("q")
     a.frombytes(unshuffle64(data, n))
-    if not LITTLE:
-        a.byteswap()
-    return a
-
-
-_BYTE = [bytes((i,)) for i in range(256)]
-
-
-def planes(raw: bytes, start: int, step: int, n: int) -> tuple[int, list[bytes]]:
-    """The byte planes of ``n`` little-endian int64 values that start at ``raw[start]``,
-    ``step`` bytes apart: ``(mask, parts)``, where part b is plane b (``n`` bytes) when
-    bit b of ``mask`` is set, else the one byte every value has there (the high bytes of
-    small numbers, the -1 of fields not recorded). One strided slice per plane, and a
-    memset + memcmp to test it: far cheaper than counting."""
-    mask = 0
-    parts: list[bytes] = []
-    for b in range(8):
-        plane = raw[start + b :: step]
-        one = _BYTE[plane[0]]
-        if plane == one * n:
-            parts.append(one)
-        else:
-            mask |= 1 << b
-            parts.append(plane)
-    return mask, parts
-
-
-def pack_planes(values: Sequence[int]) -> bytes:
-    """An int64 column as an I64_PLANES body (``unpack_planes``); OverflowError if a
-    value is not an int64."""
-    n = len(values)
-    if not n:
-        return bytes(9)  # mask 0, then eight planes of nothing, each one byte
-    try:
-        raw = struct.pack(f"<{n}q", *values)
-    except struct.error as exc:
-        raise OverflowError(f"not an int64 column: {exc}") from None
-    mask, parts = planes(raw, 0, 8, n)
-    return bytes((mask,)) + b"".join(parts)
-
-
-def unpack_planes(data: bytes, n: int) -> array[int] | None:
-    """An I64_PLANES column of ``n`` values, or None if its length does not match:
-    u8 mask, then for byte b = 0..7: ``n`` bytes if bit b of mask is set, else the one
-    byte every value has there."""
-    if not data:
-        return None
-    mask = data[0]
-    stored = bin(mask).count("1")
-    if len(data) != 1 + stored * n + (8 - stored):
-        return None
-    out = bytearray(n * 8)
-    pos = 1
-    for b in range(8):
-        if mask >> b & 1:
-            out[b::8] = data[pos : pos + n]
-            pos += n
-        else:
-            if data[pos]:
-                out[b::8] = data[pos : pos + 1] * n
-            pos += 1
-    from array import array
-
-    a = array("q")
-    a.frombytes(out)
     if not LITTLE:
         a.byteswap()
     return a

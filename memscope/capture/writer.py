@@ -466,22 +466,27 @@ _SEQ = (tuple, list)
 
 def pack_module(ev: Event) -> Event:
     """A MODULE row as stored: its ``ints`` one int64 column as byte planes
-    (``F.pack_planes``: the constant high bytes of its small numbers stored once), its
-    ``names`` UTF-8. Two C-level passes: the table of a 2,000-line module costs tens of
-    microseconds, not a call per row. Raises (TypeError, ValueError) for anything but a
-    well-formed table (``events.table_problem``, the reader's own checks)."""
+    (``F.pack_planes``: the constant high bytes of its small numbers stored once; code
+    instrumented for hooks v4 passes them packed already, and they are stored as they
+    are), its ``names`` UTF-8. A few C-level passes: the table of a 2,000-line module
+    costs microseconds, not a call per row. Raises (TypeError, ValueError) for anything
+    but a well-formed table (``events.table_problem``, the reader's own checks, which
+    reads packed numbers off their planes)."""
     _, base, sbase, file, module, nscopes, nsites, ints, names = ev
+    packed = type(ints) is bytes
     if not (type(base) is int and type(sbase) is int and type(file) is str
-            and type(module) is str and type(ints) in _SEQ and type(names) is str):
+            and type(module) is str and (packed or type(ints) in _SEQ)
+            and type(names) is str):
         raise TypeError("MODULE row fields")
     problem = table_problem(nscopes, nsites, ints, name_count(nscopes, nsites, names))
     if problem is not None:
         raise ValueError(problem)
-    try:  # struct checks every number: an int64, else it raises
-        packed = F.pack_planes(ints)
-    except OverflowError:
-        raise TypeError("table column type") from None
-    return (MODULE, base, sbase, file, module, nscopes, nsites, packed,
+    if not packed:
+        try:  # struct checks every number: an int64, else it raises
+            ints = F.pack_planes(ints)
+        except OverflowError:
+            raise TypeError("table column type") from None
+    return (MODULE, base, sbase, file, module, nscopes, nsites, ints,
             names.encode("utf-8", "surrogatepass"))
 
 
