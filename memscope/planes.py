@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 LITTLE = sys.byteorder == "little"
 _BYTE = [bytes((i,)) for i in range(256)]
+_ALL = bytes(range(256))
 
 
 def planes(raw: bytes, start: int, step: int, n: int) -> tuple[int, list[bytes]]:
@@ -98,10 +99,15 @@ def unpack_planes(data: bytes, n: int) -> array[int] | None:
 def all_below(data: bytes, n: int, start: int, count: int, limit: int) -> bool | None:
     """Whether values ``start .. start + count`` of a body of ``n`` values all lie in
     ``[0, limit)``, read off the planes without unpacking them (a module table's site
-    scopes, checked by the capture writer at every import); None if the body's length
-    does not fit ``n`` values or ``start + count`` exceeds it."""
-    layout = _layout(data, n)
-    if layout is None or start < 0 or count < 0 or start + count > n:
+    scopes, checked by the capture writer at every import): plane 0 holds no byte of
+    ``limit`` or more, every higher plane only zeros. None if the body's length does
+    not fit ``n`` values or ``start + count`` exceeds it."""
+    if not data:
+        return None
+    mask = data[0]
+    stored = mask.bit_count()
+    if len(data) != 1 + stored * n + (8 - stored) or start < 0 or count < 0 \
+            or start + count > n:
         return None
     if not count:
         return True
@@ -109,10 +115,16 @@ def all_below(data: bytes, n: int, start: int, count: int, limit: int) -> bool |
         got = unpack_planes(data, n)
         vals = got[start : start + count] if got is not None else ()
         return bool(vals) and min(vals) >= 0 and max(vals) < limit
-    for b, (pos, whole) in enumerate(layout):
-        part = data[pos + start : pos + start + count] if whole else data[pos : pos + 1]
+    pos = 1
+    for b in range(8):
+        if mask >> b & 1:
+            part = data[pos + start : pos + start + count]
+            pos += n
+        else:
+            part = data[pos : pos + 1]
+            pos += 1
         if b == 0:
-            if max(part) >= limit:
+            if part.translate(None, _ALL[:limit]):  # what is left once bytes < limit go
                 return False
         elif part.count(0) != len(part):  # a high byte set: >= 256, or negative
             return False

@@ -152,3 +152,28 @@ def test_module_table_rows_decode_or_raise(counts: tuple[int, int], ints: object
         return
     assert len(rows) == ns + n
     assert all(10 <= r[2] < 10 + ns for r in rows[ns:])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    vals=st.lists(st.one_of(st.integers(-3, 300), st.integers(0, 5),
+                            st.integers(-(2**63), 2**63 - 1)), max_size=60),
+    data=st.data(),
+    limit=st.sampled_from([0, 1, 3, 6, 255, 256, 257, 1000]),
+)
+def test_byte_planes_round_trip_and_range_checks(vals: list[int], data: st.DataObject,
+                                                 limit: int) -> None:
+    """A column packed as byte planes unpacks to itself, and ``all_below`` (the
+    writer's check of a packed module table) answers as the unpacked values do; a body
+    cut or padded by a byte fits no column."""
+    from memscope.planes import all_below, pack_planes, unpack_planes
+
+    n = len(vals)
+    body = pack_planes(vals)
+    assert list(unpack_planes(body, n) or ()) == vals
+    start = data.draw(st.integers(0, n))
+    count = data.draw(st.integers(0, n - start))
+    assert all_below(body, n, start, count, limit) == all(0 <= v < limit
+                                                          for v in vals[start : start + count])
+    assert unpack_planes(body[:-1], n) is None and unpack_planes(body + b"\0", n) is None
+    assert all_below(body[:-1], n, start, count, limit) is None

@@ -6,8 +6,8 @@ buffer; a kill mid-write leaves at most one torn chunk at the end, which the rea
 reports and skips). The header is written first and completed at ``close``.
 
 Encoding a batch is kept to a few C-level passes over the events, all on the caller's
-thread: the kind of every event (one ``bytes``), the events of each kind (a C pass
-each, ``itertools.compress``), and per kind
+thread: the kind of every event (one ``bytes``), the events of each kind (C passes:
+``itertools.compress``, a stable sort of the few that are not binds), and per kind
 one ``struct`` pack of all its rows (row-major int64) cut into byte planes with strided
 slices; planes that are one repeated byte are stored as that byte (``I64_PLANES``), so
 the compressor (one LZ4 block per chunk, ``format.compressor``) has little left to do.
@@ -125,12 +125,14 @@ def _distinct(kinds: bytes) -> bytes:
 _ONLY: dict[int, bytes] = {}
 
 
-def _only(k: int) -> bytes:
-    """A ``bytes.translate`` table that maps byte ``k`` to 1 and every other byte to 0:
-    ``compress(events, kinds.translate(_only(k)))`` is the events of kind ``k``."""
-    t = _ONLY.get(k)
+def _only(k: int, keep: int = 1) -> bytes:
+    """A ``bytes.translate`` table that maps byte ``k`` to ``keep`` and every other
+    byte to ``1 - keep``: ``compress(events, kinds.translate(_only(k)))`` is the
+    events of kind ``k``; with ``keep=0``, every other event."""
+    t = _ONLY.get(k * 2 + keep)
     if t is None:
-        t = _ONLY[k] = bytes(k) + b"\1" + bytes(255 - k)
+        other = bytes((1 - keep,))
+        t = _ONLY[k * 2 + keep] = other * k + bytes((keep,)) + other * (255 - k)
     return t
 
 
@@ -273,8 +275,19 @@ class Encoder:
         parts.append(ng)
         if len(present) == 1:
             groups = [(present[0], events)]
-        else:  # each kind's rows in stream order: one C pass per kind, no sort
-            groups = [(k, list(compress(events, kinds.translate(_only(k))))) for k in present]
+        else:  # each kind's rows in stream order, by C passes: the commonest kind (binds,
+            # usually) taken out by one, the few others by a stable sort by kind
+            top = max(present, key=kinds.count)
+            rest = sorted(compress(events, kinds.translate(_only(top, 0))), key=_KIND)
+            groups = []
+            i = 0
+            for k in present:
+                if k == top:
+                    groups.append((k, list(compress(events, kinds.translate(_only(k))))))
+                else:
+                    c = kinds.count(k)
+                    groups.append((k, rest[i : i + c]))
+                    i += c
         for k, group in groups:
             if k == SCOPE or k == SITE:
                 self._track_tables(k, group)
@@ -461,6 +474,7 @@ class Encoder:
 
 
 _MODULE_BYTE = bytes((MODULE,))
+_PROC_BYTE = bytes((PROC,))
 _SEQ = (tuple, list)
 
 
@@ -594,11 +608,12 @@ class CaptureWriter:
             self._batch(events, kinds)
             return
         start = 0
-        for i, k in enumerate(kinds):
-            if k == PROC:
-                self._batch(events[start:i], kinds[start:i])
-                self.write_proc(events[i], self.proc_extra())
-                start = i + 1
+        i = kinds.find(_PROC_BYTE)
+        while i >= 0:
+            self._batch(events[start:i], kinds[start:i])
+            self.write_proc(events[i], self.proc_extra())
+            start = i + 1
+            i = kinds.find(_PROC_BYTE, start)
         self._batch(events[start:], kinds[start:])
 
     def proc_extra(self) -> dict[str, Any]:
