@@ -151,7 +151,7 @@ _tasks: weakref.WeakKeyDictionary[Any, int] | None = None  # made for the first 
 _watched: dict[int, weakref.ref[Any]] = {}  # oid -> weakref that emits FINAL
 _unweakrefable: set[int] = set()  # id(type) of types that refuse weak references
 _deep_cache: dict[int, tuple[int, int, int]] = {}  # oid -> (tidx, shallow, deep)
-_local = _thread._local()  # per-thread re-entrancy flag for the slow path
+_local = _thread._local()  # per thread: its ident (set at its first scope), re-entrancy flag
 _flush_lock = _thread.allocate_lock()
 _table_lock = _thread.RLock()
 _counters = {
@@ -392,7 +392,10 @@ def register_site(
     return site
 
 
-SCALAR_STREAK = 512  # a site that bound only small scalars this many times ...
+# a site that bound only small scalars this many times ... (64 values in a row are
+# enough to call a site scalar-only; 512 made an import record 1.8x the events, most
+# of them None and True bound to the same parameters: docs/performance.md)
+SCALAR_STREAK = 64
 SAMPLE_EVERY = 64  # ... from then on records 1 bind in this many, then its guard goes off
 SCOPE_STREAK = 256  # a scope is checked for switch-off every this many entries
 REARM_SECONDS = 0.25  # every guard that went off is switched back on this often
@@ -617,11 +620,10 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             return None
         tok = _next_tok()
         try:
-            ident = _get_ident()
-            try:
-                _local.named  # noqa: B018  (probe: AttributeError on a new thread)
+            try:  # the thread's ident, kept in its thread-local: one lookup, no call
+                ident = _local.ident
             except AttributeError:  # first scope of this thread (idents get reused)
-                _local.named = True
+                ident = _local.ident = _get_ident()
                 _new_thread(ident)
             t = _perf()
             # no call before asyncio is imported: most programs never import it

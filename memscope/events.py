@@ -181,10 +181,17 @@ def expand_module(row: Event) -> list[Event]:
 
 
 def expand_tables(events: Iterable[Event]) -> Iterator[Event]:
-    """``events`` with every MODULE row replaced by its SCOPE and SITE rows."""
+    """``events`` with every MODULE row replaced by its SCOPE and SITE rows; a row
+    that is not a table at all (one written by hand) is left out, as the capture
+    writer leaves it out, so that one bad ``register`` call cannot break every reader
+    of the runtime's tables."""
     for ev in events:
         if ev[0] == MODULE:
-            yield from expand_module(ev)
+            try:
+                rows = expand_module(ev)
+            except (TypeError, ValueError, IndexError):
+                continue
+            yield from rows
         else:
             yield ev
 

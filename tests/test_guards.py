@@ -395,7 +395,7 @@ def test_a_sleeping_member_of_a_group_whose_guard_stays_on_is_not_bound(
         return len(_binds(sampling, m.base))
 
     i = 0
-    while not _hooks._asleep[m.base]:  # its 512-bind streak, then 1 in 64: one sample
+    while not _hooks._asleep[m.base]:  # its SCALAR_STREAK binds, then 1 in 64: one sample
         group(i)
         i += 1
         assert i < 10 * _hooks.SCALAR_STREAK

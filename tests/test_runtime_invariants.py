@@ -550,7 +550,11 @@ def test_a_broken_table_never_raises_into_the_program(sampling: Recorder) -> Non
         m = _hooks.register(_hooks.HOOKS_VERSION, "bad.py", "bad", ns, nt, ints, text)
         for i in range(2 * _hooks.SCOPE_STREAK):
             tok = m.enter(1, -1)
-            assert tok is not None  # never put to sleep on a table it cannot read
+            # numbers it cannot read: never put to sleep (names alone may be missing)
+            assert tok is not None or text != names
             m.bind(0, i, tok)
             m.exit(tok)
     assert _hooks.counters()["errors"] > before
+    # the runtime's own readers of its tables leave the unreadable ones out
+    assert not [r for r in _hooks.tables() if r[2:4] == ("bad.py", "bad")]
+    assert sampling.analysis() is not None
