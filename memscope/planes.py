@@ -79,8 +79,10 @@ def unpack_planes(data: bytes, n: int) -> array[int] | None:
     u8 mask, then for byte b = 0..7: ``n`` bytes if bit b of mask is set, else the one
     byte every value has there."""
     layout = _layout(data, n)
-    if layout is None:
-        return None
+    return None if layout is None else _unpack(data, n, layout)
+
+
+def _unpack(data: bytes, n: int, layout: list[tuple[int, bool]]) -> array[int]:
     out = bytearray(n * 8)
     for b, (pos, whole) in enumerate(layout):
         if whole:
@@ -102,27 +104,16 @@ def all_below(data: bytes, n: int, start: int, count: int, limit: int) -> bool |
     scopes, checked by the capture writer at every import): plane 0 holds no byte of
     ``limit`` or more, every higher plane only zeros. None if the body's length does
     not fit ``n`` values or ``start + count`` exceeds it."""
-    if not data:
-        return None
-    mask = data[0]
-    stored = mask.bit_count()
-    if len(data) != 1 + stored * n + (8 - stored) or start < 0 or count < 0 \
-            or start + count > n:
+    layout = _layout(data, n)
+    if layout is None or start < 0 or count < 0 or start + count > n:
         return None
     if not count:
         return True
     if limit > 256:  # beyond one byte: unpack (modules with more than 256 scopes)
-        got = unpack_planes(data, n)
-        vals = got[start : start + count] if got is not None else ()
-        return bool(vals) and min(vals) >= 0 and max(vals) < limit
-    pos = 1
-    for b in range(8):
-        if mask >> b & 1:
-            part = data[pos + start : pos + start + count]
-            pos += n
-        else:
-            part = data[pos : pos + 1]
-            pos += 1
+        vals = _unpack(data, n, layout)[start : start + count]
+        return min(vals) >= 0 and max(vals) < limit
+    for b, (pos, whole) in enumerate(layout):
+        part = data[pos + start : pos + start + count] if whole else data[pos : pos + 1]
         if b == 0:
             if part.translate(None, _ALL[:limit]):  # what is left once bytes < limit go
                 return False
