@@ -630,19 +630,16 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             task = _task_key() if _get_running_loop is not None or "asyncio" in modules else 0
             append((ENTER, t, sc, tok, ident, task))
             if params:  # bound at the enter's time; bind's fast path inline, no call
-                s = base + first_param
-                for p in params:
+                for s, p in enumerate(params, base + first_param):
                     tp = type(p)
                     r = rate[s]
                     if r:  # sampled or off: bind's first lines, inline for a scalar
                         if r < 0:
-                            s += 1
                             continue
                         if tp is int or tp is float or tp is bool or tp is _NoneType:
                             n = count[s] + 1
                             if n < r:  # not this one's turn: nothing recorded
                                 count[s] = n
-                                s += 1
                                 continue
                         ft = None  # its turn, or not a scalar: bind samples it
                     else:
@@ -650,24 +647,22 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                     if ft is None or (_full and not ft[3]):
                         bind(s - base, p, tok)
                         t = _perf()  # the parameters after it: not before its event
-                    else:
-                        try:
-                            size = ft[1](p) + ft[2]
-                        except Exception as exc:  # as bind does: recorded unsized
-                            _error("bind", exc)
-                            append(_bind_row(t, s, tok, id(p), 0, -1))
-                            s += 1
-                            continue
-                        if not _full:
-                            append((BIND, t, s, tok, id(p), ft[0], size))
-                        else:  # a scalar (a full-mode object goes through bind)
-                            append((BIND, t, s, tok, id(p), ft[0], size, size, -1, -1, -1))
-                        if ft[3] or size <= SMALL_BYTES:
-                            n = streak[s] + 1
-                            streak[s] = n
-                            if n == SCALAR_STREAK:
-                                _start_sampling(s)
-                    s += 1
+                        continue
+                    try:
+                        size = ft[1](p) + ft[2]
+                    except Exception as exc:  # as bind does: recorded unsized
+                        _error("bind", exc)
+                        append(_bind_row(t, s, tok, id(p), 0, -1))
+                        continue
+                    if not _full:
+                        append((BIND, t, s, tok, id(p), ft[0], size))
+                    else:  # a scalar (a full-mode object goes through bind)
+                        append((BIND, t, s, tok, id(p), ft[0], size, size, -1, -1, -1))
+                    if ft[3] or size <= SMALL_BYTES:
+                        n = streak[s] + 1
+                        streak[s] = n
+                        if n == SCALAR_STREAK:
+                            _start_sampling(s)
             if len(buf) >= _flush_at:
                 _flush()
         except Exception as exc:

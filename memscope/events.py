@@ -125,16 +125,23 @@ def table_problem(nscopes: Any, nsites: Any, ints: Sequence[Any] | bytes,
         return "module table has a count that is not an int of at least 0"
     n = 2 * nscopes + 4 * nsites
     at = 2 * nscopes + 2 * nsites
-    packed = isinstance(ints, (bytes, bytearray))
-    owners_ok = all_below(bytes(ints), n, at, nsites, max(nscopes, 1)) if packed else None
-    if (owners_ok is None) if packed else len(ints) != n:
-        size = len(ints) if packed else 8 * len(ints)
-        return f"module table of {nscopes} scopes and {nsites} sites has {size} bytes of numbers"
+    wrong_size: int | None = None  # the numbers' bytes, when they are not n values
+    if isinstance(ints, (bytes, bytearray)):  # packed: checked on its planes
+        owners_ok = all_below(bytes(ints), n, at, nsites, max(nscopes, 1))
+        if owners_ok is None:
+            wrong_size = len(ints)
+    else:
+        owners_ok = None
+        if len(ints) != n:
+            wrong_size = 8 * len(ints)
+    if wrong_size is not None:
+        return (f"module table of {nscopes} scopes and {nsites} sites "
+                f"has {wrong_size} bytes of numbers")
     if nnames != nscopes + nsites:
         return f"module table has {nnames} names for {nscopes + nsites} rows"
     if nsites and not nscopes:
         return "module table has sites but no scope"
-    if not packed:
+    if owners_ok is None:  # ints: the scope column read as it is
         owners = ints[at : at + nsites]
         owners_ok = not owners or (min(owners) >= 0 and max(owners) < nscopes)
     if not owners_ok:
