@@ -136,6 +136,7 @@ _site_scope: dict[int, int] = {}  # register_site's sites only: global site -> s
 _tables: list[Event] = []  # every table row ever emitted (re-sent after fork)
 # id(type) -> (type index, C __sizeof__, getsizeof's extra bytes, small scalar?) for
 # types whose size needs no care: the fast path sizes them without sys.getsizeof
+# (metaclasses: sys.getsizeof itself, extra 0: a class's GC header depends on the class)
 _fast_types: dict[int, tuple[int, Any, int, bool]] = {}
 # the same entries for static (C, never freed) types, keyed by the type itself: no id()
 # call on the hot path (builtins.id raises an audit event each call). Heap types stay
@@ -902,17 +903,22 @@ _SCALARS = (int, float, bool, _NoneType)
 
 def _classify(tp: type, ti: int, value: Any) -> None:
     """Put a type on the fast path when its size is its own C ``__sizeof__`` plus a
-    per-type constant (the GC header ``sys.getsizeof`` adds)."""
-    if _isa(value, type):
-        return  # a class: getsizeof varies with it being a heap type
+    per-type constant (the GC header ``sys.getsizeof`` adds); a class (the value of a
+    metaclass) by ``sys.getsizeof`` itself, which is what the slow path measures: its
+    GC header varies with it being a heap type, so no constant would do."""
     plan = sizing.plan_for(tp)
-    if not plan.c_sizeof or plan.sizer is not None or plan.trackable or plan.buffer_kind:
+    if plan.sizer is not None or plan.trackable or plan.buffer_kind:
         return
-    sizeof = sizing._class_attr(tp, "__sizeof__")
-    try:
-        extra = _getsizeof(value) - sizeof(value)
-    except Exception:
-        return
+    if _isa(value, type):
+        sizeof, extra = _getsizeof, 0
+    else:
+        if not plan.c_sizeof:
+            return
+        sizeof = sizing._class_attr(tp, "__sizeof__")
+        try:
+            extra = _getsizeof(value) - sizeof(value)
+        except Exception:
+            return
     ft = _fast_types[id(tp)] = (ti, sizeof, extra, any(tp is k for k in _SCALARS))
     if not tp.__flags__ & _HEAPTYPE:
         _static_types[tp] = ft

@@ -558,3 +558,26 @@ def test_a_broken_table_never_raises_into_the_program(sampling: Recorder) -> Non
     # the runtime's own readers of its tables leave the unreadable ones out
     assert not [r for r in _hooks.tables() if r[2:4] == ("bad.py", "bad")]
     assert sampling.analysis() is not None
+
+
+@pytest.mark.parametrize("mode", ["fast", "full"])
+def test_classes_are_sized_alike_on_the_fast_path(rec: Recorder, mode: str) -> None:
+    """A class statement binds a class: after the first of a metaclass, classes take
+    the fast path, sized by ``sys.getsizeof`` as the slow path sizes them, whether the
+    class is a heap type (its GC header) or a static one."""
+    import abc
+    import enum
+
+    _hooks.configure(full=mode == "full", flush_at=8192, deep_objects=1000, deep_ns=10**9)
+    m = rec.module("cls")
+    classes: list[type] = [int, dict]
+    for i in range(3):
+        classes += [type(f"C{i}", (), {}), abc.ABCMeta(f"A{i}", (abc.ABC,), {}),
+                    enum.Enum(f"E{i}", "a b")]
+    tok = m.enter(1, -1)
+    for c in classes:
+        m.bind(0, c, tok)
+    m.exit(tok)
+    binds = [e for e in rec.events() if e[0] == BIND and e[2] == m.base]
+    assert [e[6] for e in binds] == [sys.getsizeof(c) for c in classes]
+    assert id(abc.ABCMeta) in _hooks._fast_types and type in _hooks._static_types
