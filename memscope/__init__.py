@@ -13,7 +13,7 @@ from __future__ import annotations
 from memscope.config import Config, ConfigError
 from memscope.explicit import ignore, track_scope, track_var
 from memscope.sizing import register_sizer
-from memscope.tracker import MemoryTracker, get_global_tracker, init
+from memscope.tracker import MemoryTracker, get_global_tracker, init, snapshot
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ __all__ = [
     "instrument_all",
     "instrument_this_package",
     "register_sizer",
+    "snapshot",
     "track_scope",
     "track_var",
 ]

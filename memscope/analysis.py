@@ -23,11 +23,14 @@ from typing import Any
 
 from memscope.events import (
     BIND,
+    CENSUS,
+    CVAR,
     ENTER,
     ERROR,
     EXIT,
     FINAL,
     LEAK,
+    MEM,
     MODULE,
     PROC,
     SAMPLED,
@@ -201,9 +204,15 @@ class VarStats:
     total_bytes: int = 0
     max_lifetime_ns: int = -1
     threads: set[int] = field(default_factory=set)
+    # from the censuses (heap walks): the largest retained size any census found for
+    # this variable, and (t, retained, shallow) per census it was live in
+    peak_retained: int = -1
+    census_series: list[tuple[int, int, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "peak_retained_bytes": self.peak_retained,
+            "retained_over_time": [[t, r, sh] for t, r, sh in self.census_series],
             "key": self.key,
             "var": self.var,
             "scope": self.scope,
@@ -216,6 +225,63 @@ class VarStats:
             "total_bytes": self.total_bytes,
             "max_lifetime_ns": self.max_lifetime_ns,
             "threads": sorted(self.threads),
+        }
+
+
+@dataclass(slots=True)
+class CensusVar:
+    """One named binding as a census found it (a CVAR row, resolved)."""
+
+    key: str  # module:qualname:variable, as VarStats keys it
+    var: str
+    scope: str
+    module: str
+    type: str
+    tok: int  # the scope instance (0: not recorded, or a module global / class attribute)
+    shallow: int  # the object's own size
+    retained: int  # freed if this name alone were dropped
+    shared: int  # reached by this name and by others: freed only when all of them go
+    oid: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "var": self.var,
+            "scope": self.scope,
+            "module": self.module,
+            "type": self.type,
+            "shallow_bytes": self.shallow,
+            "retained_bytes": self.retained,
+            "shared_bytes": self.shared,
+        }
+
+
+@dataclass(slots=True)
+class Census:
+    """What the named bindings kept alive at one moment (``memscope.census``)."""
+
+    t: int
+    cid: int
+    reason: str  # growth | end | snapshot | signal
+    rss: int  # resident bytes of the process at the census (-1 unknown)
+    hwm: int  # resident high-water mark so far (-1 unknown)
+    named: int  # bytes retained by names, each object once (retained + shared)
+    shared: int  # the part of ``named`` reached by more than one name
+    objects: int  # objects the walk sized
+    cost_ns: int  # the census's own time
+    vars: list[CensusVar] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "t": self.t,
+            "reason": self.reason,
+            "process_rss_bytes": self.rss,
+            "process_rss_peak_bytes": self.hwm,
+            "named_bytes": self.named,
+            "shared_bytes": self.shared,
+            "objects": self.objects,
+            "cost_ns": self.cost_ns,
+            "variables": [v.as_dict() for v in sorted(self.vars, key=lambda v: -v.retained)],
         }
 
 
@@ -312,6 +378,16 @@ class Analysis:
         self.finals = 0
         self._obj_live: dict[int, int] = {}  # oid -> number of live bindings
         self._obj_bytes: dict[int, int] = {}  # oid -> bytes counted for it
+        # the process's own memory (MEM rows): (t, resident bytes), thinned like
+        # ``timeline``; the resident peak is the largest high-water mark reported
+        self.memory: list[tuple[int, int]] = []
+        self._memory_step = 1
+        self._memory_skip = 0
+        self.rss_peak = -1  # resident high-water mark (VmHWM): the process's real peak
+        self.rss_peak_t = -1  # when a sample first showed that mark
+        self.rss_last = -1
+        self.censuses: list[Census] = []
+        self._census_vars: dict[int, list[CensusVar]] = {}  # cid -> rows before CENSUS
 
     # ---- feeding ----------------------------------------------------------------
 
@@ -403,6 +479,64 @@ class Analysis:
         elif k == SAMPLED:
             _, t, site, every, skipped = ev
             self.sampled[site] = (every, skipped)
+        elif k == MEM:
+            self._memory(ev[1], ev[2], ev[3])
+        elif k == CVAR:
+            self._census_var(ev)
+        elif k == CENSUS:
+            _, t, cid, reason, rss, hwm, named, shared, nobj, cost = ev
+            self._time(t)
+            c = Census(t, cid, str(reason), rss, hwm, named, shared, nobj, cost,
+                       self._census_vars.pop(cid, []))
+            self.censuses.append(c)
+            if rss >= 0 or hwm >= 0:
+                self._memory(t, rss, hwm)
+            for v in c.vars:
+                vs = self.vars.get(v.key)
+                if vs is None:
+                    vs = self.vars[v.key] = VarStats(v.key, v.var, v.scope, v.module, "?", 0)
+                vs.types.add(v.type)
+                vs.census_series.append((t, v.retained, v.shallow))
+                if v.retained > vs.peak_retained:
+                    vs.peak_retained = v.retained
+
+    def _memory(self, t: int, rss: int, hwm: int) -> None:
+        self._time(t)
+        if hwm > self.rss_peak or rss > self.rss_peak:
+            self.rss_peak = max(hwm, rss)
+            self.rss_peak_t = t
+        if rss < 0:
+            return
+        self.rss_last = rss
+        self._memory_skip += 1
+        if self._memory_skip < self._memory_step:
+            return
+        self._memory_skip = 0
+        self.memory.append((t, rss))
+        if len(self.memory) >= self.max_timeline_points:
+            tl = self.memory  # halve, keeping each pair's larger value (peaks survive)
+            self.memory = [max(tl[i], tl[i + 1], key=lambda p: p[1])
+                           for i in range(0, len(tl) - 1, 2)]
+            self._memory_step *= 2
+
+    def _census_var(self, ev: Event) -> None:
+        _, cid, gscope, tok, name, ti, shallow, retained, shared, oid = ev
+        row = self.scopes.get(gscope)
+        scope = row.qualname if row else "?"
+        module = row.module if row else "?"
+        self._census_vars.setdefault(cid, []).append(CensusVar(
+            f"{module}:{scope}:{name}", str(name), scope, module, self.types.get(ti, "?"),
+            tok, shallow, retained, shared, oid))
+
+    def peak_census(self) -> Census | None:
+        """The census taken closest to the process's peak: the one at the highest
+        resident memory (the latest of equals), else the one retaining the most."""
+        if not self.censuses:
+            return None
+        return max(self.censuses, key=lambda c: (c.rss, c.named, c.t))
+
+    def last_census(self) -> Census | None:
+        return self.censuses[-1] if self.censuses else None
 
     def _time(self, t: int) -> None:
         if self.t_first < 0:
@@ -706,10 +840,30 @@ class Analysis:
             "errors": len(self.errors),
             "sampled_sites": sum(1 for every, _ in self.sampled.values() if every),
             "sampled_skipped": sum(skipped for _, skipped in self.sampled.values()),
+            **self.memory_stats(),
             "by_type": {k: g.as_dict() for k, g in self.by_type.items()},
             "by_scope": {k: g.as_dict() for k, g in self.by_scope.items()},
             "by_thread": {k: g.as_dict() for k, g in self.by_thread.items()},
             "by_task": {k: g.as_dict() for k, g in self.by_task.items()},
+        }
+
+    def memory_stats(self) -> dict[str, Any]:
+        """The process's memory beside what the names retain, at the peak census:
+        ``named_at_peak`` of ``process_peak_bytes`` (resident, VmHWM); the rest is
+        unnamed (temporaries, library internals, the interpreter, memscope)."""
+        pc = self.peak_census()
+        named = pc.named if pc is not None else -1
+        rss_at = pc.rss if pc is not None else -1
+        return {
+            "process_peak_bytes": self.rss_peak,
+            "process_peak_t": self.rss_peak_t,
+            "process_rss_last_bytes": self.rss_last,
+            "censuses": len(self.censuses),
+            "census_cost_ns": sum(c.cost_ns for c in self.censuses),
+            "peak_census_t": pc.t if pc is not None else -1,
+            "peak_census_rss_bytes": rss_at,
+            "named_at_peak_bytes": named,
+            "unnamed_at_peak_bytes": rss_at - named if pc is not None and rss_at >= 0 else -1,
         }
 
     def top_variables(self, n: int = 20) -> list[VarStats]:

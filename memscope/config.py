@@ -32,7 +32,9 @@ class Config:
     ``"full"`` adds deep sizes, reference counts, buffer addresses, object finalization
     and leak analysis at exit. ``sampling`` (``MEMSCOPE_SAMPLING``): sites that bind only
     small values are sampled and switched off between re-arms (README, "What each mode
-    records"); ``False`` records every bind at several times the cost.
+    records"); ``False`` records every bind at several times the cost. ``census``
+    (``MEMSCOPE_CENSUS``): walk the heap from the named variables to measure what each
+    retains, as memory grows (so the peak is caught), at the end and on demand.
 
     A plain class, not a dataclass: importing ``dataclasses`` (and the ``inspect``,
     ``ast`` and ``tokenize`` it imports) is a cost of ``memscope run``'s start-up.
@@ -50,6 +52,7 @@ class Config:
     record_values: bool  # never record reprs unless asked
     sampling: bool  # sample sites and scope instances that bind only small values
     max_holders: int  # holders named per leaked object
+    census: bool  # heap walks by variable: at memory growth steps, at the end, on demand
     extra: dict[str, Any]
 
     def __init__(
@@ -66,6 +69,7 @@ class Config:
         record_values: bool = False,
         sampling: bool = True,
         max_holders: int = 8,
+        census: bool = True,
         extra: dict[str, Any] | None = None,
     ) -> None:
         if mode not in MODES:
@@ -87,6 +91,7 @@ class Config:
             record_values=record_values,
             sampling=sampling,
             max_holders=max_holders,
+            census=census,
             extra={} if extra is None else extra,
         )
 

@@ -25,6 +25,24 @@ header stores the start so reporters can show nanoseconds since start):
                                          1 bind in ``every`` is recorded; ``skipped``
                                          counts the binds not recorded so far (the last
                                          SAMPLED row of a site has its final count)
+    (MEM,    t, rss, hwm)           the process's memory, sampled by the monitor thread
+                                    (memscope._monitor): resident bytes now and the
+                                    resident high-water mark so far (the exact peak
+                                    of resident memory, VmHWM); -1 where unknown
+    (CENSUS, t, cid, reason, rss, hwm, named, shared, objects, cost_ns)
+        a census (memscope.census) finished: what the named bindings of instrumented
+        code kept alive at ``t``. ``reason`` is "growth" (the process's memory grew a
+        step since the last one: how the peak is caught), "end", "snapshot" (asked
+        for) or "signal"; ``named`` the bytes the names retain between them (each
+        object once), ``shared`` the part of it more than one name reaches,
+        ``objects`` how many objects the walk sized, ``cost_ns`` its own time.
+        Its CVAR rows come right before it.
+    (CVAR,   cid, gscope, tok, name, tidx, shallow, retained, shared, oid)
+        one named binding in census ``cid``: a local of a running or suspended frame
+        (``tok`` its scope instance, 0 when not recorded), a module global or a class
+        attribute (``gscope`` the module or class scope) bound to an object of type
+        ``tidx``; ``shallow`` its own size, ``retained`` the bytes freed if this name
+        alone were dropped, ``shared`` the bytes it reaches that other names reach too
     (MODULE, site_base, scope_base, file, module, nscopes, nsites, ints, names)
         one instrumented module's whole table, as its code passes it to ``register``
         (constants: no row object is made at import): ``ints`` holds, column after
@@ -70,6 +88,9 @@ PROC = 12
 ERROR = 13
 SAMPLED = 14
 MODULE = 15
+MEM = 16
+CENSUS = 17
+CVAR = 18
 # the kind numbers the hot path needs, without importing enum (memscope.kinds: all of them)
 BIND_PARAM = 9  # BindKind.PARAM
 BIND_EXPLICIT = 13  # BindKind.EXPLICIT
@@ -94,6 +115,9 @@ EVENT_NAMES = {
     ERROR: "error",
     SAMPLED: "sampled",
     MODULE: "module",
+    MEM: "mem",
+    CENSUS: "census",
+    CVAR: "cvar",
 }
 
 if TYPE_CHECKING:

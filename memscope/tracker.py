@@ -12,7 +12,7 @@ import atexit
 import os
 import sys
 
-from memscope import _hooks
+from memscope import _hooks, _monitor
 from memscope.config import Config
 from memscope.events import LEAK, Event, expand_tables
 
@@ -70,6 +70,7 @@ class MemoryTracker:
                 deep_ns=config.deep_budget_ns,
             )
             _hooks.set_sampling(config.sampling)
+            _monitor._enabled[0] = config.census
 
     # ---- reading back -----------------------------------------------------------
 
@@ -169,6 +170,14 @@ class MemoryTracker:
                 return
             self._closed = True
             try:
+                if self.config.census:
+                    _monitor.census("end")
+                else:
+                    _monitor.sample(force=True)
+                _monitor.stop()
+            except Exception as exc:
+                _hooks._error("census", exc)
+            try:
                 if self.config.mode == "full" and self.config.leak_check:
                     self.record_leaks()
             except Exception as exc:
@@ -215,8 +224,27 @@ def init(
     tracker.apply(cfg)
     if cfg.capture:
         _open_capture(tracker)
+    _monitor.start()
     _register_exit(tracker)
     return tracker
+
+
+def snapshot() -> dict[str, Any]:
+    """Take a census now: what each named variable of instrumented code retains.
+
+    Returns ``{"t", "process_rss_bytes", "process_rss_peak_bytes", "named_bytes",
+    "shared_bytes", "variables": [{"key", "var", "scope", "type", "shallow_bytes",
+    "retained_bytes", "shared_bytes"}, ...]}`` (largest first; variables retaining
+    less than 1 KiB are counted in ``named_bytes`` but not listed). The census is also
+    in the capture, so the reports show it."""
+    from memscope.analysis import Analysis
+
+    cid = _monitor.census("snapshot")
+    an = Analysis(keep_history=False).feed_all(get_global_tracker().events())
+    for c in reversed(an.censuses):
+        if c.cid == cid:
+            return c.as_dict()
+    return {}
 
 
 def _open_capture(tracker: MemoryTracker) -> None:

@@ -180,6 +180,12 @@ class _Finisher:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _census_on_signal(signum: int, frame: Any) -> None:
+    from memscope import _monitor
+
+    _monitor.request("signal")
+
+
 def _restore_sigterm_in_child(fin: _Finisher) -> Any:
     def restore() -> None:
         try:
@@ -308,6 +314,9 @@ def run_program(
         # a forked child starts with plain Python's SIGTERM; multiprocessing children
         # get what memscope_instrument.child gives them
         os.register_at_fork(after_in_child=_restore_sigterm_in_child(fin))
+    if hasattr(signal, "SIGUSR1") and signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL:
+        # ``kill -USR1 PID``: a census now (served by the monitor thread)
+        signal.signal(signal.SIGUSR1, _census_on_signal)
 
     from memscope_instrument import child, hook
 

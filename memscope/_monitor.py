@@ -1,0 +1,173 @@
+"""The process's own memory over time, and the censuses that catch its peak.
+
+A bare ``_thread`` (like the re-arm thread: not in ``threading.enumerate()``) wakes
+every ``TICK`` seconds and reads the process's resident memory and its resident
+high-water mark (Linux: ``VmRSS`` and ``VmHWM`` of ``/proc/self/status``; elsewhere the
+high-water mark of ``getrusage``). The high-water mark is the kernel's own record of
+the peak, so the peak is exact however short it was; the samples draw the line.
+
+It records a MEM row when the memory moved (by ``MEM_STEP`` or 1 MiB) or a second
+passed, and it starts a census (``memscope.census``):
+
+- when resident memory first passes ``CENSUS_FIRST`` above where the run began, and
+  then each time it passes ``CENSUS_STEP`` times the memory of the last census: so a
+  census is never far below the peak (the one nearest the peak is the one the
+  reports show), and since the steps are geometric, all of them together cost a small
+  multiple of the last one;
+- when asked (``memscope.snapshot()`` from any thread, or SIGUSR1 under ``memscope
+  run``): the request is served at the next tick.
+
+A jump of ``JUMP_BYTES`` between two ticks also switches every sleeping guard back on
+(``_hooks.rearm``), so the bindings that follow a big allocation are recorded.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import sys
+import time
+
+from memscope import _hooks
+from memscope.events import MEM
+
+TICK = 0.02  # seconds between samples
+MEM_STEP = 0.01  # a move of this fraction of resident memory is worth a MEM row
+CENSUS_FIRST = 8 << 20  # the first census: this far above the run's starting memory
+CENSUS_STEP = 1.08  # then each time memory passes this factor of the last census's
+CENSUS_BUDGET = 0.25  # censuses may take at most this fraction of the run's time
+JUMP_BYTES = 1 << 20  # growth between two ticks that re-arms every guard
+
+_state = {
+    "pid": 0,  # the process whose monitor is running (0: none)
+    "start_rss": -1,
+    "next_census": -1,
+    "census_ns": 0,  # time spent in growth censuses so far
+    "t0": 0,
+    "last_rss": -1,
+    "last_t": 0,
+    "hwm": -1,
+}
+_requests: list[str] = []  # censuses asked for, served at the next tick
+_enabled = [True]  # growth censuses (Config.census)
+
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from typing import Any
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def read_memory() -> tuple[int, int]:
+    """(resident bytes now, resident high-water mark) of this process; -1 if unknown."""
+    try:
+        fd = os.open("/proc/self/status", os.O_RDONLY)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        rss = hwm = -1
+        i = data.find(b"VmHWM:")
+        if i >= 0:
+            hwm = int(data[i + 6 : data.index(b"kB", i)]) * 1024
+        i = data.find(b"VmRSS:")
+        if i >= 0:
+            rss = int(data[i + 6 : data.index(b"kB", i)]) * 1024
+        return rss, hwm
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return -1, peak if sys.platform == "darwin" else peak * 1024
+    except Exception:
+        return -1, -1
+
+
+def sample(force: bool = False) -> tuple[int, int]:
+    """Read the memory now and record a MEM row if it moved enough (or ``force``)."""
+    rss, hwm = read_memory()
+    now = _hooks._perf()
+    last = _state["last_rss"]
+    moved = last < 0 or abs(rss - last) >= max(JUMP_BYTES, int(last * MEM_STEP))
+    if force or moved or hwm > _state["hwm"] or now - _state["last_t"] >= 1_000_000_000:
+        _hooks._buf.append((MEM, now, rss, hwm))
+        _state["last_rss"] = rss
+        _state["last_t"] = now
+        _state["hwm"] = max(hwm, _state["hwm"])
+    return rss, hwm
+
+
+def census(reason: str) -> int:
+    """Take a census now in this thread (``memscope.census.take``) with the memory."""
+    from memscope import census as census_
+
+    rss, hwm = sample(force=True)
+    return census_.take(reason, rss, hwm)
+
+
+def _tick(prev_rss: int) -> int:
+    rss, hwm = sample()
+    if prev_rss >= 0 and rss - prev_rss >= JUMP_BYTES:
+        _hooks.rearm()
+    while _requests:
+        try:
+            reason = _requests.pop(0)
+        except IndexError:
+            break
+        census(reason)
+    nxt = _state["next_census"]
+    if _enabled[0] and nxt >= 0 and rss >= nxt:
+        elapsed = _hooks._perf() - _state["t0"]
+        if _state["census_ns"] <= CENSUS_BUDGET * elapsed:
+            t = _hooks._perf()
+            census("growth")
+            _state["census_ns"] += _hooks._perf() - t
+            _state["next_census"] = int(max(rss, read_memory()[0]) * CENSUS_STEP)
+    return rss
+
+
+def _loop(pid: int) -> None:
+    prev = -1
+    while _state["pid"] == pid:
+        time.sleep(TICK)
+        try:
+            prev = _tick(prev)
+        except Exception as exc:
+            _hooks._error("monitor", exc)
+
+
+def start() -> None:
+    """The monitor thread, once per process (again in a forked child)."""
+    pid = os.getpid()
+    if _state["pid"] == pid:
+        return
+    rss, _hwm = read_memory()
+    _state.update(pid=pid, start_rss=rss, t0=_hooks._perf(), census_ns=0, last_rss=-1,
+                  hwm=-1, next_census=rss + CENSUS_FIRST if rss >= 0 else -1)
+    sample(force=True)
+    try:
+        _thread.start_new_thread(_loop, (pid,))
+    except Exception as exc:  # at interpreter shutdown, say
+        _state["pid"] = 0
+        _hooks._error("monitor", exc)
+
+
+def stop() -> None:
+    _state["pid"] = 0
+
+
+def request(reason: str) -> None:
+    """Ask the monitor thread for a census at its next tick (safe in a signal handler)."""
+    _requests.append(reason)
+
+
+def _after_fork_in_child() -> None:
+    if _state["pid"]:
+        _state["pid"] = 0
+        start()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

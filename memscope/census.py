@@ -1,0 +1,600 @@
+"""The census: what each named binding of instrumented code keeps alive, right now.
+
+A BIND event says what a name pointed to when it was bound; a list appended to later
+reads as an empty list. The census answers "what would be freed if this name were
+dropped" by walking the live heap from the *named roots*:
+
+- the locals of every running frame of instrumented code (every thread), and of every
+  suspended generator or coroutine of instrumented code the walk comes across;
+- the globals of instrumented modules, and the attributes of their classes.
+
+From each root it walks the objects reachable through ``gc.get_referents`` (the types'
+own C traversal: no user code runs), stopping at what is program rather than data
+(modules and their globals, classes, code, frames; another instrumented frame's locals
+are roots of their own). Every object reached is sized once (``sizing``'s sizes, a
+NumPy view's base included) and labelled:
+
+- *retained* by a root when only that root reaches it and nothing outside the walk
+  holds it: dropping the name would free it;
+- *shared* when two or more roots reach it (counted once, shown as shared by each);
+- *held elsewhere* when something the walk does not see holds it too (a library's cache,
+  an uninstrumented frame, the interpreter): its reference count says more holders
+  than the walk found. Such memory is not the name's to free and is left out.
+
+Objects with a single holder (most of the heap: the strings in a list, the rows of a
+table) are never remembered, only sized: their holder's label is theirs, so the census
+keeps state only for objects with several holders, and its own memory stays small.
+
+A census runs with the GIL held throughout (the switch interval is raised while it
+runs), so other threads are paused at a bytecode boundary and the heap holds still.
+It never calls user code, never keeps a reference after it returns, and never raises:
+it is timed (``cost_ns``) and recorded as CVAR rows and one CENSUS row
+(``memscope.events``).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import types
+
+from memscope import _hooks, frames, sizing
+from memscope.events import CENSUS, CVAR, MODULE, SCOPE, table_names
+from memscope.sizing import _isa
+
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from typing import Any
+
+_getrefcount = sys.getrefcount
+_get_referents = gc.get_referents
+_ModuleType = types.ModuleType
+_CodeType = types.CodeType
+_FrameType = types.FrameType
+_GenTypes = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+_CellType = types.CellType
+_dict_keys = dict.keys
+_type_module = type.__dict__["__module__"].__get__
+_type_qualname = type.__dict__["__qualname__"].__get__
+_type_dict = type.__dict__["__dict__"].__get__
+_MEMSCOPE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# what a class body holds that is code, not data: never a class-attribute root
+_CODE_ATTRS = (types.FunctionType, staticmethod, classmethod, property, type,
+               types.BuiltinFunctionType, types.MethodDescriptorType)
+_MANAGED_DICT = 1 << 4  # Py_TPFLAGS_MANAGED_DICT (3.11, 3.12): attribute values apart
+_VALUES_APART = (3, 11) <= sys.version_info[:2] < (3, 13)
+
+SHARED = -1  # label: reached by more than one root
+ELSEWHERE = -2  # label: held by something the walk does not see
+MAX_SHARERS = 8  # roots remembered per shared object (the rest still see it as shared)
+MAX_ROWS = 2000  # CVAR rows per census (the largest); the CENSUS row counts them all
+MIN_ROW_BYTES = 1024  # a root retaining and sharing less than this gets no CVAR row
+
+# the fields of one remembered object (a list: updated in place): the object, its
+# label, references found to it, bytes that are its own (its single-holder objects
+# included), references it has, references its names hold, roots sharing it, and the
+# holder visit it was found in
+_OBJ, _LABEL, _INDEG, _PRIVATE, _HOLDERS, _ROOTREFS, _SHARERS, _VISIT = range(8)
+
+# what the walk does with a type's objects (_Kind.how): ordered, > _LEAF are entered
+_STOP, _GEN, _LEAF, _SIZED, _PLAIN, _DECLARED, _NUMPY = range(7)
+
+
+class _Kind:
+    """One type as the walk sees it: how to size it, whether and how to enter it."""
+
+    __slots__ = ("extra", "how", "is_dict", "sizeof", "values_apart", "wt")
+
+    def __init__(self, tp: type, sample: Any) -> None:
+        wt = self.wt = sizing._walk_type_of(tp, sample)
+        self.sizeof = wt.sizeof
+        self.extra = wt.extra
+        self.is_dict = wt.is_dict
+        plan = wt.plan
+        flags = type.__dict__["__flags__"].__get__(tp)
+        self.values_apart = _VALUES_APART and bool(flags & _MANAGED_DICT)
+        if tp is _ModuleType or tp is _CodeType or tp is _FrameType or issubclass(tp, type):
+            self.how = _STOP  # program, not data
+        elif tp in _GenTypes:
+            self.how = _GEN
+        elif plan.sizer is not None and plan.sizer.children is not None:
+            self.how = _DECLARED
+        elif plan.buffer_kind == "numpy":
+            self.how = _NUMPY
+        elif wt.container:
+            self.how = _PLAIN
+        elif self.sizeof is not None and not self.values_apart:
+            self.how = _LEAF
+        else:
+            self.how = _SIZED
+
+    def size(self, o: Any) -> int:
+        return self.wt.size(o)
+
+
+class Root:
+    """One named binding: where it lives and what it is bound to."""
+
+    __slots__ = ("gscope", "name", "obj", "refs", "tok")
+
+    def __init__(self, gscope: int, tok: int, name: str, obj: Any, refs: int) -> None:
+        self.gscope = gscope
+        self.tok = tok
+        self.name = name
+        self.obj = obj
+        self.refs = refs  # references the binding itself holds (slot, dict entry)
+
+
+def _single_holder_refs() -> int:
+    """What ``getrefcount`` says, in the walk's loop shape, of an object with one holder."""
+    holder = [object()]
+    kids = _get_referents(holder)
+    for k in kids:
+        return _getrefcount(k)
+    return 4
+
+
+def _root_refs() -> int:
+    """What ``_measure`` says of an object with exactly one holder besides the root."""
+    probe = [object()]
+    root = Root(0, 0, "p", probe[0], 1)
+    return _measure(root)
+
+
+def _measure(root: Root) -> int:
+    obj = root.obj
+    return _getrefcount(obj)
+
+
+_SINGLE = _single_holder_refs()
+_ROOT_BASE = _root_refs() - 1
+
+
+class _Scopes:
+    """The scope tables as the census needs them: instrumented files, and in each the
+    global scope of every qualname; the modules with their module scope."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, dict[str, int]] = {}
+        self.modules: list[tuple[str, str]] = []  # (module name, file)
+        for row in list(_hooks._tables):
+            try:
+                if row[0] == MODULE:
+                    _, _base, sbase, file, module, ns, n, _ints, names = row
+                    quals = table_names(ns, n, names)[:ns]
+                    by_qual = self.files.setdefault(file, {})
+                    for i, q in enumerate(quals):
+                        by_qual.setdefault(q, sbase + i)
+                    self.modules.append((module, file))
+                elif row[0] == SCOPE:
+                    self.files.setdefault(row[2], {}).setdefault(row[4], row[1])
+            except Exception:
+                continue
+
+    def scope_of(self, code: _CodeType) -> int:
+        by_qual = self.files.get(code.co_filename)
+        if by_qual is None:
+            return -1
+        qual = getattr(code, "co_qualname", code.co_name)
+        return by_qual.get(qual, -1)
+
+
+def _skip_name(name: str) -> bool:
+    return name.startswith(("_memscope", "__memscope")) or (
+        name.startswith("__") and name.endswith("__"))
+
+
+class _Census:
+    """One census: gather the roots, walk, label, sum (see the module docstring)."""
+
+    def __init__(self, scopes: _Scopes) -> None:
+        self.scopes = scopes
+        self.roots: list[Root] = []
+        self.frames_seen: set[int] = set()
+        self.pending_frames: list[tuple[Any, int]] = []
+        self.rec: dict[int, list[Any]] = {}
+        self.kinds: dict[type, _Kind] = {}
+        self.visit = 0
+        self.objects = 0
+        self.occurrences: dict[int, int] = {}  # id -> Root objects holding it so far
+        # address -> slots of running frames (locals, value stacks) that hold it, maybe
+        self.slots: dict[int, int] = {}
+        self.stop: set[int] = set()  # ids of module dicts: globals are not data
+        for m in list(sys.modules.values()):
+            if type(m) is _ModuleType:
+                try:
+                    self.stop.add(id(_ModuleType.__dict__["__dict__"].__get__(m)))
+                except Exception:
+                    continue
+
+    # ---- roots -------------------------------------------------------------------
+
+    def add_frame(self, frame: Any, gscope: int) -> None:
+        if id(frame) in self.frames_seen:
+            return
+        self.frames_seen.add(id(frame))
+        self.pending_frames.append((frame, gscope))
+
+    def add_root(self, root: Root) -> None:
+        self.roots.append(root)
+        key = id(root.obj)
+        self.occurrences[key] = self.occurrences.get(key, 0) + 1
+
+    def frame_roots(self, frame: Any, gscope: int) -> None:
+        pairs = frames.frame_locals(frame)
+        extra = frames.locals_dict(frame)
+        tok = 0
+        for name, value in pairs:
+            if name == "_memscope_s":
+                tok = value if type(value) is int else 0
+        for name, value in pairs:
+            if _skip_name(name):
+                continue
+            refs = 1
+            if extra is not None and extra.get(name, extra) is value:
+                refs += 1  # the frame's own locals() dict holds it too
+            self.add_root(Root(gscope, tok, name, value, refs))
+
+    def stack_roots(self) -> None:
+        me = _hooks._get_ident()
+        slots = self.slots
+        for ident, top in sys._current_frames().items():
+            f = top
+            while f is not None:
+                code = f.f_code
+                if ident == me and code.co_filename.startswith(_MEMSCOPE_DIR):
+                    f = f.f_back
+                    continue
+                for p in frames.raw_slots(f):
+                    slots[p] = slots.get(p, 0) + 1
+                gscope = self.scopes.scope_of(code)
+                if gscope >= 0 and code.co_name != "<module>":
+                    self.add_frame(f, gscope)
+                f = f.f_back
+
+    def module_roots(self) -> None:
+        for module, file in self.scopes.modules:
+            mod = sys.modules.get(module)
+            if type(mod) is not _ModuleType:
+                continue
+            try:
+                d = _ModuleType.__dict__["__dict__"].__get__(mod)
+            except Exception:
+                continue
+            if d.get("__file__") not in (file, None) and d.get("_memscope_") is None:
+                continue
+            by_qual = self.scopes.files.get(file, {})
+            mscope = by_qual.get("<module>", -1)
+            tok = d.get("_memscope_m", d.get("_memscope_s", 0))
+            tok = tok if type(tok) is int else 0
+            for name, value in list(d.items()):
+                if type(name) is not str or _skip_name(name):
+                    continue
+                tp = type(value)
+                if tp is _ModuleType:
+                    continue
+                if _isa(value, type):
+                    self.class_roots(value, module, by_qual, 0)
+                    continue
+                self.add_root(Root(mscope, tok, name, value, 1))
+
+    def class_roots(self, cls: type, module: str, by_qual: dict[str, int], depth: int) -> None:
+        try:
+            if _type_module(cls) != module or depth > 4:
+                return
+            qual = _type_qualname(cls)
+            d = _type_dict(cls)
+        except Exception:
+            return
+        gscope = by_qual.get(qual, -1)
+        if gscope < 0:
+            return
+        for name, value in list(d.items()):
+            if type(name) is not str or _skip_name(name):
+                continue
+            if _isa(value, type):
+                self.class_roots(value, module, by_qual, depth + 1)
+                continue
+            if _isa(value, _CODE_ATTRS):
+                continue
+            self.add_root(Root(gscope, 0, name, value, 1))
+
+    # ---- the walk ----------------------------------------------------------------
+
+    def kind(self, tp: type, sample: Any) -> _Kind:
+        """What the walk does with objects of ``tp`` (made once per type per census)."""
+        kd = self.kinds.get(tp)
+        if kd is None:
+            kd = self.kinds[tp] = _Kind(tp, sample)
+        return kd
+
+    def children(self, o: Any, kd: _Kind) -> list[Any]:
+        """What ``o`` references, each reference once per holding slot (as counted by
+        the reference counts); [] for what the walk does not enter."""
+        if kd.how == _PLAIN or kd.how == _GEN:
+            kids = _get_referents(o)
+            if kd.is_dict and len(kids) == len(o):  # a str-keyed dict: values only
+                kids = [*_dict_keys(o), *kids]
+            return kids
+        if kd.how == _DECLARED:
+            return list(kd.wt.plan.sizer.children(o))  # type: ignore[union-attr]
+        if kd.how == _NUMPY:
+            base = sizing.buffer_base(o)
+            return [] if base is None else [base]
+        return []
+
+    def frame_of(self, k: Any) -> bool:
+        """An instrumented generator or coroutine: its frame's locals become roots
+        (True). Another one (False) is walked like any container."""
+        code = getattr(k, "gi_code", None) or getattr(k, "cr_code", None) or getattr(
+            k, "ag_code", None)
+        gscope = self.scopes.scope_of(code) if type(code) is _CodeType else -1
+        if gscope >= 0:
+            frame = getattr(k, "gi_frame", None) or getattr(k, "cr_frame", None) or getattr(
+                k, "ag_frame", None)
+            if frame is not None:
+                self.add_frame(frame, gscope)
+            return True
+        return False
+
+    def walk_root(self, r: int, root: Root) -> None:
+        # first, while no local of ours holds the object (as calibrated)
+        measured = _measure(root)
+        obj = root.obj
+        kd = self.kind(type(obj), obj)
+        if kd.how == _STOP or id(obj) in self.stop:
+            return
+        rec = self.rec.get(id(obj))
+        if rec is not None:
+            rec[_ROOTREFS] += root.refs
+            self.meet(rec, r, None)
+            return
+        # the other Root objects made so far for this object hold it too
+        holders = measured - _ROOT_BASE - (self.occurrences.get(id(obj), 1) - 1)
+        rec = [obj, r, 0, kd.size(obj), holders, root.refs, None, 0]
+        self.rec[id(obj)] = rec
+        self.objects += 1
+        if kd.how == _GEN and self.frame_of(obj):
+            return  # the generator is not walked: its locals are roots
+        self.descend(obj, rec)
+
+    def descend(self, start: Any, start_rec: list[Any]) -> None:
+        """The first walk below a newly remembered object: count, size, label."""
+        stack: list[tuple[Any, list[Any]]] = [(start, start_rec)]
+        kinds = self.kinds
+        recs = self.rec
+        stop = self.stop
+        single = _SINGLE
+        getrefcount = _getrefcount
+        children = self.children
+        visit = self.visit
+        objects = 0
+        while stack:
+            o, owner = stack.pop()
+            kd = kinds[type(o)]
+            try:
+                kids = children(o, kd)
+            except Exception:
+                continue
+            if kd.values_apart and not any(type(x) is dict for x in kids):
+                # 3.11/3.12 keep an instance's attribute values in an array of their
+                # own until its __dict__ is asked for (then the dict is a referent)
+                owner[_PRIVATE] += (8 * len(kids) + 15) & ~7  # the values and the class
+            visit += 1
+            for k in kids:
+                n = getrefcount(k)
+                ki = id(k)
+                rec = recs.get(ki)
+                if rec is not None:
+                    rec[_INDEG] += 1
+                    if rec[_VISIT] == visit:  # twice in one holder: counted once too many
+                        rec[_HOLDERS] -= 1
+                    if rec[_LABEL] != owner[_LABEL] or owner[_LABEL] == SHARED:
+                        self.meet(rec, owner[_LABEL], owner[_SHARERS])
+                    continue
+                kt = type(k)
+                kd = kinds.get(kt)
+                if kd is None:
+                    kd = self.kind(kt, k)
+                how = kd.how
+                if how == _STOP or (kd.is_dict and ki in stop):
+                    continue
+                objects += 1
+                if how == _LEAF:
+                    size = kd.sizeof(k) + kd.extra
+                    size = (size + 7) & ~7
+                else:
+                    size = kd.size(k)
+                if n <= single:  # o is its one holder: o's owner's, never met again
+                    owner[_PRIVATE] += size
+                    if how >= _PLAIN or (how == _GEN and not self.frame_of(k)):
+                        stack.append((k, owner))
+                    continue
+                rec = [k, owner[_LABEL], 1, size, n - single + 1, 0,
+                       None if owner[_SHARERS] is None else list(owner[_SHARERS]), visit]
+                recs[ki] = rec
+                if how >= _PLAIN or (how == _GEN and not self.frame_of(k)):
+                    stack.append((k, rec))
+        self.visit = visit
+        self.objects += objects
+
+    def meet(self, rec: list[Any], label: int, sharers: list[int] | None) -> None:
+        """``rec`` is reached again, from ``label`` (a root, SHARED with ``sharers``, or
+        ELSEWHERE): merge, and spread what changed below it."""
+        old = rec[_LABEL]
+        if old == ELSEWHERE:
+            return
+        if label == ELSEWHERE:
+            new_label, new_sharers = ELSEWHERE, None
+        else:
+            mine = [old] if old >= 0 else list(rec[_SHARERS] or ())
+            theirs = [label] if label >= 0 else list(sharers or ())
+            merged = mine + [s for s in theirs if s not in mine]
+            if len(merged) == len(mine) and old == SHARED:
+                return
+            if len(merged) == 1:
+                return
+            new_label, new_sharers = SHARED, merged[:MAX_SHARERS]
+            if old == SHARED and new_sharers == rec[_SHARERS]:
+                return
+        rec[_LABEL] = new_label
+        rec[_SHARERS] = new_sharers
+        self.spread(rec)
+
+    def spread(self, top: list[Any]) -> None:
+        """Carry ``top``'s new label down to what it reaches (no counting: the first
+        walk counted every edge)."""
+        stack: list[Any] = [top[_OBJ]]
+        recs = self.rec
+        label, sharers = top[_LABEL], top[_SHARERS]
+        seen_here: set[int] = {id(top[_OBJ])}
+        while stack:
+            o = stack.pop()
+            try:
+                kids = self.children(o, self.kind(type(o), o))
+            except Exception:
+                continue
+            for k in kids:
+                ki = id(k)
+                if ki in seen_here:
+                    continue
+                rec = recs.get(ki)
+                if rec is None:
+                    kd = self.kind(type(k), k)
+                    if kd.how >= _PLAIN and _getrefcount(k) <= _SINGLE:
+                        stack.append(k)  # a single-holder object: look through it
+                    continue
+                seen_here.add(ki)
+                old = rec[_LABEL]
+                if old == ELSEWHERE or (old == label and rec[_SHARERS] == sharers):
+                    continue
+                if label == ELSEWHERE:
+                    rec[_LABEL], rec[_SHARERS] = ELSEWHERE, None
+                else:
+                    mine = [old] if old >= 0 else list(rec[_SHARERS] or ())
+                    merged = mine + [s for s in (sharers or ()) if s not in mine]
+                    if old == SHARED and merged[:MAX_SHARERS] == rec[_SHARERS]:
+                        continue
+                    rec[_LABEL], rec[_SHARERS] = SHARED, merged[:MAX_SHARERS]
+                stack.append(k)
+
+    def run(self) -> None:
+        self.stack_roots()
+        self.module_roots()
+        r = 0
+        while True:
+            while r < len(self.roots):
+                self.walk_root(r, self.roots[r])
+                r += 1
+            if not self.pending_frames:
+                break
+            frame, gscope = self.pending_frames.pop()
+            try:
+                self.frame_roots(frame, gscope)
+            except Exception as exc:
+                _hooks._error("census", exc)
+        # more holders than the walk found: something unseen holds it too, unless it
+        # is running code (a frame's slot, or what a frame's stack holds, such as the
+        # iterator of a ``for`` loop over the object)
+        seen = self.running_refs()
+        for ki, rec in list(self.rec.items()):
+            if rec[_LABEL] != ELSEWHERE and \
+                    rec[_HOLDERS] > rec[_INDEG] + rec[_ROOTREFS] + seen.get(ki, 0):
+                rec[_LABEL], rec[_SHARERS] = ELSEWHERE, None
+                self.spread(rec)
+
+    def running_refs(self) -> dict[int, int]:
+        """References to remembered objects from running frames: their slots, and the
+        objects found in those slots (one level: the iterator a loop runs, a bound
+        method). A slot above a stack's top may be stale, so an address is made into an
+        object only when a live object has it (found among ``gc.get_objects()``)."""
+        slots = self.slots
+        refs = {p: n for p, n in slots.items() if p in self.rec}
+        loose = {p for p in slots if p not in self.rec}
+        if not loose:
+            return refs
+        for o in gc.get_objects():
+            if id(o) in loose and type(o) is not _FrameType:
+                try:
+                    kids = _get_referents(o)
+                except Exception:
+                    continue
+                for k in kids:
+                    ki = id(k)
+                    if ki in self.rec:
+                        refs[ki] = refs.get(ki, 0) + slots[id(o)]
+        return refs
+
+    def totals(self) -> tuple[list[int], list[int], int, int]:
+        """(retained per root, shared per root, named bytes, shared bytes)."""
+        n = len(self.roots)
+        retained = [0] * n
+        shared = [0] * n
+        named = shared_total = 0
+        for rec in self.rec.values():
+            label = rec[_LABEL]
+            if label >= 0:
+                retained[label] += rec[_PRIVATE]
+                named += rec[_PRIVATE]
+            elif label == SHARED:
+                for s in rec[_SHARERS] or ():
+                    shared[s] += rec[_PRIVATE]
+                named += rec[_PRIVATE]
+                shared_total += rec[_PRIVATE]
+        return retained, shared, named, shared_total
+
+
+_next_cid = [1]
+_one_at_a_time = _hooks._thread.allocate_lock()
+
+
+def take(reason: str, rss: int = -1, hwm: int = -1) -> int:
+    """Take a census now and record it (CVAR rows, then a CENSUS row); returns its id,
+    or 0 if it could not be taken (an error is counted, never raised)."""
+    if getattr(_hooks._local, "busy", False):
+        return 0
+    with _one_at_a_time:
+        return _take(reason, rss, hwm)
+
+
+def _take(reason: str, rss: int, hwm: int) -> int:
+    _hooks._local.busy = True
+    t0 = _hooks._perf()
+    old_switch = sys.getswitchinterval()
+    gc_was = gc.isenabled()
+    census = None
+    try:
+        sys.setswitchinterval(1000.0)  # hold the GIL: the heap holds still meanwhile
+        gc.disable()  # a collection mid-walk would free what a record still names
+        census = _Census(_Scopes())
+        census.run()
+        retained, shared, named, shared_total = census.totals()
+        cid = _next_cid[0]
+        _next_cid[0] += 1
+        rows = []
+        for i, root in enumerate(census.roots):
+            if retained[i] + shared[i] >= MIN_ROW_BYTES:
+                rows.append((retained[i], shared[i], i))
+        rows.sort(reverse=True)
+        out = _hooks._buf
+        for ret, sh, i in rows[:MAX_ROWS]:
+            root = census.roots[i]
+            obj = root.obj
+            shallow = census.kind(type(obj), obj).size(obj)
+            out.append((CVAR, cid, root.gscope, root.tok, root.name, _hooks._type_idx(type(obj)),
+                        shallow, ret, sh, id(obj)))
+        objects = census.objects
+    except Exception as exc:
+        _hooks._error("census", exc)
+        return 0
+    finally:
+        census = None  # every reference the census took goes here, before anything else
+        if gc_was:
+            gc.enable()
+        sys.setswitchinterval(old_switch)
+        _hooks._local.busy = False
+    t1 = _hooks._perf()
+    _hooks._buf.append((CENSUS, t1, cid, reason, rss, hwm, named, shared_total, objects,
+                        t1 - t0))
+    return cid
