@@ -10,10 +10,17 @@ It records a MEM row when the memory moved (by ``MEM_STEP`` or 1 MiB) or a secon
 passed, and it starts a census (``memscope.census``):
 
 - when resident memory first passes ``CENSUS_FIRST`` above where the run began, and
-  then each time it passes ``CENSUS_STEP`` times the memory of the last census: so a
-  census is never far below the peak (the one nearest the peak is the one the
+  then each time it passes ``CENSUS_STEP`` times the highest memory a census saw: so
+  a census is never far below the peak (the one nearest the peak is the one the
   reports show), and since the steps are geometric, all of them together cost a small
   multiple of the last one;
+- when memory passes the highest a census saw by ``JUMP_BYTES``: a large value was
+  made, perhaps bound at a site whose guard sleeps (sampling), and the census names
+  it while it is alive;
+- growth and jump censuses together take at most ``CENSUS_BUDGET`` of the run's time
+  (beyond the first): a program that grows without pause is not slowed by more;
+  except that memory doubling since the highest census always earns one (doublings
+  are geometric too, so their cost stays a small multiple of the last census's);
 - when asked (``memscope.snapshot()`` from any thread, or SIGUSR1 under ``memscope
   run``): the request is served at the next tick.
 
@@ -35,13 +42,14 @@ TICK = 0.02  # seconds between samples
 MEM_STEP = 0.01  # a move of this fraction of resident memory is worth a MEM row
 CENSUS_FIRST = 8 << 20  # the first census: this far above the run's starting memory
 CENSUS_STEP = 1.08  # then each time memory passes this factor of the last census's
-CENSUS_BUDGET = 0.25  # censuses may take at most this fraction of the run's time
+CENSUS_BUDGET = 0.10  # censuses may take at most this fraction of the run's time
 JUMP_BYTES = 1 << 20  # growth between two ticks that re-arms every guard
 
 _state = {
     "pid": 0,  # the process whose monitor is running (0: none)
     "start_rss": -1,
     "next_census": -1,
+    "census_high": -1,  # the highest resident memory a census saw
     "census_ns": 0,  # time spent in growth censuses so far
     "t0": 0,
     "last_rss": -1,
@@ -50,10 +58,6 @@ _state = {
 }
 _requests: list[str] = []  # censuses asked for, served at the next tick
 _enabled = [True]  # growth censuses (Config.census)
-
-TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
-if TYPE_CHECKING:
-    from typing import Any
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -103,13 +107,19 @@ def census(reason: str) -> int:
     """Take a census now in this thread (``memscope.census.take``) with the memory."""
     from memscope import census as census_
 
+    if _thread.get_ident() != _hooks._main_ident and reason != "end":
+        # This thread got the GIL the moment another one finished a long C call (the
+        # one that made the memory jump): its result is still on that thread's stack,
+        # not yet bound to its name. Let the program run on for one switch interval.
+        time.sleep(0)
     rss, hwm = sample(force=True)
     return census_.take(reason, rss, hwm)
 
 
 def _tick(prev_rss: int) -> int:
-    rss, hwm = sample()
-    if prev_rss >= 0 and rss - prev_rss >= JUMP_BYTES:
+    rss, _hwm = sample()
+    jump = prev_rss >= 0 and rss - prev_rss >= JUMP_BYTES
+    if jump:
         _hooks.rearm()
     while _requests:
         try:
@@ -118,14 +128,24 @@ def _tick(prev_rss: int) -> int:
             break
         census(reason)
     nxt = _state["next_census"]
-    if _enabled[0] and nxt >= 0 and rss >= nxt:
-        elapsed = _hooks._perf() - _state["t0"]
-        if _state["census_ns"] <= CENSUS_BUDGET * elapsed:
-            t = _hooks._perf()
-            census("growth")
-            _state["census_ns"] += _hooks._perf() - t
-            _state["next_census"] = int(max(rss, read_memory()[0]) * CENSUS_STEP)
+    grew = nxt >= 0 and rss >= nxt
+    if _state["census_high"] >= 0 and rss >= _state["census_high"] + JUMP_BYTES:
+        grew = True  # a new high by a megabyte: perhaps one large value, just made
+    if _enabled[0] and grew and (within_budget() or rss >= 2 * _state["census_high"]):
+        t = _hooks._perf()
+        census("growth")
+        _state["census_ns"] += _hooks._perf() - t
+        high = max(rss, read_memory()[0], _state["census_high"])
+        _state["census_high"] = high
+        _state["next_census"] = int(high * CENSUS_STEP)
     return rss
+
+
+def within_budget() -> bool:
+    """May a growth census run now? The first always may; then while all of them have
+    taken at most ``CENSUS_BUDGET`` of the time since tracking started."""
+    return _state["census_ns"] <= CENSUS_BUDGET * (_hooks._perf() - _state["t0"]) or \
+        _state["census_high"] < 0
 
 
 def _loop(pid: int) -> None:
@@ -145,7 +165,8 @@ def start() -> None:
         return
     rss, _hwm = read_memory()
     _state.update(pid=pid, start_rss=rss, t0=_hooks._perf(), census_ns=0, last_rss=-1,
-                  hwm=-1, next_census=rss + CENSUS_FIRST if rss >= 0 else -1)
+                  hwm=-1, census_high=-1,
+                  next_census=rss + CENSUS_FIRST if rss >= 0 else -1)
     sample(force=True)
     try:
         _thread.start_new_thread(_loop, (pid,))

@@ -271,6 +271,16 @@ class Census:
     cost_ns: int  # the census's own time
     vars: list[CensusVar] = field(default_factory=list)
 
+    def by_key(self) -> dict[str, tuple[int, int, int, int]]:
+        """Per variable key: (shallow, retained, shared, rows) summed over its rows in
+        this census (a function running in several frames has one row per frame; what
+        each retains is its own, so the sum is what the variable retains)."""
+        out: dict[str, tuple[int, int, int, int]] = {}
+        for v in self.vars:
+            sh, r, s, n = out.get(v.key, (0, 0, 0, 0))
+            out[v.key] = (sh + v.shallow, r + v.retained, s + v.shared, n + 1)
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "t": self.t,
@@ -486,12 +496,12 @@ class Analysis:
         elif k == CENSUS:
             _, t, cid, reason, rss, hwm, named, shared, nobj, cost = ev
             self._time(t)
-            c = Census(t, cid, str(reason), rss, hwm, named, shared, nobj, cost,
-                       self._census_vars.pop(cid, []))
-            self.censuses.append(c)
+            cen = Census(t, cid, str(reason), rss, hwm, named, shared, nobj, cost,
+                         self._census_vars.pop(cid, []))
+            self.censuses.append(cen)
             if rss >= 0 or hwm >= 0:
                 self._memory(t, rss, hwm)
-            for v in c.vars:
+            for v in cen.vars:
                 vs = self.vars.get(v.key)
                 if vs is None:
                     vs = self.vars[v.key] = VarStats(v.key, v.var, v.scope, v.module, "?", 0)
@@ -537,6 +547,13 @@ class Analysis:
 
     def last_census(self) -> Census | None:
         return self.censuses[-1] if self.censuses else None
+
+    def start_ns(self) -> int:
+        """The earliest start of a process in the stream (its PROC row's ``start_ns``:
+        the runtime's clock when memscope started in it), -1 when no PROC row said."""
+        starts = [int(p.get("start_ns") or 0) for p in self.procs.values()]
+        starts = [s for s in starts if s > 0]
+        return min(starts) if starts else -1
 
     def _time(self, t: int) -> None:
         if self.t_first < 0:

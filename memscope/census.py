@@ -35,6 +35,7 @@ it is timed (``cost_ns``) and recorded as CVAR rows and one CENSUS row
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import sys
 import types
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 _getrefcount = sys.getrefcount
+_getsizeof = sys.getsizeof
+_add = int.__add__
+_and = int.__and__
+_repeat = itertools.repeat
 _get_referents = gc.get_referents
 _ModuleType = types.ModuleType
 _CodeType = types.CodeType
@@ -58,6 +63,7 @@ _dict_keys = dict.keys
 _type_module = type.__dict__["__module__"].__get__
 _type_qualname = type.__dict__["__qualname__"].__get__
 _type_dict = type.__dict__["__dict__"].__get__
+_module_dict = _ModuleType.__dict__["__dict__"].__get__  # type: ignore[index]
 _MEMSCOPE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # what a class body holds that is code, not data: never a class-attribute root
 _CODE_ATTRS = (types.FunctionType, staticmethod, classmethod, property, type,
@@ -135,6 +141,13 @@ def _single_holder_refs() -> int:
     return 4
 
 
+def _single_holder_refs_mapped() -> int:
+    """The same, in the bulk shape (``map`` over a holder's referents)."""
+    holder = [object()]
+    kids = _get_referents(holder)
+    return max(map(_getrefcount, kids))
+
+
 def _root_refs() -> int:
     """What ``_measure`` says of an object with exactly one holder besides the root."""
     probe = [object()]
@@ -148,6 +161,8 @@ def _measure(root: Root) -> int:
 
 
 _SINGLE = _single_holder_refs()
+_SINGLE_MAPPED = _single_holder_refs_mapped()
+_BULK = 16  # a holder of at least this many leaves is sized in C-level passes
 _ROOT_BASE = _root_refs() - 1
 
 
@@ -204,7 +219,7 @@ class _Census:
         for m in list(sys.modules.values()):
             if type(m) is _ModuleType:
                 try:
-                    self.stop.add(id(_ModuleType.__dict__["__dict__"].__get__(m)))
+                    self.stop.add(id(_module_dict(m)))
                 except Exception:
                     continue
 
@@ -240,7 +255,7 @@ class _Census:
         me = _hooks._get_ident()
         slots = self.slots
         for ident, top in sys._current_frames().items():
-            f = top
+            f: Any = top
             while f is not None:
                 code = f.f_code
                 if ident == me and code.co_filename.startswith(_MEMSCOPE_DIR):
@@ -259,7 +274,7 @@ class _Census:
             if type(mod) is not _ModuleType:
                 continue
             try:
-                d = _ModuleType.__dict__["__dict__"].__get__(mod)
+                d: dict[str, Any] = _module_dict(mod)
             except Exception:
                 continue
             if d.get("__file__") not in (file, None) and d.get("_memscope_") is None:
@@ -318,7 +333,8 @@ class _Census:
                 kids = [*_dict_keys(o), *kids]
             return kids
         if kd.how == _DECLARED:
-            return list(kd.wt.plan.sizer.children(o))  # type: ignore[union-attr]
+            sizer = kd.wt.plan.sizer
+            return list(sizer.children(o)) if sizer is not None and sizer.children else []
         if kd.how == _NUMPY:
             base = sizing.buffer_base(o)
             return [] if base is None else [base]
@@ -382,6 +398,9 @@ class _Census:
                 # own until its __dict__ is asked for (then the dict is a referent)
                 owner[_PRIVATE] += (8 * len(kids) + 15) & ~7  # the values and the class
             visit += 1
+            if len(kids) >= _BULK and self.bulk(kids, owner):
+                objects += len(kids)
+                continue
             for k in kids:
                 n = getrefcount(k)
                 ki = id(k)
@@ -394,9 +413,10 @@ class _Census:
                         self.meet(rec, owner[_LABEL], owner[_SHARERS])
                     continue
                 kt = type(k)
-                kd = kinds.get(kt)
-                if kd is None:
-                    kd = self.kind(kt, k)
+                kkd = kinds.get(kt)
+                if kkd is None:
+                    kkd = self.kind(kt, k)
+                kd = kkd
                 how = kd.how
                 if how == _STOP or (kd.is_dict and ki in stop):
                     continue
@@ -418,6 +438,23 @@ class _Census:
                     stack.append((k, rec))
         self.visit = visit
         self.objects += objects
+
+    def bulk(self, kids: list[Any], owner: list[Any]) -> bool:
+        """Size many referents at once when every one is a leaf (a string, a number,
+        bytes) with ``o`` as its only holder: the common list of strings or numbers.
+        False (nothing done) otherwise."""
+        kinds = self.kinds
+        for t in set(map(type, kids)):
+            kd = kinds.get(t)
+            if kd is None or kd.how != _LEAF:
+                return False
+        if max(map(_getrefcount, kids)) > _SINGLE_MAPPED:
+            return False
+        # leaves have no GC header: getsizeof is their __sizeof__; each rounded up to
+        # the allocator's 8-byte granule, as sizing does
+        owner[_PRIVATE] += sum(map(_and, map(_add, map(_getsizeof, kids), _repeat(7)),
+                                   _repeat(~7)))
+        return True
 
     def meet(self, rec: list[Any], label: int, sharers: list[int] | None) -> None:
         """``rec`` is reached again, from ``label`` (a root, SHARED with ``sharers``, or
@@ -573,7 +610,7 @@ def _take(reason: str, rss: int, hwm: int) -> int:
         cid = _next_cid[0]
         _next_cid[0] += 1
         rows = []
-        for i, root in enumerate(census.roots):
+        for i in range(len(census.roots)):
             if retained[i] + shared[i] >= MIN_ROW_BYTES:
                 rows.append((retained[i], shared[i], i))
         rows.sort(reverse=True)

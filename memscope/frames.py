@@ -19,7 +19,6 @@ import types
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
 _CellType = types.CellType
