@@ -25,6 +25,7 @@ import platform
 from typing import Any
 
 from memscope.analysis import Analysis
+from memscope.reporters import _memory
 from memscope.reporters._collector import (
     GANTT_RESOLUTION,
     HISTORY_PER_VAR,
@@ -118,7 +119,8 @@ def build_model(
     with_series: bool = True,
     collector: Collector | None = None,
 ) -> dict[str, Any]:
-    """The whole report model (JSON-ready); relative times are ns since the first event.
+    """The whole report model (JSON-ready); relative times are ns since the run's start
+    (``_memory.origin``: the capture header's ``start_ns``), as in every report.
 
     ``collector``: what was aggregated while the analysis streamed (``Collector.attach``);
     without one, it is made from the analysis's history. Its capacities bound what can
@@ -130,9 +132,13 @@ def build_model(
             gantt_resolution=gantt_resolution, with_series=with_series,
         )  # fmt: skip
     co = collector.close(an)
-    t0 = an.t_first if an.t_first >= 0 else 0
+    t0 = _memory.origin(an, meta)
     t1 = max(an.t_last, t0)
     span = max(t1 - t0, 1)
+    # the collector counts from its first binding: its times move to the run's start
+    series_shift = co.series.t0 - t0 if co.series.t0 >= 0 else 0
+    raw_shift = co.t0 - t0 if co.t0 >= 0 else 0
+    cv = _memory.census_vars(an, t0)
 
     def rel(t: int) -> int:
         return -1 if t < 0 else t - t0
@@ -159,9 +165,11 @@ def build_model(
     type_names = co.types.names
 
     # ---- variables table ------------------------------------------------------------
-    top_vars = an.top_variables(max_vars)
+    top_vars = [an.vars[k] for k in _memory.ranked_vars(an, cv, max_vars)]
     var_rows = []
+    no_census = {"retained": -1, "retained_max": -1, "shared": -1, "shallow": -1, "series": []}
     for vs in top_vars:
+        cd = cv.get(vs.key, no_census)
         vi = co.var_index.get(vs.key, -1)
         v = co.vars[vi] if vi >= 0 else None
         hist = sorted(v.hist)[-history_per_var:] if v is not None and history_per_var > 0 else []
@@ -177,6 +185,11 @@ def build_model(
                 "shallow": v.shallow if v is not None else -1,
                 "deep": v.deep if v is not None else -1,
                 "peak": vs.peak_bytes,
+                "retained": cd["retained"],
+                "retained_max": cd["retained_max"],
+                "census_shared": cd["shared"],
+                "census_shallow": cd["shallow"],
+                "census": cd["series"],
                 "total": vs.total_bytes,
                 "binds": vs.binds,
                 "lifetime": v.life if v is not None else vs.max_lifetime_ns,
@@ -204,11 +217,14 @@ def build_model(
         )
 
     # ---- time series ----------------------------------------------------------------
-    series = (
+    series: dict[str, Any] = (
         co.series.result(an, t1, buckets=buckets, top_k=top_k)
         if with_series
         else {"t": [], "step": 1, "total": [], "groups": {}, "peak": 0}
     )
+    series["t0"] = series_shift  # where its first bucket starts, from the run's start
+    if series_shift:
+        series["t"] = [t + series_shift for t in series["t"]]
 
     # ---- Gantt: rows = variables (grouped by scope), merged binding + object spans ----
     quantum = span / max(gantt_resolution, 1)
@@ -434,7 +450,8 @@ def build_model(
         "types": len(an.by_type),
         "scopes_entered": stats["scopes_entered"],
         "objects_finalized": an.finals,
-        "duration": stats["duration_ns"],
+        "duration": _memory.end_of_run(an, t0),
+        "first_event": rel(an.t_first),
         "threads": len(an.threads) or len(an.by_thread),
         "tasks": len(an.tasks),
         "processes": max(len(procs), 1),
@@ -464,6 +481,11 @@ def build_model(
     return {
         "format": 1,
         "info": info,
+        "headline": _memory.headline(an, t0),
+        "process": _memory.process_memory(an, t0),
+        "censuses": [_memory.census_row(c, t0) for c in an.censuses],
+        "census_series": _memory.census_layers(an, t0, cv, top_k),
+        "raw_shift": raw_shift,
         "overview": overview,
         "span": span if an.t_first >= 0 else 0,
         "series": series,

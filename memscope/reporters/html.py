@@ -47,6 +47,9 @@ def _write_page(
         co.close(analysis)
         model = build_model(analysis, meta, collector=co, **options)
         model["raw"] = raw_header(co)
+        # the raw columns count from the collector's first binding; the page from the
+        # run's start, like every other time in the model
+        model["raw"]["t_offset"] = model["raw_shift"]
         title = f"memscope · {model['info']['name']}"
         # CSP: nothing may be fetched; inline script and style only
         csp = (

@@ -2,8 +2,9 @@
 events stream through the analysis (finished bindings go straight to disk), so memory
 stays bounded by what is live at one moment plus per-variable aggregates.
 
-Times are nanoseconds since the tracker started (``meta.start_ns``), ``-1`` for "not
-yet" / "not recorded". Schemas: ``docs/schema/<kind>.schema.json``.
+Times are nanoseconds since the run started (``meta.start_ns``: the capture header's
+start, the same origin as every other report; the first event when no start is
+known), ``-1`` for "not yet" / "not recorded". Schemas: ``docs/schema/<kind>.schema.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 
 from memscope.analysis import Analysis, Binding
 from memscope.events import EVENT_NAMES, ScopeKind, kind_name
+from memscope.reporters import _memory
 
 FORMAT_VERSION = 1
 KINDS = (
@@ -86,6 +88,8 @@ class JsonReport:
             raise
 
     def rel(self, t: int) -> int:
+        if self.t0 <= 0 and self.an is not None and self.an.t_first >= 0:
+            self.t0 = _memory.origin(self.an, self.meta)  # no start known: the first event
         return -1 if t < 0 else (t - self.t0 if self.t0 else t)
 
     # ---- streaming ------------------------------------------------------------------
@@ -216,19 +220,50 @@ class JsonReport:
         assert self.allocs is not None
         self.allocs.close()
         st = an.stats()
+        self.rel(0)  # settles the origin if no start was known
+        t0 = self.t0 if self.t0 > 0 else _memory.origin(an, self.meta)
         summary = {k: v for k, v in st.items() if not k.startswith("by_")}
         summary["peak_t"] = self.rel(an.peak_t)
+        for k in ("process_peak_t", "peak_census_t"):
+            summary[k] = self.rel(summary[k])
+        summary["duration_ns"] = _memory.end_of_run(an, t0)
+        summary["first_event_t"] = self.rel(an.t_first)
         summary["t0"] = self.t0
         summary["allocations"] = self.allocs.n
+        cv = _memory.census_vars(an, t0)
+        top = []
+        for k in _memory.ranked_vars(an, cv, 50):
+            d = an.vars[k].as_dict()
+            c = cv.get(k)
+            d["retained_over_time"] = c["series"] if c else []
+            d["peak_retained_bytes"] = c["retained_max"] if c else -1
+            d["retained_bytes"] = c["retained"] if c else -1
+            d["shared_bytes"] = c["shared"] if c else -1
+            d["shallow_bytes"] = c["shallow"] if c else -1
+            top.append(d)
+        censuses = []
+        for cz in an.censuses:
+            row = cz.as_dict()
+            row["t"] = self.rel(cz.t)
+            censuses.append(row)
         self._tail(
             "memory_analysis",
             {
                 "summary": summary,
+                "headline": _memory.headline(an, t0),
+                "process_memory": {
+                    "available": an.rss_peak >= 0 or bool(an.memory),
+                    "peak_bytes": an.rss_peak,
+                    "peak_t": self.rel(an.rss_peak_t) if an.rss_peak >= 0 else -1,
+                    "last_bytes": an.rss_last,
+                    "series": [[self.rel(t), r] for t, r in an.memory],
+                },
+                "censuses": censuses,
                 "by_type": st["by_type"],
                 "by_scope": st["by_scope"],
                 "by_thread": st["by_thread"],
                 "by_task": st["by_task"],
-                "top_variables": [v.as_dict() for v in an.top_variables(50)],
+                "top_variables": top,
                 "timeline": [[self.rel(t), b] for t, b in an.timeline],
             },
         )
@@ -406,7 +441,7 @@ class JsonReport:
             "events_by_kind": {
                 EVENT_NAMES.get(k, f"kind_{k}"): n for k, n in sorted(kinds.items())
             },
-            "duration_ns": max(0, an.t_last - an.t_first) if an.t_first >= 0 else 0,
+            "duration_ns": _memory.end_of_run(an, self.t0 if self.t0 > 0 else an.t_first),
             "capture": {
                 "bytes": cap_bytes,
                 "bytes_per_event": round(cap_bytes / an.events, 3) if an.events else 0,

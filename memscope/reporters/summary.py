@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from memscope.analysis import Analysis
+from memscope.reporters._format import fmt_bytes as _fb
+from memscope.reporters._format import fmt_ns as _fn
 
 
 def short_path(path: str) -> str:
@@ -56,16 +58,60 @@ def fmt_ns(ns: float) -> str:
     return f"{ns / 1e9:.2f} s"
 
 
+def _memory_rows(an: Analysis, head: Table, start: int) -> str:
+    """The headline's rows (process peak, what names retain, the rest, the bind-time
+    number labelled as such); returns the headline sentence."""
+    from memscope.reporters import _memory as M
+
+    h = M.headline(an, start)
+    if h["process_peak_bytes"] >= 0:
+        head.add_row(M.LABEL_PEAK, f"{_fb(h['process_peak_bytes'])} at "
+                     f"{_fn(h['process_peak_t'])}")
+    else:
+        head.add_row(M.LABEL_PEAK, "not known: " + M.NO_MEMORY.split(": ")[0])
+    if h["named_bytes"] >= 0:
+        rss = h["census_rss_bytes"]
+        head.add_row(
+            M.LABEL_NAMED,
+            f"{_fb(h['named_bytes'])} ({_fb(h['named_shared_bytes'])} of it shared "
+            f"by several names); census at {_fn(h['census_t'])} ({h['census_reason']})"
+            + (f", resident {_fb(rss)} then" if rss >= 0 else ""),
+        )
+    else:
+        head.add_row(M.LABEL_NAMED, "not known: no census in this capture")
+    if h["unnamed_bytes"] >= 0:
+        head.add_row(M.LABEL_UNNAMED, f"{_fb(h['unnamed_bytes'])} "
+                     f"({M.percent(h['unnamed_bytes'], h['process_peak_bytes'])} of the peak)")
+    if an.censuses:
+        reasons: dict[str, int] = {}
+        for c in an.censuses:
+            reasons[c.reason] = reasons.get(c.reason, 0) + 1
+        head.add_row("censuses", f"{len(an.censuses):,} ("
+                     + ", ".join(f"{k} {n:,}" for k, n in reasons.items())
+                     + f"), {_fn(sum(c.cost_ns for c in an.censuses))} of walking in all")
+    peak_at = _fn(h["bound_peak_t"]) if h["bound_peak_t"] >= 0 else "-"
+    head.add_row(
+        M.LABEL_BOUND,
+        f"{_fb(an.peak_bytes)} in {an.peak_count:,} bindings, at {peak_at}",
+    )
+    return str(h["text"])
+
+
 def render(
     an: Analysis, meta: dict[str, Any], console: Console, *, top: int = 15, t0: int = 0
 ) -> None:
+    from memscope.reporters import _memory as M
+
     st = an.stats()
-    start = t0 or (an.t_first if an.t_first >= 0 else 0)
+    # every time from the run's start (the capture header's start_ns), as in every report
+    start = t0 or M.origin(an, meta)
     console.rule(f"[bold]memscope summary: {meta.get('name', '?')}")
     pids = meta.get("pids") or []
     head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
+    head.add_column(style="bold", no_wrap=True)
     head.add_column()
+    text = _memory_rows(an, head, start)
+    console.print(text, style="bold", markup=False, highlight=False)
     head.add_row("mode", f"{meta.get('mode', '?')}  (python {meta.get('python', '?')})")
     head.add_row("processes", ", ".join(map(str, pids)) or "-")
     if meta.get("start_time"):
@@ -75,14 +121,10 @@ def render(
         f"{st['events']:,}  ({st['total_binds']:,} binds, "
         f"{st['variables']:,} variables, {st['scopes_entered']:,} scope entries)",
     )
-    # from the same origin as the time of the peak (the run's start when known)
-    head.add_row("duration", fmt_ns(an.t_last - start) if an.t_last >= 0 else "-")
-    peak_at = fmt_ns(an.peak_t - start) if an.peak_t >= 0 else "-"
+    head.add_row("duration", _fn(M.end_of_run(an, start)) if an.t_last >= 0 else "-")
     head.add_row(
-        "peak", f"{fmt_bytes(st['peak_bytes'])} in {st['peak_bindings']:,} bindings, at {peak_at}"
-    )
-    head.add_row(
-        "live at end", f"{fmt_bytes(st['active_bytes'])} in {st['active_bindings']:,} bindings"
+        "live at end",
+        f"{_fb(st['active_bytes'])} in {st['active_bindings']:,} bindings (bind-time sizes)",
     )
     dropped = int(meta.get("dropped") or 0)
     sampled = max(int(meta.get("sampled") or 0), int(st["sampled_skipped"]))
@@ -96,27 +138,43 @@ def render(
         head.add_row("[red]tracker errors", str(st["errors"]))
     console.print(head)
 
-    t = Table(title="Top variables by peak bytes", title_justify="left")
-    for col, just in (
-        ("variable", "left"),
-        ("scope", "left"),
-        ("where", "left"),
-        ("type", "left"),
-        ("peak", "right"),
-        ("binds", "right"),
-        ("longest", "right"),
-    ):  # names and places wrap rather than lose their end in a narrow terminal
-        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
-    for v in an.top_variables(top):
-        t.add_row(
-            v.var,
-            f"{v.module}:{v.scope}",
-            f"{short_path(v.file)}:{v.line}",
-            _types_cell(v.types),
-            fmt_bytes(v.peak_bytes),
-            f"{v.binds:,}",
-            fmt_ns(v.max_lifetime_ns),
-        )
+    cv = M.census_vars(an, start)
+    pc = an.peak_census()
+    if pc is not None:
+        title = ("Top variables by retained bytes, at the census nearest the peak "
+                 f"({_fn(pc.t - start)});"
+                 " max: the most any census found; shared: also reached by other names; at bind: "
+                 f"{M.LABEL_BOUND}; '-': not listed by the census (not live, or under 1 KiB)")
+    else:
+        title = f"Top variables by bytes {M.LABEL_BOUND} (no census in this capture)"
+    t = Table(title=title, title_justify="left")
+    cols: list[tuple[str, str]] = [("variable / scope", "left"), ("where", "left"),
+                                   ("type", "left")]
+    if pc is not None:
+        cols += [("retained", "right"), ("max", "right"), ("shared", "right"),
+                 ("shallow", "right")]
+    cols += [("at bind", "right"), ("binds", "right")]
+    from rich.markup import escape
+    ranked = [an.vars[k] for k in M.ranked_vars(an, cv, top)]
+    wheres = [f"{short_path(v.file)}:{v.line}" if v.line else "-" for v in ranked]
+    for col, just in cols:  # names and places wrap rather than lose their end
+        # a place is read whole (file:line): the other columns wrap first
+        mw = min(max((len(w) for w in wheres), default=5), 36) if col == "where" else None
+        t.add_column(col, justify=just, overflow="fold", min_width=mw)  # type: ignore[arg-type]
+
+    def size(n: int) -> str:
+        return "-" if n < 0 else _fb(n)
+
+    for v, where in zip(ranked, wheres, strict=True):
+        key = v.key
+        row = [f"{escape(v.var)}\n[dim]{escape(f'{v.module}:{v.scope}')}[/dim]", escape(where),
+               escape(_types_cell(v.types))]
+        if pc is not None:
+            d = cv.get(key) or {"retained": -1, "retained_max": -1, "shared": -1, "shallow": -1}
+            row += [size(d["retained"]), size(d["retained_max"]), size(d["shared"]),
+                    size(d["shallow"])]
+        row += [_fb(v.peak_bytes) if v.binds else "-", f"{v.binds:,}"]
+        t.add_row(*row)
     console.print(t)
 
     s = Table(title="Top scopes by peak bytes", title_justify="left")
@@ -125,7 +183,7 @@ def render(
     s.add_column("binds", justify="right")
     s.add_column("live", justify="right")
     for key, g in sorted(an.by_scope.items(), key=lambda kv: -kv[1].peak_bytes)[:top]:
-        s.add_row(key, fmt_bytes(g.peak_bytes), f"{g.binds:,}", fmt_bytes(g.active_bytes))
+        s.add_row(key, _fb(g.peak_bytes), f"{g.binds:,}", _fb(g.active_bytes))
     console.print(s)
 
     if an.leaks:
@@ -138,7 +196,7 @@ def render(
             name = f"{b['scope']}.{b['var']}" if isinstance(b, dict) else f"id {lk['oid']}"
             lt.add_row(
                 f"{lk['type']} {name}",
-                fmt_bytes(lk["size"]),
+                _fb(lk["size"]),
                 "; ".join(map(str, lk["holders"][:3])) or "?",
             )
         console.print(lt)
@@ -150,10 +208,10 @@ def render(
     th.add_column("peak", justify="right")
     th.add_column("binds", justify="right")
     for key, g in sorted(an.by_thread.items(), key=lambda kv: -kv[1].peak_bytes)[:top]:
-        th.add_row(f"thread {key}", fmt_bytes(g.peak_bytes), f"{g.binds:,}")
+        th.add_row(f"thread {key}", _fb(g.peak_bytes), f"{g.binds:,}")
     for key, g in sorted(an.by_task.items(), key=lambda kv: -kv[1].peak_bytes)[:top]:
         if key != "-":
-            th.add_row(f"task {key}", fmt_bytes(g.peak_bytes), f"{g.binds:,}")
+            th.add_row(f"task {key}", _fb(g.peak_bytes), f"{g.binds:,}")
     console.print(th)
     procs = meta.get("processes") or []
     if len(procs) > 1:

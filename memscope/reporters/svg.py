@@ -16,6 +16,7 @@ from xml.sax.saxutils import escape as _xml_escape
 
 from memscope.analysis import Analysis
 from memscope.reporters._charts import OTHER, Collector, build_model, fmt_bytes, fmt_ns
+from memscope.reporters._memory import LABEL_BOUND, LABEL_PEAK
 
 PALETTE = (
     "#2f6fdb",
@@ -138,11 +139,11 @@ def _byte_ticks(hi: float, n: int) -> list[float]:
 
 def _header(c: Canvas, model: dict[str, Any], what: str) -> float:
     o, info = model["overview"], model["info"]
+    hl = model.get("headline") or {}
     c.rect(0, 0, c.width, 56, "#1f2933")
     c.text(20, 24, f"memscope · {clip(info['name'], 60)}", size=16, fill="#ffffff", weight=700)
     c.text(20, 44, what, size=12, fill="#cbd2d9")
     parts = [
-        f"peak {fmt_bytes(o['peak'])}" + (f" at {fmt_ns(o['peak_t'])}" if o["peak_t"] >= 0 else ""),
         f"{o['binds']:,} bindings",
         f"{o['variables']:,} variables",
         f"{fmt_ns(o['duration'])}",
@@ -151,7 +152,13 @@ def _header(c: Canvas, model: dict[str, Any], what: str) -> float:
     if o["leaks"]:
         parts.append(f"{o['leaks']} leak(s), {fmt_bytes(o['leak_bytes'])}")
     c.text(c.width - 20, 24, "  ·  ".join(parts), size=12, fill="#ffffff", anchor="end")
-    return 56
+    # the headline: the process's real peak and what the names retain of it
+    c.rect(0, 56, c.width, 30, "#eef3fc")
+    ok = hl.get("status") == "ok"
+    c.text(20, 76, clip(str(hl.get("text", "")), int((c.width - 40) / (7.4 if ok else 6.4))),
+           size=13.5 if ok else 12, weight=650 if ok else 400, fill=INK if ok else MUTED,
+           title=str(hl.get("text", "")))
+    return 86
 
 
 def _empty(c: Canvas, y: float, msg: str) -> float:
@@ -204,19 +211,130 @@ def _bars(
     return y + len(rows) * 22 + 6
 
 
+RSS = "#0b7285"
+CENSUS = "#5f3dc4"
+
+
+def _process_chart(c: Canvas, model: dict[str, Any], y: float) -> float:
+    """The process's resident memory over time with its peak, and what the named
+    variables retained at each census (stacked bars at the census times)."""
+    p = model.get("process") or {}
+    cs = model.get("census_series") or {}
+    cens = model.get("censuses") or []
+    if not p.get("rss") and not cens:
+        return y
+    width = c.width
+    y += 20
+    c.text(20, y + 14, "Process memory (resident) and what named variables retain (censuses)",
+           size=14, weight=650)
+    ml, mr, mt, ph = 80.0, 24.0, y + 30.0, 200.0
+    pw = width - ml - mr
+    span = max(model["span"], 1)
+    named = [sum(v[i] for v in cs.get("values", [])) for i in range(len(cs.get("t", [])))]
+    ymax = max([1, p.get("peak", -1), *p.get("rss", []), *named]) * 1.08
+    yt = _byte_ticks(ymax, 5)
+    ymax = max(ymax, yt[-1])
+
+    def X(t: float) -> float:
+        return ml + t / span * pw
+
+    def Y(v: float) -> float:
+        return mt + ph - v / ymax * ph
+
+    for v in yt:
+        c.line(ml, Y(v), ml + pw, Y(v), "#eef1f4")
+        c.text(ml - 8, Y(v) + 4, fmt_bytes(v), size=11, fill=MUTED, anchor="end")
+    for t in _nice_ticks(0, span, 8):
+        c.line(X(t), mt + ph, X(t), mt + ph + 4, "#cbd2d9")
+        c.text(X(t), mt + ph + 17, fmt_ns(t), size=11, fill=MUTED, anchor="middle")
+    c.line(ml, mt + ph, ml + pw, mt + ph, "#cbd2d9")
+    # census bars, stacked by variable
+    bw = 10.0
+    labels = cs.get("labels", [])
+    base = [0.0] * len(cs.get("t", []))
+    shown: list[tuple[str, str]] = []
+    for gi, vals in enumerate(cs.get("values", [])):
+        if max(vals, default=0) <= 0:
+            continue
+        key = cs["keys"][gi]
+        color = OTHER_COLOR if key == "(other)" else PALETTE[gi % len(PALETTE)]
+        shown.append((labels[gi], color))
+        for ci, v in enumerate(vals):
+            if v <= 0:
+                continue
+            x = min(max(ml, X(cs["t"][ci]) - bw / 2), ml + pw - bw)
+            y0, y1 = Y(base[ci]), Y(base[ci] + v)
+            c.add(f'<rect x="{x:.1f}" y="{y1:.1f}" width="{bw}" height="{max(y0 - y1, 0.5):.1f}" '
+                  f'fill="{color}" fill-opacity="0.85"><title>{esc(labels[gi])}: '
+                  f'{esc(fmt_bytes(v))} at {esc(fmt_ns(cs["t"][ci]))}</title></rect>')
+            base[ci] += v
+    # the resident-memory line (a sample holds until the next)
+    ts, rss = p.get("t", []), p.get("rss", [])
+    if rss:
+        pts = []
+        for i, (t, v) in enumerate(zip(ts, rss, strict=True)):
+            if i:
+                pts.append(f"{X(t):.1f},{Y(rss[i - 1]):.1f}")
+            pts.append(f"{X(t):.1f},{Y(v):.1f}")
+        c.add(f'<path d="M{"L".join(pts)}" fill="none" stroke="{RSS}" stroke-width="2">'
+              "<title>resident memory of the process</title></path>")
+    if p.get("peak", -1) >= 0 and p.get("peak_t", -1) >= 0:
+        px, py = X(p["peak_t"]), Y(p["peak"])
+        c.line(px, mt, px, mt + ph, LEAK, ' stroke-dasharray="4 3" stroke-width="1.2"')
+        c.add(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{LEAK}"/>')
+        right = px > ml + pw * 0.7
+        c.text(px - 6 if right else px + 6, mt + 12,
+               f"{LABEL_PEAK} {fmt_bytes(p['peak'])} at {fmt_ns(p['peak_t'])}",
+               size=12, fill="#a61b1b", weight=650, anchor="end" if right else "start")
+    last = -1e9
+    for cz in cens:
+        cx = X(cz["t"])
+        tip = (f"census at {fmt_ns(cz['t'])} ({cz['reason']}): named variables retain "
+               f"{fmt_bytes(cz['named'])}, resident {fmt_bytes(cz['rss'])}")
+        c.add(f'<path d="M{cx:.1f},{mt + ph - 2:.1f}l-4,-7h8z" fill="{CENSUS}">'
+              f"<title>{esc(tip)}</title></path>")
+        if cx - last > 46:
+            anchor = "end" if cx > ml + pw - 24 else "middle"
+            c.text(cx, mt + ph - 12, cz["reason"], size=10, fill=CENSUS, anchor=anchor)
+            last = cx
+    y = mt + ph + 42
+    lx: float = ml
+    items = [(lbl, col, "box") for lbl, col in shown]
+    if rss:
+        items.append(("resident memory of the process", RSS, "line"))
+    if cens:
+        items.append((f"census ({len(cens)})", CENSUS, "tri"))
+    for label, color, kind in items:
+        item = clip(label, 34)
+        wd = 22 + len(item) * 6.6
+        if lx + wd > width - 20:
+            lx = ml
+            y += 18
+        if kind == "line":
+            c.line(lx, y - 4, lx + 12, y - 4, color, ' stroke-width="2"')
+        elif kind == "tri":
+            c.add(f'<path d="M{lx + 6:.1f},{y:.1f}l-5,-8h10z" fill="{color}"/>')
+        else:
+            c.rect(lx, y - 9, 11, 11, color, ' rx="2"')
+        c.text(lx + 16, y, item, size=11.5, mono=kind == "box", title=label)
+        lx += wd + 14
+    return y + 8
+
+
 def memory_svg(model: dict[str, Any], *, width: int = 1000) -> str:
     c = Canvas(width)
-    y = _header(c, model, "Memory analysis: tracked memory over time, top variables, types, scopes")
+    y = _header(c, model, "Memory analysis: process memory, what names retain, bind-time sizes")
     o = model["overview"]
-    if not o["binds"]:
+    if not o["binds"] and not (model.get("process") or {}).get("rss") and not model.get("censuses"):
         y = _empty(c, y + 10, "No bindings were recorded in this run: nothing to chart.")
         return c.render(y + 10, f"memscope memory analysis of {model['info']['name']}: empty run")
 
+    y = _process_chart(c, model, y)
     # -- memory over time, stacked by variable --
     s = model["series"]
     grp = s["groups"]["var"]
     y += 20
-    c.text(20, y + 14, "Tracked memory over time, stacked by variable", size=14, weight=650)
+    c.text(20, y + 14, f"Bytes {LABEL_BOUND}, stacked by variable", size=14, weight=650)
     c.text(
         width - 20,
         y + 14,
@@ -266,15 +384,15 @@ def memory_svg(model: dict[str, Any], *, width: int = 1000) -> str:
         base = top
     if o["peak_t"] >= 0:
         px, py = X(o["peak_t"]), Y(o["peak"])
-        c.line(px, mt, px, mt + ph, LEAK, ' stroke-dasharray="4 3" stroke-width="1.2"')
-        c.add(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{LEAK}"/>')
+        c.line(px, mt, px, mt + ph, "#868e96", ' stroke-dasharray="4 3" stroke-width="1.2"')
+        c.add(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="#868e96"/>')
         right = px > ml + pw * 0.7
         c.text(
             px - 6 if right else px + 6,
             mt + 12,
-            f"peak {fmt_bytes(o['peak'])} at {fmt_ns(o['peak_t'])}",
+            f"bind-time peak {fmt_bytes(o['peak'])} at {fmt_ns(o['peak_t'])}",
             size=12,
-            fill="#a61b1b",
+            fill="#495057",
             weight=650,
             anchor="end" if right else "start",
         )
@@ -293,18 +411,26 @@ def memory_svg(model: dict[str, Any], *, width: int = 1000) -> str:
         lx += wd + 14
     y += 22
 
-    # -- top variables --
-    top = sorted(model["vars"], key=lambda r: -r["peak"])[:12]
+    # -- top variables: by what they retained at the census nearest the peak --
+    censused = bool(model.get("censuses"))
+    if censused:
+        top = [r for r in model["vars"] if r["retained"] > 0][:12]  # ranked by retained
+        title = "Top variables by retained bytes, at the census nearest the peak"
+        val = "retained"
+    else:
+        top = sorted(model["vars"], key=lambda r: -r["peak"])[:12]
+        title = f"Top variables by bytes {LABEL_BOUND} (no census in this capture)"
+        val = "peak"
     rows = [
         (
             f"{r['scope']}.{r['var']}",
-            r["peak"],
+            r[val],
             f"{r['module']}:{r['scope']}.{r['var']} ({r['file']}:{r['line']}) "
             f"{', '.join(r['types'])}",
         )
         for r in top
     ]
-    y = _bars(c, 20, y + 6, width - 40, "Top variables by peak size", rows, label_w=300)
+    y = _bars(c, 20, y + 6, width - 40, title, rows, label_w=300)
     more = o["variables"] - len(rows)
     if more > 0:
         c.text(20, y + 6, f"+ {more:,} more variables", size=11, fill=MUTED)
@@ -327,13 +453,15 @@ def memory_svg(model: dict[str, Any], *, width: int = 1000) -> str:
     ]
     if len(srows_all) > 10:
         srow.append((OTHER, sum(r["peak"] for r in srows_all[10:]), "smaller scopes"))
-    y1 = _bars(c, 20, y + 10, half, "Types by peak", trow, label_w=170)
-    y2 = _bars(c, 40 + half, y + 10, half, "Scopes by peak", srow, label_w=190)
+    y1 = _bars(c, 20, y + 10, half, "Types by peak bound at bind time", trow, label_w=170)
+    y2 = _bars(c, 40 + half, y + 10, half, "Scopes by peak bound at bind time", srow, label_w=190)
     y = max(y1, y2) + 10
     c.text(
         20,
         y + 4,
-        "Made by memscope. Sizes are deep sizes where recorded, else shallow.",
+        "Made by memscope. Times from the run's start. Retained: bytes freed if that name "
+        "alone were dropped (a census's heap walk). Bind-time sizes are deep where recorded, "
+        "else shallow.",
         size=10.5,
         fill=MUTED,
     )
@@ -444,7 +572,7 @@ def timeline_svg(model: dict[str, Any], *, width: int = 1000, max_rows: int = 45
     c.text(
         20,
         y + 2,
-        "Made by memscope. Times are since the first recorded event.",
+        "Made by memscope. Times are since the run's start.",
         size=10.5,
         fill=MUTED,
     )
