@@ -49,7 +49,11 @@ def load_rows(n: int) -> int:
     kept = RowCache([0] * 30000)
     memscope.track_var(kept)
     _CACHE["rows"] = kept  # outlives the scope: a leak
-    return len(rows)
+    grown: list[str] = []  # bound empty, filled after: only a census sees its size
+    memscope.track_var(grown)
+    grown.extend(str(i) * 4 for i in range(20000))
+    memscope.snapshot()  # a census now: what each name retains
+    return len(rows) + len(grown)
 
 
 @memscope.track_scope("numeric")
@@ -113,6 +117,7 @@ meta = {
     "pids": [str(__import__("os").getpid())],
     "counters": tracker.overhead(),
     "sampled": "every binding",
+    "start_ns": memscope._hooks.start_ns(),  # the run's start: every report's clock
 }
 from memscope.reporters import _charts, html, svg  # noqa: E402
 

@@ -22,7 +22,8 @@ import pytest
 from playwright.sync_api import expect
 
 from memscope.reporters import html
-from memscope.reporters._charts import fmt_bytes
+from memscope.reporters._charts import fmt_bytes, fmt_ns
+from memscope.reporters._memory import LABEL_BOUND, LABEL_NAMED, LABEL_PEAK, LABEL_UNNAMED
 from tests.report_helpers import HOSTILE, synthetic_analysis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,7 +182,23 @@ def test_overview_shows_the_capture_numbers(page: Any, demo: Demo) -> None:
     def card(k: str) -> str:
         return page.locator(f'.card[data-k="{k}"] .v').text_content()  # type: ignore[no-any-return]
 
-    assert card("peak tracked memory") == fmt_bytes(o["peak"])
+    # the headline: the process's real peak and what the names retain of it
+    h = demo.model["headline"]
+    assert h["status"] == "ok"
+    assert page.locator("#headline-text").text_content() == h["text"]
+    assert h["text"].startswith(f"named variables retain {fmt_bytes(h['named_bytes'])} of the "
+                                f"{fmt_bytes(h['process_peak_bytes'])} process peak (")
+    assert card(LABEL_PEAK) == fmt_bytes(h["process_peak_bytes"])
+    assert card(LABEL_NAMED) == fmt_bytes(h["named_bytes"])
+    assert card(LABEL_UNNAMED) == fmt_bytes(h["unnamed_bytes"])
+    # the bind-time number stays, labelled for what it is
+    assert card(LABEL_BOUND) == fmt_bytes(o["peak"])
+    assert page.locator('.card[data-k="peak tracked memory"]').count() == 0
+    bar = page.locator("#ov-headline .hl-bar .named")
+    assert bar.is_visible()
+    dl = page.locator("#ov-headline .hl-rows").text_content()
+    assert LABEL_PEAK in dl and LABEL_BOUND in dl
+    assert card("duration") == fmt_ns(o["duration"])
     assert card("variables") == str(o["variables"])
     assert card("bindings") == str(o["binds"])
     assert card("leaks") == "1"
@@ -194,16 +211,49 @@ def test_overview_shows_the_capture_numbers(page: Any, demo: Demo) -> None:
 # ---- memory over time -------------------------------------------------------------------
 
 
+def test_memory_chart_draws_the_process_line_peak_and_censuses(page: Any, demo: Demo) -> None:
+    """By default, with censuses: what each name retained at each census, the resident
+    memory line of the process over it, its peak, and a mark per census."""
+    m = demo.model
+    assert page.locator('#mem-layers button[data-layers="census"]').get_attribute("class") == "on"
+    line = page.locator("#mem-chart path.rss-line")
+    expect(line).to_have_count(1)
+    assert int(line.get_attribute("data-points")) == len(m["process"]["t"]) > 1
+    label = page.locator("#rss-peak-label").text_content()
+    assert label == (f"{LABEL_PEAK} {fmt_bytes(m['process']['peak'])} at "
+                     f"{fmt_ns(m['process']['peak_t'])}")
+    reasons = page.eval_on_selector_all("#mem-chart g.census-mark",
+                                        "els => els.map(e => e.dataset.reason)")
+    assert reasons == [c["reason"] for c in m["censuses"]] and "snapshot" in reasons
+    legend = texts(page, "#mem-legend .lbl")
+    assert legend[0] == "load_rows.grown"  # bound empty, filled after: the census sees it
+    assert "resident memory of the process" in legend and "census (heap walk)" in legend
+    assert page.locator("#mem-chart g.census-layer rect").count() >= 2
+    # the grouping applies to the bind-time layers only
+    assert page.locator('#mem-groupings button[data-grouping="type"]').is_disabled()
+    # scaled to the variables, the process line goes off the top (clipped, still there)
+    page.click('#mem-scale button[data-scale="vars"]')
+    expect(page.locator("#mem-chart path.rss-line")).to_have_count(1)
+    page.click('#mem-scale button[data-scale="process"]')
+    shot(page, "#memory", "dashboard_memory_census")
+    # hover: the resident memory and the nearest census
+    box = page.locator("#mem-chart .brush-area").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert "resident " in page.locator("#tip").text_content()
+
+
 def test_memory_chart_stacks_by_grouping_marks_the_peak_and_zooms(page: Any, demo: Demo) -> None:
     s = demo.model["series"]
+    page.click('#mem-layers button[data-layers="bind"]')
     legend = texts(page, "#mem-legend .lbl")
-    assert len(legend) == len(s["groups"]["var"]["labels"])
+    assert len(legend) == len(s["groups"]["var"]["labels"]) + 2  # + the line and the censuses
     assert legend[0] == "numeric.matrix"  # the largest variable first
     assert "load_rows.kept" in legend
-    assert len(page.query_selector_all("#mem-chart path.layer")) == len(legend)
+    assert len(page.query_selector_all("#mem-chart path.layer")) == len(legend) - 2
     peak = demo.model["overview"]
     label = page.locator("#peak-label").text_content()
-    assert label.startswith(f"peak {fmt_bytes(peak['peak'])} at ")
+    assert label.startswith(f"bind-time peak {fmt_bytes(peak['peak'])} at ")
+    expect(page.locator("#mem-chart path.rss-line")).to_have_count(1)  # over these too
     shot(page, "#memory", "dashboard_memory")
 
     page.click('#mem-groupings button[data-grouping="type"]')
@@ -247,18 +297,40 @@ def test_variables_table_sorts_filters_and_expands_history(page: Any, demo: Demo
     rows = demo.model["vars"]
     names = column(page, 0)
     assert len(names) == len(rows)
-    assert names == [r["var"] for r in sorted(rows, key=lambda r: -r["peak"])]
+    # by retained at the census nearest the peak, then the most retained, then bind time
+    assert page.get_attribute('#var-table th[data-key="retained"]', "aria-sort") == "descending"
+    want = sorted(rows, key=lambda r: (-r["retained"], -r["retained_max"], -r["peak"]))
+    assert names == [r["var"] for r in want]
+    heads = texts(page, "#var-table thead th")
+    assert heads[4:11] == ["retained", "max retained", "shared", "shallow", "bound at bind",
+                           "shallow at bind", "deep at bind"]
     first = page.locator("#var-table tbody tr.row").first
     cells = first.locator("td").all_text_contents()
-    top = max(rows, key=lambda r: r["peak"])
-    assert cells[1] == top["scope"] and cells[3] == "numpy.ndarray"
-    assert cells[6] == fmt_bytes(top["peak"])
-    assert cells[4] == fmt_bytes(top["shallow"]) and cells[5] == fmt_bytes(top["deep"])
+    top = want[0]
+    assert cells[0].startswith("grown") and cells[1] == "load_rows" and cells[3] == "list"
+    assert cells[4] == fmt_bytes(top["retained"]) and top["retained"] > 100 * top["peak"]
+    assert cells[5] == fmt_bytes(top["retained_max"]) and cells[7] == fmt_bytes(top["census_shallow"])
+    assert cells[8] == fmt_bytes(top["peak"])  # an empty list when it was bound
+    matrix = next(r for r in rows if r["var"] == "matrix")
+    mcells = page.locator('#var-table tr.row[data-key="__main__:numeric:matrix"] td')
+    mcells = mcells.all_text_contents()
+    assert mcells[4] == "—"  # not live at the census
+    assert mcells[8] == fmt_bytes(matrix["peak"]) and mcells[9] == fmt_bytes(matrix["shallow"])
+    assert mcells[10] == fmt_bytes(matrix["deep"])
+    # a row's detail: what the censuses found it retaining over time
+    page.click('#var-table tr.row[data-key="__main__:load_rows:grown"]')
+    detail = page.locator('#var-table .census-detail[data-census-of="__main__:load_rows:grown"]')
+    assert detail.is_visible()
+    assert detail.locator("circle.census-point").count() == len(top["census"]) >= 1
+    assert f"{fmt_bytes(top['census'][0][1])} at {fmt_ns(top['census'][0][0])}" in \
+        detail.text_content()
+    shot(page, "#variables", "dashboard_variables_census")
+    page.click('#var-table tr.row[data-key="__main__:load_rows:grown"]')
     # the leaked variable is flagged, aliases are listed
     kept = page.locator('#var-table tr.row[data-key="__main__:load_rows:kept"]')
     assert "leak" in kept.get_attribute("class")
     rows_row = page.locator('#var-table tr.row[data-key="__main__:load_rows:rows"]')
-    assert "load_rows.view" in rows_row.locator("td").nth(9).text_content()
+    assert "load_rows.view" in rows_row.locator("td").nth(13).text_content()
     shot(page, "#variables", "dashboard_variables")
 
     # sort by name, ascending then descending

@@ -114,12 +114,45 @@
   document.title = "memscope · " + I.name;
 
   // ---- overview ---------------------------------------------------------------------
+  var HL = D.headline || { status: "none", text: "", labels: {} }, LB = HL.labels || {};
+  var P = D.process || { available: false, t: [], rss: [], peak: -1, peak_t: -1 };
+  var CENS = D.censuses || [], CS = D.census_series || { t: [], values: [], labels: [], keys: [], reasons: [], named: [] };
+  function pct(part, whole) {
+    if (!(whole > 0) || part < 0) return "n/a";
+    var p = 100 * part / whole;
+    return (p > 0 && p < 1) ? "<1%" : Math.round(p) + "%";
+  }
+  function renderHeadline() {
+    var box = document.getElementById("ov-headline");
+    box.setAttribute("data-status", HL.status);
+    box.appendChild(el("div", { cls: "hl-text", id: "headline-text", text: HL.text }));
+    if (HL.process_peak_bytes > 0 && HL.named_bytes >= 0) {
+      // the process peak as a bar: what the names retain, and the rest
+      var share = Math.max(0, Math.min(1, HL.named_bytes / HL.process_peak_bytes));
+      var bar = el("div", { cls: "hl-bar", role: "img", "aria-label": HL.text });
+      bar.appendChild(el("span", { cls: "named", style: "width:" + (100 * share).toFixed(2) + "%", title: LB.named + ": " + fmtBytes(HL.named_bytes) }));
+      bar.appendChild(el("span", { cls: "unnamed", style: "width:" + (100 * (1 - share)).toFixed(2) + "%", title: LB.unnamed + ": " + fmtBytes(HL.unnamed_bytes) }));
+      box.appendChild(bar);
+    }
+    var dl = el("dl", { cls: "hl-rows" });
+    function row(k, v, cls) { dl.appendChild(el("dt", { text: k, cls: cls || "" })); dl.appendChild(el("dd", { text: v, cls: cls || "" })); }
+    row(LB.process_peak, HL.process_peak_bytes >= 0 ? fmtBytes(HL.process_peak_bytes) + " at " + fmtNs(HL.process_peak_t) : "not known: this capture has no process memory record");
+    row(LB.named, HL.named_bytes >= 0 ? fmtBytes(HL.named_bytes) + " (" + fmtBytes(HL.named_shared_bytes) + " of it shared by several names) — census at " + fmtNs(HL.census_t) + " (" + HL.census_reason + ")" + (HL.census_rss_bytes >= 0 ? ", resident " + fmtBytes(HL.census_rss_bytes) + " then" : "") : "not known: no census in this capture");
+    if (HL.unnamed_bytes >= 0) row(LB.unnamed, fmtBytes(HL.unnamed_bytes) + " (" + pct(HL.unnamed_bytes, HL.process_peak_bytes) + " of the peak)");
+    row(LB.bound, fmtBytes(O.peak) + (O.peak_t >= 0 ? " at " + fmtNs(O.peak_t) + " · " + fmtInt(O.peak_bindings) + " live bindings" : ""), "muted");
+    box.appendChild(dl);
+  }
   function renderOverview() {
+    renderHeadline();
     var cards = document.getElementById("ov-cards");
     function card(v, k, d, hot) { cards.appendChild(el("div", { cls: "card" + (hot ? " hot" : ""), "data-k": k }, [el("div", { cls: "v", text: v }), el("div", { cls: "k", text: k }), d ? el("div", { cls: "d", text: d }) : null])); }
-    card(fmtBytes(O.peak), "peak tracked memory", O.peak_t >= 0 ? "at " + fmtNs(O.peak_t) + " · " + fmtInt(O.peak_bindings) + " live bindings" : "");
-    card(fmtBytes(O.active_bytes), "still tracked at end", fmtInt(O.active_bindings) + " live bindings");
-    card(fmtNs(O.duration), "duration", fmtInt(O.events) + " events");
+    card(HL.process_peak_bytes >= 0 ? fmtBytes(HL.process_peak_bytes) : "not known", LB.process_peak, HL.process_peak_bytes >= 0 ? "at " + fmtNs(HL.process_peak_t) : "no process memory in this capture");
+    card(HL.named_bytes >= 0 ? fmtBytes(HL.named_bytes) : "not known", LB.named, HL.named_bytes >= 0 ? pct(HL.named_bytes, HL.process_peak_bytes) + " of the peak · census at " + fmtNs(HL.census_t) : "no census in this capture");
+    if (HL.unnamed_bytes >= 0) card(fmtBytes(HL.unnamed_bytes), LB.unnamed, pct(HL.unnamed_bytes, HL.process_peak_bytes) + " of the peak");
+    card(fmtBytes(O.peak), LB.bound, O.peak_t >= 0 ? "at " + fmtNs(O.peak_t) + " · " + fmtInt(O.peak_bindings) + " live bindings" : "");
+    card(fmtBytes(O.active_bytes), "still bound at end (bind-time sizes)", fmtInt(O.active_bindings) + " live bindings");
+    card(fmtNs(O.duration), "duration", fmtInt(O.events) + " events · from the run's start" + (O.first_event > 0 ? " (first event at " + fmtNs(O.first_event) + ")" : ""));
+    card(fmtInt(CENS.length), "censuses", CENS.length ? fmtNs(CENS.reduce(function (a, c) { return a + c.cost_ns; }, 0)) + " of heap walks" : "none in this capture");
     card(fmtInt(O.binds), "bindings", fmtInt(O.unbinds) + " del · " + fmtInt(O.objects_finalized) + " objects freed");
     card(fmtInt(O.variables), "variables", fmtInt(O.types) + " types");
     card(fmtInt(O.scopes), "scopes", fmtInt(O.scopes_entered) + " scope instances");
@@ -161,6 +194,9 @@
         var T = c[1] === "f64" ? Float64Array : c[1] === "i32" ? Int32Array : Uint8Array;
         cols[c[0]] = new T(buf, c[2], RAWH.n);
       });
+      // raw times count from the first binding; the page from the run's start
+      var off = RAWH.t_offset || 0;
+      if (off) for (var j = 0; j < RAWH.n; j++) cols.t_bind[j] += off;
       document.body.setAttribute("data-raw-ms", String(Math.round(performance.now() - t)));
       return cols;
     })();
@@ -199,9 +235,14 @@
   }
 
   // ---- memory over time --------------------------------------------------------------
-  var mem = { grouping: "var", lo: 0, hi: SPAN };
+  // layers: "census" (what each name retained at each census: heap walks) or "bind" (the
+  // bytes bound at bind time, stacked by a grouping); the resident-memory line of the
+  // process is drawn over either, with its peak (the high-water mark) and the censuses
+  var HAS_CENSUS = CENS.length > 0 && CS.t.length > 0;
+  var mem = { grouping: "var", lo: 0, hi: SPAN, layers: HAS_CENSUS ? "census" : "bind", scale: "process" };
   // the peak as the chart shows it: the highest bucket, at the recorded peak time when
   // that falls in the bucket (it does whenever the replay and the analysis agree)
+  var ST0 = S.t0 || 0;
   var PEAK = (function () {
     var bi = -1, v = -1;
     S.total.forEach(function (x, i) { if (x > v) { v = x; bi = i; } });
@@ -209,33 +250,58 @@
     var lo = S.t[bi], hi = lo + S.step;
     return { t: (O.peak_t >= lo && O.peak_t <= hi) ? O.peak_t : lo + S.step / 2, v: v };
   })();
-  function renderMemoryControls() {
-    var seg = document.getElementById("mem-groupings");
-    [["var", "variable"], ["scope", "scope"], ["type", "type"], ["thread", "thread"], ["task", "task"]].forEach(function (g) {
-      var b = el("button", { text: g[1], "data-grouping": g[0], type: "button" });
-      if (g[0] === mem.grouping) b.className = "on";
+  function seg(id, items, key, done) {
+    var box = document.getElementById(id);
+    items.forEach(function (g) {
+      var at = { text: g[1], type: "button" };
+      at["data-" + key] = g[0];
+      var b = el("button", at);
+      if (g[0] === mem[key]) b.className = "on";
+      if (g[2]) b.disabled = true;
       b.addEventListener("click", function () {
-        mem.grouping = g[0];
-        Array.prototype.forEach.call(seg.children, function (c) { c.className = c === b ? "on" : ""; });
+        mem[key] = g[0];
+        Array.prototype.forEach.call(box.children, function (c) { c.className = c === b ? "on" : ""; });
+        if (done) done();
         renderMemory();
       });
-      seg.appendChild(b);
+      box.appendChild(b);
     });
+  }
+  function syncGroupings() {
+    Array.prototype.forEach.call(document.getElementById("mem-groupings").children, function (c) { c.disabled = mem.layers === "census"; });
+  }
+  function renderMemoryControls() {
+    seg("mem-layers", [["census", "retained (censuses)", !HAS_CENSUS], ["bind", "bound at bind time"]], "layers", syncGroupings);
+    seg("mem-groupings", [["var", "variable"], ["scope", "scope"], ["type", "type"], ["thread", "thread"], ["task", "task"]], "grouping");
+    seg("mem-scale", [["process", "whole process", !P.rss.length && P.peak < 0], ["vars", "variables"]], "scale");
+    syncGroupings();
     document.getElementById("mem-reset").addEventListener("click", function () { mem.lo = 0; mem.hi = SPAN; renderMemory(); });
+  }
+  function censusTotal(i) { var s = 0; CS.values.forEach(function (v) { s += v[i]; }); return s; }
+  function rssAt(t) {  // the latest sample at or before t (-1 before the first)
+    var v = -1;
+    for (var i = 0; i < P.t.length && P.t[i] <= t; i++) v = P.rss[i];
+    return v;
   }
   function renderMemory() {
     var box = document.getElementById("mem-chart"), legend = document.getElementById("mem-legend");
     clear(legend);
     document.getElementById("mem-reset").disabled = (mem.lo <= 0 && mem.hi >= SPAN);
-    if (!O.binds) { empty(box, "No bindings were recorded in this run, so there is no memory to chart."); return; }
+    if (!O.binds && !P.rss.length && !HAS_CENSUS) { empty(box, "No bindings, process memory or census were recorded in this run, so there is no memory to chart."); return; }
     clear(box);
     var W = width(box), H = 330, ml = 74, mr = 18, mt = 16, mb = 34, pw = W - ml - mr, ph = H - mt - mb;
     var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": "memory over time" }, box);
-    var grp = S.groups[mem.grouping] || { labels: [], values: [] };
+    var censusView = mem.layers === "census";
+    var grp = censusView ? { labels: CS.labels, keys: CS.keys, values: CS.values } : (S.groups[mem.grouping] || { labels: [], values: [] });
     var ts = S.t, step = S.step, n = ts.length;
-    var i0 = Math.max(0, Math.floor(mem.lo / step)), i1 = Math.min(n - 1, Math.ceil(mem.hi / step));
-    var ymax = 0;
-    for (var i = i0; i <= i1; i++) if (S.total[i] > ymax) ymax = S.total[i];
+    var i0 = Math.max(0, Math.floor((mem.lo - ST0) / step)), i1 = Math.min(n - 1, Math.ceil((mem.hi - ST0) / step));
+    var ymax = 0, i;
+    if (censusView) { for (i = 0; i < CS.t.length; i++) if (CS.t[i] >= mem.lo && CS.t[i] <= mem.hi) ymax = Math.max(ymax, censusTotal(i)); }
+    else for (i = i0; i <= i1; i++) if (S.total[i] > ymax) ymax = S.total[i];
+    if (mem.scale === "process") {
+      for (i = 0; i < P.t.length; i++) if (P.t[i] >= mem.lo && P.t[i] <= mem.hi) ymax = Math.max(ymax, P.rss[i]);
+      if (P.peak_t >= mem.lo && P.peak_t <= mem.hi) ymax = Math.max(ymax, P.peak);
+    }
     ymax = ymax > 0 ? ymax * 1.08 : 1;
     var yt = byteTicks(ymax, 5); ymax = Math.max(ymax, yt[yt.length - 1]);
     function X(t) { return ml + (t - mem.lo) / (mem.hi - mem.lo) * pw; }
@@ -246,33 +312,84 @@
     var clipId = "memclip";
     var cp = sv("clipPath", { id: clipId }, sv("defs", null, svg)); sv("rect", { x: ml, y: mt - 2, width: pw, height: ph + 2 }, cp);
     var layers = sv("g", { "clip-path": "url(#" + clipId + ")" }, svg);
-    // stacked step areas, one path per group
-    var base = new Array(n).fill(0);
-    grp.values.forEach(function (vals, gi) {
-      var top = [], d = "";
-      for (var i = i0; i <= i1; i++) top[i] = base[i] + vals[i];
-      var pts = [];
-      for (i = i0; i <= i1; i++) { var xa = X(ts[i]), xb = X(ts[i] + step); pts.push([xa, Y(top[i])], [xb, Y(top[i])]); }
-      var low = [];
-      for (i = i1; i >= i0; i--) { var xa2 = X(ts[i]), xb2 = X(ts[i] + step); low.push([xb2, Y(base[i])], [xa2, Y(base[i])]); }
-      d = "M" + pts.concat(low).map(function (p) { return p[0].toFixed(1) + "," + p[1].toFixed(1); }).join("L") + "Z";
-      var c = color(gi, grp.labels[gi]);
-      sv("path", { d: d, fill: c, "fill-opacity": 0.85, "data-label": grp.labels[gi], "class": "layer" }, layers);
-      for (i = i0; i <= i1; i++) base[i] = top[i];
-      var mx = grp.peaks ? grp.peaks[gi] : 0;
-      if (!grp.peaks) for (i = 0; i < n; i++) if (vals[i] > mx) mx = vals[i];
-      legend.appendChild(el("span", { title: grp.keys[gi], cls: "item" }, [el("i", { style: "background:" + c }), el("b", { cls: "lbl", text: grp.labels[gi] }), el("em", { text: "peak " + fmtBytes(mx) })]));
-    });
-    // peak marker
-    if (PEAK.t >= 0 && PEAK.t >= mem.lo && PEAK.t <= mem.hi) {
-      var px = X(PEAK.t), py = Y(PEAK.v);
-      var pk = sv("g", { "class": "peak" }, svg);
-      sv("line", { x1: px, x2: px, y1: mt, y2: mt + ph, stroke: "#d64545", "stroke-dasharray": "4 3", "stroke-width": 1.2 }, pk);
-      sv("circle", { cx: px, cy: py, r: 4, fill: "#d64545" }, pk);
-      var lbl = "peak " + fmtBytes(PEAK.v) + " at " + fmtNs(PEAK.t);
-      var right = px > ml + pw * 0.7;
-      sv("text", { x: right ? px - 6 : px + 6, y: mt + 12, "text-anchor": right ? "end" : "start", fill: "#a61b1b", "font-size": 12, "font-weight": 600, text: lbl, id: "peak-label" }, pk);
+    if (censusView) {
+      // each census is a heap walk at one moment: a stacked bar at its time
+      var bw = Math.max(6, Math.min(18, pw / Math.max(CS.t.length, 1) / 3));
+      var cbase = CS.t.map(function () { return 0; });
+      grp.values.forEach(function (vals, gi) {
+        var c = color(gi, grp.keys[gi] === "(other)" ? "(other)" : grp.labels[gi]);
+        var g = sv("g", { "class": "layer census-layer", "data-label": grp.labels[gi] }, layers);
+        var mx = 0;
+        vals.forEach(function (v) { mx = Math.max(mx, v); });
+        if (mx <= 0) return;  // a layer no census found anything in
+        vals.forEach(function (v, ci) {
+          if (v <= 0) return;
+          var x = Math.max(ml, Math.min(ml + pw - bw, X(CS.t[ci]) - bw / 2)), y0 = Y(cbase[ci]), y1 = Y(cbase[ci] + v);
+          sv("rect", { x: x.toFixed(1), y: y1.toFixed(1), width: bw, height: Math.max(0.5, y0 - y1).toFixed(1), fill: c, "fill-opacity": 0.85 }, g);
+          cbase[ci] += v;
+        });
+        legend.appendChild(el("span", { title: grp.keys[gi], cls: "item" }, [el("i", { style: "background:" + c }), el("b", { cls: "lbl", text: grp.labels[gi] }), el("em", { text: "max " + fmtBytes(mx) })]));
+      });
+    } else {
+      // stacked step areas, one path per group
+      var base = new Array(n).fill(0);
+      grp.values.forEach(function (vals, gi) {
+        var top = [], d = "";
+        for (var i = i0; i <= i1; i++) top[i] = base[i] + vals[i];
+        var pts = [];
+        for (i = i0; i <= i1; i++) { var xa = X(ts[i]), xb = X(ts[i] + step); pts.push([xa, Y(top[i])], [xb, Y(top[i])]); }
+        var low = [];
+        for (i = i1; i >= i0; i--) { var xa2 = X(ts[i]), xb2 = X(ts[i] + step); low.push([xb2, Y(base[i])], [xa2, Y(base[i])]); }
+        if (!pts.length) return;
+        d = "M" + pts.concat(low).map(function (p) { return p[0].toFixed(1) + "," + p[1].toFixed(1); }).join("L") + "Z";
+        var c = color(gi, grp.labels[gi]);
+        sv("path", { d: d, fill: c, "fill-opacity": 0.85, "data-label": grp.labels[gi], "class": "layer" }, layers);
+        for (i = i0; i <= i1; i++) base[i] = top[i];
+        var mx = grp.peaks ? grp.peaks[gi] : 0;
+        if (!grp.peaks) for (i = 0; i < n; i++) if (vals[i] > mx) mx = vals[i];
+        legend.appendChild(el("span", { title: grp.keys[gi], cls: "item" }, [el("i", { style: "background:" + c }), el("b", { cls: "lbl", text: grp.labels[gi] }), el("em", { text: "peak " + fmtBytes(mx) })]));
+      });
+      // the bind-time peak
+      if (PEAK.t >= 0 && PEAK.t >= mem.lo && PEAK.t <= mem.hi) {
+        var px = X(PEAK.t), py = Y(PEAK.v);
+        var pk = sv("g", { "class": "peak" }, svg);
+        sv("line", { x1: px, x2: px, y1: mt, y2: mt + ph, stroke: "#868e96", "stroke-dasharray": "4 3", "stroke-width": 1.2 }, pk);
+        sv("circle", { cx: px, cy: py, r: 4, fill: "#868e96" }, pk);
+        var lbl = "bind-time peak " + fmtBytes(PEAK.v) + " at " + fmtNs(PEAK.t);
+        var right = px > ml + pw * 0.7;
+        sv("text", { x: right ? px - 6 : px + 6, y: mt + 28, "text-anchor": right ? "end" : "start", fill: "#495057", "font-size": 11.5, "font-weight": 600, text: lbl, id: "peak-label" }, pk);
+      }
     }
+    // the process's resident memory: a line over the layers, and its peak
+    if (P.rss.length) {
+      var d2 = "", prevY = null;
+      for (i = 0; i < P.t.length; i++) {
+        var xx = X(P.t[i]).toFixed(1), yy = Y(P.rss[i]).toFixed(1);
+        d2 += (d2 ? "L" + xx + "," + prevY + "L" : "M") + xx + "," + yy;  // steps: a sample holds until the next
+        prevY = yy;
+      }
+      sv("path", { d: d2, fill: "none", stroke: "#0b7285", "stroke-width": 2, "class": "rss-line", "data-points": P.t.length }, layers);
+      legend.appendChild(el("span", { cls: "item line" }, [el("i", { cls: "ln rss" }), el("b", { cls: "lbl", text: "resident memory of the process" }), el("em", { text: "sampled " + fmtInt(P.t.length) + " times" })]));
+    }
+    if (P.peak >= 0 && P.peak_t >= mem.lo && P.peak_t <= mem.hi) {
+      var qx = X(P.peak_t), qy = Y(P.peak);
+      var rp = sv("g", { "class": "rss-peak" }, svg);
+      sv("line", { x1: qx, x2: qx, y1: mt, y2: mt + ph, stroke: "#d64545", "stroke-dasharray": "4 3", "stroke-width": 1.2 }, rp);
+      if (qy >= mt) sv("circle", { cx: qx, cy: qy, r: 4, fill: "#d64545" }, rp);
+      var r2 = qx > ml + pw * 0.7;
+      sv("text", { x: r2 ? qx - 6 : qx + 6, y: mt + 12, "text-anchor": r2 ? "end" : "start", fill: "#a61b1b", "font-size": 12, "font-weight": 600, text: LB.process_peak + " " + fmtBytes(P.peak) + " at " + fmtNs(P.peak_t), id: "rss-peak-label" }, rp);
+    }
+    // census marks: a tick under the axis per census, with its reason
+    var marks = sv("g", { "class": "census-marks" }, svg), lastLabel = -1e9;
+    CENS.forEach(function (c) {
+      if (c.t < mem.lo || c.t > mem.hi) return;
+      var cx = X(c.t), g = sv("g", { "class": "census-mark", "data-reason": c.reason, "data-t": c.t }, marks);
+      sv("path", { d: "M" + cx.toFixed(1) + "," + (mt + ph - 9) + "l-4,-7h8z", fill: "#5f3dc4" }, g);
+      var anchor = cx > ml + pw - 24 ? "end" : cx < ml + 24 ? "start" : "middle";
+      if (cx - lastLabel > 46) { sv("text", { x: cx, y: mt + ph - 19, "text-anchor": anchor, "font-size": 10, fill: "#5f3dc4", text: c.reason }, g); lastLabel = cx; }
+      tipOn(g, "census at " + fmtNs(c.t) + " (" + c.reason + ")\nnamed variables retain " + fmtBytes(c.named) + " (" + fmtBytes(c.shared) + " shared)\nresident " + fmtBytes(c.rss) + " · " + fmtInt(c.objects) + " objects walked in " + fmtNs(c.cost_ns));
+    });
+    if (CENS.length) legend.appendChild(el("span", { cls: "item" }, [el("i", { cls: "tri" }), el("b", { cls: "lbl", text: "census (heap walk)" }), el("em", { text: fmtInt(CENS.length) + " in this run" })]));
     var hover = sv("line", { y1: mt, y2: mt + ph, stroke: "#1f2933", "stroke-width": 0.8, visibility: "hidden" }, svg);
     var area = brush(svg, ml, mt, pw, ph, function (a, b) {
       var lo = mem.lo + (a - ml) / pw * (mem.hi - mem.lo), hi = mem.lo + (b - ml) / pw * (mem.hi - mem.lo);
@@ -281,18 +398,36 @@
     });
     area.addEventListener("mousemove", function (ev) {
       var r = svg.getBoundingClientRect(), x = (ev.clientX - r.left) * (W / r.width);
-      var t = mem.lo + (x - ml) / pw * (mem.hi - mem.lo), i = Math.min(n - 1, Math.max(0, Math.floor(t / step)));
+      var t = mem.lo + (x - ml) / pw * (mem.hi - mem.lo);
       hover.setAttribute("x1", x); hover.setAttribute("x2", x); hover.setAttribute("visibility", "visible");
-      var lines = [fmtNs(ts[i]) + " – " + fmtNs(ts[i] + step) + "   total " + fmtBytes(S.total[i])];
-      var rows = grp.values.map(function (v, gi) { return [v[i], grp.labels[gi]]; }).filter(function (r) { return r[0] > 0; });
+      var lines = [], rows;
+      var rv = rssAt(t);
+      if (rv >= 0) lines.push("resident " + fmtBytes(rv) + " at " + fmtNs(t));
+      if (censusView) {
+        var ci = -1, best = Infinity;
+        CS.t.forEach(function (ct, k) { var dd = Math.abs(ct - t); if (dd < best) { best = dd; ci = k; } });
+        if (ci >= 0) {
+          lines.push("census at " + fmtNs(CS.t[ci]) + " (" + CS.reasons[ci] + "): names retain total " + fmtBytes(CS.named[ci]));
+          rows = grp.values.map(function (v, gi) { return [v[ci], grp.labels[gi]]; }).filter(function (q) { return q[0] > 0; });
+        } else rows = [];
+      } else {
+        var i = Math.min(n - 1, Math.max(0, Math.floor((t - ST0) / step)));
+        if (n) lines.push(fmtNs(ts[i]) + " – " + fmtNs(ts[i] + step) + "   total " + fmtBytes(S.total[i]) + " bound at bind time");
+        rows = n ? grp.values.map(function (v, gi) { return [v[i], grp.labels[gi]]; }).filter(function (q) { return q[0] > 0; }) : [];
+      }
       rows.sort(function (a, b) { return b[0] - a[0]; });
-      rows.slice(0, 12).forEach(function (r) { lines.push(fmtBytes(r[0]) + "  " + r[1]); });
+      rows.slice(0, 12).forEach(function (q) { lines.push(fmtBytes(q[0]) + "  " + q[1]); });
       showTip(ev, lines.join("\n"));
     });
     area.addEventListener("mouseleave", function () { hover.setAttribute("visibility", "hidden"); hideTip(); });
-    if (!grp.values.length) sv("text", { x: ml + pw / 2, y: mt + ph / 2, "text-anchor": "middle", fill: "#616e7c", text: "nothing tracked in this grouping" }, svg);
+    if (!grp.values.length) sv("text", { x: ml + pw / 2, y: mt + ph / 2, "text-anchor": "middle", fill: "#616e7c", text: censusView ? "no census listed a variable" : "nothing tracked in this grouping" }, svg);
+    if (censusView) {
+      document.getElementById("mem-res").textContent = "Bars: what each named variable retained at each census (a heap walk at that moment: bytes freed if that name alone were dropped); shared by several names counted once. Line: the process's resident memory, sampled over time; the red mark is its peak (the kernel's high-water mark). Between censuses nothing is measured per name.";
+      document.getElementById("mem-raw-note").textContent = "";
+      return;
+    }
     var res = document.getElementById("mem-res");
-    res.textContent = "Resolution: " + fmtInt(n) + " steps of " + fmtNs(step) + "; each step shows the moment its total was highest." +
+    res.textContent = "Layers: the bytes each name pointed to when it was bound (bind-time sizes: a list filled after binding reads as its size then). Resolution: " + fmtInt(n) + " steps of " + fmtNs(step) + "; each step shows the moment its total was highest." +
       (grp.folded ? " (other) is the exact sum of " + fmtInt(grp.folded) + (grp.folded === 1 ? " smaller group." : " smaller groups.") : "") +
       (grp.missed ? " " + fmtInt(grp.missed) + " group(s) summed into (other) while the capture streamed have a larger peak than a layer shown (the layers are the largest of the groups followed from their first binding)." : "");
     var note = document.getElementById("mem-raw-note");
@@ -330,19 +465,30 @@
     { k: "var", t: "variable", cls: "name" }, { k: "scope", t: "scope", cls: "mono" },
     { k: "where", t: "file:line", cls: "mono muted", v: function (r) { return shortPath(r.file) + ":" + r.line; } },
     { k: "types", t: "type", cls: "mono", v: function (r) { return r.types.join(", "); } },
-    { k: "shallow", t: "shallow", num: 1, b: 1 }, { k: "deep", t: "deep", num: 1, b: 1 },
-    { k: "peak", t: "peak", num: 1, b: 1 }, { k: "lifetime", t: "lifetime", num: 1, f: fmtNs },
+  ].concat(HAS_CENSUS ? [
+    // from the census nearest the process's peak (-1: not listed there) and over all
+    { k: "retained", t: "retained", num: 1, b: 1, title: "bytes freed if this name alone were dropped, at the census nearest the process peak" },
+    { k: "retained_max", t: "max retained", num: 1, b: 1, title: "the most any census found this name retaining" },
+    { k: "census_shared", t: "shared", num: 1, b: 1, title: "bytes this name reaches that other names reach too (census nearest the peak)" },
+    { k: "census_shallow", t: "shallow", num: 1, b: 1, title: "the object's own size at the census nearest the peak" }
+  ] : []).concat([
+    { k: "peak", t: "bound at bind", num: 1, b: 1, title: "bytes bound at bind time (shallow/deep as recorded): the largest of this variable's bindings" },
+    { k: "shallow", t: "shallow at bind", num: 1, b: 1 }, { k: "deep", t: "deep at bind", num: 1, b: 1 },
+    { k: "lifetime", t: "lifetime", num: 1, f: fmtNs },
     { k: "binds", t: "binds", num: 1, f: fmtInt },
     { k: "aliases", t: "aliases", cls: "mono", v: function (r) { return r.aliases.join(", "); } },
     { k: "threads", t: "thread", v: function (r) { return r.threads.join(", "); } }
-  ];
+  ]);
   function shortPath(p) { var s = String(p).split(/[\\/]/); return s.length > 2 ? "…/" + s.slice(-2).join("/") : p; }
-  var vt = { key: "peak", dir: -1, filter: "", open: {}, limit: 300 };
+  var vt = { key: HAS_CENSUS ? "retained" : "peak", dir: -1, filter: "", open: {}, limit: 300 };
+  // ties: the most retained in any census, then the bytes bound at bind time
+  function tie(a, b) { return ((b.retained_max || -1) - (a.retained_max || -1)) || (b.peak - a.peak); }
   function cellValue(c, r) { return c.v ? c.v(r) : r[c.k]; }
   function renderVarHead() {
     var tr = el("tr");
     VCOLS.forEach(function (c) {
       var th = el("th", { text: c.t, "data-key": c.k, cls: c.num ? "num" : "" });
+      if (c.title) th.title = c.title;
       if (c.k === vt.key) th.setAttribute("aria-sort", vt.dir > 0 ? "ascending" : "descending");
       th.addEventListener("click", function () {
         if (vt.key === c.k) vt.dir = -vt.dir; else { vt.key = c.k; vt.dir = c.num ? -1 : 1; }
@@ -359,12 +505,12 @@
       if (!f) return true;
       return (r.var + "\u0000" + r.scope + "\u0000" + r.module + "\u0000" + r.file + ":" + r.line + "\u0000" + r.types.join(",") + "\u0000" + r.threads.join(",")).toLowerCase().indexOf(f) >= 0;
     });
-    var col = VCOLS.filter(function (c) { return c.k === vt.key; })[0] || VCOLS[6];
+    var col = VCOLS.filter(function (c) { return c.k === vt.key; })[0] || VCOLS[4];
     rows.sort(function (a, b) {
       var x = cellValue(col, a), y = cellValue(col, b);
-      if (typeof x === "number") return (x - y) * vt.dir || (b.peak - a.peak);
+      if (typeof x === "number") return (x - y) * vt.dir || tie(a, b);
       x = String(x).toLowerCase(); y = String(y).toLowerCase();
-      return (x < y ? -1 : x > y ? 1 : 0) * vt.dir || (b.peak - a.peak);
+      return (x < y ? -1 : x > y ? 1 : 0) * vt.dir || tie(a, b);
     });
     var shown = rows.slice(0, vt.limit);
     document.getElementById("var-count").textContent = "showing " + shown.length + " of " + rows.length + " matching variables" + (D.vars_omitted ? " (" + fmtInt(D.vars_omitted) + " smaller variables not included in this report)" : "");
@@ -373,7 +519,7 @@
       var tr = el("tr", { cls: "row" + (r.leak ? " leak" : ""), "data-key": r.key });
       VCOLS.forEach(function (c) {
         var v = cellValue(c, r), td;
-        if (c.b) td = el("td", { cls: "num", text: fmtBytes(v) });
+        if (c.b) td = el("td", { cls: "num", text: v < 0 && c.k !== "peak" && c.k !== "shallow" && c.k !== "deep" ? "—" : fmtBytes(v) });
         else if (c.f) td = el("td", { cls: "num", text: c.f(v) });
         else td = el("td", { cls: c.cls || "", text: v });
         if (c.k === "var") {
@@ -398,6 +544,7 @@
   function historyRow(r) {
     var tr = el("tr", { cls: "hist", "data-history-of": r.key }), td = el("td", { colspan: VCOLS.length });
     td.appendChild(el("div", { cls: "hint", text: r.module + ":" + r.scope + "." + r.var + " — " + r.file + ":" + r.line + " — " + fmtInt(r.binds) + " binds, " + fmtBytes(r.total) + " bound in all" + (r.history.length < r.binds ? "; latest " + r.history.length + " shown" : "") }));
+    if (HAS_CENSUS) td.appendChild(censusDetail(r));
     var t = el("table", { cls: "mini" }), h = el("tr");
     ["bound at", "until", "held for", "type", "shallow", "deep", "ended by", "thread", "task", "aliases"].forEach(function (x) { h.appendChild(el("th", { text: x })); });
     t.appendChild(h);
@@ -416,6 +563,29 @@
     }
     tr.appendChild(td);
     return tr;
+  }
+  // what the censuses found this name retaining, over time: a small chart and the numbers
+  function censusDetail(r) {
+    var box = el("div", { cls: "census-detail", "data-census-of": r.key });
+    var pts = r.census || [];
+    if (!pts.length) { box.appendChild(el("div", { cls: "hint", text: "No census listed this variable (not live at a census, or retaining under 1 KiB)." })); return box; }
+    box.appendChild(el("div", { cls: "hint", text: "Retained over time (censuses): " + pts.map(function (p) { return fmtBytes(p[1]) + " at " + fmtNs(p[0]); }).join(" · ") }));
+    var W = 520, H = 90, ml = 60, mr = 10, mt = 8, mb = 20, pw = W - ml - mr, ph = H - mt - mb;
+    var mx = 1; pts.forEach(function (p) { mx = Math.max(mx, p[1], p[2]); });
+    var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": "retained over time", "class": "census-spark" }, box);
+    function X(t) { return ml + t / SPAN * pw; }
+    function Y(v) { return mt + ph - v / mx * ph; }
+    var ax = sv("g", { "class": "axis" }, svg);
+    sv("line", { x1: ml, x2: ml + pw, y1: mt + ph, y2: mt + ph }, ax);
+    sv("text", { x: ml - 6, y: mt + 8, "text-anchor": "end", text: fmtBytes(mx) }, ax);
+    sv("text", { x: ml - 6, y: mt + ph, "text-anchor": "end", text: "0" }, ax);
+    sv("text", { x: ml, y: H - 4, text: "0" }, ax); sv("text", { x: ml + pw, y: H - 4, "text-anchor": "end", text: fmtNs(SPAN) }, ax);
+    sv("path", { d: pts.map(function (p, i) { return (i ? "L" : "M") + X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1); }).join(""), fill: "none", stroke: "#2f6fdb", "stroke-width": 1.6 }, svg);
+    pts.forEach(function (p) {
+      var c = sv("circle", { cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: 3.5, fill: "#2f6fdb", "class": "census-point" }, svg);
+      tipOn(c, "census at " + fmtNs(p[0]) + "\nretained " + fmtBytes(p[1]) + "\nshallow " + fmtBytes(p[2]));
+    });
+    return box;
   }
   var HIST_PAGE = 100;
   function fullHistory(r, box, page) {
