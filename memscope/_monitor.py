@@ -21,6 +21,10 @@ passed, and it starts a census (``memscope.census``):
   (beyond the first): a program that grows without pause is not slowed by more;
   except that memory doubling since the highest census always earns one (doublings
   are geometric too, so their cost stays a small multiple of the last census's);
+- every ``INTERVAL`` seconds at most, or less often when a census is dear (never more
+  than ``INTERVAL_SHARE`` of the time): resident memory alone misses a large value
+  made in memory the allocator had freed before (reused pages do not grow it), and
+  this is what draws each variable's retained size over time;
 - when asked (``memscope.snapshot()`` from any thread, or SIGUSR1 under ``memscope
   run``): the request is served at the next tick.
 
@@ -44,12 +48,17 @@ CENSUS_FIRST = 8 << 20  # the first census: this far above the run's starting me
 CENSUS_STEP = 1.08  # then each time memory passes this factor of the last census's
 CENSUS_BUDGET = 0.10  # censuses may take at most this fraction of the run's time
 JUMP_BYTES = 1 << 20  # growth between two ticks that re-arms every guard
+INTERVAL = 0.5  # seconds: a census at least this often ...
+INTERVAL_SHARE = 0.05  # ... unless that would take more than this share of the time
 
 _state = {
     "pid": 0,  # the process whose monitor is running (0: none)
     "start_rss": -1,
     "next_census": -1,
     "census_high": -1,  # the highest resident memory a census saw
+    "last_census_t": 0,
+    "last_census_rss": -1,
+    "last_census_cost": 0,
     "census_ns": 0,  # time spent in growth censuses so far
     "t0": 0,
     "last_rss": -1,
@@ -108,12 +117,21 @@ def census(reason: str) -> int:
     from memscope import census as census_
 
     if _thread.get_ident() != _hooks._main_ident and reason != "end":
-        # This thread got the GIL the moment another one finished a long C call (the
-        # one that made the memory jump): its result is still on that thread's stack,
-        # not yet bound to its name. Let the program run on for one switch interval.
+        # This thread gets the GIL the moment another one finishes a long C call (the
+        # one that made the memory jump): its result is then still on that thread's
+        # stack, not yet bound to its name. So take the GIL once (the first sleep
+        # ends with it, perhaps right after such a call), then hand it back for a
+        # switch interval: the program runs on past the binding before the census.
         time.sleep(0)
+        time.sleep(sys.getswitchinterval())
     rss, hwm = sample(force=True)
-    return census_.take(reason, rss, hwm)
+    _state["last_census_rss"] = rss
+    t = _hooks._perf()
+    cid = census_.take(reason, rss, hwm)
+    now = _hooks._perf()
+    _state["last_census_t"] = now
+    _state["last_census_cost"] = now - t
+    return cid
 
 
 def _tick(prev_rss: int) -> int:
@@ -135,9 +153,13 @@ def _tick(prev_rss: int) -> int:
         t = _hooks._perf()
         census("growth")
         _state["census_ns"] += _hooks._perf() - t
-        high = max(rss, read_memory()[0], _state["census_high"])
+        # what the census saw: memory that grew while it ran is still to be seen
+        high = max(_state["last_census_rss"], _state["census_high"])
         _state["census_high"] = high
         _state["next_census"] = int(high * CENSUS_STEP)
+    elif _enabled[0] and _hooks._perf() - _state["last_census_t"] >= max(
+            INTERVAL * 1e9, _state["last_census_cost"] / INTERVAL_SHARE):
+        census("interval")
     return rss
 
 
@@ -165,7 +187,7 @@ def start() -> None:
         return
     rss, _hwm = read_memory()
     _state.update(pid=pid, start_rss=rss, t0=_hooks._perf(), census_ns=0, last_rss=-1,
-                  hwm=-1, census_high=-1,
+                  hwm=-1, census_high=-1, last_census_t=_hooks._perf(), last_census_cost=0,
                   next_census=rss + CENSUS_FIRST if rss >= 0 else -1)
     sample(force=True)
     try:

@@ -32,7 +32,8 @@ header stores the start so reporters can show nanoseconds since start):
     (CENSUS, t, cid, reason, rss, hwm, named, shared, objects, cost_ns)
         a census (memscope.census) finished: what the named bindings of instrumented
         code kept alive at ``t``. ``reason`` is "growth" (the process's memory grew a
-        step since the last one: how the peak is caught), "end", "snapshot" (asked
+        step since the last one: how the peak is caught), "interval" (none for a
+        while), "end", "snapshot" (asked
         for) or "signal"; ``named`` the bytes the names retain between them (each
         object once), ``shared`` the part of it more than one name reaches,
         ``objects`` how many objects the walk sized, ``cost_ns`` its own time.
