@@ -377,6 +377,8 @@ class _Census:
 
     def descend(self, start: Any, start_rec: list[Any]) -> None:
         """The first walk below a newly remembered object: count, size, label."""
+        if ACCELERATED:  # the same walk in C (memscope/_censusc.c), when it was built
+            return _c_descend(self, start, start_rec)
         stack: list[tuple[Any, list[Any]]] = [(start, start_rec)]
         kinds = self.kinds
         recs = self.rec
@@ -516,8 +518,17 @@ class _Census:
                     rec[_LABEL], rec[_SHARERS] = SHARED, merged[:MAX_SHARERS]
                 stack.append(k)
 
+    def suspended_roots(self) -> None:
+        """Suspended generators and coroutines of instrumented code wherever they are
+        held (an event loop's pending tasks, say): their frames' locals are roots.
+        The list of every object is dropped before the walk counts references."""
+        for o in gc.get_objects():
+            if type(o) in _GenTypes:
+                self.frame_of(o)
+
     def run(self) -> None:
         self.stack_roots()
+        self.suspended_roots()
         self.module_roots()
         r = 0
         while True:
@@ -584,6 +595,8 @@ class _Census:
 
 _next_cid = [1]
 _one_at_a_time = _hooks._thread.allocate_lock()
+# [a census is running, the switch interval and collector state it will restore]
+_running: list[Any] = [False, 0.005, True]
 
 
 def take(reason: str, rss: int = -1, hwm: int = -1) -> int:
@@ -600,6 +613,7 @@ def _take(reason: str, rss: int, hwm: int) -> int:
     t0 = _hooks._perf()
     old_switch = sys.getswitchinterval()
     gc_was = gc.isenabled()
+    _running[:] = [True, old_switch, gc_was]
     census = None
     try:
         sys.setswitchinterval(1000.0)  # hold the GIL: the heap holds still meanwhile
@@ -630,8 +644,33 @@ def _take(reason: str, rss: int, hwm: int) -> int:
         if gc_was:
             gc.enable()
         sys.setswitchinterval(old_switch)
+        _running[0] = False
         _hooks._local.busy = False
     t1 = _hooks._perf()
     _hooks._buf.append((CENSUS, t1, cid, reason, rss, hwm, named, shared_total, objects,
                         t1 - t0))
     return cid
+
+
+try:  # the census walk's hot loop in C: built by ``pip install`` where a compiler is
+    from memscope._censusc import descend as _c_descend
+except ImportError:  # none was: the pure-Python walk above
+    _c_descend = None  # type: ignore[assignment]
+# False: _Census.descend walks in Python (no extension, or MEMSCOPE_CENSUS_PURE set)
+ACCELERATED = _c_descend is not None and not os.environ.get("MEMSCOPE_CENSUS_PURE")
+
+
+def _after_fork_in_child() -> None:
+    """A fork while a census ran (its thread lost the GIL for a moment): the child has
+    no census thread, so it gets its lock, switch interval and collector back."""
+    global _one_at_a_time
+    _one_at_a_time = _hooks._thread.allocate_lock()
+    if _running[0]:
+        _running[0] = False
+        sys.setswitchinterval(_running[1])
+        if _running[2]:
+            gc.enable()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -246,3 +246,52 @@ def test_sigusr1_takes_a_census(tmp_path: Path) -> None:
     """)
     c = census_named(an, "signal")
     assert var_in(c, "__main__:<module>:held") is not None
+
+
+def test_pending_asyncio_tasks_and_other_threads_locals_are_named(tmp_path: Path) -> None:
+    an, _ = run_program(tmp_path, """
+        import asyncio, threading, time
+
+        def build(n, ready, done):
+            rows = [str(i) * 4 for i in range(n)]
+            ready.set()
+            done.wait()
+            return len(rows)
+
+        async def worker(n):
+            chunk = bytearray(2_000_000 + n)
+            await asyncio.sleep(0.3)
+            return len(chunk)
+
+        async def main():
+            for i in range(3):  # held by the event loop only, not by a name
+                asyncio.create_task(worker(i))
+            await asyncio.sleep(0.05)
+            ready, done = threading.Event(), threading.Event()
+            t = threading.Thread(target=build, args=(50_000, ready, done))
+            t.start()
+            ready.wait()
+            import memscope
+            snap = memscope.snapshot()
+            done.set()
+            t.join()
+            with open("snap.json", "w") as f:
+                json.dump(snap, f)
+            await asyncio.sleep(0.4)
+
+        asyncio.run(main())
+    """)
+    c = census_named(an, "snapshot")
+    chunks = [v for v in c.vars if v.key == "__main__:worker:chunk"]
+    assert len(chunks) == 3 and all(2_000_000 <= v.retained < 2_001_000 for v in chunks)
+    rows = var_in(c, "__main__:build:rows")
+    assert rows is not None and rows.retained > 50_000 * 50
+    # memscope.snapshot() returns the same census, largest first, values never included
+    snap = json.loads((tmp_path / "snap.json").read_text())
+    keys = [v["key"] for v in snap["variables"]]
+    assert keys.count("__main__:worker:chunk") == 3 and "__main__:build:rows" in keys
+    retained = [v["retained_bytes"] for v in snap["variables"]]
+    assert retained == sorted(retained, reverse=True)
+    assert snap["named_bytes"] == c.named and snap["reason"] == "snapshot"
+    assert set(snap["variables"][0]) == {"key", "var", "scope", "module", "type",
+                                         "shallow_bytes", "retained_bytes", "shared_bytes"}
