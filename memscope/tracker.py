@@ -142,7 +142,8 @@ class MemoryTracker:
         return self._report("html", path)
 
     def export_memory_analysis(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """SVG: memory over time, top variables, types and scopes."""
+        """SVG: the process's memory and censuses, bind-time sizes over time, top
+        variables, types and scopes."""
         return self._report("svg", path)
 
     def export_lifecycle_timeline(self, path: str | os.PathLike[str] | None = None) -> Path:

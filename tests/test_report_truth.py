@@ -275,6 +275,15 @@ def test_one_clock_in_summary_dashboard_json_and_svg(grown: dict[str, Any]) -> N
     assert f"{_memory.LABEL_BOUND} {fmt_bytes(an.peak_bytes)} in {an.peak_count:,} bindings, at " \
         f"{fmt_ns(d['peak_t'])}" in text
     assert f" · {fmt_ns(duration)} · " in grown["svg"].replace("  ·  ", " · ")
+    # and the command a person runs says the same
+    from click.testing import CliRunner
+
+    from memscope.cli import main
+
+    r = CliRunner().invoke(main, ["summary", str(grown["cap"]), "--width", "200"])
+    assert r.exit_code == 0, r.output
+    assert f"duration {fmt_ns(duration)}" in squash(r.output)
+    assert r.output.splitlines()[1] == h["text"]
     # the series and the raw detail move to the same origin
     assert model["series"]["t0"] == model["series"]["t"][0] >= an.t_first - start
     assert model["raw"]["t_offset"] == model["raw_shift"] >= 0

@@ -13,7 +13,8 @@ from memscope.capture import CaptureError
 @click.option("--width", default=None, type=int, help="Width in columns [default: terminal].")
 @click.option("--color/--no-color", default=None, help="Force colours on or off.")
 def summary(captures: tuple[str, ...], top: int, width: int | None, color: bool | None) -> None:
-    """Totals, the peak and when, top variables, scopes, leaks, threads and processes."""
+    """The process peak and what named variables retain of it, totals, top variables by
+    retained bytes, scopes, leaks, threads and processes."""
     import shutil
 
     from memscope.reporters.summary import write_summary

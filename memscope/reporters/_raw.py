@@ -23,7 +23,7 @@ this the page says how many were left out and points to the JSON reports)."""
 # (name, typed-array kind) in the order the columns are laid out; f64 first keeps every
 # column aligned for its typed array
 RAW_COLUMNS = (
-    ("t_bind", "f64"),  # ns since the first event
+    ("t_bind", "f64"),  # ns since the collector's first binding (the page adds t_offset)
     ("held", "f64"),  # t_unbind - t_bind, or -1 while live at the end
     ("bytes", "f64"),  # what it accounts for (deep where recorded, else shallow)
     ("size", "f64"),

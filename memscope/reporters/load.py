@@ -184,8 +184,9 @@ class Prepared:
                     pass
             feed(ev)
         an.finish()
-        if t0 <= 0 and an.t_first >= 0:
-            t0 = an.t_first
+        from memscope.reporters._memory import origin
+
+        t0 = origin(an, {"start_ns": t0})  # the run's start: every report's clock
         skipped = sum(s for _e, s in sampled.values())
         run_meta["sampled"] = max(int(run_meta.get("sampled") or 0), skipped)
         return Run(an, run_meta, t0, kinds, sampled, time.perf_counter() - t_start)

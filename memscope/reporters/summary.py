@@ -1,4 +1,5 @@
-"""The terminal report (rich): totals, the peak and when, top variables with file:line,
+"""The terminal report (rich): the headline (the process peak and what named variables
+retain of it, the bind-time number labelled), totals, top variables with file:line,
 top scopes, leaks, threads and processes."""
 
 from __future__ import annotations
