@@ -27,6 +27,7 @@ from memscope.events import (
     CVAR,
     ENTER,
     ERROR,
+    EVENT_NAMES,
     EXIT,
     FINAL,
     LEAK,
@@ -226,6 +227,23 @@ class VarStats:
             "max_lifetime_ns": self.max_lifetime_ns,
             "threads": sorted(self.threads),
         }
+
+
+_I = int
+# the fields of the rows a census and the monitor write: ints, but a string where named
+_SHAPES: dict[int, tuple[type, ...]] = {
+    MEM: (_I, _I, _I),
+    CVAR: (_I, _I, _I, str, _I, _I, _I, _I, _I),
+    CENSUS: (_I, _I, str, _I, _I, _I, _I, _I, _I),
+}
+
+
+def _well_formed(ev: Event) -> bool:
+    """Does a MEM, CVAR or CENSUS row have its fields, of their types? (A capture is
+    read from disk: a damaged or hand-made one must not stop a report.)"""
+    shape = _SHAPES[ev[0]]
+    return len(ev) == len(shape) + 1 and all(
+        type(v) is tp for v, tp in zip(ev[1:], shape, strict=True))
 
 
 @dataclass(slots=True)
@@ -489,26 +507,32 @@ class Analysis:
         elif k == SAMPLED:
             _, t, site, every, skipped = ev
             self.sampled[site] = (every, skipped)
-        elif k == MEM:
-            self._memory(ev[1], ev[2], ev[3])
-        elif k == CVAR:
-            self._census_var(ev)
-        elif k == CENSUS:
-            _, t, cid, reason, rss, hwm, named, shared, nobj, cost = ev
-            self._time(t)
-            cen = Census(t, cid, str(reason), rss, hwm, named, shared, nobj, cost,
-                         self._census_vars.pop(cid, []))
-            self.censuses.append(cen)
-            if rss >= 0 or hwm >= 0:
-                self._memory(t, rss, hwm)
-            for v in cen.vars:
-                vs = self.vars.get(v.key)
-                if vs is None:
-                    vs = self.vars[v.key] = VarStats(v.key, v.var, v.scope, v.module, "?", 0)
-                vs.types.add(v.type)
-                vs.census_series.append((t, v.retained, v.shallow))
-                if v.retained > vs.peak_retained:
-                    vs.peak_retained = v.retained
+        elif k in _SHAPES:
+            if not _well_formed(ev):  # a hand-made or damaged row: said, not fed
+                self.errors.append((self.t_last, "capture", f"malformed {EVENT_NAMES[k]} row"))
+            elif k == MEM:
+                self._memory(ev[1], ev[2], ev[3])
+            elif k == CVAR:
+                self._census_var(ev)
+            else:
+                self._census(ev)
+
+    def _census(self, ev: Event) -> None:
+        _, t, cid, reason, rss, hwm, named, shared, nobj, cost = ev
+        self._time(t)
+        cen = Census(t, cid, reason, rss, hwm, named, shared, nobj, cost,
+                     self._census_vars.pop(cid, []))
+        self.censuses.append(cen)
+        if rss >= 0 or hwm >= 0:
+            self._memory(t, rss, hwm)
+        for v in cen.vars:
+            vs = self.vars.get(v.key)
+            if vs is None:
+                vs = self.vars[v.key] = VarStats(v.key, v.var, v.scope, v.module, "?", 0)
+            vs.types.add(v.type)
+            vs.census_series.append((t, v.retained, v.shallow))
+            if v.retained > vs.peak_retained:
+                vs.peak_retained = v.retained
 
     def _memory(self, t: int, rss: int, hwm: int) -> None:
         self._time(t)
@@ -535,7 +559,7 @@ class Analysis:
         scope = row.qualname if row else "?"
         module = row.module if row else "?"
         self._census_vars.setdefault(cid, []).append(CensusVar(
-            f"{module}:{scope}:{name}", str(name), scope, module, self.types.get(ti, "?"),
+            f"{module}:{scope}:{name}", name, scope, module, self.types.get(ti, "?"),
             tok, shallow, retained, shared, oid))
 
     def peak_census(self) -> Census | None:

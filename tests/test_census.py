@@ -295,3 +295,57 @@ def test_pending_asyncio_tasks_and_other_threads_locals_are_named(tmp_path: Path
     assert snap["named_bytes"] == c.named and snap["reason"] == "snapshot"
     assert set(snap["variables"][0]) == {"key", "var", "scope", "module", "type",
                                          "shallow_bytes", "retained_bytes", "shared_bytes"}
+
+
+def test_a_forked_child_s_census_merges_with_the_parent_s(tmp_path: Path) -> None:
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent("""
+        import os, memscope
+        if os.fork() == 0:
+            child_data = [str(i) * 5 for i in range(40_000)]
+            memscope.snapshot()
+            os._exit(0)
+        parent_data = [str(i) * 3 for i in range(30_000)]
+        memscope.snapshot()
+        os.wait()
+    """))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "memscope", "run", "--no-report", "-o",
+                           str(out), str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    from memscope.reporters.load import open_captures, prepare
+
+    caps = open_captures(sorted((out / "prog").glob("prog.*.memscope")))
+    assert len(caps) == 2
+    an = prepare(caps).run().analysis
+    snaps = [c for c in an.censuses if c.reason == "snapshot"]
+    assert len(snaps) == 2 and len({c.cid for c in snaps}) == 2
+    keys = {v.key for c in snaps for v in c.vars}
+    assert {"__main__:<module>:child_data", "__main__:<module>:parent_data"} <= keys
+    # each census keeps its own variables
+    for c in snaps:
+        names = {v.var for v in c.vars}
+        assert not {"child_data", "parent_data"} <= names
+
+
+def test_damaged_census_rows_are_reported_not_fatal(tmp_path: Path) -> None:
+    from memscope.capture import write_capture
+    from memscope.events import CENSUS, CVAR, MEM, PROC, SCOPE, TYPE
+
+    path = write_capture(tmp_path / "bad.memscope", [
+        (PROC, 1, 0, "x", 0), (SCOPE, 0, "f.py", "m", "<module>", 1, 1), (TYPE, 1, "list"),
+        (MEM, 5, "big", None), (MEM, 6, 100, 200),
+        (CVAR, 1, 0, 0, "v", 1, "s", 5, 6, 7), (CVAR, 2, 0, 0),
+        (CVAR, 3, 0, 0, "ok", 1, 56, 1000, 0, 99),
+        (CENSUS, 10, 3, "growth", 100, 200, 1000, 0, 3, 50), (CENSUS, 11, 2, "x"),
+    ])
+    an = Analysis().feed_all(read_capture(path).events())
+    assert [e[2] for e in an.errors].count("malformed cvar row") == 2
+    assert "malformed mem row" in [e[2] for e in an.errors]
+    assert "malformed census row" in [e[2] for e in an.errors]
+    assert len(an.censuses) == 1 and an.censuses[0].vars[0].var == "ok"
+    assert an.rss_peak == 200
+    proc = subprocess.run([sys.executable, "-m", "memscope", "summary", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -21,10 +21,13 @@ from memscope.analysis import Analysis, Binding
 from memscope.capture import CaptureFile, read_capture
 from memscope.events import (
     BIND,
+    CENSUS,
+    CVAR,
     ENTER,
     EXIT,
     FINAL,
     LEAK,
+    MEM,
     PROC,
     SCOPE,
     SITE,
@@ -73,10 +76,15 @@ def _remap(ev: Event, d: int, od: int) -> Event:
         return (k, ev[1], ev[2] + od, ev[3] + d, *ev[4:])
     if k == SAMPLED:
         return (k, ev[1], ev[2] + d, *ev[3:])
+    if k == CVAR:  # census ids, scopes, tokens, types and objects are per process
+        return (k, ev[1] + d, ev[2] + d, ev[3] + d if ev[3] else 0, ev[4], ev[5] + d,
+                *ev[6:9], ev[9] + od, *ev[10:])
+    if k == CENSUS:
+        return (k, ev[1], ev[2] + d, *ev[3:])
     return ev
 
 
-_TIMED = frozenset((ENTER, EXIT, BIND, UNBIND, FINAL, LEAK, 13, SAMPLED))
+_TIMED = frozenset((ENTER, EXIT, BIND, UNBIND, FINAL, LEAK, 13, SAMPLED, MEM, CENSUS))
 
 
 def _keyed(events: Iterable[Event], sec: int, shift: bool, start: int) -> Iterator[tuple]:
