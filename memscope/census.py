@@ -58,6 +58,7 @@ _ModuleType = types.ModuleType
 _CodeType = types.CodeType
 _FrameType = types.FrameType
 _GenTypes = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+_GEN_SET = frozenset(_GenTypes)
 _CellType = types.CellType
 _dict_keys = dict.keys
 _type_module = type.__dict__["__module__"].__get__
@@ -522,9 +523,10 @@ class _Census:
         """Suspended generators and coroutines of instrumented code wherever they are
         held (an event loop's pending tasks, say): their frames' locals are roots.
         The list of every object is dropped before the walk counts references."""
-        for o in gc.get_objects():
-            if type(o) in _GenTypes:
-                self.frame_of(o)
+        gens = _GEN_SET.__contains__
+        objs = gc.get_objects()
+        for o in itertools.compress(objs, map(gens, map(type, objs))):
+            self.frame_of(o)
 
     def run(self) -> None:
         self.stack_roots()
@@ -562,8 +564,9 @@ class _Census:
         loose = {p for p in slots if p not in self.rec}
         if not loose:
             return refs
-        for o in gc.get_objects():
-            if id(o) in loose and type(o) is not _FrameType:
+        objs = gc.get_objects()
+        for o in itertools.compress(objs, map(loose.__contains__, map(id, objs))):
+            if type(o) is not _FrameType:
                 try:
                     kids = _get_referents(o)
                 except Exception:
