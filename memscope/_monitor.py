@@ -40,7 +40,7 @@ import sys
 import time
 
 from memscope import _hooks
-from memscope.events import MEM
+from memscope.events import MEM, MODULE, SCOPE
 
 TICK = 0.02  # seconds between samples
 MEM_STEP = 0.01  # a move of this fraction of resident memory is worth a MEM row
@@ -126,11 +126,10 @@ def census(reason: str) -> int:
         time.sleep(sys.getswitchinterval())
     rss, hwm = sample(force=True)
     _state["last_census_rss"] = rss
-    t = _hooks._perf()
+    t = time.thread_time_ns()
     cid = census_.take(reason, rss, hwm)
-    now = _hooks._perf()
-    _state["last_census_t"] = now
-    _state["last_census_cost"] = now - t
+    _state["last_census_t"] = _hooks._perf()
+    _state["last_census_cost"] = time.thread_time_ns() - t  # CPU: what it cost the run
     return cid
 
 
@@ -149,10 +148,11 @@ def _tick(prev_rss: int) -> int:
     grew = nxt >= 0 and rss >= nxt
     if _state["census_high"] >= 0 and rss >= _state["census_high"] + JUMP_BYTES:
         grew = True  # a new high by a megabyte: perhaps one large value, just made
+    if not any(row[0] == MODULE or row[0] == SCOPE for row in _hooks._tables[:64]):
+        return rss  # nothing instrumented yet: no name to census
     if _enabled[0] and grew and (within_budget() or rss >= 2 * _state["census_high"]):
-        t = _hooks._perf()
         census("growth")
-        _state["census_ns"] += _hooks._perf() - t
+        _state["census_ns"] += _state["last_census_cost"]
         # what the census saw: memory that grew while it ran is still to be seen
         high = max(_state["last_census_rss"], _state["census_high"])
         _state["census_high"] = high

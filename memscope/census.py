@@ -25,11 +25,13 @@ Objects with a single holder (most of the heap: the strings in a list, the rows 
 table) are never remembered, only sized: their holder's label is theirs, so the census
 keeps state only for objects with several holders, and its own memory stays small.
 
-A census runs with the GIL held throughout (the switch interval is raised while it
-runs), so other threads are paused at a bytecode boundary and the heap holds still.
-It never calls user code, never keeps a reference after it returns, and never raises:
-it is timed (``cost_ns``) and recorded as CVAR rows and one CENSUS row
-(``memscope.events``).
+A census holds the GIL in long slices (the switch interval is raised to
+``SLICE_SECONDS`` while it runs, not more: a thread that took the GIL meanwhile must
+not keep it for longer, or the program's other threads would starve), so the heap
+mostly holds still; what it keeps in its records stays alive while it runs, so an id
+is never reused under it. It never calls user code, never keeps a reference after it
+returns, and never raises: its cost (``cost_ns``, the CPU time of the thread that ran
+it) and its results are recorded as CVAR rows and one CENSUS row (``memscope.events``).
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ import gc
 import itertools
 import os
 import sys
+import time
 import types
 
 from memscope import _hooks, frames, sizing
-from memscope.events import CENSUS, CVAR, MODULE, SCOPE, table_names
+from memscope.events import CENSUS, CVAR, MODULE, SCOPE, table_ints, table_names
 from memscope.sizing import _isa
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _getrefcount = sys.getrefcount
+_thread_time = time.thread_time_ns
 _getsizeof = sys.getsizeof
 _add = int.__add__
 _and = int.__and__
@@ -59,6 +63,7 @@ _CodeType = types.CodeType
 _FrameType = types.FrameType
 _GenTypes = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 _GEN_SET = frozenset(_GenTypes)
+_COROUTINE, _ASYNC_GENERATOR = 6, 7  # ScopeKind numbers (memscope.kinds: not imported)
 _CellType = types.CellType
 _dict_keys = dict.keys
 _type_module = type.__dict__["__module__"].__get__
@@ -74,6 +79,8 @@ _VALUES_APART = (3, 11) <= sys.version_info[:2] < (3, 13)
 
 SHARED = -1  # label: reached by more than one root
 ELSEWHERE = -2  # label: held by something the walk does not see
+SLICE_SECONDS = 0.05  # the switch interval while a census runs
+RESCUE_BYTES = 64 << 10  # unexplained holders of this much are looked for on stacks
 MAX_SHARERS = 8  # roots remembered per shared object (the rest still see it as shared)
 MAX_ROWS = 2000  # CVAR rows per census (the largest); the CENSUS row counts them all
 MIN_ROW_BYTES = 1024  # a root retaining and sharing less than this gets no CVAR row
@@ -174,17 +181,22 @@ class _Scopes:
     def __init__(self) -> None:
         self.files: dict[str, dict[str, int]] = {}
         self.modules: list[tuple[str, str]] = []  # (module name, file)
+        self.coroutines = False  # any coroutine or async generator scope instrumented
         for row in list(_hooks._tables):
             try:
                 if row[0] == MODULE:
-                    _, _base, sbase, file, module, ns, n, _ints, names = row
+                    _, _base, sbase, file, module, ns, n, ints, names = row
                     quals = table_names(ns, n, names)[:ns]
+                    if not self.coroutines:
+                        kinds = table_ints(ns, n, ints)[:ns]
+                        self.coroutines = _COROUTINE in kinds or _ASYNC_GENERATOR in kinds
                     by_qual = self.files.setdefault(file, {})
                     for i, q in enumerate(quals):
                         by_qual.setdefault(q, sbase + i)
                     self.modules.append((module, file))
                 elif row[0] == SCOPE:
                     self.files.setdefault(row[2], {}).setdefault(row[4], row[1])
+                    self.coroutines = self.coroutines or row[5] in (_COROUTINE, _ASYNC_GENERATOR)
             except Exception:
                 continue
 
@@ -485,44 +497,59 @@ class _Census:
     def spread(self, top: list[Any]) -> None:
         """Carry ``top``'s new label down to what it reaches (no counting: the first
         walk counted every edge)."""
-        stack: list[Any] = [top[_OBJ]]
+        self.spread_all([top])
+
+    def spread_all(self, tops: list[list[Any]]) -> None:
+        """``spread`` from several records at once, each object looked at once."""
         recs = self.rec
-        label, sharers = top[_LABEL], top[_SHARERS]
-        seen_here: set[int] = {id(top[_OBJ])}
-        while stack:
-            o = stack.pop()
-            try:
-                kids = self.children(o, self.kind(type(o), o))
-            except Exception:
-                continue
-            for k in kids:
-                ki = id(k)
-                if ki in seen_here:
+        kinds = self.kinds
+        seen_here: set[int] = set()
+        for top in tops:
+            start = top[_OBJ]
+            kd = kinds.get(type(start))
+            if kd is None or (kd.how < _PLAIN and kd.how != _GEN) or id(start) in seen_here:
+                continue  # a leaf: nothing below it
+            seen_here.add(id(start))
+            label, sharers = top[_LABEL], top[_SHARERS]
+            stack: list[Any] = [start]
+            while stack:
+                o = stack.pop()
+                try:
+                    kids = self.children(o, kinds[type(o)])
+                except Exception:
                     continue
-                rec = recs.get(ki)
-                if rec is None:
-                    kd = self.kind(type(k), k)
-                    if kd.how >= _PLAIN and _getrefcount(k) <= _SINGLE:
-                        stack.append(k)  # a single-holder object: look through it
-                    continue
-                seen_here.add(ki)
-                old = rec[_LABEL]
-                if old == ELSEWHERE or (old == label and rec[_SHARERS] == sharers):
-                    continue
-                if label == ELSEWHERE:
-                    rec[_LABEL], rec[_SHARERS] = ELSEWHERE, None
-                else:
-                    mine = [old] if old >= 0 else list(rec[_SHARERS] or ())
-                    merged = mine + [s for s in (sharers or ()) if s not in mine]
-                    if old == SHARED and merged[:MAX_SHARERS] == rec[_SHARERS]:
+                for k in kids:
+                    ki = id(k)
+                    if ki in seen_here:
                         continue
-                    rec[_LABEL], rec[_SHARERS] = SHARED, merged[:MAX_SHARERS]
-                stack.append(k)
+                    rec = recs.get(ki)
+                    if rec is None:
+                        kd = self.kind(type(k), k)
+                        if kd.how >= _PLAIN and _getrefcount(k) <= _SINGLE:
+                            stack.append(k)  # a single-holder object: look through it
+                        continue
+                    seen_here.add(ki)
+                    old = rec[_LABEL]
+                    if old == ELSEWHERE or (old == label and rec[_SHARERS] == sharers):
+                        continue
+                    if label == ELSEWHERE:
+                        rec[_LABEL], rec[_SHARERS] = ELSEWHERE, None
+                    else:
+                        mine = [old] if old >= 0 else list(rec[_SHARERS] or ())
+                        merged = mine + [s for s in (sharers or ()) if s not in mine]
+                        if old == SHARED and merged[:MAX_SHARERS] == rec[_SHARERS]:
+                            continue
+                        rec[_LABEL], rec[_SHARERS] = SHARED, merged[:MAX_SHARERS]
+                    stack.append(k)
 
     def suspended_roots(self) -> None:
-        """Suspended generators and coroutines of instrumented code wherever they are
+        """Suspended coroutines (and generators) of instrumented code wherever they are
         held (an event loop's pending tasks, say): their frames' locals are roots.
-        The list of every object is dropped before the walk counts references."""
+        Only where coroutines are instrumented: a generator is found where it is used
+        (a frame's local, a named object). The list of every object is dropped before
+        the walk counts references."""
+        if not self.scopes.coroutines:
+            return
         gens = _GEN_SET.__contains__
         objs = gc.get_objects()
         for o in itertools.compress(objs, map(gens, map(type, objs))):
@@ -547,23 +574,27 @@ class _Census:
         # more holders than the walk found: something unseen holds it too, unless it
         # is running code (a frame's slot, or what a frame's stack holds, such as the
         # iterator of a ``for`` loop over the object)
-        seen = self.running_refs()
-        for ki, rec in list(self.rec.items()):
-            if rec[_LABEL] != ELSEWHERE and \
-                    rec[_HOLDERS] > rec[_INDEG] + rec[_ROOTREFS] + seen.get(ki, 0):
-                rec[_LABEL], rec[_SHARERS] = ELSEWHERE, None
-                self.spread(rec)
-
-    def running_refs(self) -> dict[int, int]:
-        """References to remembered objects from running frames: their slots, and the
-        objects found in those slots (one level: the iterator a loop runs, a bound
-        method). A slot above a stack's top may be stale, so an address is made into an
-        object only when a live object has it (found among ``gc.get_objects()``)."""
         slots = self.slots
-        refs = {p: n for p, n in slots.items() if p in self.rec}
+        seen = {p: n for p, n in slots.items() if p in self.rec}
+        unseen = [ki for ki, rec in self.rec.items() if rec[_LABEL] != ELSEWHERE
+                  and rec[_HOLDERS] > rec[_INDEG] + rec[_ROOTREFS] + seen.get(ki, 0)]
+        if any(self.rec[ki][_PRIVATE] >= RESCUE_BYTES for ki in unseen):
+            self.held_by_running(seen)  # one pass over the heap: worth it for these
+        elsewhere = []
+        for ki in unseen:
+            rec = self.rec[ki]
+            if rec[_HOLDERS] > rec[_INDEG] + rec[_ROOTREFS] + seen.get(ki, 0):
+                rec[_LABEL], rec[_SHARERS] = ELSEWHERE, None
+                elsewhere.append(rec)
+        self.spread_all(elsewhere)
+
+    def held_by_running(self, seen: dict[int, int]) -> None:
+        """Add to ``seen`` the references to remembered objects from what running
+        frames' slots hold (one level: the iterator a loop runs, a bound method). A
+        slot above a stack's top may be stale, so an address is made into an object
+        only when a live object has it (found among ``gc.get_objects()``)."""
+        slots = self.slots
         loose = {p for p in slots if p not in self.rec}
-        if not loose:
-            return refs
         objs = gc.get_objects()
         for o in itertools.compress(objs, map(loose.__contains__, map(id, objs))):
             if type(o) is not _FrameType:
@@ -574,8 +605,7 @@ class _Census:
                 for k in kids:
                     ki = id(k)
                     if ki in self.rec:
-                        refs[ki] = refs.get(ki, 0) + slots[id(o)]
-        return refs
+                        seen[ki] = seen.get(ki, 0) + slots[id(o)]
 
     def totals(self) -> tuple[list[int], list[int], int, int]:
         """(retained per root, shared per root, named bytes, shared bytes)."""
@@ -613,13 +643,13 @@ def take(reason: str, rss: int = -1, hwm: int = -1) -> int:
 
 def _take(reason: str, rss: int, hwm: int) -> int:
     _hooks._local.busy = True
-    t0 = _hooks._perf()
+    t0 = _thread_time()
     old_switch = sys.getswitchinterval()
     gc_was = gc.isenabled()
     _running[:] = [True, old_switch, gc_was]
     census = None
     try:
-        sys.setswitchinterval(1000.0)  # hold the GIL: the heap holds still meanwhile
+        sys.setswitchinterval(max(old_switch, SLICE_SECONDS))  # the heap mostly holds still
         gc.disable()  # a collection mid-walk would free what a record still names
         census = _Census(_Scopes())
         census.run()
@@ -650,8 +680,9 @@ def _take(reason: str, rss: int, hwm: int) -> int:
         _running[0] = False
         _hooks._local.busy = False
     t1 = _hooks._perf()
+    cost = _thread_time() - t0
     _hooks._buf.append((CENSUS, t1, cid, reason, rss, hwm, named, shared_total, objects,
-                        t1 - t0))
+                        cost))
     return cid
 
 
