@@ -8,7 +8,9 @@ import os
 from typing import IO, Any
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from memscope.analysis import Analysis
 from memscope.reporters._format import fmt_bytes as _fb
@@ -108,11 +110,19 @@ def render(
     start = t0 or M.origin(an, meta)
     console.rule(f"[bold]memscope summary: {meta.get('name', '?')}")
     pids = meta.get("pids") or []
+    # the memory rows have long labels: each label on a line of its own, its value
+    # indented below, readable in any width (a grid squeezes the values into a sliver)
+    mem = Table.grid(padding=(0, 0))
+    mem.add_column()
+    mem.add_column()
+    text = _memory_rows(an, mem, start)
+    console.print(text, style="bold", markup=False, highlight=False)
+    for label, value in zip(*(c.cells for c in mem.columns), strict=True):
+        console.print(Text(str(label), style="bold"))
+        console.print(Padding(Text(str(value)), (0, 0, 0, 4)))
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold", no_wrap=True)
     head.add_column()
-    text = _memory_rows(an, head, start)
-    console.print(text, style="bold", markup=False, highlight=False)
     head.add_row("mode", f"{meta.get('mode', '?')}  (python {meta.get('python', '?')})")
     head.add_row("processes", ", ".join(map(str, pids)) or "-")
     if meta.get("start_time"):
@@ -143,18 +153,24 @@ def render(
     pc = an.peak_census()
     if pc is not None:
         title = ("Top variables by retained bytes, at the census nearest the peak "
-                 f"({_fn(pc.t - start)});"
-                 " max: the most any census found; shared: also reached by other names; at bind: "
-                 f"{M.LABEL_BOUND}; '-': not listed by the census (not live, or under 1 KiB)")
+                 f"({_fn(pc.t - start)})")
+        note = ("retained: freed if this name alone were dropped; max: the most any census "
+                "found; shared: also reached by other names; at bind: "
+                f"{M.LABEL_BOUND}; '-': not listed by the census (not live, or under 1 KiB)")
     else:
         title = f"Top variables by bytes {M.LABEL_BOUND} (no census in this capture)"
+        note = ""
+    wide = console.width >= 120
     t = Table(title=title, title_justify="left")
-    cols: list[tuple[str, str]] = [("variable / scope", "left"), ("where", "left"),
-                                   ("type", "left")]
+    # narrow terminals: the place goes under the name, and "max" and "binds" are left
+    # out, so that the numbers keep their width
+    cols: list[tuple[str, str]] = [("variable / scope", "left")]
+    cols += [("where", "left")] if wide else []
+    cols += [("type", "left")]
     if pc is not None:
-        cols += [("retained", "right"), ("max", "right"), ("shared", "right"),
-                 ("shallow", "right")]
-    cols += [("at bind", "right"), ("binds", "right")]
+        cols += [("retained", "right")] + ([("max", "right")] if wide else [])
+        cols += [("shared", "right"), ("shallow", "right")]
+    cols += [("at bind", "right")] + ([("binds", "right")] if wide else [])
     from rich.markup import escape
     ranked = [an.vars[k] for k in M.ranked_vars(an, cv, top)]
     wheres = [f"{short_path(v.file)}:{v.line}" if v.line else "-" for v in ranked]
@@ -168,15 +184,18 @@ def render(
 
     for v, where in zip(ranked, wheres, strict=True):
         key = v.key
-        row = [f"{escape(v.var)}\n[dim]{escape(f'{v.module}:{v.scope}')}[/dim]", escape(where),
-               escape(_types_cell(v.types))]
+        name = f"{escape(v.var)}\n[dim]{escape(f'{v.module}:{v.scope}')}[/dim]"
+        row = [name, escape(where)] if wide else [f"{name}\n[dim]{escape(where)}[/dim]"]
+        row.append(escape(_types_cell(v.types)))
         if pc is not None:
             d = cv.get(key) or {"retained": -1, "retained_max": -1, "shared": -1, "shallow": -1}
-            row += [size(d["retained"]), size(d["retained_max"]), size(d["shared"]),
-                    size(d["shallow"])]
-        row += [_fb(v.peak_bytes) if v.binds else "-", f"{v.binds:,}"]
+            row += [size(d["retained"])] + ([size(d["retained_max"])] if wide else [])
+            row += [size(d["shared"]), size(d["shallow"])]
+        row += [_fb(v.peak_bytes) if v.binds else "-"] + ([f"{v.binds:,}"] if wide else [])
         t.add_row(*row)
     console.print(t)
+    if note:
+        console.print(Text(note, style="dim"))
 
     s = Table(title="Top scopes by peak bytes", title_justify="left")
     s.add_column("scope")
