@@ -1,5 +1,6 @@
 """A tour of what memscope sees: big buffers, many small lists, bytes, nested
-containers, and one object shared under three names.
+containers, one object shared under three names, and an index that grows after it
+is bound (bound as an empty dict; the censuses see what it grows to).
 
     memscope run examples/comprehensive_demo.py
 """
@@ -41,12 +42,21 @@ def shared_object() -> int:
     return len(alias_one) + len(alias_two)
 
 
+def build_index(n: int) -> dict[str, list[int]]:
+    index: dict[str, list[int]] = {}
+    for i in range(n):
+        index[f"key{i}"] = [i, i * 2]
+    return index
+
+
 def main() -> None:
     buffer = large_buffer()
     count = many_small_lists()
     blob = boxed_bytes()
     config = nested_containers()
     n = shared_object()
+    index = build_index(200_000)
+    print(f"index={len(index)}")
     print(
         f"buffer={len(buffer)} small={count} blob={len(blob)} servers={len(config['servers'])} "
         f"shared={n}"

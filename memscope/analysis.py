@@ -600,6 +600,8 @@ class Analysis:
             vs = self.vars[key] = VarStats(
                 key, var, scope, module, srow.file if srow else "?", row.line if row else 0
             )
+        elif not vs.line and row is not None and srow is not None:
+            vs.file, vs.line = srow.file, row.line  # a census named it before its bind
         gkey = f"{module}:{scope}"
         group = self.by_scope.get(gkey)
         if group is None:

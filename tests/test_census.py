@@ -349,3 +349,24 @@ def test_damaged_census_rows_are_reported_not_fatal(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "memscope", "summary", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_variable_a_census_names_before_its_bind_keeps_its_place(tmp_path: Path) -> None:
+    # a run of assignments is recorded after its last statement (one guard for the
+    # run): a census during the run names ``held`` before its BIND arrives
+    an, _ = run_program(tmp_path, """
+        import memscope
+
+        def main():
+            held = [str(i) for i in range(20_000)]
+            snap = memscope.snapshot()
+            other = len(held)
+            return snap, other
+
+        main()
+    """)
+    vs = an.vars["__main__:main:held"]
+    lines = (tmp_path / "prog.py").read_text().splitlines()
+    want = next(i for i, ln in enumerate(lines, 1) if ln.strip().startswith("held = "))
+    assert vs.binds == 1 and vs.line == want, (vs.file, vs.line, want)
+    assert vs.file.endswith("prog.py") and vs.peak_retained > 20_000 * 40
