@@ -782,7 +782,8 @@ def judge(truth: int, value: int, threshold: float) -> tuple[float | None, str]:
 def census_summary(an: Any) -> list[dict[str, Any]]:
     return [{"reason": c.reason, "t": c.t, "rss": c.rss, "hwm": c.hwm, "named": c.named,
              "shared": c.shared, "objects": c.objects, "cost_ns": c.cost_ns,
-             "vars": [[v.key, v.tok, v.retained, v.shared, v.shallow] for v in c.vars[:12]]}
+             "vars": [[v.key, v.tok, v.retained, v.shared, v.shallow]
+                      for v in sorted(c.vars, key=lambda v: -v.retained)[:12]]}
             for c in an.censuses]
 
 
@@ -811,6 +812,8 @@ def memscope_run(r: dict[str, Any], wl: Workload, threshold: float) -> dict[str,
             ("before" if pc.t < t0 else "after")},
         "values": {p.label: 0 if pc is None else census_value(pc, p, threads)
                    for p in wl.probes},
+        "values_all": {p.label: [census_value(c, p, threads) for c in an.censuses]
+                       for p in wl.probes},
         "unrefereed": [] if pc is None else [
             {"key": v.key, "retained": v.retained, "shared": v.shared}
             for v in pc.vars if v.retained >= threshold
@@ -871,6 +874,22 @@ def measure(work: Path, wl: Workload, repeat: int, hold: float,
         snap_err, snap_verdict = judge(truth, out["snapshot"]["values"][p.label], threshold)
         statuses = [v for _, v in verdicts]
         fails = statuses.count("FAIL")
+        # why it failed: a census taken at the peak is wrong too (measurement); another
+        # census of the same run was right, but not the one the reports pick
+        # (selection); no census of the run was right (timing)
+        right_elsewhere = [any(judge(truth, x, threshold)[1] == "pass"
+                               for x in r["values_all"][p.label])
+                           for r, st in zip(runs, statuses, strict=True) if st == "FAIL"]
+        if not fails:
+            cause = None
+        elif snap_verdict == "FAIL":
+            cause = "measurement"
+        elif all(right_elsewhere):
+            cause = "selection"
+        elif any(right_elsewhere):
+            cause = "timing, selection"
+        else:
+            cause = "timing"
         probes.append({
             "label": p.label, "kind": p.kind, "drop": list(p.drop), "vars": list(p.vars),
             "thread": p.thread, "truth": truth,
@@ -878,11 +897,7 @@ def measure(work: Path, wl: Workload, repeat: int, hold: float,
             "err": [e for e, _ in verdicts], "status": statuses,
             "passes": statuses.count("pass"), "fails": fails,
             "snapshot": out["snapshot"]["values"][p.label], "snapshot_err": snap_err,
-            "snapshot_status": snap_verdict,
-            # why it failed: a census taken at the peak is right (timing: the census
-            # the reports pick was not taken there) or wrong too (measurement)
-            "cause": None if not fails else
-            ("measurement" if snap_verdict == "FAIL" else "timing"),
+            "snapshot_status": snap_verdict, "cause": cause,
         })
     out["probes"] = probes
     out["vars_ok"] = all(p["fails"] == 0 for p in probes)
