@@ -30,8 +30,21 @@ class _LazyGroup(click.Group):
         return cmd
 
 
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--version``: the version, and which census walk this install runs (the C one
+    needs the extension built at install time; memscope.census is imported only here)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from memscope import census
+
+    walk = "C" if census.ACCELERATED else "pure Python"
+    click.echo(f"memscope, version {__version__} (census walk: {walk})")
+    ctx.exit()
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="memscope")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_show_version, help="Show the version and exit.")
 def group() -> None:
     """Memory tracking by variable name."""
 

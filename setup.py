@@ -1,0 +1,15 @@
+"""The build's only code: memscope's C census walk, an optional extension.
+
+Everything else about the package is in pyproject.toml. ``pip install .`` and
+``pip install -e .`` compile ``memscope/_censusc.c`` when a C compiler and the Python
+headers are there; without them the build goes on and memscope uses the pure-Python walk
+(``memscope.census.ACCELERATED`` is False, ``memscope --version`` says which walk runs).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension("memscope._censusc", sources=["memscope/_censusc.c"], optional=True),
+    ],
+)
