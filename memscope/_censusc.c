@@ -222,7 +222,8 @@ kc_put(KindCache *c, PyTypeObject *tp, PyObject *kind)
 {
     KindInfo info;
     memset(&info, 0, sizeof info);
-    if (get_long_attr(kind, s_how, &info.how) < 0 || get_bool_attr(kind, s_is_dict, &info.is_dict) < 0
+    if (get_long_attr(kind, s_how, &info.how) < 0
+        || get_bool_attr(kind, s_is_dict, &info.is_dict) < 0
         || get_bool_attr(kind, s_values_apart, &info.values_apart) < 0
         || get_long_attr(kind, s_extra, &info.extra) < 0)
         return NULL;
@@ -628,7 +629,8 @@ in_stop(Walk *w, PyObject *k)
             Py_DECREF(item);
             if (v == -1 && PyErr_Occurred())
                 break;
-            if (!ok || overflow || v <= 0 || (unsigned long long)v > (unsigned long long)UINTPTR_MAX)
+            if (!ok || overflow || v <= 0
+                || (unsigned long long)v > (unsigned long long)UINTPTR_MAX)
                 continue; /* no object's id */
             if (pm_put(&m, (void *)(uintptr_t)v, 1) < 0)
                 break;
