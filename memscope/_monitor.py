@@ -28,6 +28,10 @@ passed, and it starts a census (``memscope.census``):
 - when asked (``memscope.snapshot()`` from any thread, or SIGUSR1 under ``memscope
   run``): the request is served at the next tick.
 
+Growth and interval censuses wait while the main thread is inside an import: what
+grows then is modules and their tables, and a census of a half-imported package (its
+functions and classes are every global) costs the import its time for nothing.
+
 A jump of ``JUMP_BYTES`` between two ticks also switches every sleeping guard back on
 (``_hooks.rearm``), so the bindings that follow a big allocation are recorded.
 """
@@ -150,6 +154,8 @@ def _tick(prev_rss: int) -> int:
         grew = True  # a new high by a megabyte: perhaps one large value, just made
     if not any(row[0] == MODULE or row[0] == SCOPE for row in _hooks._tables[:64]):
         return rss  # nothing instrumented yet: no name to census
+    if (grew or _due()) and _importing():
+        return rss  # an import's memory is code and tables: census once it is done
     if _enabled[0] and grew and (within_budget() or rss >= 2 * _state["census_high"]):
         census("growth")
         _state["census_ns"] += _state["last_census_cost"]
@@ -157,10 +163,27 @@ def _tick(prev_rss: int) -> int:
         high = max(_state["last_census_rss"], _state["census_high"])
         _state["census_high"] = high
         _state["next_census"] = int(high * CENSUS_STEP)
-    elif _enabled[0] and _hooks._perf() - _state["last_census_t"] >= max(
-            INTERVAL * 1e9, _state["last_census_cost"] / INTERVAL_SHARE):
+    elif _enabled[0] and _due():
         census("interval")
     return rss
+
+
+def _due() -> bool:
+    """Is an interval census due (``INTERVAL``, ``INTERVAL_SHARE``)?"""
+    return _hooks._perf() - _state["last_census_t"] >= max(
+        INTERVAL * 1e9, _state["last_census_cost"] / INTERVAL_SHARE)
+
+
+def _importing() -> bool:
+    """Is the main thread inside an import? (What grows memory then is modules.)"""
+    f = sys._current_frames().get(_hooks._main_ident)
+    depth = 0
+    while f is not None and depth < 256:
+        if f.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        f = f.f_back
+        depth += 1
+    return False
 
 
 def within_budget() -> bool:
