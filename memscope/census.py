@@ -280,6 +280,11 @@ class _Census:
                 if gscope >= 0 and code.co_name != "<module>":
                     self.add_frame(f, gscope)
                 f = f.f_back
+        # this thread's top frame is this very frame: holding it in a local would be a
+        # cycle (frame -> local -> frame) that keeps the census, and what it holds, alive
+        # until the next collection
+        del top
+        f = None
 
     def module_roots(self) -> None:
         for module, file in self.scopes.modules:
@@ -555,6 +560,17 @@ class _Census:
         for o in itertools.compress(objs, map(gens, map(type, objs))):
             self.frame_of(o)
 
+    def release(self) -> None:
+        """Drop every reference the census took (objects, frames), at once: what the
+        program freed meanwhile is freed now, not at the next collection."""
+        self.rec.clear()
+        self.roots.clear()
+        self.pending_frames.clear()
+        self.kinds.clear()
+        self.occurrences.clear()
+        self.slots.clear()
+        self.frames_seen.clear()
+
     def run(self) -> None:
         self.stack_roots()
         self.suspended_roots()
@@ -673,7 +689,9 @@ def _take(reason: str, rss: int, hwm: int) -> int:
         _hooks._error("census", exc)
         return 0
     finally:
-        census = None  # every reference the census took goes here, before anything else
+        if census is not None:
+            census.release()  # every reference the census took goes, before anything else
+        census = None
         if gc_was:
             gc.enable()
         sys.setswitchinterval(old_switch)

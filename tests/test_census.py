@@ -370,3 +370,26 @@ def test_a_variable_a_census_names_before_its_bind_keeps_its_place(tmp_path: Pat
     want = next(i for i, ln in enumerate(lines, 1) if ln.strip().startswith("held = "))
     assert vs.binds == 1 and vs.line == want, (vs.file, vs.line, want)
     assert vs.file.endswith("prog.py") and vs.peak_retained > 20_000 * 40
+
+
+def test_a_census_keeps_nothing_alive_after_it_returns(tmp_path: Path) -> None:
+    _, truth = run_program(tmp_path, """
+        import gc, weakref, memscope
+
+        class Blob:
+            def __init__(self):
+                self.data = bytearray(1_000_000)
+
+        def work():
+            blob = Blob()
+            ref = weakref.ref(blob)
+            memscope.snapshot()
+            del blob  # the last reference: freed now, not at the next collection
+            return ref() is None
+
+        gc.disable()  # a collection must not be what frees it
+        freed = work()
+        gc.enable()
+        save(freed=freed)
+    """)
+    assert truth["freed"] is True
