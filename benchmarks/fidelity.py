@@ -929,8 +929,11 @@ def measure(work: Path, wl: Workload, repeat: int, hold: float,
 # ---- reporting --------------------------------------------------------------------------
 
 
-def mb(n: int | None) -> str:
-    return "-" if n is None or n < 0 else f"{n / MB:.1f}"
+def mb(n: int | None, signed: bool = False) -> str:
+    """MiB; "-" for unknown (negative) unless ``signed`` (a difference)."""
+    if n is None or (n < 0 and not signed):
+        return "-"
+    return f"{n / MB:.1f}"
 
 
 def pct(e: float | None) -> str:
@@ -975,10 +978,11 @@ def process_rows(results: list[dict[str, Any]]) -> list[list[str]]:
         extra = r0["rss_peak"] - w["plain"]["maxrss"]
         rows.append([
             w["name"], mb(w["plain"]["maxrss"]), mb(w["plain"]["traced_peak"]),
-            mb(r0["rss_peak"]), mb(extra), mb(w["own_memory_start"]),
-            mb(w["own_memory_at_peak"]),
+            mb(r0["rss_peak"]), mb(extra, signed=True), mb(w["own_memory_start"], signed=True),
+            mb(w["own_memory_at_peak"], signed=True),
             f"{pc.get('reason', '-')} {pc.get('when', '')}",
-            mb(pc.get("named")), mb(pc["rss"] - pc["named"]) if pc else "-", mb(pc.get("rss")),
+            mb(pc.get("named")), mb(pc["rss"] - pc["named"], signed=True) if pc else "-",
+            mb(pc.get("rss")),
             pct(w["peak_err"][0]), verdict(["pass" if e is not None and abs(e) <= PEAK_TOLERANCE
                                             else "FAIL" for e in w["peak_err"]]),
             pct(w["peak_err_own"][0]),
