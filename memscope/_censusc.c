@@ -675,24 +675,24 @@ collect(Walk *w, PyObject *o, KindInfo *ki, int *traversed)
             }
         }
         *traversed = 1;
-        if (ki->is_dict) {
-            Py_ssize_t n;
-            if (PyDict_CheckExact(o)) {
-                n = PyDict_GET_SIZE(o);
-            } else {
-                if (sync_recs(w) < 0) /* len() of a subclass: maybe its __len__ */
-                    return -1;
-                n = PyObject_Size(o);
+        if (ki->is_dict && PyDict_Check(o)) {
+            /* census._keys_traversed: the dict's own traversal visits value then key
+             * of each entry, but only the values when every key is a str; a subclass
+             * puts what it holds first. Keys were visited iff the last 2n referents
+             * start with the first entry's value and key. dict's own size and items:
+             * no __len__ of a subclass runs. */
+            Py_ssize_t n = PyDict_GET_SIZE(o), pos = 0;
+            PyObject *key, *value;
+            int traversed_keys = 1;
+            if (n > 0) {
+                traversed_keys = 0;
+                if (kids->n >= 2 * n && PyDict_Next(o, &pos, &key, &value))
+                    traversed_keys = kids->items[kids->n - 2 * n] == value
+                        && kids->items[kids->n - 2 * n + 1] == key;
             }
-            if (n < 0) {
-                if (!PyErr_ExceptionMatches(PyExc_Exception))
-                    return -1;
-                PyErr_Clear();
-                return 0;
-            }
-            if (n == kids->n) { /* a str-keyed dict: values only; keys go first */
-                Py_ssize_t nk = PyDict_GET_SIZE(o), pos = 0, i = 0;
-                PyObject *key, *value;
+            if (!traversed_keys) { /* a str-keyed dict: values only; keys go first */
+                Py_ssize_t nk = n, i = 0;
+                pos = 0;
                 if (buf_reserve(kids, kids->n + nk) < 0)
                     return -1;
                 memmove(kids->items + nk, kids->items, (size_t)kids->n * sizeof(PyObject *));

@@ -563,11 +563,15 @@ class Analysis:
             tok, shallow, retained, shared, oid))
 
     def peak_census(self) -> Census | None:
-        """The census taken closest to the process's peak: the one at the highest
-        resident memory (the latest of equals), else the one retaining the most."""
+        """The census that stands for the peak: the one that found the most retained
+        by names (of equals, the one nearest the process's peak in time). Not the one
+        at the highest resident memory: memory freed stays resident, and a census's own
+        working memory raises it, so the end census often reads highest and names
+        nothing."""
         if not self.censuses:
             return None
-        return max(self.censuses, key=lambda c: (c.rss, c.named, c.t))
+        peak_t = self.rss_peak_t
+        return max(self.censuses, key=lambda c: (c.named, -abs(c.t - peak_t)))
 
     def last_census(self) -> Census | None:
         return self.censuses[-1] if self.censuses else None

@@ -66,6 +66,8 @@ _GEN_SET = frozenset(_GenTypes)
 _COROUTINE, _ASYNC_GENERATOR = 6, 7  # ScopeKind numbers (memscope.kinds: not imported)
 _CellType = types.CellType
 _dict_keys = dict.keys
+_dict_len = dict.__len__
+_dict_items = dict.items
 _type_module = type.__dict__["__module__"].__get__
 _type_qualname = type.__dict__["__qualname__"].__get__
 _type_dict = type.__dict__["__dict__"].__get__
@@ -74,6 +76,8 @@ _MEMSCOPE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # what a class body holds that is code, not data: never a class-attribute root
 _CODE_ATTRS = (types.FunctionType, staticmethod, classmethod, property, type,
                types.BuiltinFunctionType, types.MethodDescriptorType)
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+_mro = type.__dict__["__mro__"].__get__
 _MANAGED_DICT = 1 << 4  # Py_TPFLAGS_MANAGED_DICT (3.11, 3.12): attribute values apart
 _VALUES_APART = (3, 11) <= sys.version_info[:2] < (3, 13)
 
@@ -95,6 +99,15 @@ _OBJ, _LABEL, _INDEG, _PRIVATE, _HOLDERS, _ROOTREFS, _SHARERS, _VISIT = range(8)
 _STOP, _GEN, _LEAF, _SIZED, _PLAIN, _DECLARED, _NUMPY = range(7)
 
 
+def _solid_base(tp: type) -> type:
+    """The first built-in (static) type in ``tp``'s MRO: what its instances are laid
+    out as (``object`` for a plain class, ``dict`` for a dict subclass)."""
+    for base in _mro(tp):
+        if not type.__dict__["__flags__"].__get__(base) & _HEAPTYPE:
+            return base
+    return object
+
+
 class _Kind:
     """One type as the walk sees it: how to size it, whether and how to enter it."""
 
@@ -107,7 +120,10 @@ class _Kind:
         self.is_dict = wt.is_dict
         plan = wt.plan
         flags = type.__dict__["__flags__"].__get__(tp)
-        self.values_apart = _VALUES_APART and bool(flags & _MANAGED_DICT)
+        # attribute values in an array apart: instances of plain classes only (a dict
+        # or list subclass's referents are its items, not its attributes)
+        self.values_apart = _VALUES_APART and bool(flags & _MANAGED_DICT) and \
+            _solid_base(tp) is object
         if tp is _ModuleType or tp is _CodeType or tp is _FrameType or issubclass(tp, type):
             self.how = _STOP  # program, not data
         elif tp in _GenTypes:
@@ -174,6 +190,22 @@ _BULK = 16  # a holder of at least this many leaves is sized in C-level passes
 _ROOT_BASE = _root_refs() - 1
 
 
+def _keys_traversed(kids: list[Any], d: dict[Any, Any]) -> bool:
+    """Did a dict's own traversal visit its keys? CPython's visits value then key of
+    each entry, but only values when every key is a str; a subclass's traversal puts
+    what it holds first (its class, ``default_factory``, an OrderedDict's links to
+    every key). So: are the last ``2 * len`` referents the entries, value first?
+    (Sizes and items are read with dict's own C methods: no user code runs.)"""
+    n = _dict_len(d)
+    if not n:
+        return True
+    if len(kids) < 2 * n:
+        return False
+    for key, value in _dict_items(d):
+        return kids[-2 * n] is value and kids[-2 * n + 1] is key
+    return True
+
+
 class _Scopes:
     """The scope tables as the census needs them: instrumented files, and in each the
     global scope of every qualname; the modules with their module scope."""
@@ -228,6 +260,7 @@ class _Census:
         self.occurrences: dict[int, int] = {}  # id -> Root objects holding it so far
         # address -> slots of running frames (locals, value stacks) that hold it, maybe
         self.slots: dict[int, int] = {}
+        self.running: set[int] = set()  # ids of the frames on threads' stacks
         self.stop: set[int] = set()  # ids of module dicts: globals are not data
         for m in list(sys.modules.values()):
             if type(m) is _ModuleType:
@@ -256,6 +289,11 @@ class _Census:
         for name, value in pairs:
             if name == "_memscope_s":
                 tok = value if type(value) is int else 0
+        if id(frame) not in self.running:
+            # a suspended frame's value stack (the iterator its ``for`` loop runs) holds
+            # references too; a running frame's slots were counted with its stack
+            for p in frames.raw_slots(frame, stack_only=True):
+                self.slots[p] = self.slots.get(p, 0) + 1
         for name, value in pairs:
             if _skip_name(name):
                 continue
@@ -274,9 +312,12 @@ class _Census:
                 if ident == me and code.co_filename.startswith(_MEMSCOPE_DIR):
                     f = f.f_back
                     continue
-                for p in frames.raw_slots(f):
-                    slots[p] = slots.get(p, 0) + 1
                 gscope = self.scopes.scope_of(code)
+                # an instrumented frame's locals are roots (their references counted
+                # as such): only its value stack is counted here
+                for p in frames.raw_slots(f, stack_only=gscope >= 0):
+                    slots[p] = slots.get(p, 0) + 1
+                self.running.add(id(f))
                 if gscope >= 0 and code.co_name != "<module>":
                     self.add_frame(f, gscope)
                 f = f.f_back
@@ -347,8 +388,8 @@ class _Census:
         the reference counts); [] for what the walk does not enter."""
         if kd.how == _PLAIN or kd.how == _GEN:
             kids = _get_referents(o)
-            if kd.is_dict and len(kids) == len(o):  # a str-keyed dict: values only
-                kids = [*_dict_keys(o), *kids]
+            if kd.is_dict and not _keys_traversed(kids, o):
+                kids = [*_dict_keys(o), *kids]  # a str-keyed dict: values only, so far
             return kids
         if kd.how == _DECLARED:
             sizer = kd.wt.plan.sizer
@@ -357,6 +398,12 @@ class _Census:
             base = sizing.buffer_base(o)
             return [] if base is None else [base]
         return []
+
+    def instrumented(self, k: Any) -> bool:
+        """Is ``k`` (a generator, coroutine or async generator) of instrumented code?"""
+        code = getattr(k, "gi_code", None) or getattr(k, "cr_code", None) or getattr(
+            k, "ag_code", None)
+        return type(code) is _CodeType and self.scopes.scope_of(code) >= 0
 
     def frame_of(self, k: Any) -> bool:
         """An instrumented generator or coroutine: its frame's locals become roots
@@ -514,6 +561,8 @@ class _Census:
             kd = kinds.get(type(start))
             if kd is None or (kd.how < _PLAIN and kd.how != _GEN) or id(start) in seen_here:
                 continue  # a leaf: nothing below it
+            if kd.how == _GEN and self.instrumented(start):
+                continue  # its locals are roots of their own
             seen_here.add(id(start))
             label, sharers = top[_LABEL], top[_SHARERS]
             stack: list[Any] = [start]
@@ -530,7 +579,8 @@ class _Census:
                     rec = recs.get(ki)
                     if rec is None:
                         kd = self.kind(type(k), k)
-                        if kd.how >= _PLAIN and _getrefcount(k) <= _SINGLE:
+                        if (kd.how >= _PLAIN or (kd.how == _GEN and not self.instrumented(k))) \
+                                and _getrefcount(k) <= _SINGLE:
                             stack.append(k)  # a single-holder object: look through it
                         continue
                     seen_here.add(ki)
@@ -545,7 +595,8 @@ class _Census:
                         if old == SHARED and merged[:MAX_SHARERS] == rec[_SHARERS]:
                             continue
                         rec[_LABEL], rec[_SHARERS] = SHARED, merged[:MAX_SHARERS]
-                    stack.append(k)
+                    if type(k) not in _GEN_SET or not self.instrumented(k):
+                        stack.append(k)  # (an instrumented generator's locals are roots)
 
     def suspended_roots(self) -> None:
         """Suspended coroutines (and generators) of instrumented code wherever they are
@@ -569,6 +620,7 @@ class _Census:
         self.kinds.clear()
         self.occurrences.clear()
         self.slots.clear()
+        self.running.clear()
         self.frames_seen.clear()
 
     def run(self) -> None:

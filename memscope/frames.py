@@ -87,10 +87,10 @@ class _Localsplus:
                 out.append((name, p))
         return out
 
-    def raw_slots(self, frame: Any) -> list[int]:
-        """Every address in the frame's locals and value stack, bound or stale: what a
-        running frame may be holding. Only addresses: none is made into an object (a
-        slot above the stack's top may name an object long gone)."""
+    def raw_slots(self, frame: Any, stack_only: bool = False) -> list[int]:
+        """Every address in the frame's locals and value stack (``stack_only``: the
+        stack), bound or stale: what a frame may be holding. Only addresses: none is
+        made into an object (a slot above the stack's top may name an object gone)."""
         base = self.base(frame)
         if not base:
             return []
@@ -102,7 +102,7 @@ class _Localsplus:
         at = base + self.locals_at
         width = self.width
         out = []
-        for i in range(len(names) + code.co_stacksize):
+        for i in range(len(names) if stack_only else 0, len(names) + code.co_stacksize):
             p = from_address(at + i * width).value
             if p:
                 out.append(p)
@@ -132,7 +132,7 @@ def _no_dict(frame: Any) -> dict[str, Any] | None:
     return None
 
 
-def _no_slots(frame: Any) -> list[int]:
+def _no_slots(frame: Any, stack_only: bool = False) -> list[int]:
     return []
 
 

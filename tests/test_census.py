@@ -34,8 +34,8 @@ def hand_size(*roots):
         o = stack.pop()
         total += (sys.getsizeof(o) + 7) & ~7
         kids = gc.get_referents(o)
-        if type(o) is dict:
-            kids = [*o.keys(), *kids]
+        if isinstance(o, dict):
+            kids = [*dict.keys(o), *kids]  # each object once: seen below
         for k in kids:
             if id(k) in seen or isinstance(k, type) or type(k).__name__ in ("module", "code"):
                 continue
@@ -393,3 +393,74 @@ def test_a_census_keeps_nothing_alive_after_it_returns(tmp_path: Path) -> None:
         save(freed=freed)
     """)
     assert truth["freed"] is True
+
+
+def test_dict_subclasses_retain_their_keys(tmp_path: Path) -> None:
+    an, truth = run_program(tmp_path, """
+        import collections, memscope
+
+        class Registry(dict):
+            pass
+
+        def fill(d):
+            for i in range(50_000):
+                d[f"key-{i:07d}"] = None
+            return d
+
+        plain = fill({})
+        ordered = fill(collections.OrderedDict())
+        default = fill(collections.defaultdict(list))
+        counts = collections.Counter(f"key-{i:07d}" for i in range(50_000))
+        registry = fill(Registry())
+        save(**{n: hand_size(v) for n, v in [("plain", plain), ("default", default),
+                                               ("counts", counts), ("registry", registry)]})
+        memscope.snapshot()
+    """)
+    c = census_named(an, "snapshot")
+    for name in ("plain", "default", "counts", "registry"):
+        v = var_in(c, f"__main__:<module>:{name}")
+        assert v is not None and within(v.retained, truth[name]), (name, v, truth[name])
+    # an OrderedDict's size includes its links (its __sizeof__), the keys once
+    od = var_in(c, "__main__:<module>:ordered")
+    assert od is not None and od.retained > truth["plain"], (od, truth["plain"])
+
+
+def test_a_generator_iterated_by_a_suspended_generator_keeps_its_data_named(
+        tmp_path: Path) -> None:
+    an, _ = run_program(tmp_path, """
+        import memscope
+
+        def produce(n):
+            data = [str(i) for i in range(n)]
+            for item in data[:10]:
+                yield item
+
+        def consume(items):
+            for item in items:  # the loop's iterator stays on the suspended stack
+                yield item.upper()
+
+        def main():
+            g = consume(produce(100_000))
+            next(g)
+            memscope.snapshot()
+
+        main()
+    """)
+    data = var_in(census_named(an, "snapshot"), "__main__:produce:data")
+    assert data is not None and data.retained > 100_000 * 50
+
+
+def test_the_peak_census_is_the_one_names_hold_most_in() -> None:
+    from memscope.events import CENSUS, CVAR, MEM, PROC, SCOPE, TYPE
+
+    an = Analysis().feed_all([
+        (PROC, 1, 0, "x", 0), (SCOPE, 0, "f.py", "m", "<module>", 1, 1), (TYPE, 1, "list"),
+        (MEM, 10, 50 << 20, 50 << 20),
+        (CVAR, 1, 0, 0, "events", 1, 56, 40 << 20, 0, 9),
+        (CENSUS, 20, 1, "growth", 79 << 20, 79 << 20, 40 << 20, 0, 9, 5),
+        (MEM, 30, 98 << 20, 98 << 20),  # freed memory stays resident, and more came
+        (CENSUS, 40, 2, "end", 98 << 20, 98 << 20, 0, 0, 1, 5),
+    ])
+    pc = an.peak_census()
+    assert pc is not None and pc.cid == 1
+    assert an.memory_stats()["named_at_peak_bytes"] == 40 << 20

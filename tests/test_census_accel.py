@@ -11,6 +11,7 @@ run again here with the pure path forced, so both walks stay tested.
 
 from __future__ import annotations
 
+import collections
 import gc
 import inspect
 import os
@@ -86,9 +87,13 @@ def _gen_named(*args: Any) -> Iterator[int]:
     yield 0
 
 
+class SubDict(dict):  # type: ignore[type-arg]
+    """A user's dict subclass: its traversal visits its class first."""
+
+
 LEAVES = ("str", "int", "bigint", "bytes", "float", "smallint", "interned", "none")
 MUTABLE = ("list", "dict", "strdict", "set", "obj", "objdict", "slotted", "sized",
-           "declared", "baddeclared")
+           "declared", "baddeclared", "odict", "ddict", "subdict")
 MADE_WITH_KIDS = ("tuple", "gen", "namedgen", "func")
 OTHER = ("type", "moddict") + (("ndarray", "view") if np is not None else ())
 KINDS = LEAVES + MUTABLE + MADE_WITH_KIDS + OTHER
@@ -142,6 +147,12 @@ def build(spec: dict[str, Any]) -> tuple[dict[str, Any], list[Any], set[int]]:
             nodes[i] = []
         elif kind in ("dict", "strdict"):
             nodes[i] = {}
+        elif kind == "odict":  # dict subclasses: their traversal visits more than items
+            nodes[i] = collections.OrderedDict()
+        elif kind == "ddict":
+            nodes[i] = collections.defaultdict(list)
+        elif kind == "subdict":
+            nodes[i] = SubDict()
         elif kind == "set":
             nodes[i] = set()
         elif kind in ("obj", "objdict"):
@@ -180,7 +191,7 @@ def build(spec: dict[str, Any]) -> tuple[dict[str, Any], list[Any], set[int]]:
         o = nodes[i]
         if kind == "list":
             o.extend(kids)
-        elif kind == "strdict":
+        elif kind in ("strdict", "odict", "ddict", "subdict"):
             for x, k in enumerate(kids):
                 key = "".join(["k", str(x)])
                 made.append(key)
