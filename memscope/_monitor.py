@@ -19,8 +19,10 @@ passed, and it starts a census (``memscope.census``):
   it while it is alive;
 - growth and jump censuses together take at most ``CENSUS_BUDGET`` of the run's time
   (beyond the first): a program that grows without pause is not slowed by more;
-  except that memory doubling since the highest census always earns one (doublings
-  are geometric too, so their cost stays a small multiple of the last census's);
+  except that memory doubling since the highest census always earns one, and so does
+  memory that stops (two ticks within 1%) at a high ``CENSUS_STEP`` above every
+  census so far: the program holds what it built, the moment a report stands for
+  (both are geometric steps, so their cost stays a small multiple of the last one's);
 - every ``INTERVAL`` seconds at most, or less often when a census is dear (never more
   than ``INTERVAL_SHARE`` of the time): resident memory alone misses a large value
   made in memory the allocator had freed before (reused pages do not grow it), and
@@ -156,7 +158,13 @@ def _tick(prev_rss: int) -> int:
         return rss  # nothing instrumented yet: no name to census
     if (grew or _due()) and _importing():
         return rss  # an import's memory is code and tables: census once it is done
-    if _enabled[0] and grew and (within_budget() or rss >= 2 * _state["census_high"]):
+    high = _state["census_high"]
+    # memory stopped at a new high (a step above every census so far): the program is
+    # holding what it built, the moment the reports stand for, so no budget applies;
+    # such highs are geometric, so their cost stays a small multiple of the last
+    plateau = prev_rss >= 0 and abs(rss - prev_rss) <= max(rss // 100, 256 << 10) and (
+        high < 0 or rss >= high * CENSUS_STEP)
+    if _enabled[0] and grew and (within_budget() or rss >= 2 * high or plateau):
         census("growth")
         _state["census_ns"] += _state["last_census_cost"]
         # what the census saw: memory that grew while it ran is still to be seen
