@@ -4,7 +4,10 @@ A bare ``_thread`` (like the re-arm thread: not in ``threading.enumerate()``) wa
 every ``TICK`` seconds and reads the process's resident memory and its resident
 high-water mark (Linux: ``VmRSS`` and ``VmHWM`` of ``/proc/self/status``; elsewhere the
 high-water mark of ``getrusage``). The high-water mark is the kernel's own record of
-the peak, so the peak is exact however short it was; the samples draw the line.
+the peak, so the peak is exact however short it was; the samples draw the line. What a
+census walk itself raises the mark by is left out of the program's peak (``sample``),
+and the memory it freed is handed back to the system (``_give_back``) so that it does
+not stay resident and read as the program's.
 
 It records a MEM row when the memory moved (by ``MEM_STEP`` or 1 MiB) or a second
 passed, and it starts a census (``memscope.census``):
@@ -48,6 +51,10 @@ import time
 from memscope import _hooks
 from memscope.events import MEM, MODULE, SCOPE
 
+TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
+if TYPE_CHECKING:
+    from typing import Any
+
 TICK = 0.02  # seconds between samples
 MEM_STEP = 0.01  # a move of this fraction of resident memory is worth a MEM row
 CENSUS_FIRST = 8 << 20  # the first census: this far above the run's starting memory
@@ -64,6 +71,8 @@ _state = {
     "census_high": -1,  # the highest resident memory a census saw
     "last_census_t": 0,
     "last_census_rss": -1,
+    "census_mark": -1,  # the kernel's high-water mark where the last census raising it left it
+    "walking": 0,  # censuses running now (a snapshot in one thread, growth in another)
     "last_census_cost": 0,
     "census_ns": 0,  # time spent in growth censuses so far
     "t0": 0,
@@ -71,6 +80,7 @@ _state = {
     "last_t": 0,
     "hwm": -1,
 }
+_census_lock = _thread.allocate_lock()
 _requests: list[str] = []  # censuses asked for, served at the next tick
 _enabled = [True]  # growth censuses (Config.census)
 
@@ -105,17 +115,31 @@ def read_memory() -> tuple[int, int]:
 
 
 def sample(force: bool = False) -> tuple[int, int]:
-    """Read the memory now and record a MEM row if it moved enough (or ``force``)."""
-    rss, hwm = read_memory()
+    """Read the memory now and record a MEM row if it moved enough (or ``force``).
+
+    Returns (resident bytes, the program's high-water mark). The kernel's mark counts
+    memscope's own census walks, whose records for objects with several holders can
+    raise it for the length of a walk; the program's mark leaves them out: a raise
+    while a census ran counts only once the kernel's mark passes where that census
+    left it (``census_mark``), and every resident sample taken while no census walks
+    counts."""
+    rss, raw = read_memory()
+    prog = _state["hwm"]
+    if _state["walking"] and not force:
+        return rss, prog  # a census walks: its records are resident too; no row now
+    if not _state["walking"]:  # (while a census walks, its records are resident too)
+        if raw > _state["census_mark"]:
+            prog = max(prog, raw)
+        prog = max(prog, rss)
     now = _hooks._perf()
     last = _state["last_rss"]
     moved = last < 0 or abs(rss - last) >= max(JUMP_BYTES, int(last * MEM_STEP))
-    if force or moved or hwm > _state["hwm"] or now - _state["last_t"] >= 1_000_000_000:
-        _hooks._buf.append((MEM, now, rss, hwm))
+    if force or moved or prog > _state["hwm"] or now - _state["last_t"] >= 1_000_000_000:
+        _hooks._buf.append((MEM, now, rss, prog, raw))
         _state["last_rss"] = rss
         _state["last_t"] = now
-        _state["hwm"] = max(hwm, _state["hwm"])
-    return rss, hwm
+    _state["hwm"] = prog
+    return rss, prog
 
 
 def census(reason: str) -> int:
@@ -130,13 +154,43 @@ def census(reason: str) -> int:
         # switch interval: the program runs on past the binding before the census.
         time.sleep(0)
         time.sleep(sys.getswitchinterval())
-    rss, hwm = sample(force=True)
-    _state["last_census_rss"] = rss
-    t = time.thread_time_ns()
-    cid = census_.take(reason, rss, hwm)
+    with _census_lock:  # one at a time: a sample must not see another's working memory
+        rss, hwm = sample(force=True)
+        raw_before = read_memory()[1]
+        _state["last_census_rss"] = rss
+        t = time.thread_time_ns()
+        _state["walking"] += 1  # meanwhile no sample takes memory as the program's
+        try:
+            cid = census_.take(reason, rss, hwm)
+            raw_after = read_memory()[1]
+            if raw_after > raw_before:  # the walk's working memory raised the mark
+                _state["census_mark"] = max(raw_after, _state["census_mark"])
+                _give_back()
+        finally:
+            _state["walking"] -= 1
     _state["last_census_t"] = _hooks._perf()
     _state["last_census_cost"] = time.thread_time_ns() - t  # CPU: what it cost the run
     return cid
+
+
+_trim: list[Any] = []  # glibc's malloc_trim, once looked up (None: not there)
+
+
+def _give_back() -> None:
+    """Hand the walk's freed working memory back to the system (glibc's
+    ``malloc_trim``): freed, it would stay resident and read as the program's."""
+    if not _trim:
+        try:
+            import ctypes
+
+            _trim.append(ctypes.CDLL(None).malloc_trim)
+        except (OSError, AttributeError, ImportError):
+            _trim.append(None)
+    if _trim[0] is not None:
+        try:
+            _trim[0](0)
+        except Exception as exc:
+            _hooks._error("monitor", exc)
 
 
 def _tick(prev_rss: int) -> int:
@@ -218,7 +272,8 @@ def start() -> None:
         return
     rss, _hwm = read_memory()
     _state.update(pid=pid, start_rss=rss, t0=_hooks._perf(), census_ns=0, last_rss=-1,
-                  hwm=-1, census_high=-1, last_census_t=_hooks._perf(), last_census_cost=0,
+                  hwm=-1, census_high=-1, census_mark=-1, last_census_t=_hooks._perf(),
+                  last_census_cost=0,
                   next_census=rss + CENSUS_FIRST if rss >= 0 else -1)
     sample(force=True)
     try:
@@ -238,6 +293,9 @@ def request(reason: str) -> None:
 
 
 def _after_fork_in_child() -> None:
+    global _census_lock
+    _census_lock = _thread.allocate_lock()  # a census in another thread does not go on
+    _state["walking"] = 0
     if _state["pid"]:
         _state["pid"] = 0
         start()

@@ -240,8 +240,11 @@ _SHAPES: dict[int, tuple[type, ...]] = {
 
 def _well_formed(ev: Event) -> bool:
     """Does a MEM, CVAR or CENSUS row have its fields, of their types? (A capture is
-    read from disk: a damaged or hand-made one must not stop a report.)"""
+    read from disk: a damaged or hand-made one must not stop a report.) A MEM row may
+    end with the kernel's own high-water mark (census walks included)."""
     shape = _SHAPES[ev[0]]
+    if ev[0] == MEM and len(ev) == len(shape) + 2:
+        shape = (*shape, _I)
     return len(ev) == len(shape) + 1 and all(
         type(v) is tp for v, tp in zip(ev[1:], shape, strict=True))
 
@@ -412,6 +415,9 @@ class Analysis:
         self._memory_step = 1
         self._memory_skip = 0
         self.rss_peak = -1  # resident high-water mark (VmHWM): the process's real peak
+        # (the program's: what memscope's census walks raised it by left out) and the
+        # kernel's own mark, walks included
+        self.rss_peak_kernel = -1
         self.rss_peak_t = -1  # when a sample first showed that mark
         self.rss_last = -1
         self.censuses: list[Census] = []
@@ -512,6 +518,8 @@ class Analysis:
                 self.errors.append((self.t_last, "capture", f"malformed {EVENT_NAMES[k]} row"))
             elif k == MEM:
                 self._memory(ev[1], ev[2], ev[3])
+                if len(ev) > 4 and ev[4] > self.rss_peak_kernel:
+                    self.rss_peak_kernel = ev[4]
             elif k == CVAR:
                 self._census_var(ev)
             else:
@@ -536,8 +544,12 @@ class Analysis:
 
     def _memory(self, t: int, rss: int, hwm: int) -> None:
         self._time(t)
-        if hwm > self.rss_peak or rss > self.rss_peak:
-            self.rss_peak = max(hwm, rss)
+        # the peak is the program's high-water mark (which counts every resident sample
+        # taken while no census walked); a sample taken during a walk is not the
+        # program's alone
+        top = hwm if hwm >= 0 else rss
+        if top > self.rss_peak:
+            self.rss_peak = top
             self.rss_peak_t = t
         if rss < 0:
             return
@@ -904,6 +916,7 @@ class Analysis:
         return {
             "process_peak_bytes": self.rss_peak,
             "process_peak_t": self.rss_peak_t,
+            "process_peak_kernel_bytes": max(self.rss_peak_kernel, self.rss_peak),
             "process_rss_last_bytes": self.rss_last,
             "censuses": len(self.censuses),
             "census_cost_ns": sum(c.cost_ns for c in self.censuses),

@@ -25,10 +25,12 @@ header stores the start so reporters can show nanoseconds since start):
                                          1 bind in ``every`` is recorded; ``skipped``
                                          counts the binds not recorded so far (the last
                                          SAMPLED row of a site has its final count)
-    (MEM,    t, rss, hwm)           the process's memory, sampled by the monitor thread
-                                    (memscope._monitor): resident bytes now and the
-                                    resident high-water mark so far (the exact peak
-                                    of resident memory, VmHWM); -1 where unknown
+    (MEM,    t, rss, hwm, kernel_hwm)  the process's memory, sampled by the monitor
+                                    thread (memscope._monitor): resident bytes now, the
+                                    program's resident high-water mark so far (VmHWM,
+                                    less what memscope's census walks raised it by),
+                                    and the kernel's mark as it is (older captures:
+                                    no fifth field); -1 where unknown
     (CENSUS, t, cid, reason, rss, hwm, named, shared, objects, cost_ns)
         a census (memscope.census) finished: what the named bindings of instrumented
         code kept alive at ``t``. ``reason`` is "growth" (the process's memory grew a

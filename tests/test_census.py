@@ -464,3 +464,23 @@ def test_the_peak_census_is_the_one_names_hold_most_in() -> None:
     pc = an.peak_census()
     assert pc is not None and pc.cid == 1
     assert an.memory_stats()["named_at_peak_bytes"] == 40 << 20
+
+
+def test_a_census_s_own_working_memory_is_not_the_program_s_peak(tmp_path: Path) -> None:
+    # an OrderedDict's keys have two holders each: the walk keeps a record for each,
+    # which raises the kernel's high-water mark while it runs
+    an, _ = run_program(tmp_path, """
+        import collections, memscope
+        sessions = collections.OrderedDict()
+        for i in range(200_000):
+            sessions[f"session-{i:07d}"] = i
+        memscope.snapshot()
+    """)
+    st = an.memory_stats()
+    kernel, program = st["process_peak_kernel_bytes"], st["process_peak_bytes"]
+    assert kernel - program > 8 << 20, (kernel >> 20, program >> 20)
+    # the program's peak is what its own memory reached: a resident sample or a mark
+    # raised outside a census
+    assert program >= max(r for _, r in an.memory)
+    named = var_in(census_named(an, "snapshot"), "__main__:<module>:sessions")
+    assert named is not None and named.retained < program
