@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as _xml_escape
@@ -232,22 +233,7 @@ def _process_chart(c: Canvas, model: dict[str, Any], y: float) -> float:
     span = max(model["span"], 1)
     named = [sum(v[i] for v in cs.get("values", [])) for i in range(len(cs.get("t", [])))]
     ymax = max([1, p.get("peak", -1), *p.get("rss", []), *named]) * 1.08
-    yt = _byte_ticks(ymax, 5)
-    ymax = max(ymax, yt[-1])
-
-    def X(t: float) -> float:
-        return ml + t / span * pw
-
-    def Y(v: float) -> float:
-        return mt + ph - v / ymax * ph
-
-    for v in yt:
-        c.line(ml, Y(v), ml + pw, Y(v), "#eef1f4")
-        c.text(ml - 8, Y(v) + 4, fmt_bytes(v), size=11, fill=MUTED, anchor="end")
-    for t in _nice_ticks(0, span, 8):
-        c.line(X(t), mt + ph, X(t), mt + ph + 4, "#cbd2d9")
-        c.text(X(t), mt + ph + 17, fmt_ns(t), size=11, fill=MUTED, anchor="middle")
-    c.line(ml, mt + ph, ml + pw, mt + ph, "#cbd2d9")
+    X, Y, ymax = _time_axes(c, ml, mt, pw, ph, span, ymax)
     # census bars, stacked by variable
     bw = 10.0
     labels = cs.get("labels", [])
@@ -347,22 +333,7 @@ def memory_svg(model: dict[str, Any], *, width: int = 1000) -> str:
     pw = width - ml - mr
     span = max(model["span"], 1)
     ymax = max(max(s["total"]) if s["total"] else 0, 1) * 1.08
-    yt = _byte_ticks(ymax, 5)
-    ymax = max(ymax, yt[-1])
-
-    def X(t: float) -> float:
-        return ml + t / span * pw
-
-    def Y(v: float) -> float:
-        return mt + ph - v / ymax * ph
-
-    for v in yt:
-        c.line(ml, Y(v), ml + pw, Y(v), "#eef1f4")
-        c.text(ml - 8, Y(v) + 4, fmt_bytes(v), size=11, fill=MUTED, anchor="end")
-    for t in _nice_ticks(0, span, 8):
-        c.line(X(t), mt + ph, X(t), mt + ph + 4, "#cbd2d9")
-        c.text(X(t), mt + ph + 17, fmt_ns(t), size=11, fill=MUTED, anchor="middle")
-    c.line(ml, mt + ph, ml + pw, mt + ph, "#cbd2d9")
+    X, Y, ymax = _time_axes(c, ml, mt, pw, ph, span, ymax)
     ts, step = s["t"], s["step"]
     n = len(ts)
     base: list[float] = [0.0] * n
@@ -623,3 +594,26 @@ def write_lifecycle_timeline(
         collector=collector,
     )
     return _write(path, timeline_svg(model))
+
+
+def _time_axes(c: Any, ml: float, mt: float, pw: float, ph: float, span: float,
+               ymax: float) -> tuple[Callable[[float], float], Callable[[float], float], float]:
+    """Draw a bytes-over-time chart's grid and axes; its X and Y scales, and the top of
+    the byte axis (rounded up to its last tick)."""
+    yt = _byte_ticks(ymax, 5)
+    top = max(ymax, yt[-1])
+
+    def X(t: float) -> float:
+        return ml + t / span * pw
+
+    def Y(v: float) -> float:
+        return mt + ph - v / top * ph
+
+    for v in yt:
+        c.line(ml, Y(v), ml + pw, Y(v), "#eef1f4")
+        c.text(ml - 8, Y(v) + 4, fmt_bytes(v), size=11, fill=MUTED, anchor="end")
+    for t in _nice_ticks(0, span, 8):
+        c.line(X(t), mt + ph, X(t), mt + ph + 4, "#cbd2d9")
+        c.text(X(t), mt + ph + 17, fmt_ns(t), size=11, fill=MUTED, anchor="middle")
+    c.line(ml, mt + ph, ml + pw, mt + ph, "#cbd2d9")
+    return X, Y, top
