@@ -256,6 +256,13 @@ def within_budget() -> bool:
 
 
 def _loop(pid: int) -> None:
+    try:
+        # Load the census (and ctypes, for frames) now, while the program is starting:
+        # loaded at the first census, its file reads each gave up the GIL to a busy
+        # program and took a switch interval to get it back (300 ms for a 2 ms census).
+        from memscope import census  # noqa: F401
+    except Exception as exc:
+        _hooks._error("monitor", exc)
     prev = -1
     while _state["pid"] == pid:
         time.sleep(TICK)

@@ -25,11 +25,12 @@ Objects with a single holder (most of the heap: the strings in a list, the rows 
 table) are never remembered, only sized: their holder's label is theirs, so the census
 keeps state only for objects with several holders, and its own memory stays small.
 
-A census holds the GIL in long slices (the switch interval is raised to
-``SLICE_SECONDS`` while it runs, not more: a thread that took the GIL meanwhile must
-not keep it for longer, or the program's other threads would starve), so the heap
-mostly holds still; what it keeps in its records stays alive while it runs, so an id
-is never reused under it. It never calls user code, never keeps a reference after it
+A census leaves the switch interval as the program set it: its walk is compiled C,
+which holds the GIL throughout, and raising the interval to hold the heap still
+longer would let a thread that took the GIL meanwhile keep it that long too, and
+starve the program's other threads. What a census keeps in its
+records stays alive while it runs, so an id is never reused under it; the collector
+is off while it walks. It never calls user code, never keeps a reference after it
 returns, and never raises: its cost (``cost_ns``, the CPU time of the thread that ran
 it) and its results are recorded as CVAR rows and one CENSUS row (``memscope.events``).
 """
@@ -83,7 +84,6 @@ _VALUES_APART = (3, 11) <= sys.version_info[:2] < (3, 13)
 
 SHARED = -1  # label: reached by more than one root
 ELSEWHERE = -2  # label: held by something the walk does not see
-SLICE_SECONDS = 0.05  # the switch interval while a census runs
 RESCUE_BYTES = 64 << 10  # unexplained holders of this much are looked for on stacks
 MAX_SHARERS = 8  # roots remembered per shared object (the rest still see it as shared)
 MAX_ROWS = 2000  # CVAR rows per census (the largest); the CENSUS row counts them all
@@ -702,8 +702,8 @@ class _Census:
 
 _next_cid = [1]
 _one_at_a_time = _hooks._thread.allocate_lock()
-# [a census is running, the switch interval and collector state it will restore]
-_running: list[Any] = [False, 0.005, True]
+# [a census is running, the collector state it will restore]
+_running: list[Any] = [False, True]
 
 
 def take(reason: str, rss: int = -1, hwm: int = -1) -> int:
@@ -718,12 +718,10 @@ def take(reason: str, rss: int = -1, hwm: int = -1) -> int:
 def _take(reason: str, rss: int, hwm: int) -> int:
     _hooks._local.busy = True
     t0 = _thread_time()
-    old_switch = sys.getswitchinterval()
     gc_was = gc.isenabled()
-    _running[:] = [True, old_switch, gc_was]
+    _running[:] = [True, gc_was]
     census = None
     try:
-        sys.setswitchinterval(max(old_switch, SLICE_SECONDS))  # the heap mostly holds still
         gc.disable()  # a collection mid-walk would free what a record still names
         census = _Census(_Scopes())
         census.run()
@@ -752,7 +750,6 @@ def _take(reason: str, rss: int, hwm: int) -> int:
         census = None
         if gc_was:
             gc.enable()
-        sys.setswitchinterval(old_switch)
         _running[0] = False
         _hooks._local.busy = False
     t1 = _hooks._perf()
@@ -772,13 +769,12 @@ ACCELERATED = _c_descend is not None and not os.environ.get("MEMSCOPE_CENSUS_PUR
 
 def _after_fork_in_child() -> None:
     """A fork while a census ran (its thread lost the GIL for a moment): the child has
-    no census thread, so it gets its lock, switch interval and collector back."""
+    no census thread, so it gets its lock and collector back."""
     global _one_at_a_time
     _one_at_a_time = _hooks._thread.allocate_lock()
     if _running[0]:
         _running[0] = False
-        sys.setswitchinterval(_running[1])
-        if _running[2]:
+        if _running[1]:
             gc.enable()
 
 
