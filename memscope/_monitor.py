@@ -257,10 +257,12 @@ def within_budget() -> bool:
 
 def _loop(pid: int) -> None:
     try:
-        # Load the census (and ctypes, for frames) now, while the program is starting:
-        # loaded at the first census, its file reads each gave up the GIL to a busy
-        # program and took a switch interval to get it back (300 ms for a 2 ms census).
-        from memscope import census  # noqa: F401
+        # Load the census (and ctypes, for frames) now, while the program is starting,
+        # not at its first census; under the census lock, so that no fork can happen
+        # halfway through the import (the child would inherit a module lock held by a
+        # thread it does not have, and hang at its own first census)
+        with _census_lock:
+            from memscope import census  # noqa: F401
     except Exception as exc:
         _hooks._error("monitor", exc)
     prev = -1
@@ -299,9 +301,19 @@ def request(reason: str) -> None:
     _requests.append(reason)
 
 
+def _before_fork() -> None:
+    """A fork waits for a census under way (the census thread holds locks, of the
+    tables and of the imports, that the child would inherit held)."""
+    _census_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _census_lock.release()
+
+
 def _after_fork_in_child() -> None:
     global _census_lock
-    _census_lock = _thread.allocate_lock()  # a census in another thread does not go on
+    _census_lock = _thread.allocate_lock()  # the parent's census thread is not here
     _state["walking"] = 0
     if _state["pid"]:
         _state["pid"] = 0
@@ -309,4 +321,5 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)

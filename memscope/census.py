@@ -45,7 +45,7 @@ import time
 import types
 
 from memscope import _hooks, frames, sizing
-from memscope.events import CENSUS, CVAR, MODULE, SCOPE, table_ints, table_names
+from memscope.events import CENSUS, CVAR, MODULE, SCOPE, table_names
 from memscope.sizing import _isa
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
@@ -213,15 +213,15 @@ class _Scopes:
     def __init__(self) -> None:
         self.files: dict[str, dict[str, int]] = {}
         self.modules: list[tuple[str, str]] = []  # (module name, file)
-        self.coroutines = False  # any coroutine or async generator scope instrumented
+        # coroutines to look for: asyncio's tasks, or coroutine scopes registered by
+        # hand (the module tables' kinds are not unpacked here: that imports array,
+        # and an import in the census thread is a hazard to a fork)
+        self.coroutines = "asyncio" in sys.modules
         for row in list(_hooks._tables):
             try:
                 if row[0] == MODULE:
-                    _, _base, sbase, file, module, ns, n, ints, names = row
+                    _, _base, sbase, file, module, ns, n, _ints, names = row
                     quals = table_names(ns, n, names)[:ns]
-                    if not self.coroutines:
-                        kinds = table_ints(ns, n, ints)[:ns]
-                        self.coroutines = _COROUTINE in kinds or _ASYNC_GENERATOR in kinds
                     by_qual = self.files.setdefault(file, {})
                     for i, q in enumerate(quals):
                         by_qual.setdefault(q, sbase + i)
@@ -607,9 +607,9 @@ class _Census:
     def suspended_roots(self) -> None:
         """Suspended coroutines (and generators) of instrumented code wherever they are
         held (an event loop's pending tasks, say): their frames' locals are roots.
-        Only where coroutines are instrumented: a generator is found where it is used
-        (a frame's local, a named object). The list of every object is dropped before
-        the walk counts references."""
+        Only where asyncio runs (or coroutine scopes were registered by hand): a
+        generator is found where it is used (a frame's local, a named object). The
+        list of every object is dropped before the walk counts references."""
         if not self.scopes.coroutines:
             return
         gens = _GEN_SET.__contains__

@@ -484,3 +484,31 @@ def test_a_census_s_own_working_memory_is_not_the_program_s_peak(tmp_path: Path)
     assert program >= max(r for _, r in an.memory)
     named = var_in(census_named(an, "snapshot"), "__main__:<module>:sessions")
     assert named is not None and named.retained < program
+
+
+def test_a_fork_right_after_init_never_hangs_the_child(tmp_path: Path) -> None:
+    # the monitor thread starts (and loads the census) at init: a fork at that moment
+    # must not leave the child a module lock held by a thread it does not have
+    code = textwrap.dedent("""
+        import importlib.abc, os, sys, time
+
+        class Slow(importlib.abc.MetaPathFinder):  # hold the import open a while
+            def find_spec(self, name, path=None, target=None):
+                if name == "memscope.census":
+                    time.sleep(0.5)
+                return None
+
+        sys.meta_path.insert(0, Slow())
+        import memscope
+        memscope.init(output_dir=sys.argv[1], name="forky")
+        time.sleep(0.1)  # the monitor thread is inside the import now
+        pid = os.fork()
+        if pid == 0:
+            memscope.get_global_tracker().close()  # its end census imports the census
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(status)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
