@@ -49,6 +49,13 @@ def build_index(n: int) -> dict[str, list[int]]:
     return index
 
 
+def checksum(index: dict[str, list[int]]) -> int:
+    total = 0
+    for key, (a, b) in index.items():
+        total += len(key) + a + b
+    return total
+
+
 def main() -> None:
     buffer = large_buffer()
     count = many_small_lists()
@@ -56,7 +63,7 @@ def main() -> None:
     config = nested_containers()
     n = shared_object()
     index = build_index(200_000)
-    print(f"index={len(index)}")
+    print(f"index={len(index)} checksum={checksum(index)}")
     print(
         f"buffer={len(buffer)} small={count} blob={len(blob)} servers={len(config['servers'])} "
         f"shared={n}"
