@@ -485,19 +485,26 @@ typedef struct {
     Py_ssize_t stop_checks;
 } Walk;
 
+/* Room for one more item in a growable array ``arr`` of ``n`` items and ``cap`` slots:
+ * doubled (``first`` slots the first time); on no memory, MemoryError and ``fail``. */
+#define GROW(arr, n, cap, first, fail)                                              \
+    do {                                                                            \
+        if ((n) == (cap)) {                                                         \
+            Py_ssize_t cap_ = (cap) ? (cap) * 2 : (first);                          \
+            void *p_ = PyMem_Realloc((arr), (size_t)cap_ * sizeof(*(arr)));         \
+            if (p_ == NULL) {                                                       \
+                PyErr_NoMemory();                                                   \
+                fail;                                                               \
+            }                                                                       \
+            (arr) = p_;                                                             \
+            (cap) = cap_;                                                           \
+        }                                                                           \
+    } while (0)
+
 static int
 push(Walk *w, PyObject *obj, PyObject *owner)
 {
-    if (w->nstack == w->capstack) {
-        Py_ssize_t cap = w->capstack ? w->capstack * 2 : 256;
-        Item *items = PyMem_Realloc(w->stack, (size_t)cap * sizeof(Item));
-        if (items == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        w->stack = items;
-        w->capstack = cap;
-    }
+    GROW(w->stack, w->nstack, w->capstack, 256, return -1);
     Py_INCREF(obj);
     Py_INCREF(owner);
     w->stack[w->nstack].obj = obj;
@@ -509,16 +516,7 @@ push(Walk *w, PyObject *obj, PyObject *owner)
 static Entry *
 entry_add(Walk *w, PyObject *obj, PyObject *rec)
 {
-    if (w->nentries == w->capentries) {
-        Py_ssize_t cap = w->capentries ? w->capentries * 2 : 64;
-        Entry *e = PyMem_Realloc(w->entries, (size_t)cap * sizeof(Entry));
-        if (e == NULL) {
-            PyErr_NoMemory();
-            return NULL;
-        }
-        w->entries = e;
-        w->capentries = cap;
-    }
+    GROW(w->entries, w->nentries, w->capentries, 64, return NULL);
     if (pm_put(&w->recmap, obj, w->nentries) < 0)
         return NULL;
     Entry *e = &w->entries[w->nentries++];
@@ -746,16 +744,7 @@ met(Walk *w, Entry *e, long long visit)
     if (same) /* twice in one holder: counted once too many */
         e->dholders--;
     if (!e->dirty) {
-        if (w->ndirty == w->capdirty) {
-            Py_ssize_t cap = w->capdirty ? w->capdirty * 2 : 64;
-            Py_ssize_t *d = PyMem_Realloc(w->dirty, (size_t)cap * sizeof(Py_ssize_t));
-            if (d == NULL) {
-                PyErr_NoMemory();
-                return -1;
-            }
-            w->dirty = d;
-            w->capdirty = cap;
-        }
+        GROW(w->dirty, w->ndirty, w->capdirty, 64, return -1);
         w->dirty[w->ndirty++] = e - w->entries;
         e->dirty = 1;
     }
