@@ -655,6 +655,16 @@ in_stop(Walk *w, PyObject *k)
     return r;
 }
 
+/* 1: the walk stops at ``k`` (a program object, a module's globals), 0: it goes on,
+ * -1: an error. */
+static int
+stops_at(Walk *w, KindInfo *ki, PyObject *k)
+{
+    if (ki->how == K_STOP)
+        return 1;
+    return ki->is_dict ? in_stop(w, k) : 0;
+}
+
 /* Fill w->kids with what ``o`` references (children(o, kd)). 1: done, 0: skip ``o`` (an
  * Exception, as the Python walk's ``except Exception: continue``), -1: error. *traversed
  * is set when the referents came from tp_traverse (each one a reference ``o`` holds). */
@@ -839,13 +849,9 @@ look_at(Walk *w, PyObject *k, int traversed, long long visit, long long *objects
     if (ki != NULL) {
         /* a kind known here: what the walk stops at (a program object, a module's
          * globals) is never recorded, so this may come first */
-        if (ki->how == K_STOP)
-            return 0;
-        if (ki->is_dict) {
-            int s = in_stop(w, k);
-            if (s != 0)
-                return s < 0 ? -1 : 0;
-        }
+        int st = stops_at(w, ki, k);
+        if (st != 0)
+            return st < 0 ? -1 : 0;
     }
     /* remembered already? Never, for what only its holder found by tp_traverse holds:
      * a record holds its object, so Py_REFCNT would count one more */
@@ -870,13 +876,9 @@ look_at(Walk *w, PyObject *k, int traversed, long long visit, long long *objects
             if (ki == NULL)
                 return -1;
         }
-        if (ki->how == K_STOP)
-            return 0;
-        if (ki->is_dict) {
-            int s = in_stop(w, k);
-            if (s != 0)
-                return s < 0 ? -1 : 0;
-        }
+        int st = stops_at(w, ki, k);
+        if (st != 0)
+            return st < 0 ? -1 : 0;
     }
     ++*objects;
     long long size;
