@@ -72,6 +72,7 @@ _state = {
     "last_census_t": 0,
     "last_census_rss": -1,
     "census_mark": -1,  # the kernel's high-water mark where the last census raising it left it
+    "raw": -1,  # the kernel's high-water mark at the last sample
     "walking": 0,  # censuses running now (a snapshot in one thread, growth in another)
     "last_census_cost": 0,
     "census_ns": 0,  # time spent in growth censuses so far
@@ -124,6 +125,7 @@ def sample(force: bool = False) -> tuple[int, int]:
     left it (``census_mark``), and every resident sample taken while no census walks
     counts."""
     rss, raw = read_memory()
+    _state["raw"] = raw
     prog = _state["hwm"]
     if _state["walking"] and not force:
         return rss, prog  # a census walks: its records are resident too; no row now
@@ -156,7 +158,7 @@ def census(reason: str) -> int:
         time.sleep(sys.getswitchinterval())
     with _census_lock:  # one at a time: a sample must not see another's working memory
         rss, hwm = sample(force=True)
-        raw_before = read_memory()[1]
+        raw_before = _state["raw"]  # the kernel's mark, as that sample read it
         _state["last_census_rss"] = rss
         t = time.thread_time_ns()
         _state["walking"] += 1  # meanwhile no sample takes memory as the program's

@@ -399,18 +399,21 @@ class _Census:
             return [] if base is None else [base]
         return []
 
-    def instrumented(self, k: Any) -> bool:
-        """Is ``k`` (a generator, coroutine or async generator) of instrumented code?"""
+    def gen_scope(self, k: Any) -> int:
+        """The instrumented scope of ``k`` (a generator, coroutine or async generator),
+        or -1."""
         code = getattr(k, "gi_code", None) or getattr(k, "cr_code", None) or getattr(
             k, "ag_code", None)
-        return type(code) is _CodeType and self.scopes.scope_of(code) >= 0
+        return self.scopes.scope_of(code) if type(code) is _CodeType else -1
+
+    def instrumented(self, k: Any) -> bool:
+        """Is ``k`` (a generator, coroutine or async generator) of instrumented code?"""
+        return self.gen_scope(k) >= 0
 
     def frame_of(self, k: Any) -> bool:
         """An instrumented generator or coroutine: its frame's locals become roots
         (True). Another one (False) is walked like any container."""
-        code = getattr(k, "gi_code", None) or getattr(k, "cr_code", None) or getattr(
-            k, "ag_code", None)
-        gscope = self.scopes.scope_of(code) if type(code) is _CodeType else -1
+        gscope = self.gen_scope(k)
         if gscope >= 0:
             frame = getattr(k, "gi_frame", None) or getattr(k, "cr_frame", None) or getattr(
                 k, "ag_frame", None)
