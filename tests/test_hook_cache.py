@@ -229,3 +229,25 @@ def test_cache_key_covers_every_module_that_shapes_the_output() -> None:
     assert {"transform.py", "splice.py", "linemap.py", "sites.py", "options.py"} <= {
         os.path.basename(p) for p in loaded}
     assert loaded <= covered
+
+
+def test_instrumenting_without_a_cache_leaves_libcst_unloaded(tmp_path: Path) -> None:
+    """A cold instrumentation (no cache: a first run, or ``PYTHONDONTWRITEBYTECODE``)
+    goes the splice path, which does not need libcst: importing it anyway left about
+    11 MB resident in the program's process, counted in its memory figures. The
+    fallback still finds libcst when a layout needs it."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from memscope_instrument.transform import instrument_source\n"
+        "src = 'def f(xs):\\n    total = sum(x for x in xs)\\n    return total\\n'\n"
+        "assert instrument_source(src, 'm.py', 'm').changed\n"
+        "print('libcst' in sys.modules)\n"
+        "from memscope_instrument import cst_exprs\n"
+        "print('libcst' in sys.modules, cst_exprs.ExprRewriter.__mro__[1].__name__)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "True", "CSTTransformer"]

@@ -1,0 +1,177 @@
+"""The libcst fallback's rewriter of the expressions inside one statement (walrus,
+lambda, comprehension targets). Apart from :mod:`memscope_instrument.transform` so that
+the splice path, which instruments almost every file, never imports libcst."""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING, Any, cast
+
+import libcst as cst
+
+from memscope.events import BindKind, ScopeKind
+from memscope_instrument.transform import (
+    _COMP_NAMES,
+    COMP,
+    QTOK,
+    SGUARD,
+    TOK,
+    H,
+    _and,
+    _call,
+    _guard,
+    _int,
+    _Mismatch,
+    _name,
+    _own_walk,
+    _paren,
+    _Scope,
+    _value_bind,
+)
+
+if TYPE_CHECKING:
+    from memscope_instrument.transform import _Instrumenter
+
+
+class ExprRewriter(cst.CSTTransformer):
+    """Walrus, lambda (and comprehension targets) inside one statement's expressions.
+
+    ``targets`` are the matching ast nodes sorted by source position; libcst visits
+    nodes in source order, so the i-th libcst node of interest is the i-th target.
+    """
+
+    def __init__(self, inst: _Instrumenter, scope: _Scope, targets: list[ast.AST]) -> None:
+        super().__init__()
+        self.inst = inst
+        self.targets = targets
+        self.i = 0
+        self.scopes: list[_Scope] = [scope]
+        self.walrus: list[tuple[int, _Scope]] = []
+        self.lambdas: list[tuple[_Scope | None, int, list[str]]] = []
+        self.comps: list[list[Any]] = []  # [scope, generators, next generator, for_in]
+        self.compfor: list[tuple[list[tuple[int, str]], _Scope, bool]] = []
+
+    def _next(self, typ: type) -> ast.AST:
+        if self.i >= len(self.targets):
+            raise _Mismatch
+        n = self.targets[self.i]
+        if not isinstance(n, typ):
+            raise _Mismatch
+        self.i += 1
+        return n
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
+        a = cast(ast.NamedExpr, self._next(ast.NamedExpr))
+        sc = self.inst.walrus_scope(self.scopes[-1])
+        site, owner = self.inst.site_for(a.target.id, a.target, sc, BindKind.WALRUS)
+        self.walrus.append((site, owner))
+        return True
+
+    def leave_NamedExpr(self, original: cst.NamedExpr, updated: cst.NamedExpr) -> cst.NamedExpr:
+        site, owner = self.walrus.pop()
+        tok = self.inst.tok_for(owner, self.scopes[-1])
+        return updated.with_changes(value=_value_bind(site, updated.value, tok))
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        a = cast(ast.Lambda, self._next(ast.Lambda))
+        parent = self.scopes[-1]
+        has_yield = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_walk([a.body]))
+        light = has_yield or self.inst.uses_locals(a)
+        qual = parent.child_qual("<lambda>")
+        idx = self.inst.table.add_scope(qual, ScopeKind.LAMBDA, a.lineno)
+        sc = _Scope(idx, qual, "lambda", parent, None if light else TOK)
+        first, params = self.inst.param_sites(a.args, sc)
+        if has_yield:
+            self.inst.skip("lambda containing yield: scope not tracked", a.lineno)
+        self.lambdas.append((None if has_yield else sc, first, params))
+        self.scopes.append(sc)
+        return True
+
+    def leave_Lambda(self, original: cst.Lambda, updated: cst.Lambda) -> cst.Lambda:
+        sc, first, params = self.lambdas.pop()
+        self.scopes.pop()
+        if sc is None:
+            return updated
+        if sc.tok is None:  # calls locals(): no token local, bind params with tok 0
+            if not params:
+                return updated
+            binds = [_call("bind", _int(first + k), _name(p), cst.Integer("0"))
+                     for k, p in enumerate(params)]
+            body = cst.Subscript(
+                cst.Tuple([*(cst.Element(b) for b in binds), cst.Element(updated.body)]),
+                [cst.SubscriptElement(cst.Index(_int(-1)))],
+            )
+            return updated.with_changes(body=body)
+        enter = _call("enter", _int(sc.index), _int(first if params else -1),
+                      *(_name(p) for p in params))
+        tokset = cst.NamedExpr(_name(TOK), _and(_guard(SGUARD, sc.index), enter),
+                               lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+        body = cst.Subscript(  # ((tok := guard and enter), body, tok and exit(tok))[1]
+            cst.Tuple([cst.Element(tokset), cst.Element(updated.body),
+                       cst.Element(_and(_name(TOK), _call("exit", _name(TOK))))]),
+            [cst.SubscriptElement(cst.Index(_int(1)))],
+        )
+        return updated.with_changes(body=body)
+
+    # comprehensions (only when Options.comprehensions): see Splicer._comprehension
+    def _visit_comp(self, node: Any) -> bool:
+        if not self.inst.options.comprehensions:
+            return True
+        a = cast(ast.expr, self._next(ast.expr))
+        if type(a).__name__ not in _COMP_NAMES:
+            raise _Mismatch
+        sc = self.inst.comp_scope(a, self.scopes[-1])
+        self.comps.append([sc, cast(Any, a).generators, 0, node.for_in])
+        self.scopes.append(sc)
+        return True
+
+    def _leave_comp(self, original: Any, updated: Any) -> Any:
+        if self.inst.options.comprehensions:
+            self.comps.pop()
+            self.scopes.pop()
+        return updated
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comp
+    leave_ListComp = leave_SetComp = _leave_comp  # type: ignore[assignment]
+    leave_DictComp = leave_GeneratorExp = _leave_comp  # type: ignore[assignment]
+
+    def visit_CompFor(self, node: cst.CompFor) -> bool:
+        if not self.inst.options.comprehensions:
+            return True
+        rec = self.comps[-1]
+        gens = rec[1]
+        if rec[2] >= len(gens):
+            raise _Mismatch
+        g = gens[rec[2]]
+        rec[2] += 1
+        sc = rec[0]
+        self.compfor.append((self.inst.comp_sites(g, sc), sc, node is rec[3]))
+        return True
+
+    def visit_CompFor_iter(self, node: cst.CompFor) -> None:
+        # the outermost iterable is evaluated in the enclosing scope
+        if self.inst.options.comprehensions:
+            sc = self.scopes[-1]
+            self.scopes.append(sc.parent if self.compfor[-1][2] and sc.parent else sc)
+
+    def leave_CompFor_iter(self, node: cst.CompFor) -> None:
+        if self.inst.options.comprehensions:
+            self.scopes.pop()
+
+    def leave_CompFor(self, original: cst.CompFor, updated: cst.CompFor) -> cst.CompFor:
+        if not self.inst.options.comprehensions:
+            return updated
+        sites, sc, first = self.compfor.pop()
+        tok = sc.tok_expr()
+        if first and sc.tok:
+            target = cst.Tuple([cst.Element(_name(QTOK)), cst.Element(_paren(updated.target))],
+                               lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+            it = cst.Call(cst.Call(_name(COMP), [cst.Arg(_name(H)), cst.Arg(_int(sc.index))]),
+                          [cst.Arg(updated.iter)])
+            updated = updated.with_changes(target=target, iter=it)
+        if not sites:
+            return updated
+        binds = [cst.Element(_call("bind", _int(s), _name(n), tok)) for s, n in sites]
+        test = cst.Subscript(cst.Tuple([*binds, cst.Element(_name("True"))]),
+                             [cst.SubscriptElement(cst.Index(_int(-1)))])
+        return updated.with_changes(ifs=[cst.CompIf(test), *updated.ifs])
