@@ -77,7 +77,7 @@ import os
 import sys
 import time
 
-from memscope import _swap, sizing
+from memscope import _swap, _threads, sizing
 from memscope.events import (
     BIND,
     BIND_PARAM,
@@ -794,7 +794,7 @@ def _start_rearm() -> None:
         return
     _rearm_pid[0] = pid
     try:
-        _thread.start_new_thread(_rearm_loop, (pid,))
+        _threads.start(_rearm_loop, (pid,))  # it never takes the program's signals
     except Exception as exc:  # at interpreter shutdown, say
         _rearm_pid[0] = 0
         _error("rearm", exc)
@@ -983,7 +983,14 @@ def _flush() -> None:
     """
     if not _flush_lock.acquire(blocking=False):
         return
+    _flushing(_perf())
+
+
+def _flushing(now: int) -> None:
+    """The body of a flush, the lock taken (released here)."""
+    _flush_owner[0] = _get_ident()
     try:
+        _last_flush[0] = now
         buf = _buf
         n = len(buf)
         if n:
@@ -995,14 +1002,39 @@ def _flush() -> None:
     except Exception as exc:
         _error("flush", exc)
     finally:
+        _flush_owner[0] = 0
         _flush_lock.release()
 
 
-def flush() -> None:
-    """Send every buffered event to the sink now."""
-    with _flush_lock:
-        pass  # wait for a flush under way in another thread
-    _flush()
+_flush_owner = [0]  # the thread flushing now (0: none)
+_last_flush = [_start_ns]  # when the last flush began (perf_counter_ns)
+
+
+def flush(timeout: float = -1) -> bool:
+    """Send every buffered event to the sink now; returns whether it could.
+
+    Waits for a flush under way in another thread, at most ``timeout`` seconds (-1:
+    as long as it takes). Never waits for itself: called by a signal handler that
+    interrupted this thread's own flush, it returns False at once (the capture sink
+    keeps the interrupted batch, ``CaptureWriter.write``)."""
+    if _flush_owner[0] == _get_ident():
+        return False
+    if not _flush_lock.acquire(timeout=timeout):
+        return False
+    _flushing(_perf())
+    return True
+
+
+def flush_if_older(ns: int) -> bool:
+    """Flush if events wait and the last flush began ``ns`` or more ago (the monitor
+    thread's timed flush: a SIGKILL loses at most that much). Never waits."""
+    now = _perf()
+    if not _buf or now - _last_flush[0] < ns:
+        return False
+    if not _flush_lock.acquire(blocking=False):
+        return False
+    _flushing(now)
+    return True
 
 
 def pending() -> list[Event]:
@@ -1081,6 +1113,7 @@ def _after_fork_in_child() -> None:
     global _flush_lock
     _buf.clear()
     _flush_lock = _thread.allocate_lock()
+    _flush_owner[0] = 0
     _local.__dict__.clear()  # the forking thread is a new thread in the child
     _watched.clear()
     if _rearm_pid[0]:

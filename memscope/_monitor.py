@@ -48,7 +48,7 @@ import os
 import sys
 import time
 
-from memscope import _hooks
+from memscope import _hooks, _threads
 from memscope.events import MEM, MODULE, SCOPE
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
@@ -288,7 +288,7 @@ def start() -> None:
                   next_census=rss + CENSUS_FIRST if rss >= 0 else -1)
     sample(force=True)
     try:
-        _thread.start_new_thread(_loop, (pid,))
+        _threads.start(_loop, (pid,))  # it never takes the program's signals
     except Exception as exc:  # at interpreter shutdown, say
         _state["pid"] = 0
         _hooks._error("monitor", exc)

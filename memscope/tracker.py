@@ -39,7 +39,8 @@ class MemoryTracker:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config.from_env()
         self._lock = _thread.RLock()
-        self._closed = False
+        self._closed = False  # recording finished (end census, leak check)
+        self._sink_closed = False
         self._leaks_done = False
 
     # ---- settings ---------------------------------------------------------------
@@ -164,30 +165,53 @@ class MemoryTracker:
             _hooks._buf.append((LEAK, t, lk.oid, tidx.get(lk.type, 0), lk.size, tuple(lk.holders)))
         return len(found)
 
-    def close(self) -> None:
-        """Finish the run: leak check (full mode), flush, close the sink. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+    def close(self, *, interrupted: bool = False, timeout: float = -1) -> bool:
+        """Finish the run: an end census, the leak check (full mode), flush, close the
+        sink. Idempotent; returns whether the capture is closed.
+
+        ``interrupted``: a signal stopped the program (this may run in its handler, at
+        any point of the main thread, memscope's own code included): no census and no
+        leak check (they walk the heap and replay the capture: seconds, and locks the
+        interrupted code may hold), and no lock is waited for longer than ``timeout``
+        seconds (-1: no limit); what cannot be had is skipped, and the capture is left
+        as a killed process leaves it, readable up to its last chunk."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
+            if not self._closed:
+                self._closed = True
+                self._finish_recording(interrupted)
+            if self._sink_closed:
+                return True
             try:
-                if self.config.census:
-                    _monitor.census("end")
+                _hooks.flush(timeout)
+                sink = _hooks.get_sink()
+                close_within = getattr(sink, "close_within", None)
+                if close_within is not None:  # the capture sink
+                    self._sink_closed = bool(close_within(timeout))
                 else:
-                    _monitor.sample(force=True)
-                _monitor.stop()
-            except Exception as exc:
-                _hooks._error("census", exc)
-            try:
-                if self.config.mode == "full" and self.config.leak_check:
-                    self.record_leaks()
-            except Exception as exc:
-                _hooks._error("leaks", exc)
-            try:
-                _hooks.flush()
-                _hooks.get_sink().close()
+                    sink.close()
+                    self._sink_closed = True
             except Exception as exc:
                 _hooks._error("close", exc)
+            return self._sink_closed
+        finally:
+            self._lock.release()
+
+    def _finish_recording(self, interrupted: bool) -> None:
+        try:
+            if self.config.census and not interrupted:
+                _monitor.census("end")
+            else:
+                _monitor.sample(force=True)
+            _monitor.stop()
+        except Exception as exc:
+            _hooks._error("census", exc)
+        try:
+            if self.config.mode == "full" and self.config.leak_check and not interrupted:
+                self.record_leaks()
+        except Exception as exc:
+            _hooks._error("leaks", exc)
 
 
 _tracker: MemoryTracker | None = None

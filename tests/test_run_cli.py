@@ -191,21 +191,115 @@ def test_include_and_exclude(app: Path) -> None:
     assert res.stdout.splitlines()[-1] == "SourceFileLoader InstrumentingLoader"
 
 
+def _wait_or_dump(proc: subprocess.Popen[str], what: str, timeout: float = 60) -> str:
+    """Wait for ``proc`` to end; if it hangs, make faulthandler (PYTHONFAULTHANDLER=1)
+    print every thread's stack and fail with it. Returns its stderr."""
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"memscope run did not end after {what}:\n{err[-8000:]}") from None
+    return err
+
+
+def _start(app: Path, script: str, *extra: str,
+           env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``memscope run`` a script that prints 'ready' when it is."""
+    proc = subprocess.Popen(memscope_cmd("run", "-o", str(app / "o"), *extra, script),
+                            cwd=app, env=env or clean_env(PYTHONFAULTHANDLER="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line != "ready\n":
+        proc.kill()
+        raise AssertionError(f"{line!r}: {proc.communicate()[1][-4000:]}")
+    return proc
+
+
 def test_sigterm_writes_capture_and_dies_by_sigterm(app: Path) -> None:
     write_tree(app, {"sleepy.py": ("import time\n"
                                    "payload = bytearray(4096)\n"
                                    "print('ready', flush=True)\n"
                                    "time.sleep(60)\n")})
-    proc = subprocess.Popen(memscope_cmd("run", "-o", str(app / "o"), "--no-report", "sleepy.py"),
-                            cwd=app, env=clean_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "ready\n"
+    proc = _start(app, "sleepy.py", "--no-report")
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    err = _wait_or_dump(proc, "SIGTERM", timeout=50)  # below the sleep: a hang shows
     assert proc.returncode == -signal.SIGTERM
     assert "memscope: capture: " in err
     assert "payload" in _names(app / "o")
+
+
+MASKS = '''\
+import os, signal, time
+def blocked(tid):
+    with open(f"/proc/self/task/{tid}/status") as f:
+        for line in f:
+            if line.startswith("SigBlk:"):
+                return int(line.split()[1], 16)
+small = 0
+for i in range(200):
+    small = i  # a site that binds small ints only is sampled: the re-arm thread starts
+deadline = time.monotonic() + 30
+while len(os.listdir("/proc/self/task")) < 3 and time.monotonic() < deadline:
+    time.sleep(0.01)
+tids = sorted(int(t) for t in os.listdir("/proc/self/task"))
+bits = 1 << (signal.SIGTERM - 1) | 1 << (signal.SIGINT - 1) | 1 << (signal.SIGUSR1 - 1)
+print("threads", len(tids))
+for tid in tids:
+    mask = blocked(tid)
+    print("main" if tid == os.getpid() else "other", mask & bits == bits, mask & bits == 0)
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
+def test_memscope_threads_leave_signals_to_the_main_thread(app: Path) -> None:
+    """A signal sent to the process goes to one of its threads that does not block it;
+    Python runs the handler in the main thread, but a blocking call there (the sleep
+    above) is cut short only if the main thread took the signal. memscope's threads
+    block every asynchronous signal, so the main thread takes them, as without memscope
+    (CI once hung in the test above: the SIGTERM went to the monitor thread, which a
+    tgkill to it reproduces every time)."""
+    write_tree(app, {"masks.py": MASKS})
+    res = run(memscope_cmd("run", "-o", str(app / "o"), "--no-report", "masks.py"), app)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert int(lines[0].split()[1]) >= 3, lines  # the monitor and the re-arm thread
+    assert "main False True" in lines
+    others = [ln for ln in lines[1:] if ln.startswith("other")]
+    assert others and all(ln == "other True False" for ln in others), lines
+
+
+SELF_TERM = """\
+import os, signal, time
+from memscope import _hooks, _monitor
+payload = bytearray(4096)
+{setup}
+os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at the next bytecode boundary
+for _ in range(100000):
+    pass
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("setup", [
+    # the handler interrupts a census (its lock held by the main thread itself): the
+    # old handler took an end census and waited for that lock forever
+    "_monitor._census_lock.acquire()",
+    # the handler interrupts the main thread's own flush: the old one waited forever
+    # for the flush lock it held
+    "_hooks._flush_lock.acquire(); _hooks._flush_owner[0] = _hooks._get_ident()",
+])
+def test_sigterm_while_memscope_holds_its_locks(app: Path, setup: str) -> None:
+    write_tree(app, {"selfterm.py": SELF_TERM.format(setup=setup)})
+    proc = subprocess.Popen(memscope_cmd("run", "-o", str(app / "o"), "selfterm.py"), cwd=app,
+                            env=clean_env(PYTHONFAULTHANDLER="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    err = _wait_or_dump(proc, "SIGTERM", timeout=50)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "reports: not written (stopped by SIGTERM); make them with: memscope report " in err
+    (cap,) = (app / "o" / "selfterm").glob("selfterm.*.memscope")
+    assert read_capture(cap).header.complete  # the sink itself was free: closed
 
 
 def test_sigint_while_running(app: Path) -> None:

@@ -774,7 +774,16 @@ class CaptureSink:
         yield from late
 
     def close(self) -> None:
-        with self._lock:
+        self.close_within(-1)
+
+    def close_within(self, timeout: float) -> bool:
+        """Close, waiting at most ``timeout`` seconds (-1: no limit) for a write under
+        way in another thread; returns whether the capture is closed. (Called from a
+        signal handler that interrupted this thread's own write, it closes at once: the
+        writer sets the interrupted batch right first, ``CaptureWriter.write``.)"""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
             self._drain()
             self.drain = None
             if not self.writer.closed:
@@ -782,6 +791,9 @@ class CaptureSink:
                 self.writer.dropped = max(self.writer.dropped, self.dropped)
                 self.writer.close()
                 self.dropped = max(self.dropped, self.writer.dropped)
+            return True
+        finally:
+            self._lock.release()
 
 
 def write_capture(

@@ -87,11 +87,8 @@ class _Finisher:
         except Exception as exc:  # never turn the program's exit into ours
             _say(f"could not finish the reports: {type(exc).__name__}: {exc}")
 
-    def _finish(self) -> None:
-        from memscope import tracker as tracker_mod
-
-        tracker = tracker_mod.get_global_tracker()
-        tracker.close()
+    def _captures(self, tracker: Any) -> list[str]:
+        """This run's captures (NAME.PID.memscope): the parent's and its children's."""
         out = tracker.output_folder
         captures = []
         try:
@@ -99,7 +96,7 @@ class _Finisher:
         except OSError:
             names = []
         prefix, suffix = f"{tracker.name}.", ".memscope"
-        for n in names:  # this run's captures (NAME.PID.memscope): parent's and children's
+        for n in names:
             if n.startswith(prefix) and n.endswith(suffix) and \
                     len(n) > len(prefix) + len(suffix):
                 c = os.path.join(out, n)
@@ -108,12 +105,33 @@ class _Finisher:
                         captures.append(c)
                 except OSError:
                     pass
+        return captures
+
+    def _finish(self, stopped: str | None = None) -> None:
+        """Close the capture, then write the reports; ``stopped``: the signal that
+        stopped the program (this runs in its handler): the capture is closed without
+        waiting long for anything, and the reports are left to ``memscope report``."""
+        from memscope import tracker as tracker_mod
+
+        tracker = tracker_mod.get_global_tracker()
+        if stopped is None:
+            tracker.close()
+        elif not tracker.close(interrupted=True, timeout=SIGNAL_WAIT):
+            _say("capture: could not be closed in time; it is readable up to its last "
+                 "complete chunk, as a killed process's is")
+        out = tracker.output_folder
+        captures = self._captures(tracker)
         if "binary" in self.formats or not self.report:
             if captures:
                 for c in captures:
                     _say(f"capture: {c}")
             elif tracker.config.capture:
                 _say("capture: not written (the capture writer is not available in this build)")
+        if self.report and stopped is not None:
+            if captures and any(f != "binary" for f in self.formats):
+                _say(f"reports: not written (stopped by {stopped}); make them with: "
+                     + report_command(captures, out, tracker.name, self.formats))
+            return
         if not self.report:
             return
         try:
@@ -168,16 +186,45 @@ class _Finisher:
             os.kill(os.getpid(), signal.SIGINT)
 
     def on_sigterm(self, signum: int, frame: Any) -> None:
+        """SIGTERM: close the capture and die by SIGTERM, as Python would have died.
+        A signal handler, so it may run anywhere in the main thread, memscope's own
+        code included: it takes no census, writes no report and waits for no lock
+        longer than ``SIGNAL_WAIT`` (``MemoryTracker.close(interrupted=True)``)."""
         if os.getpid() != self.pid:  # a forked child inherited this handler
             from memscope import tracker as tracker_mod
 
             try:
-                tracker_mod.get_global_tracker().close()
+                tracker_mod.get_global_tracker().close(interrupted=True, timeout=SIGNAL_WAIT)
             except Exception:
                 pass
-        self()
+        elif not self.done:
+            self.done = True
+            try:
+                self._finish(stopped="SIGTERM")
+            except Exception as exc:
+                _say(f"could not close the capture: {type(exc).__name__}: {exc}")
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+SIGNAL_WAIT = 0.5  # seconds a signal's stop waits at most for each lock it needs
+
+
+def report_command(captures: list[str], out: str, name: str, formats: list[str]) -> str:
+    """The ``memscope report`` command line that makes this run's reports (quoted for
+    a POSIX shell, as ``shlex.join`` would: no import in a signal handler)."""
+    fmts = ",".join(f for f in formats if f != "binary")
+    return " ".join(map(_quote, ["memscope", "report", *captures, "-o", out, "-n", name,
+                                 "-f", fmts]))
+
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
+
+
+def _quote(word: str) -> str:
+    if word and all(c in _SAFE for c in word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
 
 
 def _census_on_signal(signum: int, frame: Any) -> None:
