@@ -78,7 +78,8 @@ def one_census(data: Any, accelerated: bool) -> tuple[float, dict[str, Any]]:
         c.run()
         totals = c.totals()
         t1 = time.perf_counter()
-        facts = {"objects": c.objects, "records": len(c.rec), "totals": totals}
+        facts = {"objects": c.objects, "records": c.record_count(), "totals": totals}
+        c.release()
         del c
     finally:
         census.ACCELERATED = old

@@ -1,19 +1,31 @@
-/* memscope._censusc: the census walk's hot loop (memscope.census._Census.descend) in C.
+/* memscope._censusc: the census's records and walk in C (memscope.census._Census).
  *
- * descend(census, start, start_rec) does what the pure-Python _Census.descend does, field
- * for field: the same records (census.rec, id -> list laid out as _OBJ.._VISIT), the same
- * census.visit and census.objects, the same calls to census.meet(rec, label, sharers),
- * census.kind(tp, sample) for a type it has not seen, census.frame_of(k) for generators
- * and census.children(o, kd) for kinds other than _PLAIN and _GEN, in the same order.
- * tests/test_census_accel.py walks random heaps with both and compares every field.
+ * A Records object does for one census what the pure-Python _Census does with its
+ * ``rec`` dict (id -> list laid out as _OBJ.._VISIT), field for field: root(r, obj,
+ * holders, rootrefs) is _Census.walk_root after its kind and stop checks (the record, or
+ * a meet, then the first walk below: _Census.descend); meet and spread_all carry labels
+ * down; unexplained(seen) and settle(seen) are run()'s final "held elsewhere" pass;
+ * totals(n) is _Census.totals. It calls back into the census where the Python walk runs
+ * code of its own: census.kind(tp, sample) for a type census.kinds does not have yet,
+ * census.frame_of(k) for generators found below a holder, census.instrumented(k) while
+ * spreading, census.children(o, kd) for kinds other than _PLAIN and _GEN, and kd.size(o)
+ * where the kind has no C __sizeof__; in the same order. tests/test_census_accel.py
+ * walks random heaps with both and compares every record, the totals and those calls.
+ *
+ * Why in C, records included: a Python record (a list, its ints, a dict entry) costs
+ * about 300 bytes, and one is made for every object with several holders (56,000 for a
+ * tree with parent links). Here a record is 56 bytes, and every array this census grows
+ * (records, the address map, the sharer lists, the stacks) is mapped memory of its own
+ * (mmap), given back to the system when the census ends: a census's working memory
+ * neither stays resident afterwards nor sits among the program's objects.
  *
  * What it does itself, without calling back into Python:
  * - the referents of _PLAIN and _GEN objects: the type's tp_traverse with a callback that
  *   collects them, as gc.get_referents does (without its audit event); a dict's keys go
- *   first when the traversal gave as many referents as len(dict) (a str-keyed dict:
- *   values only), as census.children does;
+ *   first when the traversal did not visit them (a str-keyed dict: values only), as
+ *   census.children does;
  * - sizes: sizeof(o) + extra (the _Kind's C __sizeof__ and constant), rounded up to 8,
- *   as _Kind.size does when the kind has a C __sizeof__ (kd.size(o) is called otherwise);
+ *   as _Kind.size does when the kind has a C __sizeof__;
  * - the single-holder rule from Py_REFCNT (below).
  *
  * Holders. The Python walk calls sys.getrefcount(k) in its loop and compares it with
@@ -24,32 +36,18 @@
  * is what "n - _SINGLE + 1" is in Python: one holder holding k once gives 1. When k sits
  * in several slots of one holder, every slot past the first counts once too many on both
  * sides, and the _VISIT rule takes it back as it does in Python. Everything else this
- * code holds mirrors a reference the Python walk holds at the same moment: the stack
- * (Python: its (object, owner) tuples), the object being entered (Python: ``o``) and the
- * kids buffer (Python: ``kids``), so census.meet -> spread, which reads reference counts,
- * sees the same counts from either walk.
- *
- * What this call already knows it keeps in C, and writes into the records before any
- * Python code runs (meet, kind, frame_of, children, kd.size) and when it returns, so
- * whatever runs sees the records as the Python walk would have left them:
- * - the records it met or made (address -> record): a record met again costs no int for
- *   its id and no dict look-up; their _INDEG and _HOLDERS changes, and the bytes for the
- *   current owner's _PRIVATE, are added up here;
- * - the kinds of the types seen (from census.kinds, or made by census.kind);
- * - census.stop as addresses, once enough dicts have been checked against it.
- * A recorded object is never a single-holder one: its record holds it, and so do the
- * kids buffer and this loop, and (for referents found by tp_traverse) its holder. So a
- * referent found by tp_traverse with holders <= 1 is known not to be in census.rec
- * without looking: the common case, the strings of a list, the values of a dict, costs
- * a reference count, a type check and a size. Objects the walk stops at (a _STOP kind,
- * a module's globals) are never recorded either, so for a kind already known they are
- * passed over before the look-up, which the Python walk makes first.
+ * code holds mirrors a reference the Python walk holds at the same moment: a record its
+ * object (Python: rec[_OBJ]), the stacks (Python: their tuples and lists), the object
+ * being entered and the kids buffer, so the counts read are the same from either walk.
+ * A recorded object is never a single-holder one (its record holds it too), so a
+ * referent found by tp_traverse with holders <= 1 is known not to be recorded without
+ * looking: the common case, the strings of a list, costs a count, a type check, a size.
  *
  * Errors. An exception from census.children (or from len() of a dict) skips the object,
- * as the Python walk's ``except Exception: continue`` does; running out of memory in this
- * module's own buffers returns NULL (MemoryError). An exception from the callbacks the
- * Python walk does not guard (kind, meet, frame_of, a leaf's __sizeof__) propagates, as it
- * does there, with census.visit and census.objects not updated.
+ * as the Python walk's ``except Exception: continue`` does; running out of memory returns
+ * NULL (MemoryError). An exception from the callbacks the Python walk does not guard
+ * (kind, frame_of, instrumented, a leaf's __sizeof__) propagates, as it does there, the
+ * records made so far kept.
  *
  * The GIL is held throughout; the only Python code run is what the Python walk runs.
  */
@@ -58,16 +56,105 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#ifndef _WIN32
+#include <sys/mman.h>
+#endif
 
-/* the record layout and the kinds: memscope/census.py (_OBJ.._VISIT, _STOP.._NUMPY) */
-enum { F_OBJ, F_LABEL, F_INDEG, F_PRIVATE, F_HOLDERS, F_ROOTREFS, F_SHARERS, F_VISIT, F_N };
+/* the kinds and labels: memscope/census.py (_STOP.._NUMPY, SHARED, ELSEWHERE) */
 enum { K_STOP, K_GEN, K_LEAF, K_SIZED, K_PLAIN, K_DECLARED, K_NUMPY };
 #define SHARED (-1)
+#define ELSEWHERE (-2)
+#define MAX_SHARERS 8
+#define NO_SHARERS (-1)
 #define OWN_REFS 2 /* references to k this code holds while it looks at k */
 
-static PyObject *s_kinds, *s_rec, *s_stop, *s_visit, *s_objects, *s_meet, *s_kind,
-    *s_frame_of, *s_children, *s_how, *s_is_dict, *s_values_apart, *s_sizeof, *s_extra,
-    *s_size;
+static PyObject *s_kinds, *s_stop, *s_kind, *s_frame_of, *s_children, *s_instrumented,
+    *s_how, *s_is_dict, *s_values_apart, *s_sizeof, *s_extra, *s_size;
+
+/* ---- memory of its own ---------------------------------------------------------------
+ * The census's arrays are mapped apart from the heap, in steps of REGION_STEP bytes:
+ * freed, they go back to the system at once (malloc would keep them, among the
+ * program's objects, and they would read as the program's memory). */
+
+#define REGION_STEP ((size_t)64 << 10)
+
+static size_t
+region_round(size_t bytes)
+{
+    return (bytes + REGION_STEP - 1) / REGION_STEP * REGION_STEP;
+}
+
+/* A zeroed region of ``bytes`` (rounded up) holding the first ``keep`` bytes of ``old``
+ * (a region of ``old_bytes``, then freed), or NULL with MemoryError. */
+static void *
+region_move(void *old, size_t old_bytes, size_t keep, size_t bytes)
+{
+    bytes = region_round(bytes);
+#if defined(MAP_ANONYMOUS)
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+#else
+    void *p = PyMem_RawCalloc(1, bytes);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+#endif
+    if (old != NULL) {
+        memcpy(p, old, keep);
+#if defined(MAP_ANONYMOUS)
+        munmap(old, region_round(old_bytes));
+#else
+        (void)old_bytes;
+        PyMem_RawFree(old);
+#endif
+    }
+    return p;
+}
+
+static void
+region_free(void *p, size_t bytes)
+{
+    if (p == NULL)
+        return;
+#if defined(MAP_ANONYMOUS)
+    munmap(p, region_round(bytes));
+#else
+    (void)bytes;
+    PyMem_RawFree(p);
+#endif
+}
+
+/* ``arr`` (``n`` items of ``item`` bytes in ``*cap`` slots) moved to a region with
+ * room for ``need`` (at least doubled); the new array, or NULL with MemoryError. */
+static void *
+reserve(void *arr, Py_ssize_t *cap, Py_ssize_t n, Py_ssize_t need, size_t item)
+{
+    Py_ssize_t want = *cap ? *cap * 2 : 1;
+    if (want < need)
+        want = need;
+    size_t bytes = region_round((size_t)want * item);
+    void *p = region_move(arr, (size_t)*cap * item, (size_t)n * item, bytes);
+    if (p != NULL)
+        *cap = (Py_ssize_t)(bytes / item);
+    return p;
+}
+
+/* Room for ``need`` items in the growable region ``arr`` (``n`` used, ``cap`` slots); on
+ * no memory, MemoryError and ``fail``. */
+#define RESERVE(arr, n, cap, need, fail)                                           \
+    do {                                                                           \
+        if ((need) > (cap)) {                                                      \
+            void *p_ = reserve((arr), &(cap), (n), (need), sizeof(*(arr)));        \
+            if (p_ == NULL) {                                                      \
+                fail;                                                              \
+            }                                                                      \
+            (arr) = p_;                                                            \
+        }                                                                          \
+    } while (0)
 
 /* ---- a growable array of strong references -------------------------------------- */
 
@@ -79,18 +166,7 @@ typedef struct {
 static int
 buf_reserve(Buf *b, Py_ssize_t need)
 {
-    if (need <= b->cap)
-        return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
-        cap *= 2;
-    PyObject **items = PyMem_Realloc(b->items, (size_t)cap * sizeof(PyObject *));
-    if (items == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->items = items;
-    b->cap = cap;
+    RESERVE(b->items, b->n, b->cap, need, return -1);
     return 0;
 }
 
@@ -98,7 +174,7 @@ static int
 buf_visit(PyObject *o, void *arg)
 {
     Buf *b = (Buf *)arg;
-    if (b->n == b->cap && buf_reserve(b, b->n + 1) < 0)
+    if (buf_reserve(b, b->n + 1) < 0)
         return -1;
     Py_INCREF(o);
     b->items[b->n++] = o;
@@ -118,11 +194,10 @@ static void
 buf_free(Buf *b)
 {
     buf_clear(b);
-    PyMem_Free(b->items);
+    region_free(b->items, (size_t)b->cap * sizeof(PyObject *));
     b->items = NULL;
     b->cap = 0;
 }
-
 /* ---- what the walk knows of a type (a _Kind), cached for one call ---------------- */
 
 typedef struct {
@@ -332,7 +407,7 @@ kind_size(KindInfo *ki, PyObject *o, long long *out)
 
 /* ---- tables keyed by address ---------------------------------------------------- */
 
-/* An open-addressing map from an address to an index (>= 0), for one call. */
+/* An open-addressing map from an address to an index (>= 0), in regions of its own. */
 typedef struct {
     void **keys;
     Py_ssize_t *vals;
@@ -359,21 +434,30 @@ pm_get(PtrMap *m, void *p)
     return m->keys[i] == p ? m->vals[i] : -1;
 }
 
+static void
+pm_free(PtrMap *m)
+{
+    region_free(m->keys, (size_t)m->cap * sizeof(void *));
+    region_free(m->vals, (size_t)m->cap * sizeof(Py_ssize_t));
+    memset(m, 0, sizeof *m);
+}
+
 static int
 pm_put(PtrMap *m, void *p, Py_ssize_t v)
 {
     if ((m->used + 1) * 2 > m->cap) {
-        PtrMap big = {NULL, NULL, m->cap ? m->cap * 2 : 64, 0, 0};
+        /* a region is at least 64 KiB: start with as many slots as that holds */
+        Py_ssize_t cap = m->cap ? m->cap * 2 : (Py_ssize_t)(REGION_STEP / sizeof(void *));
+        PtrMap big = {NULL, NULL, cap, 0, 0};
         int bits = 0;
         while (((Py_ssize_t)1 << bits) < big.cap)
             bits++;
         big.shift = 64 - bits;
-        big.keys = PyMem_Calloc((size_t)big.cap, sizeof(void *));
-        big.vals = PyMem_Malloc((size_t)big.cap * sizeof(Py_ssize_t));
-        if (big.keys == NULL || big.vals == NULL) {
-            PyMem_Free(big.keys);
-            PyMem_Free(big.vals);
-            PyErr_NoMemory();
+        big.keys = region_move(NULL, 0, 0, (size_t)big.cap * sizeof(void *));
+        big.vals = big.keys == NULL ? NULL
+                                    : region_move(NULL, 0, 0, (size_t)big.cap * sizeof(Py_ssize_t));
+        if (big.vals == NULL) {
+            pm_free(&big);
             return -1;
         }
         for (Py_ssize_t i = 0; i < m->cap; i++) {
@@ -384,8 +468,7 @@ pm_put(PtrMap *m, void *p, Py_ssize_t v)
                 big.used++;
             }
         }
-        PyMem_Free(m->keys);
-        PyMem_Free(m->vals);
+        pm_free(m);
         *m = big;
     }
     size_t i = pm_slot(m, p);
@@ -396,210 +479,185 @@ pm_put(PtrMap *m, void *p, Py_ssize_t v)
     return 0;
 }
 
-static void
-pm_free(PtrMap *m)
-{
-    PyMem_Free(m->keys);
-    PyMem_Free(m->vals);
-    memset(m, 0, sizeof *m);
-}
-
 /* ---- the records ------------------------------------------------------------------- */
 
-static int
-check_rec(PyObject *rec)
-{
-    if (!PyList_Check(rec) || PyList_GET_SIZE(rec) < F_N) {
-        PyErr_SetString(PyExc_TypeError, "a census record is a list of 8 fields");
-        return -1;
-    }
-    return 0;
-}
-
-/* rec[field] += delta */
-static int
-rec_add(PyObject *rec, int field, long long delta)
-{
-    PyObject *d = PyLong_FromLongLong(delta);
-    if (d == NULL)
-        return -1;
-    PyObject *v = PyNumber_Add(PyList_GET_ITEM(rec, field), d);
-    Py_DECREF(d);
-    if (v == NULL)
-        return -1;
-    PyList_SetItem(rec, field, v); /* steals v */
-    return 0;
-}
-
-/* obj == v, for an int field (1, 0, or -1 with an exception) */
-static int
-eq_long(PyObject *obj, long long v)
-{
-    if (PyLong_CheckExact(obj)) {
-        int overflow;
-        long long x = PyLong_AsLongLongAndOverflow(obj, &overflow);
-        if (x == -1 && PyErr_Occurred())
-            return -1;
-        return !overflow && x == v;
-    }
-    PyObject *w = PyLong_FromLongLong(v);
-    if (w == NULL)
-        return -1;
-    int r = PyObject_RichCompareBool(obj, w, Py_EQ);
-    Py_DECREF(w);
-    return r;
-}
-
-/* A record this call has met or made. Its _INDEG and _HOLDERS changes are kept here and
- * written to the record before any Python code runs and at the end (sync_recs), so whatever
- * runs sees the records as the Python walk would have left them. */
+/* One remembered object (census.py's record list: _OBJ.._VISIT) */
 typedef struct {
-    PyObject *rec; /* strong */
-    long long visit; /* rec[_VISIT] (set once, when the record is made) */
-    long long dindeg, dholders;
-    int visit_ok; /* rec[_VISIT] was an int that fits */
-    int dirty;
-} Entry;
-
-/* ---- the walk ---------------------------------------------------------------------- */
+    PyObject *obj;   /* strong, as rec[_OBJ] */
+    int32_t label;   /* a root's index, SHARED or ELSEWHERE */
+    int32_t sharers; /* an offset into the sharer lists, or NO_SHARERS (None) */
+    int64_t indeg, priv, holders, rootrefs, visit;
+    int64_t mark; /* the spread_all call that last passed it (its ``seen_here``) */
+} Rec;
 
 typedef struct {
-    PyObject *obj, *owner; /* strong */
+    PyObject *obj;    /* strong */
+    Py_ssize_t owner; /* the record it belongs to */
 } Item;
 
 typedef struct {
-    PyObject *census, *kinds, *recs, *stop;
+    PyObject_HEAD
+    PyObject *census, *kinds; /* strong */
     KindCache cache;
+    PtrMap stop; /* census.stop (ids of module dicts) as addresses */
+    PtrMap map;  /* object -> index in recs */
+    Rec *recs;
+    Py_ssize_t n, cap;
+    /* sharer lists, never changed once made: [count, root, root, ...] */
+    int32_t *pool;
+    Py_ssize_t npool, cappool;
+    int32_t last_list; /* the list made last (a spread makes runs of equal ones) */
+    /* the walk: its stack, the referents of the object entered */
     Item *stack;
     Py_ssize_t nstack, capstack;
     Buf kids;
-    PyObject *owner;   /* the record owning the object entered (strong) */
-    long long pending; /* bytes for owner[_PRIVATE] not yet added */
-    PtrMap recmap;     /* object -> index in entries */
-    Entry *entries;
-    Py_ssize_t nentries, capentries;
-    Py_ssize_t *dirty;
-    Py_ssize_t ndirty, capdirty;
-    PtrMap stopmap;    /* census.stop as addresses, once it pays (stop_state 1) */
-    int stop_state;    /* 0: PySet_Contains (stop_checks so far), 1: stopmap, 2: never map */
-    Py_ssize_t stop_checks;
-} Walk;
+    /* spreading (inside a walk, when a meet changes a label): its own stack, referents */
+    Buf sstack, skids;
+    int64_t visit, objects, marks;
+} Records;
 
-/* Room for one more item in a growable array ``arr`` of ``n`` items and ``cap`` slots:
- * doubled (``first`` slots the first time); on no memory, MemoryError and ``fail``. */
-#define GROW(arr, n, cap, first, fail)                                              \
-    do {                                                                            \
-        if ((n) == (cap)) {                                                         \
-            Py_ssize_t cap_ = (cap) ? (cap) * 2 : (first);                          \
-            void *p_ = PyMem_Realloc((arr), (size_t)cap_ * sizeof(*(arr)));         \
-            if (p_ == NULL) {                                                       \
-                PyErr_NoMemory();                                                   \
-                fail;                                                               \
-            }                                                                       \
-            (arr) = p_;                                                             \
-            (cap) = cap_;                                                           \
-        }                                                                           \
-    } while (0)
+static int32_t
+sharers_len(Records *s, int32_t off)
+{
+    return off == NO_SHARERS ? 0 : s->pool[off];
+}
 
+/* 1 if the list at ``off`` (NO_SHARERS: None) is the list ``roots[:n]`` (n <= 8) */
 static int
-push(Walk *w, PyObject *obj, PyObject *owner)
+sharers_is(Records *s, int32_t off, const int32_t *roots, int32_t n)
 {
-    GROW(w->stack, w->nstack, w->capstack, 256, return -1);
-    Py_INCREF(obj);
-    Py_INCREF(owner);
-    w->stack[w->nstack].obj = obj;
-    w->stack[w->nstack].owner = owner;
-    w->nstack++;
-    return 0;
+    return off != NO_SHARERS && s->pool[off] == n
+           && memcmp(s->pool + off + 1, roots, (size_t)n * sizeof(int32_t)) == 0;
 }
 
-static Entry *
-entry_add(Walk *w, PyObject *obj, PyObject *rec)
-{
-    GROW(w->entries, w->nentries, w->capentries, 64, return NULL);
-    if (pm_put(&w->recmap, obj, w->nentries) < 0)
-        return NULL;
-    Entry *e = &w->entries[w->nentries++];
-    memset(e, 0, sizeof *e);
-    Py_INCREF(rec);
-    e->rec = rec;
-    PyObject *v = PyList_GET_ITEM(rec, F_VISIT);
-    if (PyLong_CheckExact(v)) {
-        int overflow;
-        e->visit = PyLong_AsLongLongAndOverflow(v, &overflow);
-        if (e->visit == -1 && PyErr_Occurred())
-            PyErr_Clear();
-        else
-            e->visit_ok = !overflow;
-    }
-    return e;
-}
-
-/* Write what is kept here into the records: owner[_PRIVATE], and every record's
- * _INDEG and _HOLDERS. */
+/* Python's ``a == b`` of two sharer fields (None or lists) */
 static int
-sync_recs(Walk *w)
+sharers_same(Records *s, int32_t a, int32_t b)
 {
-    if (w->pending != 0 && w->owner != NULL) {
-        long long p = w->pending;
-        w->pending = 0;
-        if (rec_add(w->owner, F_PRIVATE, p) < 0)
-            return -1;
-    }
-    while (w->ndirty > 0) {
-        Entry *e = &w->entries[w->dirty[w->ndirty - 1]];
-        if (e->dindeg != 0) {
-            long long d = e->dindeg;
-            e->dindeg = 0;
-            if (rec_add(e->rec, F_INDEG, d) < 0)
-                return -1;
-        }
-        if (e->dholders != 0) {
-            long long d = e->dholders;
-            e->dholders = 0;
-            if (rec_add(e->rec, F_HOLDERS, d) < 0)
-                return -1;
-        }
-        e->dirty = 0;
-        w->ndirty--;
-    }
-    return 0;
+    if (a == b)
+        return 1;
+    if (a == NO_SHARERS || b == NO_SHARERS)
+        return 0;
+    return sharers_is(s, a, s->pool + b + 1, s->pool[b]);
 }
 
-/* sync with an exception set (an error path): the exception stays as it was */
-static void
-sync_keeping_error(Walk *w)
+/* The offset of a list of the first (at most MAX_SHARERS) of ``roots``; -2 on no memory. */
+static int32_t
+sharers_make(Records *s, const int32_t *roots, int32_t n)
 {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (sync_recs(w) < 0)
-        PyErr_Clear();
-    PyErr_Restore(type, value, tb);
+    if (n > MAX_SHARERS)
+        n = MAX_SHARERS;
+    if (s->last_list != NO_SHARERS && sharers_is(s, s->last_list, roots, n))
+        return s->last_list;
+    if (s->npool + n + 1 > INT32_MAX) {
+        PyErr_NoMemory();
+        return -2;
+    }
+    RESERVE(s->pool, s->npool, s->cappool, s->npool + n + 1, return -2);
+    int32_t off = (int32_t)s->npool;
+    s->pool[off] = n;
+    memcpy(s->pool + off + 1, roots, (size_t)n * sizeof(int32_t));
+    s->npool += n + 1;
+    s->last_list = off;
+    return off;
 }
 
-/* The kind of type ``tp`` as census.kinds has it (NULL without an exception: none yet). */
+/* ``mine + [x for x in theirs if x not in mine]`` into ``out`` (room for 2 * MAX_SHARERS
+ * + 1); its length. */
+static int32_t
+sharers_merge(Records *s, int32_t old_label, int32_t old_sharers, int32_t label,
+              int32_t sharers, int32_t *out)
+{
+    int32_t n = 0;
+    if (old_label >= 0) {
+        out[n++] = old_label;
+    } else {
+        for (int32_t i = 0; i < sharers_len(s, old_sharers); i++)
+            out[n++] = s->pool[old_sharers + 1 + i];
+    }
+    int32_t mine = n;
+    int32_t one[1] = {label};
+    const int32_t *theirs = label >= 0 ? one : (sharers == NO_SHARERS ? NULL : s->pool + sharers + 1);
+    int32_t nt = label >= 0 ? 1 : sharers_len(s, sharers);
+    for (int32_t i = 0; i < nt; i++) {
+        int found = 0;
+        for (int32_t j = 0; j < mine; j++) {
+            if (out[j] == theirs[i]) {
+                found = 1;
+                break;
+            }
+        }
+        if (!found)
+            out[n++] = theirs[i];
+    }
+    return n;
+}
+
+static Py_ssize_t
+rec_find(Records *s, PyObject *k)
+{
+    return pm_get(&s->map, k);
+}
+
+/* A new record for ``k`` (strong reference taken); its index, or -1 with an exception. */
+static Py_ssize_t
+rec_add(Records *s, PyObject *k, int32_t label, int32_t sharers, int64_t indeg, int64_t priv,
+        int64_t holders, int64_t rootrefs, int64_t visit)
+{
+    RESERVE(s->recs, s->n, s->cap, s->n + 1, return -1);
+    if (pm_put(&s->map, k, s->n) < 0)
+        return -1;
+    Rec *r = &s->recs[s->n];
+    r->obj = Py_NewRef(k);
+    r->label = label;
+    r->sharers = sharers;
+    r->indeg = indeg;
+    r->priv = priv;
+    r->holders = holders;
+    r->rootrefs = rootrefs;
+    r->visit = visit;
+    r->mark = 0;
+    return s->n++;
+}
+
+/* ---- calls into the census ---------------------------------------------------------- */
+
+/* The kind of ``tp`` as census.kinds has it (NULL without an exception: none yet). */
 static KindInfo *
-known_kind(Walk *w, PyTypeObject *tp)
+known_kind(Records *s, PyTypeObject *tp)
 {
-    KindInfo *ki = kc_get(&w->cache, tp);
+    KindInfo *ki = kc_get(&s->cache, tp);
     if (ki != NULL)
         return ki;
-    PyObject *kind = PyDict_GetItemWithError(w->kinds, (PyObject *)tp);
+    PyObject *kind = PyDict_GetItemWithError(s->kinds, (PyObject *)tp);
     if (kind == NULL)
         return NULL;
     Py_INCREF(kind);
-    ki = kc_put(&w->cache, tp, kind);
+    ki = kc_put(&s->cache, tp, kind);
     Py_DECREF(kind);
     return ki;
 }
 
-/* census.frame_of(k): 1, 0 or -1 */
-static int
-frame_of(Walk *w, PyObject *k)
+/* census.kind(tp, sample): the kind, made if new (NULL with an exception) */
+static KindInfo *
+kind_of(Records *s, PyTypeObject *tp, PyObject *sample)
 {
-    if (sync_recs(w) < 0)
-        return -1;
-    PyObject *r = PyObject_CallMethodOneArg(w->census, s_frame_of, k);
+    KindInfo *ki = known_kind(s, tp);
+    if (ki != NULL || PyErr_Occurred())
+        return ki;
+    PyObject *kind = PyObject_CallMethodObjArgs(s->census, s_kind, (PyObject *)tp, sample, NULL);
+    if (kind == NULL)
+        return NULL;
+    ki = kc_put(&s->cache, tp, kind);
+    Py_DECREF(kind);
+    return ki;
+}
+
+/* census.frame_of(k) or census.instrumented(k): 1, 0 or -1 */
+static int
+ask(Records *s, PyObject *method, PyObject *k)
+{
+    PyObject *r = PyObject_CallMethodOneArg(s->census, method, k);
     if (r == NULL)
         return -1;
     int t = PyObject_IsTrue(r);
@@ -607,71 +665,22 @@ frame_of(Walk *w, PyObject *k)
     return t;
 }
 
-/* ``id(k) in census.stop`` (1, 0, -1). Each check makes an int and looks it up, until
- * there have been enough of them in this call to pay for copying the set's addresses. */
+/* 1: the walk stops at ``k`` (a program object, a module's globals), 0: it goes on. */
 static int
-in_stop(Walk *w, PyObject *k)
-{
-    if (w->stop_state == 0 && ++w->stop_checks > 64) {
-        w->stop_state = 2;
-        PtrMap m = {NULL, NULL, 0, 0, 0};
-        PyObject *it = PyObject_GetIter(w->stop), *item;
-        if (it == NULL)
-            return -1;
-        int ok = 1;
-        /* only plain ints can be ids; anything else and the set is asked as it is */
-        while (ok && (item = PyIter_Next(it)) != NULL) {
-            int overflow = 0;
-            long long v = PyLong_CheckExact(item) ? PyLong_AsLongLongAndOverflow(item, &overflow)
-                                                  : (ok = 0);
-            Py_DECREF(item);
-            if (v == -1 && PyErr_Occurred())
-                break;
-            if (!ok || overflow || v <= 0
-                || (unsigned long long)v > (unsigned long long)UINTPTR_MAX)
-                continue; /* no object's id */
-            if (pm_put(&m, (void *)(uintptr_t)v, 1) < 0)
-                break;
-        }
-        Py_DECREF(it);
-        if (PyErr_Occurred()) {
-            pm_free(&m);
-            return -1;
-        }
-        if (ok) {
-            w->stopmap = m;
-            w->stop_state = 1;
-        } else {
-            pm_free(&m);
-        }
-    }
-    if (w->stop_state == 1)
-        return pm_get(&w->stopmap, k) >= 0;
-    PyObject *key = PyLong_FromVoidPtr(k);
-    if (key == NULL)
-        return -1;
-    int r = PySet_Contains(w->stop, key);
-    Py_DECREF(key);
-    return r;
-}
-
-/* 1: the walk stops at ``k`` (a program object, a module's globals), 0: it goes on,
- * -1: an error. */
-static int
-stops_at(Walk *w, KindInfo *ki, PyObject *k)
+stops_at(Records *s, KindInfo *ki, PyObject *k)
 {
     if (ki->how == K_STOP)
         return 1;
-    return ki->is_dict ? in_stop(w, k) : 0;
+    return ki->is_dict && pm_get(&s->stop, k) >= 0;
 }
 
-/* Fill w->kids with what ``o`` references (children(o, kd)). 1: done, 0: skip ``o`` (an
- * Exception, as the Python walk's ``except Exception: continue``), -1: error. *traversed
- * is set when the referents came from tp_traverse (each one a reference ``o`` holds). */
+/* Fill ``kids`` with what ``o`` references (census.children(o, kd)). 1: done, 0: skip
+ * ``o`` (an Exception, as the Python walk's ``except Exception: continue``), -1: error.
+ * *traversed is set when the referents came from tp_traverse (each one a reference
+ * ``o`` holds). */
 static int
-collect(Walk *w, PyObject *o, KindInfo *ki, int *traversed)
+collect(Records *s, Buf *kids, PyObject *o, KindInfo *ki, int *traversed)
 {
-    Buf *kids = &w->kids;
     *traversed = 0;
     if (ki->how == K_PLAIN || ki->how == K_GEN) {
         traverseproc trav = Py_TYPE(o)->tp_traverse;
@@ -716,9 +725,7 @@ collect(Walk *w, PyObject *o, KindInfo *ki, int *traversed)
         }
         return 1;
     }
-    if (sync_recs(w) < 0)
-        return -1;
-    PyObject *r = PyObject_CallMethodObjArgs(w->census, s_children, o, ki->kind, NULL);
+    PyObject *r = PyObject_CallMethodObjArgs(s->census, s_children, o, ki->kind, NULL);
     PyObject *list = r == NULL || PyList_CheckExact(r) ? r : PySequence_List(r);
     if (list != r)
         Py_XDECREF(r);
@@ -729,7 +736,7 @@ collect(Walk *w, PyObject *o, KindInfo *ki, int *traversed)
         return 0;
     }
     Py_ssize_t n = PyList_GET_SIZE(list);
-    if (buf_reserve(kids, n) < 0) {
+    if (buf_reserve(kids, kids->n + n) < 0) {
         Py_DECREF(list);
         return -1;
     }
@@ -741,345 +748,732 @@ collect(Walk *w, PyObject *o, KindInfo *ki, int *traversed)
     Py_DECREF(list);
     return 1;
 }
+/* ---- spreading labels --------------------------------------------------------------- */
 
-/* k is remembered (its record, e): count the reference, merge labels. */
 static int
-met(Walk *w, Entry *e, long long visit)
+is_generator(PyObject *k) /* type(k) in census._GEN_SET */
 {
-    PyObject *rec = e->rec, *owner = w->owner;
-    e->dindeg++;
-    int same = e->visit_ok ? e->visit == visit : eq_long(PyList_GET_ITEM(rec, F_VISIT), visit);
-    if (same < 0)
-        return -1;
-    if (same) /* twice in one holder: counted once too many */
-        e->dholders--;
-    if (!e->dirty) {
-        GROW(w->dirty, w->ndirty, w->capdirty, 64, return -1);
-        w->dirty[w->ndirty++] = e - w->entries;
-        e->dirty = 1;
-    }
-    PyObject *label = PyList_GET_ITEM(owner, F_LABEL);
-    PyObject *theirs = PyList_GET_ITEM(rec, F_LABEL);
-    int differ = theirs == label ? 0 : PyObject_RichCompareBool(theirs, label, Py_NE);
-    if (differ < 0)
-        return -1;
-    if (!differ) {
-        differ = eq_long(label, SHARED);
-        if (differ < 0)
+    return PyGen_CheckExact(k) || PyCoro_CheckExact(k) || PyAsyncGen_CheckExact(k);
+}
+
+/* census.spread_all: carry each record's label down to what it reaches (no counting:
+ * the first walk counted every edge), each object looked at once. */
+static int
+spread_all(Records *s, const Py_ssize_t *tops, Py_ssize_t ntops)
+{
+    int64_t mark = ++s->marks;
+    Buf *stack = &s->sstack, *kids = &s->skids;
+    int rc = 0;
+    for (Py_ssize_t t = 0; t < ntops && rc == 0; t++) {
+        Rec *top = &s->recs[tops[t]];
+        PyObject *start = top->obj;
+        KindInfo *ki = known_kind(s, Py_TYPE(start));
+        if (ki == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            continue; /* a type never entered: nothing below it */
+        }
+        if ((ki->how < K_PLAIN && ki->how != K_GEN) || top->mark == mark)
+            continue; /* a leaf: nothing below it */
+        if (ki->how == K_GEN) {
+            int inst = ask(s, s_instrumented, start);
+            if (inst < 0)
+                return -1;
+            if (inst)
+                continue; /* its locals are roots of their own */
+        }
+        top = &s->recs[tops[t]];
+        top->mark = mark;
+        int32_t label = top->label, sharers = top->sharers;
+        if (buf_visit(start, stack) < 0)
             return -1;
+        while (stack->n > 0 && rc == 0) {
+            PyObject *o = stack->items[--stack->n]; /* our reference, now */
+            KindInfo *oki = known_kind(s, Py_TYPE(o));
+            int traversed, got = oki == NULL ? -1 : collect(s, kids, o, oki, &traversed);
+            if (oki == NULL && !PyErr_Occurred())
+                PyErr_SetObject(PyExc_KeyError, (PyObject *)Py_TYPE(o)); /* kinds[type(o)] */
+            if (got < 0)
+                rc = -1;
+            for (Py_ssize_t i = 0; got > 0 && rc == 0 && i < kids->n; i++) {
+                PyObject *k = kids->items[i];
+                Py_INCREF(k); /* the Python loop's variable (one of OWN_REFS) */
+                Py_ssize_t idx = rec_find(s, k);
+                if (idx < 0) {
+                    Py_ssize_t holders = Py_REFCNT(k) - OWN_REFS;
+                    KindInfo *kki = kind_of(s, Py_TYPE(k), k);
+                    if (kki == NULL) {
+                        rc = -1;
+                    } else {
+                        int enter = kki->how >= K_PLAIN;
+                        if (!enter && kki->how == K_GEN) {
+                            int inst = ask(s, s_instrumented, k);
+                            enter = inst == 0;
+                            if (inst < 0)
+                                rc = -1;
+                        }
+                        /* a single-holder object: look through it */
+                        if (rc == 0 && enter && holders <= 1 && buf_visit(k, stack) < 0)
+                            rc = -1;
+                    }
+                    Py_DECREF(k);
+                    continue;
+                }
+                Rec *r = &s->recs[idx];
+                if (r->mark == mark) {
+                    Py_DECREF(k);
+                    continue;
+                }
+                r->mark = mark;
+                int32_t old = r->label;
+                if (old == ELSEWHERE || (old == label && sharers_same(s, r->sharers, sharers))) {
+                    Py_DECREF(k);
+                    continue;
+                }
+                if (label == ELSEWHERE) {
+                    r->label = ELSEWHERE;
+                    r->sharers = NO_SHARERS;
+                } else {
+                    int32_t merged[2 * MAX_SHARERS + 1];
+                    int32_t n = sharers_merge(s, old, r->sharers, SHARED, sharers, merged);
+                    if (n > MAX_SHARERS)
+                        n = MAX_SHARERS;
+                    if (old == SHARED && sharers_is(s, r->sharers, merged, n)) {
+                        Py_DECREF(k);
+                        continue;
+                    }
+                    int32_t off = sharers_make(s, merged, n);
+                    if (off == -2) {
+                        rc = -1;
+                        Py_DECREF(k);
+                        continue;
+                    }
+                    r = &s->recs[idx];
+                    r->label = SHARED;
+                    r->sharers = off;
+                }
+                int enter = 1;
+                if (is_generator(k)) {
+                    int inst = ask(s, s_instrumented, k);
+                    enter = inst == 0;
+                    if (inst < 0)
+                        rc = -1;
+                }
+                if (rc == 0 && enter && buf_visit(k, stack) < 0)
+                    rc = -1;
+                Py_DECREF(k);
+            }
+            buf_clear(kids);
+            Py_DECREF(o);
+        }
     }
-    if (!differ)
+    buf_clear(stack);
+    return rc;
+}
+
+/* census.meet: record ``idx`` is reached again, from ``label`` (a root, SHARED with
+ * ``sharers``, or ELSEWHERE): merge, and spread what changed below it. */
+static int
+meet(Records *s, Py_ssize_t idx, int32_t label, int32_t sharers)
+{
+    Rec *r = &s->recs[idx];
+    int32_t old = r->label, new_label, new_sharers;
+    if (old == ELSEWHERE)
         return 0;
-    if (sync_recs(w) < 0)
-        return -1;
-    label = PyList_GET_ITEM(owner, F_LABEL);
-    PyObject *sharers = PyList_GET_ITEM(owner, F_SHARERS);
-    Py_INCREF(label);
-    Py_INCREF(sharers);
-    Py_INCREF(rec);
-    PyObject *r = PyObject_CallMethodObjArgs(w->census, s_meet, rec, label, sharers, NULL);
-    Py_DECREF(rec);
-    Py_DECREF(label);
-    Py_DECREF(sharers);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
+    if (label == ELSEWHERE) {
+        new_label = ELSEWHERE;
+        new_sharers = NO_SHARERS;
+    } else {
+        int32_t merged[2 * MAX_SHARERS + 1];
+        int32_t n = sharers_merge(s, old, r->sharers, label, sharers, merged);
+        int32_t mine = old >= 0 ? 1 : sharers_len(s, r->sharers);
+        if (n == mine && old == SHARED)
+            return 0;
+        if (n == 1)
+            return 0;
+        if (n > MAX_SHARERS)
+            n = MAX_SHARERS;
+        if (old == SHARED && sharers_is(s, r->sharers, merged, n))
+            return 0;
+        new_label = SHARED;
+        new_sharers = sharers_make(s, merged, n);
+        if (new_sharers == -2)
+            return -1;
+        r = &s->recs[idx];
+    }
+    r->label = new_label;
+    r->sharers = new_sharers;
+    if (old != SHARED || new_label == ELSEWHERE)
+        return spread_all(s, &idx, 1);
     return 0;
 }
 
-/* A new record: [k, owner's label, 1, size, holders, 0, owner's sharers copied, visit] */
-static PyObject *
-new_rec(PyObject *owner, PyObject *k, long long size, long long holders, long long visit)
-{
-    PyObject *rec = PyList_New(F_N);
-    if (rec == NULL)
-        return NULL;
-    PyObject *sharers = PyList_GET_ITEM(owner, F_SHARERS);
-    PyObject *fields[F_N];
-    fields[F_OBJ] = Py_NewRef(k);
-    fields[F_LABEL] = Py_NewRef(PyList_GET_ITEM(owner, F_LABEL));
-    fields[F_INDEG] = PyLong_FromLong(1);
-    fields[F_PRIVATE] = PyLong_FromLongLong(size);
-    fields[F_HOLDERS] = PyLong_FromLongLong(holders);
-    fields[F_ROOTREFS] = PyLong_FromLong(0);
-    fields[F_SHARERS] = sharers == Py_None ? Py_NewRef(Py_None) : PySequence_List(sharers);
-    fields[F_VISIT] = PyLong_FromLongLong(visit);
-    int bad = 0;
-    for (int i = 0; i < F_N; i++) {
-        if (fields[i] == NULL)
-            bad = 1;
-        else
-            PyList_SET_ITEM(rec, i, fields[i]);
-    }
-    if (bad) { /* the slots left NULL: list_dealloc skips them */
-        Py_DECREF(rec);
-        return NULL;
-    }
-    return rec;
-}
+/* ---- the first walk below a new record ---------------------------------------------- */
 
-/* Is k remembered? Its entry (found here, or in census.rec), or NULL (an exception if
- * PyErr_Occurred). */
-static Entry *
-find_rec(Walk *w, PyObject *k)
-{
-    Py_ssize_t i = pm_get(&w->recmap, k);
-    if (i >= 0)
-        return &w->entries[i];
-    PyObject *key = PyLong_FromVoidPtr(k);
-    if (key == NULL)
-        return NULL;
-    PyObject *rec = PyDict_GetItemWithError(w->recs, key);
-    Py_DECREF(key);
-    if (rec == NULL || rec == Py_None)
-        return NULL;
-    if (check_rec(rec) < 0)
-        return NULL;
-    return entry_add(w, k, rec);
-}
-
-/* One referent ``k`` of the object being entered: count, size, label. 0 or -1. */
 static int
-look_at(Walk *w, PyObject *k, int traversed, long long visit, long long *objects)
+push(Records *s, PyObject *obj, Py_ssize_t owner)
+{
+    RESERVE(s->stack, s->nstack, s->capstack, s->nstack + 1, return -1);
+    s->stack[s->nstack].obj = Py_NewRef(obj);
+    s->stack[s->nstack].owner = owner;
+    s->nstack++;
+    return 0;
+}
+
+/* One referent ``k`` of the object being entered (whose record is ``owner``): count,
+ * size, label. 0 or -1. */
+static int
+look_at(Records *s, PyObject *k, Py_ssize_t owner, int traversed, int64_t visit,
+        int64_t *objects)
 {
     /* the reference count first, as the Python walk's getrefcount(k) */
     Py_ssize_t holders = Py_REFCNT(k) - OWN_REFS;
     PyTypeObject *kt = Py_TYPE(k);
-    KindInfo *ki = kc_get(&w->cache, kt);
-    if (ki != NULL) {
-        /* a kind known here: what the walk stops at (a program object, a module's
-         * globals) is never recorded, so this may come first */
-        int st = stops_at(w, ki, k);
-        if (st != 0)
-            return st < 0 ? -1 : 0;
-    }
+    KindInfo *ki = kc_get(&s->cache, kt);
+    /* a kind known here: what the walk stops at (a program object, a module's globals)
+     * is never recorded, so this may come first */
+    if (ki != NULL && stops_at(s, ki, k))
+        return 0;
     /* remembered already? Never, for what only its holder found by tp_traverse holds:
      * a record holds its object, so Py_REFCNT would count one more */
     if (!traversed || ki == NULL || holders > 1) {
-        Entry *e = find_rec(w, k);
-        if (e != NULL)
-            return met(w, e, visit);
-        if (PyErr_Occurred())
-            return -1;
+        Py_ssize_t idx = rec_find(s, k);
+        if (idx >= 0) {
+            Rec *r = &s->recs[idx];
+            const Rec *o = &s->recs[owner];
+            r->indeg++;
+            if (r->visit == visit) /* twice in one holder: counted once too many */
+                r->holders--;
+            if (r->label != o->label || o->label == SHARED)
+                return meet(s, idx, o->label, o->sharers);
+            return 0;
+        }
     }
     if (ki == NULL) {
-        ki = known_kind(w, kt);
-        if (ki == NULL) {
-            if (PyErr_Occurred() || sync_recs(w) < 0)
-                return -1;
-            PyObject *kind = PyObject_CallMethodObjArgs(w->census, s_kind, (PyObject *)kt, k,
-                                                        NULL);
-            if (kind == NULL)
-                return -1;
-            ki = kc_put(&w->cache, kt, kind);
-            Py_DECREF(kind);
-            if (ki == NULL)
-                return -1;
-        }
-        int st = stops_at(w, ki, k);
-        if (st != 0)
-            return st < 0 ? -1 : 0;
+        ki = kind_of(s, kt, k);
+        if (ki == NULL)
+            return -1;
+        if (stops_at(s, ki, k))
+            return 0;
     }
     ++*objects;
     long long size;
     if (ki->how == K_LEAF) {
         if (leaf_size(ki, k, &size) < 0)
             return -1;
-    } else {
-        if (ki->sizeof_ == NULL && sync_recs(w) < 0) /* kd.size(k): Python code */
-            return -1;
-        if (kind_size(ki, k, &size) < 0)
-            return -1;
+    } else if (kind_size(ki, k, &size) < 0) {
+        return -1;
     }
     int enter = ki->how >= K_PLAIN;
     if (holders <= 1) { /* the object entered is its one holder: its owner's */
-        w->pending += size;
+        s->recs[owner].priv += size;
         if (!enter && ki->how == K_GEN) {
-            int f = frame_of(w, k);
+            int f = ask(s, s_frame_of, k);
             if (f < 0)
                 return -1;
             enter = !f;
         }
-        return enter ? push(w, k, w->owner) : 0;
+        return enter ? push(s, k, owner) : 0;
     }
-    PyObject *key = PyLong_FromVoidPtr(k);
-    if (key == NULL)
+    const Rec *o = &s->recs[owner];
+    Py_ssize_t idx = rec_add(s, k, o->label, o->sharers, 1, size, (int64_t)holders, 0, visit);
+    if (idx < 0)
         return -1;
-    PyObject *rec = new_rec(w->owner, k, size, (long long)holders, visit);
-    int rc = -1;
-    if (rec == NULL || PyDict_SetItem(w->recs, key, rec) < 0 || entry_add(w, k, rec) == NULL)
-        goto done;
     if (!enter && ki->how == K_GEN) {
-        int f = frame_of(w, k);
+        int f = ask(s, s_frame_of, k);
         if (f < 0)
-            goto done;
+            return -1;
         enter = !f;
     }
-    rc = enter ? push(w, k, rec) : 0;
-done:
-    Py_DECREF(key);
-    Py_XDECREF(rec);
-    return rc;
+    return enter ? push(s, k, idx) : 0;
 }
 
+/* census.descend: the first walk below record ``start`` */
 static int
-walk(Walk *w, long long *visit_io, long long *objects_io)
+descend(Records *s, Py_ssize_t start)
 {
-    long long visit = *visit_io, objects = 0;
-    while (w->nstack > 0) {
-        Item it = w->stack[--w->nstack]; /* our references to both, now */
+    int64_t visit = s->visit, objects = 0;
+    int rc = push(s, s->recs[start].obj, start);
+    while (rc == 0 && s->nstack > 0) {
+        Item it = s->stack[--s->nstack]; /* our reference to it.obj, now */
         PyObject *o = it.obj;
-        int rc = -1;
-        if (it.owner == w->owner) {
-            Py_DECREF(it.owner);
-        } else {
-            if (sync_recs(w) < 0) { /* owner[_PRIVATE] before another owner */
-                Py_DECREF(o);
-                Py_DECREF(it.owner);
-                return -1;
-            }
-            Py_XSETREF(w->owner, it.owner);
-        }
-        KindInfo *ki = known_kind(w, Py_TYPE(o));
+        KindInfo *ki = known_kind(s, Py_TYPE(o));
+        int traversed, got = -1;
         if (ki == NULL) {
             if (!PyErr_Occurred())
                 PyErr_SetObject(PyExc_KeyError, (PyObject *)Py_TYPE(o)); /* kinds[type(o)] */
-            goto next;
+        } else {
+            got = collect(s, &s->kids, o, ki, &traversed);
         }
-        int traversed;
-        rc = collect(w, o, ki, &traversed);
-        if (rc <= 0)
-            goto next;
-        if (ki->values_apart) {
-            int has_dict = 0;
-            for (Py_ssize_t i = 0; i < w->kids.n; i++) {
-                if (Py_IS_TYPE(w->kids.items[i], &PyDict_Type)) {
-                    has_dict = 1;
-                    break;
+        if (got < 0)
+            rc = -1;
+        if (got > 0) {
+            if (ki->values_apart) {
+                int has_dict = 0;
+                for (Py_ssize_t i = 0; i < s->kids.n; i++) {
+                    if (Py_IS_TYPE(s->kids.items[i], &PyDict_Type)) {
+                        has_dict = 1;
+                        break;
+                    }
                 }
+                /* 3.11/3.12 keep an instance's attribute values in an array of their own
+                 * until its __dict__ is asked for: the values and the class */
+                if (!has_dict)
+                    s->recs[it.owner].priv += (8 * (int64_t)s->kids.n + 15) & ~7LL;
             }
-            /* 3.11/3.12 keep an instance's attribute values in an array of their own until
-             * its __dict__ is asked for: the values and the class */
-            if (!has_dict)
-                w->pending += (8 * (long long)w->kids.n + 15) & ~7LL;
+            visit++;
+            for (Py_ssize_t i = 0; rc == 0 && i < s->kids.n; i++) {
+                PyObject *k = s->kids.items[i];
+                Py_INCREF(k); /* the Python walk's loop variable (one of OWN_REFS) */
+                rc = look_at(s, k, it.owner, traversed, visit, &objects);
+                Py_DECREF(k);
+            }
         }
-        visit++;
-        rc = 0;
-        for (Py_ssize_t i = 0; i < w->kids.n; i++) {
-            PyObject *k = w->kids.items[i];
-            Py_INCREF(k); /* the Python walk's loop variable (one of OWN_REFS) */
-            rc = look_at(w, k, traversed, visit, &objects);
-            Py_DECREF(k);
-            if (rc < 0)
-                break;
-        }
-    next:
-        buf_clear(&w->kids);
+        buf_clear(&s->kids);
         Py_DECREF(o);
-        if (rc < 0)
-            return -1;
     }
-    *visit_io = visit;
-    *objects_io = objects;
-    return sync_recs(w);
+    while (s->nstack > 0) { /* after an error */
+        Item it = s->stack[--s->nstack];
+        Py_DECREF(it.obj);
+    }
+    if (rc == 0) { /* as in Python: an error leaves visit and objects as they were */
+        s->visit = visit;
+        s->objects += objects;
+    }
+    return rc;
+}
+/* ---- the Records type ---------------------------------------------------------------- */
+
+static void
+records_release(Records *s)
+{
+    for (Py_ssize_t i = 0; i < s->n; i++)
+        Py_CLEAR(s->recs[i].obj);
+    region_free(s->recs, (size_t)s->cap * sizeof(Rec));
+    s->recs = NULL;
+    s->n = s->cap = 0;
+    region_free(s->pool, (size_t)s->cappool * sizeof(int32_t));
+    s->pool = NULL;
+    s->npool = s->cappool = 0;
+    s->last_list = NO_SHARERS;
+    while (s->nstack > 0)
+        Py_DECREF(s->stack[--s->nstack].obj);
+    region_free(s->stack, (size_t)s->capstack * sizeof(Item));
+    s->stack = NULL;
+    s->capstack = 0;
+    buf_free(&s->kids);
+    buf_free(&s->sstack);
+    buf_free(&s->skids);
+    pm_free(&s->map);
+    pm_free(&s->stop);
+    kc_free(&s->cache);
+    Py_CLEAR(s->census);
+    Py_CLEAR(s->kinds);
+}
+
+static int
+records_traverse(Records *s, visitproc visit, void *arg)
+{
+    Py_VISIT(s->census);
+    Py_VISIT(s->kinds);
+    for (Py_ssize_t i = 0; i < s->n; i++)
+        Py_VISIT(s->recs[i].obj);
+    return 0;
+}
+
+static int
+records_clear(Records *s)
+{
+    records_release(s);
+    return 0;
+}
+
+static void
+records_dealloc(Records *s)
+{
+    PyObject_GC_UnTrack(s);
+    records_release(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+/* An address from a Python int (an id); NULL, without an exception, for what no object
+ * can have. */
+static void *
+address_of(PyObject *v)
+{
+    if (!PyLong_CheckExact(v))
+        return NULL;
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (x == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (overflow || x <= 0 || (unsigned long long)x > (unsigned long long)UINTPTR_MAX)
+        return NULL;
+    return (void *)(uintptr_t)x;
 }
 
 static PyObject *
-descend(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+records_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "descend(census, start, start_rec)");
+    PyObject *census;
+    static char *kwlist[] = {"census", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Records", kwlist, &census))
+        return NULL;
+    Records *s = (Records *)type->tp_alloc(type, 0);
+    if (s == NULL)
+        return NULL;
+    s->last_list = NO_SHARERS;
+    s->census = Py_NewRef(census);
+    s->kinds = PyObject_GetAttr(census, s_kinds);
+    PyObject *stop = s->kinds == NULL ? NULL : PyObject_GetAttr(census, s_stop);
+    if (stop == NULL)
+        goto fail;
+    if (!PyDict_Check(s->kinds) || !PyAnySet_Check(stop)) {
+        PyErr_SetString(PyExc_TypeError, "census.kinds is a dict, census.stop a set");
+        goto fail;
+    }
+    PyObject *it = PyObject_GetIter(stop), *item;
+    if (it == NULL)
+        goto fail;
+    while ((item = PyIter_Next(it)) != NULL) {
+        void *p = address_of(item);
+        Py_DECREF(item);
+        if (p != NULL && pm_put(&s->stop, p, 1) < 0)
+            break;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        goto fail;
+    Py_DECREF(stop);
+    return (PyObject *)s;
+fail:
+    Py_XDECREF(stop);
+    Py_DECREF(s);
+    return NULL;
+}
+
+static int
+as_root(PyObject *v, int32_t *out)
+{
+    long r = PyLong_AsLong(v);
+    if (r == -1 && PyErr_Occurred())
+        return -1;
+    if (r < 0 || r > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "a root's index is from 0 to 2**31-1");
+        return -1;
+    }
+    *out = (int32_t)r;
+    return 0;
+}
+
+/* root(r, obj, holders, rootrefs): census.walk_root after its kind and stop checks */
+static PyObject *
+records_root(Records *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    int32_t r;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "root(r, obj, holders, rootrefs)");
         return NULL;
     }
-    PyObject *census = args[0], *start = args[1], *start_rec = args[2];
-    if (check_rec(start_rec) < 0)
+    long long holders = PyLong_AsLongLong(args[2]);
+    long long rootrefs = holders == -1 && PyErr_Occurred() ? -1 : PyLong_AsLongLong(args[3]);
+    if (PyErr_Occurred() || as_root(args[0], &r) < 0)
         return NULL;
-    Walk w;
-    memset(&w, 0, sizeof w);
-    w.census = census;
+    PyObject *obj = args[1];
+    if (s->census == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "these records were released");
+        return NULL;
+    }
+    Py_ssize_t idx = rec_find(s, obj);
+    if (idx >= 0) {
+        s->recs[idx].rootrefs += rootrefs;
+        if (meet(s, idx, r, NO_SHARERS) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    KindInfo *ki = kind_of(s, Py_TYPE(obj), obj);
+    long long size;
+    if (ki == NULL || kind_size(ki, obj, &size) < 0)
+        return NULL;
+    idx = rec_add(s, obj, r, NO_SHARERS, 0, size, holders, rootrefs, 0);
+    if (idx < 0)
+        return NULL;
+    s->objects++;
+    if (ki->how == K_GEN) {
+        int f = ask(s, s_frame_of, obj);
+        if (f < 0)
+            return NULL;
+        if (f)
+            Py_RETURN_NONE; /* the generator is not walked: its locals are roots */
+    }
+    if (descend(s, idx) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+records_has(Records *s, PyObject *addr)
+{
+    void *p = address_of(addr);
+    return PyBool_FromLong(p != NULL && rec_find(s, p) >= 0);
+}
+
+/* ``seen`` (address -> references from running frames) as a map; -1 on an error */
+static int
+seen_map(PyObject *seen, PtrMap *m)
+{
+    if (!PyDict_Check(seen)) {
+        PyErr_SetString(PyExc_TypeError, "seen is a dict");
+        return -1;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(seen, &pos, &key, &value)) {
+        void *p = address_of(key);
+        long n = PyLong_AsLong(value);
+        if (n == -1 && PyErr_Occurred())
+            return -1;
+        if (p != NULL && n > 0 && pm_put(m, p, (Py_ssize_t)n) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+unexplained_at(Records *s, PtrMap *seen, Py_ssize_t i)
+{
+    const Rec *r = &s->recs[i];
+    Py_ssize_t n = pm_get(seen, r->obj);
+    return r->label != ELSEWHERE && r->holders > r->indeg + r->rootrefs + (n > 0 ? n : 0);
+}
+
+/* unexplained(seen): the largest _PRIVATE of a record with more holders than the walk
+ * and running frames (``seen``) explain, or -1 */
+static PyObject *
+records_unexplained(Records *s, PyObject *seen)
+{
+    PtrMap m = {NULL, NULL, 0, 0, 0};
+    if (seen_map(seen, &m) < 0) {
+        pm_free(&m);
+        return NULL;
+    }
+    long long most = -1;
+    for (Py_ssize_t i = 0; i < s->n; i++) {
+        if (unexplained_at(s, &m, i) && s->recs[i].priv > most)
+            most = s->recs[i].priv;
+    }
+    pm_free(&m);
+    return PyLong_FromLongLong(most);
+}
+
+/* settle(seen): every record still unexplained is held by something the walk does not
+ * see: ELSEWHERE, spread below it (run()'s last pass) */
+static PyObject *
+records_settle(Records *s, PyObject *seen)
+{
+    PtrMap m = {NULL, NULL, 0, 0, 0};
+    Py_ssize_t *tops = NULL, ntops = 0, captops = 0;
     PyObject *result = NULL;
-    long long visit, objects = 0;
-    w.kinds = PyObject_GetAttr(census, s_kinds);
-    w.recs = w.kinds == NULL ? NULL : PyObject_GetAttr(census, s_rec);
-    w.stop = w.recs == NULL ? NULL : PyObject_GetAttr(census, s_stop);
-    if (w.stop == NULL || get_long_attr(census, s_visit, &visit) < 0)
+    if (seen_map(seen, &m) < 0)
         goto done;
-    if (!PyDict_Check(w.kinds) || !PyDict_Check(w.recs) || !PyAnySet_Check(w.stop)) {
-        PyErr_SetString(PyExc_TypeError, "census.kinds and census.rec are dicts, stop a set");
-        goto done;
+    for (Py_ssize_t i = 0; i < s->n; i++) {
+        if (unexplained_at(s, &m, i)) {
+            RESERVE(tops, ntops, captops, ntops + 1, goto done);
+            s->recs[i].label = ELSEWHERE;
+            s->recs[i].sharers = NO_SHARERS;
+            tops[ntops++] = i;
+        }
     }
-    if (push(&w, start, start_rec) < 0)
-        goto done;
-    if (walk(&w, &visit, &objects) < 0) {
-        sync_keeping_error(&w); /* what was counted before the error stays, as in Python */
-        goto done;
-    }
-    PyObject *v = PyLong_FromLongLong(visit);
-    if (v == NULL)
-        goto done;
-    int bad = PyObject_SetAttr(census, s_visit, v);
-    Py_DECREF(v);
-    if (bad < 0)
-        goto done;
-    PyObject *old = PyObject_GetAttr(census, s_objects);
-    if (old == NULL)
-        goto done;
-    PyObject *add = PyLong_FromLongLong(objects);
-    PyObject *sum = add == NULL ? NULL : PyNumber_Add(old, add);
-    Py_DECREF(old);
-    Py_XDECREF(add);
-    if (sum == NULL)
-        goto done;
-    bad = PyObject_SetAttr(census, s_objects, sum);
-    Py_DECREF(sum);
-    if (bad < 0)
-        goto done;
-    result = Py_NewRef(Py_None);
+    if (spread_all(s, tops, ntops) == 0)
+        result = Py_NewRef(Py_None);
 done:
-    while (w.nstack > 0) {
-        Item it = w.stack[--w.nstack];
-        Py_DECREF(it.obj);
-        Py_DECREF(it.owner);
-    }
-    PyMem_Free(w.stack);
-    buf_free(&w.kids);
-    kc_free(&w.cache);
-    for (Py_ssize_t i = 0; i < w.nentries; i++)
-        Py_DECREF(w.entries[i].rec);
-    PyMem_Free(w.entries);
-    PyMem_Free(w.dirty);
-    pm_free(&w.recmap);
-    pm_free(&w.stopmap);
-    Py_XDECREF(w.owner);
-    Py_XDECREF(w.kinds);
-    Py_XDECREF(w.recs);
-    Py_XDECREF(w.stop);
+    pm_free(&m);
+    region_free(tops, (size_t)captops * sizeof(Py_ssize_t));
     return result;
 }
 
-static PyMethodDef methods[] = {
-    {"descend", (PyCFunction)(void (*)(void))descend, METH_FASTCALL,
-     "descend(census, start, start_rec)\n--\n\n"
-     "memscope.census._Census.descend in C: the first walk below a newly remembered "
-     "object (count, size, label)."},
+/* totals(n): (retained per root, shared per root, named bytes, shared bytes) */
+static PyObject *
+records_totals(Records *s, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "a count of roots");
+        return NULL;
+    }
+    long long *ret = PyMem_Calloc((size_t)n + 1, sizeof(long long));
+    long long *sh = PyMem_Calloc((size_t)n + 1, sizeof(long long));
+    long long named = 0, shared_total = 0;
+    PyObject *out = NULL, *lr = NULL, *ls = NULL;
+    if (ret == NULL || sh == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < s->n; i++) {
+        const Rec *r = &s->recs[i];
+        if (r->label >= 0) {
+            if (r->label >= n) {
+                PyErr_SetString(PyExc_IndexError, "a record's root is not counted");
+                goto done;
+            }
+            ret[r->label] += r->priv;
+            named += r->priv;
+        } else if (r->label == SHARED) {
+            for (int32_t j = 0; j < sharers_len(s, r->sharers); j++) {
+                int32_t root = s->pool[r->sharers + 1 + j];
+                if (root >= n) {
+                    PyErr_SetString(PyExc_IndexError, "a record's root is not counted");
+                    goto done;
+                }
+                sh[root] += r->priv;
+            }
+            named += r->priv;
+            shared_total += r->priv;
+        }
+    }
+    lr = PyList_New(n);
+    ls = lr == NULL ? NULL : PyList_New(n);
+    if (ls == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = PyLong_FromLongLong(ret[i]), *b = PyLong_FromLongLong(sh[i]);
+        if (a == NULL || b == NULL) {
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            goto done;
+        }
+        PyList_SET_ITEM(lr, i, a);
+        PyList_SET_ITEM(ls, i, b);
+    }
+    out = Py_BuildValue("(OOLL)", lr, ls, named, shared_total);
+done:
+    Py_XDECREF(lr);
+    Py_XDECREF(ls);
+    PyMem_Free(ret);
+    PyMem_Free(sh);
+    return out;
+}
+
+/* records(): every record as census.py lays one out (a list per record, _OBJ.._VISIT),
+ * in the order made: for tests and benchmarks, which compare them with the Python walk's */
+static PyObject *
+records_records(Records *s, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *out = PyList_New(s->n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < s->n; i++) {
+        const Rec *r = &s->recs[i];
+        PyObject *sharers;
+        if (r->sharers == NO_SHARERS) {
+            sharers = Py_NewRef(Py_None);
+        } else {
+            int32_t n = sharers_len(s, r->sharers);
+            sharers = PyList_New(n);
+            for (int32_t j = 0; sharers != NULL && j < n; j++) {
+                PyObject *v = PyLong_FromLong(s->pool[r->sharers + 1 + j]);
+                if (v == NULL)
+                    Py_CLEAR(sharers);
+                else
+                    PyList_SET_ITEM(sharers, j, v);
+            }
+        }
+        PyObject *rec = sharers == NULL ? NULL
+                                        : Py_BuildValue("[OiLLLLNL]", r->obj, (int)r->label,
+                                                        (long long)r->indeg, (long long)r->priv,
+                                                        (long long)r->holders,
+                                                        (long long)r->rootrefs, sharers,
+                                                        (long long)r->visit);
+        if (rec == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, rec);
+    }
+    return out;
+}
+
+static PyObject *
+records_do_release(Records *s, PyObject *Py_UNUSED(ignored))
+{
+    records_release(s);
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t
+records_len(Records *s)
+{
+    return s->n;
+}
+
+static PyObject *
+records_get_objects(Records *s, void *Py_UNUSED(closure))
+{
+    return PyLong_FromLongLong(s->objects);
+}
+
+static PyObject *
+records_get_visit(Records *s, void *Py_UNUSED(closure))
+{
+    return PyLong_FromLongLong(s->visit);
+}
+
+static PyMethodDef records_methods[] = {
+    {"root", (PyCFunction)(void (*)(void))records_root, METH_FASTCALL,
+     "root(r, obj, holders, rootrefs)\n--\n\nRoot ``r`` names ``obj``: its record (or a "
+     "meet), then the first walk below it (census._Census.walk_root)."},
+    {"has", (PyCFunction)records_has, METH_O, "has(address)\n--\n\nIs that object recorded?"},
+    {"unexplained", (PyCFunction)records_unexplained, METH_O,
+     "unexplained(seen)\n--\n\nThe largest own bytes of a record more holders hold than "
+     "the walk and ``seen`` (address -> references from running frames) explain; -1."},
+    {"settle", (PyCFunction)records_settle, METH_O,
+     "settle(seen)\n--\n\nWhat is still unexplained is held elsewhere: labelled so, and "
+     "spread below."},
+    {"totals", (PyCFunction)records_totals, METH_O,
+     "totals(n)\n--\n\n(retained per root, shared per root, named bytes, shared bytes)."},
+    {"records", (PyCFunction)records_records, METH_NOARGS,
+     "records()\n--\n\nEvery record, laid out as census.py's (for tests)."},
+    {"release", (PyCFunction)records_do_release, METH_NOARGS,
+     "release()\n--\n\nDrop every reference and give the memory back."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "memscope._censusc",
-    "The census walk's hot loop in C (see memscope.census).", -1, methods, NULL, NULL, NULL,
-    NULL,
+static PyGetSetDef records_getset[] = {
+    {"objects", (getter)records_get_objects, NULL, "objects counted by the walks", NULL},
+    {"visit", (getter)records_get_visit, NULL, "holders entered so far", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
-static int
-add_object(PyObject *m, const char *name, PyObject *value) /* steals value */
-{
-    if (value == NULL)
-        return -1;
-    int r = PyModule_AddObjectRef(m, name, value);
-    Py_DECREF(value);
-    return r;
-}
+static PySequenceMethods records_as_sequence = {
+    .sq_length = (lenfunc)records_len,
+};
+
+static PyTypeObject RecordsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "memscope._censusc.Records",
+    .tp_basicsize = sizeof(Records),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)records_traverse,
+    .tp_clear = (inquiry)records_clear,
+    .tp_doc = "Records(census): one census's records and walk, in C (see the module).",
+    .tp_new = records_new,
+    .tp_dealloc = (destructor)records_dealloc,
+    .tp_methods = records_methods,
+    .tp_getset = records_getset,
+    .tp_as_sequence = &records_as_sequence,
+};
+
+/* ---- the module ---------------------------------------------------------------------- */
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "memscope._censusc",
+    "The census's records and walk in C (see memscope.census).", -1, NULL, NULL, NULL, NULL,
+    NULL,
+};
 
 PyMODINIT_FUNC
 PyInit__censusc(void)
@@ -1087,13 +1481,10 @@ PyInit__censusc(void)
 #define INTERN(var, text) \
     if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
     INTERN(s_kinds, "kinds");
-    INTERN(s_rec, "rec");
     INTERN(s_stop, "stop");
-    INTERN(s_visit, "visit");
-    INTERN(s_objects, "objects");
-    INTERN(s_meet, "meet");
     INTERN(s_kind, "kind");
     INTERN(s_frame_of, "frame_of");
+    INTERN(s_instrumented, "instrumented");
     INTERN(s_children, "children");
     INTERN(s_how, "how");
     INTERN(s_is_dict, "is_dict");
@@ -1102,19 +1493,24 @@ PyInit__censusc(void)
     INTERN(s_extra, "extra");
     INTERN(s_size, "size");
 #undef INTERN
+    if (PyType_Ready(&RecordsType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     /* what this module was written against: a test compares them with memscope.census */
-    if (add_object(m, "LAYOUT", Py_BuildValue("(iiiiiiii)", F_OBJ, F_LABEL, F_INDEG,
-                                               F_PRIVATE, F_HOLDERS, F_ROOTREFS, F_SHARERS,
-                                               F_VISIT)) < 0
-        || add_object(m, "KINDS", Py_BuildValue("(iiiiiii)", K_STOP, K_GEN, K_LEAF, K_SIZED,
-                                                 K_PLAIN, K_DECLARED, K_NUMPY)) < 0
+    PyObject *kinds = Py_BuildValue("(iiiiiii)", K_STOP, K_GEN, K_LEAF, K_SIZED, K_PLAIN,
+                                    K_DECLARED, K_NUMPY);
+    if (kinds == NULL || PyModule_AddObjectRef(m, "KINDS", kinds) < 0
+        || PyModule_AddObjectRef(m, "Records", (PyObject *)&RecordsType) < 0
         || PyModule_AddIntConstant(m, "SHARED", SHARED) < 0
+        || PyModule_AddIntConstant(m, "ELSEWHERE", ELSEWHERE) < 0
+        || PyModule_AddIntConstant(m, "MAX_SHARERS", MAX_SHARERS) < 0
         || PyModule_AddIntConstant(m, "OWN_REFS", OWN_REFS) < 0) {
+        Py_XDECREF(kinds);
         Py_DECREF(m);
         return NULL;
     }
+    Py_DECREF(kinds);
     return m;
 }

@@ -253,7 +253,8 @@ class _Census:
         self.roots: list[Root] = []
         self.frames_seen: set[int] = set()
         self.pending_frames: list[tuple[Any, int]] = []
-        self.rec: dict[int, list[Any]] = {}
+        self.rec: dict[int, list[Any]] = {}  # the pure walk's records
+        self.store: Any = None  # the C walk's records (memscope._censusc.Records)
         self.kinds: dict[type, _Kind] = {}
         self.visit = 0
         self.objects = 0
@@ -429,13 +430,16 @@ class _Census:
         kd = self.kind(type(obj), obj)
         if kd.how == _STOP or id(obj) in self.stop:
             return
+        # the other Root objects made so far for this object hold it too
+        holders = measured - _ROOT_BASE - (self.occurrences.get(id(obj), 1) - 1)
+        if self.store is not None:
+            self.store.root(r, obj, holders, root.refs)
+            return
         rec = self.rec.get(id(obj))
         if rec is not None:
             rec[_ROOTREFS] += root.refs
             self.meet(rec, r, None)
             return
-        # the other Root objects made so far for this object hold it too
-        holders = measured - _ROOT_BASE - (self.occurrences.get(id(obj), 1) - 1)
         rec = [obj, r, 0, kd.size(obj), holders, root.refs, None, 0]
         self.rec[id(obj)] = rec
         self.objects += 1
@@ -445,8 +449,6 @@ class _Census:
 
     def descend(self, start: Any, start_rec: list[Any]) -> None:
         """The first walk below a newly remembered object: count, size, label."""
-        if ACCELERATED:  # the same walk in C (memscope/_censusc.c), when it was built
-            return _c_descend(self, start, start_rec)
         stack: list[tuple[Any, list[Any]]] = [(start, start_rec)]
         kinds = self.kinds
         recs = self.rec
@@ -620,9 +622,25 @@ class _Census:
         for o in itertools.compress(objs, map(gens, map(type, objs))):
             self.frame_of(o)
 
+    def recorded(self, address: int) -> bool:
+        """Is the object at ``address`` remembered (a record of either walk)?"""
+        return self.store.has(address) if self.store is not None else address in self.rec
+
+    def records(self) -> dict[int, list[Any]]:
+        """id -> record (laid out as _OBJ.._VISIT), of either walk: for tests."""
+        if self.store is not None:
+            return {id(rec[_OBJ]): rec for rec in self.store.records()}
+        return self.rec
+
+    def record_count(self) -> int:
+        return len(self.store) if self.store is not None else len(self.rec)
+
     def release(self) -> None:
         """Drop every reference the census took (objects, frames), at once: what the
         program freed meanwhile is freed now, not at the next collection."""
+        if self.store is not None:
+            self.store.release()  # its memory goes back to the system too
+            self.store = None
         self.rec.clear()
         self.roots.clear()
         self.pending_frames.clear()
@@ -633,6 +651,16 @@ class _Census:
         self.frames_seen.clear()
 
     def run(self) -> None:
+        if ACCELERATED:  # the records and the walk in C (memscope/_censusc.c)
+            self.store = _CRecords(self)
+        try:
+            self._run()
+        finally:
+            if self.store is not None:
+                self.visit = self.store.visit
+                self.objects = self.store.objects
+
+    def _run(self) -> None:
         self.stack_roots()
         self.suspended_roots()
         self.module_roots()
@@ -652,7 +680,13 @@ class _Census:
         # is running code (a frame's slot, or what a frame's stack holds, such as the
         # iterator of a ``for`` loop over the object)
         slots = self.slots
-        seen = {p: n for p, n in slots.items() if p in self.rec}
+        seen = {p: n for p, n in slots.items() if self.recorded(p)}
+        store = self.store
+        if store is not None:
+            if store.unexplained(seen) >= RESCUE_BYTES:
+                self.held_by_running(seen)
+            store.settle(seen)
+            return
         unseen = [ki for ki, rec in self.rec.items() if rec[_LABEL] != ELSEWHERE
                   and rec[_HOLDERS] > rec[_INDEG] + rec[_ROOTREFS] + seen.get(ki, 0)]
         if any(self.rec[ki][_PRIVATE] >= RESCUE_BYTES for ki in unseen):
@@ -671,7 +705,8 @@ class _Census:
         slot above a stack's top may be stale, so an address is made into an object
         only when a live object has it (found among ``gc.get_objects()``)."""
         slots = self.slots
-        loose = {p for p in slots if p not in self.rec}
+        loose = {p for p in slots if not self.recorded(p)}
+        recorded = self.recorded
         objs = gc.get_objects()
         for o in itertools.compress(objs, map(loose.__contains__, map(id, objs))):
             if type(o) is not _FrameType:
@@ -681,12 +716,15 @@ class _Census:
                     continue
                 for k in kids:
                     ki = id(k)
-                    if ki in self.rec:
+                    if recorded(ki):
                         seen[ki] = seen.get(ki, 0) + slots[id(o)]
 
     def totals(self) -> tuple[list[int], list[int], int, int]:
         """(retained per root, shared per root, named bytes, shared bytes)."""
         n = len(self.roots)
+        if self.store is not None:
+            retained, shared, named, shared_total = self.store.totals(n)
+            return retained, shared, named, shared_total
         retained = [0] * n
         shared = [0] * n
         named = shared_total = 0
@@ -762,12 +800,12 @@ def _take(reason: str, rss: int, hwm: int) -> int:
     return cid
 
 
-try:  # the census walk's hot loop in C: built by ``pip install`` where a compiler is
-    from memscope._censusc import descend as _c_descend
+try:  # the records and the walk in C: built by ``pip install`` where a compiler is
+    from memscope._censusc import Records as _CRecords
 except ImportError:  # none was: the pure-Python walk above
-    _c_descend = None  # type: ignore[assignment]
-# False: _Census.descend walks in Python (no extension, or MEMSCOPE_CENSUS_PURE set)
-ACCELERATED = _c_descend is not None and not os.environ.get("MEMSCOPE_CENSUS_PURE")
+    _CRecords = None  # type: ignore[assignment,misc]
+# False: the census walks in Python (no extension, or MEMSCOPE_CENSUS_PURE set)
+ACCELERATED = _CRecords is not None and not os.environ.get("MEMSCOPE_CENSUS_PURE")
 
 
 def _after_fork_in_child() -> None:

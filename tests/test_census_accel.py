@@ -1,11 +1,12 @@
-"""The census walk in C (memscope/_censusc.c) against the pure-Python walk.
+"""The census's records and walk in C (memscope/_censusc.c) against the pure-Python ones.
 
 Random heaps (lists, dicts, tuples, sets, instances with and without a materialized
 ``__dict__``, slotted ones, generators, declared children, numpy views; shared objects,
 cycles, an object several times in one container, objects held from outside the walk)
 are walked by both: every record must agree field for field, and so must the totals,
 ``visit``, ``objects`` and the calls the walk makes back into the census (``kind``,
-``meet``, ``frame_of``, ``children``). The existing census tests (tests/test_census.py)
+``frame_of``, ``children``; the C records merge labels themselves, so ``meet`` is the
+pure walk's alone). The existing census tests (tests/test_census.py)
 run again here with the pure path forced, so both walks stay tested.
 """
 
@@ -31,8 +32,8 @@ from hypothesis import strategies as st
 from memscope import census, sizing
 from tests import test_census as _existing
 
-_c_descend = census._c_descend
-needs_c = pytest.mark.skipif(_c_descend is None, reason="memscope._censusc was not built")
+_CRecords = census._CRecords
+needs_c = pytest.mark.skipif(_CRecords is None, reason="memscope._censusc was not built")
 
 try:
     import numpy as np
@@ -261,11 +262,6 @@ class Logged(census._Census):
             self.log.append(("kind", tp.__qualname__, id(sample)))
         return super().kind(tp, sample)
 
-    def meet(self, rec: list[Any], label: int, sharers: list[int] | None) -> None:
-        self.log.append(("meet", id(rec[census._OBJ]), label,
-                         None if sharers is None else tuple(sharers)))
-        super().meet(rec, label, sharers)
-
     def frame_of(self, k: Any) -> bool:
         found = super().frame_of(k)
         if not self.quiet:
@@ -300,7 +296,7 @@ def take(env: dict[str, Any], accelerated: bool, made: set[int]) -> dict[str, An
         c.run()
         census.ACCELERATED = old
         recs = {}
-        for ki, rec in c.rec.items():
+        for ki, rec in c.records().items():
             fields = [rec[census._LABEL], rec[census._INDEG], rec[census._PRIVATE],
                       rec[census._HOLDERS], rec[census._ROOTREFS],
                       None if rec[census._SHARERS] is None else tuple(rec[census._SHARERS]),
@@ -313,12 +309,14 @@ def take(env: dict[str, Any], accelerated: bool, made: set[int]) -> dict[str, An
         found = {
             "recs": recs,
             "totals": c.totals(),
+            "count": c.record_count(),
             "visit": c.visit,
             "objects": c.objects,
             "roots": [(r.name, id(r.obj), r.refs) for r in c.roots],
             "kinds": sorted(tp.__qualname__ for tp in c.kinds),
             "log": log,
         }
+        c.release()
         gone = weakref.ref(c)
         del c, rec
     finally:
@@ -346,12 +344,10 @@ def compare(env: dict[str, Any], made: set[int]) -> None:
 def test_the_extension_was_written_for_this_census_module() -> None:
     from memscope import _censusc
 
-    assert _censusc.LAYOUT == (census._OBJ, census._LABEL, census._INDEG, census._PRIVATE,
-                               census._HOLDERS, census._ROOTREFS, census._SHARERS,
-                               census._VISIT)
     assert _censusc.KINDS == (census._STOP, census._GEN, census._LEAF, census._SIZED,
                               census._PLAIN, census._DECLARED, census._NUMPY)
-    assert _censusc.SHARED == census.SHARED
+    assert (_censusc.SHARED, _censusc.ELSEWHERE, _censusc.MAX_SHARERS) == (
+        census.SHARED, census.ELSEWHERE, census.MAX_SHARERS)
 
 
 def test_the_extension_is_built_where_a_compiler_is() -> None:
@@ -361,7 +357,7 @@ def test_the_extension_is_built_where_a_compiler_is() -> None:
     headers = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
     if shutil.which(cc.split()[0]) is None or not headers:
         pytest.skip("no C compiler or Python headers here: the pure walk is what runs")
-    assert _c_descend is not None, "memscope._censusc missing: run pip install -e ."
+    assert _CRecords is not None, "memscope._censusc missing: run pip install -e ."
 
 
 @needs_c
@@ -419,18 +415,23 @@ def test_a_cycle_through_several_roots_spreads_the_same_labels() -> None:
 
 @needs_c
 def test_a_failing_callback_propagates_as_in_python() -> None:
-    """What the Python walk does not guard (here: ``meet``) raises out of both walks, the
-    records up to that point written."""
+    """What the Python walk does not guard (here: ``kind``, for one type) raises out of
+    both walks, the records up to that point kept."""
 
     class Boom(Exception):
         pass
 
+    class Untouchable:
+        pass
+
     class Failing(census._Census):
-        def meet(self, rec: list[Any], label: int, sharers: list[int] | None) -> None:
-            raise Boom
+        def kind(self, tp: type, sample: Any) -> census._Kind:
+            if tp is Untouchable:
+                raise Boom
+            return super().kind(tp, sample)
 
     shared = ["".join(["x", str(i)]) for i in range(10)]
-    env = {"one": [shared, "".join(["y", "1"])], "two": [shared]}
+    env = {"one": [shared, "".join(["y", "1"])], "two": [shared, Untouchable()]}
     seen = []
     for accelerated in (False, True):
         old = census.ACCELERATED
@@ -442,17 +443,20 @@ def test_a_failing_callback_propagates_as_in_python() -> None:
             with pytest.raises(Boom):
                 c.run()
             seen.append(sorted((k, r[census._LABEL], r[census._INDEG], r[census._PRIVATE])
-                               for k, r in c.rec.items() if k in {id(shared)}))
+                               for k, r in c.records().items()
+                               if k in {id(shared), id(env["one"]), id(env["two"])}))
             seen.append((c.visit, c.objects))
         finally:
             census.ACCELERATED = old
+            c.release()
             del c
             gc.collect()
+    assert len(seen[0]) == 3
     assert seen[0] == seen[2] and seen[1] == seen[3]
 
 
 def test_the_pure_walk_is_chosen_by_the_environment(tmp_path: Any) -> None:
-    code = "import memscope.census as c; print(c.ACCELERATED, c._c_descend is not None)"
+    code = "import memscope.census as c; print(c.ACCELERATED, c._CRecords is not None)"
     env = {**os.environ, "MEMSCOPE_CENSUS_PURE": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True, cwd=tmp_path).stdout.split()
@@ -462,7 +466,7 @@ def test_the_pure_walk_is_chosen_by_the_environment(tmp_path: Any) -> None:
         import sys
         sys.modules["memscope._censusc"] = None  # import fails, as if never built
         import memscope.census as c
-        assert not c.ACCELERATED and c._c_descend is None
+        assert not c.ACCELERATED and c._CRecords is None
         census = c._Census(c._Scopes())
         data = [str(i) for i in range(100)]
         census.add_root(c.Root(0, 0, "data", data, 1))
