@@ -26,6 +26,8 @@ passed, and it starts a census (``memscope.census``):
   memory that stops (two ticks within 1%) at a high ``CENSUS_STEP`` above every
   census so far: the program holds what it built, the moment a report stands for
   (both are geometric steps, so their cost stays a small multiple of the last one's);
+  memory that stops at a smaller new high (``SETTLE_STEP`` above every census, and a
+  megabyte: the last census was taken on the way up) earns one within twice the budget;
 - every ``INTERVAL`` seconds at most, or less often when a census is dear (never more
   than ``INTERVAL_SHARE`` of the time): resident memory alone misses a large value
   made in memory the allocator had freed before (reused pages do not grow it), and
@@ -60,6 +62,7 @@ MEM_STEP = 0.01  # a move of this fraction of resident memory is worth a MEM row
 CENSUS_FIRST = 8 << 20  # the first census: this far above the run's starting memory
 CENSUS_STEP = 1.08  # then each time memory passes this factor of the last census's
 CENSUS_BUDGET = 0.10  # censuses may take at most this fraction of the run's time
+SETTLE_STEP = 1.02  # a plateau this far above every census: one more within 2x budget
 JUMP_BYTES = 1 << 20  # growth between two ticks that re-arms every guard
 INTERVAL = 0.5  # seconds: a census at least this often ...
 INTERVAL_SHARE = 0.05  # ... unless that would take more than this share of the time
@@ -218,9 +221,12 @@ def _tick(prev_rss: int) -> int:
     # memory stopped at a new high (a step above every census so far): the program is
     # holding what it built, the moment the reports stand for, so no budget applies;
     # such highs are geometric, so their cost stays a small multiple of the last
-    plateau = prev_rss >= 0 and abs(rss - prev_rss) <= max(rss // 100, 256 << 10) and (
-        high < 0 or rss >= high * CENSUS_STEP)
-    if _enabled[0] and grew and (within_budget() or rss >= 2 * high or plateau):
+    settled = prev_rss >= 0 and abs(rss - prev_rss) <= max(rss // 100, 256 << 10)
+    plateau = settled and (high < 0 or rss >= high * CENSUS_STEP)
+    # a smaller new high it stopped at: the last census was taken on the way up (a
+    # structure half built), and the program may now hold its peak
+    settle = settled and high >= 0 and rss >= high * SETTLE_STEP and within_budget(2.0)
+    if _enabled[0] and grew and (within_budget() or rss >= 2 * high or plateau or settle):
         census("growth")
         _state["census_ns"] += _state["last_census_cost"]
         # what the census saw: memory that grew while it ran is still to be seen
@@ -250,11 +256,11 @@ def _importing() -> bool:
     return False
 
 
-def within_budget() -> bool:
+def within_budget(times: float = 1.0) -> bool:
     """May a growth census run now? The first always may; then while all of them have
-    taken at most ``CENSUS_BUDGET`` of the time since tracking started."""
-    return _state["census_ns"] <= CENSUS_BUDGET * (_hooks._perf() - _state["t0"]) or \
-        _state["census_high"] < 0
+    taken at most ``times`` x ``CENSUS_BUDGET`` of the time since tracking started."""
+    return _state["census_ns"] <= times * CENSUS_BUDGET * (_hooks._perf() - _state["t0"]) \
+        or _state["census_high"] < 0
 
 
 def _loop(pid: int) -> None:
