@@ -39,13 +39,13 @@ def _parse_bytes(text: str) -> int:
     "--threshold",
     default="0",
     show_default=True,
-    help="Ignore changes of peak bytes up to this size (e.g. 4096, 10KiB, 1MiB).",
+    help="Ignore changes of a variable's bytes up to this size (e.g. 4096, 10KiB, 1MiB).",
 )
 @click.option(
     "--percent",
     default=0.0,
     show_default=True,
-    help="... and changes up to this percentage of the old peak.",
+    help="... and changes up to this percentage of the old value.",
 )
 @click.option(
     "--fail-on",
@@ -59,7 +59,8 @@ def _parse_bytes(text: str) -> int:
 def diff(
     a: str, b: str, threshold: str, percent: float, fail_on: str, as_json: bool, top: int
 ) -> None:
-    """Peak bytes per variable (module:qualname:variable) in capture A against B.
+    """What each variable (module:qualname:variable) retains in capture A against B:
+    its largest retained size in a census, else its largest size when bound.
 
     Exit status: 0 no change of a --fail-on kind, 1 there is one, 2 usage or read error.
     """
@@ -81,7 +82,11 @@ def diff(
     if as_json:
         click.echo(orjson.dumps(d.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
-        click.echo(f"peak: {fmt_bytes(d.peak_before)} -> {fmt_bytes(d.peak_after)}")
+        click.echo(f"process peak (resident): {fmt_bytes(d.peak_before)} -> "
+                   f"{fmt_bytes(d.peak_after)}")
+        if d.named_before >= 0 or d.named_after >= 0:
+            named = [fmt_bytes(n) if n >= 0 else "-" for n in (d.named_before, d.named_after)]
+            click.echo(f"named at the peak: {named[0]} -> {named[1]}")
         for status in ("new", "grown", "shrunk", "gone"):
             rows = d.of(status)
             if not rows:
@@ -92,8 +97,8 @@ def diff(
                 after = fmt_bytes(c.after) if c.after >= 0 else "-"
                 sign = "+" if c.delta >= 0 else "-"
                 click.echo(
-                    f"  {c.key}  {before} -> {after}  ({sign}{fmt_bytes(abs(c.delta))})"
-                    f"  {c.file}:{c.line}"
+                    f"  {c.key}  {before} -> {after}  ({sign}{fmt_bytes(abs(c.delta))}"
+                    f" {c.measure})  {c.file}:{c.line}"
                 )
             if len(rows) > top:
                 click.echo(f"  ... {len(rows) - top} more")

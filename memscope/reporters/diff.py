@@ -1,5 +1,10 @@
 """What changed between two runs, variable by variable (``module:qualname:variable``,
-stable across commits, unlike allocation stacks)."""
+stable across commits, unlike allocation stacks).
+
+A variable's memory is what it retains at its largest census (the heap walk that
+sees a list grown after it was bound); one no census listed (it retained under a
+kilobyte, or the run took none) is compared by its largest size when bound. Each change
+says which (``measure``: ``retained`` or ``bound``)."""
 
 from __future__ import annotations
 
@@ -13,12 +18,13 @@ from memscope.analysis import VarStats
 class Change:
     key: str
     status: str  # new | gone | grown | shrunk | same
-    before: int  # peak bytes in A (-1: absent)
-    after: int  # peak bytes in B (-1: absent)
+    before: int  # bytes in A (-1: absent): retained at its largest census, else bound
+    after: int  # bytes in B (-1: absent)
     binds_before: int = 0
     binds_after: int = 0
     file: str = ""
     line: int = 0
+    measure: str = "retained"  # retained (a census) | bound (size when bound)
 
     @property
     def delta(self) -> int:
@@ -35,44 +41,65 @@ class Change:
             "binds_after": self.binds_after,
             "file": self.file,
             "line": self.line,
+            "measure": self.measure,
         }
 
 
 @dataclass
 class Diff:
     changes: list[Change] = field(default_factory=list)
-    peak_before: int = 0
+    peak_before: int = 0  # the process's peak (resident), else the bound bytes' peak
     peak_after: int = 0
+    named_before: int = -1  # what names retained at the peak census (-1: no census)
+    named_after: int = -1
 
     def of(self, status: str) -> list[Change]:
         return [c for c in self.changes if c.status == status]
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "peak_before": self.peak_before,
-            "peak_after": self.peak_after,
+            "process_peak_before": self.peak_before,
+            "process_peak_after": self.peak_after,
+            "named_at_peak_before": self.named_before,
+            "named_at_peak_after": self.named_after,
             "counts": {s: len(self.of(s)) for s in ("new", "gone", "grown", "shrunk", "same")},
             "changes": [c.as_dict() for c in self.changes if c.status != "same"],
         }
 
 
-def _vars(source: Any) -> tuple[dict[str, VarStats], int]:
+def _vars(source: Any) -> tuple[dict[str, VarStats], int, int]:
+    """(variables, the process peak, named at the peak census) of one capture."""
     from memscope.reporters import load
 
     run = load.analyze(source, keep_history=False)
-    return dict(run.analysis.vars), run.analysis.peak_bytes
+    a = run.analysis
+    pc = a.peak_census()
+    peak = a.rss_peak if a.rss_peak >= 0 else a.peak_bytes
+    return dict(a.vars), peak, pc.named if pc is not None else -1
+
+
+def _size(v: VarStats | None) -> tuple[int, str]:
+    if v is None:
+        return -1, "retained"
+    if v.peak_retained >= 0:
+        return v.peak_retained, "retained"
+    return v.peak_bytes, "bound"
 
 
 def diff_vars(
     a: dict[str, VarStats], b: dict[str, VarStats], *, threshold: int = 0, percent: float = 0.0
 ) -> list[Change]:
-    """Changes of peak bytes per variable; a change counts if it exceeds both
-    ``threshold`` bytes and ``percent`` % of the old value."""
+    """Changes of each variable's bytes (module docstring); a change counts if it
+    exceeds both ``threshold`` bytes and ``percent`` % of the old value."""
     out = []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)
-        before = va.peak_bytes if va else -1
-        after = vb.peak_bytes if vb else -1
+        (before, m_before), (after, m_after) = _size(va), _size(vb)
+        # one run's census saw it and the other's did not: both by the census (a
+        # variable no census listed retained under MIN_ROW_BYTES there)
+        if va is not None and vb is not None and m_before != m_after:
+            before, after = max(va.peak_retained, 0), max(vb.peak_retained, 0)
+            m_before = m_after = "retained"
         ref = vb or va
         assert ref is not None
         if va is None:
@@ -93,6 +120,7 @@ def diff_vars(
                 vb.binds if vb else 0,
                 ref.file,
                 ref.line,
+                m_after if vb is not None else m_before,
             )
         )
     order = {"new": 0, "grown": 1, "shrunk": 2, "gone": 3, "same": 4}
@@ -101,6 +129,6 @@ def diff_vars(
 
 
 def diff_captures(a: Any, b: Any, *, threshold: int = 0, percent: float = 0.0) -> Diff:
-    va, pa = _vars(a)
-    vb, pb = _vars(b)
-    return Diff(diff_vars(va, vb, threshold=threshold, percent=percent), pa, pb)
+    va, pa, na = _vars(a)
+    vb, pb, nb = _vars(b)
+    return Diff(diff_vars(va, vb, threshold=threshold, percent=percent), pa, pb, na, nb)
