@@ -40,7 +40,7 @@ import warnings
 from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~6 ms)
 from types import CodeType, ModuleType
 
-from memscope import _swap
+from memscope import _own, _swap
 from memscope.sysdirs import library_dirs
 from memscope_instrument import cache
 
@@ -438,6 +438,9 @@ def instrument_code(
     :class:`InstrumentationError`, or with ``on_error="fallback"`` warns once and
     returns the plain code.
     """
+    # instrumenting is memscope's own memory (the first time, the transformer's
+    # modules; then what stays of its work)
+    own_start = _own.resident()
     transform = _transform()
     try:
         result = transform.instrument_source(data, path, module, options)
@@ -466,6 +469,8 @@ def instrument_code(
             _fallback_warned.add(path)
             warnings.warn(f"{err.args[0].splitlines()[0]}; imported uninstrumented", stacklevel=2)
         return plain, False
+    finally:
+        _own.add_since(own_start)
 
 
 def _source_line(data: bytes, line: int) -> str:
@@ -669,6 +674,18 @@ def install_import_hook(
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error={on_error!r}: expected one of {', '.join(ON_ERROR)}")
+    own_start = _own.resident()  # the hook (and the tracker it starts): memscope's own
+    try:
+        return _install(packages, mode, config, exclude, roots, on_error, imports,
+                        comprehensions, cache, start, _skip_warning, _stacklevel + 1)
+    finally:
+        _own.add_since(own_start)
+
+
+def _install(packages: str | Iterable[str] | None, mode: str | None, config: Any,
+             exclude: Iterable[str], roots: Iterable[str], on_error: str, imports: bool,
+             comprehensions: bool, cache: bool, start: bool, _skip_warning: str | None,
+             _stacklevel: int) -> ImportHook:
     pkgs = _normalize_packages(packages)
     if mode is None:
         mode = getattr(config, "mode", None)

@@ -1,0 +1,33 @@
+"""memscope's own memory (memscope/_own.py): what its own steps added to the process,
+measured around each step, so that reports can tell it from the program's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = """\
+import sys
+from memscope import _own
+after_import = _own.total()
+from memscope_instrument import hook
+before = _own.total()
+code, done = hook.instrument_code(b"def f(x):\\n    y = [x]\\n    return y\\n", "m.py", "m",
+                                  hook.make_options("fast"))
+after_first = _own.total()
+data = bytearray(30 << 20)  # the program's own memory: not memscope's
+data[::4096] = b"x" * len(data[::4096])
+print(after_import, after_first - before, _own.total() - after_first, done)
+"""
+
+
+def test_own_memory_counts_memscope_steps_and_not_the_program(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                         cwd=tmp_path, check=True)
+    after_import, first_instrument, program, done = res.stdout.split()
+    assert done == "True"
+    assert int(after_import) > 100_000  # memscope's modules
+    # the first instrumentation loads the transformer (ast, tokenize, its modules)
+    assert int(first_instrument) > 500_000
+    assert int(program) == 0  # 30 MB the program made: none of it memscope's
