@@ -508,8 +508,8 @@ class Analysis:
                     "binding": self._leak_binding(ev[2]),
                 }
             )
-        elif k == ERROR:
-            self.errors.append((ev[1], ev[2], ev[3]))
+        elif k == ERROR:  # time -1: a row the capture reader skipped (at no known time)
+            self.errors.append((ev[1] if ev[1] >= 0 else self.t_last, ev[2], ev[3]))
         elif k == SAMPLED:
             _, t, site, every, skipped = ev
             self.sampled[site] = (every, skipped)

@@ -3,9 +3,11 @@ never another exception, never a hang, never a large allocation."""
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -177,3 +179,130 @@ def test_byte_planes_round_trip_and_range_checks(vals: list[int], data: st.DataO
                                                           for v in vals[start : start + count])
     assert unpack_planes(body[:-1], n) is None and unpack_planes(body + b"\0", n) is None
     assert all_below(body[:-1], n, start, count, limit) is None
+
+
+# ---- declared sizes: the reader's memory stays near what the file really holds -------
+
+
+def _crafted_chunk(tmp: Path, codec: str, payload: bytes, raw_len: int) -> Path:
+    """A readable unclosed capture (a process chunk, a type row) followed by one
+    EVENTS chunk whose payload, flags and declared raw length are given, its CRC
+    valid (the framing the writer uses)."""
+    import zlib
+
+    from memscope.capture import format as F
+
+    w = CaptureWriter(tmp / "c.memscope", compression="none")
+    w.write([(12, 1, 0, "p", 5), (3, 1, "list")])
+    w.abandon()
+    flag = {"lz4": F.CF_LZ4, "zlib": F.CF_ZLIB}[codec]
+    head12 = F.CHUNK_STRUCT.pack(len(payload), F.CHUNK_EVENTS, flag, 0, raw_len, 0)[:12]
+    crc = zlib.crc32(payload, zlib.crc32(head12)) & 0xFFFFFFFF
+    p = tmp / "crafted.memscope"
+    p.write_bytes(w.path.read_bytes() + head12 + crc.to_bytes(4, "little") + payload)
+    return p
+
+
+def _compress(codec: str, data: bytes) -> bytes:
+    import zlib
+
+    if codec == "zlib":
+        return zlib.compress(data, 1)
+    from lz4.block import compress
+
+    return bytes(compress(data, store_size=False))
+
+
+def _peak_of_reading(p: Path) -> tuple[int, str]:
+    """(tracemalloc peak while the capture is opened and every event read, the error)"""
+    tracemalloc.start()
+    try:
+        try:
+            for _ in read_capture(p).events():
+                pass
+            err = ""
+        except CaptureError as exc:
+            err = str(exc)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, err
+
+
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zlib"])
+def test_a_chunk_declaring_256_mib_is_refused_before_it_is_allocated(
+        tmp_path: Path, codec: str) -> None:
+    """Issue 16: a chunk declaring 256 MiB raw drove the reader to hundreds of MB before
+    its error. A payload of a few bytes cannot hold 256 MiB in either codec: refused
+    from the chunk header, nothing allocated for it."""
+    p = _crafted_chunk(tmp_path, codec, _compress(codec, bytes(1000)), 256 * MiB)
+    peak, err = _peak_of_reading(p)
+    assert "cannot hold" in err, err
+    assert peak < 4 * MiB, peak
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zlib"])
+def test_a_compression_bomb_is_refused_before_it_is_expanded(tmp_path: Path,
+                                                             codec: str) -> None:
+    """256 MiB of zeros really compressed (about 1 MiB as LZ4, 250 KiB as zlib): a
+    chunk far larger than memscope writes (its chunks are a few hundred KiB) expanding
+    more than any capture's data does is refused unexpanded."""
+    p = _crafted_chunk(tmp_path, codec, _compress(codec, bytes(256 * MiB)), 256 * MiB)
+    peak, err = _peak_of_reading(p)
+    assert "expand" in err, err
+    assert peak < 8 * MiB, peak
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zlib"])
+@pytest.mark.parametrize("payload", ["lying", "garbage"])
+def test_a_chunk_larger_than_its_data_costs_only_its_data(tmp_path: Path, codec: str,
+                                                          payload: str) -> None:
+    """A payload of 3 MiB that decompresses to 3 MiB (or is not compressed data at all)
+    declaring 150 MiB, a ratio a real codec allows: the reader's peak is a small
+    multiple of the 3 MiB, not the 150 MiB declared."""
+    data = os.urandom(3 * MiB)
+    stored = _compress(codec, data) if payload == "lying" else data
+    p = _crafted_chunk(tmp_path, codec, stored, 150 * MiB)
+    peak, err = _peak_of_reading(p)
+    assert "corrupt compressed chunk" in err, err
+    assert peak < 6 * 3 * MiB, peak
+
+
+def test_real_chunks_are_read_in_a_small_multiple_of_their_size(tmp_path: Path) -> None:
+    """The largest chunk of a real capture, and the reader's peak over the whole
+    file (a few times that chunk: the payload, its columns, the rows of one chunk)."""
+    from memscope.capture import format as F
+
+    evs = [(8, 10 + i, i % 50, i % 7, 1000 + i, 1, 28 + i, -1, -1, -1, -1)
+           for i in range(40_000)]
+    p = write_capture(tmp_path / "r.memscope", [(12, 1, 0, "p", 5), *evs])
+    cap = read_capture(p)
+    largest = max(c.raw_len for c in cap.chunks if c.kind == F.CHUNK_EVENTS)
+    peak, err = _peak_of_reading(p)
+    assert not err
+    assert peak < 40 * largest + MiB, (peak, largest)
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.one_of(st.binary(max_size=300),
+                                st.tuples(st.binary(min_size=1, max_size=4),
+                                          st.integers(1, 5000)).map(lambda t: t[0] * t[1])),
+                      max_size=8),
+       cut=st.integers(0, 50))
+def test_the_lz4_block_walk_gives_the_length_lz4_gives(parts: list[bytes], cut: int) -> None:
+    """``lz4_block_size`` (what the reader walks before allocating a large LZ4 chunk)
+    agrees with the codec on every block, and never accepts a cut one as whole."""
+    from lz4.block import compress
+
+    from memscope.capture.format import lz4_block_size
+
+    data = b"".join(parts)
+    block = bytes(compress(data, store_size=False))
+    assert lz4_block_size(block, len(data)) == len(data)
+    if len(data) > 0:
+        assert lz4_block_size(block, len(data) - 1) is None
+    if 0 < cut < len(block):
+        assert lz4_block_size(block[:-cut], len(data)) != len(data)

@@ -86,6 +86,17 @@ CF_COMPRESSED = CF_ZLIB | CF_LZ4  # a chunk has at most one of them
 
 MAX_CHUNK = 64 << 20  # largest stored payload a reader accepts
 MAX_RAW = 256 << 20  # largest uncompressed payload a reader accepts
+# The most one stored byte can expand to in each codec (LZ4 blocks: a match of 255
+# bytes per extension byte; deflate: 258 bytes per 2 bits, about 1032): a declared raw
+# length above it cannot be true, and is refused before anything is allocated.
+CODEC_RATIO = {CF_LZ4: 255, CF_ZLIB: 1032}
+# Chunks memscope writes hold one batch (8192 events by default): a few hundred KiB,
+# which compress 2 to 6 times. A chunk declaring more than LARGE_RAW bytes that expand
+# more than MAX_RATIO times is not one (a compression bomb), and is refused unexpanded;
+# an LZ4 chunk declaring more than LARGE_RAW has its block walked first to learn its
+# real length, so that nothing larger than its data is allocated.
+LARGE_RAW = 8 << 20
+MAX_RATIO = 64
 MAX_DEPTH = 4  # nesting of generic tuples
 MAX_COLS = 64  # columns of one event group (fields after the kind)
 MAX_GROUPS = 256  # event groups in one chunk (one per kind)
@@ -297,15 +308,88 @@ def compressor(name: str) -> tuple[int, int, Callable[[bytes | bytearray], bytes
     return None
 
 
+def size_problem(flags: int, length: int, raw_len: int) -> str | None:
+    """What is wrong with a chunk's declared sizes (``flags`` checked already), before
+    anything is read or allocated for it, or None."""
+    if length > MAX_CHUNK or raw_len > MAX_RAW:
+        return f"length {length}/{raw_len} too large"
+    if not flags & CF_COMPRESSED:
+        return "lengths disagree" if raw_len != length else None
+    if raw_len == 0:
+        return "compressed chunk of length 0"
+    if raw_len > CODEC_RATIO[flags & CF_COMPRESSED] * length + 64:
+        return f"{length} compressed bytes cannot hold the {raw_len} bytes it declares"
+    if raw_len > LARGE_RAW and raw_len > MAX_RATIO * length:
+        return (f"{length} bytes that would expand {raw_len // max(length, 1)} times to "
+                f"{raw_len} bytes (memscope's chunks expand at most a few times)")
+    return None
+
+
+_FF_RUN = None
+
+
+def lz4_block_size(data: bytes, limit: int) -> int | None:
+    """The number of bytes an LZ4 block decompresses to, walked without decompressing
+    it; None if it is not a well-formed block or would give more than ``limit``."""
+    global _FF_RUN
+    if _FF_RUN is None:
+        import re
+
+        _FF_RUN = re.compile(b"\xff*")
+    run = _FF_RUN.match
+    n = len(data)
+    ip = out = 0
+    while True:
+        if ip >= n:
+            return None
+        token = data[ip]
+        ip += 1
+        lit = token >> 4
+        if lit == 15:
+            end = run(data, ip).end()  # type: ignore[union-attr]
+            if end >= n:
+                return None
+            lit += 255 * (end - ip) + data[end]
+            ip = end + 1
+        ip += lit
+        out += lit
+        if ip > n or out > limit:
+            return None
+        if ip == n:  # the last sequence holds literals only
+            return out
+        if ip + 2 > n:
+            return None
+        dist = data[ip] | data[ip + 1] << 8
+        ip += 2
+        if dist == 0 or dist > out:
+            return None
+        ml = token & 15
+        if ml == 15:
+            end = run(data, ip).end()  # type: ignore[union-attr]
+            if end >= n:
+                return None
+            ml += 255 * (end - ip) + data[end]
+            ip = end + 1
+        out += ml + 4
+        if out > limit:
+            return None
+
+
 def decompress(flags: int, data: bytes, raw_len: int, offset: int) -> bytes:
     """A chunk's payload as written (``flags``: its chunk flags, already checked to hold
-    at most one of ``CF_COMPRESSED``); CaptureError unless it is exactly ``raw_len``
-    bytes. Neither codec allocates more than ``raw_len`` (the reader bounds it)."""
+    at most one of ``CF_COMPRESSED``, sizes checked by ``size_problem``); CaptureError
+    unless it is exactly ``raw_len`` bytes. Memory follows what the data really holds,
+    not what the chunk declares: zlib output grows as it is produced (never past
+    ``raw_len``); an LZ4 block declaring more than ``LARGE_RAW`` is walked first to
+    learn its length (its output buffer is allocated whole)."""
     if not flags & CF_COMPRESSED:
         return data
     if raw_len == 0:
         raise CaptureError("corrupt chunk: compressed chunk of length 0", offset)
     if flags & CF_LZ4:
+        if raw_len > LARGE_RAW and lz4_block_size(data, raw_len) != raw_len:
+            raise CaptureError("corrupt compressed chunk: not an LZ4 block of the length "
+                               "it declares", offset)
         try:
             from lz4.block import LZ4BlockError
             from lz4.block import decompress as lz4_decompress

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from memscope.capture import format as F
 from memscope.capture.format import CaptureError
+from memscope.capture.rows import LIMIT, LISTED, SHAPES, RowCheck, column_problems, row_problem
 from memscope.events import (
     MODULE,
     PROC,
@@ -174,6 +175,8 @@ class CaptureFile:
         self.chunks: list[ChunkInfo] = []
         self.processes: list[ProcessInfo] = []
         self.footer: dict[str, int] = {}
+        # rows a checked read (``events(check=True)``) skipped, by the sections it read
+        self.skipped: dict[frozenset[int] | None, int] = {}
         try:
             with open(self.path, "rb") as f:
                 head = f.read(F.HEADER_SIZE)
@@ -222,14 +225,15 @@ class CaptureFile:
             if len(raw) < F.CHUNK_HEAD:
                 raise CaptureError("file shrank while reading", pos)
             length, kind, flags, reserved, raw_len, crc = F.CHUNK_STRUCT.unpack(raw)
-            if length > F.MAX_CHUNK or raw_len > F.MAX_RAW:
-                raise CaptureError(f"corrupt chunk: length {length}/{raw_len} too large", pos)
             if flags & ~F.CF_COMPRESSED or flags == F.CF_COMPRESSED or reserved:
                 raise CaptureError(f"corrupt chunk: unknown flags {flags:#x}/{reserved:#x}", pos)
             if flags & F.CF_LZ4 and h.major < 5:  # LZ4 chunks are 5.0's
                 raise CaptureError(f"corrupt chunk: an LZ4 chunk in a {h.major}.x capture", pos)
-            if not flags & F.CF_COMPRESSED and raw_len != length:
-                raise CaptureError("corrupt chunk: lengths disagree", pos)
+            # declared sizes against the limits and what the codec can make of the
+            # stored bytes (checked against the file's size below) before any is read
+            problem = F.size_problem(flags, length, raw_len)
+            if problem is not None:
+                raise CaptureError(f"corrupt chunk: {problem}", pos)
             if pos + F.CHUNK_HEAD + length > size:
                 if complete:
                     raise CaptureError("truncated chunk", pos)
@@ -282,7 +286,8 @@ class CaptureFile:
         if (
             not isinstance(vals, tuple)
             or len(vals) < 4
-            or not all(type(v) is int for v in (vals[0], vals[1], vals[3]))
+            or not all(type(v) is int and abs(v) < LIMIT for v in (vals[0], vals[1], vals[3]))
+            or vals[3] < 0
         ):
             raise CaptureError("corrupt process chunk", off)
         info = ProcessInfo(vals[0], vals[1], str(vals[2]), vals[3], chunk=index)
@@ -294,20 +299,26 @@ class CaptureFile:
 
     # ---- events -------------------------------------------------------------------
 
-    def events(self, sections: set[int] | None = None) -> Iterator[Event]:
+    def events(self, sections: set[int] | None = None, *,
+               check: bool = False) -> Iterator[Event]:
         """Every event in file order (PROC events at the start of each process section);
-        with ``sections``, only the events of those process sections (0-based)."""
-        for _sec, ev in self.section_events(sections):
+        with ``sections``, only the events of those process sections (0-based). With
+        ``check``, rows of known kinds are checked for an analysis
+        (``memscope.capture.rows``): extra trailing fields cut, unusable rows skipped
+        (``skipped`` counts them) and named in ERROR rows."""
+        for _sec, ev in self.section_events(sections, check=check):
             yield ev
 
-    def section_events(self, sections: set[int] | None = None) -> Iterator[tuple[int, Event]]:
+    def section_events(self, sections: set[int] | None = None, *,
+                       check: bool = False) -> Iterator[tuple[int, Event]]:
         """``(section, event)`` pairs; section -1 holds events before any PROC chunk."""
         strings: list[str] = []
         section = -1
         n = 0
+        rc = RowCheck() if check else None
         try:
             with open(self.path, "rb") as f:
-                for ci in self.chunks:
+                for index, ci in enumerate(self.chunks):
                     k = ci.kind
                     if k == F.CHUNK_STRINGS:
                         _strings(_Cur(self._payload(f, ci), ci.offset), strings)
@@ -322,10 +333,18 @@ class CaptureFile:
                             continue
                         cur = _Cur(self._payload(f, ci), ci.offset)
                         tables = k == F.CHUNK_TABLES
-                        for ev in _events(cur, strings, tables, self.header.major):
+                        if rc is not None:
+                            rc.chunk, rc.offset = index, ci.offset
+                        for ev in _events(cur, strings, tables, self.header.major, rc):
                             n += 1
                             yield section, ev
                     # FOOTER and unknown chunk kinds (newer minor versions) are skipped
+                if rc is not None:
+                    self.skipped[None if sections is None else frozenset(sections)] = rc.skipped
+                    last = rc.total()
+                    if last is not None:
+                        n += 1
+                        yield section, last
         except CaptureError as exc:
             exc.path = str(self.path)
             raise
@@ -434,14 +453,16 @@ def _column(cur: _Cur, strings: list[str], n: int, major: int) -> Any:
 
 
 def _events(
-    cur: _Cur, strings: list[str], tables_only: bool, major: int = F.VERSION_MAJOR
+    cur: _Cur, strings: list[str], tables_only: bool, major: int = F.VERSION_MAJOR,
+    check: RowCheck | None = None,
 ) -> Iterator[Event]:
     n = cur.count(1)
     tags = cur.take(n)
     ngroups = cur.uvarint()
     if ngroups > MAX_GROUPS:
         raise cur.fail(f"{ngroups} event groups")
-    groups: dict[int, Iterator[Event]] = {}
+    groups: dict[int, Iterator[Event | None]] = {}
+    patched = False  # some row was skipped: the rows given back hold None for it
     for _ in range(ngroups):
         k = cur.byte()
         if k in groups:
@@ -456,35 +477,109 @@ def _events(
             ncols = cur.uvarint()
             if ncols > MAX_COLS:
                 raise cur.fail(f"{ncols} columns")
-            cols = [_column(cur, strings, cnt, major) for _ in range(ncols)]
-            groups[k] = zip(repeat(k, cnt), *cols, strict=True)
+            if check is None or k not in SHAPES:
+                cols = [_column(cur, strings, cnt, major) for _ in range(ncols)]
+                groups[k] = zip(repeat(k, cnt), *cols, strict=True)
+                continue
+            encs: list[int] = []
+            cols = []
+            for _ in range(ncols):
+                encs.append(cur.data[cur.pos] if cur.pos < cur.end else -1)
+                cols.append(_column(cur, strings, cnt, major))
+            cols, bad = column_problems(k, cols, encs, cnt)
+            rows: Iterator[Event] = zip(repeat(k, cnt), *cols, strict=True)
+            if bad:
+                patched = True
+                groups[k] = _skipping(k, rows, bad, tags, check)
+            else:
+                groups[k] = rows
         elif layout == F.LAYOUT_ROWS:
             sub = _Cur(cur.take(cur.uvarint()), cur.off)
-            rows = []
-            for _ in range(cnt):
+            rowl: list[Event | None] = []
+            for i in range(cnt):
                 row = _generic(sub, strings, 1)
                 if not isinstance(row, tuple):
                     raise sub.fail("event row is not a tuple")
-                rows.append((k, *row))
+                ev: Event | None = (k, *row)
+                if check is not None and k in SHAPES:
+                    ev, why = row_problem((k, *row))
+                    if ev is None:
+                        patched = True
+                        ev = check.skip(k, _nth(tags, k, i, check), n, why)
+                rowl.append(ev)
             if sub.left():
                 raise sub.fail("bytes left after event rows")
-            groups[k] = iter(rows)
+            groups[k] = iter(rowl)
         else:
             raise cur.fail(f"unknown group layout {layout}")
     if cur.left():
         raise cur.fail(f"{cur.left()} bytes left after the events")
     if set(tags) != set(groups):
         raise cur.fail("event tags without a group")
-    modules = iter([_module_rows(ev, cur, major) for ev in groups.pop(MODULE, ())])
+    modules = iter([_module_rows(ev, cur, major)  # (MODULE rows are never skipped here)
+                    for ev in groups.pop(MODULE, ()) if ev is not None])
+    if check is not None and MODULE in tags:  # the SCOPE and SITE rows of module tables
+        modules = iter([_checked(rows, check, n) for rows in modules])
+    if patched:
+        yield from _without_skipped(tags, groups, modules)
+        return
     if len(groups) == 1 and MODULE not in tags:
-        yield from next(iter(groups.values()))
+        yield from next(iter(groups.values()))  # type: ignore[misc]
         return
     nexts = {k: it.__next__ for k, it in groups.items()}
     for t in tags:
         if t == MODULE:
             yield from next(modules)
         else:
-            yield nexts[t]()
+            yield nexts[t]()  # type: ignore[misc]
+
+
+def _without_skipped(tags: bytes, groups: dict[int, Iterator[Event | None]],
+                     modules: Iterator[list[Event]]) -> Iterator[Event]:
+    """The events of a chunk some of whose rows were skipped (None), in order."""
+    nexts = {k: it.__next__ for k, it in groups.items()}
+    for t in tags:
+        if t == MODULE:
+            yield from next(modules)
+        else:
+            ev = nexts[t]()
+            if ev is not None:
+                yield ev
+
+
+def _nth(tags: bytes, k: int, i: int, check: RowCheck) -> int:
+    """Where in the chunk the ``i``-th row of kind ``k`` is (only looked for while
+    skipped rows are still named one by one)."""
+    if check.listed >= LISTED:
+        return -1
+    pos = -1
+    kb = bytes((k,))
+    for _ in range(i + 1):
+        pos = tags.find(kb, pos + 1)
+    return pos
+
+
+def _skipping(k: int, rows: Iterator[Event], bad: dict[int, str], tags: bytes,
+              check: RowCheck) -> Iterator[Event | None]:
+    """A group's rows with each unusable one replaced by the ERROR row that names it
+    (None once enough are named)."""
+    out: list[Event | None] = []
+    for i, ev in enumerate(rows):
+        why = bad.get(i)
+        out.append(ev if why is None else check.skip(k, _nth(tags, k, i, check), len(tags),
+                                                       why))
+    return iter(out)
+
+
+def _checked(rows: list[Event], check: RowCheck, n: int) -> list[Event]:
+    out: list[Event] = []
+    for ev in rows:
+        good, why = row_problem(ev)
+        if good is None:
+            good = check.skip(ev[0], -1, n, why)
+        if good is not None:
+            out.append(good)
+    return out
 
 
 def _module_rows(ev: Event, cur: _Cur, major: int = F.VERSION_MAJOR) -> list[Event]:

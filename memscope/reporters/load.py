@@ -93,7 +93,7 @@ def _keyed(events: Iterable[Event], sec: int, shift: bool, start: int) -> Iterat
     last = start
     for ev in events:
         try:
-            if ev[0] in _TIMED and type(ev[1]) is int:
+            if ev[0] in _TIMED and type(ev[1]) is int and ev[1] >= 0:
                 last = ev[1]
             if d:
                 ev = _remap(ev, d, od)
@@ -123,12 +123,12 @@ def capture_events(caps: Sequence[CaptureFile]) -> Iterator[tuple[int, int, Even
     secs = _sections(caps)
     if len(secs) == 1:
         c, _, pid, _ = secs[0]
-        for ev in c.events():
+        for ev in c.events(check=True):
             yield pid, 0, ev
         return
     pids = [s[2] for s in secs]
     streams = [
-        _keyed(c.events(None if sec is None else {sec}), i, True, start)
+        _keyed(c.events(None if sec is None else {sec}, check=True), i, True, start)
         for i, (c, sec, _pid, start) in enumerate(secs)
     ]
     for _t, i, ev in heapq.merge(*streams, key=itemgetter(0)):
@@ -197,6 +197,8 @@ class Prepared:
         t0 = origin(an, {"start_ns": t0})  # the run's start: every report's clock
         skipped = sum(s for _e, s in sampled.values())
         run_meta["sampled"] = max(int(run_meta.get("sampled") or 0), skipped)
+        # rows of the captures that could not be used (memscope.capture.rows)
+        run_meta["skipped_rows"] = sum(sum(c.skipped.values()) for c in self.caps)
         return Run(an, run_meta, t0, kinds, sampled, time.perf_counter() - t_start)
 
 
