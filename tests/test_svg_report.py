@@ -97,7 +97,8 @@ def test_hostile_names_are_xml_escaped(tmp_path: Path) -> None:
 
 
 def test_control_characters_cannot_make_invalid_xml() -> None:
-    assert svg.esc("a\x00b\x1bc\ud800<&>\"'") == "a\ufffdb\ufffdc\ufffd&lt;&amp;&gt;&quot;&#39;"
+    # controls are shown as their escapes (as in every report), surrogates as U+FFFD
+    assert svg.esc("a\x00b\x1bc\ud800<&>\"'") == "a\\u0000b\\u001bc\ufffd&lt;&amp;&gt;&quot;&#39;"
     assert svg.esc("tab\tok") == "tab\tok"
 
 

@@ -50,15 +50,39 @@ def fmt_ns(ns: float) -> str:
     return f"{ns / 1e9:.0f} s"  # pragma: no cover
 
 
-_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+_UNSAFE = re.compile("[\ud800-\udfff]")
+
+# Characters that hide or reorder the text around them when shown: controls (C0 but
+# the tab, DEL, C1), the soft hyphen, bidi marks, embeddings, overrides and isolates
+# (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069), zero-width and other
+# invisible format characters (U+180E, U+200B-U+200D, U+2060-U+2064, U+206A-U+206F,
+# U+FEFF, U+FFF9-U+FFFB, tags U+E0000-U+E007F), the line and paragraph separators.
+HIDDEN = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
 
 
-def clean(s: Any) -> str:
-    """Text safe to serialise anywhere: lone surrogates and NULs replaced."""
+def _escape_hidden(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\u{c:04x}" if c <= 0xFFFF else f"\\U{c:08x}"
+
+
+def shown(s: Any) -> str:
+    """A program's text (a name, a type, a path, a message) as every report shows it:
+    each character that could hide or reorder text (``HIDDEN``: bidi overrides and
+    isolates, invisible format characters, controls) becomes its escape, ``\\u202e``,
+    visible where it was; lone surrogates become U+FFFD. The one helper the terminal
+    summary, the dashboard and the SVG charts show names through."""
     t = s if isinstance(s, str) else str(s)
-    if t.isascii() and "\x00" not in t:
-        return t
-    return _UNSAFE.sub("\ufffd", t)
+    if t.isascii():
+        if t.isprintable():
+            return t
+        return HIDDEN.sub(_escape_hidden, t)
+    return _UNSAFE.sub("\ufffd", HIDDEN.sub(_escape_hidden, t))
+
+
+clean = shown  # the dashboard's name for it: text safe to serialise and to show
 
 
 def to_json(obj: Any) -> str:

@@ -15,6 +15,15 @@ from rich.text import Text
 from memscope.analysis import Analysis
 from memscope.reporters._format import fmt_bytes as _fb
 from memscope.reporters._format import fmt_ns as _fn
+from memscope.reporters._format import shown
+
+
+def _m(s: Any) -> str:
+    """A program's text (name, path, type, reason) inside rich markup: hidden characters
+    as their escapes (``shown``), markup characters escaped."""
+    from rich.markup import escape
+
+    return escape(shown(s))
 
 
 def short_path(path: str) -> str:
@@ -63,7 +72,8 @@ def fmt_ns(ns: float) -> str:
 
 def _memory_rows(an: Analysis, head: Table, start: int) -> str:
     """The headline's rows (process peak, what names retain, the rest, the bind-time
-    number labelled as such); returns the headline sentence."""
+    number labelled as such; printed as plain text, not markup); returns the headline
+    sentence."""
     from memscope.reporters import _memory as M
 
     h = M.headline(an, start)
@@ -77,7 +87,7 @@ def _memory_rows(an: Analysis, head: Table, start: int) -> str:
         head.add_row(
             M.LABEL_NAMED,
             f"{_fb(h['named_bytes'])} ({_fb(h['named_shared_bytes'])} of it shared "
-            f"by several names); census at {_fn(h['census_t'])} ({h['census_reason']})"
+            f"by several names); census at {_fn(h['census_t'])} ({shown(h['census_reason'])})"
             + (f", resident {_fb(rss)} then" if rss >= 0 else ""),
         )
     else:
@@ -88,7 +98,7 @@ def _memory_rows(an: Analysis, head: Table, start: int) -> str:
     if an.censuses:
         reasons: dict[str, int] = {}
         for c in an.censuses:
-            reasons[c.reason] = reasons.get(c.reason, 0) + 1
+            reasons[shown(c.reason)] = reasons.get(shown(c.reason), 0) + 1
         head.add_row("censuses", f"{len(an.censuses):,} ("
                      + ", ".join(f"{k} {n:,}" for k, n in reasons.items())
                      + f"), {_fn(sum(c.cost_ns for c in an.censuses))} of walking in all")
@@ -108,7 +118,7 @@ def render(
     st = an.stats()
     # every time from the run's start (the capture header's start_ns), as in every report
     start = t0 or M.origin(an, meta)
-    console.rule(f"[bold]memscope summary: {meta.get('name', '?')}")
+    console.rule(f"[bold]memscope summary: {_m(meta.get('name', '?'))}")
     pids = meta.get("pids") or []
     # the memory rows have long labels: each label on a line of its own, its value
     # indented below, readable in any width (a grid squeezes the values into a sliver)
@@ -116,7 +126,7 @@ def render(
     mem.add_column()
     mem.add_column()
     text = _memory_rows(an, mem, start)
-    console.print(text, style="bold", markup=False, highlight=False)
+    console.print(shown(text), style="bold", markup=False, highlight=False)
     for label, value in zip(*(c.cells for c in mem.columns), strict=True):
         console.print(Text(str(label), style="bold"))
         console.print(Padding(Text(str(value)), (0, 0, 0, 4)))
@@ -145,6 +155,10 @@ def render(
     for rec in meta.get("recovery") or []:
         if isinstance(rec, dict) and not rec.get("complete", True):
             head.add_row("[yellow]recovered", str(rec.get("message", "")))
+    bad_rows = int(meta.get("skipped_rows") or 0)
+    if bad_rows:
+        head.add_row("[red]malformed rows", f"{bad_rows:,} rows of the capture could not be "
+                     "used and were skipped (the JSON report's errors name them)")
     if st["errors"]:
         head.add_row("[red]tracker errors", str(st["errors"]))
     console.print(head)
@@ -171,7 +185,6 @@ def render(
         cols += [("retained", "right")] + ([("max", "right")] if wide else [])
         cols += [("shared", "right"), ("shallow", "right")]
     cols += [("at bind", "right")] + ([("binds", "right")] if wide else [])
-    from rich.markup import escape
     ranked = [an.vars[k] for k in M.ranked_vars(an, cv, top)]
     wheres = [f"{short_path(v.file)}:{v.line}" if v.line else "-" for v in ranked]
     for col, just in cols:  # names and places wrap rather than lose their end
@@ -184,9 +197,9 @@ def render(
 
     for v, where in zip(ranked, wheres, strict=True):
         key = v.key
-        name = f"{escape(v.var)}\n[dim]{escape(f'{v.module}:{v.scope}')}[/dim]"
-        row = [name, escape(where)] if wide else [f"{name}\n[dim]{escape(where)}[/dim]"]
-        row.append(escape(_types_cell(v.types)))
+        name = f"{_m(v.var)}\n[dim]{_m(f'{v.module}:{v.scope}')}[/dim]"
+        row = [name, _m(where)] if wide else [f"{name}\n[dim]{_m(where)}[/dim]"]
+        row.append(_m(_types_cell(v.types)))
         if pc is not None:
             d = cv.get(key) or {"retained": -1, "retained_max": -1, "shared": -1, "shallow": -1}
             row += [size(d["retained"])] + ([size(d["retained_max"])] if wide else [])
@@ -203,7 +216,7 @@ def render(
     s.add_column("binds", justify="right")
     s.add_column("live", justify="right")
     for key, g in sorted(an.by_scope.items(), key=lambda kv: -kv[1].peak_bytes)[:top]:
-        s.add_row(key, _fb(g.peak_bytes), f"{g.binds:,}", _fb(g.active_bytes))
+        s.add_row(_m(key), _fb(g.peak_bytes), f"{g.binds:,}", _fb(g.active_bytes))
     console.print(s)
 
     if an.leaks:
@@ -215,9 +228,9 @@ def render(
             b = lk.get("binding")
             name = f"{b['scope']}.{b['var']}" if isinstance(b, dict) else f"id {lk['oid']}"
             lt.add_row(
-                f"{lk['type']} {name}",
+                _m(f"{lk['type']} {name}"),
                 _fb(lk["size"]),
-                "; ".join(map(str, lk["holders"][:3])) or "?",
+                _m("; ".join(map(str, lk["holders"][:3])) or "?"),
             )
         console.print(lt)
     else:
@@ -228,10 +241,10 @@ def render(
     th.add_column("peak", justify="right")
     th.add_column("binds", justify="right")
     for key, g in sorted(an.by_thread.items(), key=lambda kv: -kv[1].peak_bytes)[:top]:
-        th.add_row(f"thread {key}", _fb(g.peak_bytes), f"{g.binds:,}")
+        th.add_row(f"thread {_m(key)}", _fb(g.peak_bytes), f"{g.binds:,}")
     for key, g in sorted(an.by_task.items(), key=lambda kv: -kv[1].peak_bytes)[:top]:
         if key != "-":
-            th.add_row(f"task {key}", _fb(g.peak_bytes), f"{g.binds:,}")
+            th.add_row(f"task {_m(key)}", _fb(g.peak_bytes), f"{g.binds:,}")
     console.print(th)
     procs = meta.get("processes") or []
     if len(procs) > 1:
@@ -240,7 +253,7 @@ def render(
         pt.add_column("parent")
         pt.add_column("program")
         for p in procs:
-            pt.add_row(str(p.get("pid")), str(p.get("ppid")), str(p.get("argv0", "")))
+            pt.add_row(str(p.get("pid")), str(p.get("ppid")), _m(p.get("argv0", "")))
         console.print(pt)
 
 

@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape as _xml_escape
 
 from memscope.analysis import Analysis
 from memscope.reporters._charts import OTHER, Collector, build_model, fmt_bytes, fmt_ns
+from memscope.reporters._format import shown
 from memscope.reporters._memory import LABEL_BOUND, LABEL_PEAK
 
 PALETTE = (
@@ -45,8 +46,10 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def esc(s: Any) -> str:
-    """XML-escape text and attribute values; characters XML 1.0 forbids become U+FFFD."""
-    t = _NOT_XML.sub("\ufffd", s if isinstance(s, str) else str(s))
+    """XML-escape text and attribute values, shown as every report shows a program's
+    text (``_format.shown``: bidi overrides and invisible characters as their escapes);
+    characters XML 1.0 forbids become U+FFFD."""
+    t = _NOT_XML.sub("\ufffd", shown(s))  # hidden characters as their escapes
     return _xml_escape(t, {'"': "&quot;", "'": "&#39;"})
 
 
