@@ -161,21 +161,44 @@ def census(reason: str) -> int:
         time.sleep(sys.getswitchinterval())
     with _census_lock:  # one at a time: a sample must not see another's working memory
         rss, hwm = sample(force=True)
-        raw_before = _state["raw"]  # the kernel's mark, as that sample read it
         _state["last_census_rss"] = rss
         t = time.thread_time_ns()
-        _state["walking"] += 1  # meanwhile no sample takes memory as the program's
+        begin_own_work(_state["raw"])  # the kernel's mark, as that sample read it
         try:
             cid = census_.take(reason, rss, hwm)
-            raw_after = read_memory()[1]
-            if raw_after > raw_before:  # the walk's working memory raised the mark
-                _state["census_mark"] = max(raw_after, _state["census_mark"])
-                _give_back()
         finally:
-            _state["walking"] -= 1
+            end_own_work()
     _state["last_census_t"] = _hooks._perf()
     _state["last_census_cost"] = time.thread_time_ns() - t  # CPU: what it cost the run
     return cid
+
+
+_walk_lock = _thread.allocate_lock()
+_marks: list[int] = []  # the kernel's mark as each piece of own work under way began
+
+
+def begin_own_work(raw: int | None = None) -> None:
+    """memscope's own work begins (a census walk, instrumenting a module): until
+    ``end_own_work``, no sample takes memory as the program's. ``raw``: the kernel's
+    high-water mark now, if just read."""
+    if raw is None:
+        raw = read_memory()[1]
+    with _walk_lock:
+        _state["walking"] += 1
+        _marks.append(raw)
+
+
+def end_own_work() -> None:
+    """What the work raised the kernel's mark by is left out of the program's peak
+    (``census_mark``), and the memory it freed is handed back to the system."""
+    raw_after = read_memory()[1]
+    with _walk_lock:
+        raw_before = _marks.pop() if _marks else -1
+        if raw_after > raw_before:
+            _state["census_mark"] = max(raw_after, _state["census_mark"])
+        _state["walking"] = max(0, _state["walking"] - 1)
+    if raw_after > raw_before:
+        _give_back()
 
 
 _trim: list[Any] = []  # glibc's malloc_trim, once looked up (None: not there)
@@ -323,6 +346,7 @@ def _after_fork_in_child() -> None:
     global _census_lock
     _census_lock = _thread.allocate_lock()  # the parent's census thread is not here
     _state["walking"] = 0
+    _marks.clear()
     if _state["pid"]:
         _state["pid"] = 0
         start()
