@@ -481,11 +481,12 @@ def _events(
                 cols = [_column(cur, strings, cnt, major) for _ in range(ncols)]
                 groups[k] = zip(repeat(k, cnt), *cols, strict=True)
                 continue
-            encs: list[int] = []
+            encs: list[tuple[int, bytes | None]] = []
             cols = []
             for _ in range(ncols):
-                encs.append(cur.data[cur.pos] if cur.pos < cur.end else -1)
+                at = cur.pos
                 cols.append(_column(cur, strings, cnt, major))
+                encs.append(_top_plane(cur, at, cnt))
             cols, bad = column_problems(k, cols, encs, cnt)
             rows: Iterator[Event] = zip(repeat(k, cnt), *cols, strict=True)
             if bad:
@@ -532,6 +533,23 @@ def _events(
             yield from next(modules)
         else:
             yield nexts[t]()  # type: ignore[misc]
+
+
+def _top_plane(cur: _Cur, at: int, n: int) -> tuple[int, bytes | None]:
+    """The encoding of the column read from ``at`` and, for a column of stored int64
+    values, their most significant bytes (one byte when all rows share it): enough to
+    check most ranges without looking at the values."""
+    data = cur.data
+    enc = data[at]
+    if enc not in (F.COL_I64, F.COL_I64_PLANES) or not n:
+        return enc, None
+    c = _Cur(data, cur.off)
+    c.pos = at + 1
+    c.uvarint()
+    start, end = c.pos, cur.pos
+    if enc == F.COL_I64:
+        return enc, data[start + 7 * n : start + 8 * n]
+    return enc, data[end - n : end] if data[start] & 0x80 else data[end - 1 : end]
 
 
 def _without_skipped(tags: bytes, groups: dict[int, Iterator[Event | None]],

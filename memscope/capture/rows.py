@@ -16,17 +16,18 @@ it, so that no reporter needs to guard its own arithmetic:
   a last ERROR row gives the total when there were more;
 - kinds this reader does not know pass unchanged (the analysis ignores them).
 
-Numbers: every int field holds a value of magnitude below 2**62 (the runtime's ids,
+Numbers: every int field holds a value from -(2**62) to below 2**62 (the runtime's ids,
 tokens, object ids, addresses, lines and clock readings all do, and differences and
 the per-process shifts of ``memscope.reporters.load`` then stay within int64, which
 the reporters' packed columns need); times (the runtime's ``perf_counter_ns``) and
 counts are at least 0; sizes are at least -1 ("not recorded"); lines and columns fit
 in 31 bits (the dashboard stores them as int32).
 
-Columns the reader decodes as int64 (I64, I64_DELTA, I64_PLANES) are checked by their
-minimum and maximum (C passes over the column), string columns not at all: only
-generic columns and generic rows (what the writer makes of mixed or unusual groups)
-are checked value by value.
+Columns the reader decodes as int64 (I64, I64_PLANES) are checked on their most
+significant byte plane where it settles the range (one C pass over a byte string,
+one byte when the plane is elided), else (and for I64_DELTA) by their minimum and
+maximum; string columns not at all: only generic columns and generic rows (what the
+writer makes of mixed or unusual groups) are checked value by value.
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ LIMIT = 1 << 62  # magnitude bound of every int field
 
 # field types: (lowest value, description) for ints; STR, STRS for text
 ID, TIME, SIZE, COUNT, LINE, STR, STRS = range(7)
-_LOW = {ID: -LIMIT + 1, TIME: 0, SIZE: -1, COUNT: 0, LINE: -1}
+_LOW = {ID: -LIMIT, TIME: 0, SIZE: -1, COUNT: 0, LINE: -1}
 _HIGH = {ID: LIMIT, TIME: LIMIT, SIZE: LIMIT, COUNT: LIMIT, LINE: 1 << 31}
 _WHAT = {
-    ID: "an int of magnitude below 2**62",
+    ID: "an int from -2**62 to 2**62",
     TIME: "a time (an int from 0 to 2**62)",
     SIZE: "a size (an int from -1 to 2**62)",
     COUNT: "a count (an int from 0 to 2**62)",
@@ -154,10 +155,32 @@ def row_problem(ev: Event) -> tuple[Event | None, str]:
     return (ev if w == n else ev[: w + 1]), ""
 
 
-def column_problems(kind: int, cols: list[Sequence[Any]], encs: Sequence[int],
+# most significant bytes of int64 values from 0 to 2**62 and from -2**62 to -1
+_NONNEG = bytes(range(0x40))
+_NEG = bytes(range(0xC0, 0x100))
+
+
+def _in_range(spec: int, top: bytes | None, col: Sequence[int]) -> bool:
+    """Are the values of an int64 column all allowed for ``spec``? Decided from their
+    most significant bytes (``top``: one per row, or one for all) where they settle it,
+    else by the column's minimum and maximum."""
+    if top is not None and spec != LINE:
+        rest = top.translate(None, _NONNEG)
+        if not rest:  # every value from 0 to 2**62
+            return True
+        if spec == ID and not rest.translate(None, _NEG):
+            return True  # negatives down to -(2**62)
+        if spec in (TIME, COUNT) or rest.strip(b"\xff"):
+            return False  # a negative time or count, or a value beyond 2**62
+    return min(col) >= _LOW[spec] and max(col) < _HIGH[spec]
+
+
+def column_problems(kind: int, cols: list[Sequence[Any]],
+                    encs: Sequence[tuple[int, bytes | None]],
                     rows: int) -> tuple[list[Sequence[Any]], dict[int, str]]:
     """One column group of a known kind: its columns cut to the width it is read with,
-    and the rows (index in the group) that cannot be used, with why."""
+    and the rows (index in the group) that cannot be used, with why. ``encs``: each
+    column's encoding and, for stored int64 columns, their most significant bytes."""
     fields, widths = SHAPES[kind]
     w = width_for(kind, len(cols))
     if not w:
@@ -165,13 +188,13 @@ def column_problems(kind: int, cols: list[Sequence[Any]], encs: Sequence[int],
         return [], dict.fromkeys(range(rows), why)
     cols = cols[:w]
     bad: dict[int, str] = {}
-    for j, (col, enc) in enumerate(zip(cols, encs, strict=False)):
+    for j, (col, (enc, top)) in enumerate(zip(cols, encs, strict=False)):
         name, spec = fields[j]
         if not col:
             continue
         if enc in INT_ENCODINGS and spec not in (STR, STRS):
-            if min(col) >= _LOW[spec] and max(col) < _HIGH[spec]:  # C passes: the usual case
-                continue
+            if _in_range(spec, top, col):
+                continue  # the usual case: no value looked at one by one
         elif enc == F.COL_STR and spec == STR:
             continue
         for i, v in enumerate(col):
