@@ -63,9 +63,11 @@ scopes keep being sampled while the program runs; a larger value seen at a sampl
 site stops the sampling there for good. Until that re-arm, a sleeping scope's function
 runs its original code where that is known to be safe (``memscope._swap``).
 
-Every entry point returns normally whatever the value, never raises into the caller,
-and holds no strong reference to the value. A site switched off costs one call and
-one list index; a sampled scalar site adds a few identity checks.
+Every entry point returns normally whatever the value, never raises into the caller
+(but for a signal's exception, handed to the program as plain Python would: see
+"interrupts" below and ARCHITECTURE.md), and holds no strong reference to the value.
+A site switched off costs one call and one list index; a sampled scalar site adds a
+few identity checks.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ import sys
 import time
 
 from memscope import _swap, _threads, sizing
+from memscope._signals import reraise_signal as _reraise_signal
+from memscope._signals import signal_of as _signal_of
 from memscope.events import (
     BIND,
     BIND_PARAM,
@@ -107,6 +111,7 @@ TYPE_CHECKING = False  # typing is for the checker only: not imported when memsc
 if TYPE_CHECKING:
     import weakref
     from collections.abc import Callable, Sequence
+    from types import CodeType
     from typing import Any, TypeVar
 
     T = TypeVar("T")
@@ -163,6 +168,7 @@ _counters = {
     "sampled_skipped": 0,
     "scopes_sampled": 0,
     "attrs_unread": 0,
+    "interrupts_deferred": 0,  # signals that landed in a hook, handed back (_CATCH)
 }
 _start_ns = _perf()
 _get_running_loop: Any = None
@@ -205,13 +211,127 @@ _sink: Any = _MemorySink()
 
 
 def _error(where: str, exc: BaseException) -> None:
-    """Count an internal error and record it; never raises."""
+    """Count an internal error and record it; never raises, but for the exception of a
+    signal handler that ran inside a hook: that one goes on to ``_CATCH``."""
+    _reraise_signal(exc)
     _counters["errors"] += 1
     try:
         if _counters["errors"] <= 100:
             _buf.append((ERROR, _perf(), where, f"{type(exc).__name__}: {exc}"[:200]))
     except Exception:
         pass
+
+
+# ---- interrupts and exceptions inside the hooks ------------------------------------
+#
+# The hooks run in the middle of the program, so a signal can land in them: its Python
+# handler runs at the eval loop's next check (a call's return, a loop's back edge, a
+# frame's start), and whatever it raises (KeyboardInterrupt, a SIGTERM handler's
+# SystemExit, an alarm's TimeoutError) would come out of a memscope frame, where plain
+# Python never is, maybe outside the ``try`` the program wrapped around its work. And
+# the user code the hooks call (``__sizeof__``, ``__len__`` while sizing) may raise
+# anything, though plain Python never calls it there. So:
+#
+# - no hook the program calls checks for signals as it starts (``_no_entry_check``):
+#   a signal that arrived while the program ran is handled at the program's next check;
+# - every hook catches BaseException; ``_CATCH`` tells an interrupt from an exception of
+#   user code. An interrupt is handed back to the eval loop (``_TRIP``: the signal made
+#   pending again, with no call instruction after it in a memscope frame), so its
+#   handler runs again at the program's next check and raises there, as plain Python
+#   would have; anything else is counted (``errors``) and recorded, never raised.
+
+
+class _Trip:
+    """``_TRIP[signum]`` makes ``signum`` pending as if it had just arrived
+    (``_thread.interrupt_main``; nothing if Python does not handle that signal). Done
+    by a subscript, not a call: the eval loop checks for signals after each call, so
+    a call here would run the handler in the memscope frame that made it pending."""
+
+    __slots__ = ()
+    __getitem__ = _thread.interrupt_main
+
+
+_TRIP = _Trip()
+
+
+class _Catch:
+    """``_CATCH[where, exc]``: an exception caught by a hook; see above. Called by a
+    subscript too, so that the hook returns with no check for signals in between.
+
+    A KeyboardInterrupt of SIGINT's default handler is handed back (``_TRIP``): that
+    handler runs again at the program's next check, or in the next hook, which hands
+    it back again. In a hook run while the program handles an exception (its
+    ``finally``, while that exception unwinds), it is raised at once instead, and
+    replaces that exception as it would in plain Python (handed back, it would come
+    after that exception was caught: a second one). The exception of a handler
+    written in Python is raised again, out of the hook, into the program (the handler
+    ran, and runs only once), with the traceback it had from the handler's frame on.
+    In a weakref callback (``_finalized``), where Python would print and drop it, the
+    signal is handed back. The program sees no frame of memscope in a traceback.
+
+    Returns whether the hook must raise the exception again (``raise``, bare)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, arg: tuple[str, BaseException]) -> bool:
+        sig = act = 0  # act 1: raise exc again, 2: hand the signal back
+        exc: BaseException | None = None
+        try:
+            where, exc = arg
+            if exc is _passing[0]:
+                sig, tb = _passing[1], _passing[2]
+            else:
+                sig, tb = _signal_of(exc)
+            if not sig:
+                _error(where, exc)
+            elif where != "final" and _getframe(2).f_code.co_filename == __file__:
+                # a hook called by a hook (enter -> bind): the outer one decides
+                _passing[:] = [exc, sig, tb]
+                act = 1
+            else:
+                _passing[:] = [None, 0, None]
+                _counters["interrupts_deferred"] += 1
+                if where == "final":
+                    act = 2
+                elif tb is not None:
+                    exc.__traceback__ = tb  # from the handler's frame on
+                    act = 1
+                elif exc.__context__ is not None:
+                    # the hook ran while the program handled an exception (a `finally`
+                    # it unwinds through): handed back, the signal would come after
+                    # that exception was caught, a second one; raised now, it replaces
+                    # it, as plain Python's would
+                    exc.__traceback__ = None
+                    act = 1
+                else:
+                    act = 2
+        except BaseException as again:  # another signal, landed here
+            if not act and again.__class__ is KeyboardInterrupt:
+                sig, act = 2, 2
+        if act == 2:
+            _TRIP[sig]  # type: ignore[misc, call-arg]
+        return act == 1  # the hook raises it again: a bare `raise` adds no frame of ours
+
+
+_passing: list[Any] = [None, 0, None]  # (exception, signal, tb) a hook hands outwards
+_CATCH = _Catch()
+
+
+def _no_entry_check(code: CodeType) -> CodeType:
+    """``code`` (and the functions defined in it) with a first ``RESUME`` that does not
+    check for signals (3.11: the oparg of a resumption after ``yield from``, which
+    skips that check and nothing else). Other versions: unchanged."""
+    if sys.version_info[:2] != (3, 11):
+        return code
+    consts = tuple(_no_entry_check(c) if type(c) is type(code) else c
+                   for c in code.co_consts)
+    b = bytearray(code.co_code)
+    for i in range(0, len(b), 2):
+        if b[i] == 151:  # RESUME, after COPY_FREE_VARS / MAKE_CELL
+            if b[i + 1] == 0:
+                b[i + 1] = 2
+            break
+    return code.replace(co_code=bytes(b), co_consts=consts)
 
 
 # ---- tables ------------------------------------------------------------------------
@@ -506,70 +626,79 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         be behind a guard of its own (another member keeps the shared guard on)."""
         if tok is None:
             return
-        s = base + first
-        if s not in _group_n:
-            _group_n[s] = len(values)
-            for k in range(1, len(values)):
-                _group_of[s + k] = s
-        for k, v in enumerate(values):
-            if not asleep[s + k]:
-                bind(first + k, v, tok)
+        try:
+            s = base + first
+            if s not in _group_n:
+                _group_n[s] = len(values)
+                for k in range(1, len(values)):
+                    _group_of[s + k] = s
+            for k, v in enumerate(values):
+                if not asleep[s + k]:
+                    bind(first + k, v, tok)
+        except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
+            if _CATCH["bind_group", exc]:
+                raise
 
     def bind(site: int, value: T, tok: Any) -> T:
         if tok is None:  # inside a scope instance that is not recorded
             return value
-        s = base + site
-        if rate[s]:
-            r = rate[s]
-            if r < 0:
-                return value
-            tp = type(value)
-            if tp is int or tp is float or tp is bool or tp is _NoneType or _is_boring(value, tp):
-                n = count[s] + 1
-                if n < r:
-                    count[s] = n
-                    return value
-                count[s] = 0
-                _sampled_recorded[s] += 1
-                sleep(s)  # sampled once: its guard may go off until the next re-arm
-            else:
-                _stop_sampling(s)
         try:
-            tp = type(value)
-            ft = static_get(tp) or fast_get(id(tp))
-            if ft is None:
-                _slow_bind(s, value, tok)
-            elif ft[3] or not _full:  # a scalar, or fast mode: the size is all there is
-                size = ft[1](value) + ft[2]
-                if not _full:  # fast mode's short row: nothing beyond the shallow size
-                    append((BIND, _perf(), s, tok, id(value), ft[0], size))
-                else:  # a scalar: its deep size is its size
-                    append((BIND, _perf(), s, tok, id(value), ft[0], size, size, -1, -1, -1))
-                if ft[3] or size <= SMALL_BYTES:  # fast mode samples small values too
-                    n = streak[s] + 1  # inline: _count_small's body, no call here
-                    streak[s] = n
-                    if n == SCALAR_STREAK:
-                        _start_sampling(s)
-            else:
-                # re-binding an object whose deep size is known and whose type and
-                # shallow size are unchanged costs about what fast mode costs
-                ti, sizeof, extra, _ = ft
-                oid = id(value)
-                size = sizeof(value) + extra
-                c = _deep_cache.get(oid)
-                if c is not None and c[0] == ti and c[1] == size:
-                    append(
-                        (BIND, _perf(), s, tok, oid, ti, size, c[2],
-                         _getrefcount(value) - _ref_offset_inline, -1, -1)
-                    )  # fmt: skip
-                    _count_small(s)  # a known object, unchanged: may be sampled
+            s = base + site
+            if rate[s]:
+                r = rate[s]
+                if r < 0:
+                    return value
+                tp = type(value)
+                if (tp is int or tp is float or tp is bool or tp is _NoneType
+                        or _is_boring(value, tp)):
+                    n = count[s] + 1
+                    if n < r:
+                        count[s] = n
+                        return value
+                    count[s] = 0
+                    _sampled_recorded[s] += 1
+                    sleep(s)  # sampled once: its guard may go off until the next re-arm
                 else:
-                    _slow_bind(s, value, tok)  # counts a small deep size itself
-            if len(buf) >= _flush_at:  # every path above, _slow_bind's included
-                _flush()
-        except Exception as exc:
-            _error("bind", exc)
-            append(_bind_row(_perf(), s, tok, id(value), 0, -1))
+                    _stop_sampling(s)
+            try:
+                tp = type(value)
+                ft = static_get(tp) or fast_get(id(tp))
+                if ft is None:
+                    _slow_bind(s, value, tok)
+                elif ft[3] or not _full:  # a scalar, or fast mode: the size is all there is
+                    size = ft[1](value) + ft[2]
+                    if not _full:  # fast mode's short row: nothing beyond the shallow size
+                        append((BIND, _perf(), s, tok, id(value), ft[0], size))
+                    else:  # a scalar: its deep size is its size
+                        append((BIND, _perf(), s, tok, id(value), ft[0], size, size, -1, -1, -1))
+                    if ft[3] or size <= SMALL_BYTES:  # fast mode samples small values too
+                        n = streak[s] + 1  # inline: _count_small's body, no call here
+                        streak[s] = n
+                        if n == SCALAR_STREAK:
+                            _start_sampling(s)
+                else:
+                    # re-binding an object whose deep size is known and whose type and
+                    # shallow size are unchanged costs about what fast mode costs
+                    ti, sizeof, extra, _ = ft
+                    oid = id(value)
+                    size = sizeof(value) + extra
+                    c = _deep_cache.get(oid)
+                    if c is not None and c[0] == ti and c[1] == size:
+                        append(
+                            (BIND, _perf(), s, tok, oid, ti, size, c[2],
+                             _getrefcount(value) - _ref_offset_inline, -1, -1)
+                        )  # fmt: skip
+                        _count_small(s)  # a known object, unchanged: may be sampled
+                    else:
+                        _slow_bind(s, value, tok)  # counts a small deep size itself
+                if len(buf) >= _flush_at:  # every path above, _slow_bind's included
+                    _flush()
+            except Exception as exc:
+                _error("bind", exc)
+                append(_bind_row(_perf(), s, tok, id(value), 0, -1))
+        except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
+            if _CATCH["bind", exc]:
+                raise
         return value
 
     def bind_attr(site: int, obj: Any, attr: str, tok: Any) -> None:
@@ -580,47 +709,56 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         if tok is None:
             return
         try:
-            tp = type(obj)
-            plan = plans_get((id(tp), attr))
-            if plan is None or plan[0]() is not tp:
-                plan = _attr_plan(tp, attr)
-            if plan[1] == _SLOT:
-                value = plan[2](obj, tp)
-            elif plan[1] == _DICT and type(d := plan[2](obj, tp)) is dict:
-                value = dict.get(d, attr, _MISSING)
+            try:
+                tp = type(obj)
+                plan = plans_get((id(tp), attr))
+                if plan is None or plan[0]() is not tp:
+                    plan = _attr_plan(tp, attr)
+                if plan[1] == _SLOT:
+                    value = plan[2](obj, tp)
+                elif plan[1] == _DICT and type(d := plan[2](obj, tp)) is dict:
+                    value = dict.get(d, attr, _MISSING)
+                else:
+                    value = _MISSING
+            except Exception as exc:
+                _error("bind_attr", exc)
+                return
+            if value is not _MISSING:
+                bind(site, value, tok)
             else:
-                value = _MISSING
-        except Exception as exc:
-            _error("bind_attr", exc)
-            return
-        if value is not _MISSING:
-            bind(site, value, tok)
-        else:
-            _counters["attrs_unread"] += 1
+                _counters["attrs_unread"] += 1
+        except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
+            if _CATCH["bind_attr", exc]:
+                raise
 
     def unbind(site: int, tok: Any) -> None:
-        s = base + site
-        if rate[s] >= 0 and tok is not None:
-            append((UNBIND, _perf(), s, tok))
+        try:
+            s = base + site
+            if rate[s] >= 0 and tok is not None:
+                append((UNBIND, _perf(), s, tok))
+        except BaseException as exc:  # an interrupt, re-delivered
+            if _CATCH["unbind", exc]:
+                raise
 
     def enter(scope: int, first_param: int, *params: Any) -> int | None:
-        sc = sbase + scope
-        n = _scope_entered[sc] + 1
-        _scope_entered[sc] = n
-        if (not n % SCOPE_STREAK and scope < nscopes and _sampling_enabled[0]
-                and scope_asleep(scope)):
-            # every site in the body is off: record no instance until the re-arm
-            e[scope] = None
-            _off_scopes[sc] = (e, scope)
-            _counters["scopes_sampled"] += 1
-            if file in _swap_sources and _swap_enabled[0]:  # plain code until the re-arm
-                try:
-                    _swap.swap_out(file, qualname(scope), _getframe(1))
-                except Exception as exc:  # a table without this scope's name, say
-                    _error("swap", exc)
-            return None
-        tok = _next_tok()
+        tok = None
         try:
+            sc = sbase + scope
+            n = _scope_entered[sc] + 1
+            _scope_entered[sc] = n
+            if (not n % SCOPE_STREAK and scope < nscopes and _sampling_enabled[0]
+                    and scope_asleep(scope)):
+                # every site in the body is off: record no instance until the re-arm
+                e[scope] = None
+                _off_scopes[sc] = (e, scope)
+                _counters["scopes_sampled"] += 1
+                if file in _swap_sources and _swap_enabled[0]:  # plain code until the re-arm
+                    try:
+                        _swap.swap_out(file, qualname(scope), _getframe(1))
+                    except Exception as exc:  # a table without this scope's name, say
+                        _error("swap", exc)
+                return None
+            k = _next_tok()
             try:  # the thread's ident, kept in its thread-local: one lookup, no call
                 ident = _local.ident
             except AttributeError:  # first scope of this thread (idents get reused)
@@ -629,7 +767,8 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             t = _perf()
             # no call before asyncio is imported: most programs never import it
             task = _task_key() if _get_running_loop is not None or "asyncio" in modules else 0
-            append((ENTER, t, sc, tok, ident, task))
+            append((ENTER, t, sc, k, ident, task))
+            tok = k  # returned once its ENTER is recorded (an interrupt: None)
             if params:  # bound at the enter's time; bind's fast path inline, no call
                 for s, p in enumerate(params, base + first_param):
                     tp = type(p)
@@ -666,13 +805,18 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                             _start_sampling(s)
             if len(buf) >= _flush_at:
                 _flush()
-        except Exception as exc:
-            _error("enter", exc)
+        except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
+            if _CATCH["enter", exc]:
+                raise
         return tok
 
     def exit(tok: Any) -> None:
         if tok is not None:
-            append((EXIT, _perf(), tok))
+            try:
+                append((EXIT, _perf(), tok))
+            except BaseException as exc:  # an interrupt, re-delivered
+                if _CATCH["exit", exc]:
+                    raise
 
     # a module object, not an instance of a class of ours: instrumented code's
     # ``_memscope_.bind(...)`` is then a specialized module attribute load (21 ns less
@@ -936,9 +1080,13 @@ def _watch(value: Any, oid: int, tp: type) -> None:
 
 def _finalized(oid: int, _ref: Any = None) -> None:
     """A watched object died (weakref callback): record FINAL."""
-    _watched.pop(oid, None)
-    _deep_cache.pop(oid, None)
-    _buf.append((FINAL, _perf(), oid))
+    try:
+        _watched.pop(oid, None)
+        _deep_cache.pop(oid, None)
+        _buf.append((FINAL, _perf(), oid))
+    except BaseException as exc:  # an interrupt: re-delivered, not lost in a callback
+        if _CATCH["final", exc]:
+            raise
 
 
 def _calibrate_refcount() -> int:
@@ -1128,3 +1276,10 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# the entry points the program calls, and the callbacks that run in the middle of its
+# code, start without a check for signals (see "interrupts" above)
+for _fn in (_make_handle, _pass, _on_death, _finalized, _forget_type, _Catch.__getitem__):
+    _fn.__code__ = _no_entry_check(_fn.__code__)
+del _fn

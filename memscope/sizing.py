@@ -18,6 +18,8 @@ import sys
 import time
 import types
 
+from memscope._signals import reraise_signal as _reraise_signal
+
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -109,7 +111,8 @@ def type_name(tp: type) -> str:
     try:
         mod = _type_module(tp)
         qual = _type_qualname(tp)
-    except Exception:
+    except Exception as _e:
+        _reraise_signal(_e)  # a signal handler's, not ours to drop
         return "<unknown type>"
     mod = mod if isinstance(mod, str) else "?"
     qual = qual if isinstance(qual, str) else "?"
@@ -120,12 +123,14 @@ def _class_attr(tp: type, name: str) -> Any:
     """The raw class attribute ``name`` found along the MRO, without descriptors."""
     try:
         mro = _mro_of(tp)
-    except Exception:
+    except Exception as _e:
+        _reraise_signal(_e)  # a signal handler's, not ours to drop
         return None
     for klass in mro:
         try:
             d = type.__dict__["__dict__"].__get__(klass)
-        except Exception:
+        except Exception as _e:
+            _reraise_signal(_e)  # a signal handler's, not ours to drop
             continue
         if name in d:
             return d[name]
@@ -164,7 +169,8 @@ def plan_for(tp: type) -> Plan:
             if klass in _SIZERS:
                 sizer = _SIZERS[klass]
                 break
-    except Exception:
+    except Exception as _e:
+        _reraise_signal(_e)  # a signal handler's, not ours to drop
         pass
     sizeof = _class_attr(tp, "__sizeof__")
     trackable = any(
@@ -187,7 +193,8 @@ def _buffer_kind(tp: type) -> str:
     name = type_name(tp)
     try:
         mro = _mro_of(tp)
-    except Exception:
+    except Exception as _e:
+        _reraise_signal(_e)  # a signal handler's, not ours to drop
         return ""
     names = {type_name(k) for k in mro}
     if "numpy.ndarray" in names:
@@ -218,7 +225,8 @@ def shallow_size(obj: Any, plan: Plan | None = None) -> int:
             if fn is not None:
                 return int(fn(obj))
         return int(_getsizeof(obj, -1))
-    except Exception:
+    except Exception as _e:
+        _reraise_signal(_e)  # a signal handler's, not ours to drop
         return -1
 
 
@@ -253,7 +261,8 @@ class _WalkType:
         if self.sizeof is not None:
             try:
                 s = int(self.sizeof(o)) + self.extra
-            except Exception:
+            except Exception as _e:
+                _reraise_signal(_e)  # a signal handler's, not ours to drop
                 return 0
         else:
             s = shallow_size(o, self.plan)
@@ -273,7 +282,8 @@ def _walk_type_of(tp: type, sample: Any) -> _WalkType:
         wt = _walk_type(tp, sample)
         try:
             static = not type.__dict__["__flags__"].__get__(tp) & _HEAPTYPE
-        except Exception:
+        except Exception as _e:
+            _reraise_signal(_e)  # a signal handler's, not ours to drop
             static = False
         if static:
             _static_walk[tp] = wt
@@ -288,12 +298,14 @@ def _walk_type(tp: type, sample: Any) -> _WalkType:
         sizeof = _class_attr(tp, "__sizeof__")
         try:
             extra = _getsizeof(sample) - sizeof(sample)
-        except Exception:
+        except Exception as _e:
+            _reraise_signal(_e)  # a signal handler's, not ours to drop
             sizeof = None
     desc = _class_attr(tp, "__dict__")
     try:
         flags = type.__dict__["__flags__"].__get__(tp)
-    except Exception:
+    except Exception as _e:
+        _reraise_signal(_e)  # a signal handler's, not ours to drop
         flags = _HAVE_GC
     declared = plan.trackable or (plan.sizer is not None and plan.sizer.children is not None)
     return _WalkType(
@@ -324,7 +336,8 @@ def _children(obj: Any, wt: _WalkType) -> Iterable[Any]:
     if wt.dict_desc is not None:
         try:
             d = wt.dict_desc.__get__(obj)
-        except Exception:
+        except Exception as _e:
+            _reraise_signal(_e)  # a signal handler's, not ours to drop
             d = None
         if _isa(d, dict):
             kids = [k for k in kids if k is not d]
@@ -404,7 +417,8 @@ def deep_size(
                 total += kw.size(k)
                 if kw.container:
                     stack.append(k)
-        except Exception:
+        except Exception as _e:
+            _reraise_signal(_e)  # a signal handler's, not ours to drop
             continue
         if not complete:
             break
@@ -451,7 +465,8 @@ def buffer_info(obj: Any, plan: Plan | None = None) -> tuple[int, int]:
             n = memoryview.__dict__["nbytes"].__get__(obj)
             ro = memoryview.__dict__["readonly"].__get__(obj)
             return (-1 if ro else _writable_address(obj, n), n)
-    except Exception:
+    except Exception as _e:
+        _reraise_signal(_e)  # a signal handler's, not ours to drop
         return (-1, -1)
     return (-1, -1)
 
@@ -479,6 +494,7 @@ def buffer_base(obj: Any) -> Any:
             return sys.modules["numpy"].ndarray.__dict__["base"].__get__(obj)
         if kind == "memoryview":
             return memoryview.__dict__["obj"].__get__(obj)
-    except Exception:
+    except Exception as _e:
+        _reraise_signal(_e)  # a signal handler's, not ours to drop
         return None
     return None

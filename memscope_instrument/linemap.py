@@ -63,6 +63,10 @@ def _is_inserted(s: ast.stmt) -> bool:
         return any(a.asname is not None and _reserved(a.asname) for a in s.names)
     if isinstance(s, ast.Delete):
         return all(isinstance(t, ast.Name) and _reserved(t.id) for t in s.targets)
+    if isinstance(s, ast.Try) and s.handlers and not s.finalbody and not s.orelse:
+        # `try: tok = enter(...)` / `except RecursionError: tok = None`
+        return all(_is_inserted(b) for b in s.body) and all(
+            _is_inserted(b) for h in s.handlers for b in h.body)
     return False
 
 
@@ -101,13 +105,22 @@ class _Mapper:
     def walk(self, ob: list[ast.stmt], nb: list[ast.stmt], owner: int) -> None:
         it = iter(ob)
         prev: ast.stmt | None = None
+        lead: list[ast.stmt] = []  # a scope's `try: tok = enter(...)` and its `try:`
         for orig, n in self.items(nb):
             if orig:
                 o = next(it, None)
                 if o is None:
                     return
+                for t in lead:  # on the first statement's line, as its line event is
+                    if _is_our_try(t):
+                        self.owned.setdefault(t.lineno, o.lineno)
+                    else:
+                        self.own(t, o.lineno)
+                lead = []
                 self.stmt(o, n)
                 prev = o
+            elif isinstance(n, ast.Try) and (lead or bool(n.handlers)):
+                lead.append(n)
             else:
                 own = owner
                 if isinstance(prev, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

@@ -561,8 +561,12 @@ class Splicer:
         else:
             enter = self.call("enter", idx, first if params else -1, *params)
             alias = f" = {sc.alias}" if sc.alias else ""
-            self.scope_body(a, sc, [f"{T.TOK}{alias} = {T.SGUARD}[{idx}] and {enter}"],
-                            f"{T.TOK} and " + self.call("exit", T.TOK))
+            # the token is set before the `try` whose `finally` reads it, so no signal
+            # can make that `finally` read it unset; `enter` at the recursion limit
+            # (its frame is one too many) leaves the instance unrecorded
+            self.scope_body(a, sc, [], f"{T.TOK} and " + self.call("exit", T.TOK),
+                            (f"{T.TOK}{alias} = {T.SGUARD}[{idx}] and {enter}",
+                             f"{T.TOK}{alias} = None"))
         self.def_bind(a, scope, BindKind.FUNC_DEF)
 
     def classdef(self, a: ast.ClassDef, scope: _Scope) -> None:
@@ -582,7 +586,7 @@ class Splicer:
         else:
             enter = f"{T.CTOK} = {self.call('enter', idx, -1)}"
             fin = f"{self.call('exit', T.CTOK)}; del {T.CTOK}"
-            self.scope_body(a, sc, [enter], fin)
+            self.scope_body(a, sc, [], fin, (enter, f"{T.CTOK} = None"))
         self.def_bind(a, scope, BindKind.CLASS_DEF)
 
     def def_bind(self, a: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
@@ -594,8 +598,11 @@ class Splicer:
                              (0, a.lineno))
 
     def scope_body(self, a: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
-                   sc: _Scope, start: list[str], fin: str | None) -> None:
-        """``doc; enter`` then ``try: body finally: fin`` (``fin`` None: no wrapper)."""
+                   sc: _Scope, start: list[str], fin: str | None,
+                   pre: tuple[str, str] | None = None) -> None:
+        """``doc; enter`` then ``try: body finally: fin`` (``fin`` None: no wrapper);
+        ``pre`` (a function's ``tok = enter(...)`` and ``tok = None``) goes before the
+        ``try``: ``try: tok = enter(...)`` / ``except RecursionError: tok = None``."""
         body = a.body
         rest = body
         doc = None
@@ -617,16 +624,17 @@ class Splicer:
         if not rest:  # only a docstring
             assert doc is not None
             el, ec = self.end(doc)
-            self.put(el, ec, "; " + fin)
+            self.put(el, ec, ("; " + pre[0] if pre else "") + "; " + fin)
             return
         _head_line, hi = self.stmt_head(a)
-        self.wrapped(a, rest, start, fin, sc, a.lineno, hi)
+        self.wrapped(a, rest, start, fin, sc, a.lineno, hi, pre)
 
     def wrapped(self, a: ast.stmt | ast.excepthandler, body: list[ast.stmt],
                 start: list[str], fin: str, sc: _Scope, owner: int,
-                hi: str | None = None) -> None:
+                hi: str | None = None, pre: tuple[str, str] | None = None) -> None:
         """``try: start; body`` / ``finally: fin`` around ``body`` (a def, class or
-        except body, or what follows its docstring)."""
+        except body, or what follows its docstring), after ``pre`` (see
+        :meth:`scope_body`)."""
         b0 = body[0]
         header = a.lineno
         end = a.end_lineno or a.lineno
@@ -635,13 +643,15 @@ class Splicer:
             if not self.starts_line(line, col):
                 raise Fallback
             hi = self.lines[line - 1][:col]
-        pre = "".join(x + "; " for x in start)
+        lead = [f"try: {pre[0]}", f"except RecursionError: {pre[1]}"] if pre else []
+        pre_s = "".join(x + "; " for x in start)
         if self.is_suite(header, b0):
             # `def f(): a; b` -> the body on a line of its own inside `try:`
             ln, col = self.start(b0)
             out_ind = self.ind(hi) + self.unit()
-            self.debt += 2
-            self.put(ln, col, "\n" + out_ind + "try: " + pre, (0, ln))
+            self.debt += 2 + len(lead)
+            self.put(ln, col, "".join("\n" + out_ind + x for x in lead)
+                     + "\n" + out_ind + "try: " + pre_s, (0, *[ln] * len(lead), ln))
             self.block(body, sc)
             self.put_end_of_line(end, "\n" + out_ind + "finally: " + fin, (0, owner))
             return
@@ -651,17 +661,21 @@ class Splicer:
             raise Fallback
         unit = eb[len(eh):]
         outer = self.ind(bi)
-        self.debt += 2
+        self.debt += 2 + len(lead)
         self.push(line, end, len(bi), unit)
+        first = "".join(outer + x + "\n" for x in lead) + outer + "try:\n"
+        # a function's `enter` and `try:` take the line of its first statement, so its
+        # first line event is where plain Python has it (pdb stops there, not at `def`)
+        heads = (line if lead else owner,) * (len(lead) + 1)
         if start and isinstance(b0, _COMPOUND):
             self.debt += 1
-            self.put(line, 0, outer + "try:\n" + self.ind(bi) + "; ".join(start) + "\n",
-                     (owner, owner, line))
+            self.put(line, 0, first + self.ind(bi) + "; ".join(start) + "\n",
+                     (*heads, owner, line))
         else:
-            self.put(line, 0, outer + "try:\n", (owner, line))
+            self.put(line, 0, first, (*heads, line))
             if start:
                 ln, col = self.start(b0)
-                self.put(ln, col, pre)
+                self.put(ln, col, pre_s)
         self.block(body, sc)
         self.stack.pop()
         self.put_end_of_line(end, "\n" + outer + "finally: " + fin, (0, owner))

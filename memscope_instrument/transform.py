@@ -1284,7 +1284,12 @@ class _Instrumenter:
                 doc = d
                 stmts = stmts[1:]
                 rest_nodes = nodes[1:]
-        start: list[cst.BaseSmallStatement] = ([enter] if enter is not None else []) + pbinds
+        # a scope with a `finally` gets its token before the `try` (no signal can make
+        # the `finally` read it unset), as `try: tok = enter(...)` / `except
+        # RecursionError: tok = None` (`enter` at the recursion limit: not recorded)
+        pre = enter if fin and enter is not None else None
+        start: list[cst.BaseSmallStatement] = (
+            [enter] if enter is not None and pre is None else []) + pbinds
         if doc is not None:
             doc = doc.with_changes(body=[*doc.body, *start])
             start = []
@@ -1296,7 +1301,7 @@ class _Instrumenter:
                 body=[*([doc] if doc else []), *cast(cst.IndentedBlock, ib).body])
         if not stmts:  # only a docstring
             assert doc is not None
-            doc = doc.with_changes(body=[*doc.body, *fin])
+            doc = doc.with_changes(body=[*doc.body, *([pre] if pre else []), *fin])
             return blk.with_changes(body=[doc])
         self.debt += 1  # the `try:` line
         lead = stmts[0].leading_lines if isinstance(stmts[0], (cst.SimpleStatementLine,
@@ -1314,8 +1319,18 @@ class _Instrumenter:
                 tb = cast(cst.IndentedBlock, _prefix(tb, start))
         self.debt += 1  # the `finally:` line
         tr = cst.Try(body=tb, finalbody=cst.Finally(body=cst.SimpleStatementSuite(fin)),
-                     leading_lines=lead)
-        return blk.with_changes(body=[*([doc] if doc else []), tr])
+                     leading_lines=[] if pre else lead)
+        guard: list[cst.BaseStatement] = []
+        if pre is not None:
+            assert isinstance(pre, cst.Assign)
+            self.debt += 2
+            guard = [cst.Try(
+                body=cst.SimpleStatementSuite([pre]),
+                handlers=[cst.ExceptHandler(
+                    body=cst.SimpleStatementSuite([pre.with_changes(value=_name("None"))]),
+                    type=_name("RecursionError"))],
+                leading_lines=lead)]
+        return blk.with_changes(body=[*([doc] if doc else []), *guard, tr])
 
 
 # ---------------------------------------------------------------------------- module

@@ -1,0 +1,55 @@
+"""Which signal, if any, raised an exception caught inside memscope (issue 16).
+
+A signal's Python handler runs at the eval loop's next check for signals, which may be
+inside memscope's own code (the hooks, sizing): whatever it raises must reach the
+program, while an exception of user code memscope called itself (``__sizeof__``,
+``__len__`` while sizing), which plain Python never calls there, must not.
+``memscope._hooks._Catch`` decides what reaches the program; code that catches
+``Exception`` to fall back calls :func:`reraise_signal` first.
+"""
+
+from __future__ import annotations
+
+import _signal  # built in: no import cost
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
+
+_RAISES = (130, 119)  # RAISE_VARARGS, RERAISE (3.11): an exception raised by code
+
+
+def signal_of(exc: BaseException) -> tuple[int, TracebackType | None]:
+    """The signal whose handler raised ``exc``, and the traceback from that handler's
+    frame on (None: SIGINT's default handler, written in C); ``(0, None)``: no signal.
+    A handler written in Python is recognised by its frame in the traceback; the default
+    handler raises KeyboardInterrupt at a check for signals, not at a ``raise``."""
+    codes: dict[Any, int] = {}
+    for n in _signal.valid_signals():
+        try:
+            h = _signal.getsignal(n)
+        except (ValueError, OSError):
+            continue
+        code = getattr(getattr(h, "__func__", h), "__code__", None)
+        if code is not None:
+            codes[code] = n
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        n = codes.get(tb.tb_frame.f_code, 0)
+        if n:
+            return n, tb
+        last, tb = tb, tb.tb_next
+    if (type(exc) is KeyboardInterrupt and last is not None
+            and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler):
+        code = last.tb_frame.f_code.co_code
+        if code[last.tb_lasti] not in _RAISES:
+            return int(_signal.SIGINT), None
+    return 0, None
+
+
+def reraise_signal(exc: BaseException) -> None:
+    """Raise ``exc`` again if a signal handler raised it (see the module docstring)."""
+    if exc.__traceback__ is not None and signal_of(exc)[0]:
+        raise exc
