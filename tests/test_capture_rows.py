@@ -312,3 +312,22 @@ def test_column_range_checks_agree_with_the_row_by_row_check(
     p = write_capture(tmp_path_factory.mktemp("cols") / "c.memscope", evs)
     got = [ev for ev in read_capture(p).events(check=True) if ev[0] == BIND]
     assert got == [ev for ev in evs if row_problem(ev)[0] is not None]
+
+
+def test_process_record_extras_of_other_kinds_are_left_out(
+        real: dict[str, list[Any]], tmp_path: Path) -> None:
+    """A process chunk's (key, value) pairs are the writer's own (python, wall_ns,
+    runtime_mode); a value that is not text, an int of magnitude below 2**62 or a
+    finite float (2**70 made every JSON report fail) is left out, the rest read."""
+    from memscope.capture.writer import CaptureWriter
+
+    evs = real["full"]
+    w = CaptureWriter(tmp_path / "p" / "c.memscope")
+    w.write_proc(evs[0], {"python": "3.11.7", "wall_ns": 2**70, "runtime_mode": math.nan,
+                          "other": (1, 2), "note": -(2**70)})
+    w.write(evs[1:])
+    w.close()
+    (proc,) = read_capture(w.path).processes
+    assert proc.extra == {"python": "3.11.7"}
+    res = _all_commands(w.path, tmp_path / "o")
+    assert all(code == 0 for code, _, _ in res.values()), res

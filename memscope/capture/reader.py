@@ -10,6 +10,7 @@ that was.
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from collections.abc import Iterator
@@ -291,9 +292,10 @@ class CaptureFile:
         ):
             raise CaptureError("corrupt process chunk", off)
         info = ProcessInfo(vals[0], vals[1], str(vals[2]), vals[3], chunk=index)
-        if isinstance(extra, tuple):
+        if isinstance(extra, tuple):  # (key, value) pairs; values of other kinds left out
             for item in extra:
-                if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+                if (isinstance(item, tuple) and len(item) == 2 and type(item[0]) is str
+                        and _plain_value(item[1])):
                     info.extra[item[0]] = item[1]
         self.processes.append(info)
 
@@ -372,6 +374,16 @@ class CaptureFile:
             "size": self.size,
             "recovery": self.recovery.as_dict(),
         }
+
+
+def _plain_value(v: Any) -> bool:
+    """A process record's extra value a report can show and serialise: text, an int of
+    magnitude below 2**62, a finite float."""
+    if type(v) is str:
+        return True
+    if type(v) is int:
+        return abs(v) < LIMIT
+    return type(v) is float and math.isfinite(v)
 
 
 def _strings(cur: _Cur, table: list[str]) -> None:
