@@ -158,7 +158,7 @@ _watched: dict[int, weakref.ref[Any]] = {}  # oid -> weakref that emits FINAL
 _unweakrefable: set[int] = set()  # id(type) of types that refuse weak references
 _deep_cache: dict[int, tuple[int, int, int]] = {}  # oid -> (tidx, shallow, deep)
 _local = _thread._local()  # per thread: its ident (set at its first scope), re-entrancy flag
-_flush_lock = _thread.allocate_lock()
+_flush_lock: Any = _thread.RLock()  # (an RLock only to know its owner: never re-entered)
 _table_lock = _thread.RLock()
 _counters = {
     "errors": 0,
@@ -1129,45 +1129,88 @@ def _flush() -> None:
     ``n`` events and deleting exactly that slice (one atomic operation) loses nothing,
     whatever thread switch happens in between.
     """
-    if not _flush_lock.acquire(blocking=False):
-        return
-    _flushing(_perf())
+    if _take_flush_lock(0):
+        _flushing(_perf())
 
 
-def _flushing(now: int) -> None:
-    """The body of a flush, the lock taken (released here)."""
-    _flush_owner[0] = _get_ident()
+def _take_flush_lock(timeout: float) -> bool | None:
+    """Take the flush lock (an RLock, so that this thread can tell it holds it): True
+    taken; False if another thread holds it past ``timeout`` (0: do not wait; -1: no
+    limit); None if this thread's own flush is under way, below the caller on its stack
+    (a signal handler interrupted it). A lock this thread holds with no flush on its
+    stack was left by a flush an exception cut short before it could let go: taken."""
+    if _flush_lock._is_owned():
+        if _flush_under_way():
+            return None
+        while _flush_lock._is_owned():
+            _flush_lock.release()
+    if timeout == 0:
+        return _flush_lock.acquire(False)
+    return _flush_lock.acquire(timeout=timeout)
+
+
+def _flush_under_way() -> bool:
+    codes = (_flush.__code__, _flushing.__code__, flush.__code__, flush_if_older.__code__)
+    try:
+        f: Any = _getframe(3)  # the caller of the flush function that asks
+    except ValueError:
+        return False
+    while f is not None:
+        if f.f_code in codes:
+            return True
+        f = f.f_back
+    return False
+
+
+def _flushing(now: int, locked: bool = True) -> None:
+    """The body of a flush, the lock taken (released here, if ``locked``).
+
+    The batch stays in ``_inflight`` until the sink has it: a flush cut short by an
+    exception from a signal (Ctrl-C), at any point, leaves it there, and the next
+    flush offers it to the sink again first (``resume``: the capture sink writes it
+    once whether or not it had begun to)."""
     try:
         _last_flush[0] = now
+        held = _inflight[0]
+        if held is not None:
+            resume = getattr(_sink, "resume", None)
+            (resume or _sink.write)(held)
+            _inflight[0] = None
         buf = _buf
         n = len(buf)
         if n:
             out = buf[:n]
+            _inflight[0] = out
             del buf[:n]
             _counters["flushes"] += 1
             _counters["events_flushed"] += n
             _sink.write(out)
+            _inflight[0] = None
     except Exception as exc:
+        _inflight[0] = None  # the sink refused it: counted as an error, not offered again
         _error("flush", exc)
     finally:
-        _flush_owner[0] = 0
-        _flush_lock.release()
+        if locked:
+            _flush_lock.release()
 
 
-_flush_owner = [0]  # the thread flushing now (0: none)
 _last_flush = [_start_ns]  # when the last flush began (perf_counter_ns)
+_inflight: list[Any] = [None]  # the batch a flush is handing to the sink
 
 
-def flush(timeout: float = -1) -> bool:
+def flush(timeout: float = -1, *, take_over: bool = False) -> bool:
     """Send every buffered event to the sink now; returns whether it could.
 
     Waits for a flush under way in another thread, at most ``timeout`` seconds (-1:
-    as long as it takes). Never waits for itself: called by a signal handler that
-    interrupted this thread's own flush, it returns False at once (the capture sink
-    keeps the interrupted batch, ``CaptureWriter.write``)."""
-    if _flush_owner[0] == _get_ident():
-        return False
-    if not _flush_lock.acquire(timeout=timeout):
+    as long as it takes). Never waits for this thread's own flush (a signal handler
+    interrupted it): then it returns False, unless ``take_over``, for a caller that
+    knows the interrupted flush never resumes (the process ends after it): it flushes
+    without the lock (the capture sink finishes the interrupted write first)."""
+    got = _take_flush_lock(timeout)
+    if got is None and take_over:
+        _flushing(_perf(), locked=False)
+        return True
+    if not got:
         return False
     _flushing(_perf())
     return True
@@ -1177,9 +1220,9 @@ def flush_if_older(ns: int) -> bool:
     """Flush if events wait and the last flush began ``ns`` or more ago (the monitor
     thread's timed flush: a SIGKILL loses at most that much). Never waits."""
     now = _perf()
-    if not _buf or now - _last_flush[0] < ns:
+    if not (_buf or _inflight[0] is not None) or now - _last_flush[0] < ns:
         return False
-    if not _flush_lock.acquire(blocking=False):
+    if not _take_flush_lock(0):
         return False
     _flushing(now)
     return True
@@ -1260,8 +1303,8 @@ def _after_fork_in_child() -> None:
     """The child records into a capture of its own; the parent's buffer is not ours."""
     global _flush_lock
     _buf.clear()
-    _flush_lock = _thread.allocate_lock()
-    _flush_owner[0] = 0
+    _flush_lock = _thread.RLock()  # (an RLock only to know its owner: never re-entered)
+    _inflight[0] = None
     _local.__dict__.clear()  # the forking thread is a new thread in the child
     _watched.clear()
     if _rearm_pid[0]:

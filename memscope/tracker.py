@@ -184,7 +184,9 @@ class MemoryTracker:
             if self._sink_closed:
                 return True
             try:
-                _hooks.flush(timeout)
+                # interrupted: the process ends after this (SIGTERM), or the frames of
+                # a flush a KeyboardInterrupt cut short are gone: none resumes
+                _hooks.flush(timeout, take_over=interrupted)
                 sink = _hooks.get_sink()
                 close_within = getattr(sink, "close_within", None)
                 if close_within is not None:  # the capture sink

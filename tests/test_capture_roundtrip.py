@@ -137,7 +137,7 @@ def test_unclosed_writer_is_recovered_up_to_last_chunk(tmp_path: Path) -> None:
     w.write(EVENTS[:7])
     w.write(EVENTS[7:])
     end_good = w.offset
-    os.write(w.fd, b"\x40\x00\x00\x00\x03")  # a torn chunk header
+    os.pwrite(w.fd, b"\x40\x00\x00\x00\x03", end_good)  # a torn chunk header
     w.abandon()
     cap = read_capture(w.path)
     assert not cap.header.complete

@@ -530,15 +530,36 @@ def _create_with(filename: str, head: bytes) -> int:
     return fd
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, offset: int = -1) -> None:
+    """Write all of ``data``: at the file position, or at ``offset`` (``pwrite``: no
+    shared file position, none to set back after a truncation)."""
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        if offset < 0:
+            n = os.write(fd, view)
+        else:
+            n = os.pwrite(fd, view, offset)
+            offset += n
         view = view[n:]
 
 
 class CaptureWriter:
-    """One capture file: header, then chunks appended with single ``os.write`` calls."""
+    """One capture file: header, then chunks appended with single ``os.write`` calls.
+
+    Each ``write`` is a transaction. Before it changes anything it records where the
+    file and the encoder stand (``_torn``) and it clears that record once its chunks
+    are written and counted. A write that did not end (an exception from a signal,
+    Ctrl-C's ``KeyboardInterrupt`` say, landed in it, or a signal handler runs
+    ``close`` in the middle of it) leaves the record: the next ``write`` or ``close``
+    first cuts the file back to where that write began, sets the encoder back (its
+    string table above all: a string interned by the lost chunk would be missing from
+    the file) and writes that batch again. So a capture is readable, and complete when
+    closed, whatever moment a signal lands, and the interrupted batch is not lost.
+
+    A write that fails (disk full, ``RLIMIT_FSIZE``) is cut back the same way; nothing
+    more is written after it, the events are counted as dropped (``write_error`` says
+    why), and ``close`` writes an ERROR row and the footer (they fit in the space the
+    cut gave back) so that the capture says what it lost."""
 
     def __init__(
         self,
@@ -564,8 +585,11 @@ class CaptureWriter:
         )
         self.offset = 0
         self.closed = False
-        self.failed = False  # a write failed: nothing more is written, not marked complete
+        self.failed = False  # a write failed: nothing more is written
+        self.write_error = ""  # why (the first failure)
         self.dropped = 0
+        self._torn: tuple[Any, ...] | None = None  # a write under way (see the class)
+        self._done: tuple[int, Event, Event] | None = None  # the last batch written (resume)
         self.fd = _create_with(self.filename, self.header.pack())
         self.offset = F.HEADER_SIZE
 
@@ -576,27 +600,93 @@ class CaptureWriter:
         return Path(self.filename)
 
     def _store(self, payloads: list[Payload], events: int) -> None:
-        """Frame ``payloads`` and append them with one ``os.write``. After a failed
-        write nothing more is written (a partial chunk stays the last thing in the
-        file) and the events are counted as dropped."""
+        """Frame ``payloads`` and append them with one write."""
         if not payloads:
             return
         if self.failed:
             self.dropped += events
             return
         data = b"".join([self.enc.frame(k, p) for k, p in payloads])
-        try:
-            _write_all(self.fd, data)
-        except OSError:
-            self.failed = True
-            self.dropped += events
-            raise
+        _write_all(self.fd, data, self.offset)
         self.offset += len(data)
         self.enc.chunks += len(payloads)
 
+    def _state(self, events: list[Event]) -> tuple[Any, ...]:
+        e = self.enc
+        return (self.offset, len(e.strings), list(e.new_strings), e.records, e.user_records,
+                e.processes, e.chunks, e.bad_tables, self.dropped, events)
+
+    def _set_back(self, state: tuple[Any, ...]) -> None:
+        """Cut the file back to ``state`` and set the encoder back (idempotent)."""
+        offset, nstr, new_strings, records, user_records, processes, chunks, bad, dropped, _ = \
+            state
+        e = self.enc
+        try:
+            os.ftruncate(self.fd, offset)
+        except OSError:
+            pass  # the bytes past ``offset`` are a torn chunk to a reader: still readable
+        if len(e.strings) > nstr:
+            e.strings = {s: i for s, i in e.strings.items() if i < nstr}
+        e.new_strings = list(new_strings)
+        e.records, e.user_records, e.processes, e.chunks, e.bad_tables = \
+            records, user_records, processes, chunks, bad
+        self.offset = offset
+        self.dropped = dropped
+
+    def _mend(self) -> None:
+        """A write that did not end: set back to where it began and write it again."""
+        state = self._torn
+        if state is None:
+            return
+        self._set_back(state)
+        self._transact(state[-1])  # ``_torn`` holds this very state meanwhile
+
     def write(self, events: list[Event]) -> None:
         """Append a batch; PROC events start a new process section."""
+        if self._torn is not None:
+            self._mend()
+            self._torn = None
         if not events:
+            return
+        self._torn = self._state(events)
+        self._transact(events)
+        self._done = (len(events), events[0], events[-1])
+        self._torn = None
+
+    def resume(self, events: list[Event]) -> None:
+        """``write`` a batch whose write may have begun and not ended (a flush cut short
+        by a signal, ``memscope._hooks``): it is written once, whether this writer had
+        not seen it, was writing it, or had written it (the same list: its first and
+        last events, which ``_done`` keeps alive, are the same objects)."""
+        torn = self._torn
+        if torn is not None and torn[-1] is events:
+            self._mend()
+            self._done = (len(events), events[0], events[-1]) if events else None
+            self._torn = None
+            return
+        d = self._done
+        if d is not None and events and d[0] == len(events) and d[1] is events[0] \
+                and d[2] is events[-1]:
+            return
+        self.write(events)
+
+    def _transact(self, events: list[Event]) -> None:
+        try:
+            self._write(events)
+        except OSError as exc:
+            state = self._torn
+            if state is not None:
+                self._set_back(state)
+            self._torn = None
+            if not self.failed:
+                self.failed = True
+                self.write_error = f"{type(exc).__name__}: {exc}"
+            self.dropped += len(events)
+            raise
+
+    def _write(self, events: list[Event]) -> None:
+        if self.failed:  # nothing more is written (nor encoded: no string is interned)
+            self.dropped += len(events)
             return
         kinds = _kinds(events)
         if kinds is None:
@@ -632,26 +722,60 @@ class CaptureWriter:
             self._store(self.enc.events_payloads(events, kinds), len(events))
 
     def close(self) -> None:
+        """Write the footer and mark the capture complete. After a failed write, an
+        ERROR row saying what was lost comes first; if even that cannot be written,
+        the capture stays incomplete (readable up to its last chunk, like a killed
+        writer's), its header counting what was dropped."""
         if self.closed:
             return
-        self.closed = True
         try:
+            if self._torn is not None:
+                try:
+                    self._mend()
+                except OSError:
+                    pass  # counted as dropped; the failure is recorded below
+                self._torn = None
+            tail: list[Payload] = []
             if self.failed:
-                return  # left incomplete: readable up to its last complete chunk
-            self._store([(F.CHUNK_FOOTER, self.enc.footer_payload(self.dropped))], 0)
+                self.failed = False  # one last try, in the space the cut gave back
+                err = (ERROR, time.perf_counter_ns(), "capture",
+                       f"writing the capture failed ({self.write_error}); "
+                       f"{self.dropped} events dropped")
+                tail = self.enc.events_payloads([err], bytes((ERROR,)))
+                self.failed = True
+            chunks = self.enc.chunks
+            self.enc.chunks += len(tail)  # the footer counts the chunks before it
+            tail.append((F.CHUNK_FOOTER, self.enc.footer_payload(self.dropped)))
             h = self.header
+            h.dropped = self.dropped
+            data = b"".join([self.enc.frame(k, p) for k, p in tail])
+            try:
+                _write_all(self.fd, data, self.offset)
+            except OSError:
+                self.enc.chunks = chunks
+                try:
+                    os.ftruncate(self.fd, self.offset)
+                except OSError:
+                    pass
+                os.pwrite(self.fd, h.pack(), 0)  # incomplete, with its dropped count
+                return
+            self.offset += len(data)
+            self.enc.chunks += 1
             h.flags |= F.FLAG_COMPLETE
             h.records = self.enc.records
             h.user_records = self.enc.user_records
             h.processes = self.enc.processes
-            h.dropped = self.dropped
             h.chunks = self.enc.chunks
             h.end_offset = self.offset
             os.pwrite(self.fd, h.pack(), 0)
         except OSError:
             pass  # the capture stays incomplete (COMPLETE clear): still readable
         finally:
-            os.close(self.fd)
+            self.closed = True
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass  # closed already: a close re-entered by a signal handler
 
     def abandon(self) -> None:
         """Forget the descriptor without writing (a forked child's copy of the parent's)."""
@@ -691,7 +815,7 @@ class CaptureSink:
         self.compression = compression
         self.max_late = max_late
         self._lock = _thread.RLock()
-        self.dropped = 0
+        self.late_dropped = 0  # events after close beyond ``max_late``
         self.late: list[Event] = []  # events that arrived after close
         self.drain: Any = None  # an old in-memory sink whose events come first
         self.writer = self._open(0)
@@ -699,6 +823,12 @@ class CaptureSink:
     @property
     def path(self) -> Path:
         return self.writer.path
+
+    @property
+    def dropped(self) -> int:
+        """Events lost: not written (a failed write, and every event after it) or
+        beyond ``max_late`` after close."""
+        return self.writer.dropped + self.late_dropped
 
     def _open(self, flags: int) -> CaptureWriter:
         return CaptureWriter(
@@ -739,17 +869,28 @@ class CaptureSink:
                 events = self._drain(events)
             self._write(events)
 
-    def _write(self, events: list[Event]) -> None:
+    def resume(self, events: list[Event]) -> None:
+        """A batch whose ``write`` may not have ended: written once (``CaptureWriter``)."""
+        with self._lock:
+            if self.drain is not None:
+                events = self._drain(events)
+            self._write(events, resume=True)
+
+    def _write(self, events: list[Event], resume: bool = False) -> None:
         if self.writer.closed:
             room = self.max_late - len(self.late)
             self.late.extend(events[: max(room, 0)])
-            self.dropped += max(len(events) - max(room, 0), 0)
+            self.late_dropped += max(len(events) - max(room, 0), 0)
             return
         try:
-            self.writer.write(events)
-        except OSError:
-            self.dropped += len(events)
-        self.dropped = max(self.dropped, self.writer.dropped)
+            if resume:
+                self.writer.resume(events)
+            else:
+                self.writer.write(events)
+        except OSError:  # counted by the writer; said once, here, as it happens
+            _say(f"writing the capture {self.writer.filename} failed "
+                 f"({self.writer.write_error}); the events from now on are dropped, and "
+                 "the capture counts them")
 
     def after_fork(self, table_events: list[Event]) -> None:
         """In a forked child: leave the parent's file alone, start this pid's own."""
@@ -757,7 +898,7 @@ class CaptureSink:
         self.writer.abandon()
         self.late = []
         self.drain = None
-        self.dropped = 0
+        self.late_dropped = 0
         self.writer = self._open(F.FLAG_FORKED)
         self._write(list(table_events))
 
@@ -787,13 +928,18 @@ class CaptureSink:
             self._drain()
             self.drain = None
             if not self.writer.closed:
-                self.writer.header.dropped = self.dropped
-                self.writer.dropped = max(self.writer.dropped, self.dropped)
                 self.writer.close()
-                self.dropped = max(self.dropped, self.writer.dropped)
             return True
         finally:
             self._lock.release()
+
+
+def _say(msg: str) -> None:
+    """A line on stderr (the descriptor: any thread, whatever ``sys.stderr`` is now)."""
+    try:
+        os.write(2, f"memscope: {msg}\n".encode("utf-8", "replace"))
+    except OSError:
+        pass
 
 
 def write_capture(

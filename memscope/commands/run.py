@@ -7,8 +7,10 @@ while the main script and the user's own code (the script's directory, or the pr
 holding it; the current directory for ``-m``) are instrumented by the import hook.
 Standard library and site-packages code is not, unless named with ``--include``.
 
-At exit (normal end, ``sys.exit``, an uncaught exception, Ctrl-C or SIGTERM) the capture
-is closed and the reports are written; their paths are printed on stderr. Python child
+At exit (normal end, ``sys.exit``, an uncaught exception) the capture is closed and the
+reports are written; their paths are printed on stderr. Stopped by Ctrl-C or SIGTERM, it
+closes the capture at once (no end census, no report: a stop must not wait) and prints
+the ``memscope report`` command that makes the reports. Python child
 processes (multiprocessing with any start method, ``subprocess`` of Python,
 ``ProcessPoolExecutor``) are tracked into captures of their own in the same folder.
 
@@ -82,8 +84,8 @@ class _Finisher:
         if self.done or os.getpid() != self.pid:
             return
         self.done = True
-        try:
-            self._finish()
+        try:  # after Ctrl-C, as after SIGTERM: the capture at once, no report to wait for
+            self._finish(stopped="SIGINT" if self.sigint else None)
         except Exception as exc:  # never turn the program's exit into ours
             _say(f"could not finish the reports: {type(exc).__name__}: {exc}")
 

@@ -1,0 +1,194 @@
+"""The capture survives what can happen to the process writing it: an exception from a
+signal at any line of a write (Ctrl-C's KeyboardInterrupt), a signal handler that closes
+the capture in the middle of a write (memscope run's SIGTERM), a full disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memscope.capture import read_capture
+from memscope.capture import writer as W
+from memscope.capture.writer import CaptureSink, CaptureWriter
+from memscope.events import ERROR, expand_tables
+
+WRITER_FILE = W.__file__
+
+
+def _batch(tag: str, n: int = 5) -> list[tuple[Any, ...]]:
+    """Events whose strings are new to the file (the string table is what a torn write
+    would break), table rows, binds and a process record."""
+    out: list[tuple[Any, ...]] = [(1, hash(tag) & 0xFFFF, f"{tag}.py", tag, f"{tag}.f", 3, 1),
+                                  (3, hash(tag) & 0xFFF, f"{tag}Type")]
+    out += [(8, 100 + i, 0, i, 1000 + i, 1, 28 + i, -1, -1, -1, -1) for i in range(n)]
+    out += [(13, 200, f"where-{tag}", f"message {tag} \u00e9")]
+    return out
+
+
+A = [(12, 100, 1, "prog", 5), *_batch("a")]
+B = _batch("b", 40)
+C = [(12, 101, 100, "child", 6), *_batch("c")]
+BIG = [(8, 100 + i, 0, i, (i * 2654435761) % 2**61, 1, 28 + i % 999, -1, -1, -1, -1)
+       for i in range(3000)]  # tens of KB, even compressed
+
+
+class _Interrupt(BaseException):
+    pass
+
+
+def _at_line(k: int, action: Any) -> Any:
+    """A trace function that runs ``action`` at the k-th line the writer's own code
+    runs (what a signal handler or an exception from a signal would do there)."""
+    count = [0]
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            count[0] += 1
+            if count[0] == k:
+                action()
+        return local
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename == WRITER_FILE:
+            return local(frame, event, arg)
+        return None
+
+    return tracer, count
+
+
+def _lines_of_one_write(tmp_path: Path) -> int:
+    w = CaptureWriter(tmp_path / "count.memscope")
+    w.write(A)
+    tracer, count = _at_line(10**9, lambda: None)
+    sys.settrace(tracer)
+    try:
+        w.write(B)
+    finally:
+        sys.settrace(None)
+    w.close()
+    return count[0]
+
+
+def test_an_exception_at_any_line_of_a_write_loses_nothing(tmp_path: Path) -> None:
+    """KeyboardInterrupt lands at line k of a write, for every k; the runtime offers the
+    batch again (``resume``, as ``_hooks`` does at its next flush): it is written once,
+    the capture is complete and holds every event in order."""
+    lines = _lines_of_one_write(tmp_path)
+    assert lines > 50
+    for k in range(1, lines + 1):
+        path = tmp_path / f"k{k}.memscope"
+        w = CaptureWriter(path)
+        w.write(A)
+
+        def boom() -> None:
+            raise _Interrupt
+
+        tracer, _ = _at_line(k, boom)
+        sys.settrace(tracer)
+        try:
+            w.write(B)
+        except _Interrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        w.resume(B)
+        w.write(C)
+        w.close()
+        cap = read_capture(path)
+        assert cap.header.complete, k
+        assert list(expand_tables(cap.events())) == [*A, *B, *C], k
+        assert cap.header.dropped == 0
+
+
+def test_a_close_in_the_middle_of_a_write_leaves_a_complete_capture(tmp_path: Path) -> None:
+    """The SIGTERM handler closes the capture at line k of a write it interrupted (after
+    offering the batch again, as its flush does; then the process dies: the write never
+    resumes); for every k the capture is complete and holds the interrupted batch whole."""
+    lines = _lines_of_one_write(tmp_path)
+    for k in range(1, lines + 1):
+        path = tmp_path / f"c{k}.memscope"
+        w = CaptureWriter(path)
+        w.write(A)
+
+        def handler(w: CaptureWriter = w) -> None:
+            sys.settrace(None)  # the handler's own lines are not counted
+            w.resume(B)
+            w.close()
+            raise _Interrupt  # the process dies: the interrupted write never resumes
+
+        tracer, _ = _at_line(k, handler)
+        sys.settrace(tracer)
+        try:
+            w.write(B)
+        except _Interrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        cap = read_capture(path)
+        assert cap.header.complete, k
+        assert list(expand_tables(cap.events())) == [*A, *B], k
+
+
+class _Disk:
+    """A file system that holds at most ``room`` bytes of the capture (as a full disk,
+    or RLIMIT_FSIZE, does): a write past it writes what fits, then fails."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.failures = 0
+
+    def write_all(self, fd: int, data: bytes, offset: int = -1) -> None:
+        if offset < 0:
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
+        fits = max(0, self.room - offset)
+        if len(data) > fits:
+            os.pwrite(fd, data[:fits], offset)
+            self.failures += 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.pwrite(fd, data, offset)
+
+
+def test_a_full_disk_is_counted_said_once_and_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    sink = CaptureSink(tmp_path, "full")
+    sink.write(A)
+    room = sink.writer.offset + 1000
+    disk = _Disk(room)
+    monkeypatch.setattr(W, "_write_all", disk.write_all)
+    sink.write(BIG)  # does not fit
+    sink.write(C)
+    sink.write(_batch("d"))
+    assert disk.failures == 1  # nothing more is tried after a failure
+    lost = len(BIG) + len(C) + len(_batch("d"))
+    assert sink.dropped == lost
+    sink.close()
+    err = capfd.readouterr().err
+    assert err.count("memscope: writing the capture") == 1
+    assert "No space left on device" in err and "dropped" in err
+    cap = read_capture(sink.path)
+    assert cap.header.complete  # the ERROR row and footer fit in the space given back
+    assert cap.header.dropped == lost
+    evs = list(expand_tables(cap.events()))
+    assert evs[: len(A)] == A
+    (err_row,) = [e for e in evs if e[0] == ERROR and e[2] == "capture"]
+    assert "No space left on device" in err_row[3] and f"{lost} events dropped" in err_row[3]
+    assert os.path.getsize(sink.path) <= room
+
+
+def test_a_disk_too_full_even_for_the_footer_leaves_the_count_in_the_header(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = CaptureSink(tmp_path, "full")
+    sink.write(A)
+    disk = _Disk(sink.writer.offset + 4)  # not even a chunk header fits
+    monkeypatch.setattr(W, "_write_all", disk.write_all)
+    sink.write(BIG)
+    sink.close()
+    cap = read_capture(sink.path)
+    assert not cap.header.complete and cap.header.dropped == len(BIG)
+    assert list(expand_tables(cap.events())) == A
