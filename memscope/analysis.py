@@ -243,8 +243,8 @@ def _well_formed(ev: Event) -> bool:
     read from disk: a damaged or hand-made one must not stop a report.) A MEM row may
     end with the kernel's own high-water mark (census walks included)."""
     shape = _SHAPES[ev[0]]
-    if ev[0] == MEM and len(ev) == len(shape) + 2:
-        shape = (*shape, _I)
+    if ev[0] in (MEM, CENSUS) and len(ev) == len(shape) + 2:
+        shape = (*shape, _I)  # MEM: the kernel's mark; CENSUS: memscope's own bytes
     return len(ev) == len(shape) + 1 and all(
         type(v) is tp for v, tp in zip(ev[1:], shape, strict=True))
 
@@ -291,6 +291,7 @@ class Census:
     objects: int  # objects the walk sized
     cost_ns: int  # the census's own time
     vars: list[CensusVar] = field(default_factory=list)
+    own: int = -1  # memscope's own resident bytes then (memscope._own; -1 unknown)
 
     def by_key(self) -> dict[str, tuple[int, int, int, int]]:
         """Per variable key: (shallow, retained, shared, rows) summed over its rows in
@@ -312,6 +313,7 @@ class Census:
             "shared_bytes": self.shared,
             "objects": self.objects,
             "cost_ns": self.cost_ns,
+            "memscope_own_bytes": self.own,
             "variables": [v.as_dict() for v in sorted(self.vars, key=lambda v: -v.retained)],
         }
 
@@ -526,10 +528,10 @@ class Analysis:
                 self._census(ev)
 
     def _census(self, ev: Event) -> None:
-        _, t, cid, reason, rss, hwm, named, shared, nobj, cost = ev
+        _, t, cid, reason, rss, hwm, named, shared, nobj, cost = ev[:10]
         self._time(t)
         cen = Census(t, cid, reason, rss, hwm, named, shared, nobj, cost,
-                     self._census_vars.pop(cid, []))
+                     self._census_vars.pop(cid, []), ev[10] if len(ev) > 10 else -1)
         self.censuses.append(cen)
         if rss >= 0 or hwm >= 0:
             self._memory(t, rss, hwm)
@@ -908,11 +910,14 @@ class Analysis:
 
     def memory_stats(self) -> dict[str, Any]:
         """The process's memory beside what the names retain, at the peak census:
-        ``named_at_peak`` of ``process_peak_bytes`` (resident, VmHWM); the rest is
-        unnamed (temporaries, library internals, the interpreter, memscope)."""
+        ``named_at_peak`` of ``process_peak_bytes`` (resident, VmHWM); memscope's own
+        (``memscope_own_at_peak_bytes``, measured: -1 in older captures); the rest is
+        unnamed (temporaries, library internals, the interpreter; memscope too where
+        its own is not known)."""
         pc = self.peak_census()
         named = pc.named if pc is not None else -1
         rss_at = pc.rss if pc is not None else -1
+        own = pc.own if pc is not None else -1
         return {
             "process_peak_bytes": self.rss_peak,
             "process_peak_t": self.rss_peak_t,
@@ -923,7 +928,9 @@ class Analysis:
             "peak_census_t": pc.t if pc is not None else -1,
             "peak_census_rss_bytes": rss_at,
             "named_at_peak_bytes": named,
-            "unnamed_at_peak_bytes": rss_at - named if pc is not None and rss_at >= 0 else -1,
+            "memscope_own_at_peak_bytes": own,
+            "unnamed_at_peak_bytes": rss_at - named - max(own, 0)
+            if pc is not None and rss_at >= 0 else -1,
         }
 
     def top_variables(self, n: int = 20) -> list[VarStats]:

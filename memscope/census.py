@@ -44,7 +44,7 @@ import sys
 import time
 import types
 
-from memscope import _hooks, frames, sizing
+from memscope import _hooks, _own, frames, sizing
 from memscope.events import CENSUS, CVAR, MODULE, SCOPE, table_names
 from memscope.sizing import _isa
 
@@ -796,7 +796,7 @@ def _take(reason: str, rss: int, hwm: int) -> int:
     t1 = _hooks._perf()
     cost = _thread_time() - t0
     _hooks._buf.append((CENSUS, t1, cid, reason, rss, hwm, named, shared_total, objects,
-                        cost))
+                        cost, _own.total()))
     return cid
 
 

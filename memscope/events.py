@@ -31,14 +31,16 @@ header stores the start so reporters can show nanoseconds since start):
                                     less what memscope's census walks raised it by),
                                     and the kernel's mark as it is (older captures:
                                     no fifth field); -1 where unknown
-    (CENSUS, t, cid, reason, rss, hwm, named, shared, objects, cost_ns)
+    (CENSUS, t, cid, reason, rss, hwm, named, shared, objects, cost_ns, own)
         a census (memscope.census) finished: what the named bindings of instrumented
         code kept alive at ``t``. ``reason`` is "growth" (the process's memory grew a
         step since the last one: how the peak is caught), "interval" (none for a
         while), "end", "snapshot" (asked
         for) or "signal"; ``named`` the bytes the names retain between them (each
         object once), ``shared`` the part of it more than one name reaches,
-        ``objects`` how many objects the walk sized, ``cost_ns`` its own time.
+        ``objects`` how many objects the walk sized, ``cost_ns`` its own time,
+        ``own`` memscope's own resident bytes so far (memscope._own: what its
+        steps added, measured around each; older captures: no eleventh field).
         Its CVAR rows come right before it.
     (CVAR,   cid, gscope, tok, name, tidx, shallow, retained, shared, oid)
         one named binding in census ``cid``: a local of a running or suspended frame

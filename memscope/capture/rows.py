@@ -100,7 +100,7 @@ SHAPES: dict[int, tuple[tuple[tuple[str, int], ...], tuple[int, ...]]] = {
            ("kernel high-water mark", SIZE)), (3, 4)),
     CENSUS: ((("time", TIME), ("census", ID), ("reason", STR), ("rss", SIZE),
               ("high-water mark", SIZE), ("named", SIZE), ("shared", SIZE),
-              ("objects", COUNT), ("cost", COUNT)), (9,)),
+              ("objects", COUNT), ("cost", COUNT), ("memscope's own", SIZE)), (9, 10)),
     CVAR: ((("census", ID), ("scope", ID), ("token", ID), ("name", STR), ("type", ID),
             ("shallow", SIZE), ("retained", SIZE), ("shared", SIZE), ("object", ID)),
            (9,)),

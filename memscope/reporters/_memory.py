@@ -3,7 +3,8 @@ report measures time by.
 
 Every report leads with the same headline, made here once: the process's resident
 peak (the kernel's high-water mark, from the MEM rows), what the named variables
-retained at the census nearest that peak (CENSUS / CVAR rows), and the rest, which no
+retained at the census nearest that peak (CENSUS / CVAR rows), memscope's own memory
+then (measured around each of its steps: ``memscope._own``), and the rest, which no
 name holds. The bytes bound at bind time (what a BIND row recorded when the name was
 bound) stay available, labelled for what they are, never as the headline.
 
@@ -22,12 +23,16 @@ from memscope.reporters._format import clean, fmt_bytes, fmt_ns
 
 LABEL_PEAK = "process peak (resident)"
 LABEL_NAMED = "retained by named variables, at the census nearest the peak"
-LABEL_UNNAMED = "unnamed: temporaries, library internals, interpreter, memscope itself"
+LABEL_UNNAMED = "unnamed: temporaries, library internals, interpreter"
+# older captures do not say what memscope's own memory was: it is in the rest then
+LABEL_UNNAMED_WITH_OWN = "unnamed: temporaries, library internals, interpreter, memscope itself"
+LABEL_OWN = "memscope itself: its modules and its work (measured, at that census)"
 LABEL_BOUND = "bound at bind time (shallow/deep as recorded)"
 LABELS = {
     "process_peak": LABEL_PEAK,
     "named": LABEL_NAMED,
     "unnamed": LABEL_UNNAMED,
+    "memscope": LABEL_OWN,
     "bound": LABEL_BOUND,
 }
 NO_MEMORY = (
@@ -80,6 +85,10 @@ def headline(an: Analysis, t0: int) -> dict[str, Any]:
     pc = an.peak_census()
     peak = an.rss_peak
     named = pc.named if pc is not None else -1
+    own = pc.own if pc is not None else -1
+    labels = dict(LABELS)
+    if own < 0:
+        labels["unnamed"] = LABEL_UNNAMED_WITH_OWN
     out: dict[str, Any] = {
         "status": "ok",
         "text": "",
@@ -87,7 +96,9 @@ def headline(an: Analysis, t0: int) -> dict[str, Any]:
         "process_peak_t": _rel(an.rss_peak_t, t0) if peak >= 0 else -1,
         "named_bytes": named,
         "named_shared_bytes": pc.shared if pc is not None else -1,
-        "unnamed_bytes": peak - named if peak >= 0 and pc is not None else -1,
+        "memscope_bytes": own,
+        "unnamed_bytes": max(0, peak - named - max(own, 0)) if peak >= 0 and pc is not None
+        else -1,
         "named_share": round(named / peak, 6) if peak > 0 and pc is not None else -1,
         "census_t": _rel(pc.t, t0) if pc is not None else -1,
         "census_reason": pc.reason if pc is not None else "",
@@ -96,7 +107,7 @@ def headline(an: Analysis, t0: int) -> dict[str, Any]:
         "bound_peak_bytes": an.peak_bytes,
         "bound_peak_t": _rel(an.peak_t, t0),
         "bound_peak_bindings": an.peak_count,
-        "labels": dict(LABELS),
+        "labels": labels,
     }
     if peak >= 0 and pc is not None:
         out["text"] = (
@@ -147,6 +158,7 @@ def census_row(c: Census, t0: int) -> dict[str, Any]:
         "shared": c.shared,
         "objects": c.objects,
         "cost_ns": c.cost_ns,
+        "memscope_own_bytes": c.own,
         "rows": len(c.vars),
     }
 

@@ -93,8 +93,11 @@ def _memory_rows(an: Analysis, head: Table, start: int) -> str:
     else:
         head.add_row(M.LABEL_NAMED, "not known: no census in this capture")
     if h["unnamed_bytes"] >= 0:
-        head.add_row(M.LABEL_UNNAMED, f"{_fb(h['unnamed_bytes'])} "
+        head.add_row(h["labels"]["unnamed"], f"{_fb(h['unnamed_bytes'])} "
                      f"({M.percent(h['unnamed_bytes'], h['process_peak_bytes'])} of the peak)")
+    if h["memscope_bytes"] >= 0:
+        head.add_row(M.LABEL_OWN, f"{_fb(h['memscope_bytes'])} "
+                     f"({M.percent(h['memscope_bytes'], h['process_peak_bytes'])} of the peak)")
     if an.censuses:
         reasons: dict[str, int] = {}
         for c in an.censuses:

@@ -131,7 +131,9 @@
       var share = Math.max(0, Math.min(1, HL.named_bytes / HL.process_peak_bytes));
       var bar = el("div", { cls: "hl-bar", role: "img", "aria-label": HL.text });
       bar.appendChild(el("span", { cls: "named", style: "width:" + (100 * share).toFixed(2) + "%", title: LB.named + ": " + fmtBytes(HL.named_bytes) }));
-      bar.appendChild(el("span", { cls: "unnamed", style: "width:" + (100 * (1 - share)).toFixed(2) + "%", title: LB.unnamed + ": " + fmtBytes(HL.unnamed_bytes) }));
+      var own = HL.memscope_bytes > 0 ? Math.max(0, Math.min(1 - share, HL.memscope_bytes / HL.process_peak_bytes)) : 0;
+      bar.appendChild(el("span", { cls: "unnamed", style: "width:" + (100 * (1 - share - own)).toFixed(2) + "%", title: LB.unnamed + ": " + fmtBytes(HL.unnamed_bytes) }));
+      if (own > 0) bar.appendChild(el("span", { cls: "own", style: "width:" + (100 * own).toFixed(2) + "%", title: LB.memscope + ": " + fmtBytes(HL.memscope_bytes) }));
       box.appendChild(bar);
     }
     var dl = el("dl", { cls: "hl-rows" });
@@ -139,6 +141,7 @@
     row(LB.process_peak, HL.process_peak_bytes >= 0 ? fmtBytes(HL.process_peak_bytes) + " at " + fmtNs(HL.process_peak_t) : "not known: this capture has no process memory record");
     row(LB.named, HL.named_bytes >= 0 ? fmtBytes(HL.named_bytes) + " (" + fmtBytes(HL.named_shared_bytes) + " of it shared by several names) — census at " + fmtNs(HL.census_t) + " (" + HL.census_reason + ")" + (HL.census_rss_bytes >= 0 ? ", resident " + fmtBytes(HL.census_rss_bytes) + " then" : "") : "not known: no census in this capture");
     if (HL.unnamed_bytes >= 0) row(LB.unnamed, fmtBytes(HL.unnamed_bytes) + " (" + pct(HL.unnamed_bytes, HL.process_peak_bytes) + " of the peak)");
+    if (HL.memscope_bytes >= 0) row(LB.memscope, fmtBytes(HL.memscope_bytes) + " (" + pct(HL.memscope_bytes, HL.process_peak_bytes) + " of the peak)");
     row(LB.bound, fmtBytes(O.peak) + (O.peak_t >= 0 ? " at " + fmtNs(O.peak_t) + " · " + fmtInt(O.peak_bindings) + " live bindings" : ""), "muted");
     box.appendChild(dl);
   }
@@ -149,6 +152,7 @@
     card(HL.process_peak_bytes >= 0 ? fmtBytes(HL.process_peak_bytes) : "not known", LB.process_peak, HL.process_peak_bytes >= 0 ? "at " + fmtNs(HL.process_peak_t) : "no process memory in this capture");
     card(HL.named_bytes >= 0 ? fmtBytes(HL.named_bytes) : "not known", LB.named, HL.named_bytes >= 0 ? pct(HL.named_bytes, HL.process_peak_bytes) + " of the peak · census at " + fmtNs(HL.census_t) : "no census in this capture");
     if (HL.unnamed_bytes >= 0) card(fmtBytes(HL.unnamed_bytes), LB.unnamed, pct(HL.unnamed_bytes, HL.process_peak_bytes) + " of the peak");
+    if (HL.memscope_bytes >= 0) card(fmtBytes(HL.memscope_bytes), LB.memscope, pct(HL.memscope_bytes, HL.process_peak_bytes) + " of the peak");
     card(fmtBytes(O.peak), LB.bound, O.peak_t >= 0 ? "at " + fmtNs(O.peak_t) + " · " + fmtInt(O.peak_bindings) + " live bindings" : "");
     card(fmtBytes(O.active_bytes), "still bound at end (bind-time sizes)", fmtInt(O.active_bindings) + " live bindings");
     card(fmtNs(O.duration), "duration", fmtInt(O.events) + " events · from the run's start" + (O.first_event > 0 ? " (first event at " + fmtNs(O.first_event) + ")" : ""));
