@@ -44,3 +44,17 @@ def test_a_list_grown_after_binding_reads_as_grown(tmp_path: Path) -> None:
                           capture_output=True, text=True, cwd=tmp_path).stdout
     assert "process peak (resident):" in text and "named at the peak:" in text
     assert "__main__:<module>:items" in text and "retained" in text
+
+
+def test_names_that_hide_text_are_shown_escaped(tmp_path: Path) -> None:
+    """A path with a bidi override (U+202E) would reorder the terminal's line: the
+    text diff shows its escape, as every other report does; --json keeps it as is."""
+    here = tmp_path / "ab\u202ecd"
+    here.mkdir()
+    caps = [str(_capture(here, name, n)) for name, n in (("one", 10), ("two", 100_000))]
+    text = subprocess.run([sys.executable, "-m", "memscope", "diff", *caps],
+                          capture_output=True, text=True, cwd=tmp_path).stdout
+    assert "items" in text and "ab\\u202ecd" in text and "\u202e" not in text
+    d = orjson.loads(subprocess.run([sys.executable, "-m", "memscope", "diff", *caps,
+                                     "--json"], capture_output=True, cwd=tmp_path).stdout)
+    assert any("ab\u202ecd" in c["file"] for c in d["changes"])

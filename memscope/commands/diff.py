@@ -64,6 +64,7 @@ def diff(
 
     Exit status: 0 no change of a --fail-on kind, 1 there is one, 2 usage or read error.
     """
+    from memscope.reporters._format import shown
     from memscope.reporters.diff import diff_captures
     from memscope.reporters.summary import fmt_bytes
 
@@ -97,8 +98,8 @@ def diff(
                 after = fmt_bytes(c.after) if c.after >= 0 else "-"
                 sign = "+" if c.delta >= 0 else "-"
                 click.echo(
-                    f"  {c.key}  {before} -> {after}  ({sign}{fmt_bytes(abs(c.delta))}"
-                    f" {c.measure})  {c.file}:{c.line}"
+                    f"  {shown(c.key)}  {before} -> {after}  ({sign}{fmt_bytes(abs(c.delta))}"
+                    f" {c.measure})  {shown(c.file)}:{c.line}"
                 )
             if len(rows) > top:
                 click.echo(f"  ... {len(rows) - top} more")
