@@ -87,6 +87,7 @@ _state = {
 _census_lock = _thread.allocate_lock()
 _requests: list[str] = []  # censuses asked for, served at the next tick
 _enabled = [True]  # growth censuses (Config.census)
+flush_every = [1_000_000_000]  # ns: the buffer is flushed at least this often (Config)
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -222,6 +223,10 @@ def _give_back() -> None:
 
 
 def _tick(prev_rss: int) -> int:
+    # events wait in the runtime's buffer until 8,192 of them do: a program that records
+    # few would lose them all to a SIGKILL; flushed from here, it loses at most
+    # ``flush_every`` seconds of them (Config.flush_seconds)
+    _hooks.flush_if_older(flush_every[0])
     rss, _hwm = sample()
     jump = prev_rss >= 0 and rss - prev_rss >= JUMP_BYTES
     if jump:

@@ -45,6 +45,7 @@ class Config:
     name: str | None
     capture: bool  # stream events to a capture file
     flush_events: int  # events buffered before a flush
+    flush_seconds: float  # ... and the longest they wait (what a SIGKILL can lose)
     deep_budget_objects: int  # deep-size walk stops after this many objects
     deep_budget_ns: int  # ... or after this long (100 ms)
     leak_check: bool  # full mode: look for leaks at exit
@@ -53,6 +54,7 @@ class Config:
     sampling: bool  # sample sites and scope instances that bind only small values
     max_holders: int  # holders named per leaked object
     census: bool  # heap walks by variable: at memory growth steps, at the end, on demand
+    run_id: str  # the run this process belongs to (memscope run: it and its children)
     extra: dict[str, Any]
 
     def __init__(
@@ -62,6 +64,7 @@ class Config:
         name: str | None = None,
         capture: bool = True,
         flush_events: int = 8192,
+        flush_seconds: float = 1.0,
         deep_budget_objects: int = 1_000_000,
         deep_budget_ns: int = 100_000_000,
         leak_check: bool = True,
@@ -70,12 +73,15 @@ class Config:
         sampling: bool = True,
         max_holders: int = 8,
         census: bool = True,
+        run_id: str = "",
         extra: dict[str, Any] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
         if flush_events < 1:
             raise ConfigError(f"flush_events={flush_events}: must be at least 1")
+        if not 0 < flush_seconds <= 3600:
+            raise ConfigError(f"flush_seconds={flush_seconds}: must be above 0 and at most 3600")
         if deep_budget_objects < 1 or deep_budget_ns < 1:
             raise ConfigError("deep size budgets must be positive")
         self.__dict__.update(
@@ -84,6 +90,7 @@ class Config:
             name=name,
             capture=capture,
             flush_events=flush_events,
+            flush_seconds=float(flush_seconds),
             deep_budget_objects=deep_budget_objects,
             deep_budget_ns=deep_budget_ns,
             leak_check=leak_check,
@@ -92,6 +99,7 @@ class Config:
             sampling=sampling,
             max_holders=max_holders,
             census=census,
+            run_id=run_id,
             extra={} if extra is None else extra,
         )
 
@@ -135,6 +143,11 @@ class Config:
                     values[key_name] = int(raw)
                 except ValueError:
                     raise ConfigError(f"{key}={raw!r}: expected an integer") from None
+            elif isinstance(default, float):
+                try:
+                    values[key_name] = float(raw)
+                except ValueError:
+                    raise ConfigError(f"{key}={raw!r}: expected a number") from None
             else:
                 values[key_name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})

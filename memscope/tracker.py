@@ -72,6 +72,7 @@ class MemoryTracker:
             )
             _hooks.set_sampling(config.sampling)
             _monitor._enabled[0] = config.census
+            _monitor.flush_every[0] = int(config.flush_seconds * 1e9)
 
     # ---- reading back -----------------------------------------------------------
 

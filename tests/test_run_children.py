@@ -153,3 +153,47 @@ def test_children_settings_are_written_as_json(settings: object) -> None:
 
     assert to_json(settings) == json.dumps(settings)
     assert json.loads(to_json(settings)) == settings
+
+
+TWIN = '''\
+import os, subprocess, sys, time
+twin_value = bytearray(100)
+subprocess.run([sys.executable, "-c", "child_value = 1"], check=True)
+print("ready", flush=True)
+while not os.path.exists(sys.argv[1]):  # held open until the test lets it end
+    time.sleep(0.01)
+'''
+
+
+def test_two_runs_into_one_folder_report_only_their_own_processes(tmp_path: Path) -> None:
+    """Two memscope run of one script, into one folder, at the same time: each merges
+    its own process and its own child, not the other run's (each process records its
+    run's id)."""
+    import json
+    import subprocess
+
+    from tests.hook_helpers import clean_env
+
+    write_tree(tmp_path, {"twin.py": TWIN})
+    out = tmp_path / "o"
+    procs = []
+    for tag in ("a", "b"):
+        p = subprocess.Popen(memscope_cmd("run", "-o", str(out), "--format", "json,binary",
+                                          "twin.py", str(tmp_path / f"go-{tag}")),
+                             cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+        procs.append(p)
+    seen: list[set[str]] = []
+    for tag, p in zip("ab", procs, strict=True):
+        (tmp_path / f"go-{tag}").touch()
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        printed = {ln.split("capture: ", 1)[1] for ln in err.splitlines()
+                   if ln.startswith("memscope: capture: ")}
+        meta = json.loads((out / "twin" / "twin_memory_analysis.json").read_text())["meta"]
+        assert set(meta["captures"]) == printed
+        assert len(printed) == 2, err  # the run's process and its child
+        seen.append(printed)
+    assert not seen[0] & seen[1]
+    assert len(list((out / "twin").glob("twin.*.memscope"))) == 4

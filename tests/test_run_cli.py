@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from memscope.capture import read_capture
-from memscope.events import BIND, CENSUS, SITE
+from memscope.events import BIND, CENSUS, ERROR, SITE
 from tests.hook_helpers import PY, clean_env, memscope_cmd, run, strip_memscope, write_tree
 
 PROGRAM = '''\
@@ -521,3 +521,96 @@ def test_a_stop_by_signal_closes_the_capture_and_leaves_the_reports(app: Path, s
     assert res.returncode == 0, res.stderr
     assert (folder / "service_dashboard.html").exists()
     assert "table" in _names(app / "o")
+
+
+SLOW = '''\
+import time
+print("ready", flush=True)
+for i in range(10**6):
+    slow_value = bytearray(1000 + i)
+    time.sleep(0.05)
+'''
+
+
+def _binds_so_far(folder: Path, var: str) -> int:
+    """Binds of ``var`` in the captures of ``folder`` as they are on disk now."""
+    n = 0
+    for path in folder.glob("*.memscope"):
+        sites: set[int] = set()
+        for ev in read_capture(path).events():
+            if ev[0] == SITE and ev[5] == var:
+                sites.add(ev[1])
+            elif ev[0] == BIND and ev[2] in sites:
+                n += 1
+    return n
+
+
+@pytest.mark.parametrize("flush_seconds", [None, "0.2"])
+def test_a_slow_program_killed_by_sigkill_keeps_what_it_recorded(
+        app: Path, flush_seconds: str | None) -> None:
+    """A program that records a few events a second never fills the runtime's buffer
+    (8,192 events): the monitor thread flushes it by time too (a second, or
+    MEMSCOPE_FLUSH_SECONDS), so a SIGKILL loses at most that much."""
+    write_tree(app, {"slow.py": SLOW})
+    extra = {"MEMSCOPE_FLUSH_SECONDS": flush_seconds} if flush_seconds else {}
+    proc = _start(app, "slow.py", "--no-report",
+                  env=clean_env(PYTHONFAULTHANDLER="1", **extra))
+    folder = app / "o" / "slow"
+    deadline = time.monotonic() + 60
+    seen = 0
+    while time.monotonic() < deadline and seen < 3:
+        time.sleep(0.1)  # polling the file: the event waited for is on disk
+        seen = _binds_so_far(folder, "slow_value")
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert seen >= 3
+    (cap,) = folder.glob("slow.*.memscope")
+    assert not read_capture(cap).header.complete
+    assert _binds_so_far(folder, "slow_value") >= seen
+
+
+def test_flush_seconds_setting() -> None:
+    from memscope.config import Config, ConfigError
+
+    assert Config().flush_seconds == 1.0
+    assert Config.from_env({"MEMSCOPE_FLUSH_SECONDS": "0.25"}).flush_seconds == 0.25
+    for bad in ("0", "-1", "nan", "x"):
+        with pytest.raises(ConfigError, match=r"MEMSCOPE_FLUSH_SECONDS|flush_seconds"):
+            Config.from_env({"MEMSCOPE_FLUSH_SECONDS": bad})
+
+
+FILLER = '''\
+values = []
+for i in range(300000):
+    item = i * 7919 % 1000003
+    values.append(item)
+print("done", len(values), sum(values))
+'''
+
+
+def test_a_full_disk_is_said_once_and_counted_in_the_capture(app: Path) -> None:
+    """The capture's file may not grow past 256 KiB (RLIMIT_FSIZE: a write past it
+    fails, as on a full disk): the program runs to its end as python's does, the
+    failure is said once on stderr, and the capture counts the events it lost."""
+    import resource
+
+    write_tree(app, {"filler.py": FILLER})
+    plain = run([PY, "filler.py"], app)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
+
+    res = subprocess.run(memscope_cmd("run", "-o", str(app / "o"), "--no-report",
+                                      "--no-sampling", "filler.py"),
+                         cwd=app, env=clean_env(), capture_output=True, text=True,
+                         timeout=300, preexec_fn=limit)
+    assert res.returncode == 0 and res.stdout == plain.stdout, res.stderr
+    assert res.stderr.count("memscope: writing the capture") == 1, res.stderr
+    assert "File too large" in res.stderr
+    (cap,) = (app / "o" / "filler").glob("filler.*.memscope")
+    assert cap.stat().st_size <= 256 << 10
+    capture = read_capture(cap)
+    assert capture.header.dropped > 100_000  # most of the 300,000 binds
+    errors = [e for e in capture.events() if e[0] == ERROR and e[2] == "capture"]
+    assert errors and f"{capture.header.dropped} events dropped" in errors[0][3]

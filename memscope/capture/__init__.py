@@ -70,6 +70,7 @@ def open_sink(tracker: Any) -> CaptureSink:
         tracker.name,
         runtime_mode=getattr(tracker.config, "mode", "unknown"),
         start_ns=_hooks.start_ns(),
+        run_id=getattr(tracker.config, "run_id", ""),
     )
     sink.drain = old if old is not None else _NoEvents()
     return sink

@@ -570,8 +570,10 @@ class CaptureWriter:
         start_ns: int = 0,
         compression: str = "lz4",
         flags: int = 0,
+        run_id: str = "",
     ) -> None:
         self.filename = os.fspath(path)  # a str: pathlib is not on memscope run's start-up
+        self.run_id = run_id  # recorded with each process (memscope run: its process tree)
         os.makedirs(os.path.dirname(os.path.abspath(self.filename)), exist_ok=True)
         self.enc = Encoder(compression=compression)
         self.header = F.Header(
@@ -708,11 +710,14 @@ class CaptureWriter:
 
     def proc_extra(self) -> dict[str, Any]:
         h = self.header
-        return {
+        extra: dict[str, Any] = {
             "python": ".".join(map(str, h.python)),
             "wall_ns": time.time_ns(),
             "runtime_mode": h.runtime,
         }
+        if self.run_id:
+            extra["run_id"] = self.run_id
+        return extra
 
     def write_proc(self, ev: Event, extra: dict[str, Any]) -> None:
         self._store([(F.CHUNK_PROC, self.enc.proc_payload(ev, extra))], 0)
@@ -807,8 +812,10 @@ class CaptureSink:
         start_ns: int = 0,
         compression: str = "lz4",
         max_late: int = 100_000,
+        run_id: str = "",
     ) -> None:
         self.out_dir = os.fspath(out_dir)
+        self.run_id = run_id
         self.name = name
         self.runtime_mode = runtime_mode
         self.start_ns = start_ns
@@ -837,6 +844,7 @@ class CaptureSink:
             start_ns=self.start_ns,
             compression=self.compression,
             flags=flags,
+            run_id=self.run_id,
         )
 
     def _drain(self, events: list[Event] | None = None) -> list[Event]:
@@ -932,6 +940,19 @@ class CaptureSink:
             return True
         finally:
             self._lock.release()
+
+
+def run_id_of(path: str | os.PathLike[str]) -> str | None:
+    """The run a capture's (first) process belongs to (``Config.run_id``: memscope run
+    records it in every process of its tree); None if it has none. Reads the header and
+    the first chunks only; raises ``CaptureError`` if they cannot be read."""
+    from memscope.capture.reader import read_capture
+
+    cap = read_capture(path, limit=1 << 16)  # the process record comes first
+    for p in cap.processes[:1]:
+        rid = p.extra.get("run_id")
+        return rid if isinstance(rid, str) else None
+    return None
 
 
 def _say(msg: str) -> None:

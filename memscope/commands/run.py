@@ -79,6 +79,8 @@ class _Finisher:
         self.sigint = False
         self.pid = os.getpid()
         self.started = time.time()
+        # this run, apart from any other in the same folder (the pid alone is reused)
+        self.run_id = f"{self.pid:x}-{time.time_ns():x}-{os.urandom(4).hex()}"
 
     def __call__(self) -> None:
         if self.done or os.getpid() != self.pid:
@@ -90,7 +92,13 @@ class _Finisher:
             _say(f"could not finish the reports: {type(exc).__name__}: {exc}")
 
     def _captures(self, tracker: Any) -> list[str]:
-        """This run's captures (NAME.PID.memscope): the parent's and its children's."""
+        """This run's captures (NAME.PID.memscope): the parent's and its children's,
+        told from another run's in the same folder by the run id each process records
+        (``Config.run_id``, given to the children in the environment)."""
+        from memscope.capture import CaptureError
+        from memscope.capture.writer import run_id_of
+
+        rid = getattr(tracker.config, "run_id", "")
         out = tracker.output_folder
         captures = []
         try:
@@ -103,10 +111,20 @@ class _Finisher:
                     len(n) > len(prefix) + len(suffix):
                 c = os.path.join(out, n)
                 try:
-                    if os.stat(c).st_mtime >= self.started:
-                        captures.append(c)
+                    recent = os.stat(c).st_mtime >= self.started
                 except OSError:
-                    pass
+                    continue
+                if not rid:  # a tracker started otherwise (the pytest plugin): by time
+                    if recent:
+                        captures.append(c)
+                    continue
+                try:
+                    if run_id_of(c) == rid:
+                        captures.append(c)
+                except CaptureError as exc:  # perhaps this run's: named, left out
+                    if recent:
+                        why = str(exc) if c in str(exc) else f"{c}: {exc}"
+                        _say(f"capture left out of the reports: {why}")
         return captures
 
     def _finish(self, stopped: str | None = None) -> None:
@@ -347,14 +365,15 @@ def run_program(
         base = os.getcwd()
         run_name = (module or "module").split(".")[-1]
     roots = sorted({base, project_root(base)})
-    cfg = Config.from_env().with_(mode=mode, name=name or run_name, sampling=sampling)
+    fin = _Finisher(formats, report)
+    cfg = Config.from_env().with_(mode=mode, name=name or run_name, sampling=sampling,
+                                  run_id=fin.run_id)
     if output is not None:
         cfg = cfg.with_(output_dir=os.path.abspath(output))
     else:
         cfg = cfg.with_(output_dir=os.path.abspath(cfg.output_dir))
     include_all = tuple(include) + ((module,) if module else ())
 
-    fin = _Finisher(formats, report)
     atexit.register(fin.at_exit_last)  # first registered: runs last
     tracker_mod.init(config=cfg)
     atexit.register(fin)  # runs before the tracker's own close
@@ -389,6 +408,7 @@ def run_program(
         start=False,
     )
     if children:
+        os.environ["MEMSCOPE_RUN_ID"] = fin.run_id  # the children's captures say it too
         child.child_environment(settings)
         child.patch_multiprocessing_when_imported(h)
 
