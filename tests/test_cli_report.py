@@ -187,3 +187,55 @@ def test_summary_type_cell_keeps_whole_names() -> None:
     assert _types_cell({"int"}) == "int"
     assert _types_cell({"numpy.ndarray", "NoneType", "dict", "list"}) == \
         "NoneType, dict +2 more"
+
+
+def _incomplete_copy(src: Path, dst: Path) -> Path:
+    """``src`` as a killed writer leaves it: COMPLETE clear, a torn chunk at the end."""
+    from memscope.capture import format as F
+
+    data = bytearray(src.read_bytes())
+    h = F.Header.unpack(bytes(data[: F.HEADER_SIZE]))
+    h.flags &= ~F.FLAG_COMPLETE
+    data[: F.HEADER_SIZE] = h.pack()
+    dst.write_bytes(bytes(data[:-5]))  # the footer, torn
+    assert not read_capture(dst).header.complete
+    return dst
+
+
+def test_merge_refuses_a_capture_given_twice(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.memscope"
+    r = CliRunner().invoke(main, ["merge", str(small), str(small), "-o", str(out)])
+    assert r.exit_code == 1 and "given twice" in r.output
+    copy = tmp_path / "copy.memscope"
+    copy.write_bytes(small.read_bytes())
+    r = CliRunner().invoke(main, ["merge", str(small), str(copy), "-o", str(out)])
+    assert r.exit_code == 1 and "hold the same process" in r.output
+    assert not out.exists()
+
+
+def test_incompleteness_survives_merge_and_every_report(tmp_path: Path) -> None:
+    """A capture whose process was killed: ``report`` says so on the terminal and in
+    every output; ``merge`` says so and makes an incomplete capture that says which."""
+    parent, child = make_capture(tmp_path / "f", "forked", fork=True)
+    inc = _incomplete_copy(child, tmp_path / "forked.999.memscope")
+    r = CliRunner().invoke(main, ["report", str(inc), "-f", "json", "-o", str(tmp_path / "r1")])
+    assert r.exit_code == 0 and f"warning: {inc}: incomplete capture" in r.stderr
+    merged = tmp_path / "merged.memscope"
+    r = CliRunner().invoke(main, ["merge", str(parent), str(inc), "-o", str(merged)])
+    assert r.exit_code == 0, r.output
+    assert f"warning: {inc}: incomplete capture" in r.stderr
+    m = read_capture(merged)
+    assert not m.header.complete and len(m.processes) == 2
+    said = [e for e in m.events() if e[0] == 13 and e[2] == "capture"]
+    assert len(said) == 1 and "forked.999.memscope: incomplete capture" in said[0][3]
+    out = tmp_path / "r2"
+    r = CliRunner().invoke(main, ["report", str(merged), "-f", "json,html,svg,summary",
+                                  "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"warning: {merged}: merged from captures one of which is incomplete" in r.stderr
+    meta = orjson.loads((out / "merged_memory_analysis.json").read_bytes())["meta"]
+    assert meta["complete"] is False
+    assert "incomplete" in (out / "merged_dashboard.html").read_text()
+    assert "INCOMPLETE" in (out / "merged_memory_analysis.svg").read_text()
+    assert "INCOMPLETE" in (out / "merged_lifecycle_timeline.svg").read_text()
+    assert "recovered" in (out / "merged_summary.txt").read_text()

@@ -726,11 +726,13 @@ class CaptureWriter:
         if events:
             self._store(self.enc.events_payloads(events, kinds), len(events))
 
-    def close(self) -> None:
+    def close(self, *, complete: bool = True) -> None:
         """Write the footer and mark the capture complete. After a failed write, an
         ERROR row saying what was lost comes first; if even that cannot be written,
         the capture stays incomplete (readable up to its last chunk, like a killed
-        writer's), its header counting what was dropped."""
+        writer's), its header counting what was dropped. ``complete=False``: the
+        footer is written, the COMPLETE flag is not (``memscope merge`` of captures
+        one of which was incomplete: what they lack, the merged capture lacks too)."""
         if self.closed:
             return
         try:
@@ -766,7 +768,8 @@ class CaptureWriter:
                 return
             self.offset += len(data)
             self.enc.chunks += 1
-            h.flags |= F.FLAG_COMPLETE
+            if complete:
+                h.flags |= F.FLAG_COMPLETE
             h.records = self.enc.records
             h.user_records = self.enc.user_records
             h.processes = self.enc.processes

@@ -41,3 +41,22 @@ def report(captures: tuple[str, ...], formats: str, out_dir: str | None, name: s
         raise click.ClickException(str(exc)) from None
     for p in written:
         click.echo(str(p))
+    warn_incomplete(captures)
+
+
+def warn_incomplete(captures: tuple[str, ...] | list[str]) -> None:
+    """Say on stderr which captures are incomplete (the reports say it too)."""
+    from memscope.capture import format as F
+    from memscope.capture import read_capture
+
+    for path in captures:
+        try:
+            cap = read_capture(path)
+        except CaptureError:
+            continue
+        if not cap.header.complete:
+            why = cap.recovery.message
+            if cap.header.flags & F.FLAG_MERGED:
+                why = "merged from captures one of which is incomplete (its errors say which)"
+            click.echo(f"warning: {path}: {why}; the reports lack what was not written",
+                       err=True)

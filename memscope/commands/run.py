@@ -172,6 +172,9 @@ class _Finisher:
                 except CaptureError as exc:
                     why = str(exc) if c in str(exc) else f"{c}: {exc}"
                     _say(f"capture left out of the reports: {why}")
+                    continue
+                if not readable[-1].header.complete:  # a child killed, say
+                    _say(f"capture incomplete: {c}: {readable[-1].recovery.message}")
             try:
                 written = reporters.report(readable, out, tracker.name, wanted)
             except Exception as exc:

@@ -477,6 +477,11 @@ def build_model(
             continue
         if isinstance(v, (str, int, float, bool)):
             info.setdefault("extra", {})[clean(k)] = clean(v)
+    torn = [str(r.get("message", "")) for r in meta.get("recovery") or []
+            if isinstance(r, dict) and not r.get("complete", True)]
+    if torn:  # a capture whose process did not close it: every report says so
+        info["incomplete"] = clean("; ".join(torn))
+        info.setdefault("extra", {})["incomplete"] = info["incomplete"]
 
     return {
         "format": 1,

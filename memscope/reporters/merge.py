@@ -9,7 +9,7 @@ from pathlib import Path
 from memscope.capture import format as F
 from memscope.capture import read_capture
 from memscope.capture.writer import CaptureWriter
-from memscope.events import PROC
+from memscope.events import ERROR, PROC
 
 
 def merge_captures(
@@ -43,11 +43,15 @@ def merge_captures(
                 if len(buf) >= batch:
                     w.write(buf)
                     buf = []
+            if not c.header.complete:  # said in the process's own section
+                buf.append((ERROR, c.header.start_ns, "capture",
+                            f"{c.path.name}: {c.recovery.message}"))
             w.write(buf)
             w.dropped += c.header.dropped
     except BaseException:
         w.close()
         outp.unlink(missing_ok=True)
         raise
-    w.close()
+    # a capture that lacks the end of its process makes a merged one that lacks it too
+    w.close(complete=all(c.header.complete for c in caps))
     return outp

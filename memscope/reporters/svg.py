@@ -146,7 +146,11 @@ def _header(c: Canvas, model: dict[str, Any], what: str) -> float:
     hl = model.get("headline") or {}
     c.rect(0, 0, c.width, 56, "#1f2933")
     c.text(20, 24, f"memscope · {clip(info['name'], 60)}", size=16, fill="#ffffff", weight=700)
-    c.text(20, 44, what, size=12, fill="#cbd2d9")
+    if info.get("incomplete"):  # a capture its process did not close: said here too
+        c.text(20, 44, clip(f"{what} · INCOMPLETE: {info['incomplete']}", 110), size=12,
+               fill="#ffb4a9", title=str(info["incomplete"]))
+    else:
+        c.text(20, 44, what, size=12, fill="#cbd2d9")
     parts = [
         f"{o['binds']:,} bindings",
         f"{o['variables']:,} variables",
