@@ -27,8 +27,9 @@ Line and column are those of the **original** source. Then:
     ``first_site``, ``first_site + 1``, ...), behind one guard: the guard of
     ``first_site`` (docs/transformer.md, "Runs").
 ``_memscope_.bind_attr(site, obj, attr, tok) -> None``
-    ``obj.attr = v`` ran: records what the slot or instance ``__dict__`` entry holds,
-    read without running user code (a property is not read).
+    ``obj.attr = v`` ran: records what the slot or the instance's own attribute holds,
+    read without running user code (a property is not read) and without asking for
+    the instance's ``__dict__`` (which would make one).
 ``_memscope_.unbind(site, tok) -> None``
     ``del name`` or the implicit end of ``except ... as name``.
 ``tok = _memscope_.enter(scope, first_param_site, *params)``
@@ -38,6 +39,10 @@ Line and column are those of the **original** source. Then:
     when the scope sleeps (see below); every entry point ignores a None token.
 ``_memscope_.exit(tok) -> None``
     the instance ended: returned, raised, or its generator/coroutine was closed.
+``_memscope_.enter_class(scope)``, ``_memscope_.c()``, ``_memscope_.exit_class()``
+    a class body's ``enter``, its token, its ``exit``: the token is kept by the body's
+    frame, so nothing is set in the class namespace (code instrumented before
+    TRANSFORM_VERSION 11 kept it there, as ``__memscope_c__``, and still works).
 ``_memscope_.on``
     the per-site recording rates, shared by all modules and indexed by global site
     (``base + site``): 0 records every bind, ``n > 0`` records 1 in ``n`` (only sites
@@ -373,10 +378,14 @@ def _on_death(fn: Callable[[int], None], key: int) -> Callable[[Any], None]:
 
 def _forget_type(key: int, _ref: Any = None) -> None:
     """A heap type died (weakref callback): its id may be reused by another type."""
-    _fast_types.pop(key, None)
-    _type_index.pop(key, None)
-    _type_refs.pop(key, None)
-    _unweakrefable.discard(key)
+    try:
+        _fast_types.pop(key, None)
+        _type_index.pop(key, None)
+        _type_refs.pop(key, None)
+        _unweakrefable.discard(key)
+    except BaseException as exc:  # an interrupt: re-delivered, not lost in a callback
+        if _CATCH["final", exc]:
+            raise
 
 
 def _new_thread(ident: int) -> None:
@@ -451,6 +460,9 @@ if TYPE_CHECKING:
         g: list[int]  # inline guard per site of this module (1 call bind, 0 skip it)
         e: list[int | None]  # inline guard per scope of this module (1 enter, None skip)
         p: Callable[[int, Any, Any], Any]  # bind's stand-in when a value site is off
+        enter_class: Callable[[int], None]  # a class body's enter, its token kept here
+        exit_class: Callable[[], None]
+        c: Callable[[], Any]  # the calling class body's token
 
 _ModuleType = type(sys)
 
@@ -703,7 +715,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
 
     def bind_attr(site: int, obj: Any, attr: str, tok: Any) -> None:
         """``obj.attr = v`` ran: record what it holds now, read without running user
-        code: a ``__slots__`` member or the instance ``__dict__`` entry, through the
+        code: a ``__slots__`` member or the instance's own attribute, through the
         type's plan (``_attr_plan``); a property, a custom descriptor or a custom
         ``__dict__`` is not read, and nothing is recorded."""
         if tok is None:
@@ -716,8 +728,17 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                     plan = _attr_plan(tp, attr)
                 if plan[1] == _SLOT:
                     value = plan[2](obj, tp)
-                elif plan[1] == _DICT and type(d := plan[2](obj, tp)) is dict:
-                    value = dict.get(d, attr, _MISSING)
+                elif plan[1] == _DICT:
+                    for d, did in plan[2]:  # the classes still as planned?
+                        if id(d.get(attr, _MISSING)) != did:  # (a property added...)
+                            plan = _attr_plan(tp, attr)
+                            break
+                    value = _MISSING
+                    if plan[1] == _DICT:
+                        try:  # object's own lookup: inline values are read in place,
+                            value = _getattribute(obj, attr)  # no __dict__ made
+                        except AttributeError:
+                            pass
                 else:
                     value = _MISSING
             except Exception as exc:
@@ -810,6 +831,27 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 raise
         return tok
 
+    def enter_class(scope: int) -> None:
+        """A class body starts: its token is kept here, by the body's frame, not in
+        the class namespace (a metaclass's ``__prepare__`` mapping would see it set)."""
+        try:
+            key = id(_getframe(1))
+            _class_toks[key] = None  # (the key is there even if enter is interrupted)
+            _class_toks[key] = enter(scope, -1)
+        except BaseException as exc:  # an interrupt (re-delivered)
+            if _CATCH["enter", exc]:
+                raise
+
+    def exit_class() -> None:
+        """The class body ended (returned or raised)."""
+        try:
+            tok = _class_toks.pop(id(_getframe(1)), None)
+            if tok is not None:
+                exit(tok)
+        except BaseException as exc:  # an interrupt (re-delivered)
+            if _CATCH["exit", exc]:
+                raise
+
     def exit(tok: Any) -> None:
         if tok is not None:
             try:
@@ -825,15 +867,27 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     h: Any = _ModuleType(f"memscope._hooks.handle[{file or base}]")
     h.__dict__.update(base=base, scope_base=sbase, bind=bind, bind_attr=bind_attr,
                       bind_group=bind_group, unbind=unbind, enter=enter, exit=exit, on=rate,
-                      g=g, e=e, p=_pass)
+                      g=g, e=e, p=_pass, enter_class=enter_class, exit_class=exit_class,
+                      c=_class_tok)
     _module_guards.append((base, nsites, g))
     return h
+
+
+_class_toks: dict[int, Any] = {}  # id(class body frame) -> its token (enter_class)
+
+
+def _class_tok() -> Any:
+    """The token of the class body that calls (``enter_class``); None if none."""
+    return _class_toks.get(id(_getframe(1)))
 
 
 _MISSING = object()
 _type_dict = type.__dict__["__dict__"].__get__  # C: a class's own namespace, no hooks
 _type_mro = type.__dict__["__mro__"].__get__
 _GetSetType = type(type.__dict__["__dict__"])  # types.GetSetDescriptorType
+_SlotWrapperType = type(type.__dict__["__call__"])  # a C type's slot, e.g. __get__
+_getattribute = object.__getattribute__  # the generic lookup: no __getattr__, C only
+_type_flags = type.__dict__["__flags__"].__get__
 _MemberType = type(type.__dict__["__weakrefoffset__"])  # types.MemberDescriptorType
 
 
@@ -854,19 +908,49 @@ _attr_plans: dict[tuple[int, str], tuple[Any, int, Any]] = {}
 def _attr_plan(tp: type, attr: str) -> tuple[Any, int, Any]:
     """Where ``tp`` stores ``attr``, looked up in its MRO once and kept, checked against
     a weak reference to the type (an id may be reused): ``(ref, _SLOT, get)`` for a
-    ``__slots__`` member, ``(ref, _DICT, get)`` for the instance ``__dict__``, where
-    ``get`` is the C descriptor's bound ``__get__``; ``(ref, 0, None)`` when reading
-    would run code (a data descriptor, a custom ``__dict__``). A descriptor added to the
-    class later is not seen, and only C descriptors are ever called."""
+    ``__slots__`` member, where ``get`` is the C descriptor's bound ``__get__``;
+    ``(ref, _DICT, seen)`` for an attribute the instance holds itself, read by
+    ``object.__getattribute__`` (never through ``__dict__``: asking for it makes a dict
+    of an instance whose attributes are inline, 3.11); ``(ref, 0, None)`` when reading
+    would run code (a data descriptor, a custom ``__dict__``, a class attribute of that
+    name whose ``__get__`` is Python code, which the lookup would call when the instance
+    has no such attribute). Only C descriptors are ever called.
+
+    ``seen``: for each heap class of the MRO, its namespace (a mappingproxy) and the id
+    of what it held under ``attr`` (of ``_MISSING``: nothing), checked at each read, so
+    that a property added to a class later (``mock.patch.object``, say) makes a new
+    plan instead of being called. The namespaces are let go when the type dies."""
     how, get = _storage(tp, attr)
+    key = id(tp)
     try:
-        plan = (_weakref.ref(tp), how, get)
+        ref = _weakref.ref(tp, _on_death(_forget_plans, key))
     except TypeError:  # a static type: not kept (its plan is made each time)
-        return (None, how, get)
+        return (None, how, () if how == _DICT else get)
+    if how == _DICT:
+        get = tuple((d, id(d.get(attr, _MISSING)))
+                    for d in (_type_dict(k) for k in _type_mro(tp)
+                              if _type_flags(k) & _HEAPTYPE))
     if len(_attr_plans) >= 50_000:
         _attr_plans.clear()
-    _attr_plans[(id(tp), attr)] = plan
+        _plan_attrs.clear()
+    plan = (ref, how, get)
+    _attr_plans[(key, attr)] = plan
+    _plan_attrs.setdefault(key, set()).add(attr)
     return plan
+
+
+_plan_attrs: dict[int, set[str]] = {}  # id(type) -> the attributes it has plans for
+
+
+def _forget_plans(key: int) -> None:
+    """A type with attribute plans died (weakref callback): its plans go, and with them
+    the namespaces they hold (a new type may get its id)."""
+    try:
+        for attr in _plan_attrs.pop(key, ()):
+            _attr_plans.pop((key, attr), None)
+    except BaseException as exc:  # an interrupt: re-delivered, not lost in a callback
+        if _CATCH["final", exc]:
+            raise
 
 
 def _storage(tp: type, attr: str) -> tuple[int, Any]:
@@ -878,10 +962,13 @@ def _storage(tp: type, attr: str) -> tuple[int, Any]:
         if _mro_lookup(dt, "__set__") is not _MISSING or \
                 _mro_lookup(dt, "__delete__") is not _MISSING:
             return 0, None  # a data descriptor (property, ...): reading runs code
+        get = _mro_lookup(dt, "__get__")
+        if get is not _MISSING and type(get) is not _SlotWrapperType:
+            return 0, None  # a non-data descriptor written in Python
     dd = _mro_lookup(tp, "__dict__")
     if type(dd) is not _GetSetType:
         return 0, None  # a custom __dict__
-    return _DICT, dd.__get__
+    return _DICT, None
 
 
 # (site base, site count, site guards) of every module: set_site_enabled finds a guard
@@ -1323,6 +1410,7 @@ if hasattr(os, "register_at_fork"):
 
 # the entry points the program calls, and the callbacks that run in the middle of its
 # code, start without a check for signals (see "interrupts" above)
-for _fn in (_make_handle, _pass, _on_death, _finalized, _forget_type, _Catch.__getitem__):
+for _fn in (_make_handle, _pass, _on_death, _finalized, _forget_type, _Catch.__getitem__,
+            _class_tok, _forget_plans):
     _fn.__code__ = _no_entry_check(_fn.__code__)
 del _fn

@@ -20,7 +20,7 @@ __all__ = [
     "build_line_map", "col_deltas", "compile_with_line_map", "remap_tree", "split_lines",
 ]
 
-_RESERVED = ("_memscope_", "__memscope_c__")
+_RESERVED = ("_memscope_", "__memscope_c__")  # (the latter: code of TRANSFORM_VERSION < 11)
 _NL = re.compile(r"\r\n|\r|\n")
 
 
@@ -63,6 +63,8 @@ def _is_inserted(s: ast.stmt) -> bool:
         return any(a.asname is not None and _reserved(a.asname) for a in s.names)
     if isinstance(s, ast.Delete):
         return all(isinstance(t, ast.Name) and _reserved(t.id) for t in s.targets)
+    if isinstance(s, ast.Global):  # a class body's `global _memscope_, _memscope_g`
+        return all(_reserved(n) for n in s.names)
     if isinstance(s, ast.Try) and s.handlers and not s.finalbody and not s.orelse:
         # `try: tok = enter(...)` / `except RecursionError: tok = None`
         return all(_is_inserted(b) for b in s.body) and all(

@@ -584,9 +584,10 @@ class Splicer:
             i.skip("class body calls locals()/vars()/dir(): no scope token", a.lineno)
             self.scope_body(a, sc, [], None)
         else:
-            enter = f"{T.CTOK} = {self.call('enter', idx, -1)}"
-            fin = f"{self.call('exit', T.CTOK)}; del {T.CTOK}"
-            self.scope_body(a, sc, [], fin, (enter, f"{T.CTOK} = None"))
+            # the token is kept by the runtime (`c()` reads it), so the class namespace
+            # never sees it set; `global`: our names are not looked up in the namespace
+            enter = f"global {T.H}, {T.GUARD}; {self.call('enter_class', idx)}"
+            self.scope_body(a, sc, [], self.call("exit_class"), (enter, None))
         self.def_bind(a, scope, BindKind.CLASS_DEF)
 
     def def_bind(self, a: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
@@ -599,10 +600,11 @@ class Splicer:
 
     def scope_body(self, a: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
                    sc: _Scope, start: list[str], fin: str | None,
-                   pre: tuple[str, str] | None = None) -> None:
+                   pre: tuple[str, str | None] | None = None) -> None:
         """``doc; enter`` then ``try: body finally: fin`` (``fin`` None: no wrapper);
         ``pre`` (a function's ``tok = enter(...)`` and ``tok = None``) goes before the
-        ``try``: ``try: tok = enter(...)`` / ``except RecursionError: tok = None``."""
+        ``try``: ``try: tok = enter(...)`` / ``except RecursionError: tok = None``; a
+        class body's ``(enter, None)``: its line as it is."""
         body = a.body
         rest = body
         doc = None
@@ -631,7 +633,7 @@ class Splicer:
 
     def wrapped(self, a: ast.stmt | ast.excepthandler, body: list[ast.stmt],
                 start: list[str], fin: str, sc: _Scope, owner: int,
-                hi: str | None = None, pre: tuple[str, str] | None = None) -> None:
+                hi: str | None = None, pre: tuple[str, str | None] | None = None) -> None:
         """``try: start; body`` / ``finally: fin`` around ``body`` (a def, class or
         except body, or what follows its docstring), after ``pre`` (see
         :meth:`scope_body`)."""
@@ -643,7 +645,8 @@ class Splicer:
             if not self.starts_line(line, col):
                 raise Fallback
             hi = self.lines[line - 1][:col]
-        lead = [f"try: {pre[0]}", f"except RecursionError: {pre[1]}"] if pre else []
+        lead = ([] if pre is None else [pre[0]] if pre[1] is None
+                else [f"try: {pre[0]}", f"except RecursionError: {pre[1]}"])
         pre_s = "".join(x + "; " for x in start)
         if self.is_suite(header, b0):
             # `def f(): a; b` -> the body on a line of its own inside `try:`

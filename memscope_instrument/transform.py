@@ -12,12 +12,16 @@ All the rules live in this file (see docs/transformer.md for examples). The desi
   line after a ``;`` (reading a local/global name has no side effect), so the user's
   code keeps its line and columns; a run of consecutive binding statements is read
   back once, after its last one (``_Instrumenter.plan_runs``). ``name.attr`` targets
-  are read back too, by ``bind_attr``, which reads the slot or ``__dict__`` entry
-  without running user code (``a.x = a = v`` wraps its value instead). ``:=`` wraps
-  its value in place. Every call sits behind an inline guard (docs/transformer.md).
-* Scopes get ``_memscope_s = _memscope_.enter(...)`` and a ``try/finally`` that calls
-  ``_memscope_.exit``; class bodies use the dunder ``__memscope_c__`` (not mangled, not
-  an Enum member) and delete it at the end; a lambda's body becomes the middle of
+  are read back too, by ``bind_attr``, which reads the slot or the instance's own
+  attribute without running user code nor making its ``__dict__`` (``a.x = a = v``
+  wraps its value instead). ``:=`` wraps its value in place. Every call sits behind an
+  inline guard (docs/transformer.md).
+* Scopes get ``_memscope_s = _memscope_.enter(...)`` (before a ``try``, guarded by
+  ``except RecursionError``) and a ``try/finally`` that calls ``_memscope_.exit``;
+  class bodies call ``enter_class``/``exit_class`` and read their token with
+  ``_memscope_.c()`` (kept by the runtime: nothing is set in the class namespace), after
+  ``global _memscope_, _memscope_g`` (not looked up in it either); a lambda's body
+  becomes the middle of
   ``((tok := guard and enter(...)), body, tok and exit(tok))[1]``.
 """
 
@@ -73,7 +77,7 @@ GUARD = "_memscope_g"  # the handle's per-site inline guards (module global)
 SGUARD = "_memscope_e"  # the handle's per-scope inline guards (module global)
 TOK = "_memscope_s"  # per scope instance token (functions, lambdas, module)
 MTOK = "_memscope_m"  # the module instance token, for `global` names bound in functions
-CTOK = "__memscope_c__"  # class-body token: a dunder is neither mangled nor an Enum member
+CTOK = "_memscope_.c()"  # class-body token: kept by the runtime, never in the namespace
 QTOK = "_memscope_q"  # comprehension instance token: a target of the comprehension itself
 COMP = "_memscope_c"  # module global: memscope_instrument.sites.comprehension
 ALIAS = "_memscope_n"  # + scope index: a function's token for its inner `nonlocal` binds
@@ -116,6 +120,13 @@ class _Mismatch(Exception):
 
 def _name(v: str) -> cst.Name:
     return cst.Name(v)
+
+
+def _tok_expr(t: str) -> cst.BaseExpression:
+    """A token as an expression: ``0``, a name, or the class body's ``_memscope_.c()``."""
+    if t == "0":
+        return cst.Integer("0")
+    return _name(t) if t.isidentifier() else cst.parse_expression(t)
 
 
 def _call(meth: str, *args: cst.BaseExpression) -> cst.Call:
@@ -585,8 +596,7 @@ class _Instrumenter:
         return out
 
     def tok_for(self, owner: _Scope, here: _Scope) -> cst.BaseExpression:
-        t = self.tok_name(owner, here)
-        return cst.Integer("0") if t == "0" else _name(t)
+        return _tok_expr(self.tok_name(owner, here))
 
     def walrus_scope(self, sc: _Scope) -> _Scope:
         """Where ``:=`` binds: the nearest enclosing scope that is not a comprehension."""
@@ -642,7 +652,7 @@ class _Instrumenter:
                     scope: _Scope) -> list[cst.BaseSmallStatement]:
         out: list[cst.BaseSmallStatement] = []
         for site, group, tok in self.name_groups(items, scope):
-            tk = cst.Integer("0") if tok == "0" else _name(tok)
+            tk = _tok_expr(tok)
             if len(group) == 1:
                 call = _call("bind", _int(site), _name(group[0]), tk)
             else:
@@ -1258,19 +1268,22 @@ class _Instrumenter:
             self.skip("class body calls locals()/vars()/dir(): no scope token", a.lineno)
             body = self.scope_body(st.body, a.body, sc, None, [], [])
         else:
-            enter = cst.Assign([cst.AssignTarget(_name(CTOK))], _call("enter", _int(idx),
-                                                                       _int(-1)))
-            fin: list[cst.BaseSmallStatement] = [_expr_stmt(_call("exit", _name(CTOK))),
-                                                 cst.Del(_name(CTOK))]
-            body = self.scope_body(st.body, a.body, sc, enter, [], fin)
+            # the token is kept by the runtime (`c()` reads it), so the class namespace
+            # never sees it set; `global`: our names are not looked up in the namespace
+            glob = cst.Global([cst.NameItem(_name(H)), cst.NameItem(_name(GUARD))])
+            fin: list[cst.BaseSmallStatement] = [_expr_stmt(_call("exit_class"))]
+            body = self.scope_body(st.body, a.body, sc, None, [], fin,
+                                   [glob, _expr_stmt(_call("enter_class", _int(idx)))])
         out: list[cst.BaseStatement] = [st.with_changes(body=body)]
         out.extend(self.def_bind(a, scope, BindKind.CLASS_DEF))
         return out
 
     def scope_body(self, body: cst.BaseSuite, nodes: list[ast.stmt], sc: _Scope,
                    enter: cst.BaseSmallStatement | None, pbinds: list[cst.BaseSmallStatement],
-                   fin: list[cst.BaseSmallStatement]) -> cst.BaseSuite:
-        """``doc; enter`` then ``try: body finally: fin`` (see module docstring)."""
+                   fin: list[cst.BaseSmallStatement],
+                   bare: list[cst.BaseSmallStatement] | None = None) -> cst.BaseSuite:
+        """``doc; enter`` then ``try: body finally: fin`` (see module docstring); ``bare``
+        (a class body's ``global ...; enter_class(...)``): a line before the ``try``."""
         was_suite = isinstance(body, cst.SimpleStatementSuite)
         blk = _block_of(body)
         if was_suite:
@@ -1301,7 +1314,8 @@ class _Instrumenter:
                 body=[*([doc] if doc else []), *cast(cst.IndentedBlock, ib).body])
         if not stmts:  # only a docstring
             assert doc is not None
-            doc = doc.with_changes(body=[*doc.body, *([pre] if pre else []), *fin])
+            doc = doc.with_changes(body=[*doc.body, *([pre] if pre else []), *(bare or []),
+                                         *fin])
             return blk.with_changes(body=[doc])
         self.debt += 1  # the `try:` line
         lead = stmts[0].leading_lines if isinstance(stmts[0], (cst.SimpleStatementLine,
@@ -1319,8 +1333,11 @@ class _Instrumenter:
                 tb = cast(cst.IndentedBlock, _prefix(tb, start))
         self.debt += 1  # the `finally:` line
         tr = cst.Try(body=tb, finalbody=cst.Finally(body=cst.SimpleStatementSuite(fin)),
-                     leading_lines=[] if pre else lead)
+                     leading_lines=[] if pre or bare else lead)
         guard: list[cst.BaseStatement] = []
+        if bare:
+            self.debt += 1
+            guard = [cst.SimpleStatementLine(bare, leading_lines=lead)]
         if pre is not None:
             assert isinstance(pre, cst.Assign)
             self.debt += 2
