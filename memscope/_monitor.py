@@ -291,7 +291,19 @@ def within_budget(times: float = 1.0) -> bool:
         or _state["census_high"] < 0
 
 
+def _site_initializing() -> bool:
+    spec = getattr(sys.modules.get("site"), "__spec__", None)
+    return bool(getattr(spec, "_initializing", False))
+
+
 def _loop(pid: int) -> None:
+    # Not while site is being imported: a child of memscope run (spawn, subprocess)
+    # starts tracking from sitecustomize, inside the main thread's import of site, and
+    # the census's imports go through the import hook, which needs site: this thread
+    # waited for site's module lock while the main thread, importing multiprocessing,
+    # waited for the import lock (a hang seen twice in test_run_children's spawn case)
+    while _state["pid"] == pid and _site_initializing():
+        time.sleep(TICK)
     try:
         # Load the census (and ctypes, for frames) now, while the program is starting,
         # not at its first census; under the census lock, so that no fork can happen
