@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from memscope import _own
 
-_own_start = _own.resident()  # what importing memscope adds is memscope's own memory
+_own.begin()  # what importing memscope adds is memscope's own memory
 
 from memscope.config import Config, ConfigError  # noqa: E402
 from memscope.explicit import ignore, track_scope, track_var  # noqa: E402
 from memscope.sizing import register_sizer  # noqa: E402
 from memscope.tracker import MemoryTracker, get_global_tracker, init, snapshot  # noqa: E402
 
-_own.add_since(_own_start)
+_own.end()
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:

@@ -333,6 +333,15 @@ def start() -> None:
                   last_census_cost=0,
                   next_census=rss + CENSUS_FIRST if rss >= 0 else -1)
     sample(force=True)
+    if "memscope.census" not in sys.modules and not _importing():
+        # the census (ctypes, the frame reader, the C walk) loaded here, in the thread
+        # that starts tracking, so that what it takes is counted as memscope's own
+        # (memscope._own, around tracker.init); inside an import (tracking started from
+        # sitecustomize) the monitor thread loads it once the import is done
+        try:
+            from memscope import census  # noqa: F401
+        except Exception as exc:
+            _hooks._error("monitor", exc)
     try:
         _threads.start(_loop, (pid,))  # it never takes the program's signals
     except Exception as exc:  # at interpreter shutdown, say

@@ -23,6 +23,7 @@ except (AttributeError, ValueError, OSError):
     _PAGE = 4096
 
 _total = [0]
+_open = [0, -1]  # steps under way (nested ones are part of the outermost), its start
 
 
 def resident() -> int:
@@ -38,12 +39,24 @@ def resident() -> int:
         return -1
 
 
-def add_since(start: int) -> None:
-    """Count what resident memory grew by since ``start`` (a ``resident()`` reading)."""
-    if start >= 0:
+def begin() -> None:
+    """A step of memscope's own begins (``end`` counts it; a step inside another one is
+    part of it, counted once)."""
+    if _open[0] == 0:
+        _open[1] = resident()
+    _open[0] += 1
+
+
+def end() -> None:
+    """The step ends: what resident memory grew by since the outermost step began is
+    memscope's."""
+    if _open[0] <= 0:
+        return
+    _open[0] -= 1
+    if _open[0] == 0 and _open[1] >= 0:
         now = resident()
-        if now > start:
-            _total[0] += now - start
+        if now > _open[1]:
+            _total[0] += now - _open[1]
 
 
 def total() -> int:

@@ -12,7 +12,7 @@ import atexit
 import os
 import sys
 
-from memscope import _hooks, _monitor
+from memscope import _hooks, _monitor, _own
 from memscope.config import Config
 from memscope.events import LEAK, Event, expand_tables
 
@@ -246,15 +246,19 @@ def init(
     Settings not passed keep their current value: ``MEMSCOPE_*`` variables at first,
     or what ``memscope run`` set when the program runs under it.
     """
-    base = config or get_global_tracker().config
-    cfg = base.with_(mode=mode, output_dir=output_dir, name=name, **settings)
-    tracker = get_global_tracker()
-    tracker.apply(cfg)
-    if cfg.capture:
-        _open_capture(tracker)
-    _monitor.start()
-    _register_exit(tracker)
-    return tracker
+    _own.begin()  # starting the tracker: memscope's own memory
+    try:
+        base = config or get_global_tracker().config
+        cfg = base.with_(mode=mode, output_dir=output_dir, name=name, **settings)
+        tracker = get_global_tracker()
+        tracker.apply(cfg)
+        if cfg.capture:
+            _open_capture(tracker)
+        _monitor.start()
+        _register_exit(tracker)
+        return tracker
+    finally:
+        _own.end()
 
 
 def snapshot() -> dict[str, Any]:

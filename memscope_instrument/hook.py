@@ -442,7 +442,7 @@ def instrument_code(
     # the transformer's modules) is memscope's own memory, and what it took meanwhile
     # (a module's syntax tree: 40 MB at its peak for pydoc's 2,800 lines) is not the
     # program's peak
-    own_start = _own.resident()
+    _own.begin()
     _monitor.begin_own_work()
     transform = _transform()
     try:
@@ -474,7 +474,7 @@ def instrument_code(
         return plain, False
     finally:
         _monitor.end_own_work()
-        _own.add_since(own_start)
+        _own.end()
 
 
 def _source_line(data: bytes, line: int) -> str:
@@ -678,12 +678,12 @@ def install_import_hook(
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error={on_error!r}: expected one of {', '.join(ON_ERROR)}")
-    own_start = _own.resident()  # the hook (and the tracker it starts): memscope's own
+    _own.begin()  # the hook (and the tracker it starts): memscope's own
     try:
         return _install(packages, mode, config, exclude, roots, on_error, imports,
                         comprehensions, cache, start, _skip_warning, _stacklevel + 1)
     finally:
-        _own.add_since(own_start)
+        _own.end()
 
 
 def _install(packages: str | Iterable[str] | None, mode: str | None, config: Any,

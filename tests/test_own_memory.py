@@ -52,3 +52,19 @@ def test_instrumenting_a_module_is_not_the_programs_peak(tmp_path: Path) -> None
     capture = next((tmp_path / "o" / "main").glob("main.*.memscope"))
     stats = load.analyze(read_capture(capture)).analysis.memory_stats()
     assert stats["process_peak_kernel_bytes"] - stats["process_peak_bytes"] > 10 << 20
+
+
+def test_a_step_inside_another_is_counted_once() -> None:
+    from memscope import _own
+
+    before = _own.total()
+    _own.begin()
+    _own.begin()  # (installing the hook starts the tracker: one step inside another)
+    grown = bytearray(8 << 20)
+    grown[::4096] = b"x" * len(grown[::4096])  # resident now
+    _own.end()
+    inner = _own.total() - before
+    _own.end()
+    outer = _own.total() - before
+    assert inner == 0 and 8 << 20 <= outer < 9 << 20
+    del grown
