@@ -614,3 +614,38 @@ def test_a_full_disk_is_said_once_and_counted_in_the_capture(app: Path) -> None:
     assert capture.header.dropped > 100_000  # most of the 300,000 binds
     errors = [e for e in capture.events() if e[0] == ERROR and e[2] == "capture"]
     assert errors and f"{capture.header.dropped} events dropped" in errors[0][3]
+
+
+ENDING = '''\
+def work(n):
+    rows = []
+    for i in range(n):
+        row = {"id": i, "name": f"item-{i}", "tags": [i, i + 1]}
+        rows.append(row)
+    return rows
+
+
+table = work(200_000)
+print("done", flush=True)
+'''
+
+
+def test_ctrl_c_while_the_reports_are_written_stops_at_once(app: Path) -> None:
+    """The program ended; Ctrl-C while memscope run finishes (its end census, its
+    reports: seconds for this heap) stops it as Ctrl-C stops python: the capture is
+    closed, the reports are left to the printed command, the process ends by SIGINT,
+    and no traceback of memscope's is printed."""
+    write_tree(app, {"ending.py": ENDING})
+    proc = subprocess.Popen(memscope_cmd("run", "-o", str(app / "o"), "--format", "html,json",
+                                         "ending.py"),
+                            cwd=app, env=clean_env(PYTHONFAULTHANDLER="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "done\n"
+    proc.send_signal(signal.SIGINT)
+    err = _wait_or_dump(proc, "SIGINT")
+    assert proc.returncode == -signal.SIGINT, err
+    assert "make them with: memscope report " in err, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    (cap,) = (app / "o" / "ending").glob("ending.*.memscope")
+    assert read_capture(cap).header.complete
+    assert not list((app / "o" / "ending").glob("*.html"))

@@ -88,8 +88,28 @@ class _Finisher:
         self.done = True
         try:  # after Ctrl-C, as after SIGTERM: the capture at once, no report to wait for
             self._finish(stopped="SIGINT" if self.sigint else None)
+        except KeyboardInterrupt:  # Ctrl-C during the end census or the reports
+            self._interrupted()
         except Exception as exc:  # never turn the program's exit into ours
             _say(f"could not finish the reports: {type(exc).__name__}: {exc}")
+
+    def _interrupted(self) -> None:
+        """Ctrl-C while the run was being finished: the capture is closed (without
+        waiting), the reports are left to ``memscope report``, and the process ends by
+        SIGINT (``at_exit_last``), as Python ends after an uncaught Ctrl-C."""
+        from memscope import tracker as tracker_mod
+
+        self.sigint = True
+        tracker = tracker_mod.get_global_tracker()
+        tracker.close(interrupted=True, timeout=SIGNAL_WAIT)
+        captures = self._captures(tracker)
+        if captures and self.report and any(f != "binary" for f in self.formats):
+            _say("reports: interrupted by SIGINT; make them with: "
+                 + report_command(captures, tracker.output_folder, tracker.name,
+                                  self.formats))
+        elif captures:
+            for c in captures:
+                _say(f"capture: {c}")
 
     def _captures(self, tracker: Any) -> list[str]:
         """This run's captures (NAME.PID.memscope): the parent's and its children's,
