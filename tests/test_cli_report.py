@@ -239,3 +239,11 @@ def test_incompleteness_survives_merge_and_every_report(tmp_path: Path) -> None:
     assert "INCOMPLETE" in (out / "merged_memory_analysis.svg").read_text()
     assert "INCOMPLETE" in (out / "merged_lifecycle_timeline.svg").read_text()
     assert "recovered" in (out / "merged_summary.txt").read_text()
+
+
+def test_diff_says_a_capture_is_incomplete(small: Path, tmp_path: Path) -> None:
+    inc = _incomplete_copy(small, tmp_path / "small.999.memscope")
+    r = CliRunner().invoke(main, ["diff", str(small), str(inc)])
+    assert r.exit_code in (0, 1), r.output
+    assert f"warning: {inc}: incomplete capture" in r.stderr
+    assert f"warning: {small}" not in r.stderr

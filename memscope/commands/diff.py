@@ -80,6 +80,9 @@ def diff(
         d = diff_captures(a, b, threshold=limit, percent=percent)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
+    from memscope.commands.report import warn_incomplete
+
+    warn_incomplete((a, b))  # a killed run's capture lacks its end: said, on stderr
     if as_json:
         click.echo(orjson.dumps(d.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
