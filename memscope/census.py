@@ -45,7 +45,7 @@ import time
 import types
 
 from memscope import _hooks, _own, frames, sizing
-from memscope.events import CENSUS, CVAR, MODULE, SCOPE, table_names
+from memscope.events import CENSUS, CVAR, MODULE, SCOPE, expand_module, table_names
 from memscope.sizing import _isa
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
@@ -213,6 +213,8 @@ class _Scopes:
     def __init__(self) -> None:
         self.files: dict[str, dict[str, int]] = {}
         self.modules: list[tuple[str, str]] = []  # (module name, file)
+        self.module_rows: dict[str, list[Any]] = {}  # file -> its MODULE rows (3.10)
+        self.by_name: dict[str, dict[str, list[int]]] = {}  # file -> name -> scopes
         # coroutines to look for: asyncio's tasks, or coroutine scopes registered by
         # hand (the module tables' kinds are not unpacked here: that imports array,
         # and an import in the census thread is a hazard to a fork)
@@ -226,6 +228,7 @@ class _Scopes:
                     for i, q in enumerate(quals):
                         by_qual.setdefault(q, sbase + i)
                     self.modules.append((module, file))
+                    self.module_rows.setdefault(file, []).append(row)
                 elif row[0] == SCOPE:
                     self.files.setdefault(row[2], {}).setdefault(row[4], row[1])
                     self.coroutines = self.coroutines or row[5] in (_COROUTINE, _ASYNC_GENERATOR)
@@ -236,8 +239,45 @@ class _Scopes:
         by_qual = self.files.get(code.co_filename)
         if by_qual is None:
             return -1
-        qual = getattr(code, "co_qualname", code.co_name)
-        return by_qual.get(qual, -1)
+        qual = getattr(code, "co_qualname", None)
+        if qual is not None:
+            return by_qual.get(qual, -1)
+        return self._scope_by_name(code, by_qual)  # 3.10: no co_qualname
+
+    def _scope_by_name(self, code: _CodeType, by_qual: dict[str, int]) -> int:
+        """3.10's code objects have no qualname: the scope whose qualname ends with
+        the code's name; of several (``__init__`` of two classes), the one whose ``def``
+        line is the first at or after the code's first line (its decorators)."""
+        file, name = code.co_filename, code.co_name
+        names = self.by_name.get(file)
+        if names is None:
+            names = self.by_name[file] = {}
+            for q, scope in by_qual.items():
+                names.setdefault(q.rpartition(".")[2], []).append(scope)
+        found = names.get(name)
+        if not found:
+            return -1
+        if len(found) == 1:
+            return found[0]
+        lines = self._scope_lines(file)
+        first = code.co_firstlineno
+        after = [(lines.get(s, -1) - first, s) for s in found if lines.get(s, -1) >= first]
+        return min(after)[1] if after else -1
+
+    def _scope_lines(self, file: str) -> dict[int, int]:
+        """scope -> its ``def`` line, for one file (from its table rows)."""
+        out: dict[int, int] = {}
+        for row in self.module_rows.get(file, ()):
+            try:
+                for ev in expand_module(row):
+                    if ev[0] == SCOPE:
+                        out[ev[1]] = ev[6]
+            except Exception:
+                continue
+        for row in list(_hooks._tables):
+            if row[0] == SCOPE and row[2] == file:
+                out[row[1]] = row[6]
+        return out
 
 
 def _skip_name(name: str) -> bool:

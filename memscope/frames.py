@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _CellType = types.CellType
 # (offset of the interpreter-frame pointer in a frame object, or -1: the frame object
 # holds its locals itself; offsets of localsplus and of the f_locals dict from there)
-_LAYOUTS = {(3, 10): (-1, 352, 56), (3, 11): (24, 72, 24), (3, 12): (24, 64, 40)}
+_LAYOUTS = {(3, 10): (-1, 352, 56), (3, 11): (24, 72, 24), (3, 12): (24, 72, 40)}
 
 
 def _names(code: types.CodeType) -> tuple[str, ...]:

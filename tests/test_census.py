@@ -512,3 +512,35 @@ def test_a_fork_right_after_init_never_hangs_the_child(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_scopes_are_found_by_name_and_line_where_code_has_no_qualname() -> None:
+    """Python 3.10's code objects have no ``co_qualname``: a frame's scope is the one
+    whose qualname ends with the code's name, and of several (two classes'
+    ``__init__``) the one whose ``def`` comes first at or after the code's first line."""
+    from memscope import census
+
+    class A:
+        def __init__(self) -> None:
+            pass
+
+    class B:
+        @staticmethod
+        def helper() -> None:
+            pass
+
+        def __init__(self) -> None:
+            pass
+
+    file = A.__init__.__code__.co_filename
+    line = {c: c.co_firstlineno for c in (A.__init__.__code__, B.__init__.__code__)}
+    scopes = census._Scopes()
+    scopes.files[file] = {"A.__init__": 101, "B.helper": 102, "B.__init__": 103}
+    scopes._scope_lines = lambda f: {101: line[A.__init__.__code__],  # type: ignore[method-assign]
+                                     102: line[B.__init__.__code__] - 3,
+                                     103: line[B.__init__.__code__]}
+    by_qual = scopes.files[file]
+    assert scopes._scope_by_name(A.__init__.__code__, by_qual) == 101
+    assert scopes._scope_by_name(B.__init__.__code__, by_qual) == 103
+    assert scopes._scope_by_name(B.helper.__code__, by_qual) == 102  # the only "helper"
+    assert scopes._scope_by_name(census._Scopes.__init__.__code__, {}) == -1

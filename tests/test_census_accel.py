@@ -225,6 +225,8 @@ def build(spec: dict[str, Any]) -> tuple[dict[str, Any], list[Any], set[int]]:
 
 # ---- running one census -----------------------------------------------------------------
 
+IMMORTAL = (1 << 32) - 16  # 3.12+ (PEP 683): an immortal object's count, and above
+
 
 class Logged(census._Census):
     """A census that writes down every call the walk makes back into it (ids and plain
@@ -278,7 +280,8 @@ def scopes_naming_gen_named() -> census._Scopes:
     """Scopes in which ``_gen_named`` is instrumented code (its frames hold roots)."""
     scopes = census._Scopes()
     code = _gen_named.__code__
-    scopes.files.setdefault(code.co_filename, {})[code.co_qualname] = 7
+    qual = getattr(code, "co_qualname", code.co_name)  # (3.10: by its name)
+    scopes.files.setdefault(code.co_filename, {})[qual] = 7
     return scopes
 
 
@@ -301,9 +304,12 @@ def take(env: dict[str, Any], accelerated: bool, made: set[int]) -> dict[str, An
                       rec[census._HOLDERS], rec[census._ROOTREFS],
                       None if rec[census._SHARERS] is None else tuple(rec[census._SHARERS]),
                       rec[census._VISIT], type(rec[census._OBJ]).__qualname__]
-            if ki not in made:
+            if ki not in made or sys.getrefcount(rec[census._OBJ]) >= IMMORTAL:
                 # the interpreter's objects (small ints, interned strings, None): their
-                # reference counts move on between two censuses; everything else holds
+                # reference counts move on between two censuses; everything else holds.
+                # 3.12+: an immortal object's count never moves (the empty tuple the
+                # spec makes is one), so a walk's own references are not in it and
+                # the two walks' calibrations differ by one there
                 fields[3] = None
             recs[ki] = tuple(fields)
         found = {
