@@ -631,7 +631,7 @@ print("done", flush=True)
 
 
 def test_ctrl_c_while_the_reports_are_written_stops_at_once(app: Path) -> None:
-    """The program ended; Ctrl-C while memscope run finishes (its end census, its
+    """The program ends; Ctrl-C while memscope run finishes (its end census, its
     reports: seconds for this heap) stops it as Ctrl-C stops python: the capture is
     closed, the reports are left to the printed command, the process ends by SIGINT,
     and no traceback of memscope's is printed."""
@@ -645,7 +645,9 @@ def test_ctrl_c_while_the_reports_are_written_stops_at_once(app: Path) -> None:
     err = _wait_or_dump(proc, "SIGINT")
     assert proc.returncode == -signal.SIGINT, err
     assert "make them with: memscope report " in err, err
-    assert "Traceback" not in err and "Exception ignored" not in err, err
+    # (the signal may also land in the program's last line: then python's traceback of
+    # the program's KeyboardInterrupt, as without memscope; never one of memscope's)
+    assert "Exception ignored" not in err and f"{os.sep}memscope{os.sep}" not in err, err
     (cap,) = (app / "o" / "ending").glob("ending.*.memscope")
     assert read_capture(cap).header.complete
     assert not list((app / "o" / "ending").glob("*.html"))
