@@ -5,10 +5,14 @@ instrumented code checks it at import through ``register``).
 
 An instrumented module starts with::
 
-    from memscope import _hooks as _memscope_hooks
-    _memscope_ = _memscope_hooks.register(4, FILE, __name__, NSCOPES, NSITES, INTS, NAMES)
+    from memscope._hooks import register as _memscope_
+    _memscope_ = _memscope_(4, FILE, __name__, NSCOPES, NSITES, INTS, NAMES)
     _memscope_g, _memscope_e = _memscope_.g, _memscope_.e   # the inline guards
-    _memscope_s = _memscope_.enter(0, -1)          # the module scope instance
+    _memscope_.m = _memscope_.enter(0, -1)         # the module scope instance
+
+(so the module's globals get three names of ours: the handle and its two guard lists;
+code instrumented before TRANSFORM_VERSION 12 also had ``_memscope_hooks``,
+``_memscope_s`` and ``_memscope_m``, and still runs)
 
 The table is the columns of a MODULE row (``memscope.events``): scopes ``(qualname,
 ScopeKind, first_line)`` and sites ``(line, col, scope_index, name, BindKind)``, both
@@ -463,6 +467,7 @@ if TYPE_CHECKING:
         enter_class: Callable[[int], None]  # a class body's enter, its token kept here
         exit_class: Callable[[], None]
         c: Callable[[], Any]  # the calling class body's token
+        m: int | None  # the module's own instance token (set by the prologue)
 
 _ModuleType = type(sys)
 

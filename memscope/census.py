@@ -381,7 +381,9 @@ class _Census:
                 continue
             by_qual = self.scopes.files.get(file, {})
             mscope = by_qual.get("<module>", -1)
-            tok = d.get("_memscope_m", d.get("_memscope_s", 0))
+            h = d.get("_memscope_")  # the module token is kept on its handle ...
+            tok = h.__dict__.get("m", 0) if type(h) is _ModuleType else 0
+            tok = tok or d.get("_memscope_m", d.get("_memscope_s", 0))  # ... or was
             tok = tok if type(tok) is int else 0
             for name, value in list(d.items()):
                 if type(name) is not str or _skip_name(name):

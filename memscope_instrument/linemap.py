@@ -56,6 +56,8 @@ def _is_inserted(s: ast.stmt) -> bool:
         return _is_hook_call(s.value)
     if isinstance(s, ast.Assign):
         t = s.targets[0]
+        if isinstance(t, ast.Attribute):  # `_memscope_.m = _memscope_.enter(0, -1)`
+            return isinstance(t.value, ast.Name) and _reserved(t.value.id)
         if isinstance(t, ast.Tuple):
             return all(isinstance(e, ast.Name) and _reserved(e.id) for e in t.elts)
         return isinstance(t, ast.Name) and _reserved(t.id)

@@ -75,12 +75,13 @@ IGNORE_LINE = "memscope: ignore"
 H = "_memscope_"  # the module handle
 GUARD = "_memscope_g"  # the handle's per-site inline guards (module global)
 SGUARD = "_memscope_e"  # the handle's per-scope inline guards (module global)
-TOK = "_memscope_s"  # per scope instance token (functions, lambdas, module)
-MTOK = "_memscope_m"  # the module instance token, for `global` names bound in functions
+TOK = "_memscope_s"  # per scope instance token (functions, lambdas): a local
+MTOK = "_memscope_.m"  # the module instance token, kept on the handle (no global of ours)
 CTOK = "_memscope_.c()"  # class-body token: kept by the runtime, never in the namespace
 QTOK = "_memscope_q"  # comprehension instance token: a target of the comprehension itself
 COMP = "_memscope_c"  # module global: memscope_instrument.sites.comprehension
 ALIAS = "_memscope_n"  # + scope index: a function's token for its inner `nonlocal` binds
+PROLOGUE_START = f"from memscope._hooks import register as {H}"
 COMP_IMPORT = f"from memscope_instrument.sites import comprehension as {COMP}"
 _COMP_NAMES = {"ListComp": "<listcomp>", "SetComp": "<setcomp>", "DictComp": "<dictcomp>",
                "GeneratorExp": "<genexpr>"}
@@ -535,7 +536,7 @@ class _Instrumenter:
         if owner is here:
             return here.tok or "0"
         if owner.kind == "module":
-            return MTOK if here.kind != "module" else TOK
+            return MTOK
         if owner.tok is None:
             return "0"
         s: _Scope | None = here
@@ -1389,7 +1390,8 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
 
     text, encoding = _decode(source, filename)
     n_lines = len(split_lines(text))
-    if (ALREADY_INSTRUMENTED_MARKER in text and "_memscope_hooks.register(" in text) or (
+    if (ALREADY_INSTRUMENTED_MARKER in text and (PROLOGUE_START in text
+                                                 or "_memscope_hooks.register(" in text)) or (
             SKIP_FILE in text and _has_comment(text, SKIP_FILE)):
         why = "already instrumented" if ALREADY_INSTRUMENTED_MARKER in text else "skip-file"
         return Result(text, list(range(1, n_lines + 1)), 0, 0, 0, [why], False, encoding,
@@ -1412,7 +1414,7 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
         raise InstrumentError(filename, 1, 0, f"libcst could not parse: {e}") from e
     inst = _Instrumenter(text, filename, options)
     sc = _Scope(inst.table.add_scope("<module>", ScopeKind.MODULE, 1), "<module>", "module",
-                None, TOK)
+                None, MTOK)
     try:
         new_body = _module_body(inst, mod, tree, sc)
     except RecursionError as e:
@@ -1429,10 +1431,13 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
 
 
 def _prologue(inst: _Instrumenter, filename: str) -> str:
-    return (f"from memscope import _hooks as _memscope_hooks; {H} = _memscope_hooks."
-            f"register({HOOKS_CONTRACT}, {filename!r}, __name__, {inst.table.render()}); "
+    # one import binding our one name, then rebinding it: the module gets `_memscope_`
+    # and the two guard lists, nothing else (before TRANSFORM_VERSION 12 also
+    # `_memscope_hooks`, `_memscope_s` and `_memscope_m`)
+    return (f"{PROLOGUE_START}; {H} = {H}("
+            f"{HOOKS_CONTRACT}, {filename!r}, __name__, {inst.table.render()}); "
             f"{GUARD}, {SGUARD} = {H}.g, {H}.e; "
-            f"{TOK} = {MTOK} = {H}.enter(0, -1)"
+            f"{MTOK} = {H}.enter(0, -1)"
             + (f"; {COMP_IMPORT}" if inst.used_comp else ""))
 
 
@@ -1445,7 +1450,7 @@ def _splice(text: str, tree: ast.Module, filename: str, options: Options,
 
     inst = _Instrumenter(text, filename, options)
     sc = _Scope(inst.table.add_scope("<module>", ScopeKind.MODULE, 1), "<module>", "module",
-                None, TOK)
+                None, MTOK)
     try:
         sp = Splicer(inst, text, tree, options)
         sp.module(sc, _PLACEHOLDER, ALREADY_INSTRUMENTED_MARKER)

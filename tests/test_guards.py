@@ -511,28 +511,28 @@ def test_where_runs_end(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
         out = []
         for m in re.finditer(r"_memscope_\.bind(?:\(\d+, (\w+)|_group\(\d+, \(([\w, ]+)\)),"
-                             r" (\w+)\)", lines[line_of(stmt)]):
+                             r" ([\w.]+)\)", lines[line_of(stmt)]):
             names = (m.group(1) or m.group(2)).replace(" ", "")
             out.append(f"{names}@{m.group(3)}")
         return out
 
-    s = "_memscope_s"
+    s, m = "_memscope_s", "_memscope_.m"  # a function's token, the module's
     assert reads("W = ") == reads("Z = ") == []
-    assert reads("PAIR = ") == [f"W,Z,PAIR@{s}"]  # inert module-level statements
+    assert reads("PAIR = ") == [f"W,Z,PAIR@{m}"]  # inert module-level statements
     assert reads("lo, *rest") == [f"x1,m1,x2,m2,dx,mag,b1m,total,lo,rest@{s}"]
     assert reads("x = n") == [f"x@{s}"]  # `x += 1` rebinds x
     assert reads("y = [x]") == [f"x,y@{s}"]
     assert reads("first = ") == [f"first@{s}"]  # a call in between binds nothing
     assert reads("local = ") == [f"local@{s}"]  # G has another token
-    assert reads("H = 2") == ["G,H@_memscope_m"]
+    assert reads("H = 2") == [f"G,H@{m}"]
     assert reads("after = ") == [f"after@{s}"]
     assert reads("c = a + b") == [f"a,b,c@{s}"]
     assert reads("acc = ") == [f"acc@{s}"]  # `yield` can suspend: no read-back waits
-    assert reads("victim = 1") == [f"victim@{s}"]  # kill() deletes the global victim
+    assert reads("victim = 1") == [f"victim@{m}"]  # kill() deletes the global victim
     assert reads("box = [1]") == [f"box@{s}"]  # drop() deletes the cell box
     # module names: only statements that run no user code join (for target i, sq)
-    assert reads("sq = ") == [f"i@{s}", f"sq@{s}"]
-    assert reads("total += sq") == [f"total@{s}"]
+    assert reads("sq = ") == [f"i@{m}", f"sq@{m}"]
+    assert reads("total += sq") == [f"total@{m}"]
 
 
 def test_instrumentation_adds_no_callable_to_module_globals(rec: Recorder) -> None:

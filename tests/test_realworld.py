@@ -94,7 +94,7 @@ def run_suite(name: str, run_dir: Path, instrumented: bool) -> dict[str, int]:
                          capture_output=True, text=True, env=env, cwd=run_dir)
     assert who.stdout.strip().startswith(str(run_dir)), who
     if instrumented:
-        assert "_memscope_hooks" in Path(who.stdout.strip()).read_text()
+        assert "# memscope: instrumented" in Path(who.stdout.strip()).read_text()
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         "-o", "addopts=", "--rootdir", str(run_dir), *targets],
                        capture_output=True, text=True, env=env, cwd=run_dir, timeout=1800)

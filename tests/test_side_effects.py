@@ -147,3 +147,41 @@ def test_a_prepare_namespace_sees_only_the_programs_names(
     assert len(scopes) >= 2  # the class bodies were entered, with their tokens
     exited = {e[2] for e in rec.events() if e[0] == EXIT}
     assert exited >= {e[3] for e in scopes[1:]}  # (the first: the module's, still running)
+
+
+GLOBALS = """
+import sys
+
+TOTAL = 0
+
+
+def count(n):
+    global TOTAL
+    for i in range(n):
+        TOTAL += i
+    return TOTAL
+
+
+class Box:
+    size = 2
+
+
+values = [count(3), Box.size]
+"""
+
+
+@PATHS
+def test_an_instrumented_module_gets_three_names_of_ours(
+        rec: Recorder, tmp_path: Path, libcst: bool) -> None:
+    """The handle and its two guard lists, read as globals on the hot path (an attribute
+    of the handle would cost a second load at every guarded site); before, also
+    ``_memscope_hooks``, ``_memscope_s`` and ``_memscope_m``. Module-level and `global`
+    bindings still carry the module's instance token (kept on the handle)."""
+    m = load(tmp_path, GLOBALS, libcst=libcst)
+    p = plain(tmp_path, GLOBALS)
+    ours = sorted(set(vars(m)) - set(vars(p)))
+    assert ours == ["_memscope_", "_memscope_e", "_memscope_g"]
+    assert m.values == p.values
+    mtok = m._memscope_.m
+    binds = {e[2] - m._memscope_.base: e[3] for e in rec.events() if e[0] == BIND}
+    assert binds and set(binds.values()) >= {mtok}  # TOTAL, values... with its token
