@@ -1,4 +1,4 @@
-"""Scope and site tables of one module (what ``_memscope_hooks.register`` receives,
+"""Scope and site tables of one module (what ``memscope._hooks.register`` receives,
 as the columns of a MODULE row: ``memscope.events.module_table``)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from functools import partial
 from itertools import chain, repeat
 from typing import Any
 
+from memscope._hooks import _CATCH, _no_entry_check
 from memscope.events import BindKind, ScopeKind, module_table
 from memscope.planes import pack_planes
 
@@ -63,12 +64,25 @@ class _CompInstance:
         self.tok = 0
 
     def start(self, _: object) -> Any:
-        self.tok = tok = self.enter(self.scope, -1)
-        return repeat(tok)
+        toks = _NO_TOKS
+        try:
+            self.tok = tok = self.enter(self.scope, -1)
+            toks = repeat(tok)
+        except BaseException as exc:  # an interrupt: handed to the program (_hooks)
+            if _CATCH["enter", exc]:
+                raise
+        return toks
 
     def __del__(self) -> None:
         if self.tok:
             self.exit(self.tok)
+
+
+_NO_TOKS = repeat(0)  # (a repeat without a count is the same for every reader)
+# no check for signals as they start: a signal is handled in the program's code
+# (memscope._hooks, "interrupts"); __del__ runs where Python would drop an exception
+_CompInstance.start.__code__ = _no_entry_check(_CompInstance.start.__code__)
+_CompInstance.__del__.__code__ = _no_entry_check(_CompInstance.__del__.__code__)
 
 
 def comprehension(handle: Any, scope: int) -> Any:

@@ -30,7 +30,8 @@ from .conftest import Recorder
 MEMSCOPE_DIR = os.path.dirname(_hooks.__file__)
 
 
-def load(tmp_path: Path, src: str, *, libcst: bool = False, name: str = "prog") -> Any:
+def load(tmp_path: Path, src: str, *, libcst: bool = False, name: str = "prog",
+         comprehensions: bool = False) -> Any:
     """Instrument ``src`` (splice path, or the libcst path) and run it as a module, the
     way the import hook does (original file name and lines)."""
     from memscope_instrument import transform
@@ -42,7 +43,8 @@ def load(tmp_path: Path, src: str, *, libcst: bool = False, name: str = "prog") 
     if libcst:
         transform._splice = lambda *a, **k: None  # type: ignore[assignment]
     try:
-        res = transform.instrument_source(path.read_text(), str(path), name)
+        res = transform.instrument_source(path.read_text(), str(path), name,
+                                          transform.Options(comprehensions=comprehensions))
     finally:
         transform._splice = saved  # type: ignore[assignment]
     assert res.changed
@@ -248,8 +250,13 @@ class Klass:
         return scaled
 
 
+def squares(n):
+    return sum([k * k for k in range(n)]) + len({k: k for k in range(n)})
+
+
 def caller():
-    out = plain(1)
+    out = squares(3)
+    out += plain(1)
     out += documented(1)
     out += sum(gen(3))
     out += Klass().method(2)
@@ -279,10 +286,11 @@ def _trace_raising_at(path: str, k: int) -> tuple[Callable[..., Any], list[int]]
 
 
 @PATHS
+@pytest.mark.parametrize("comprehensions", [False, True], ids=["", "comprehensions"])
 def test_no_instruction_of_instrumented_code_reads_an_unset_token(
-        rec: Recorder, tmp_path: Path, libcst: bool) -> None:
+        rec: Recorder, tmp_path: Path, libcst: bool, comprehensions: bool) -> None:
     """A KeyboardInterrupt raised at each instruction in turn comes out as itself."""
-    m = load(tmp_path, UNBOUND, libcst=libcst)
+    m = load(tmp_path, UNBOUND, libcst=libcst, comprehensions=comprehensions)
     expected = m.caller()
     k = 1
     while True:
