@@ -388,6 +388,9 @@ def run_program(
         base = os.getcwd()
         run_name = (module or "module").split(".")[-1]
     roots = sorted({base, project_root(base)})
+    from memscope import _own
+
+    _own.begin()  # everything up to the program's first line is memscope's own memory
     fin = _Finisher(formats, report)
     cfg = Config.from_env().with_(mode=mode, name=name or run_name, sampling=sampling,
                                   run_id=fin.run_id)
@@ -436,6 +439,7 @@ def run_program(
         child.patch_multiprocessing_when_imported(h)
 
     sys.path[0] = str(base)  # as python does: the script's folder, or cwd for -m
+    _own.end()
     try:
         if module is not None:
             _run_module(module, args)
