@@ -391,55 +391,57 @@ def run_program(
     from memscope import _own
 
     _own.begin()  # everything up to the program's first line is memscope's own memory
-    fin = _Finisher(formats, report)
-    cfg = Config.from_env().with_(mode=mode, name=name or run_name, sampling=sampling,
-                                  run_id=fin.run_id)
-    if output is not None:
-        cfg = cfg.with_(output_dir=os.path.abspath(output))
-    else:
-        cfg = cfg.with_(output_dir=os.path.abspath(cfg.output_dir))
-    include_all = tuple(include) + ((module,) if module else ())
+    try:
+        fin = _Finisher(formats, report)
+        cfg = Config.from_env().with_(mode=mode, name=name or run_name, sampling=sampling,
+                                      run_id=fin.run_id)
+        if output is not None:
+            cfg = cfg.with_(output_dir=os.path.abspath(output))
+        else:
+            cfg = cfg.with_(output_dir=os.path.abspath(cfg.output_dir))
+        include_all = tuple(include) + ((module,) if module else ())
 
-    atexit.register(fin.at_exit_last)  # first registered: runs last
-    tracker_mod.init(config=cfg)
-    atexit.register(fin)  # runs before the tracker's own close
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, fin.on_sigterm)
-        # a forked child starts with plain Python's SIGTERM; multiprocessing children
-        # get what memscope_instrument.child gives them
-        os.register_at_fork(after_in_child=_restore_sigterm_in_child(fin))
-    if hasattr(signal, "SIGUSR1") and signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL:
-        # ``kill -USR1 PID``: a census now (served by the monitor thread)
-        signal.signal(signal.SIGUSR1, _census_on_signal)
+        atexit.register(fin.at_exit_last)  # first registered: runs last
+        tracker_mod.init(config=cfg)
+        atexit.register(fin)  # runs before the tracker's own close
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, fin.on_sigterm)
+            # a forked child starts with plain Python's SIGTERM; multiprocessing children
+            # get what memscope_instrument.child gives them
+            os.register_at_fork(after_in_child=_restore_sigterm_in_child(fin))
+        if hasattr(signal, "SIGUSR1") and signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL:
+            # ``kill -USR1 PID``: a census now (served by the monitor thread)
+            signal.signal(signal.SIGUSR1, _census_on_signal)
 
-    from memscope_instrument import child, hook
+        from memscope_instrument import child, hook
 
-    settings = {
-        "mode": cfg.mode,
-        "sampling": cfg.sampling,
-        "output_dir": cfg.output_dir,
-        "name": cfg.name,
-        "include": list(include_all),
-        "exclude": list(exclude),
-        "roots": roots,
-        "on_error": on_error,
-        "parent_pid": os.getpid(),
-    }
-    h = hook.install_import_hook(
-        include_all,
-        roots=roots,
-        exclude=exclude,
-        mode=cfg.mode,
-        on_error=on_error,
-        start=False,
-    )
-    if children:
-        os.environ["MEMSCOPE_RUN_ID"] = fin.run_id  # the children's captures say it too
-        child.child_environment(settings)
-        child.patch_multiprocessing_when_imported(h)
+        settings = {
+            "mode": cfg.mode,
+            "sampling": cfg.sampling,
+            "output_dir": cfg.output_dir,
+            "name": cfg.name,
+            "include": list(include_all),
+            "exclude": list(exclude),
+            "roots": roots,
+            "on_error": on_error,
+            "parent_pid": os.getpid(),
+        }
+        h = hook.install_import_hook(
+            include_all,
+            roots=roots,
+            exclude=exclude,
+            mode=cfg.mode,
+            on_error=on_error,
+            start=False,
+        )
+        if children:
+            os.environ["MEMSCOPE_RUN_ID"] = fin.run_id  # the children's captures say it too
+            child.child_environment(settings)
+            child.patch_multiprocessing_when_imported(h)
 
-    sys.path[0] = str(base)  # as python does: the script's folder, or cwd for -m
-    _own.end()
+        sys.path[0] = str(base)  # as python does: the script's folder, or cwd for -m
+    finally:
+        _own.end()
     try:
         if module is not None:
             _run_module(module, args)
