@@ -195,11 +195,14 @@ def end_own_work() -> None:
     raw_after = read_memory()[1]
     with _walk_lock:
         raw_before = _marks.pop() if _marks else -1
+    if raw_after > raw_before:
+        # still own work: trimming releases the GIL, and a sample taken meanwhile
+        # would read the walk's freed memory, still resident, as the program's
+        _give_back()
+    with _walk_lock:
         if raw_after > raw_before:
             _state["census_mark"] = max(raw_after, _state["census_mark"])
         _state["walking"] = max(0, _state["walking"] - 1)
-    if raw_after > raw_before:
-        _give_back()
 
 
 _trim: list[Any] = []  # glibc's malloc_trim, once looked up (None: not there)
