@@ -326,6 +326,9 @@ def _run_script(path: str, args: tuple[str, ...], options: Any, on_error: str) -
         import runpy
 
         sys.path[0] = full
+        from memscope import _depth
+
+        _depth.as_python(_depth.depth_of_caller())  # the runner's frames: not the program's
         runpy.run_path(full, run_name="__main__")
         return
     mod = types.ModuleType("__main__")
@@ -336,7 +339,11 @@ def _run_script(path: str, args: tuple[str, ...], options: Any, on_error: str) -
     mod.__spec__ = None
     mod.__builtins__ = __builtins__  # type: ignore[attr-defined]
     sys.modules["__main__"] = mod
-    hook.run_instrumented(full, mod, options, on_error)
+    code = hook.load_code(full, "__main__", options, on_error)
+    from memscope import _depth
+
+    _depth.as_python(_depth.depth_of_caller())  # the runner's frames: not the program's
+    exec(code, mod.__dict__)
 
 
 def _is_zip(path: str) -> bool:
@@ -352,7 +359,13 @@ def _run_module(name: str, args: tuple[str, ...]) -> None:
     main = types.ModuleType("__main__")
     main.__builtins__ = __builtins__  # type: ignore[attr-defined]
     sys.modules["__main__"] = main
-    runpy._run_module_as_main(name, alter_argv=True)  # type: ignore[attr-defined]
+    from memscope import _depth
+
+    _depth.as_python(_depth.depth_of_caller())  # the runner's frames: not the program's
+    import functools
+
+    # called from C, as python -m calls it (on 3.10 and 3.11 that costs a level less)
+    functools.partial(runpy._run_module_as_main, name, alter_argv=True)()  # type: ignore[attr-defined]
 
 
 def run_program(
