@@ -1,9 +1,12 @@
-"""The build's only code: memscope's C census walk, an optional extension.
+"""The build's only code: memscope's C census walk and its ``__weakref__`` getter,
+optional extensions.
 
 Everything else about the package is in pyproject.toml. ``pip install .`` and
 ``pip install -e .`` compile ``memscope/_censusc.c`` when a C compiler and the Python
 headers are there; without them the build goes on and memscope uses the pure-Python walk
-(``memscope.census.ACCELERATED`` is False, ``memscope --version`` says which walk runs).
+(``memscope.census.ACCELERATED`` is False, ``memscope --version`` says which walk runs),
+and full mode watches for the end only of objects whose ``__weakref__`` no one can read
+(``memscope._hooks``, ``_watch``).
 """
 
 from setuptools import Extension, setup
@@ -11,5 +14,6 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension("memscope._censusc", sources=["memscope/_censusc.c"], optional=True),
+        Extension("memscope._weakhide", sources=["memscope/_weakhide.c"], optional=True),
     ],
 )

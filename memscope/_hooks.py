@@ -387,6 +387,7 @@ def _forget_type(key: int, _ref: Any = None) -> None:
         _type_index.pop(key, None)
         _type_refs.pop(key, None)
         _unweakrefable.discard(key)
+        _hidden.discard(key)
     except BaseException as exc:  # an interrupt: re-delivered, not lost in a callback
         if _CATCH["final", exc]:
             raise
@@ -1165,9 +1166,54 @@ def _watch(value: Any, oid: int, tp: type) -> None:
     if oid in _watched or id(tp) in _unweakrefable:
         return
     try:
-        _watched[oid] = _weakref.ref(value, _on_death(_finalized, oid))
+        _watched[oid] = _watch_ref(value, tp, _on_death(_finalized, oid))
     except TypeError:
         _unweakrefable.add(id(tp))
+
+
+class _Watch(_weakref.ref):
+    """memscope's weak reference to a watched object: the class that ``obj.__weakref__``
+    skips (``memscope._weakhide``). Always made with a callback, so CPython never takes
+    it for a "basic" reference, which it would reuse for the program or put first."""
+
+    __slots__ = ()
+
+
+_hidden: set[int] = set()  # id(type): its ``__weakref__``, if any, skips _Watch refs
+_weakhide: list[Any] = []  # memscope._weakhide, set up (or None: not built)
+
+
+def _watch_ref(value: Any, tp: type, callback: Callable[[Any], None]) -> _Watch:
+    """A ``_Watch`` reference to ``value``, made only if the program cannot see it:
+    CPython's ``__weakref__`` returns the head of the object's list of weak references,
+    where a reference with a callback goes when the program has no plain one (boltons
+    copied it, cloudpickle failed on it; issue 17). TypeError when it would be seen (a
+    ``__weakref__`` member of a C type, or ``_weakhide`` not built), as for a type that
+    refuses weak references: the object's end is then not watched."""
+    key = id(tp)
+    if key not in _hidden:
+        desc = _mro_lookup(tp, "__weakref__")
+        dt = type(desc)
+        if (dt is _GetSetType or dt is _MemberType) and not _hide_weakref(desc):
+            raise TypeError("its __weakref__ would show memscope's reference")
+        _hidden.add(key)  # or: nothing shows the list (a C type), or the program's own
+    return _Watch(value, callback)
+
+
+def _hide_weakref(desc: Any) -> bool:
+    if not _weakhide:
+        try:
+            from memscope import _weakhide as wh
+
+            class _Probe:  # a plain class: its __weakref__ getter is CPython's
+                pass
+
+            wh.init(_type_dict(_Probe)["__weakref__"], _Watch)
+            _weakhide.append(wh)
+        except Exception:  # not built (no compiler at install), or another Python
+            _weakhide.append(None)
+    wh = _weakhide[0]
+    return wh is not None and wh.hide(desc)
 
 
 def _finalized(oid: int, _ref: Any = None) -> None:

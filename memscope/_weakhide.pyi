@@ -1,0 +1,6 @@
+"""memscope._weakhide: keeps memscope's own weak references out of ``obj.__weakref__``."""
+
+from typing import Any
+
+def init(reference_descriptor: Any, watch_type: type, /) -> None: ...
+def hide(descriptor: Any, /) -> bool: ...
