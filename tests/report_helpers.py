@@ -42,6 +42,14 @@ HOSTILE_ALL = [
 ]
 
 
+def read_jsonl(path: Any) -> list[dict[str, Any]]:
+    """The rows of a JSON Lines file (format ``bindings``), one a line."""
+    import orjson
+
+    with open(path, "rb") as f:
+        return [orjson.loads(line) for line in f if line.strip()]
+
+
 def synthetic_events(n_events: int = 10_000, *, hostile: bool = False, seed: int = 7) -> list[Any]:
     rnd = random.Random(seed)
     ev: list[Any] = []

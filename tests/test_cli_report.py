@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from memscope.capture import read_capture
 from memscope.cli import main
 from tests._reporter_programs import ROOT, make_capture
+from tests.report_helpers import read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +41,27 @@ def test_report_default_folder(
     assert not (out / "small_dashboard.html").exists()
 
 
-def test_report_into_folder_all_formats(small: Path, tmp_path: Path) -> None:
+def test_report_into_folder_default_and_asked_formats(small: Path, tmp_path: Path) -> None:
+    """By default the dashboard and the two charts; JSON, the summary, the per-binding
+    detail and a copy of the capture when asked for."""
     r = CliRunner().invoke(main, ["report", str(small), "-o", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     names = {p.name for p in (tmp_path / "o").iterdir()}
-    assert {"small_memory_analysis.json", "small_summary.txt", "small_performance.json"} <= names
-    assert any(n.endswith(".html") for n in names)
-    assert sum(n.endswith(".svg") for n in names) == 2
+    assert names == {"small_dashboard.html", "small_memory_analysis.svg",
+                     "small_lifecycle_timeline.svg"}
+    r = CliRunner().invoke(main, ["report", str(small), "-o", str(tmp_path / "p"),
+                                  "-f", "json,summary,bindings,binary"])
+    assert r.exit_code == 0, r.output
+    names = {p.name for p in (tmp_path / "p").iterdir()}
+    assert {"small_memory_analysis.json", "small_summary.txt", "small_performance.json",
+            "small_bindings.jsonl", "small_objects.jsonl", "small.memscope"} == names - {
+        "small_lifetime.json", "small_variable_relationships.json",
+        "small_type_analysis.json", "small_buffers.json", "small_leaks.json"}
+    assert (tmp_path / "p" / "small.memscope").read_bytes() == small.read_bytes()
+    r = CliRunner().invoke(main, ["report", str(small), "-o", str(tmp_path / "t"),
+                                  "-f", "timeline"])
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in (tmp_path / "t").iterdir()] == ["small_lifecycle_timeline.svg"]
 
 
 def test_report_bad_inputs(tmp_path: Path) -> None:
@@ -112,11 +127,12 @@ def test_merge_then_report(tmp_path: Path) -> None:
     assert {p.pid for p in m.processes} == {read_capture(c).processes[0].pid for c in caps}
     assert sum(1 for _ in m.events()) == sum(sum(1 for _ in read_capture(c).events())
                                             for c in caps)
-    r = CliRunner().invoke(main, ["report", str(out), "-f", "json", "-o", str(tmp_path / "r")])
+    r = CliRunner().invoke(main, ["report", str(out), "-f", "bindings",
+                                  "-o", str(tmp_path / "r")])
     assert r.exit_code == 0, r.output
-    d = orjson.loads((tmp_path / "r" / "merged_memory_analysis.json").read_bytes())
-    assert len({a["pid"] for a in d["allocations"]}) == 2
-    assert any(a["var"] == "child_only" for a in d["allocations"])
+    rows = read_jsonl(tmp_path / "r" / "merged_bindings.jsonl")
+    assert len({a["pid"] for a in rows}) == 2
+    assert any(a["var"] == "child_only" for a in rows)
     r = CliRunner().invoke(main, ["merge", str(caps[0]), "-o", str(caps[0])])
     assert r.exit_code == 1
 
@@ -154,7 +170,7 @@ def test_tracker_exports(tmp_path: Path) -> None:
     assert "items" in names
     assert "items" in Path(lines[4]).read_text()
     d = orjson.loads((tmp_path / "ex" / "ex_memory_analysis.json").read_bytes())
-    assert any(a["var"] == "items" for a in d["allocations"])
+    assert any(v["var"] == "items" for v in d["variables"])
 
 
 def test_summary_times_share_one_origin() -> None:
@@ -229,7 +245,7 @@ def test_incompleteness_survives_merge_and_every_report(tmp_path: Path) -> None:
     said = [e for e in m.events() if e[0] == 13 and e[2] == "capture"]
     assert len(said) == 1 and "forked.999.memscope: incomplete capture" in said[0][3]
     out = tmp_path / "r2"
-    r = CliRunner().invoke(main, ["report", str(merged), "-f", "json,html,svg,summary",
+    r = CliRunner().invoke(main, ["report", str(merged), "-f", "json,html,svg,timeline,summary",
                                   "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert f"warning: {merged}: merged from captures one of which is incomplete" in r.stderr
@@ -247,3 +263,42 @@ def test_diff_says_a_capture_is_incomplete(small: Path, tmp_path: Path) -> None:
     assert r.exit_code in (0, 1), r.output
     assert f"warning: {inc}: incomplete capture" in r.stderr
     assert f"warning: {small}" not in r.stderr
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(small: Path, tmp_path: Path) -> None:
+    """report and merge: one line saying which folder and why, exit status 1."""
+    (tmp_path / "file").write_text("not a folder")
+    bad = tmp_path / "file" / "o"
+    r = CliRunner().invoke(main, ["report", str(small), "-o", str(bad)])
+    assert r.exit_code == 1
+    assert r.output == f"Error: cannot create the output folder {bad}: Not a directory\n"
+    r = CliRunner().invoke(main, ["merge", str(small), "-o", str(bad / "m.memscope")])
+    assert r.exit_code == 1
+    assert r.output == f"Error: cannot write {bad / 'm.memscope'}: Not a directory\n"
+
+
+def test_report_progress(small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal, a live display (drawn and wiped); elsewhere one line per step
+    that took longer than ``SLOW`` (here every step), none otherwise."""
+    from memscope.reporters import _progress, report
+
+    err = io.StringIO()
+    prog = _progress.Progress(err, terminal=True)
+    try:
+        written = report([small], tmp_path / "o", "p", "html,svg", progress=prog)
+    finally:
+        prog.close()
+    assert [p.name for p in written] == ["p_dashboard.html", "p_memory_analysis.svg"]
+    assert "\x1b[?25l" in err.getvalue()  # rich's live display hid the cursor
+    monkeypatch.setattr(_progress, "SLOW", 60.0)
+    quiet = io.StringIO()
+    report([small], tmp_path / "q", "p", "html", progress=_progress.Progress(quiet, terminal=False))
+    assert quiet.getvalue() == ""  # not a terminal and no step took that long
+    monkeypatch.setattr(_progress, "SLOW", 0.0)
+    log = io.StringIO()
+    report([small], tmp_path / "r", "p", "html,svg,timeline",
+           progress=_progress.Progress(log, terminal=False))
+    lines = [line.split(" in ")[0] for line in log.getvalue().splitlines()]
+    events = sum(1 for _ in read_capture(small).events())
+    assert lines == [f"memscope: read {events:,} events", "memscope: wrote dashboard",
+                     "memscope: wrote memory chart", "memscope: wrote lifecycle timeline"]

@@ -123,7 +123,7 @@ def test_the_html_dashboard(cap: Path, tmp_path: Path) -> None:
 
 
 def test_the_svg_charts(cap: Path, tmp_path: Path) -> None:
-    svgs = [p for p in report([cap], tmp_path, "n", "svg") if p.suffix == ".svg"]
+    svgs = [p for p in report([cap], tmp_path, "n", "svg,timeline") if p.suffix == ".svg"]
     assert len(svgs) == 2
     for p in svgs:
         text = p.read_text("utf-8")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import orjson
 import pytest
 
 from memscope.reporters import report
-from memscope.reporters.json_report import KINDS, write_json
+from memscope.reporters.json_report import DETAIL, KINDS, write_json
 from tests._reporter_programs import make_capture
+from tests.report_helpers import read_jsonl
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schema"
 
@@ -24,9 +26,37 @@ def captures(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.fixture(scope="module")
 def json_files(captures: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     out = tmp_path_factory.mktemp("json")
-    paths = write_json([captures[0]], out, "rich")
-    assert [p.name for p in paths] == [f"rich_{k}.json" for k in KINDS]
-    return {k: orjson.loads(p.read_bytes()) for k, p in zip(KINDS, paths, strict=True)}
+    paths = write_json([captures[0]], out, "rich", detail=True)
+    assert [p.name for p in paths] == [f"rich_{k}.json" for k in KINDS] + [
+        f"rich_{k}.jsonl" for k in DETAIL]
+    files: dict[str, Any] = {k: orjson.loads(p.read_bytes())
+                             for k, p in zip(KINDS, paths[:len(KINDS)], strict=True)}
+    for k, p in zip(DETAIL, paths[len(KINDS):], strict=True):
+        files[k] = read_jsonl(p)
+    return files
+
+
+@pytest.mark.parametrize("kind", DETAIL)
+def test_detail_lines_match_schema(json_files: dict[str, Any], kind: str) -> None:
+    schema = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert json_files[kind]
+    for row in json_files[kind]:
+        jsonschema.validate(row, schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_json_alone_is_aggregated(captures: list[Path], tmp_path: Path) -> None:
+    """Format ``json`` holds no per-binding rows: its size follows the variables, not
+    the run's length; the detail is format ``bindings``, and the files say so."""
+    paths = write_json([captures[0]], tmp_path, "agg")
+    assert [p.name for p in paths] == [f"agg_{k}.json" for k in KINDS]
+    d = orjson.loads(paths[0].read_bytes())
+    assert "allocations" not in d
+    assert d["detail"] == {"not_written": "every binding and object: memscope report -f bindings"}
+    assert {"data", "alias", "payload"} <= {v["var"] for v in d["variables"]}
+    assert d["variables_not_listed"] == 0
+    life = orjson.loads(paths[1].read_bytes())
+    assert life["bindings"] == d["summary"]["allocations"] > 0 and "objects" not in life
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -38,17 +68,22 @@ def test_output_matches_schema(json_files: dict[str, dict], kind: str) -> None:
 
 def test_memory_analysis_content(json_files: dict[str, dict]) -> None:
     d = json_files["memory_analysis"]
-    names = {a["var"] for a in d["allocations"]}
+    rows = json_files["bindings"]
+    names = {a["var"] for a in rows}
     assert {"data", "alias", "leaked", "arr", "view", "raw", "payload"} <= names
     assert "child_only" not in names  # the forked child's binds are in its own capture
-    assert d["summary"]["allocations"] == len(d["allocations"])
+    assert d["summary"]["allocations"] == len(rows)
+    assert d["detail"] == {"bindings": "rich_bindings.jsonl", "objects": "rich_objects.jsonl"}
     assert d["summary"]["peak_bytes"] > 0
-    data = [a for a in d["allocations"] if a["var"] == "data"]
+    data = [a for a in rows if a["var"] == "data"]
     assert {a["scope"] for a in data} == {"work"}
     assert any(a["thread_name"] == "worker" for a in data)
-    payload = [a for a in d["allocations"] if a["var"] == "payload"]
+    payload = [a for a in rows if a["var"] == "payload"]
     assert len(payload) == 2 and all(a["task_name"] for a in payload)
-    assert all(a["t_bind"] >= 0 for a in d["allocations"])  # ns since start
+    assert all(a["t_bind"] >= 0 for a in rows)  # ns since start
+    oids = {a["oid"] for a in rows}
+    assert {o["first_binding"] for o in json_files["objects"]} <= {a["id"] for a in rows}
+    assert {o["oid"] for o in json_files["objects"]} <= oids
     assert "list" in d["by_type"] and d["top_variables"][0]["peak_bytes"] > 0
 
 
@@ -77,11 +112,12 @@ def test_relationships_buffers_leaks(json_files: dict[str, dict]) -> None:
 
 def test_several_processes_in_one_report(captures: list[Path], tmp_path: Path) -> None:
     assert len(captures) == 2
-    paths = report(captures, tmp_path, "both", "json")
+    paths = report(captures, tmp_path, "both", "json,bindings")
     d = orjson.loads(paths[0].read_bytes())
-    pids = {a["pid"] for a in d["allocations"]}
+    rows = read_jsonl(tmp_path / "both_bindings.jsonl")
+    pids = {a["pid"] for a in rows}
     assert len(pids) == 2
-    child = [a for a in d["allocations"] if a["var"] == "child_only"]
+    child = [a for a in rows if a["var"] == "child_only"]
     assert len(child) == 1 and child[0]["pid"] != d["meta"]["pids"][0]
     assert sorted(d["meta"]["pids"]) == sorted(pids)
     schema = json.loads((SCHEMAS / "memory_analysis.schema.json").read_text())
@@ -89,7 +125,7 @@ def test_several_processes_in_one_report(captures: list[Path], tmp_path: Path) -
 
 
 def test_report_all_formats(captures: list[Path], tmp_path: Path) -> None:
-    paths = report([captures[0]], tmp_path, "all")
+    paths = report([captures[0]], tmp_path, "all", "all")
     names = {p.name for p in paths}
     assert "all_summary.txt" in names and "all_memory_analysis.json" in names
     assert any(n.endswith(".html") for n in names) and any(n.endswith(".svg") for n in names)

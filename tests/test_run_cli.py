@@ -651,3 +651,58 @@ def test_ctrl_c_while_the_reports_are_written_stops_at_once(app: Path) -> None:
     (cap,) = (app / "o" / "ending").glob("ending.*.memscope")
     assert read_capture(cap).header.complete
     assert not list((app / "o" / "ending").glob("*.html"))
+
+
+def test_default_outputs_are_the_capture_the_dashboard_and_the_svgs(app: Path) -> None:
+    """No JSON unless asked for (issue 17: 13 MB of JSON from a 286 KB capture)."""
+    res = run(memscope_cmd("run", "-o", str(app / "o"), "app.py", "bob"), app, input="\n")
+    assert res.returncode == 0, res.stderr
+    names = {p.name.replace(p.name.split(".")[1], "PID") if p.suffix == ".memscope"
+             else p.name for p in (app / "o" / "app").iterdir()}
+    assert names == {"app.PID.memscope", "app_dashboard.html", "app_memory_analysis.svg",
+                     "app_lifecycle_timeline.svg"}
+    said = [line for line in res.stderr.splitlines() if line.startswith("memscope:")]
+    assert [line.split(":")[1].strip() for line in said] == [
+        "capture", "html report", "svg report", "timeline report"]
+
+
+def test_a_failing_program_says_its_exit_status_before_the_report_lines(app: Path) -> None:
+    for args, status in ((("bob", "exit", "3"), 3), (("bob", "raise"), 1)):
+        res = run(memscope_cmd("run", "-o", str(app / "o"), "app.py", *args), app, input="\n")
+        assert res.returncode == status
+        said = [line for line in res.stderr.splitlines() if line.startswith("memscope:")]
+        assert said[0] == f"memscope: the program exited with status {status}", res.stderr
+        assert any("html report" in line for line in said[1:])
+    ok = run(memscope_cmd("run", "-o", str(app / "o"), "app.py", "bob"), app, input="\n")
+    assert ok.returncode == 0 and "exited with status" not in ok.stderr
+
+
+def test_a_script_with_a_syntax_error_looks_as_python_shows_it(app: Path) -> None:
+    write_tree(app, {"bad.py": "x = 1\ny = [1, 2\nprint(x)\n"})
+    plain = run([PY, "bad.py"], app)
+    ours = run(memscope_cmd("run", "-o", str(app / "o"), "bad.py"), app)
+    assert plain.returncode == ours.returncode == 1
+    assert "SyntaxError" in plain.stderr
+    assert strip_memscope(ours.stderr) == plain.stderr
+    assert "Traceback" not in ours.stderr and "During handling" not in ours.stderr
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(app: Path) -> None:
+    (app / "file").write_text("not a folder")
+    res = run(memscope_cmd("run", "-o", str(app / "file" / "o"), "app.py", "bob"), app,
+              input="\n")
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        f"memscope: cannot create the output folder {app / 'file' / 'o'}: Not a directory"]
+    assert res.stdout == ""  # the program did not run
+
+
+def test_run_and_report_accept_the_same_formats() -> None:
+    from memscope import formats
+    from memscope.commands import run as run_cmd
+    from memscope.reporters import parse_formats
+
+    for name in formats.FORMATS:
+        assert run_cmd._parse_formats(name) == [name]
+        assert parse_formats(name) == [name]
+    assert run_cmd._parse_formats("all") == parse_formats("all") == list(formats.FORMATS)

@@ -7,8 +7,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import orjson
 import pytest
+
+from tests.report_helpers import read_jsonl
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
@@ -42,7 +43,7 @@ def test_child_process_variables_reach_the_parents_report(tmp_path: Path, method
             "--output",
             str(out),
             "--format",
-            "json",
+            "bindings",
             str(script),
         ],
         capture_output=True,
@@ -52,11 +53,11 @@ def test_child_process_variables_reach_the_parents_report(tmp_path: Path, method
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True"
-    report = orjson.loads((out / "pool_prog" / "pool_prog_memory_analysis.json").read_bytes())
+    rows = read_jsonl(out / "pool_prog" / "pool_prog_bindings.jsonl")
     by_var: dict[str, set[int]] = {}
-    for a in report["allocations"]:
+    for a in rows:
         by_var.setdefault(a["var"], set()).add(a["pid"])
     parent = by_var["parent_data"]
     assert len(parent) == 1
     assert by_var["block"] and not (by_var["block"] & parent)  # made in the children
-    assert len(report["meta"]["pids"]) >= 2
+    assert len({a["pid"] for a in rows}) >= 2

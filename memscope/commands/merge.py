@@ -48,6 +48,9 @@ def merge(captures: tuple[str, ...], out: str) -> None:
         merged = merge_captures(list(captures), out)
     except (CaptureError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the folder cannot be made, the disk is full: one line
+        raise click.ClickException(
+            f"cannot write {out}: {exc.strerror or exc}") from None
     for path, cap in zip(captures, caps, strict=True):
         if not cap.header.complete:
             click.echo(f"warning: {path}: {cap.recovery.message}; the merged capture is "

@@ -1,4 +1,4 @@
-"""``memscope report CAPTURE... [-f json,html,svg,summary] [-o DIR]``."""
+"""``memscope report CAPTURE... [-f html,svg,timeline,json,...] [-o DIR]``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from memscope import formats as F
 from memscope.capture import CaptureError
 
 
@@ -15,9 +16,9 @@ from memscope.capture import CaptureError
     "-f",
     "--format",
     "formats",
-    default="json,html,svg,summary",
+    default=",".join(F.REPORT_DEFAULT),
     show_default=True,
-    help="Comma-separated outputs: json, html, svg, summary (or all).",
+    help=f"Comma-separated outputs (or all): {F.help_text()}.",
 )
 @click.option(
     "-o",
@@ -31,14 +32,18 @@ def report(captures: tuple[str, ...], formats: str, out_dir: str | None, name: s
     """Make reports from one or more captures (several = several processes, merged)."""
     from memscope.reporters import ReportError
     from memscope.reporters import report as make
+    from memscope.reporters._progress import Progress
     from memscope.reporters.meta import capture_name
 
     name = name or capture_name(captures[0])
     folder = Path(out_dir) if out_dir else Path("MemoryAnalysis") / name
+    progress = Progress()
     try:
-        written = make(list(captures), folder, name, formats)
+        written = make(list(captures), folder, name, formats, progress=progress)
     except (CaptureError, ReportError) as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
     for p in written:
         click.echo(str(p))
     warn_incomplete(captures)

@@ -27,12 +27,14 @@ import sys
 import time
 import types
 
+from memscope import formats as _formats
+
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-FORMATS = ("html", "json", "svg", "binary")
+FORMATS = tuple(_formats.FORMATS)  # the one list: memscope.formats
 _PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg")
 
 
@@ -54,19 +56,10 @@ def project_root(start: str) -> str:
 
 
 def _parse_formats(text: str) -> list[str]:
-    out = []
-    for part in text.split(","):
-        f = part.strip().lower()
-        if not f:
-            continue
-        if f not in FORMATS:
-            raise UsageError(
-                f"Invalid value for '--format': unknown format {f!r}; "
-                f"choose from {', '.join(FORMATS)}"
-            )
-        if f not in out:
-            out.append(f)
-    return out
+    try:
+        return _formats.parse(text, _formats.RUN_DEFAULT)
+    except _formats.FormatError as exc:
+        raise UsageError(f"Invalid value for '--format': {exc}") from None
 
 
 class _Finisher:
@@ -77,6 +70,7 @@ class _Finisher:
         self.report = report
         self.done = False
         self.sigint = False
+        self.status: int | None = None  # the program's exit status, once it has ended
         self.pid = os.getpid()
         self.started = time.time()
         # this run, apart from any other in the same folder (the pid alone is reused)
@@ -154,6 +148,8 @@ class _Finisher:
         from memscope import tracker as tracker_mod
 
         tracker = tracker_mod.get_global_tracker()
+        if self.status and stopped is None:  # first: not hidden behind the report lines
+            _say(f"the program exited with status {self.status}")
         if stopped is None:
             tracker.close()
         elif not tracker.close(interrupted=True, timeout=SIGNAL_WAIT):
@@ -195,11 +191,17 @@ class _Finisher:
                     continue
                 if not readable[-1].header.complete:  # a child killed, say
                     _say(f"capture incomplete: {c}: {readable[-1].recovery.message}")
+            from memscope.reporters._progress import Progress
+
+            progress = Progress()
             try:
-                written = reporters.report(readable, out, tracker.name, wanted)
+                written = reporters.report(readable, out, tracker.name, wanted,
+                                           progress=progress)
             except Exception as exc:
                 _say(f"reports: not written ({type(exc).__name__}: {exc})")
                 return
+            finally:
+                progress.close()
             for fmt in wanted:
                 paths = [p for p in written if _format_of(p) == fmt]
                 if fmt == "json" and paths:
@@ -288,9 +290,10 @@ def _restore_sigterm_in_child(fin: _Finisher) -> Any:
 
 
 def _format_of(path: Path) -> str:  # a report's path (reports import pathlib anyway)
-    return {".html": "html", ".svg": "svg", ".json": "json", ".txt": "summary"}.get(
-        path.suffix, path.suffix.lstrip(".")
-    )
+    if path.name.endswith("_lifecycle_timeline.svg"):
+        return "timeline"
+    return {".html": "html", ".svg": "svg", ".json": "json", ".jsonl": "bindings",
+            ".txt": "summary", ".memscope": "binary"}.get(path.suffix, path.suffix.lstrip("."))
 
 
 def _say(msg: str) -> None:
@@ -339,11 +342,22 @@ def _run_script(path: str, args: tuple[str, ...], options: Any, on_error: str) -
     mod.__spec__ = None
     mod.__builtins__ = __builtins__  # type: ignore[attr-defined]
     sys.modules["__main__"] = mod
-    code = hook.load_code(full, "__main__", options, on_error)
+    try:
+        code = hook.load_code(full, "__main__", options, on_error)
+    except SyntaxError as exc:  # as python shows it: no traceback, no chained errors
+        raise _ScriptSyntaxError(exc) from None
     from memscope import _depth
 
     _depth.as_python(_depth.depth_of_caller())  # the runner's frames: not the program's
     exec(code, mod.__dict__)
+
+
+class _ScriptSyntaxError(Exception):
+    """The script itself does not compile (python: the error alone, exit status 1)."""
+
+    def __init__(self, error: SyntaxError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _is_zip(path: str) -> bool:
@@ -388,7 +402,7 @@ def run_program(
     from memscope import tracker as tracker_mod
     from memscope.config import Config
 
-    formats = list(FORMATS) if formats is None else formats
+    formats = list(_formats.RUN_DEFAULT) if formats is None else formats
     if script is not None and not os.path.exists(script):
         _say_python(
             f"can't open file {os.path.abspath(script)!r}: [Errno 2] No such file or directory"
@@ -412,6 +426,12 @@ def run_program(
             cfg = cfg.with_(output_dir=os.path.abspath(output))
         else:
             cfg = cfg.with_(output_dir=os.path.abspath(cfg.output_dir))
+        try:
+            os.makedirs(cfg.output_dir, exist_ok=True)
+        except OSError as exc:  # one line, before the program starts
+            sys.stderr.write(f"memscope: cannot create the output folder {cfg.output_dir}: "
+                             f"{exc.strerror or exc}\n")
+            return 1
         include_all = tuple(include) + ((module,) if module else ())
 
         atexit.register(fin.at_exit_last)  # first registered: runs last
@@ -462,14 +482,32 @@ def run_program(
             assert script is not None
             _run_script(script, args, h.rule.options, on_error)
     except SystemExit as exc:
+        fin.status = _status_of(exc.code)
         return exc.code
+    except _ScriptSyntaxError as wrapped:
+        err = wrapped.error
+        err.__cause__ = err.__context__ = None
+        err.__suppress_context__ = True
+        sys.excepthook(type(err), err.with_traceback(None), None)
+        fin.status = 1
+        return 1
     except BaseException as exc:
+        fin.status = 1
         fin.sigint = isinstance(exc, KeyboardInterrupt)
         tb = _trim_traceback(exc.__traceback__)
         exc.__traceback__ = tb
         sys.excepthook(type(exc), exc, tb)
         return 1
     return 0
+
+
+def _status_of(code: Any) -> int:
+    """The exit status ``SystemExit(code)`` gives, as python computes it."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    return 1
 
 
 def _say_python(msg: str) -> None:
@@ -565,9 +603,10 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         ("--format",),
         "fmt",
-        "Comma-separated reports to write: html, json, svg, binary.",
+        "Comma-separated outputs (the same list as memscope report -f): "
+        + _formats.help_text() + ".",
         metavar="LIST",
-        default=",".join(FORMATS),
+        default=",".join(_formats.RUN_DEFAULT),
     ),
     Opt(
         ("--on-error",),

@@ -17,8 +17,10 @@ def summary(captures: tuple[str, ...], top: int, width: int | None, color: bool 
     retained bytes, scopes, leaks, threads and processes."""
     import shutil
 
+    from memscope.reporters._progress import Progress
     from memscope.reporters.summary import write_summary
 
+    progress = Progress()
     try:
         write_summary(
             list(captures),
@@ -26,6 +28,9 @@ def summary(captures: tuple[str, ...], top: int, width: int | None, color: bool 
             width=width or shutil.get_terminal_size().columns,
             color=color,
             top=top,
+            progress=progress,
         )
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()

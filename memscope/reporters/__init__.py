@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("json", "html", "svg", "summary")
+from memscope.formats import FORMATS as FORMATS  # the one list (memscope.formats)
+from memscope.formats import FormatError
 
 
 class ReportError(Exception):
@@ -38,21 +39,13 @@ def _svg() -> Any:
 
 
 def parse_formats(spec: str | Iterable[str] | None) -> list[str]:
-    if spec is None:
-        return list(FORMATS)
-    parts = spec.split(",") if isinstance(spec, str) else list(spec)
-    out: list[str] = []
-    for p in parts:
-        p = p.strip().lower()
-        if not p:
-            continue
-        if p == "all":
-            out.extend(f for f in FORMATS if f not in out)
-        elif p not in FORMATS:
-            raise ReportError(f"unknown format {p!r}: expected some of {', '.join(FORMATS)}")
-        elif p not in out:
-            out.append(p)
-    return out or list(FORMATS)
+    """The formats asked for (``memscope.formats``: one list for every command)."""
+    from memscope import formats
+
+    try:
+        return formats.parse(spec if spec is None or isinstance(spec, str) else list(spec))
+    except FormatError as exc:
+        raise ReportError(str(exc)) from None
 
 
 def report(
@@ -62,21 +55,31 @@ def report(
     formats: str | Iterable[str] | None = None,
     *,
     meta: dict[str, Any] | None = None,
+    progress: Any = None,
 ) -> list[Path]:
     """Every output of ``formats`` for ``source`` (capture paths / captures / a tracker)
-    into ``out_dir``, from one pass over the events; returns the files written."""
+    into ``out_dir``, from one pass over the events; returns the files written.
+    ``progress``: a ``memscope.reporters.progress.Progress`` told of each step."""
     from memscope.reporters import load
+    from memscope.reporters._progress import Quiet
     from memscope.reporters.json_report import JsonReport
 
+    prog = progress if progress is not None else Quiet()
     fmts = parse_formats(formats)
     html = _html() if "html" in fmts else None
-    svg = _svg() if "svg" in fmts else None
+    svg = _svg() if "svg" in fmts or "timeline" in fmts else None
     pre = load.prepare(source, meta)
     name = name or str(pre.meta.get("name") or "memscope")
     pre.meta["name"] = name
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rep = JsonReport(out, name, pre.meta) if "json" in fmts else None
+    make_folder(out)
+    written: list[Path] = []
+    if "binary" in fmts and pre.caps:
+        written.append(_capture_copy(pre.caps, out / f"{name}.memscope"))
+    json_kinds = "json" in fmts
+    detail = "bindings" in fmts
+    rep = JsonReport(out, name, pre.meta, aggregated=json_kinds, detail=detail) \
+        if json_kinds or detail else None
     collector = None
     if html is not None or svg is not None:
         # html and svg aggregate while the events stream (bounded), not from a history
@@ -95,6 +98,7 @@ def report(
             keep_history=False,
             on_binding_end=rep.on_binding_end if rep is not None else None,
             attach=attach,
+            progress=prog,
         )
     except BaseException:
         if rep is not None:
@@ -102,31 +106,26 @@ def report(
         if collector is not None:
             collector.raw.close()
         raise
-    written: list[Path] = []
     if rep is not None:
-        written += rep.finish(
-            run.analysis, kinds=run.kinds, sampled=run.sampled, seconds=run.seconds
-        )
+        with prog.step("JSON"):
+            written += rep.finish(
+                run.analysis, kinds=run.kinds, sampled=run.sampled, seconds=run.seconds
+            )
     try:
         if html is not None:
-            written += list(html.write(run.analysis, out, name, run.meta, collector=collector))
-        if svg is not None:
-            written.append(
-                svg.write_memory_analysis(
-                    run.analysis,
-                    out / f"{name}_memory_analysis.svg",
-                    run.meta,
-                    collector=collector,
-                )
-            )
-            written.append(
-                svg.write_lifecycle_timeline(
-                    run.analysis,
-                    out / f"{name}_lifecycle_timeline.svg",
-                    run.meta,
-                    collector=collector,
-                )
-            )
+            with prog.step("dashboard"):
+                written += list(html.write(run.analysis, out, name, run.meta,
+                                           collector=collector))
+        if svg is not None and "svg" in fmts:
+            with prog.step("memory chart"):
+                written.append(svg.write_memory_analysis(
+                    run.analysis, out / f"{name}_memory_analysis.svg", run.meta,
+                    collector=collector))
+        if svg is not None and "timeline" in fmts:
+            with prog.step("lifecycle timeline"):
+                written.append(svg.write_lifecycle_timeline(
+                    run.analysis, out / f"{name}_lifecycle_timeline.svg", run.meta,
+                    collector=collector))
     finally:
         if collector is not None:
             collector.raw.close()
@@ -138,6 +137,31 @@ def report(
         p.write_text(text, encoding="utf-8")
         written.append(p)
     return written
+
+
+def make_folder(folder: Path) -> None:
+    """Create the output folder, or say in one line why it cannot be (ReportError)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise ReportError(f"cannot create the output folder {folder}: {why}") from None
+
+
+def _capture_copy(caps: list[Any], path: Path) -> Path:
+    """``binary`` in a report: the inputs as one capture beside the reports (a copy of
+    a single input, else merged), unless the single input already is that file."""
+    import shutil
+
+    from memscope.reporters.merge import merge_captures
+
+    if len(caps) == 1:
+        src = Path(caps[0].path)
+        if path.exists() and os.path.samefile(src, path):
+            return path
+        shutil.copyfile(src, path)
+        return path
+    return merge_captures([c.path for c in caps], path)
 
 
 def _target(tracker: Any, target: Any, suffix: str) -> tuple[Path, str]:
@@ -155,16 +179,18 @@ def _target(tracker: Any, target: Any, suffix: str) -> tuple[Path, str]:
 
 
 def export(tracker: Any, fmt: str, target: Any = None, **options: Any) -> Path:
-    """Write ``fmt`` (json, binary, html, svg, timeline, summary) for a live tracker;
-    returns the folder (json, html) or the file written."""
+    """Write ``fmt`` (one of ``memscope.formats``) for a live tracker; returns the
+    folder (json, bindings) or the file written."""
     from memscope.reporters.meta import meta_from_tracker
 
     fmt = fmt.lower()
-    if fmt == "json":
+    if fmt in ("json", "bindings"):
         from memscope.reporters.json_report import write_json
 
         folder, name = _target(tracker, target, "")
-        write_json(tracker, folder, name, meta_from_tracker(tracker))
+        make_folder(folder)
+        write_json(tracker, folder, name, meta_from_tracker(tracker),
+                   aggregated=fmt == "json", detail=fmt == "bindings")
         return folder
     if fmt == "binary":
         return export_binary(tracker, target, mode=options.get("mode", "user"))
@@ -172,7 +198,7 @@ def export(tracker: Any, fmt: str, target: Any = None, **options: Any) -> Path:
         from memscope.reporters.summary import write_summary
 
         folder, name = _target(tracker, target, ".txt")
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         p = folder / f"{name}_summary.txt"
         with open(p, "w", encoding="utf-8") as f:
             write_summary(tracker, f, color=False, meta=meta_from_tracker(tracker))
@@ -203,9 +229,9 @@ def export(tracker: Any, fmt: str, target: Any = None, **options: Any) -> Path:
             return Path(fn(run.analysis, path, run.meta, collector=co))
         finally:
             co.raw.close()
-    raise ReportError(
-        f"unknown export format {fmt!r}: expected json, binary, html, svg, timeline or summary"
-    )
+    from memscope.formats import names
+
+    raise ReportError(f"unknown export format {fmt!r}: expected one of {names()}")
 
 
 def export_binary(tracker: Any, target: Any = None, *, mode: str = "user") -> Path:

@@ -1,6 +1,10 @@
-"""The JSON family: seven files under ``<out_dir>/``, written with orjson while the
-events stream through the analysis (finished bindings go straight to disk), so memory
-stays bounded by what is live at one moment plus per-variable aggregates.
+"""The JSON family: seven files under ``<out_dir>/`` (format ``json``), aggregated, so
+their size follows the program's variables, scopes and types, not the length of the
+run; and, asked for as format ``bindings``, every binding and every object seen, one
+JSON object a line (``<name>_bindings.jsonl``, ``<name>_objects.jsonl``), written with
+orjson while the events stream through the analysis (finished bindings go straight to
+disk), so memory stays bounded by what is live at one moment plus per-variable
+aggregates.
 
 Times are nanoseconds since the run started (``meta.start_ns``: the capture header's
 start, the same origin as every other report; the first event when no start is
@@ -20,7 +24,7 @@ from memscope.analysis import Analysis, Binding
 from memscope.events import EVENT_NAMES, ScopeKind, kind_name
 from memscope.reporters import _memory
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-binding detail moved to format ``bindings`` (JSON Lines)
 KINDS = (
     "memory_analysis",
     "lifetime",
@@ -38,33 +42,26 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=str, option=_OPT)
 
 
-class _Array:
-    """A JSON array streamed into an open file."""
-
-    def __init__(self, f: IO[bytes]) -> None:
-        self.f = f
-        self.n = 0
-        f.write(b"[")
-
-    def add(self, obj: Any) -> None:
-        self.f.write(b",\n" if self.n else b"\n")
-        self.f.write(_dumps(obj))
-        self.n += 1
-
-    def close(self) -> None:
-        self.f.write(b"\n]" if self.n else b"]")
+MAX_VARIABLES = 10_000  # rows of ``variables`` in memory_analysis.json; the rest counted
+DETAIL = ("bindings", "objects")  # the JSON Lines files of format ``bindings``
 
 
 class JsonReport:
-    """Open the files, take bindings as they end (``on_binding_end``), ``finish``."""
+    """Open the files, take bindings as they end (``on_binding_end``), ``finish``.
+    ``aggregated``: the seven JSON files; ``detail``: the two JSON Lines files."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], name: str, meta: dict[str, Any]) -> None:
+    def __init__(self, out_dir: str | os.PathLike[str], name: str, meta: dict[str, Any],
+                 *, aggregated: bool = True, detail: bool = False) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.meta = meta
         self.t0 = int(meta.get("start_ns") or 0)
-        self.paths = {k: self.out_dir / f"{name}_{k}.json" for k in KINDS}
+        self.kinds = KINDS if aggregated else ()
+        self.detail = detail
+        self.paths = {k: self.out_dir / f"{name}_{k}.json" for k in self.kinds}
+        if detail:
+            self.paths.update({k: self.out_dir / f"{name}_{k}.jsonl" for k in DETAIL})
         self._tmp = {k: p.with_name(p.name + ".tmp") for k, p in self.paths.items()}
         self.files: dict[str, IO[bytes]] = {}
         self.buffers: list[dict[str, Any]] = []
@@ -72,17 +69,11 @@ class JsonReport:
         self.type_extra: dict[str, list[int]] = {}  # type -> [min, max] bytes
         self.first_site: dict[int, dict[str, Any]] = {}  # oid -> where first bound
         self.an: Analysis | None = None
-        self.allocs: _Array | None = None
-        self.lifes: _Array | None = None
+        self.bindings = 0
         try:
-            for k in ("memory_analysis", "lifetime"):
-                self.files[k] = open(self._tmp[k], "wb")
-            head = {"format": "memscope.memory_analysis", "version": FORMAT_VERSION}
-            self.files["memory_analysis"].write(_dumps(head)[:-1] + b',"allocations":')
-            self.allocs = _Array(self.files["memory_analysis"])
-            head = {"format": "memscope.lifetime", "version": FORMAT_VERSION}
-            self.files["lifetime"].write(_dumps(head)[:-1] + b',"bindings":')
-            self.lifes = _Array(self.files["lifetime"])
+            if detail:
+                for k in DETAIL:
+                    self.files[k] = open(self._tmp[k], "wb")
         except BaseException:
             self.abort()
             raise
@@ -101,29 +92,20 @@ class JsonReport:
         self._binding(b)
 
     def _binding(self, b: Binding) -> None:
-        d = b.as_dict()
-        d["key"] = b.key
-        d["bytes"] = b.bytes
-        d["t_bind"] = self.rel(b.t_bind)
-        d["t_unbind"] = self.rel(b.t_unbind)
-        assert self.allocs is not None and self.lifes is not None
-        self.allocs.add(d)
-        self.lifes.add(
-            {
-                "id": b.id,
-                "key": b.key,
-                "var": b.var,
-                "scope": b.scope,
-                "pid": b.pid,
-                "thread": b.thread_name,
-                "task": b.task_name,
-                "t_bind": d["t_bind"],
-                "t_unbind": d["t_unbind"],
-                "lifetime_ns": b.lifetime_ns,
-                "end": b.end,
-                "bytes": b.bytes,
-            }
-        )
+        self.bindings += 1
+        t_bind = self.rel(b.t_bind)
+        t_unbind = self.rel(b.t_unbind)
+        if self.detail:
+            d = b.as_dict()
+            d["key"] = b.key
+            d["bytes"] = b.bytes
+            d["t_bind"] = t_bind
+            d["t_unbind"] = t_unbind
+            d["lifetime_ns"] = b.lifetime_ns
+            d["end"] = b.end
+            f = self.files["bindings"]
+            f.write(_dumps(d))
+            f.write(b"\n")
         mm = self.type_extra.get(b.type)
         nbytes = b.bytes
         if mm is None:
@@ -147,8 +129,8 @@ class JsonReport:
                         "pid": b.pid,
                         "file": b.file,
                         "line": b.line,
-                        "t_bind": d["t_bind"],
-                        "t_unbind": d["t_unbind"],
+                        "t_bind": t_bind,
+                        "t_unbind": t_unbind,
                     }
                 )
             else:
@@ -161,7 +143,7 @@ class JsonReport:
                     "key": b.key,
                     "file": b.file,
                     "line": b.line,
-                    "t_bind": d["t_bind"],
+                    "t_bind": t_bind,
                 }
                 if len(self.first_site) > 2 * len(an.objects) + 10_000:
                     self.first_site = {o: v for o, v in self.first_site.items() if o in an.objects}
@@ -179,19 +161,23 @@ class JsonReport:
         try:
             for b in an.active():
                 self._binding(b)
-            self._finish_memory(an)
-            self._finish_lifetime(an)
-            self._write("variable_relationships", self._relationships(an))
-            self._write("type_analysis", self._types(an))
-            self._write("buffers", self._buffers())
-            self._write("leaks", self._leaks(an))
-            self._write("performance", self._performance(an, kinds or {}, sampled or {}, seconds))
+            if self.detail:
+                self._finish_detail(an)
+            if self.kinds:
+                self._write("memory_analysis", self._memory(an))
+                self._write("lifetime", self._lifetime(an))
+                self._write("variable_relationships", self._relationships(an))
+                self._write("type_analysis", self._types(an))
+                self._write("buffers", self._buffers())
+                self._write("leaks", self._leaks(an))
+                self._write("performance",
+                            self._performance(an, kinds or {}, sampled or {}, seconds))
         except BaseException:
             self.abort()
             raise
-        for k in KINDS:
+        for k in self.paths:
             os.replace(self._tmp[k], self.paths[k])
-        return [self.paths[k] for k in KINDS]
+        return list(self.paths.values())
 
     def abort(self) -> None:
         for f in self.files.values():
@@ -210,15 +196,7 @@ class JsonReport:
         doc.update(body)
         self._tmp[kind].write_bytes(_dumps(doc))
 
-    def _tail(self, kind: str, body: dict[str, Any]) -> None:
-        f = self.files[kind]
-        body = {"meta": self.meta, **body}
-        f.write(b"," + _dumps(body)[1:])
-        f.close()
-
-    def _finish_memory(self, an: Analysis) -> None:
-        assert self.allocs is not None
-        self.allocs.close()
+    def _memory(self, an: Analysis) -> dict[str, Any]:
         st = an.stats()
         self.rel(0)  # settles the origin if no start was known
         t0 = self.t0 if self.t0 > 0 else _memory.origin(an, self.meta)
@@ -229,7 +207,7 @@ class JsonReport:
         summary["duration_ns"] = _memory.end_of_run(an, t0)
         summary["first_event_t"] = self.rel(an.t_first)
         summary["t0"] = self.t0
-        summary["allocations"] = self.allocs.n
+        summary["allocations"] = self.bindings
         cv = _memory.census_vars(an, t0)
         top = []
         for k in _memory.ranked_vars(an, cv, 50):
@@ -246,36 +224,44 @@ class JsonReport:
             row = cz.as_dict()
             row["t"] = self.rel(cz.t)
             censuses.append(row)
-        self._tail(
-            "memory_analysis",
-            {
-                "summary": summary,
-                "headline": _memory.headline(an, t0),
-                "process_memory": {
-                    "available": an.rss_peak >= 0 or bool(an.memory),
-                    "peak_bytes": an.rss_peak,
-                    "peak_t": self.rel(an.rss_peak_t) if an.rss_peak >= 0 else -1,
-                    "last_bytes": an.rss_last,
-                    "series": [[self.rel(t), r] for t, r in an.memory],
-                },
-                "censuses": censuses,
-                "by_type": st["by_type"],
-                "by_scope": st["by_scope"],
-                "by_thread": st["by_thread"],
-                "by_task": st["by_task"],
-                "top_variables": top,
-                "timeline": [[self.rel(t), b] for t, b in an.timeline],
+        ranked = sorted(an.vars.values(), key=lambda v: (-v.peak_retained, -v.peak_bytes, v.key))
+        variables = []
+        for vs in ranked[:MAX_VARIABLES]:
+            d = vs.as_dict()
+            d.pop("retained_over_time", None)  # top_variables has it, on the reports' clock
+            variables.append(d)
+        return {
+            "summary": summary,
+            "headline": _memory.headline(an, t0),
+            "process_memory": {
+                "available": an.rss_peak >= 0 or bool(an.memory),
+                "peak_bytes": an.rss_peak,
+                "peak_t": self.rel(an.rss_peak_t) if an.rss_peak >= 0 else -1,
+                "last_bytes": an.rss_last,
+                "series": [[self.rel(t), r] for t, r in an.memory],
             },
-        )
+            "censuses": censuses,
+            "by_type": st["by_type"],
+            "by_scope": st["by_scope"],
+            "by_thread": st["by_thread"],
+            "by_task": st["by_task"],
+            "top_variables": top,
+            "variables": variables,
+            "variables_not_listed": max(0, len(ranked) - MAX_VARIABLES),
+            "timeline": [[self.rel(t), b] for t, b in an.timeline],
+            "detail": self._detail_note(),
+        }
 
-    def _finish_lifetime(self, an: Analysis) -> None:
-        assert self.lifes is not None
-        self.lifes.close()
-        f = self.files["lifetime"]
-        f.write(b',"objects":')
-        objs = _Array(f)
+    def _detail_note(self) -> dict[str, Any]:
+        """Where every binding and object is (format ``bindings``), or how to get it."""
+        if self.detail:
+            return {k: self.paths[k].name for k in DETAIL}
+        return {"not_written": "every binding and object: memscope report -f bindings"}
+
+    def _finish_detail(self, an: Analysis) -> None:
+        f = self.files["objects"]
         for life in _objects(an):
-            objs.add(
+            f.write(_dumps(
                 {
                     "oid": life.oid,
                     "type": life.type,
@@ -284,9 +270,12 @@ class JsonReport:
                     "t_first": self.rel(life.t_first),
                     "t_final": self.rel(life.t_final),
                     "lifetime_ns": life.t_final - life.t_first if life.t_final >= 0 else -1,
-                }
-            )
-        objs.close()
+                }))
+            f.write(b"\n")
+        for fh in self.files.values():
+            fh.close()
+
+    def _lifetime(self, an: Analysis) -> dict[str, Any]:
         scopes = []
         by_scope = an.by_scope
         for sid, row in an.scopes.items():
@@ -305,7 +294,12 @@ class JsonReport:
                     "peak_bytes": g.peak_bytes if g else 0,
                 }
             )
-        self._tail("lifetime", {"scopes": scopes, "scope_tree": _tree(an.scope_tree())})
+        return {
+            "bindings": self.bindings,
+            "scopes": scopes,
+            "scope_tree": _tree(an.scope_tree()),
+            "detail": self._detail_note(),
+        }
 
     def _relationships(self, an: Analysis) -> dict[str, Any]:
         pairs = sorted(an.alias_pairs.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -491,8 +485,12 @@ def write_json(
     out_dir: str | os.PathLike[str],
     name: str | None = None,
     meta: dict[str, Any] | None = None,
+    *,
+    aggregated: bool = True,
+    detail: bool = False,
 ) -> list[Path]:
-    """The JSON family for ``source`` (capture paths, captures or a live tracker)."""
+    """The JSON family for ``source`` (capture paths, captures or a live tracker);
+    ``detail``: every binding and object too (JSON Lines)."""
     from memscope.reporters import load
 
     rep: JsonReport | None = None
@@ -503,6 +501,7 @@ def write_json(
 
     # meta first: the files need the time origin before the first binding arrives
     pre = load.prepare(source, meta)
-    rep = JsonReport(out_dir, name or pre.meta["name"], pre.meta)
+    rep = JsonReport(out_dir, name or pre.meta["name"], pre.meta, aggregated=aggregated,
+                     detail=detail)
     run = pre.run(keep_history=False, on_binding_end=cb, attach=rep.attach)
     return rep.finish(run.analysis, kinds=run.kinds, sampled=run.sampled, seconds=run.seconds)

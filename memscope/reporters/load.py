@@ -164,6 +164,7 @@ class Prepared:
         keep_history: bool = True,
         on_binding_end: Callable[[Binding], None] | None = None,
         attach: Callable[[Analysis], None] | None = None,
+        progress: Any = None,
     ) -> Run:
         import time
 
@@ -177,9 +178,16 @@ class Prepared:
         t0 = int(run_meta.get("start_ns") or 0)
         feed = an.feed
         cur_pid = -1
+        total = sum(c.header.records or c.footer.get("records", 0) for c in self.caps)
+        if progress is not None:
+            progress.start_events(total)
+        n = 0
         for pid, _sec, ev in self.stream():
             k = ev[0]
             kinds[k] = kinds.get(k, 0) + 1
+            n += 1
+            if not n & 0xFFFF and progress is not None:
+                progress.events(n)
             if k == PROC:
                 cur_pid = ev[1]
             elif pid != cur_pid and pid:
@@ -192,6 +200,8 @@ class Prepared:
                     pass
             feed(ev)
         an.finish()
+        if progress is not None:
+            progress.end_events(n)
         from memscope.reporters._memory import origin
 
         t0 = origin(an, {"start_ns": t0})  # the run's start: every report's clock

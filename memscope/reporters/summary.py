@@ -268,11 +268,15 @@ def write_summary(
     color: bool | None = None,
     meta: dict[str, Any] | None = None,
     top: int = 15,
+    progress: Any = None,
 ) -> str:
-    """Render the summary of ``source`` to ``out`` (stdout when None); returns the text."""
+    """Render the summary of ``source`` to ``out`` (stdout when None); returns the text.
+    ``progress``: told of the replay (``memscope.reporters._progress``)."""
     from memscope.reporters import load
 
-    run = load.analyze(source, keep_history=False, meta=meta)
+    run = load.prepare(source, meta).run(keep_history=False, progress=progress)
+    if progress is not None:
+        progress.close()  # before the summary is printed
     return summary_of(run.analysis, run.meta, out, width=width, color=color, top=top, t0=run.t0)
 
 
