@@ -50,6 +50,7 @@ class ExprRewriter(cst.CSTTransformer):
         self.lambdas: list[tuple[_Scope | None, int, list[str]]] = []
         self.comps: list[list[Any]] = []  # [scope, generators, next generator, for_in]
         self.compfor: list[tuple[list[tuple[int, str]], _Scope, bool]] = []
+        self.lambda_scopes: list[_Scope] = []  # made at visit_Lambda, entered at its body
 
     def _next(self, typ: type) -> ast.AST:
         if self.i >= len(self.targets):
@@ -76,7 +77,7 @@ class ExprRewriter(cst.CSTTransformer):
         a = cast(ast.Lambda, self._next(ast.Lambda))
         parent = self.scopes[-1]
         has_yield = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_walk([a.body]))
-        light = has_yield or self.inst.uses_locals(a)
+        light = has_yield or self.inst.uses_locals(a) or self.inst.lambda_in_iterable(a)
         qual = parent.child_qual("<lambda>")
         idx = self.inst.table.add_scope(qual, ScopeKind.LAMBDA, a.lineno)
         sc = _Scope(idx, qual, "lambda", parent, None if light else TOK)
@@ -84,12 +85,19 @@ class ExprRewriter(cst.CSTTransformer):
         if has_yield:
             self.inst.skip("lambda containing yield: scope not tracked", a.lineno)
         self.lambdas.append((None if has_yield else sc, first, params))
-        self.scopes.append(sc)
+        self.lambda_scopes.append(sc)
         return True
+
+    # the defaults are evaluated in the enclosing scope: the lambda's own scope is
+    # entered for its body only (a `:=` in a default binds in the enclosing scope)
+    def visit_Lambda_body(self, node: cst.Lambda) -> None:
+        self.scopes.append(self.lambda_scopes.pop())
+
+    def leave_Lambda_body(self, node: cst.Lambda) -> None:
+        self.scopes.pop()
 
     def leave_Lambda(self, original: cst.Lambda, updated: cst.Lambda) -> cst.Lambda:
         sc, first, params = self.lambdas.pop()
-        self.scopes.pop()
         if sc is None:
             return updated
         if sc.tok is None:  # calls locals(): no token local, bind params with tok 0
@@ -149,12 +157,14 @@ class ExprRewriter(cst.CSTTransformer):
         return True
 
     def visit_CompFor_iter(self, node: cst.CompFor) -> None:
+        self.inst.in_iterable += 1  # no `:=` in there (Instrumenter.lambda_in_iterable)
         # the outermost iterable is evaluated in the enclosing scope
         if self.inst.options.comprehensions:
             sc = self.scopes[-1]
             self.scopes.append(sc.parent if self.compfor[-1][2] and sc.parent else sc)
 
     def leave_CompFor_iter(self, node: cst.CompFor) -> None:
+        self.inst.in_iterable -= 1
         if self.inst.options.comprehensions:
             self.scopes.pop()
 

@@ -261,9 +261,19 @@ class Splicer:
         if isinstance(n, ast.Lambda):
             self._lambda(n, sc)
             return
-        if self.options.comprehensions and isinstance(
-                n, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            self._comprehension(n, sc)
+        if isinstance(n, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            if self.options.comprehensions:
+                self._comprehension(n, sc)
+                return
+            for g in n.generators:  # the iterables, where Python allows no `:=`
+                with i.comp_iterable():
+                    self._visit(g.iter, sc)
+            for ch in ast.iter_child_nodes(n):
+                if not isinstance(ch, ast.comprehension):
+                    self._visit(ch, sc)
+            for g in n.generators:
+                for c in g.ifs:
+                    self._visit(c, sc)
             return
         for ch in ast.iter_child_nodes(n):
             self._visit(ch, sc)
@@ -274,7 +284,7 @@ class Splicer:
             self._visit(d, parent)
         has_yield = any(isinstance(n, (ast.Yield, ast.YieldFrom))
                         for n in T._own_walk([a.body]))
-        light = has_yield or i.uses_locals(a)
+        light = has_yield or i.uses_locals(a) or i.lambda_in_iterable(a)
         qual = parent.child_qual("<lambda>")
         idx = i.table.add_scope(qual, ScopeKind.LAMBDA, a.lineno)
         sc = T._Scope(idx, qual, "lambda", parent, None if light else T.TOK)
@@ -334,7 +344,8 @@ class Splicer:
                 self.put(tl, tc, "))")
                 il, ic = self.start(g.iter)
                 self.put(il, ic, f"{self.T.COMP}({self.T.H}, {sc.index})(")
-            self._visit(g.iter, parent if k == 0 else sc)
+            with i.comp_iterable():
+                self._visit(g.iter, parent if k == 0 else sc)
             if wrap:
                 il, ic = self.end(g.iter)
                 self.put(il, ic, ")")

@@ -32,6 +32,7 @@ import bisect
 import io
 import tokenize
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -446,6 +447,27 @@ class _Instrumenter:
         # a later one, and the last statement of each run -> every name of the run
         self.deferred: set[int] = set()
         self.closers: dict[int, list[tuple[ast.Name, BindKind]]] = {}
+        self.in_iterable = 0  # depth of comprehension iterables around the expression
+
+    @contextmanager
+    def comp_iterable(self) -> Iterator[None]:
+        """Around a comprehension's iterable: Python rejects ``:=`` anywhere inside one,
+        nested lambdas included, so a lambda there gets no scope token (see below)."""
+        self.in_iterable += 1
+        try:
+            yield
+        finally:
+            self.in_iterable -= 1
+
+    def lambda_in_iterable(self, a: ast.Lambda) -> bool:
+        """A lambda inside a comprehension's iterable (``[a for a in map(lambda v: -v,
+        xs)]``): its token would be set by ``:=``, which Python forbids there ("assignment
+        expression cannot be used in a comprehension iterable expression"), so its
+        parameters are bound with token 0 and it has no instance (noted)."""
+        if not self.in_iterable:
+            return False
+        self.skip("lambda inside a comprehension's iterable: no scope instance", a.lineno)
+        return True
 
     # -- notes
     def skip(self, reason: str, line: int) -> None:
@@ -850,6 +872,7 @@ class _Instrumenter:
         wanted.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
         mark = self.table.mark()
         skipped = self.skipped
+        depth = self.in_iterable
         from memscope_instrument.cst_exprs import ExprRewriter
 
         rw = ExprRewriter(self, scope, wanted)
@@ -863,6 +886,7 @@ class _Instrumenter:
         except _Mismatch:
             self.table.rollback(mark)
             self.skipped = skipped
+            self.in_iterable = depth
             self.skip("expression not instrumented (layout not understood)", first)
             return node
         return new
