@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -152,6 +153,10 @@ def _work(args: tuple[str, str, str, Options, bool, str, str | None]) -> Outcome
         return Outcome(rel, "failed", error=str(e), data=data)
     except Exception as e:  # a transformer bug must not stop the tree
         return Outcome(rel, "failed", error=f"{src}:1:0: internal error: {e!r}", data=data)
+    if res.changed:
+        bad = output_error(res.code, res.line_map, src)
+        if bad:
+            return Outcome(rel, "failed", error=bad, data=data)
     out = res.code.encode(res.encoding) if res.changed else data
     diff = ""
     if want_diff and res.changed:
@@ -162,6 +167,24 @@ def _work(args: tuple[str, str, str, Options, bool, str, str | None]) -> Outcome
     return Outcome(rel, "instrumented" if res.changed else "unchanged", len(res.line_map),
                    res.sites, res.skipped, data=out, diff=diff,
                    digest=f"{digest}:{options.digest()}")
+
+
+def output_error(code: str, line_map: list[int], src: str) -> str:
+    """Compile the instrumented output as Python will: a file that would not import is
+    a failure (issue 17: a walrus the transformer put where Python forbids one was
+    written and counted as done). One line, located in the original file; '' if it
+    compiles."""
+    try:
+        with warnings.catch_warnings():  # the program's own SyntaxWarnings are not ours
+            warnings.simplefilter("ignore")
+            compile(code, src, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        out_line = getattr(e, "lineno", None) or 0
+        line = line_map[out_line - 1] if 0 < out_line <= len(line_map) else 0
+        msg = getattr(e, "msg", None) or str(e) or type(e).__name__
+        return (f"{src}:{line}:0: instrumented output does not compile: "
+                f"{type(e).__name__}: {msg} (a memscope bug: please report it)")
+    return ""
 
 
 def atomic_write(path: Path, data: bytes, mode_from: Path | None = None) -> None:

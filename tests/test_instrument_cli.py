@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -162,3 +163,36 @@ def test_several_sources_do_not_collide(tmp_path: Path) -> None:
     assert code == 0, output
     assert "NAME = 'one'" in (out / "one" / "__init__.py").read_text()
     assert "NAME = 'two'" in (out / "two" / "__init__.py").read_text()
+
+
+def test_output_that_does_not_compile_is_a_failure(tmp_path: Path, monkeypatch: Any) -> None:
+    """memscope-instrument compiles what it writes: a transformer bug (here simulated:
+    issue 17's ':=' inside a comprehension iterable) is one located line, a failure in
+    the summary, exit 1, and the file copied unchanged; the rest of the tree is done."""
+    from dataclasses import replace
+
+    from memscope_instrument import tree
+
+    real = tree.instrument_source
+
+    def broken(data: Any, src: str, *args: Any) -> Any:
+        res = real(data, src, *args)
+        if not src.endswith("a.py"):
+            return res
+        bad = "[v for v in (w := [1])]"  # line 2 of the output, which is line 2 of a.py
+        lines = res.code.split("\n")
+        return replace(res, code="\n".join([lines[0], bad, *lines[2:]]))
+
+    monkeypatch.setattr(tree, "instrument_source", broken)
+    src = make_tree(tmp_path)
+    out = tmp_path / "out"
+    for extra in ((), ("--check",), ("--diff",)):
+        code, output = invoke(str(src), "-o", str(out), "-j", "1", *extra)
+        assert code == 1, output
+        errs = [ln for ln in output.splitlines() if ln.startswith("error:")]
+        assert len(errs) == 1, output
+        assert f"{src / 'a.py'}:2:" in errs[0] and "does not compile" in errs[0], errs
+        assert "comprehension iterable" in errs[0]
+        assert "1 failed" in output
+    assert (out / "pkg" / "a.py").read_text() == "x = 1\nprint('a', x)\n"  # copied unchanged
+    assert "memscope: instrumented" in (out / "pkg" / "sub" / "b.py").read_text()
