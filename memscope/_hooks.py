@@ -88,7 +88,7 @@ import os
 import sys
 import time
 
-from memscope import _swap, _threads, sizing
+from memscope import _detached, _swap, _threads, sizing
 from memscope._signals import reraise_signal as _reraise_signal
 from memscope._signals import signal_of as _signal_of
 from memscope.events import (
@@ -870,7 +870,9 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     # ``_memscope_.bind(...)`` is then a specialized module attribute load (21 ns less
     # per call than a __slots__ instance's), and, like an instance, it is not callable
     # (code that scans a module's callables sees none of ours)
-    h: Any = _ModuleType(f"memscope._hooks.handle[{file or base}]")
+    # named as memscope._detached, whose entry points record nothing: a function copied
+    # by value (cloudpickle) pickles its handle by that name, by reference
+    h: Any = _ModuleType(_detached.__name__)
     h.__dict__.update(base=base, scope_base=sbase, bind=bind, bind_attr=bind_attr,
                       bind_group=bind_group, unbind=unbind, enter=enter, exit=exit, on=rate,
                       g=g, e=e, p=_pass, enter_class=enter_class, exit_class=exit_class,
