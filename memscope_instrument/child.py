@@ -99,7 +99,7 @@ def start(settings: dict[str, Any], *, init_tracker: bool = True) -> Any:
         roots=settings.get("roots") or (),
         exclude=settings.get("exclude") or (),
         mode=settings.get("mode"),
-        on_error=settings.get("on_error", "raise"),
+        on_error=settings.get("on_error", "fallback"),
         start=False,
         _stacklevel=3,
     )

@@ -151,7 +151,7 @@ class Rule:
         roots: tuple[str, ...] = (),  # directories whose (non-system) modules match
         exclude: tuple[str, ...] = (),
         options: Any = None,  # options.Options
-        on_error: str = "raise",
+        on_error: str = "fallback",
         use_cache: bool = True,
     ) -> None:
         self.packages = packages
@@ -429,14 +429,14 @@ def _plain_compile(data: bytes, path: str) -> CodeType:
 
 
 def instrument_code(
-    data: bytes, path: str, module: str, options: Any, on_error: str = "raise"
+    data: bytes, path: str, module: str, options: Any, on_error: str = "fallback"
 ) -> tuple[CodeType, bool]:
     """Instrumented code of ``data`` (the source bytes of ``path``), positions mapped.
 
     Returns ``(code, instrumented)``. A syntax error in the source surfaces exactly as
     the plain compile raises it; a failure of the transformer itself raises
-    :class:`InstrumentationError`, or with ``on_error="fallback"`` warns once and
-    returns the plain code.
+    :class:`InstrumentationError` with ``on_error="raise"``; with ``"fallback"`` (the
+    default) it is said once on stderr and the plain code is returned.
     """
     # instrumenting is memscope's own work: what stays resident of it (the first time,
     # the transformer's modules) is memscope's own memory, and what it took meanwhile
@@ -461,20 +461,41 @@ def instrument_code(
         if not isinstance(exc, transform.InstrumentError):
             detail = f"{type(exc).__name__}: {detail}"
         node = _source_line(data, line)
-        if node:
-            detail += f"\n    at: {node}"
-        err = InstrumentationError(path, line, col, detail)
         mode = os.environ.get("MEMSCOPE_HOOK_ON_ERROR", on_error)
         if mode != "fallback":
-            raise err from exc
+            if node:
+                detail += f"\n    at: {node}"
+            raise InstrumentationError(path, line, col, detail) from exc
         stats["fallbacks"] += 1
-        if path not in _fallback_warned:
-            _fallback_warned.add(path)
-            warnings.warn(f"{err.args[0].splitlines()[0]}; imported uninstrumented", stacklevel=2)
+        _said_fallback(path, f"could not instrument line {line}, col {col}: "
+                       f"{detail.splitlines()[0] if detail else '?'}")
         return plain, False
     finally:
         _monitor.end_own_work()
         _own.end()
+
+
+def _said_fallback(path: str, reason: str) -> None:
+    """A module imported uninstrumented (``on_error="fallback"``, the default): said once
+    per file on stderr, not through ``warnings`` (a program's ``-W error`` or pytest's
+    ``filterwarnings = error`` turned that warning back into the import failure), and
+    counted in the run's capture as an ERROR row ('instrument') the reports show."""
+    if path in _fallback_warned:
+        return
+    _fallback_warned.add(path)
+    msg = f"{path}: imported uninstrumented: {reason}"
+    try:
+        sys.stderr.write(f"memscope: {msg} (a memscope bug; please report it)\n")
+        sys.stderr.flush()
+    except Exception:  # no stderr (closed, or None under pythonw): the row still says it
+        pass
+    try:
+        from memscope import _hooks
+        from memscope.events import ERROR
+
+        _hooks._buf.append((ERROR, _hooks._perf(), "instrument", msg[:300]))
+    except Exception:
+        pass
 
 
 def _source_line(data: bytes, line: int) -> str:
@@ -485,7 +506,7 @@ def _source_line(data: bytes, line: int) -> str:
 
 
 def load_code(
-    path: str, module: str, options: Any, on_error: str = "raise", use_cache: bool = True
+    path: str, module: str, options: Any, on_error: str = "fallback", use_cache: bool = True
 ) -> CodeType:
     """Instrumented code for the file ``path`` imported as ``module``, through the cache."""
     digest = cache_digest(options, module)
@@ -658,7 +679,7 @@ def install_import_hook(
     config: Any = None,
     exclude: Iterable[str] = (),
     roots: Iterable[str] = (),
-    on_error: str = "raise",
+    on_error: str = "fallback",
     imports: bool = False,
     comprehensions: bool = False,
     cache: bool = True,
@@ -672,8 +693,9 @@ def install_import_hook(
     with Python source outside the standard library and site-packages (or, with
     ``roots``, under those directories). ``mode``: ``"fast"`` or ``"full"`` (default:
     the run's mode). ``config``: a ``memscope.Config`` for the run. ``on_error``:
-    ``"raise"`` (a transformer failure is an :class:`InstrumentationError`) or
-    ``"fallback"`` (warn and import the module uninstrumented). ``start``: start
+    ``"fallback"`` (the default: a module the transformer fails on is imported
+    uninstrumented, said once on stderr and counted in the capture) or ``"raise"`` (an
+    :class:`InstrumentationError`). ``start``: start
     tracking (``memscope.init``) unless it already started.
     """
     if on_error not in ON_ERROR:
@@ -758,7 +780,7 @@ def installed_hooks() -> list[Rule]:
 
 
 def run_instrumented(
-    path: str, module: ModuleType, options: Any, on_error: str = "raise", use_cache: bool = True
+    path: str, module: ModuleType, options: Any, on_error: str = "fallback", use_cache: bool = True
 ) -> None:
     """Execute the file ``path`` instrumented in ``module``'s namespace."""
     code = load_code(path, module.__name__, options, on_error, use_cache)

@@ -394,7 +394,7 @@ def run_program(
     name: str | None = None,
     report: bool = True,
     formats: list[str] | None = None,
-    on_error: str = "raise",
+    on_error: str = "fallback",
     children: bool = True,
     sampling: bool | None = None,
 ) -> int | Any:
@@ -611,9 +611,10 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         ("--on-error",),
         "on_error",
-        "If the instrumenter fails on a module: stop (raise) or import it uninstrumented.",
+        "If the instrumenter fails on a module: import it uninstrumented and say so "
+        "on stderr (fallback), or stop (raise).",
         choices=("raise", "fallback"),
-        default="raise",
+        default="fallback",
     ),
     Opt(("--no-children",), "no_children", "Do not track child Python processes.", kind="flag"),
     Opt(
