@@ -302,3 +302,45 @@ def test_report_progress(small: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     events = sum(1 for _ in read_capture(small).events())
     assert lines == [f"memscope: read {events:,} events", "memscope: wrote dashboard",
                      "memscope: wrote memory chart", "memscope: wrote lifecycle timeline"]
+
+
+def _capture_on_clock(path: Path, pid: int, start: int, wall: int, seconds: int) -> Path:
+    """A capture of a process whose runtime clock read ``start`` when the wall clock
+    read ``wall``, binding once at the start and once ``seconds`` later."""
+    from memscope.capture import format as F
+    from memscope.capture.writer import write_capture
+    from memscope.events import BIND, ENTER, EXIT, PROC, SCOPE, SITE, TYPE, ScopeKind
+
+    s = 1_000_000_000
+    events = [
+        (PROC, pid, 1, "prog", start),
+        (SCOPE, 0, "m.py", "m", "f", int(ScopeKind.FUNCTION), 1),
+        (SITE, 0, 0, 2, 4, "buf", 1),
+        (TYPE, 1, "bytearray"),
+        (ENTER, start + s, 0, 1, 7, 0),
+        (BIND, start + s, 0, 1, 100, 1, 64, -1, -1, -1, -1),
+        (BIND, start + seconds * s, 0, 1, 101, 1, 128, -1, -1, -1, -1),
+        (EXIT, start + seconds * s, 1),
+    ]
+    write_capture(path, events, export_mode="full", runtime_mode="full", start_ns=start)
+    data = bytearray(path.read_bytes())
+    h = F.Header.unpack(bytes(data[: F.HEADER_SIZE]))
+    h.wall_ns, h.pid = wall, pid
+    data[: F.HEADER_SIZE] = h.pack()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_summary_duration_of_processes_on_unrelated_clocks(tmp_path: Path) -> None:
+    """Issue 17: a 6-minute run's summary said 1,520,314,064 s. The runtime's clock
+    (perf_counter) counts from the machine's boot, so two captures from another boot
+    or machine are on unrelated clocks; each process's times are put on the first's
+    by the wall clock each capture recorded at its start."""
+    wall = 1_790_000_000 * 10**9
+    a = _capture_on_clock(tmp_path / "p.100.memscope", 100, 5 * 10**9, wall, 360)
+    b = _capture_on_clock(tmp_path / "p.200.memscope", 200, 1_520_000_000 * 10**9,
+                          wall + 10 * 10**9, 60)
+    r = CliRunner().invoke(main, ["summary", "--width", "150", str(a), str(b)])
+    assert r.exit_code == 0, r.output
+    (row,) = [line for line in r.output.splitlines() if line.startswith("duration")]
+    assert row.split()[1:] == ["360", "s"]  # not 1,520,000,055 s

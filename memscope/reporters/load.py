@@ -87,19 +87,53 @@ def _remap(ev: Event, d: int, od: int) -> Event:
 _TIMED = frozenset((ENTER, EXIT, BIND, UNBIND, FINAL, LEAK, 13, SAMPLED, MEM, CENSUS))
 
 
-def _keyed(events: Iterable[Event], sec: int, shift: bool, start: int) -> Iterator[tuple]:
+def _keyed(events: Iterable[Event], sec: int, shift: bool, start: int,
+           dt: int = 0) -> Iterator[tuple]:
+    """``dt``: added to every time of the section (its clock put on the first's)."""
     d = sec << ID_SHIFT if shift else 0
     od = sec << OID_SHIFT if shift else 0
-    last = start
+    last = start + dt
     for ev in events:
         try:
-            if ev[0] in _TIMED and type(ev[1]) is int and ev[1] >= 0:
+            k = ev[0]
+            if k in _TIMED and type(ev[1]) is int and ev[1] >= 0:
+                if dt:
+                    ev = (k, ev[1] + dt, *ev[2:])
                 last = ev[1]
+            elif dt and k == PROC and type(ev[4]) is int and ev[4] > 0:
+                ev = (*ev[:4], ev[4] + dt, *ev[5:])
             if d:
                 ev = _remap(ev, d, od)
         except (IndexError, TypeError):
             pass
         yield last, sec, ev
+
+
+UNRELATED_CLOCKS_NS = 600 * 10**9
+"""Two processes whose runtime clocks (perf_counter: time since the machine's boot)
+disagree with their wall clocks by more than this ran on another boot or machine."""
+
+
+def clock_shifts(caps: Sequence[CaptureFile]) -> list[int]:
+    """Per section of ``_sections(caps)``: what to add to its times to put them on the
+    first section's clock (0 for every process of the same boot). The runtime's clock
+    counts from the boot, so captures of another boot or machine given together
+    (issue 17: a summary said 48 years) are aligned by the wall clock each recorded at
+    its start."""
+    out = []
+    ref = None
+    for c, sec, _pid, start in _sections(caps):
+        wall = c.header.wall_ns
+        if sec is not None and sec >= 0:
+            wall = int(c.processes[sec].extra.get("wall_ns") or wall)
+        if wall <= 0 or start <= 0:
+            out.append(0)
+            continue
+        off = wall - start  # the wall clock at the runtime clock's zero
+        if ref is None:
+            ref = off
+        out.append(off - ref if abs(off - ref) > UNRELATED_CLOCKS_NS else 0)
+    return out
 
 
 def _sections(caps: Sequence[CaptureFile]) -> list[tuple[CaptureFile, int | None, int, int]]:
@@ -127,8 +161,10 @@ def capture_events(caps: Sequence[CaptureFile]) -> Iterator[tuple[int, int, Even
             yield pid, 0, ev
         return
     pids = [s[2] for s in secs]
+    shifts = clock_shifts(caps)
     streams = [
-        _keyed(c.events(None if sec is None else {sec}, check=True), i, True, start)
+        _keyed(c.events(None if sec is None else {sec}, check=True), i, True, start,
+               shifts[i])
         for i, (c, sec, _pid, start) in enumerate(secs)
     ]
     for _t, i, ev in heapq.merge(*streams, key=itemgetter(0)):
@@ -152,6 +188,11 @@ class Prepared:
             items = [source] if isinstance(source, (str, os.PathLike, CaptureFile)) else source
             self.caps = [c if isinstance(c, CaptureFile) else read_capture(c) for c in items]
             self.meta = meta or meta_from_capture(self.caps)
+            shifts = clock_shifts(self.caps)
+            if any(shifts) and meta is None:  # the run's start on the first's clock
+                starts = [st + dt for (_c, _s, _p, st), dt in zip(_sections(self.caps), shifts,
+                                                                   strict=True) if st > 0]
+                self.meta["start_ns"] = min(starts) if starts else 0
 
     def stream(self) -> Iterable[tuple[int, int, Event]]:
         if self.tracker is not None:
