@@ -42,7 +42,7 @@ from types import CodeType, ModuleType
 
 from memscope import _monitor, _own, _swap
 from memscope.sysdirs import library_dirs
-from memscope_instrument import cache
+from memscope_instrument import cache, prologue
 
 # ``ast`` is imported by the functions that compile instrumented code (a cache miss,
 # which imports libcst as well), not here: a run whose code is cached never needs it.
@@ -542,7 +542,7 @@ class InstrumentingLoader(importlib.machinery.SourceFileLoader):
         path = self.get_filename(fullname)
         code = load_code(path, fullname, self.rule.options, self.rule.on_error, self.rule.use_cache)
         self.rule.instrumented.append(fullname)
-        return code
+        return prologue.bind_directly(code)  # no import statement of ours runs
 
 
 _state = _thread._local()
