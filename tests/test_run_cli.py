@@ -379,6 +379,22 @@ def test_startup_imports_stay_light(tmp_path: Path) -> None:
     assert res.stdout.strip() == "[]"
 
 
+def test_finishing_without_reports_reads_no_capture(tmp_path: Path) -> None:
+    """``--no-report``: this run's own capture is known without reading it, and earlier
+    runs' captures in the same folder are told apart by their age, so the capture reader
+    (and the dataclasses, inspect and ast it imports: 60 ms) is never loaded."""
+    write_tree(tmp_path, {"empty.py": ""})
+    env = clean_env()
+    for _ in range(2):  # the second finds the first's capture in its folder
+        res = run([PY, "-X", "importtime", "-m", "memscope", "run", "-o", str(tmp_path / "o"),
+                   "--no-report", "empty.py"], tmp_path, env=env)
+        assert res.returncode == 0, res.stderr
+        assert "memscope: capture:" in res.stderr
+        assert "memscope.capture.reader" not in res.stderr
+        for old in (tmp_path / "o" / "empty").iterdir():  # an earlier run's, a minute ago
+            os.utime(old, (time.time() - 60, time.time() - 60))
+
+
 def test_run_command_line_grammar(app: Path) -> None:
     """Options up to the script or ``-m MODULE``, as python: the rest is the program's."""
     write_tree(app, {"show.py": "import sys\nprint(sys.argv[1:])\n",

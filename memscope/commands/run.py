@@ -125,8 +125,14 @@ class _Finisher:
                     len(n) > len(prefix) + len(suffix):
                 c = os.path.join(out, n)
                 try:
-                    recent = os.stat(c).st_mtime >= self.started
+                    mtime = os.stat(c).st_mtime
                 except OSError:
+                    continue
+                recent = mtime >= self.started
+                if mtime < self.started - 0.05:  # written before this run began: not its own
+                    continue
+                if n == f"{prefix}{os.getpid()}{suffix}":  # this process's own: no read
+                    captures.append(c)
                     continue
                 if not rid:  # a tracker started otherwise (the pytest plugin): by time
                     if recent:
@@ -376,10 +382,8 @@ def _run_module(name: str, args: tuple[str, ...]) -> None:
     from memscope import _depth
 
     _depth.as_python(_depth.depth_of_caller())  # the runner's frames: not the program's
-    import functools
-
-    # called from C, as python -m calls it (on 3.10 and 3.11 that costs a level less)
-    functools.partial(runpy._run_module_as_main, name, alter_argv=True)()  # type: ignore[attr-defined]
+    # called from C (map's), as python -m calls it: on 3.10 and 3.11 a level less
+    next(map(runpy._run_module_as_main, (name,), (True,)))  # type: ignore[attr-defined]
 
 
 def run_program(
