@@ -58,3 +58,45 @@ def c() -> None:
 
 
 m = None  # the module scope's token: none
+
+
+class _Off(dict):
+    """Every guard off: ``_memscope_g[N]`` and ``_memscope_e[S]`` are 0 for any index
+    (nothing is stored: a read of a missing key does not insert it)."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: object) -> int:
+        return 0
+
+
+g = e = _Off()
+
+
+def comprehension(handle: object, scope: int) -> Any:
+    """``_memscope_c(h, S)(it)`` of a detached comprehension: ``zip(repeat(None), it)``,
+    the pairs the instrumented comprehension unpacks, with no instance."""
+    from functools import partial
+    from itertools import repeat
+
+    return partial(zip, repeat(None))
+
+
+# builtins: what instrumented code finds when it runs with globals that are not its
+# module's (``types.FunctionType(f.__code__, {})``, cloudpickle's and dill's copies,
+# CPython's test_funcattrs): a name missing from a function's globals is looked up in
+# its builtins, so these stand in for the module's handle, guards and comprehension
+# helper, and the copy runs as the plain function does, recording nothing. A module's
+# own globals come first, so instrumented modules never see these.
+BUILTINS = {"_memscope_": None, "_memscope_g": g, "_memscope_e": e,
+            "_memscope_c": comprehension}
+
+
+def install_builtins() -> None:
+    """Put the stand-ins into ``builtins`` (once; never over a name already there)."""
+    import builtins
+    import sys
+
+    names = builtins.__dict__
+    for k, v in BUILTINS.items():
+        names.setdefault(k, sys.modules[__name__] if v is None else v)

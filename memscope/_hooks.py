@@ -126,6 +126,7 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 HOOKS_VERSION = 4
+_detached.install_builtins()  # a function run with other globals finds these (issue 17)
 
 _perf = time.perf_counter_ns
 _getsizeof = sys.getsizeof
