@@ -1,5 +1,5 @@
-"""The build's only code: memscope's C census walk and its ``__weakref__`` getter,
-optional extensions.
+"""The build's only code: memscope's C census walk, its ``__weakref__`` getter and its
+death watch (leaks of objects without weak references), optional extensions.
 
 Everything else about the package is in pyproject.toml. ``pip install .`` and
 ``pip install -e .`` compile ``memscope/_censusc.c`` when a C compiler and the Python
@@ -15,5 +15,6 @@ setup(
     ext_modules=[
         Extension("memscope._censusc", sources=["memscope/_censusc.c"], optional=True),
         Extension("memscope._weakhide", sources=["memscope/_weakhide.c"], optional=True),
+        Extension("memscope._deathwatch", sources=["memscope/_deathwatch.c"], optional=True),
     ],
 )

@@ -167,6 +167,9 @@ _tasks: weakref.WeakKeyDictionary[Any, int] | None = None  # made for the first 
 _watched: dict[int, weakref.ref[Any]] = {}  # oid -> weakref that emits FINAL
 _unweakrefable: set[int] = set()  # id(type) of types that refuse weak references
 _deep_cache: dict[int, tuple[int, int, int]] = {}  # oid -> (tidx, shallow, deep)
+# full mode: memscope._deathwatch when built (lists, dicts, sets, tuples, bytes and
+# bytearrays refuse weak references: their deaths are watched in C instead), else None
+_dw: Any = None
 _local = _thread._local()  # per thread: its ident (set at its first scope), re-entrancy flag
 _flush_lock: Any = _thread.RLock()  # (an RLock only to know its owner: never re-entered)
 _table_lock = _thread.RLock()
@@ -1102,6 +1105,8 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
         return
     _local.busy = True
     deep = refcnt = addr = bufsize = size = -1
+    if _dw is not None:
+        drain_deaths()  # a death at this address comes before its next bind
     try:
         plan = sizing.plan_for(tp)
         size = sizing.shallow_size(value, plan)
@@ -1165,13 +1170,44 @@ def _classify(tp: type, ti: int, value: Any) -> None:
 
 
 def _watch(value: Any, oid: int, tp: type) -> None:
-    """Ask for a FINAL event when the object dies (weakref-able types only)."""
-    if oid in _watched or id(tp) in _unweakrefable:
+    """Ask for a FINAL event when the object dies: by a weak reference, or for the
+    built-in types that refuse one, by the death watch (``memscope._deathwatch``)."""
+    if oid in _watched:
+        return
+    if id(tp) in _unweakrefable:
+        if _dw is not None:
+            _dw.watch(value, _perf())
         return
     try:
         _watched[oid] = _watch_ref(value, tp, _on_death(_finalized, oid))
     except TypeError:
         _unweakrefable.add(id(tp))
+        if _dw is not None:
+            _dw.watch(value, _perf())
+
+
+def drain_deaths() -> None:
+    """FINAL rows for the watched objects without weak references that died since
+    the last drain: before any row that could bind their address again."""
+    dw = _dw
+    if dw is None or not dw.pending():
+        return
+    t = _perf()
+    for oid in dw.deaths():
+        _deep_cache.pop(oid, None)
+        _buf.append((FINAL, t, oid))
+
+
+def _start_deathwatch() -> None:
+    global _dw
+    if os.environ.get("MEMSCOPE_DEATHWATCH") == "0":  # as if not built (tests)
+        return
+    try:
+        from memscope import _deathwatch
+    except ImportError:  # not built: such objects are left out of the leak check
+        return
+    _deathwatch.start()
+    _dw = _deathwatch
 
 
 class _Watch(_weakref.ref):
@@ -1312,6 +1348,8 @@ def _flushing(now: int, locked: bool = True) -> None:
     once whether or not it had begun to)."""
     try:
         _last_flush[0] = now
+        if _dw is not None:
+            drain_deaths()
         held = _inflight[0]
         if held is not None:
             resume = getattr(_sink, "resume", None)
@@ -1380,6 +1418,8 @@ def pending() -> list[Event]:
 def configure(*, full: bool, flush_at: int, deep_objects: int, deep_ns: int) -> None:
     global _full, _flush_at
     _full = bool(full)
+    if _full and _dw is None:
+        _start_deathwatch()
     _flush_at = max(1, int(flush_at))
     _deep_budget[0] = deep_objects
     _deep_budget[1] = deep_ns

@@ -849,6 +849,23 @@ class Analysis:
         for b in list(self.live.get(tok, {}).values()):
             self._end(b, t, "scope_exit")
 
+    def leak_groups(self) -> list[dict[str, Any]]:
+        """Leaks made at one site and kept by one chain (a chain holds no values, so the
+        entries of one dict share it): the first leak's fields,
+        with ``count``, ``total_bytes`` and ``oids``, in the order first found."""
+        groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for lk in self.leaks:
+            b = lk.get("binding") or {}
+            holders = lk.get("holders") or [""]
+            key = (str(b.get("key", "?")), str(lk.get("type", "?")), str(holders[0]))
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = {**lk, "count": 0, "total_bytes": 0, "oids": []}
+            g["count"] += 1
+            g["total_bytes"] += max(int(lk.get("size", 0) or 0), 0)
+            g["oids"].append(lk.get("oid"))
+        return list(groups.values())
+
     def _leak_binding(self, oid: int) -> dict[str, Any] | None:
         """Where a leaked object was first bound (kept on its ObjectLife)."""
         life = self.objects.get(oid)

@@ -49,7 +49,6 @@ class Config:
     deep_budget_objects: int  # deep-size walk stops after this many objects
     deep_budget_ns: int  # ... or after this long (100 ms)
     leak_check: bool  # full mode: look for leaks at exit
-    probable_leaks: bool  # also match unweakrefable objects by id (may misname)
     record_values: bool  # never record reprs unless asked
     sampling: bool  # sample sites and scope instances that bind only small values
     max_holders: int  # holders named per leaked object
@@ -68,7 +67,6 @@ class Config:
         deep_budget_objects: int = 1_000_000,
         deep_budget_ns: int = 100_000_000,
         leak_check: bool = True,
-        probable_leaks: bool = False,
         record_values: bool = False,
         sampling: bool = True,
         max_holders: int = 8,
@@ -94,7 +92,6 @@ class Config:
             deep_budget_objects=deep_budget_objects,
             deep_budget_ns=deep_budget_ns,
             leak_check=leak_check,
-            probable_leaks=probable_leaks,
             record_values=record_values,
             sampling=sampling,
             max_holders=max_holders,

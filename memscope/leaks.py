@@ -1,15 +1,28 @@
-"""Leaks: objects still alive after the scope that created them ended, and who holds them.
+"""Leaks: objects made under a binding whose scope has ended, still reachable from a root
+of the program, proven to be the object that binding saw.
 
-An object is a leak candidate when the scope instance that first bound it has exited
-and no live binding (a name in a scope still running) refers to it. It is a leak when
-it is still alive: known for certain for objects the runtime weak-referenced (full
-mode), and *probable* for others, found by ``id`` among the objects the garbage
-collector tracks with the same type and size (an ``id`` may be reused).
+What is a leak (see docs/leaks.md for the full statement and what is left out):
 
-Holders are named by walking ``gc.get_referrers`` outwards from the object until a
-root a person recognises: a module global, a class attribute, a closure cell, a
-default argument, a thread-local, a running frame, or a reference cycle. Nothing here
-runs ``gc.collect()``: collecting would run finalizers early and change the program.
+- *made in a scope that ended*: the object's first binding (not as a parameter) was in
+  a function, method, lambda or comprehension instance that has exited; what a class body
+  or a module binds is program, not a leak;
+- *no live binding*: no name of a scope still running holds it (a suspended coroutine's
+  names do not count: a task that never finishes keeps its locals for ever);
+- *reachable from a root*: a global of a module that is not the standard library's or
+  memscope's, a class attribute of such a module's class, a pending asyncio task, or a
+  running thread's frame; or, with the cyclic collector off, a cycle nothing else frees;
+- *the same object*: its weak reference (full mode) is alive, or, for the built-in types
+  that refuse weak references, the death watch (``memscope._deathwatch``) says the
+  address has not been deallocated since the binding saw it. Anything else is left out.
+
+Each leak is described by one chain of holders from its root, written with no value
+(``module `app` global `_CACHE`[<str key>]``), and its retained size: the bytes that
+would be freed if its holders let it go, measured as a census measures (``census``'s
+kinds and sizes; an object some other holder keeps is not counted).
+
+Nothing here runs ``gc.collect()`` or user code: contents are read with the types' own
+C traversal (``gc.get_referents``) and C-level ``dict`` methods; attribute names of
+instances are found without asking for their ``__dict__``.
 """
 
 from __future__ import annotations
@@ -21,249 +34,738 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from memscope import sizing
+from memscope import census as _census_mod
+from memscope import frames, sizing
 from memscope.analysis import Analysis
+from memscope.kinds import ScopeKind
 from memscope.sizing import _isa
 
 _OWN_PACKAGE = __name__.rpartition(".")[0]
-_get_referrers = gc.get_referrers
+_get_referents = gc.get_referents
+_getrefcount = sys.getrefcount
+_dict_items = dict.items
+_type_dict = type.__dict__["__dict__"].__get__
+_type_module = type.__dict__["__module__"].__get__
+_type_qualname = type.__dict__["__qualname__"].__get__
+_module_dict = types.ModuleType.__dict__["__dict__"].__get__  # type: ignore[index]
+_CODE_ATTRS = (types.FunctionType, staticmethod, classmethod, property, type,
+               types.BuiltinFunctionType, types.MethodDescriptorType)
+_SUSPENDED_KINDS = (ScopeKind.COROUTINE, ScopeKind.ASYNC_GENERATOR)
+_GENS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+_WALKED = (types.FunctionType, types.FrameType)  # entered though the census does not
+MAX_WALK_OBJECTS = 5_000_000  # objects a leak's retained-size walk looks at, at most
 
 
 @dataclass
 class Leak:
     oid: int
     type: str
-    size: int
-    variable: str  # where it was first bound: "scope.var"
+    size: int  # retained: freed if its holders let it go
+    shallow: int
+    variable: str  # where it was made: "scope.var"
     file: str
     line: int
-    certain: bool  # False: found by id among live objects (id may be reused)
-    holders: list[str] = field(default_factory=list)
+    certain: bool  # identity proven (weak reference or death watch): always True here
+    proof: str  # "weakref" or "deathwatch"
+    holders: list[str] = field(default_factory=list)  # [the chain from its root]
+    root: str = ""  # module global, class attribute, asyncio task, thread frame, cycle
+    inside: int = 0  # oid of the leak whose chain this one's passes through, or 0
+    captured: list[tuple[str, str, int]] = field(default_factory=list)  # closures
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "oid": self.oid,
             "type": self.type,
             "size": self.size,
+            "shallow": self.shallow,
             "variable": self.variable,
             "file": self.file,
             "line": self.line,
             "certain": self.certain,
+            "proof": self.proof,
             "holders": list(self.holders),
+            "root": self.root,
+            "inside": self.inside,
+            "captured": [list(c) for c in self.captured],
         }
 
-
-def _is_own_frame(f: types.FrameType) -> bool:
-    mod = f.f_globals.get("__name__", "")
-    return isinstance(mod, str) and (mod == _OWN_PACKAGE or mod.startswith(_OWN_PACKAGE + "."))
-
-
-def _is_own_object(o: Any) -> bool:
-    """memscope's own objects (and closures of its functions) never count as holders."""
-    if _isa(o, types.FunctionType) or _isa(o, types.CellType):
-        fn_mod = getattr(o, "__module__", None) if _isa(o, types.FunctionType) else None
-        return isinstance(fn_mod, str) and fn_mod.startswith(_OWN_PACKAGE + ".")
-    mod = sizing.type_name(type(o))
-    return mod.startswith(_OWN_PACKAGE + ".")
-
-
-class HolderNamer:
-    """Names the holders of objects; caches the module and class dict maps it needs."""
-
-    def __init__(self, exclude: set[int], max_holders: int = 8, max_depth: int = 4) -> None:
-        self.exclude = exclude
-        self.max_holders = max_holders
-        self.max_depth = max_depth
-        self.modules: dict[int, str] = {}
-        for name, mod in list(sys.modules.items()):
-            d = getattr(mod, "__dict__", None) if isinstance(mod, types.ModuleType) else None
-            if _isa(d, dict):
-                self.modules[id(d)] = name
-        self.exclude.add(id(self.modules))
-
-    def _referrers(self, obj: Any) -> list[Any]:
-        refs = _get_referrers(obj)
-        self.exclude.add(id(refs))
-        out = []
-        for r in refs:
-            if id(r) in self.exclude:
-                continue
-            if _isa(r, types.FrameType) and _is_own_frame(r):
-                continue
-            if _is_own_object(r):
-                continue
-            out.append(r)
-        return out
-
-    def name(self, obj: Any) -> list[str]:
-        """Descriptions like "module `app.cache` global `_CACHE` (dict)", outermost first."""
-        found: list[str] = []
-        self._walk(obj, [], {id(obj)}, found, obj)
-        return found[: self.max_holders]
-
-    def _walk(
-        self, obj: Any, chain: list[str], path: set[int], found: list[str], root: Any
-    ) -> None:
-        """``chain``: the containers between ``obj`` and the object asked about."""
-        via = f" ({' > '.join(reversed(chain))})" if chain else ""
-        for r in self._referrers(obj):
-            if len(found) >= self.max_holders:
-                return
-            if r is root:
-                found.append(f"reference cycle: the object holds itself{via}")
-                continue
-            if id(r) in path:
-                continue
-            desc, container = self._describe(r, obj)
-            if desc is not None:
-                found.append(desc + via)
-            elif container is not None and len(chain) < self.max_depth:
-                self._walk(r, [*chain, container], path | {id(r)}, found, root)
-
-    def _describe(self, r: Any, obj: Any) -> tuple[str | None, str | None]:
-        """A root description of ``r`` holding ``obj``, or else a container name."""
-        if _isa(r, dict):
-            keys = _keys_of(r, obj)
-            mod = self.modules.get(id(r))
-            if mod is not None:
-                return f"module `{mod}` global `{keys}`", None
-            for rr in self._referrers(r):
-                if _isa(rr, type) and type.__dict__["__dict__"].__get__(rr) is not None:
-                    return f"class `{sizing.type_name(rr)}` attribute `{keys}`", None
-                if _tname(rr) == "_thread._local":
-                    return self._thread_local(rr), None
-            return None, f"dict[{keys}]"
-        if _isa(r, types.CellType):
-            for tup in self._referrers(r):
-                if _isa(tup, tuple):
-                    for fn in self._referrers(tup):
-                        if _isa(fn, types.FunctionType) and fn.__closure__ is tup:
-                            var = fn.__code__.co_freevars[tup.index(r)]
-                            return f"closure variable `{var}` of function `{fn.__qualname__}`", None
-            return "closure cell", None
-        if _isa(r, types.FrameType):
-            code = r.f_code
-            return (
-                f"local of running frame `{code.co_name}` ({code.co_filename}:{r.f_lineno})",
-                None,
-            )
-        if _isa(r, types.FunctionType):
-            return f"function `{r.__qualname__}` (default argument or attribute)", None
-        if _isa(r, tuple):
-            for fn in self._referrers(r):
-                if _isa(fn, types.FunctionType) and fn.__defaults__ is r:
-                    return f"default argument of function `{fn.__qualname__}`", None
-            return None, "tuple"
-        if _isa(r, type):
-            return f"class `{sizing.type_name(r)}`", None
-        if _tname(r) == "_thread._local":
-            return "thread-local", None
-        if _isa(r, types.MethodType):
-            return None, f"bound method `{r.__func__.__qualname__}`"
-        if _isa(r, (list, set, frozenset)):
-            return None, _tname(r)
-        return None, f"`{_tname(r)}` object"
-
-    def _thread_local(self, local: Any) -> str:
-        """Name a ``threading.local`` by the module global that holds it."""
-        for rr in self._referrers(local):
-            mod = self.modules.get(id(rr)) if type(rr) is dict else None
-            if mod is not None:
-                return f"thread-local `{_keys_of(rr, local)}` of module `{mod}`"
-        return "thread-local storage"
+    def holder_rows(self) -> tuple[str, ...]:
+        """What a LEAK row stores: the chain, then one line per captured variable."""
+        out = list(self.holders)
+        for var, tname, size in self.captured:
+            out.append(f"captures `{var}` ({tname}): retains {size} B")
+        return tuple(out)
 
 
 def _tname(o: Any) -> str:
     return sizing.type_name(type(o))
 
 
-def _keys_of(d: dict[Any, Any], obj: Any) -> str:
-    keys = []
+def _is_own(o: Any) -> bool:
+    mod = sizing.type_name(type(o))
+    return mod.startswith(_OWN_PACKAGE + ".")
+
+
+def _library_module(name: str, mod: Any, stdlib: tuple[str, ...]) -> bool:
+    """The standard library's modules (and memscope's): their globals are not roots."""
+    if name == _OWN_PACKAGE or name.startswith(_OWN_PACKAGE + ".") or name.startswith(
+            "memscope_instrument"):
+        return True
+    if name in sys.builtin_module_names or name in ("__main__", "__mp_main__"):
+        return name != "__main__" and name != "__mp_main__"
     try:
-        for k, v in list(d.items()):
-            if v is obj:
-                keys.append(k if type(k) is str else sizing.type_name(type(k)))
-                if len(keys) > 3:
-                    break
+        f = _module_dict(mod).get("__file__")
     except Exception:
-        pass
-    return ", ".join(str(k) for k in keys) or "?"
+        return True
+    if not isinstance(f, str):
+        return name in sys.stdlib_module_names if hasattr(sys, "stdlib_module_names") \
+            else True
+    return f.startswith(stdlib)
+
+
+def _stdlib_dirs() -> tuple[str, ...]:
+    import os
+
+    from memscope.sysdirs import library_dirs
+
+    out = []
+    for d in library_dirs():
+        if "site-packages" in d or "dist-packages" in d:
+            continue
+        out.append(os.path.join(d, ""))
+    return tuple(out)
+
+
+class _Walker:
+    """One walk of the program's roots, looking for the candidates' addresses."""
+
+    def __init__(self, targets: dict[int, Any], deadline: int) -> None:
+        self.targets = targets  # oid -> checker(obj) -> proof or None
+        self.t_first: dict[int, int] = {}  # oid -> when its first binding was made
+        self.deadline = deadline
+        self.found: dict[int, tuple[Any, str, str, list[int]]] = {}  # oid -> obj, chain...
+        self.seen: set[int] = set()
+        self.attr_names: dict[type, tuple[str, ...]] = {}
+        self.stop: set[int] = set()
+        self.kd = _census_mod._Census(_census_mod._Scopes())
+        for m in list(sys.modules.values()):
+            if type(m) is types.ModuleType:
+                try:
+                    self.stop.add(id(_module_dict(m)))
+                except Exception:
+                    continue
+        self.out_of_time = False
+        # frames on threads' stacks: roots of their own, not entered from elsewhere
+        self.running: set[int] = set()
+        for top in sys._current_frames().values():
+            f: Any = top
+            while f is not None:
+                self.running.add(id(f))
+                f = f.f_back
+        del top, f
+
+    # ---- what a holder holds, each with the step that names it -----------------------
+
+    def steps(self, o: Any) -> list[tuple[Any, str]]:
+        tp = type(o)
+        if tp is dict or (_isa(o, dict) and not _is_own(o)):
+            out = []
+            for k, v in list(_dict_items(o)):
+                out.append((v, f"[<{_tname(k)} key>]"))
+                out.append((k, " → a key of"))
+            return out
+        if _isa(o, (list, tuple, set, frozenset)):
+            return [(k, "[<item>]") for k in _get_referents(o)]
+        if tp is types.FunctionType:
+            return self.function_steps(o)
+        if tp is types.MethodType:
+            qual = getattr(o.__func__, "__qualname__", "?")
+            return [(o.__self__, f" → `self` of bound method `{qual}`"),
+                    (o.__func__, " → its function")]
+        if tp is types.CellType:
+            try:
+                return [(o.cell_contents, " → cell")]
+            except ValueError:
+                return []
+        if tp in _GENS:
+            return self.frame_steps(o)
+        if tp is types.TracebackType:
+            return [(o.tb_frame, f" → traceback frame of `{o.tb_frame.f_code.co_name}`"),
+                    (o.tb_next, ".tb_next")]
+        if tp is types.FrameType:  # a finished frame (a traceback's): its locals
+            return self.locals_steps(o, f"finished `{o.f_code.co_name}`")
+        if _isa(o, BaseException):
+            return [(o.__traceback__, ".__traceback__"), (o.__context__, ".__context__"),
+                    (o.__cause__, ".__cause__"), *((a, ".args[<item>]") for a in o.args),
+                    *self.object_steps(o)]
+        name = _tname(o)
+        if name == "_thread._local":
+            return [(v, f" → thread-local `{k}`" if type(k) is str and k.isidentifier()
+                     else " → thread-local value") for d in _get_referents(o)
+                    if type(d) is dict for ld in _dict_values_dicts(d)
+                    for k, v in list(_dict_items(ld))]
+        if name == "functools._lru_cache_wrapper":
+            return self.lru_steps(o)
+        if name == "collections.deque" and getattr(o, "maxlen", None) is not None:
+            return []  # bounded by its length: a ring, not a leak
+        if name in ("_asyncio.Task", "asyncio.tasks.Task"):
+            try:
+                return [(o.get_coro(), f" → asyncio task `{_coro_name(o)}`")]
+            except Exception:
+                return []
+        return self.object_steps(o)
+
+    def function_steps(self, fn: Any) -> list[tuple[Any, str]]:
+        out: list[tuple[Any, str]] = []
+        qual = getattr(fn, "__qualname__", "?")
+        for i, d in enumerate(fn.__defaults__ or ()):
+            out.append((d, f" → default argument {i + 1} of `{qual}`"))
+        for k, d in (fn.__kwdefaults__ or {}).items():
+            out.append((d, f" → default argument `{k}` of `{qual}`"))
+        names = fn.__code__.co_freevars
+        for var, cell in zip(names, fn.__closure__ or (), strict=False):
+            try:
+                out.append((cell.cell_contents, f" → closure variable `{var}` of `{qual}`"))
+            except ValueError:
+                continue
+        d = getattr(fn, "__dict__", None)
+        if type(d) is dict:
+            out.extend((v, f".{k}") for k, v in _dict_items(d) if type(k) is str)
+        return out
+
+    def frame_steps(self, g: Any) -> list[tuple[Any, str]]:
+        frame = getattr(g, "gi_frame", None) or getattr(g, "cr_frame", None) or getattr(
+            g, "ag_frame", None)
+        if frame is None:
+            return []
+        return self.locals_steps(frame, f"suspended `{getattr(g, '__qualname__', '?')}`")
+
+    def locals_steps(self, frame: Any, what: str) -> list[tuple[Any, str]]:
+        try:
+            return [(v, f" → local `{n}` of {what}")
+                    for n, v in frames.frame_locals(frame) if not n.startswith("_memscope")]
+        except Exception:
+            return []
+
+    def lru_steps(self, w: Any) -> list[tuple[Any, str]]:
+        try:
+            maxsize = w.cache_parameters().get("maxsize")
+        except Exception:
+            maxsize = None
+        qual = getattr(getattr(w, "__wrapped__", None), "__qualname__", "?")
+        own = getattr(w, "__dict__", None)
+        caches = [k for k in _get_referents(w) if type(k) is dict and k is not own]
+        if maxsize is None:
+            return [(k, f" → lru_cache of `{qual}`") for k in caches]
+        # bounded by size: its results come and go; what its keys hold (the arguments:
+        # ``self`` of a cached method) is kept only to be looked up
+        return [(k, f" → lru_cache of `{qual}`, a key") for c in caches for k in list(c)]
+
+    def object_steps(self, o: Any) -> list[tuple[Any, str]]:
+        tp = type(o)
+        try:
+            kids = _get_referents(o)
+        except Exception:
+            return []
+        out: list[tuple[Any, str]] = []
+        loose = []
+        for k in kids:
+            if k is tp:
+                continue
+            if type(k) is dict and id(k) not in self.stop and self.is_attr_dict(o, k):
+                out.extend((v, f".{a}" if type(a) is str and a.isidentifier() else
+                            f"[<{_tname(a)} key>]") for a, v in list(_dict_items(k)))
+            else:
+                loose.append(k)
+        if loose:  # attribute values kept apart from a dict (3.11+), or slots
+            names = self.names_of(o, loose)
+            out.extend((k, names.get(id(k), f" → (inside `{_tname(o)}`)")) for k in loose)
+        return out
+
+    def is_attr_dict(self, o: Any, d: dict[Any, Any]) -> bool:
+        """Is ``d`` (a dict ``o`` holds) ``o``'s own ``__dict__``, not an attribute
+        value that is a dict? Its first keys must read back as ``o``'s attributes (read
+        only where no class of ``o`` defines the name: no descriptor runs)."""
+        n = 0
+        for k, v in list(_dict_items(d))[:3]:
+            if type(k) is not str or not k.isidentifier() or _defined(type(o), k):
+                return False
+            try:
+                if object.__getattribute__(o, k) is not v:
+                    return False
+            except Exception:
+                return False
+            n += 1
+        return True
+
+    def names_of(self, o: Any, values: list[Any]) -> dict[int, str]:
+        """Attribute names for values an instance holds outside a dict, found by
+        reading the names its class's code uses (never asking for its ``__dict__``,
+        never running a descriptor: names the class defines are skipped)."""
+        tp = type(o)
+        names = self.attr_names.get(tp)
+        if names is None:
+            names = self.attr_names[tp] = _attribute_names(tp)
+        want = {id(v) for v in values}
+        out: dict[int, str] = {}
+        for n in names:
+            try:
+                v = object.__getattribute__(o, n)
+            except Exception:
+                continue
+            if id(v) in want and id(v) not in out:
+                out[id(v)] = f".{n}"
+        return out
+
+    # ---- the walk ----------------------------------------------------------------------
+
+    def enters(self, o: Any) -> bool:
+        tp = type(o)
+        if tp is types.ModuleType or tp is types.CodeType or _isa(o, type) or (
+                tp is types.FrameType and id(o) in self.running) or id(
+                o) in self.stop or _is_own(o):
+            return False
+        kd = self.kd.kind(tp, o)
+        return kd.how != _census_mod._LEAF or tp is types.FunctionType
+
+    def walk(self, root_desc: str, root_kind: str, obj: Any, before: int = -1) -> None:
+        """Depth first from one root: the chain of steps to each candidate found.
+        ``before``: the root is a result a scope returned, adopted by a live name at
+        that time: what was made before then is part of that result, not a leak."""
+        if time.perf_counter_ns() > self.deadline:
+            self.out_of_time = True
+            return
+        targets = self.targets
+        stack: list[tuple[Any, int, str]] = [(obj, 0, "")]
+        path: list[str] = []
+        found_path: list[int] = []  # depth -> oid of a leak on the path (0: none)
+        n = 0
+        while stack:
+            o, depth, step = stack.pop()
+            oi = id(o)
+            del path[depth:]
+            del found_path[depth:]
+            path.append(step)
+            found_path.append(0)
+            if oi in targets and oi not in self.found and (
+                    before < 0 or self.t_first.get(oi, 0) >= before):
+                proof = targets[oi](o)
+                if proof is not None:
+                    outer = next((x for x in reversed(found_path[:-1]) if x), 0)
+                    self.found[oi] = (o, root_desc + "".join(path), root_kind + "|" + proof,
+                                      [outer])
+                    found_path[-1] = oi
+            if oi in self.seen or not self.enters(o):
+                continue
+            self.seen.add(oi)
+            n += 1
+            if not n & 0xFFF and time.perf_counter_ns() > self.deadline:
+                self.out_of_time = True
+                return
+            try:
+                kids = self.steps(o)
+            except Exception:
+                continue
+            for k, s in reversed(kids):
+                stack.append((k, depth + 1, s))
+
+
+def _dict_values_dicts(d: dict[Any, Any]) -> list[Any]:
+    return [v for v in d.values() if type(v) is dict] if type(d) is dict else []
+
+
+def _coro_name(task: Any) -> str:
+    try:
+        c = task.get_coro()
+        return str(getattr(c, "__qualname__", "?"))
+    except Exception:
+        return "?"
+
+
+def _attribute_names(tp: type) -> tuple[str, ...]:
+    """Names the class's functions store or load as attributes, less those its classes
+    define (a name with a descriptor could run code when read)."""
+    seen: set[str] = set()
+    defined: set[str] = set()
+    for klass in getattr(tp, "__mro__", (tp,)):
+        try:
+            d = _type_dict(klass)
+        except Exception:
+            continue
+        defined.update(k for k in d if type(k) is str)
+        slots = d.get("__slots__")
+        if isinstance(slots, str):
+            seen.add(slots)
+        elif isinstance(slots, (tuple, list)):
+            seen.update(s for s in slots if type(s) is str)
+        codes = []
+        for v in d.values():
+            f = getattr(v, "__func__", v)
+            c = getattr(f, "__code__", None)
+            if isinstance(c, types.CodeType):
+                codes.append(c)
+        while codes:
+            c = codes.pop()
+            seen.update(c.co_names)
+            codes.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
+    slotted = {s for s in seen if s not in defined or _is_member(tp, s)}
+    return tuple(sorted(n for n in slotted if n.isidentifier() and not n.startswith("__")))
+
+
+def _defined(tp: type, name: str) -> bool:
+    for klass in getattr(tp, "__mro__", (tp,)):
+        try:
+            if name in _type_dict(klass):
+                return True
+        except Exception:
+            return True
+    return False
+
+
+def _is_member(tp: type, name: str) -> bool:
+    for klass in getattr(tp, "__mro__", (tp,)):
+        try:
+            v = _type_dict(klass).get(name)
+        except Exception:
+            continue
+        if v is not None:
+            return type(v).__name__ == "member_descriptor"
+    return False
+
+
+# ---- retained size -------------------------------------------------------------------
+
+
+def _probe_baseline() -> int:
+    probe = [object()]
+    members: dict[int, list[Any]] = {id(probe[0]): [probe[0], 0]}
+    del probe
+    for rec in members.values():
+        o = rec[0]
+        return _getrefcount(o) - 1
+    return 3
+
+
+_BASELINE = _probe_baseline()
+
+
+def retained_size(obj: Any, walker: _Walker, held: dict[int, int] | None = None,
+                  budget: int = MAX_WALK_OBJECTS) -> int:
+    """Bytes freed if every reference to ``obj`` went: ``obj`` and what it reaches that
+    nothing outside it holds (reference counts against the references found inside),
+    sized as the census sizes. Modules, classes, code and frames are not entered.
+    ``held``: references this module itself holds, by id (the leaks found)."""
+    held = held or {}
+    kdc = walker.kd
+    start = id(obj)
+    members, order = _subtree(obj, walker, budget)
+    # held from outside: its count exceeds the references found inside; what such an
+    # object reaches stays alive with it (the building's locals are gone: a helper's)
+    outside: list[Any] = []
+    for ki in order:
+        if ki == start:
+            continue
+        rec = members[ki]
+        o = rec[0]
+        if _getrefcount(o) - _BASELINE - 1 - held.get(ki, 0) > rec[1]:
+            outside.append(o)
+        del o
+    alive: set[int] = set()
+    while outside:
+        o = outside.pop()
+        if id(o) in alive:
+            continue
+        alive.add(id(o))
+        try:
+            kd = kdc.kind(type(o), o)
+            kids = ([c for c, _ in walker.function_steps(o)] if type(o) is types.FunctionType
+                    else [c for c, _ in walker.locals_steps(o, "")]
+                    if type(o) is types.FrameType
+                    else _get_referents(o) if kd.how > _census_mod._LEAF else [])
+        except Exception:
+            kids = []
+        outside.extend(k for k in kids if id(k) in members and id(k) not in alive)
+    total = 0
+    for ki in order:
+        if ki not in alive:
+            total += members[ki][2]
+    members.clear()
+    return total
+
+
+def _subtree(obj: Any, walker: _Walker, budget: int) -> tuple[dict[int, list[Any]], list[int]]:
+    """What ``obj`` reaches (modules, classes, code, frames and memscope's own left
+    out): id -> [object, references found from inside, size], in the order reached."""
+    kdc = walker.kd
+    members: dict[int, list[Any]] = {id(obj): [obj, 0, 0]}
+    order = [id(obj)]
+    stack = [obj]
+    while stack and len(members) < budget:
+        o = stack.pop()
+        kd = kdc.kind(type(o), o)
+        rec = members[id(o)]
+        try:
+            rec[2] = kd.size(o)
+        except Exception:
+            rec[2] = 0
+        if kd.how <= _census_mod._LEAF and type(o) not in _WALKED:
+            continue
+        if type(o) is types.FunctionType:
+            kids = [c for c, _ in walker.function_steps(o)]
+        elif type(o) is types.FrameType:  # a finished frame: its locals
+            kids = [c for c, _ in walker.locals_steps(o, "")]
+        elif kd.how in (_census_mod._PLAIN, _census_mod._GEN):
+            kids = _get_referents(o)
+            if kd.is_dict and not _census_mod._keys_traversed(kids, o):
+                kids = [*dict.keys(o), *kids]
+        else:
+            try:
+                kids = kdc.children(o, kd)
+            except Exception:
+                kids = []
+        for k in kids:
+            ki = id(k)
+            r = members.get(ki)
+            if r is not None:
+                r[1] += 1
+                continue
+            tk = type(k)
+            if tk is types.ModuleType or tk is types.CodeType or _isa(k, type) or (
+                    tk is types.FrameType and ki in walker.running) or ki in walker.stop \
+                    or _is_own(k):
+                continue
+            kkd = kdc.kind(tk, k)
+            if kkd.how == _census_mod._STOP and tk is not types.FrameType:
+                continue
+            members[ki] = [k, 1, 0]
+            order.append(ki)
+            stack.append(k)
+        del kids
+    return members, order
+
+
+# ---- finding them --------------------------------------------------------------------
 
 
 def find_leaks(
     analysis: Analysis,
     watched: dict[int, Any],
     *,
-    probable: bool = False,
-    max_candidates: int = 500,
+    deathwatch: Any = None,
+    max_candidates: int = 100_000,
     max_holders: int = 8,
-    budget_ns: int = 5_000_000_000,
+    budget_ns: int = 30_000_000_000,
 ) -> list[Leak]:
-    """Leaked objects of a finished replay, with holders, in this live process.
-
-    ``probable``: also look for objects that refuse weak references (lists, dicts) by
-    ``id`` among the live objects of the same type and size. Off by default: CPython
-    reuses the ids of dead lists constantly, so such a match can name the wrong object.
-    """
+    """Leaked objects of a finished replay, in this live process (see the module)."""
     deadline = time.perf_counter_ns() + budget_ns
-    live_oids = set(analysis.by_oid)
-    running = analysis.instances  # scope instances that have not exited
+    scopes = analysis.scopes
 
-    def made_in_class_body(life: Any) -> bool:
-        # names bound in a class body become class attributes: long-lived by design
-        inst = analysis.ended_instances.get(life.creator_tok)
-        return inst is not None and analysis.scope_kind(inst) == "class"
+    def protected(oid: int) -> bool:
+        for b in analysis.by_oid.get(oid, {}).values():
+            row = scopes.get(b.scope_id)
+            if row is None or row.kind not in _SUSPENDED_KINDS:
+                return True
+        return False
 
-    candidates = [
-        life
-        for oid, life in analysis.objects.items()
-        if oid not in live_oids
-        and life.creator_tok not in running
-        and life.creator_tok != 0
-        and not made_in_class_body(life)
-    ]
+    running = analysis.instances
+    candidates = {}
+    for oid, life in analysis.objects.items():
+        if life.creator_tok == 0 or life.creator_tok in running or life.by_param:
+            continue
+        if life.creator_tok in analysis.ended_instances:  # made in a class body
+            continue
+        if protected(oid):
+            continue
+        candidates[oid] = life
+        if len(candidates) >= max_candidates:
+            break
     if not candidates:
         return []
-    candidates = candidates[:max_candidates]
-    exclude: set[int] = {id(candidates), id(watched), id(analysis.objects)}
-    objs: dict[int, tuple[Any, bool]] = {}
-    for life in candidates:
-        ref = watched.get(life.oid)
-        if ref is not None:
-            o = ref()
-            if o is not None and _tname(o) == life.type:
-                objs[life.oid] = (o, True)
-    missing = {life.oid: life for life in candidates if life.oid not in objs}
-    if missing and probable:
-        for o in gc.get_objects():
-            found = missing.get(id(o))
-            if found is not None and _tname(o) == found.type and found.oid not in watched:
-                size = sizing.shallow_size(o)
-                if size == found.shallow or found.shallow < 0:
-                    objs[found.oid] = (o, False)
-    exclude.add(id(objs))
-    namer = HolderNamer(exclude, max_holders=max_holders)
+
+    def checker(life: Any) -> Any:
+        def check(o: Any) -> str | None:
+            if _isa(o, (types.ModuleType, type)):
+                return None  # a lazy import, a class made at run time: program, not data
+            ref = watched.get(life.oid)
+            if ref is not None:
+                return "weakref" if ref() is o else None
+            if deathwatch is None or _tname(o) != life.type:
+                return None  # (modules, classes, functions: weak-referenceable)
+            since = deathwatch.since(life.oid)
+            return "deathwatch" if since is not None and since <= life.t_first else None
+        return check
+
+    targets = {oid: checker(life) for oid, life in candidates.items()}
+    walker = _Walker(targets, deadline)
+    walker.t_first = {oid: life.t_first for oid, life in candidates.items()}
+
+    def bound_at(obj: Any, desc: str) -> int:
+        """When the module global ``desc`` names was bound to ``obj``: what ``obj``
+        held already then is the value it was given (a result, a constant), not a
+        leak; -1 if unknown."""
+        name = desc.rpartition("global `")[2][:-1]
+        for b in analysis.by_oid.get(id(obj), {}).values():
+            row = scopes.get(b.scope_id)
+            if b.var == name and row is not None and row.kind == ScopeKind.MODULE:
+                return b.t_bind
+        return -1
+
+    for desc, kind, obj in _roots(walker):
+        walker.walk(desc, kind, obj, bound_at(obj, desc) if kind == "module global" else -1)
+        if walker.out_of_time:
+            break
+    if not gc.isenabled():  # nothing will free an unreachable cycle: look for them too
+        _unreachable_cycles(walker, candidates, targets)
     leaks: list[Leak] = []
-    for life in candidates:
-        got = objs.get(life.oid)
-        if got is None:
-            continue
-        obj, certain = got
-        holders = namer.name(obj) if time.perf_counter_ns() < deadline else ["(not searched)"]
-        if not holders:
-            continue  # nothing but memscope holds it: it is garbage awaiting collection
-        leaks.append(
-            Leak(
-                oid=life.oid,
-                type=life.type,
-                size=life.size,
-                variable=life.first_var,
-                file=life.file,
-                line=life.line,
-                certain=certain,
-                holders=holders,
-            )
-        )
+    held = dict.fromkeys(walker.found, 1)
+    for oid, (obj, chain, how, outer) in list(walker.found.items()):
+        life = candidates[oid]
+        root_kind, _, proof = how.partition("|")
+        if outer[0] or _program_itself(obj, chain):
+            continue  # inside another leak: counted in its size (a closure names it)
+        captured = []
+        if type(obj) is types.FunctionType:
+            for value, step in walker.function_steps(obj):
+                if "closure variable" in step:
+                    var = step.split("`")[1]
+                    captured.append((var, _tname(value), retained_size(value, walker, held)))
+            value = None  # (a local holding it would count as a holder below)
+        leaks.append(Leak(
+            oid=oid, type=life.type, size=retained_size(obj, walker, held),
+            shallow=life.shallow,
+            variable=life.first_var, file=life.file, line=life.line, certain=True,
+            proof=proof, holders=[chain], root=root_kind, inside=outer[0],
+            captured=captured,
+        ))
         del obj
-    objs.clear()
+    walker.found.clear()
+    walker.seen.clear()
     return leaks
+
+
+def _program_itself(obj: Any, chain: str) -> bool:
+    """A function or class bound straight to a module global or class attribute (a
+    decorator's product, say) is the program's code, not a leak."""
+    if not _isa(obj, _CODE_ATTRS):
+        return False
+    return chain.endswith("`") and "→" not in chain and "[" not in chain
+
+
+def _roots(walker: _Walker) -> Any:
+    """(description, kind, object) of every root, the program's own first: globals and
+    class attributes of modules outside the standard library, pending asyncio tasks,
+    the frames of running threads."""
+    stdlib = _stdlib_dirs()
+    mods = [(n, m) for n, m in list(sys.modules.items()) if type(m) is types.ModuleType]
+    mods = [(n, m) for n, m in mods if not _library_module(n, m, stdlib)]
+    for name, mod in mods:
+        try:
+            d = _module_dict(mod)
+        except Exception:
+            continue
+        for k, v in list(_dict_items(d)):
+            if type(k) is not str or k.startswith(("_memscope", "__memscope")) or (
+                    k.startswith("__") and k.endswith("__")):
+                continue
+            if type(v) is types.ModuleType:
+                continue
+            if _isa(v, type):
+                yield from _class_roots(v, name, 0)
+                continue
+            yield f"module `{name}` global `{k}`", "module global", v
+    if "asyncio" in sys.modules:
+        for o in gc.get_objects():
+            if _tname(o) in ("_asyncio.Task", "asyncio.tasks.Task"):
+                try:
+                    if o.done() or o.get_loop().is_closed():
+                        continue
+                except Exception:
+                    continue
+                yield f"pending asyncio task `{_coro_name(o)}`", "asyncio task", o
+    me = sys._getframe()
+    for ident, top in sys._current_frames().items():
+        f: Any = top
+        tname = _thread_name(ident)
+        while f is not None:
+            if f.f_code.co_filename.startswith(_census_mod._MEMSCOPE_DIR) or f is me:
+                f = f.f_back
+                continue
+            code = f.f_code
+            try:
+                pairs = frames.frame_locals(f)
+            except Exception:
+                pairs = []
+            for n, v in pairs:
+                if type(n) is str and not n.startswith("_memscope"):
+                    yield (f"local `{n}` of running `{code.co_name}` (thread `{tname}`)",
+                           "running frame", v)
+            f = f.f_back
+    del top, f, me
+
+
+def _class_roots(cls: type, module: str, depth: int) -> Any:
+    try:
+        if _type_module(cls) != module or depth > 4:
+            return
+        d = _type_dict(cls)
+        qual = _type_qualname(cls)
+    except Exception:
+        return
+    for k, v in list(d.items()):
+        if type(k) is not str or (k.startswith("__") and k.endswith("__")):
+            continue
+        if _isa(v, type):
+            yield from _class_roots(v, module, depth + 1)
+            continue
+        if _isa(v, (staticmethod, classmethod)):
+            v = v.__func__
+        yield f"class `{module}.{qual}` attribute `{k}`", "class attribute", v
+
+
+def _thread_name(ident: int) -> str:
+    import threading
+
+    t = threading._active.get(ident)  # type: ignore[attr-defined]
+    return t.name if t is not None else str(ident)
+
+
+def _unreachable_cycles(walker: _Walker, candidates: dict[int, Any],
+                        targets: dict[int, Any]) -> None:
+    """With the collector off, a cycle no root reaches is never freed: candidates in
+    one (found among the collector's objects) are leaks, their chain the cycle."""
+    missing = {oid for oid in candidates if oid not in walker.found}
+    if not missing:
+        return
+    for o in gc.get_objects():
+        oi = id(o)
+        if oi not in missing:
+            continue
+        proof = targets[oi](o)
+        if proof is None:
+            continue
+        cycle = _cycle_through(o, walker)
+        if cycle is not None:
+            walker.found[oi] = (o, "reference cycle, unreachable (the cyclic collector is "
+                                f"off): `{_tname(o)}`{cycle}", "cycle|" + proof, [0])
+
+
+def _cycle_through(obj: Any, walker: _Walker, limit: int = 10_000) -> str | None:
+    """The steps of a path from ``obj`` back to itself, or None."""
+    stack: list[tuple[Any, int, str]] = [(k, 1, s) for k, s in reversed(walker.steps(obj))]
+    path: list[str] = []
+    seen: set[int] = set()
+    while stack and len(seen) < limit:
+        o, depth, step = stack.pop()
+        del path[depth - 1:]
+        path.append(step)
+        if o is obj:
+            return "".join(path) + " → back to itself"
+        if id(o) in seen or not walker.enters(o):
+            continue
+        seen.add(id(o))
+        try:
+            kids = walker.steps(o)
+        except Exception:
+            continue
+        stack.extend((k, depth + 1, s) for k, s in reversed(kids))
+    return None

@@ -106,13 +106,9 @@ class MemoryTracker:
     def _find_leaks(self) -> tuple[Analysis, list[Any]]:
         from memscope.leaks import find_leaks
 
-        an = self.analysis()
-        found = find_leaks(
-            an,
-            _hooks._watched,
-            probable=self.config.probable_leaks,
-            max_holders=self.config.max_holders,
-        )
+        an = self.analysis()  # (flushes: deaths the watch saw become FINAL rows first)
+        found = find_leaks(an, _hooks._watched, deathwatch=_hooks._dw,
+                           max_holders=self.config.max_holders)
         return an, found
 
     def leaks(self) -> list[dict[str, Any]]:
@@ -163,7 +159,7 @@ class MemoryTracker:
         tidx = {name: i for i, name in an.types.items()}
         t = _hooks._perf()
         for lk in found:
-            _hooks._buf.append((LEAK, t, lk.oid, tidx.get(lk.type, 0), lk.size, tuple(lk.holders)))
+            _hooks._buf.append((LEAK, t, lk.oid, tidx.get(lk.type, 0), lk.size, lk.holder_rows()))
         return len(found)
 
     def close(self, *, interrupted: bool = False, timeout: float = -1) -> bool:

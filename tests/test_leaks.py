@@ -31,34 +31,37 @@ def leaks_of(kind: str, module: str, **env: str) -> list[dict[str, Any]]:
     return orjson.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
-# fixture -> [(type, variable where it was made, text the holder must contain)]
+# fixture -> [(type, variable where it was made, text the holder chain must contain)]
 EXPECTED = {
-    "module_cache": [("payload.Payload", "load.result", "module `module_cache` global `_CACHE`")]
-    * 3,
+    "module_cache": [
+        ("payload.Payload", "load.result", "module `module_cache` global `_CACHE`[<int key>]")
+    ] * 3,
     "closure_cell": [
-        ("payload.Payload", "make_handler.big", "closure variable `big` of function"),
-        ("function", "make_handler.handler", "global `HANDLERS`"),
+        ("function", "make_handler.handler", "module `closure_cell` global `HANDLERS`[<item>]"),
     ],
     "class_attribute": [
-        ("payload.Payload", "register.entry", "class `class_attribute.Registry` attribute `items`")
+        ("payload.Payload", "register.entry",
+         "class `class_attribute.Registry` attribute `items`[<item>]")
     ],
     "finalizer_cycle": [
-        ("finalizer_cycle.Node", "build.first", "reference cycle"),
-        ("finalizer_cycle.Node", "build.second", "reference cycle"),
+        ("finalizer_cycle.Node", "build.first", "reference cycle, unreachable"),
+        ("finalizer_cycle.Node", "build.second", "reference cycle, unreachable"),
     ],
     "thread_local": [
-        ("payload.Payload", "connect.conn", "thread-local `_state` of module `thread_local`")
+        ("payload.Payload", "connect.conn",
+         "module `thread_local` global `_state` → thread-local `conn`")
     ],
     "mutable_default": [
-        ("payload.Payload", "collect.record", "default argument of function `collect`")
+        ("payload.Payload", "collect.record",
+         "module `mutable_default` global `collect` → default argument 1 of `collect`[<item>]")
     ]
     * 3,
     "callback_registry": [
-        ("callback_registry.Widget", "create.widget", "global `_callbacks` (list > bound method"),
-        ("payload.Payload", "Widget.__init__.self.buffer", "global `_callbacks`"),
-        ("method", "on_event.fn", "global `_callbacks`"),
+        ("callback_registry.Widget", "create.widget",
+         "global `_callbacks`[<item>] → `self` of bound method `Widget.handle`"),
     ],
 }
+PAYLOAD = 4096  # the bytearray every Payload holds
 
 
 @pytest.mark.parametrize("module", sorted(EXPECTED))
@@ -72,6 +75,15 @@ def test_planted_leak_is_found_with_its_holder(module: str) -> None:
         assert wholder in gholders, gholders
     assert all(lk["certain"] for lk in got)
     assert all(lk["file"].endswith(".py") and lk["line"] > 0 for lk in got)
+    # each retains its payload's buffer (what a Payload is made of), not its shallow size
+    assert all(lk["size"] > PAYLOAD for lk in got), [lk["size"] for lk in got]
+
+
+def test_a_closure_names_what_it_captured() -> None:
+    (lk,) = leaks_of("leaks", "closure_cell")
+    assert [(c[0], c[1]) for c in lk["captured"]] == [("big", "payload.Payload")]
+    assert lk["captured"][0][2] > PAYLOAD
+    assert lk["size"] >= lk["captured"][0][2]  # the closure retains what it captured
 
 
 @pytest.mark.parametrize("module", ["workload", "generators"])
@@ -79,10 +91,15 @@ def test_clean_code_reports_no_leak(module: str) -> None:
     assert leaks_of("clean", module) == []
 
 
-def test_unweakrefable_leaks_are_reported_only_when_asked_and_marked_probable() -> None:
-    assert leaks_of("leaks_probable", "list_cache") == []
-    got = leaks_of("leaks_probable", "list_cache", MEMSCOPE_PROBABLE_LEAKS="1")
-    assert [(lk["type"], lk["variable"], lk["certain"]) for lk in got] == [
-        ("list", "load.row", False)
+def test_leaks_of_lists_are_found_and_proven_by_the_death_watch() -> None:
+    got = leaks_of("leaks_probable", "list_cache")
+    assert [(lk["type"], lk["variable"], lk["proof"]) for lk in got] == [
+        ("list", "load.row", "deathwatch")
     ] * 3
-    assert all("module `list_cache` global `_ROWS` (list)" in lk["holders"] for lk in got)
+    assert all(lk["holders"] == ["module `list_cache` global `_ROWS`[<item>]"] for lk in got)
+
+
+def test_without_the_death_watch_lists_are_left_out_never_guessed() -> None:
+    assert leaks_of("leaks_probable", "list_cache", MEMSCOPE_DEATHWATCH="0") == []
+    # weak-referenceable leaks are still found
+    assert len(leaks_of("leaks", "module_cache", MEMSCOPE_DEATHWATCH="0")) == 3

@@ -63,13 +63,20 @@ def test_full_mode_records_finalization_time(full: Recorder) -> None:
     assert len(lives) == 1 and lives[0].t_final >= lives[0].t_first
 
 
-def test_unweakrefable_objects_have_unknown_object_end(full: Recorder) -> None:
-    m = full.module("x")
+def test_objects_without_weak_references_end_by_the_death_watch(full: Recorder) -> None:
+    from memscope import _hooks
+
+    if _hooks._dw is None:
+        pytest.skip("memscope._deathwatch is not built here")
+    m = full.module("xs", "text")
     tok = m.enter(1, -1)
-    m.bind(0, [1, 2, 3], tok)  # lists refuse weak references
+    xs, text = [1, 2, 3], "x" * 5000
+    m.bind(0, xs, tok)  # lists refuse weak references: their deallocation is watched
+    m.bind(1, text, tok)  # str is not watched (freed by the interpreter's own paths)
     m.exit(tok)
+    del xs, text
     an = full.analysis()
-    assert not [life for life in an.finished_objects if life.type == "list"]
+    assert [life.type for life in an.finished_objects if life.end_known] == ["list"]
     assert next(b for b in an.all_bindings() if b.type == "list").end == "scope_exit"
 
 

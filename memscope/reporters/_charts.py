@@ -50,6 +50,7 @@ from memscope.reporters._format import (
 from memscope.reporters._raw import ENDS, RAW_COLUMNS, RAW_LIMIT, RawSink, raw_header
 from memscope.reporters._series import NG, SERIES_BUCKETS, SERIES_CANDIDATES, Series
 from memscope.reporters._spans import Spans
+from memscope.reporters.meta import leak_check_state
 
 __all__ = [
     "ENDS",
@@ -287,13 +288,14 @@ def build_model(
 
     # ---- leaks ------------------------------------------------------------------------
     leaks = []
-    for lk in an.leaks[:1000]:
+    for lk in an.leak_groups()[:1000]:  # one card per site and chain, with its count
         lb: dict[str, Any] = lk.get("binding") or {}
         leaks.append(
             {
                 "oid": lk.get("oid"),
                 "type": clean(lk.get("type", "?")),
-                "size": lk.get("size", -1),
+                "size": lk.get("total_bytes", -1),
+                "count": lk.get("count", 1),
                 "t": rel(int(lk.get("t", -1))),
                 "var": clean(lb.get("var", "?")),
                 "scope": clean(lb.get("scope", "?")),
@@ -465,6 +467,7 @@ def build_model(
     info = {
         "name": clean(meta.get("name", "memscope")),
         "mode": clean(meta.get("mode", "?")),
+        "leak_check": clean(leak_check_state(meta)),
         "python": clean(meta.get("python", platform.python_version())),
         "pids": [clean(p) for p in (meta.get("pids") or [p["key"] for p in procs])][:50],
         "start": clean(meta.get("start", meta.get("start_time", ""))),

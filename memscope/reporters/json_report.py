@@ -23,6 +23,7 @@ import orjson
 from memscope.analysis import Analysis, Binding
 from memscope.events import EVENT_NAMES, ScopeKind, kind_name
 from memscope.reporters import _memory
+from memscope.reporters.meta import leak_check_state
 
 FORMAT_VERSION = 2  # 2: per-binding detail moved to format ``bindings`` (JSON Lines)
 KINDS = (
@@ -415,10 +416,24 @@ class JsonReport:
                     "line": b["line"] if isinstance(b, dict) else (where or {}).get("line", 0),
                 }
             )
+        groups = [
+            {
+                "variable": g["binding"].get("key", "") if isinstance(g.get("binding"), dict)
+                else "",
+                "type": g.get("type", "?"),
+                "holders": [str(h) for h in g.get("holders", [])],
+                "count": g["count"],
+                "total_bytes": g["total_bytes"],
+                "oids": g["oids"],
+            }
+            for g in sorted(an.leak_groups(), key=lambda g: -g["total_bytes"])
+        ]
         return {
+            "leak_check": leak_check_state(self.meta),
             "leaks": rows,
             "count": len(rows),
             "bytes": sum(max(r["size"], 0) for r in rows),
+            "groups": groups,
         }
 
     def _performance(

@@ -123,3 +123,15 @@ def meta_from_tracker(tracker: Any) -> dict[str, Any]:
         "sampled": int(counters.get("sampled_skipped", 0)),
         "counters": counters,
     }
+
+
+def leak_check_state(meta: dict[str, Any]) -> str:
+    """Whether the leak check ran: only full mode looks for leaks (its weak references
+    and death watch prove an object is the one a name saw), so elsewhere "no leak" would
+    say nothing."""
+    mode = meta.get("mode", "?")
+    if mode == "full":
+        return "on"
+    if mode == "mixed":
+        return "on in full-mode processes only"
+    return "off: use --mode full"

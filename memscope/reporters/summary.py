@@ -16,6 +16,7 @@ from memscope.analysis import Analysis
 from memscope.reporters._format import fmt_bytes as _fb
 from memscope.reporters._format import fmt_ns as _fn
 from memscope.reporters._format import shown
+from memscope.reporters.meta import leak_check_state
 
 
 def _m(s: Any) -> str:
@@ -222,22 +223,30 @@ def render(
         s.add_row(_m(key), _fb(g.peak_bytes), f"{g.binds:,}", _fb(g.active_bytes))
     console.print(s)
 
+    check = leak_check_state(meta)
     if an.leaks:
-        lt = Table(title=f"Leaks ({len(an.leaks)})", title_justify="left")
+        groups = sorted(an.leak_groups(), key=lambda lg: -lg["total_bytes"])
+        total = _fb(sum(lg["total_bytes"] for lg in groups))
+        lt = Table(title=f"Leaks ({len(an.leaks)} objects, {total} retained)",
+                   title_justify="left")
         lt.add_column("object")
-        lt.add_column("size", justify="right")
+        lt.add_column("count", justify="right")
+        lt.add_column("retained", justify="right")
         lt.add_column("held by")
-        for lk in an.leaks[:top]:
-            b = lk.get("binding")
-            name = f"{b['scope']}.{b['var']}" if isinstance(b, dict) else f"id {lk['oid']}"
+        for lg in groups[:top]:
+            b = lg.get("binding")
+            name = f"{b['scope']}.{b['var']}" if isinstance(b, dict) else f"id {lg['oid']}"
             lt.add_row(
-                _m(f"{lk['type']} {name}"),
-                _fb(lk["size"]),
-                _m("; ".join(map(str, lk["holders"][:3])) or "?"),
+                _m(f"{lg['type']} {name}"),
+                f"{lg['count']:,}",
+                _fb(lg["total_bytes"]),
+                _m("; ".join(map(str, lg["holders"][:3])) or "?"),
             )
         console.print(lt)
+    elif check == "on":
+        console.print("[green]No leaks found (full mode's leak check ran).")
     else:
-        console.print("[green]No leaks recorded.")
+        console.print(f"[yellow]Leaks: leak check {_m(check)}.")
 
     th = Table(title="Threads and tasks", title_justify="left")
     th.add_column("thread / task")

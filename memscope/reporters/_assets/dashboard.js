@@ -161,7 +161,8 @@
     card(fmtInt(O.variables), "variables", fmtInt(O.types) + " types");
     card(fmtInt(O.scopes), "scopes", fmtInt(O.scopes_entered) + " scope instances");
     card(fmtInt(O.threads) + " / " + fmtInt(O.tasks) + " / " + fmtInt(O.processes), "threads / tasks / processes");
-    card(fmtInt(O.leaks), "leaks", O.leaks ? fmtBytes(O.leak_bytes) + " held" : "none found", O.leaks > 0);
+    if (I.leak_check === "on" || O.leaks) card(fmtInt(O.leaks), "leaks", O.leaks ? fmtBytes(O.leak_bytes) + " retained" : "none found (leak check on)", O.leaks > 0);
+    else card("off", "leak check", I.leak_check ? "leak check " + I.leak_check : "");
     card(fmtInt(O.buffers), "buffer variables", fmtBytes(O.buffer_bytes) + " outside the heap");
     card(fmtInt(O.aliases), "shared-object name pairs");
     var info = document.getElementById("ov-info");
@@ -744,13 +745,13 @@
   function renderLeaks() {
     var box = document.getElementById("leak-list");
     if (!D.leaks.length) {
-      empty(box, I.mode === "fast" ? "No leaks recorded. Leak checks run in full mode (mode=\"full\")." : "No leaks found: every object outlived its scope only while a live name held it.");
+      empty(box, I.leak_check === "on" ? "No leaks found: no object made in a scope that ended is still reachable from a global, a class, a pending task or a running thread, other than through a live name." : "Leak check " + (I.leak_check || "off") + " (nothing was looked for: this is not a clean bill of health).");
       return;
     }
-    box.appendChild(el("p", { cls: "hint", text: fmtInt(D.leaks.length) + " object(s) still alive after the scope that created them ended, " + fmtBytes(O.leak_bytes) + " in all. Each shows where it was first bound and what holds it now." }));
+    box.appendChild(el("p", { cls: "hint", text: fmtInt(O.leaks) + " object(s) made in a scope that ended, still reachable, " + fmtBytes(O.leak_bytes) + " retained in all; one card per site and holder chain. Each shows where it was made and the chain that holds it (no keys or values are shown)." }));
     D.leaks.slice().sort(function (a, b) { return b.size - a.size; }).forEach(function (lk) {
       var card = el("div", { cls: "leakcard", "data-var": lk.var });
-      card.appendChild(el("h3", null, [el("span", { cls: "mono", text: lk.scope + "." + lk.var }), " — ", el("span", { text: lk.type }), el("span", { cls: "badge red", text: fmtBytes(lk.size) })]));
+      card.appendChild(el("h3", null, [el("span", { cls: "mono", text: lk.scope + "." + lk.var }), " — ", el("span", { text: (lk.count > 1 ? fmtInt(lk.count) + " × " : "") + lk.type }), el("span", { cls: "badge red", text: fmtBytes(lk.size) })]));
       card.appendChild(el("div", { cls: "where", text: "created in " + lk.module + ":" + lk.scope + " at " + lk.file + ":" + lk.line + (lk.t >= 0 ? " · found at " + fmtNs(lk.t) : "") }));
       var ul = el("ul", { cls: "chain" });
       if (!lk.holders.length) ul.appendChild(el("li", { text: "holder not identified" }));

@@ -1,0 +1,323 @@
+/* memscope._deathwatch: is the object at this address still the one a binding saw?
+ *
+ * Lists, dicts, sets, tuples, bytes and bytearrays refuse weak references, and CPython
+ * reuses their addresses at once (free lists), so an id found alive at the end of a run
+ * says nothing by itself. Here the deallocator of those seven exact built-in types is
+ * wrapped: an address handed to watch(obj, stamp) is forgotten the moment its object is
+ * deallocated, and the address is queued for deaths(). So while since(address) answers,
+ * the object at that address is the one watched at ``stamp``, never a successor. No
+ * reference is held, nothing is added to the objects, no Python code runs in the
+ * wrapper.
+ *
+ * Why only these types: int, float and str are also freed by the interpreter's own
+ * specialised paths (not through tp_dealloc), so a death could be missed; heap types
+ * share subtype_dealloc, which finds its base's deallocator by comparing slots and would
+ * loop through a wrapper. Those are weak-referenced (memscope._hooks) or left out.
+ *
+ * The trashcan: list, tuple, dict and set deallocators defer deep nesting only when
+ * Py_TYPE(op)->tp_dealloc is themselves; with the slot wrapped that test fails in
+ * them, so the wrapper does the deferring in their place (after untracking the object
+ * from the collector, as they do first).
+ *
+ * The GIL is held wherever this runs (a free-threaded build refuses start()).
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+typedef struct {
+    uintptr_t addr; /* 0: empty, 1: deleted (an object is never at address 1) */
+    long long stamp;
+} Slot;
+
+#define EMPTY ((uintptr_t)0)
+#define DELETED ((uintptr_t)1)
+
+static Slot *table = NULL;
+static size_t cap = 0;    /* a power of two, or 0 */
+static size_t used = 0;   /* live entries */
+static size_t filled = 0; /* live and deleted entries */
+static int shift = 64;
+
+static uintptr_t *dead = NULL;
+static size_t ndead = 0, dead_cap = 0;
+static size_t lost = 0; /* deaths not queued (no memory for the queue) */
+
+static size_t
+slot_of(uintptr_t a)
+{
+    return (size_t)(((uint64_t)(a >> 3) * 11400714819323198485ull) >> shift);
+}
+
+static Slot *
+find(uintptr_t a)
+{
+    if (cap == 0)
+        return NULL;
+    size_t mask = cap - 1, i = slot_of(a);
+    for (;;) {
+        Slot *s = &table[i];
+        if (s->addr == a)
+            return s;
+        if (s->addr == EMPTY)
+            return NULL;
+        i = (i + 1) & mask;
+    }
+}
+
+static void
+forget(PyObject *op)
+{
+    Slot *s = find((uintptr_t)op);
+    if (s == NULL)
+        return;
+    s->addr = DELETED;
+    used--;
+    if (ndead == dead_cap) {
+        size_t n = dead_cap ? dead_cap * 2 : 1024;
+        uintptr_t *grown = PyMem_RawRealloc(dead, n * sizeof(uintptr_t));
+        if (grown == NULL) {
+            lost++;
+            return;
+        }
+        dead = grown;
+        dead_cap = n;
+    }
+    dead[ndead++] = (uintptr_t)op;
+}
+
+static int
+resize(size_t n)
+{
+    Slot *old = table;
+    size_t old_cap = cap;
+    Slot *t = PyMem_RawCalloc(n, sizeof(Slot));
+    if (t == NULL)
+        return -1;
+    table = t;
+    cap = n;
+    shift = 64;
+    for (size_t c = n; c > 1; c >>= 1)
+        shift--;
+    used = filled = 0;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].addr > DELETED) {
+            size_t mask = cap - 1, j = slot_of(old[i].addr);
+            while (table[j].addr != EMPTY)
+                j = (j + 1) & mask;
+            table[j] = old[i];
+            used++;
+            filled++;
+        }
+    }
+    PyMem_RawFree(old);
+    return 0;
+}
+
+/* ---- the wrapped deallocators -------------------------------------------------------- */
+
+#define GC_WRAPPER(name)                                                                   \
+    static destructor orig_##name;                                                         \
+    static void dealloc_##name(PyObject *op)                                               \
+    {                                                                                      \
+        PyObject_GC_UnTrack(op);                                                           \
+        Py_TRASHCAN_BEGIN(op, dealloc_##name)                                              \
+        if (used)                                                                          \
+            forget(op);                                                                    \
+        orig_##name(op);                                                                   \
+        Py_TRASHCAN_END                                                                    \
+    }
+
+#define PLAIN_WRAPPER(name)                                                                \
+    static destructor orig_##name;                                                         \
+    static void dealloc_##name(PyObject *op)                                               \
+    {                                                                                      \
+        if (used)                                                                          \
+            forget(op);                                                                    \
+        orig_##name(op);                                                                   \
+    }
+
+GC_WRAPPER(list)
+GC_WRAPPER(tuple)
+GC_WRAPPER(dict)
+GC_WRAPPER(set)
+GC_WRAPPER(frozenset)
+PLAIN_WRAPPER(bytes)
+PLAIN_WRAPPER(bytearray)
+
+typedef struct {
+    PyTypeObject *tp;
+    destructor *orig;
+    destructor wrapper;
+} Patch;
+
+static Patch patches[] = {
+    {&PyList_Type, &orig_list, dealloc_list},
+    {&PyTuple_Type, &orig_tuple, dealloc_tuple},
+    {&PyDict_Type, &orig_dict, dealloc_dict},
+    {&PySet_Type, &orig_set, dealloc_set},
+    {&PyFrozenSet_Type, &orig_frozenset, dealloc_frozenset},
+    {&PyBytes_Type, &orig_bytes, dealloc_bytes},
+    {&PyByteArray_Type, &orig_bytearray, dealloc_bytearray},
+};
+#define NPATCHES (sizeof(patches) / sizeof(patches[0]))
+
+static int started = 0;
+
+static int
+watchable(PyTypeObject *tp)
+{
+    for (size_t i = 0; i < NPATCHES; i++)
+        if (patches[i].tp == tp)
+            return 1;
+    return 0;
+}
+
+/* ---- the module's functions ---------------------------------------------------------- */
+
+static PyObject *
+dw_start(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
+{
+#ifdef Py_GIL_DISABLED
+    PyErr_SetString(PyExc_RuntimeError, "not on a free-threaded build");
+    return NULL;
+#else
+    if (!started) {
+        for (size_t i = 0; i < NPATCHES; i++) {
+            *patches[i].orig = patches[i].tp->tp_dealloc;
+            patches[i].tp->tp_dealloc = patches[i].wrapper;
+        }
+        started = 1;
+    }
+    Py_RETURN_NONE;
+#endif
+}
+
+static PyObject *
+dw_stop(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
+{
+    if (started) {
+        for (size_t i = 0; i < NPATCHES; i++)
+            if (patches[i].tp->tp_dealloc == patches[i].wrapper)
+                patches[i].tp->tp_dealloc = *patches[i].orig;
+        started = 0;
+    }
+    PyMem_RawFree(table);
+    table = NULL;
+    cap = used = filled = 0;
+    shift = 64;
+    PyMem_RawFree(dead);
+    dead = NULL;
+    ndead = dead_cap = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+dw_watch(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "watch(obj, stamp)");
+        return NULL;
+    }
+    if (!started || !watchable(Py_TYPE(args[0])))
+        Py_RETURN_FALSE;
+    long long stamp = PyLong_AsLongLong(args[1]);
+    if (stamp == -1 && PyErr_Occurred())
+        return NULL;
+    uintptr_t a = (uintptr_t)args[0];
+    if (find(a) != NULL)
+        Py_RETURN_TRUE; /* the same object, watched since its first stamp */
+    if ((filled + 1) * 2 > cap) {
+        size_t n = cap ? cap : 1024;
+        while ((used + 1) * 4 > n)
+            n *= 2;
+        if (resize(n) < 0)
+            return PyErr_NoMemory();
+    }
+    size_t mask = cap - 1, i = slot_of(a);
+    while (table[i].addr > DELETED)
+        i = (i + 1) & mask;
+    if (table[i].addr == EMPTY)
+        filled++;
+    table[i].addr = a;
+    table[i].stamp = stamp;
+    used++;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+dw_since(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    uintptr_t a = (uintptr_t)PyLong_AsVoidPtr(arg);
+    if (a == 0 && PyErr_Occurred())
+        return NULL;
+    Slot *s = a > DELETED ? find(a) : NULL;
+    if (s == NULL)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(s->stamp);
+}
+
+static PyObject *
+dw_deaths(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
+{
+    PyObject *out = PyList_New((Py_ssize_t)ndead);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < ndead; i++) {
+        PyObject *v = PyLong_FromVoidPtr((void *)dead[i]);
+        if (v == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, (Py_ssize_t)i, v);
+    }
+    ndead = 0;
+    return out;
+}
+
+static PyObject *
+dw_pending(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
+{
+    return PyLong_FromSize_t(ndead);
+}
+
+static PyObject *
+dw_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
+{
+    return Py_BuildValue("{s:n,s:n,s:n,s:O}", "watched", (Py_ssize_t)used, "capacity",
+                         (Py_ssize_t)cap, "lost", (Py_ssize_t)lost, "started",
+                         started ? Py_True : Py_False);
+}
+
+static PyMethodDef methods[] = {
+    {"start", dw_start, METH_NOARGS,
+     "start()\n--\n\nWrap the deallocators of list, tuple, dict, set, frozenset, bytes "
+     "and bytearray (idempotent)."},
+    {"stop", dw_stop, METH_NOARGS,
+     "stop()\n--\n\nPut the deallocators back and forget every address."},
+    {"watch", (PyCFunction)(void (*)(void))dw_watch, METH_FASTCALL,
+     "watch(obj, stamp)\n--\n\nWatch obj's address until obj is deallocated; True if its "
+     "type can be watched. A watched address keeps its first stamp."},
+    {"since", dw_since, METH_O,
+     "since(address)\n--\n\nThe stamp the object at address was first watched with, "
+     "while that object lives; None otherwise."},
+    {"deaths", dw_deaths, METH_NOARGS,
+     "deaths()\n--\n\nThe addresses of watched objects deallocated since the last call."},
+    {"pending", dw_pending, METH_NOARGS,
+     "pending()\n--\n\nHow many deaths deaths() would return."},
+    {"stats", dw_stats, METH_NOARGS, "stats()\n--\n\nwatched, capacity, lost, started."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "memscope._deathwatch",
+    "Deaths of objects that refuse weak references (see the source's comment).", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__deathwatch(void)
+{
+    return PyModule_Create(&module);
+}
