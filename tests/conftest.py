@@ -72,3 +72,66 @@ def sampling(rec: Recorder) -> Iterator[Recorder]:
     finally:
         _hooks._rearm_paused[0] = False
         _hooks.rearm()
+
+
+# -- the `slow` mark, given automatically ------------------------------------------------
+# A test is slow when it starts a Python process (directly, through a helper or a fixture
+# of the tests), drives the browser, or asks hypothesis for 100 examples or more:
+# `pytest -m "not slow"` is the inner loop, CI runs everything (as pytest's own
+# testing/conftest.py marks the tests that use its subprocess fixtures).
+_PROCESS_NAMES = frozenset({"subprocess", "multiprocessing", "Popen", "spawn", "forkserver"})
+_SLOW_FIXTURES = frozenset({"browser", "page"})
+_MANY_EXAMPLES = 100
+
+
+def _starts_processes(func: Any, seen: set[int], depth: int = 0) -> bool:
+    """Whether ``func`` (or a function of the tests it calls, nested code included)
+    names a way to start a process."""
+    code = getattr(func, "__code__", None)
+    if code is None or id(code) in seen or depth > 5:
+        return False
+    seen.add(id(code))
+    codes = [code]
+    names: set[str] = set()
+    while codes:
+        c = codes.pop()
+        names.update(c.co_names)
+        codes.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    if names & _PROCESS_NAMES:
+        return True
+    scope = getattr(func, "__globals__", {})
+    for n in names:
+        callee = scope.get(n)
+        if getattr(callee, "__module__", "").startswith("tests") and \
+                _starts_processes(callee, seen, depth + 1):
+            return True
+    return False
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    func = getattr(item, "function", None)
+    if func is None:
+        return False
+    if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    settings = getattr(func, "_hypothesis_internal_use_settings", None)
+    inner = getattr(getattr(func, "hypothesis", None), "inner_test", func)
+    if settings is not None and (settings.max_examples >= _MANY_EXAMPLES
+                                 or "hypothesmith" in getattr(inner, "__globals__", {})):
+        return True  # many examples, or generated programs (seconds each, unlucky draws)
+    seen: set[int] = set()
+    if _starts_processes(inner, seen):
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in getattr(info, "name2fixturedefs", {}).values():
+        for d in defs:
+            if getattr(d.func, "__module__", "").startswith("tests") and \
+                    _starts_processes(d.func, seen):
+                return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") is None and _is_slow(item):
+            item.add_marker(pytest.mark.slow)

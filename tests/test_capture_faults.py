@@ -74,6 +74,7 @@ def _lines_of_one_write(tmp_path: Path) -> int:
     return count[0]
 
 
+@pytest.mark.slow  # seconds in-process (large data): not the inner loop
 def test_an_exception_at_any_line_of_a_write_loses_nothing(tmp_path: Path) -> None:
     """KeyboardInterrupt lands at line k of a write, for every k; the runtime offers the
     batch again (``resume``, as ``_hooks`` does at its next flush): it is written once,
@@ -105,6 +106,7 @@ def test_an_exception_at_any_line_of_a_write_loses_nothing(tmp_path: Path) -> No
         assert cap.header.dropped == 0
 
 
+@pytest.mark.slow  # seconds in-process (large data): not the inner loop
 def test_a_close_in_the_middle_of_a_write_leaves_a_complete_capture(tmp_path: Path) -> None:
     """The SIGTERM handler closes the capture at line k of a write it interrupted (after
     offering the batch again, as its flush does; then the process dies: the write never

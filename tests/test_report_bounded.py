@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import pytest
+
 from memscope.analysis import Analysis, Binding
 from memscope.reporters._charts import (
     GROUPINGS,
@@ -28,6 +30,7 @@ def streamed(n_events: int, **options: Any) -> tuple[Analysis, Collector]:
     return an, co.close(an)
 
 
+@pytest.mark.slow  # seconds in-process (large data): not the inner loop
 def test_what_the_collector_holds_does_not_grow_with_the_number_of_events() -> None:
     opts: dict[str, Any] = {
         "raw_limit": 0, "buckets": 32, "gantt_resolution": 10, "history_per_var": 4,

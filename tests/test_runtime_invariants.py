@@ -192,6 +192,7 @@ def test_proxies_and_dead_proxies(full: Recorder) -> None:
     assert full.analysis().binds == 2
 
 
+@pytest.mark.slow  # seconds in-process (large data): not the inner loop
 def test_deeply_nested_list_does_not_recurse(full: Recorder) -> None:
     deep: list[Any] = []
     cur = deep
@@ -247,6 +248,7 @@ def test_internal_errors_are_counted_not_raised(rec: Recorder, monkeypatch: Any)
 # ---- threads and asyncio -------------------------------------------------------------
 
 
+@pytest.mark.slow  # seconds in-process (large data): not the inner loop
 def test_32_threads_times_10000_binds_are_counted_exactly(rec: Recorder) -> None:
     m = rec.module("item")
     n_threads, n_binds = 32, 10_000

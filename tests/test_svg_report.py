@@ -6,6 +6,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import memscope
 from memscope.analysis import Analysis
 from memscope.reporters import _charts, svg
@@ -102,6 +104,7 @@ def test_control_characters_cannot_make_invalid_xml() -> None:
     assert svg.esc("tab\tok") == "tab\tok"
 
 
+@pytest.mark.slow  # seconds in-process (large data): not the inner loop
 def test_large_capture_stays_readable_and_bounded(tmp_path: Path) -> None:
     an = synthetic_analysis(150_000)
     m = svg.write_memory_analysis(an, tmp_path / "m.svg", {})
