@@ -246,7 +246,10 @@ def test_memory_chart_stacks_by_grouping_marks_the_peak_and_zooms(page: Any, dem
     s = demo.model["series"]
     page.click('#mem-layers button[data-layers="bind"]')
     legend = texts(page, "#mem-legend .lbl")
-    assert len(legend) == len(s["groups"]["var"]["labels"]) + 2  # + the line and the censuses
+    labels = s["groups"]["var"]["labels"]
+    drawn = min(10, len([x for x in labels if x != "(other)"]))  # 10 layers by default
+    drawn += 1 if len(labels) > drawn else 0  # and (other), summing the rest
+    assert len(legend) == drawn + 2  # + the line and the censuses
     assert legend[0] == "numeric.matrix"  # the largest variable first
     assert "load_rows.kept" in legend
     assert len(page.query_selector_all("#mem-chart path.layer")) == len(legend) - 2
@@ -617,3 +620,52 @@ def brute_force_total(bindings: list[Any], t: int) -> int:
         if b.t_bind <= t < end and (b.oid not in latest or latest[b.oid][0] <= b.t_bind):
             latest[b.oid] = (b.t_bind, b.bytes)
     return sum(v for _, v in latest.values())
+
+
+@pytest.mark.parametrize("panel", ["memory", "variables", "scopes", "leaks", "lanes"])
+def test_a_nav_click_leaves_the_panel_heading_below_the_sticky_header(
+    page: Any, panel: str
+) -> None:
+    """Issue 17: the heading of the panel a nav link goes to was under the header."""
+    page.click(f'nav a[href="#{panel}"]')
+    page.wait_for_timeout(300)  # the jump to the anchor
+    header = page.locator("header.top").bounding_box()
+    heading = page.locator(f"#{panel} h2").bounding_box()
+    assert heading["y"] >= header["y"] + header["height"], (heading, header)
+
+
+def test_the_scope_chart_says_what_its_boxes_sum(page: Any, demo: Demo) -> None:
+    """The icicle's root sums every scope's own peak (each at its own moment), which
+    can exceed the run's peak: the chart says so rather than a bare "<all> 161 KiB"."""
+    root = page.locator('#icicle g.ice[data-name="<all>"] text').text_content()
+    assert root.startswith("all scopes: Σ of each scope's peak")
+    note = page.locator("#icicle-note").text_content()
+    assert "sum of the peaks of the scopes under it" in note
+    assert fmt_bytes(demo.model["overview"]["peak"]) in note
+
+
+def test_the_other_band_can_be_opened(browser: Any, tmp_path: Path) -> None:
+    """Issue 17: the grey "(other)" band dominated the chart. Its legend names what it
+    sums, 10, 20 or 30 layers can be drawn, and a click on "(other)" draws 10 more."""
+    an = synthetic_analysis(60_000)
+    (path,) = html.write(an, tmp_path, "many", {"mode": "fast"})
+    page, watch = open_page(browser, path)
+    page.click('#mem-layers button[data-layers="bind"]')
+
+    def layers() -> list[str]:
+        return page.eval_on_selector_all("#mem-chart path.layer",
+                                         "els => els.map(e => e.dataset.label)")
+
+    assert len(layers()) == 11 and layers()[-1] == "(other)"
+    other = page.locator("#mem-legend .item.other")
+    title = other.get_attribute("title")
+    eleventh = sorted(an.vars.values(), key=lambda v: -v.peak_bytes)[10]
+    assert title.startswith("(other) sums ") and f"{eleventh.scope}.{eleventh.var}" in title
+    page.click('#mem-top button[data-top="20"]')
+    assert len(layers()) == 21 and layers()[-1] == "(other)"
+    other.click()
+    assert len(layers()) == 31
+    assert page.locator('#mem-top button[data-top="30"]').get_attribute("class") == "on"
+    assert watch.errors == [] and watch.dialogs == []
+    shot(page, "#memory", "dashboard_other_opened")
+    page.context.close()

@@ -387,3 +387,20 @@ def test_tracker_exports_stream_the_dashboard_and_both_svgs(tmp_path: Path) -> N
     )
     for p in (mem_svg, timeline_svg):
         assert (tmp_path / p).read_text(encoding="utf-8").startswith("<?xml")
+
+
+def test_a_binding_whose_call_was_not_recorded_has_its_thread_named_so() -> None:
+    """Issue 17: "thread ?" on the dashboard. A sampled-out call records its bindings
+    with no scope instance (token 0), so no thread: said in words."""
+    an = Analysis().feed_all([
+        (SCOPE, 0, "m.py", "m", "f", int(ScopeKind.FUNCTION), 1),
+        (SITE, 0, 0, 2, 4, "buf", 1),
+        (TYPE, 1, "bytes"),
+        (THREAD, 7, "MainThread"),
+        (ENTER, 10, 0, 1, 7, 0),
+        (BIND, 20, 0, 1, 100, 1, 5000, -1, -1, -1, -1),
+        (BIND, 30, 0, 0, 101, 1, 9000, -1, -1, -1, -1),  # token 0: the call not recorded
+    ])
+    model = _charts.build_model(an, {"name": "t"})
+    labels = model["series"]["groups"]["thread"]["labels"]
+    assert sorted(labels) == ["MainThread", "thread not recorded"]

@@ -109,7 +109,7 @@ def build_model(
     meta: dict[str, Any] | None = None,
     *,
     buckets: int = SERIES_BUCKETS,
-    top_k: int = 10,
+    top_k: int = 30,  # layers kept: the dashboard draws 10, 20 or 30, the rest in (other)
     max_vars: int = 2000,
     history_per_var: int = HISTORY_PER_VAR,
     gantt_rows: int = 80,

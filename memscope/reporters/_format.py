@@ -120,6 +120,11 @@ def scope_key(b: Binding) -> str:
     return f"{b.module}:{b.scope}"
 
 
+THREAD_NOT_RECORDED = "thread not recorded"
+"""How the thread key "?" is shown: a binding whose call was not recorded (a sampled
+function instance: its bindings carry no scope instance, so no thread)."""
+
+
 def thread_key(b: Binding) -> str:
     return b.thread_name if b.thread else "?"
 
@@ -140,4 +145,6 @@ def _group_label(grouping: str, key: str, an: Analysis) -> str:
     if grouping == "scope" and key != OTHER:
         module, _, qual = key.partition(":")
         return clean(qual if module in ("__main__", "?") else key)
+    if grouping == "thread" and key == "?":
+        return THREAD_NOT_RECORDED
     return clean(key)

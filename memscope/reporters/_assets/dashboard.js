@@ -244,7 +244,7 @@
   // bytes bound at bind time, stacked by a grouping); the resident-memory line of the
   // process is drawn over either, with its peak (the high-water mark) and the censuses
   var HAS_CENSUS = CENS.length > 0 && CS.t.length > 0;
-  var mem = { grouping: "var", lo: 0, hi: SPAN, layers: HAS_CENSUS ? "census" : "bind", scale: "process" };
+  var mem = { grouping: "var", lo: 0, hi: SPAN, layers: HAS_CENSUS ? "census" : "bind", scale: "process", top: 10 };
   // the peak as the chart shows it: the highest bucket, at the recorded peak time when
   // that falls in the bucket (it does whenever the replay and the analysis agree)
   var ST0 = S.t0 || 0;
@@ -275,12 +275,54 @@
   function syncGroupings() {
     Array.prototype.forEach.call(document.getElementById("mem-groupings").children, function (c) { c.disabled = mem.layers === "census"; });
   }
+  // a nav click scrolls a panel below the sticky header, whatever height it wrapped to
+  function keepHeadingsClear() {
+    var top = document.querySelector(".top");
+    var set = function () { document.documentElement.style.setProperty("--top-h", top.offsetHeight + "px"); };
+    set();
+    window.addEventListener("resize", set);
+  }
   function renderMemoryControls() {
     seg("mem-layers", [["census", "retained (censuses)", !HAS_CENSUS], ["bind", "bound at bind time"]], "layers", syncGroupings);
     seg("mem-groupings", [["var", "variable"], ["scope", "scope"], ["type", "type"], ["thread", "thread"], ["task", "task"]], "grouping");
     seg("mem-scale", [["process", "whole process", !P.rss.length && P.peak < 0], ["vars", "variables"]], "scale");
+    seg("mem-top", [[10, "10"], [20, "20"], [30, "30"]], "top");
     syncGroupings();
     document.getElementById("mem-reset").addEventListener("click", function () { mem.lo = 0; mem.hi = SPAN; renderMemory(); });
+  }
+  // the largest ``n`` layers drawn, the rest summed into (other) exactly; ``inside``:
+  // the layers so summed (largest first), for the legend and the hover
+  function fold(grp, n) {
+    var keys = grp.keys || grp.labels, keep = [], spec = [], rest = [], other = -1;
+    keys.forEach(function (k, i) { if (k === "(other)") other = i; else if (k === "(shared)") spec.push(i); else if (keep.length < n) keep.push(i); else rest.push(i); });
+    var peakOf = function (i) { return grp.peaks ? grp.peaks[i] : Math.max.apply(null, [0].concat(grp.values[i])); };
+    var inside = rest.map(function (i) { return { label: grp.labels[i], peak: peakOf(i) }; });
+    if (!rest.length) { return { labels: grp.labels, keys: keys, values: grp.values, peaks: grp.peaks, inside: [], folded: grp.folded || 0 }; }
+    var osum = (other >= 0 ? grp.values[other] : grp.values[0]).map(function (v) { return other >= 0 ? v : 0; });
+    rest.forEach(function (i) { grp.values[i].forEach(function (v, j) { osum[j] += v; }); });
+    var idx = keep.concat(spec);
+    return {
+      labels: idx.map(function (i) { return grp.labels[i]; }).concat([other >= 0 ? grp.labels[other] : "(other)"]),
+      keys: idx.map(function (i) { return keys[i]; }).concat(["(other)"]),
+      values: idx.map(function (i) { return grp.values[i]; }).concat([osum]),
+      peaks: grp.peaks ? idx.map(function (i) { return grp.peaks[i]; }).concat([Math.max.apply(null, [0].concat(osum))]) : null,
+      inside: inside, folded: (grp.folded || 0) + rest.length
+    };
+  }
+  function otherTitle(g) {
+    var parts = g.inside.slice(0, 12).map(function (q) { return q.label + " (peak " + fmtBytes(q.peak) + ")"; });
+    var more = (g.folded || 0) - parts.length;
+    return "(other) sums " + (parts.length ? parts.join(", ") : "") + (more > 0 ? (parts.length ? " and " : "") + fmtInt(more) + " smaller group" + (more === 1 ? "" : "s") : "") + (g.inside.length ? ". Click to show more layers; hover the chart for their bytes at a moment." : ".");
+  }
+  function legendItem(g, gi, c, note) {
+    var other = g.keys[gi] === "(other)";
+    var item = el("span", { title: other ? otherTitle(g) : g.keys[gi], cls: "item" + (other ? " other" : "") }, [el("i", { style: "background:" + c }), el("b", { cls: "lbl", text: g.labels[gi] }), el("em", { text: note })]);
+    if (other && g.inside.length) item.addEventListener("click", function () {
+      mem.top = Math.min(30, mem.top + 10);
+      Array.prototype.forEach.call(document.getElementById("mem-top").children, function (b) { b.className = +b.dataset.top === mem.top ? "on" : ""; });
+      renderMemory();
+    });
+    return item;
   }
   function censusTotal(i) { var s = 0; CS.values.forEach(function (v) { s += v[i]; }); return s; }
   function rssAt(t) {  // the latest sample at or before t (-1 before the first)
@@ -297,7 +339,8 @@
     var W = width(box), H = 330, ml = 74, mr = 18, mt = 16, mb = 34, pw = W - ml - mr, ph = H - mt - mb;
     var svg = sv("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "aria-label": "memory over time" }, box);
     var censusView = mem.layers === "census";
-    var grp = censusView ? { labels: CS.labels, keys: CS.keys, values: CS.values } : (S.groups[mem.grouping] || { labels: [], values: [] });
+    var full = censusView ? { labels: CS.labels, keys: CS.keys, values: CS.values } : (S.groups[mem.grouping] || { labels: [], keys: [], values: [] });
+    var grp = fold(full, mem.top);
     var ts = S.t, step = S.step, n = ts.length;
     var i0 = Math.max(0, Math.floor((mem.lo - ST0) / step)), i1 = Math.min(n - 1, Math.ceil((mem.hi - ST0) / step));
     var ymax = 0, i;
@@ -333,7 +376,7 @@
           sv("rect", { x: x.toFixed(1), y: y1.toFixed(1), width: bw, height: Math.max(0.5, y0 - y1).toFixed(1), fill: c, "fill-opacity": 0.85 }, g);
           cbase[ci] += v;
         });
-        legend.appendChild(el("span", { title: grp.keys[gi], cls: "item" }, [el("i", { style: "background:" + c }), el("b", { cls: "lbl", text: grp.labels[gi] }), el("em", { text: "max " + fmtBytes(mx) })]));
+        legend.appendChild(legendItem(grp, gi, c, "max " + fmtBytes(mx)));
       });
     } else {
       // stacked step areas, one path per group
@@ -352,7 +395,7 @@
         for (i = i0; i <= i1; i++) base[i] = top[i];
         var mx = grp.peaks ? grp.peaks[gi] : 0;
         if (!grp.peaks) for (i = 0; i < n; i++) if (vals[i] > mx) mx = vals[i];
-        legend.appendChild(el("span", { title: grp.keys[gi], cls: "item" }, [el("i", { style: "background:" + c }), el("b", { cls: "lbl", text: grp.labels[gi] }), el("em", { text: "peak " + fmtBytes(mx) })]));
+        legend.appendChild(legendItem(grp, gi, c, "peak " + fmtBytes(mx)));
       });
       // the bind-time peak
       if (PEAK.t >= 0 && PEAK.t >= mem.lo && PEAK.t <= mem.hi) {
@@ -413,12 +456,12 @@
         CS.t.forEach(function (ct, k) { var dd = Math.abs(ct - t); if (dd < best) { best = dd; ci = k; } });
         if (ci >= 0) {
           lines.push("census at " + fmtNs(CS.t[ci]) + " (" + CS.reasons[ci] + "): names retain total " + fmtBytes(CS.named[ci]));
-          rows = grp.values.map(function (v, gi) { return [v[ci], grp.labels[gi]]; }).filter(function (q) { return q[0] > 0; });
+          rows = full.values.map(function (v, gi) { return [v[ci], full.labels[gi]]; }).filter(function (q) { return q[0] > 0; });
         } else rows = [];
       } else {
         var i = Math.min(n - 1, Math.max(0, Math.floor((t - ST0) / step)));
         if (n) lines.push(fmtNs(ts[i]) + " – " + fmtNs(ts[i] + step) + "   total " + fmtBytes(S.total[i]) + " bound at bind time");
-        rows = n ? grp.values.map(function (v, gi) { return [v[i], grp.labels[gi]]; }).filter(function (q) { return q[0] > 0; }) : [];
+        rows = n ? full.values.map(function (v, gi) { return [v[i], full.labels[gi]]; }).filter(function (q) { return q[0] > 0; }) : [];
       }
       rows.sort(function (a, b) { return b[0] - a[0]; });
       rows.slice(0, 12).forEach(function (q) { lines.push(fmtBytes(q[0]) + "  " + q[1]); });
@@ -433,7 +476,7 @@
     }
     var res = document.getElementById("mem-res");
     res.textContent = "Layers: the bytes each name pointed to when it was bound (bind-time sizes: a list filled after binding reads as its size then). Resolution: " + fmtInt(n) + " steps of " + fmtNs(step) + "; each step shows the moment its total was highest." +
-      (grp.folded ? " (other) is the exact sum of " + fmtInt(grp.folded) + (grp.folded === 1 ? " smaller group." : " smaller groups.") : "") +
+      (grp.folded ? " (other) is the exact sum of " + fmtInt(grp.folded) + (grp.folded === 1 ? " smaller group" : " smaller groups") + " (its legend entry names them; hover the chart for each one's bytes at a moment)." : "") +
       (grp.missed ? " " + fmtInt(grp.missed) + " group(s) summed into (other) while the capture streamed have a larger peak than a layer shown (the layers are the largest of the groups followed from their first binding)." : "");
     var note = document.getElementById("mem-raw-note");
     note.textContent = "";
@@ -482,7 +525,7 @@
     { k: "lifetime", t: "lifetime", num: 1, f: fmtNs },
     { k: "binds", t: "binds", num: 1, f: fmtInt },
     { k: "aliases", t: "aliases", cls: "mono", v: function (r) { return r.aliases.join(", "); } },
-    { k: "threads", t: "thread", v: function (r) { return r.threads.join(", "); } }
+    { k: "threads", t: "thread", v: function (r) { return r.threads.map(function (t) { return t === "?" ? "not recorded" : t; }).join(", "); } }
   ]);
   function shortPath(p) { var s = String(p).split(/[\\/]/); return s.length > 2 ? "…/" + s.slice(-2).join("/") : p; }
   var vt = { key: HAS_CENSUS ? "retained" : "peak", dir: -1, filter: "", open: {}, limit: 300 };
@@ -616,7 +659,7 @@
       t.appendChild(h);
       idx.slice(page * HIST_PAGE, (page + 1) * HIST_PAGE).forEach(function (i, j) {
         var row = el("tr"), held = C.held[i], tb = C.t_bind[i];
-        [String(page * HIST_PAGE + j + 1), fmtNs(tb), held >= 0 ? fmtNs(tb + held) : "end of run", held >= 0 ? fmtNs(held) : "live", RAWH.types[C.type[i]], fmtBytes(C.bytes[i]), fmtBytes(C.size[i]), fmtBytes(C.deep[i]), RAWH.ends[C.end[i]].replace("_", " "), RAWH.threads[C.thread[i]], RAWH.tasks[C.task[i]], String(C.pid[i]), String(C.line[i]), String(C.aliases[i])].forEach(function (x) { row.appendChild(el("td", { text: x })); });
+        [String(page * HIST_PAGE + j + 1), fmtNs(tb), held >= 0 ? fmtNs(tb + held) : "end of run", held >= 0 ? fmtNs(held) : "live", RAWH.types[C.type[i]], fmtBytes(C.bytes[i]), fmtBytes(C.size[i]), fmtBytes(C.deep[i]), RAWH.ends[C.end[i]].replace("_", " "), (RAWH.threads[C.thread[i]] === "?" ? "not recorded" : RAWH.threads[C.thread[i]]), RAWH.tasks[C.task[i]], String(C.pid[i]), String(C.line[i]), String(C.aliases[i])].forEach(function (x) { row.appendChild(el("td", { text: x })); });
         t.appendChild(row);
       });
       box.appendChild(t);
@@ -705,6 +748,9 @@
     area.addEventListener("mouseleave", hideTip);
   }
 
+  // a binding whose call was not recorded (a sampled function instance) has no thread
+  function threadName(key) { return key === "?" ? "thread not recorded (calls sampled out)" : "thread " + key; }
+
   // ---- scopes ----------------------------------------------------------------------
   function renderScopes() {
     var box = document.getElementById("icicle"), T = D.scope_tree;
@@ -721,9 +767,9 @@
         var fill = colors[Math.min(d, colors.length - 1)];
         var rc = sv("rect", { x: x + 0.5, y: d * rh + 0.5, width: Math.max(w - 1, 0.5), height: rh - 2, rx: 3, fill: fill }, g);
         var full = path.concat([n.name]).join(" › ");
-        tipOn(rc, full + "\npeak " + fmtBytes(n.peak));
+        tipOn(rc, full + "\n" + fmtBytes(n.peak) + ": the sum of the peaks of its scopes (bind-time bytes), each at its own moment" + (d === 0 ? ", so it can exceed the run's bind-time peak of " + fmtBytes(O.peak) : ""));
         if (w > 46) {
-          var lbl = n.name + "  " + fmtBytes(n.peak), maxc = Math.floor((w - 10) / 6.6);
+          var lbl = (d === 0 ? "all scopes: Σ of each scope's peak " : n.name + "  ") + fmtBytes(n.peak), maxc = Math.floor((w - 10) / 6.6);
           if (lbl.length > maxc) lbl = maxc > 10 ? n.name.slice(0, maxc - 1) + "…" : n.name.slice(0, Math.max(1, maxc - 1)) + "…";
           var tx = sv("text", { x: x + 6, y: d * rh + 19, "font-size": 12, fill: d >= 3 ? "#1f2933" : "#fff", text: lbl }, g);
           tx.style.pointerEvents = "none";
@@ -732,6 +778,7 @@
         var scale = Math.max(sum, n.peak);
         n.children.forEach(function (c) { var cw = w * c.peak / scale; lay(c, cx, cw, d + 1, path.concat([n.name])); cx += cw; });
       })(T, 0, W, 0, []);
+      box.appendChild(el("p", { cls: "hint", id: "icicle-note", text: "Each box is the sum of the peaks of the scopes under it (bind-time bytes, each scope's peak at its own moment, not at one time): the whole row can exceed the run's bind-time peak (" + fmtBytes(O.peak) + ")." }));
     }
     var table = document.getElementById("scope-table");
     var head = el("tr"); ["scope", "module", "binds", "bytes bound", "peak", "live at end"].forEach(function (x, i) { head.appendChild(el("th", { text: x, cls: i >= 2 ? "num" : "" })); });
@@ -866,7 +913,7 @@
       lanes.forEach(function (ln, i) {
         var y = mt + i * rh, l = ln.l, g = sv("g", { "class": "lane", "data-kind": ln.kind, "data-key": l.key }, svg);
         sv("rect", { x: 0, y: y, width: W, height: rh - 2, fill: i % 2 ? "#fafbfc" : "#fff" }, g);
-        sv("text", { x: 10, y: y + 18, "font-size": 12.5, "font-weight": 600, fill: "#1f2933", text: ln.kind === "task" ? (l.key === "-" ? "outside asyncio tasks" : "task " + l.key) : "thread " + l.key }, g);
+        sv("text", { x: 10, y: y + 18, "font-size": 12.5, "font-weight": 600, fill: "#1f2933", text: ln.kind === "task" ? (l.key === "-" ? "outside asyncio tasks" : "task " + l.key) : threadName(l.key) }, g);
         sv("text", { x: 10, y: y + 34, "font-size": 11, fill: "#616e7c", text: fmtInt(l.binds) + " binds · peak " + fmtBytes(l.peak) }, g);
         var grp = S.groups[ln.kind], gi = grp ? grp.keys.indexOf(l.key) : -1;
         sv("rect", { x: X(l.first), y: y + rh - 9, width: Math.max(2, X(l.last) - X(l.first)), height: 4, rx: 2, fill: "#cbd2d9", "class": "lane-span" }, g);
@@ -877,7 +924,7 @@
             vals.forEach(function (v, j) { var yy = y + rh - 10 - v / mx * (rh - 16); pts.push("L" + X(S.t[j]).toFixed(1) + "," + yy.toFixed(1) + "L" + X(S.t[j] + S.step).toFixed(1) + "," + yy.toFixed(1)); });
             pts.push("L" + X(SPAN) + "," + (y + rh - 10) + "Z");
             var p = sv("path", { d: pts.join(""), fill: PALETTE[i % PALETTE.length], "fill-opacity": 0.55, stroke: PALETTE[i % PALETTE.length], "stroke-width": 0.8 }, g);
-            tipOn(p, (ln.kind === "task" ? "task " : "thread ") + l.key + "\nactive " + fmtNs(l.first) + " → " + fmtNs(l.last) + "\npeak " + fmtBytes(l.peak) + " (lane scaled to its own peak)");
+            tipOn(p, (ln.kind === "task" ? "task " + l.key : threadName(l.key)) + "\nactive " + fmtNs(l.first) + " → " + fmtNs(l.last) + "\npeak " + fmtBytes(l.peak) + " (lane scaled to its own peak)");
           }
         }
       });
@@ -888,7 +935,7 @@
     });
   }
 
-  var panels = [renderOverview, function () { renderMemoryControls(); renderMemory(); }, renderVariables, function () {
+  var panels = [keepHeadingsClear, renderOverview, function () { renderMemoryControls(); renderMemory(); }, renderVariables, function () {
     document.getElementById("gantt-reset").addEventListener("click", function () { gz.lo = 0; gz.hi = SPAN; renderGantt(); });
     renderGantt();
   }, renderScopes, renderLeaks, renderGraph, renderBuffers, renderLanes];
