@@ -146,6 +146,8 @@ class _Walker:
         self.found: dict[int, tuple[Any, str, str, list[int]]] = {}  # oid -> obj, chain...
         self.seen: set[int] = set()
         self.attr_names: dict[type, tuple[str, ...]] = {}
+        self.enter_type: dict[type, bool] = {}  # (types: alive while their objects are)
+        self.skip_type: dict[type, bool] = {}  # not entered by a retained-size walk
         self.stop: set[int] = set()
         self.kd = _census_mod._Census(_census_mod._Scopes())
         for m in list(sys.modules.values()):
@@ -320,13 +322,20 @@ class _Walker:
     # ---- the walk ----------------------------------------------------------------------
 
     def enters(self, o: Any) -> bool:
+        """Is ``o`` looked into (a holder) rather than only looked at?"""
         tp = type(o)
-        if tp is types.ModuleType or tp is types.CodeType or _isa(o, type) or (
-                tp is types.FrameType and id(o) in self.running) or id(
-                o) in self.stop or _is_own(o):
+        by_type = self.enter_type.get(tp)
+        if by_type is None:
+            by_type = self.enter_type[tp] = self.type_enters(tp, o)
+        if not by_type:
+            return False
+        return not (tp is types.FrameType and id(o) in self.running) and id(o) not in self.stop
+
+    def type_enters(self, tp: type, o: Any) -> bool:
+        if tp is types.ModuleType or tp is types.CodeType or _isa(o, type) or _is_own(o):
             return False
         kd = self.kd.kind(tp, o)
-        return kd.how != _census_mod._LEAF or tp is types.FunctionType
+        return kd.how != _census_mod._LEAF or tp in _WALKED
 
     def walk(self, root_desc: str, root_kind: str, obj: Any, before: int = -1) -> None:
         """Depth first from one root: the chain of steps to each candidate found.
@@ -366,8 +375,10 @@ class _Walker:
                 kids = self.steps(o)
             except Exception:
                 continue
+            enter_type = self.enter_type
             for k, s in reversed(kids):
-                stack.append((k, depth + 1, s))
+                if id(k) in targets or enter_type.get(type(k)) is not False:
+                    stack.append((k, depth + 1, s))  # (a leaf no one looks for: skipped)
 
 
 def _dict_values_dicts(d: dict[Any, Any]) -> list[Any]:
@@ -497,6 +508,7 @@ def _subtree(obj: Any, walker: _Walker, budget: int) -> tuple[dict[int, list[Any
     """What ``obj`` reaches (modules, classes, code, frames and memscope's own left
     out): id -> [object, references found from inside, size], in the order reached."""
     kdc = walker.kd
+    skip = walker.skip_type
     members: dict[int, list[Any]] = {id(obj): [obj, 0, 0]}
     order = [id(obj)]
     stack = [obj]
@@ -530,12 +542,12 @@ def _subtree(obj: Any, walker: _Walker, budget: int) -> tuple[dict[int, list[Any
                 r[1] += 1
                 continue
             tk = type(k)
-            if tk is types.ModuleType or tk is types.CodeType or _isa(k, type) or (
-                    tk is types.FrameType and ki in walker.running) or ki in walker.stop \
-                    or _is_own(k):
-                continue
-            kkd = kdc.kind(tk, k)
-            if kkd.how == _census_mod._STOP and tk is not types.FrameType:
+            ok = skip.get(tk)
+            if ok is None:
+                ok = skip[tk] = tk is types.ModuleType or tk is types.CodeType or _isa(
+                    k, type) or _is_own(k) or (kdc.kind(tk, k).how == _census_mod._STOP
+                                               and tk is not types.FrameType)
+            if ok or (tk is types.FrameType and ki in walker.running) or ki in walker.stop:
                 continue
             members[ki] = [k, 1, 0]
             order.append(ki)
@@ -623,6 +635,12 @@ def find_leaks(
         root_kind, _, proof = how.partition("|")
         if outer[0] or _program_itself(obj, chain):
             continue  # inside another leak: counted in its size (a closure names it)
+        if time.perf_counter_ns() > deadline:  # out of time: named, not measured
+            leaks.append(Leak(
+                oid=oid, type=life.type, size=-1, shallow=life.shallow,
+                variable=life.first_var, file=life.file, line=life.line, certain=True,
+                proof=proof, holders=[chain], root=root_kind))
+            continue
         captured = []
         if type(obj) is types.FunctionType:
             for value, step in walker.function_steps(obj):

@@ -104,11 +104,15 @@ class MemoryTracker:
         return [b.as_dict() for b in self.analysis().all_bindings()]
 
     def _find_leaks(self) -> tuple[Analysis, list[Any]]:
+        from memscope import census
         from memscope.leaks import find_leaks
 
         an = self.analysis()  # (flushes: deaths the watch saw become FINAL rows first)
-        found = find_leaks(an, _hooks._watched, deathwatch=_hooks._dw,
-                           max_holders=self.config.max_holders)
+        # no census at the same time: the references its walk holds would read as
+        # holders, and make retained sizes smaller than they are
+        with census._one_at_a_time:
+            found = find_leaks(an, _hooks._watched, deathwatch=_hooks._dw,
+                               max_holders=self.config.max_holders)
         return an, found
 
     def leaks(self) -> list[dict[str, Any]]:
