@@ -278,95 +278,97 @@ def remap_tree(
                 n.lineno, n.col_offset, n.end_lineno, n.end_col_offset = pos  # type: ignore[attr-defined]
 
 
-def _is_ours(name: str) -> bool:
-    return name.startswith(("_memscope", "__memscope"))
-
-
-def _is_hook_call(node: ast.AST) -> bool:
-    import ast
-
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and isinstance(node.func.value, ast.Name)
-        and _is_ours(node.func.value.id)
-    )
-
-
-def _is_injected(st: ast.stmt) -> bool:
-    """A statement the instrumenter added that the user never wrote."""
-    import ast
-
-    if isinstance(st, ast.Expr):
-        return _is_hook_call(st.value)
-    if isinstance(st, ast.Assign):
-        return all(isinstance(t, ast.Name) and _is_ours(t.id) for t in st.targets) and (
-            _is_hook_call(st.value) or (isinstance(st.value, ast.Name) and _is_ours(st.value.id))
-        )
-    if isinstance(st, ast.Delete):
-        return all(isinstance(t, ast.Name) and _is_ours(t.id) for t in st.targets)
-    if isinstance(st, ast.ImportFrom):
-        return all(a.asname is not None and _is_ours(a.asname) for a in st.names)
-    if isinstance(st, ast.Try):  # the wrapper whose finally only reports the scope's end
-        return not st.handlers and bool(st.finalbody) and all(
-            _is_injected(f) for f in st.finalbody
-        )
-    return False
-
-
-def _first_user_stmt(body: list[ast.stmt]) -> ast.stmt | None:
-    import ast
-
-    for st in body:
-        if isinstance(st, ast.Try) and _is_injected(st):
-            inner = _first_user_stmt(st.body)
-            if inner is not None:
-                return inner
-        elif not _is_injected(st):
-            return st
-    return None
+# how CPython places instructions of no position (measured: docs/transformer.md, "Line
+# events"): 3.12+ gives a finally's exception handler no line at all (a return event
+# whose f_lineno is None, which pdb cannot show), so there the scope's exit keeps its
+# def line
+_FINALLY_INHERITS = sys.version_info < (3, 12)
 
 
 def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.stmt]]]:
-    """Where the statements the instrumenter added go: ``(blank, copy)``.
+    """Where the statements the instrumenter added go: ``(blank, copy)``: nodes compiled
+    with no position, and pairs of added statement and the user statement whose
+    position it takes.
 
-    Added statements must not make line events of their own, or pdb would stop and
-    coverage would count where the user wrote nothing. So an added statement takes the
-    position of a user statement that runs right next to it: one that opens a body
-    (scope enter, module header) takes the first user statement's position, any other
-    one the position of the user statement before it (``copy``: pairs of added
-    statement and the user statement whose final position it copies). The ``try``
-    wrapping a scope has no position at all (``blank``); its ``finally`` (the scope's
-    end) keeps the transformer's line, the ``def``/``class`` line: leaving a scope by
-    an exception is shown there, like Python shows a ``with`` block's exit on its line.
+    Added statements must make no line event of their own (issue 17: settrace and
+    sys.monitoring line events of instrumented code must be plain code's: pdb, coverage,
+    CPython's PEP 626 tests). So:
+
+    * added statements before a body's first user statement (a scope's ``enter``, a
+      class body's ``global``, a loop's or ``with``'s read-backs) take that statement's
+      position: the line event there is the one plain Python makes;
+    * any other added statement (a read-back after a statement, a ``del``'s unbind) is
+      compiled at line -1, no position of its own: CPython gives such an instruction
+      the location of the one before it in its basic block, so it runs "on" the line
+      just run, with no event;
+    * the ``try`` wrapping a scope has no position; its ``finally`` (the scope's exit)
+      is compiled as ``_memscope_s = <exit>`` with only the statement at the ``def``
+      line and every instruction at -1: a ``return`` runs it on the return's line and
+      the return is shown there, as plain Python shows it; leaving by an exception, the
+      re-raise (which takes the finally's last statement's position) is on the ``def``
+      line, like a ``with`` block's exit on its line (with no position at all the
+      return event's ``f_lineno`` would be None, which pdb cannot show).
+
+    Before, the recognisers here predated the inline guards and missed most added
+    statements (3.12: an extra line event at a function's first line), and the
+    ``finally`` was on the ``def`` line: an extra line event at every return, the
+    return shown on the ``def`` line. The recognisers are the transformer's own.
     """
     import ast
 
+    from memscope_instrument.linemap import _is_inserted, _is_our_try
+
     blank: set[int] = set()
     copy: list[tuple[ast.stmt, ast.stmt]] = []
+
+    def first_user(body: list[ast.stmt]) -> ast.stmt | None:
+        for st in body:
+            if _is_our_try(st):
+                inner = first_user(st.body)  # type: ignore[attr-defined]
+                if inner is not None:
+                    return inner
+            elif not _is_inserted(st):
+                return st
+        return None
+
     for node in ast.walk(tree):
         for attr in ("body", "orelse", "finalbody"):
             body = getattr(node, attr, None)
             if not isinstance(body, list) or not body or not isinstance(body[0], ast.stmt):
                 continue
-            if (
-                attr == "finalbody"
-                and isinstance(node, ast.Try)
-                and _is_injected(node)
-            ):
-                continue  # the scope's end: keeps the def/class line
-            first = _first_user_stmt(body)
-            prev: ast.stmt | None = None
+            if attr == "finalbody" and _is_our_try(node):  # type: ignore[arg-type]
+                if not _FINALLY_INHERITS:
+                    continue  # the scope's end keeps its def line (see above)
+                for k, f in enumerate(body):
+                    for n in ast.walk(f):
+                        blank.add(id(n))
+                    if isinstance(f, ast.Expr):  # its POP_TOP would carry the def line
+                        name = ast.copy_location(ast.Name("_memscope_s", ast.Store()), f)
+                        a = ast.copy_location(ast.Assign([name], f.value), f)
+                        for n in ast.walk(a.targets[0]):
+                            blank.add(id(n))
+                        body[k] = f = a
+                    blank.discard(id(f))
+                continue
+            first = first_user(body)
+            # a scope's enter takes the position of its first statement: the frame's
+            # first line event comes before it calls memscope (pdb's first stop is the
+            # user's line, not memscope's enter; at -1, 3.11+ would also trace the def
+            # line); a loop's, `with`'s or handler's read-backs: at -1, on the header's
+            leading = first is not None and isinstance(
+                node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
             for st in body:
-                if isinstance(st, ast.Try) and _is_injected(st):
-                    blank.add(id(st))
-                    prev = None
-                elif _is_injected(st):
-                    target = prev if prev is not None else first
-                    if target is not None:
-                        copy.append((st, target))
+                if _is_our_try(st):
+                    blank.add(id(st))  # the wrapper; its body is the user's
+                    leading = False
+                elif _is_inserted(st):
+                    if leading and first is not None:
+                        copy.append((st, first))
+                    else:
+                        for n in ast.walk(st):
+                            blank.add(id(n))
                 else:
-                    prev = st
+                    leading = False
     return blank, copy
 
 
