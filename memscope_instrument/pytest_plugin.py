@@ -3,13 +3,19 @@
 ``pytest --memscope`` instruments the project under test (every module with Python
 source under the rootdir, outside site-packages; more with ``--memscope-package``) and
 writes a capture and reports for the session into ``--memscope-output`` (default
-``MemoryAnalysis``) under the name ``pytest``. Test files themselves stay with pytest's
-assertion rewriter and are not instrumented.
+``MemoryAnalysis``) under the name ``pytest``. Test files and conftests under the
+rootdir are instrumented too, composed with pytest's assertion rewriting: memscope's
+transformer first, positions mapped back to the file's own, then pytest rewrites the
+asserts of that tree (``_compose``); pytest caches the result apart from its plain
+rewrite (its pyc name carries memscope's options digest).
 
-``@pytest.mark.memscope_limit("50 MB")`` fails a test whose tracked variables together
-peak above the budget while it runs, naming the variables that held the most. Units: B,
-KB/MB/GB (powers of 1000), KiB/MiB/GiB (powers of 1024). Without ``--memscope`` only
-explicitly tracked variables (``memscope.track_var``) count.
+``@pytest.mark.memscope_limit("50 MB")`` fails a test whose tracked variables (the test
+body's and those of the code it calls) together peak above the budget while it runs,
+naming the variables that held the most. A variable counts with its size at bind (deep
+in full mode); the census's retained sizes are not used here yet. Units: B, KB/MB/GB
+(powers of 1000), KiB/MiB/GiB (powers of 1024). A budget that cannot be read is a usage
+error naming the test. Without ``--memscope`` only explicitly tracked variables
+(``memscope.track_var``) count, and the first such test warns so, once a session.
 
 Importing this module costs nothing: memscope and libcst are imported only when used.
 """
@@ -87,6 +93,67 @@ def pytest_load_initial_conftests(early_config: Any, parser: Any, args: Any) -> 
         mode=getattr(ns, "memscope_mode", None),
         start=False,
     )
+    _compose(str(early_config.rootpath), _state["hook"].rule.options)
+
+
+def _compose(root: str, options: Any) -> None:
+    """Instrument the files pytest's assertion rewriter loads (test modules, conftests)
+    under ``root``: wraps its ``_rewrite_test`` (read, parse, rewrite, compile) so that
+    the tree it rewrites is the instrumented one, positions mapped to the file's own
+    (its assertion messages quote the file's own lines). Undone by ``_uncompose``."""
+    from _pytest.assertion import rewrite as rw
+
+    from memscope_instrument import hook
+
+    plain = rw._rewrite_test
+    said: set[str] = set()
+
+    def _rewrite_test(fn: Any, config: Any) -> Any:
+        path = str(fn)
+        if hook.is_system_path(path) or not hook._under(path, root):
+            return plain(fn, config)
+        import ast
+        import importlib.util
+
+        from memscope import _monitor, _own
+
+        source = fn.read_bytes()
+        _own.begin()  # memscope's own work, as the import hook's
+        _monitor.begin_own_work()
+        try:
+            result = hook._transform().instrument_source(source, path, fn.stem, options)
+            if not result.changed:
+                return plain(fn, config)
+            tree = ast.parse(result.code, path)
+            hook.remap_tree(tree, hook._split(result.code.encode("utf-8")),
+                            hook._split(hook._decode(source).encode("utf-8")),
+                            list(result.line_map))
+        except Exception as exc:  # the file's own syntax error is pytest's to report
+            if path not in said and not isinstance(exc, SyntaxError):
+                said.add(path)
+                import sys
+
+                sys.stderr.write(f"memscope: {path}: not instrumented ({exc})\n")
+            return plain(fn, config)
+        finally:
+            _monitor.end_own_work()
+            _own.end()
+        rw.rewrite_asserts(tree, source, path, config)
+        code = compile(tree, path, "exec", dont_inherit=True)
+        return importlib.util.source_hash(source), code
+
+    _state["composed"] = (plain, rw.PYC_TAIL)
+    rw._rewrite_test = _rewrite_test
+    # cached apart from pytest's plain rewrite, and per memscope's options
+    rw.PYC_TAIL = f".{rw.PYTEST_TAG}-memscope-{options.digest()}{rw.PYC_EXT}"
+
+
+def _uncompose() -> None:
+    composed = _state.pop("composed", None)
+    if composed is not None:
+        from _pytest.assertion import rewrite as rw
+
+        rw._rewrite_test, rw.PYC_TAIL = composed
 
 
 def pytest_configure(config: Any) -> None:
@@ -97,14 +164,35 @@ def pytest_configure(config: Any) -> None:
     )
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: Any) -> Any:
+def _budget(item: Any) -> int | None:
+    """The test's memscope_limit in bytes (None: no marker); a usage error naming the
+    test when it cannot be read."""
     marker = item.get_closest_marker("memscope_limit")
     if marker is None:
-        return (yield)
+        return None
     if not marker.args:
         raise pytest.UsageError(f"{item.nodeid}: memscope_limit needs a size, e.g. '50 MB'")
-    budget = parse_size(marker.args[0])
+    try:
+        return parse_size(marker.args[0])
+    except ValueError as exc:
+        raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+
+
+def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -> None:
+    for item in items:  # every budget read before any test runs
+        _budget(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: Any) -> Any:
+    budget = _budget(item)
+    if budget is None:
+        return (yield)
+    if not item.config.getoption("memscope", False) and not _state.get("warned"):
+        _state["warned"] = True
+        item.warn(pytest.PytestWarning(
+            "memscope_limit has no effect without --memscope: only variables tracked "
+            "with memscope.track_var count (said once a session)"))
     from memscope import _hooks
     from memscope.analysis import Analysis
 
@@ -136,6 +224,8 @@ def pytest_runtest_call(item: Any) -> Any:
 
 
 def pytest_unconfigure(config: Any) -> None:
+    _state.pop("warned", None)
+    _uncompose()
     h = _state.pop("hook", None)
     if h is None:
         return

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from memscope_instrument.pytest_plugin import parse_size
-from tests.hook_helpers import PY, memscope_cmd, run, unique, write_tree
+from tests.hook_helpers import PY, clean_env, memscope_cmd, run, unique, write_tree
 from tests.test_run_children import captures
 
 
@@ -97,3 +97,81 @@ def test_parse_size() -> None:
     assert parse_size("2 GiB") == 2 * 1024**3
     with pytest.raises(ValueError, match="cannot read"):
         parse_size("lots")
+
+
+BODY_BUDGET = {
+    "pyproject.toml": "[tool.pytest.ini_options]\naddopts = '-p no:cacheprovider'\n",
+    "tests/test_body.py": (
+        "import pytest\n"
+        "\n"
+        "@pytest.mark.memscope_limit('1 MB')\n"
+        "def test_body_over_budget():\n"
+        "    data = bytearray(3_000_000)\n"
+        "    assert len(data) == 3_000_000\n"
+        "\n"
+        "@pytest.mark.memscope_limit('1 MB')\n"
+        "def test_body_within_budget():\n"
+        "    small = bytearray(1000)\n"
+        "    assert len(small) == 1000\n"
+        "\n"
+        "def test_rewritten_assert_still_explains():\n"
+        "    seen = [1, 2]\n"
+        "    assert seen == [1, 3]\n"
+    ),
+}
+
+
+def test_budget_counts_the_test_body(tmp_path: Path) -> None:
+    """The test module is instrumented too, composed with pytest's assertion rewriting:
+    the body's own bytearray is over the budget, and a failing assert still explains
+    itself (rewritten), at the test file's own line."""
+    write_tree(tmp_path, BODY_BUDGET)
+    env = clean_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # pytest caches its rewritten code
+    for mode in ("fast", "full", "fast"):  # the last one from pytest's cache
+        res = run([PY, "-m", "pytest", "-q", "--memscope", "--memscope-mode", mode,
+                   "--memscope-output", "out", "--memscope-format", "binary", "tests"],
+                  tmp_path, env=env)
+        out = res.stdout
+        assert "2 failed, 1 passed" in out, out + res.stderr
+        assert "FAILED tests/test_body.py::test_body_over_budget" in out
+        assert "largest: data in test_body_over_budget (test_body.py:5) 3.0 MB" in out
+        assert "assert [1, 2] == [1, 3]" in out  # pytest's explanation
+        assert "tests/test_body.py:15: AssertionError" in out
+    # the composed code is cached apart from pytest's own: a plain run after it
+    # is not instrumented
+    assert list((tmp_path / "tests" / "__pycache__").glob("test_body.*-memscope-*.pyc"))
+    res = run([PY, "-m", "pytest", "-q", "-p", "no:memscope", "tests"], tmp_path, env=env)
+    assert "1 failed, 2 passed" in res.stdout, res.stdout
+
+
+def test_marker_without_memscope_warns_once(tmp_path: Path) -> None:
+    write_tree(tmp_path, BODY_BUDGET)
+    res = run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], tmp_path)
+    out = res.stdout
+    assert "1 failed, 2 passed" in out, out
+    assert out.count("memscope_limit has no effect without --memscope") == 1, out
+
+
+def test_malformed_budget_is_a_usage_error_naming_the_test(tmp_path: Path) -> None:
+    write_tree(tmp_path, {
+        "tests/test_bad.py": (
+            "import pytest\n"
+            "\n"
+            "@pytest.mark.memscope_limit('lots')\n"
+            "def test_greedy():\n"
+            "    pass\n"
+            "\n"
+            "@pytest.mark.memscope_limit()\n"
+            "def test_no_size():\n"
+            "    pass\n"
+        ),
+    })
+    for extra in ([], ["--memscope", "--memscope-output", "out", "--memscope-format",
+                       "binary"]):
+        res = run([PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, "tests"],
+                  tmp_path)
+        err = res.stdout + res.stderr
+        assert res.returncode == pytest.ExitCode.USAGE_ERROR, err
+        assert "tests/test_bad.py::test_greedy: memscope_limit: cannot read 'lots'" in err
+        assert "Traceback" not in err and "pytest_plugin.py" not in err, err
