@@ -98,21 +98,37 @@ def read(source_path: str, digest: str) -> tuple[CodeType, tuple[int, int]] | No
             data = f.read()
     except OSError:
         return None
-    if len(data) < _HEADER.size:
-        return None
-    magic, tag, fp, mtime, size = _HEADER.unpack_from(data)
-    if (
-        magic != MAGIC_NUMBER
-        or tag != _TAG
-        or fp != toolchain_fingerprint()
-        or (mtime, size) != stamp
-    ):
+    if not _header_ok(data, stamp):
         return None
     try:
         code = marshal.loads(memoryview(data)[_HEADER.size :])  # no copy of the payload
     except (EOFError, ValueError, TypeError):
         return None
     return (code, stamp) if isinstance(code, CodeType) else None
+
+
+def current(source_path: str, digest: str) -> bool:
+    """Whether the cache holds current instrumented code for ``source_path`` (its header
+    alone is read: for planning, as ``memscope warm`` and ``memscope run`` do)."""
+    path = cache_path(source_path, digest)
+    stamp = source_stamp(source_path)
+    if path is None or stamp is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER.size)
+    except OSError:
+        return False
+    return _header_ok(head, stamp)
+
+
+def _header_ok(data: bytes, stamp: tuple[int, int]) -> bool:
+    """The header is this toolchain's, for the source as it is now."""
+    if len(data) < _HEADER.size:
+        return False
+    magic, tag, fp, mtime, size = _HEADER.unpack_from(data)
+    return (magic == MAGIC_NUMBER and tag == _TAG and fp == toolchain_fingerprint()
+            and (mtime, size) == stamp)
 
 
 def write(source_path: str, digest: str, code: CodeType, stamp: tuple[int, int] | None) -> bool:

@@ -11,7 +11,7 @@ import click
 from memscope import __version__
 from memscope.commands import run as _run
 
-COMMANDS = ("run", "report", "summary", "diff", "merge")
+COMMANDS = ("run", "report", "summary", "diff", "merge", "warm")
 
 
 class _LazyGroup(click.Group):

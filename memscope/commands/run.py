@@ -438,6 +438,10 @@ def run_program(
             return 1
         include_all = tuple(include) + ((module,) if module else ())
 
+        if include_all:  # before tracking starts: the workers are not the program's
+            from memscope_instrument import warm
+
+            warm.before_run(include_all, cfg.mode, _say)
         atexit.register(fin.at_exit_last)  # first registered: runs last
         tracker_mod.init(config=cfg)
         atexit.register(fin)  # runs before the tracker's own close
