@@ -331,6 +331,10 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
                 return st
         return None
 
+    # a class body's namespace is the class's (enum's _EnumDict makes every name bound
+    # there a member): its scope's exit binds no name there, it stores on the handle
+    class_tries = {id(st) for n in ast.walk(tree) if isinstance(n, ast.ClassDef)
+                   for st in n.body if _is_our_try(st)}
     for node in ast.walk(tree):
         for attr in ("body", "orelse", "finalbody"):
             body = getattr(node, attr, None)
@@ -343,7 +347,11 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
                     for n in ast.walk(f):
                         blank.add(id(n))
                     if isinstance(f, ast.Expr):  # its POP_TOP would carry the def line
-                        name = ast.copy_location(ast.Name("_memscope_s", ast.Store()), f)
+                        name: ast.expr = ast.Name("_memscope_s", ast.Store())
+                        if id(node) in class_tries:  # (the class body declares it global)
+                            name = ast.Attribute(ast.Name("_memscope_", ast.Load()), "x",
+                                                 ast.Store())
+                        name = ast.fix_missing_locations(ast.copy_location(name, f))
                         a = ast.copy_location(ast.Assign([name], f.value), f)
                         for n in ast.walk(a.targets[0]):
                             blank.add(id(n))
