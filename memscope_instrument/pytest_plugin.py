@@ -64,8 +64,9 @@ def pytest_addoption(parser: Any) -> None:
                     help="also instrument this package (repeatable; may be installed)")
     group.addoption("--memscope-mode", default=None, choices=("fast", "full"),
                     help="what to record (default: fast)")
-    group.addoption("--memscope-format", default="html,json,svg,binary",
-                    help="reports to write at the end of the session")
+    group.addoption("--memscope-format", default="binary,html,svg,timeline",
+                    help="outputs to write at the end of the session, as memscope run "
+                    "--format (default: the capture, the dashboard and the SVGs)")
 
 
 _state: dict[str, Any] = {}
@@ -232,7 +233,7 @@ def pytest_unconfigure(config: Any) -> None:
     h.uninstall()
     from memscope.commands.run import _Finisher, _parse_formats
 
-    fmt = config.getoption("memscope_format", "html,json,svg,binary")
+    fmt = config.getoption("memscope_format", "binary,html,svg,timeline")
     fin = _Finisher(_parse_formats(fmt), True)
     fin.started = _state.get("started", fin.started)
     fin()

@@ -112,7 +112,7 @@ class RawSink:
 
         if self.files:
             self._flush()
-        comp = zlib.compressobj(6)
+        comp = zlib.compressobj(1)  # level 6: 5.4 s not 1.0 s at 10^6 events, 13% smaller
         pend = b""
         size = 0
 
