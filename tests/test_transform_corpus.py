@@ -182,3 +182,45 @@ def test_comprehensions_option(tmp_path: Path) -> None:
     off = Events(run("inst", src, tmp_path)[3])
     assert not [s for s in off.scopes.values() if s[5] == 9]
     assert not off.binds[1] - {"assign data@<module>", "assign! data@<module>"}
+
+
+@pytest.mark.parametrize("package", ["jinja2", "rich", "click"])
+def test_library_modules_instrument_to_code_that_compiles(package: str) -> None:
+    """Every module of real libraries instruments to code Python compiles, with and
+    without comprehension scopes (issue 17: jinja2's lexer nests a lambda in a
+    comprehension's iterable, which was written with a ':=' Python rejects there)."""
+    import importlib
+
+    from memscope_instrument.transform import Options, instrument_source
+
+    root = Path(importlib.import_module(package).__file__ or "").parent
+    files = sorted(root.rglob("*.py"))
+    assert len(files) > 5
+    for path in files:
+        src = path.read_bytes()
+        for options in (Options(), Options(comprehensions=True, imports=True)):
+            res = instrument_source(src, str(path), package, options)
+            compile(res.code, str(path), "exec", dont_inherit=True)
+
+
+def test_memscope_run_include_jinja2(tmp_path: Path) -> None:
+    """``memscope run --include jinja2 --on-error raise`` renders a template exactly as
+    plain Python does (issue 17: it ended the program with an InstrumentationError)."""
+    prog = tmp_path / "render.py"
+    prog.write_text(
+        "import jinja2\n"
+        "env = jinja2.Environment(loader=jinja2.DictLoader({'t': '{% for x in xs %}"
+        "{{ x|upper }}{% if not loop.last %}, {% endif %}{% endfor %} = {{ n * 2 }}'}))\n"
+        "print(env.get_template('t').render(xs=['a', 'b'], n=21))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    plain = subprocess.run([sys.executable, str(prog)], capture_output=True, text=True,
+                           env=env, cwd=str(tmp_path), timeout=120)
+    assert plain.stdout == "A, B = 42\n", plain.stderr
+    run_ = subprocess.run(
+        [sys.executable, "-m", "memscope", "run", "--include", "jinja2", "--on-error", "raise",
+         "--format", "json", str(prog)],
+        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
+    assert run_.returncode == 0, run_.stderr
+    assert run_.stdout == plain.stdout
+    assert "could not instrument" not in run_.stderr
