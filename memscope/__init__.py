@@ -23,9 +23,11 @@ _own.end()
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
     from memscope.trackable import Trackable
+    from memscope_instrument.hook import ImportHook
 
 __version__ = "0.1.0"
 
@@ -48,26 +50,77 @@ __all__ = [
 ]
 
 
-def install_import_hook(packages: Any = None, **kwargs: Any) -> Any:
-    """Instrument the named packages as they are imported (see memscope_instrument.hook)."""
+def install_import_hook(
+    packages: str | Iterable[str] | None = None,
+    *,
+    mode: str | None = None,
+    config: Config | None = None,
+    exclude: Iterable[str] = (),
+    roots: Iterable[str] = (),
+    on_error: str = "fallback",
+    imports: bool = False,
+    comprehensions: bool = False,
+    cache: bool = True,
+    start: bool = True,
+) -> ImportHook:
+    """Instrument the named packages as they are imported; returns the hook (a context
+    manager; ``.uninstall()``). ``packages``: names matched exactly or by dotted prefix
+    (None: every module with source outside the standard library and site-packages, or
+    under ``roots``); ``mode``: "fast" or "full" (default: the run's); ``on_error``:
+    "fallback" (a module the transformer cannot instrument is imported as it is, said
+    once on stderr) or "raise"; ``imports``/``comprehensions``: record import bindings
+    and comprehension targets too; ``cache``: use the cache of instrumented code;
+    ``start``: start tracking (``memscope.init``) unless it already started."""
     from memscope_instrument import hook
 
-    return hook.install_import_hook(packages, **kwargs)
+    return hook.install_import_hook(
+        packages, mode=mode, config=config, exclude=exclude, roots=roots,
+        on_error=on_error, imports=imports, comprehensions=comprehensions, cache=cache,
+        start=start, _stacklevel=3)
 
 
-def instrument_this_package(**kwargs: Any) -> Any:
-    """Instrument the caller's own package (found from its frame)."""
+def instrument_this_package(
+    *,
+    mode: str | None = None,
+    config: Config | None = None,
+    exclude: Iterable[str] = (),
+    on_error: str = "fallback",
+    imports: bool = False,
+    comprehensions: bool = False,
+    cache: bool = True,
+    start: bool = True,
+) -> ImportHook:
+    """Instrument the caller's own package (found from its frame): call it at the top of
+    the package's ``__init__.py``, before its submodules are imported. The settings are
+    ``install_import_hook``'s."""
     from memscope_instrument import hook
 
-    return hook.instrument_this_package(_depth=2, **kwargs)
+    return hook.instrument_this_package(
+        _depth=2, mode=mode, config=config, exclude=exclude, on_error=on_error,
+        imports=imports, comprehensions=comprehensions, cache=cache, start=start)
 
 
-def instrument_all(**kwargs: Any) -> Any:
+def instrument_all(
+    *,
+    mode: str | None = None,
+    config: Config | None = None,
+    exclude: Iterable[str] = (),
+    roots: Iterable[str] = (),
+    on_error: str = "fallback",
+    imports: bool = False,
+    comprehensions: bool = False,
+    cache: bool = True,
+    start: bool = True,
+) -> ImportHook:
     """Instrument every module with Python source outside the standard library and
-    site-packages. For applications only: a library must not call this."""
+    site-packages (or under ``roots``). For applications only: a library must not call
+    this. The settings are ``install_import_hook``'s."""
     from memscope_instrument import hook
 
-    return hook.instrument_all(**kwargs)
+    return hook.install_import_hook(
+        None, mode=mode, config=config, exclude=exclude, roots=roots, on_error=on_error,
+        imports=imports, comprehensions=comprehensions, cache=cache, start=start,
+        _stacklevel=3)
 
 
 def __getattr__(name: str) -> Any:
