@@ -170,6 +170,9 @@ _deep_cache: dict[int, tuple[int, int, int]] = {}  # oid -> (tidx, shallow, deep
 # full mode: memscope._deathwatch when built (lists, dicts, sets, tuples, bytes and
 # bytearrays refuse weak references: their deaths are watched in C instead), else None
 _dw: Any = None
+# full mode: ids of watched objects first bound while a module was being imported (a
+# registry an import fills is the program's set-up, not a leak); dropped as they die
+_import_time: set[int] = set()
 _local = _thread._local()  # per thread: its ident (set at its first scope), re-entrancy flag
 _flush_lock: Any = _thread.RLock()  # (an RLock only to know its owner: never re-entered)
 _table_lock = _thread.RLock()
@@ -1127,6 +1130,8 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
             if plan.buffer_kind or plan.sizer is not None or plan.trackable:
                 addr, bufsize = sizing.buffer_info(value, plan)
             _watch(value, oid, tp)
+            if oid not in _import_time and _importing():
+                _import_time.add(oid)
     except Exception as exc:
         _error("size", exc)
     finally:
@@ -1186,6 +1191,21 @@ def _watch(value: Any, oid: int, tp: type) -> None:
             _dw.watch(value, _perf())
 
 
+_ModuleSpec = type(sys.__spec__)  # importlib's ModuleSpec (no import here)
+
+
+def _importing() -> bool:
+    """Is a module's top-level code, run by an import under way, on this stack?"""
+    f: Any = _getframe(2)
+    while f is not None:
+        if f.f_code.co_name == "<module>":
+            spec = f.f_globals.get("__spec__")
+            if type(spec) is _ModuleSpec and spec.__dict__.get("_initializing") is True:
+                return True
+        f = f.f_back
+    return False
+
+
 def drain_deaths() -> None:
     """FINAL rows for the watched objects without weak references that died since
     the last drain: before any row that could bind their address again."""
@@ -1195,6 +1215,7 @@ def drain_deaths() -> None:
     t = _perf()
     for oid in dw.deaths():
         _deep_cache.pop(oid, None)
+        _import_time.discard(oid)
         _buf.append((FINAL, t, oid))
 
 
@@ -1260,6 +1281,7 @@ def _finalized(oid: int, _ref: Any = None) -> None:
     try:
         _watched.pop(oid, None)
         _deep_cache.pop(oid, None)
+        _import_time.discard(oid)
         _buf.append((FINAL, _perf(), oid))
     except BaseException as exc:  # an interrupt: re-delivered, not lost in a callback
         if _CATCH["final", exc]:
@@ -1488,6 +1510,7 @@ def _after_fork_in_child() -> None:
     _inflight[0] = None
     _local.__dict__.clear()  # the forking thread is a new thread in the child
     _watched.clear()
+    _import_time.clear()
     if _rearm_pid[0]:
         _start_rearm()  # threads do not survive fork
     try:

@@ -28,6 +28,7 @@ instances are found without asking for their ``__dict__``.
 from __future__ import annotations
 
 import gc
+import itertools
 import sys
 import time
 import types
@@ -52,6 +53,9 @@ _CODE_ATTRS = (types.FunctionType, staticmethod, classmethod, property, type,
                types.BuiltinFunctionType, types.MethodDescriptorType)
 _SUSPENDED_KINDS = (ScopeKind.COROUTINE, ScopeKind.ASYNC_GENERATOR)
 _GENS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+# never leaks themselves: modules, classes, and functions written in C
+_PROGRAM = (types.ModuleType, type, types.BuiltinFunctionType, types.MethodDescriptorType,
+            types.WrapperDescriptorType, types.MethodWrapperType, types.ClassMethodDescriptorType)
 _WALKED = (types.FunctionType, types.FrameType)  # entered though the census does not
 MAX_WALK_OBJECTS = 5_000_000  # objects a leak's retained-size walk looks at, at most
 
@@ -564,6 +568,7 @@ def find_leaks(
     watched: dict[int, Any],
     *,
     deathwatch: Any = None,
+    import_time: set[int] | frozenset[int] = frozenset(),
     max_candidates: int = 100_000,
     max_holders: int = 8,
     budget_ns: int = 30_000_000_000,
@@ -586,8 +591,8 @@ def find_leaks(
             continue
         if life.creator_tok in analysis.ended_instances:  # made in a class body
             continue
-        if protected(oid):
-            continue
+        if protected(oid) or oid in import_time:
+            continue  # (made while a module was imported: its set-up)
         candidates[oid] = life
         if len(candidates) >= max_candidates:
             break
@@ -596,7 +601,7 @@ def find_leaks(
 
     def checker(life: Any) -> Any:
         def check(o: Any) -> str | None:
-            if _isa(o, (types.ModuleType, type)):
+            if _isa(o, _PROGRAM):
                 return None  # a lazy import, a class made at run time: program, not data
             ref = watched.get(life.oid)
             if ref is not None:
@@ -662,11 +667,14 @@ def find_leaks(
 
 
 def _program_itself(obj: Any, chain: str) -> bool:
-    """A function or class bound straight to a module global or class attribute (a
-    decorator's product, say) is the program's code, not a leak."""
-    if not _isa(obj, _CODE_ATTRS):
-        return False
-    return chain.endswith("`") and "→" not in chain and "[" not in chain
+    """Not a leak: the value of a module global or class attribute itself (a live
+    name holds it, even where the module is not instrumented: a decorator's product, a
+    constant), and a function defined at module or class level (code, wherever it is
+    kept: only a function made at run time, a closure, can leak)."""
+    if type(obj) is types.FunctionType and "<locals>" not in getattr(obj, "__qualname__", ""):
+        return True
+    return chain.endswith("`") and "→" not in chain and "[" not in chain and (
+        chain.startswith(("module `", "class `")))
 
 
 def _roots(walker: _Walker) -> Any:
@@ -691,15 +699,18 @@ def _roots(walker: _Walker) -> Any:
                 yield from _class_roots(v, name, 0)
                 continue
             yield f"module `{name}` global `{k}`", "module global", v
-    if "asyncio" in sys.modules:
-        for o in gc.get_objects():
-            if _tname(o) in ("_asyncio.Task", "asyncio.tasks.Task"):
-                try:
-                    if o.done() or o.get_loop().is_closed():
-                        continue
-                except Exception:
+    aio = sys.modules.get("asyncio")
+    task_types = [t for t in (getattr(aio, "Task", None), getattr(aio, "_CTask", None),
+                              getattr(getattr(aio, "tasks", None), "_PyTask", None))
+                  if isinstance(t, type)]
+    if task_types:
+        for o in _tracked_objects(by_type=frozenset(map(id, task_types))):
+            try:
+                if o.done() or o.get_loop().is_closed():
                     continue
-                yield f"pending asyncio task `{_coro_name(o)}`", "asyncio task", o
+            except Exception:
+                continue
+            yield f"pending asyncio task `{_coro_name(o)}`", "asyncio task", o
     me = sys._getframe()
     for ident, top in sys._current_frames().items():
         f: Any = top
@@ -719,6 +730,29 @@ def _roots(walker: _Walker) -> Any:
                            "running frame", v)
             f = f.f_back
     del top, f, me
+
+
+def _tracked_objects(*, by_type: frozenset[int] = frozenset(),
+                     by_id: frozenset[int] = frozenset()) -> list[Any]:
+    """The collector's objects of those types (ids) or with those ids. The full list
+    ``gc.get_objects()`` makes holds a reference to every object, a tuple still being
+    built by another thread included (whose resize then fails: SystemError), so it is
+    filtered by C callables only, no bytecode run, with the switch interval raised: no
+    other thread runs while it exists."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    objs: list[Any] | None = None
+    sel: Any = None
+    try:
+        objs = gc.get_objects()
+        if by_type:
+            sel = map(by_type.__contains__, map(id, map(type, objs)))
+        else:
+            sel = map(by_id.__contains__, map(id, objs))
+        return list(itertools.compress(objs, sel))
+    finally:
+        objs = sel = None
+        sys.setswitchinterval(old)
 
 
 def _class_roots(cls: type, module: str, depth: int) -> Any:
@@ -754,10 +788,8 @@ def _unreachable_cycles(walker: _Walker, candidates: dict[int, Any],
     missing = {oid for oid in candidates if oid not in walker.found}
     if not missing:
         return
-    for o in gc.get_objects():
+    for o in _tracked_objects(by_id=frozenset(missing)):
         oi = id(o)
-        if oi not in missing:
-            continue
         proof = targets[oi](o)
         if proof is None:
             continue

@@ -112,6 +112,7 @@ class MemoryTracker:
         # holders, and make retained sizes smaller than they are
         with census._one_at_a_time:
             found = find_leaks(an, _hooks._watched, deathwatch=_hooks._dw,
+                               import_time=_hooks._import_time,
                                max_holders=self.config.max_holders)
         return an, found
 

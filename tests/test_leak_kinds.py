@@ -82,7 +82,8 @@ def test_closure_reports_what_its_captured_variable_retains() -> None:
     assert size > 1_000_000 and lk["size"] >= size
 
 
-@pytest.mark.parametrize("module", ["bounded_caches", "returned_results", "lazy_imports"])
+@pytest.mark.parametrize("module", ["bounded_caches", "returned_results", "lazy_imports",
+                                    "import_setup"])
 def test_churn_that_looks_leaky_is_not_a_leak(module: str) -> None:
     assert leak_run("clean_churn", module)["leaks"] == []
 
