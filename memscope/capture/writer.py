@@ -34,6 +34,7 @@ from _operator import itemgetter, sub  # operator.py itself is not needed
 from itertools import compress, starmap
 
 from memscope.capture import format as F
+from memscope.capture.idflags import IdFlags
 from memscope.events import (
     BIND,
     ERROR,
@@ -154,8 +155,8 @@ class Encoder:
         self.strings: dict[str, int] = {}
         self.new_strings: list[str] = []
         self.codec = F.compressor(compression)  # (chunk flag, header flag, compress)
-        self.user_scopes: set[int] = set()
-        self.user_sites: set[int] = set()
+        self.user_scopes = IdFlags()  # not set[int]: one byte an id (idflags.py)
+        self.user_sites = IdFlags()
         self._user_site_bytes = b""  # user sites below 256, for the one-byte fast count
         self.records = 0
         self.user_records = 0
@@ -341,8 +342,7 @@ class Encoder:
             low = raw[16::step]
             self.user_records += n - len(low.translate(None, self._user_site_bytes))
         else:
-            us = self.user_sites
-            self.user_records += sum(map(us.__contains__, map(itemgetter(2), group)))
+            self.user_records += self.user_sites.count_in(list(map(itemgetter(2), group)))
 
     def _group(self, k: int, group: list[Event]) -> bytearray:
         """General path for one kind: per-column encodings, or generic rows."""
@@ -355,8 +355,7 @@ class Encoder:
             for ci, col in enumerate(cols):
                 self._column(out, col, k in TIMED_KINDS and ci == 0)
             if k == BIND and ncols >= 2 and self.user_sites:
-                us = self.user_sites
-                self.user_records += sum(map(us.__contains__, cols[1]))
+                self.user_records += self.user_sites.count_in(cols[1])
         else:
             out.append(F.LAYOUT_ROWS)
             rows = bytearray()
@@ -449,9 +448,7 @@ class Encoder:
             self._refresh_user_site_bytes()
 
     def _refresh_user_site_bytes(self) -> None:
-        self._user_site_bytes = bytes(
-            sorted(s for s in self.user_sites if type(s) is int and 0 <= s < 256)
-        )
+        self._user_site_bytes = self.user_sites.below(256)
 
     def _track_tables(self, k: int, group: list[Event]) -> None:
         """Remember which scopes and sites are user code (for the user-records count)."""
