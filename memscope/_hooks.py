@@ -18,9 +18,11 @@ The table is the columns of a MODULE row (``memscope.events``): scopes ``(qualna
 ScopeKind, first_line)`` and sites ``(line, col, scope_index, name, BindKind)``, both
 indexed from 0 within the module, as constants (``events.module_table`` makes them
 from rows). ``INTS`` is a bytes constant: the numbers packed as byte planes
-(``memscope.planes``), the form the capture stores, so an import packs nothing; v3
-code passed a tuple of ints, v2 code ``(scopes, sites)`` rows, and ``register`` still
-takes both.
+(``memscope.planes``), the form the capture stores, so an import packs nothing.
+``register`` also takes ``(scopes, sites)`` rows (tables written by hand, as tests
+do); code instrumented for another contract version is refused (the cache
+and the import hook instrument it again; a tree from ``memscope-instrument`` must be
+made again).
 Line and column are those of the **original** source. Then:
 
 ``_memscope_.bind(site, value, tok) -> value``
@@ -482,11 +484,10 @@ _ModuleType = type(sys)
 
 def register(version: int, file: str, module: str, *table: Any) -> ModuleHandle:
     """Register a module's scopes and sites once, at import; see the module docstring.
-    ``table`` is ``(nscopes, nsites, ints, names)`` as a MODULE row holds it (v4 code:
-    ``ints`` packed; v3 code: a tuple), or ``(scopes, sites)`` rows (v2 code, and
-    tables written by hand)."""
+    ``table`` is ``(nscopes, nsites, ints, names)`` as a MODULE row holds it, or
+    ``(scopes, sites)`` rows (tables written by hand)."""
     global _scope_count
-    if version not in (2, 3, HOOKS_VERSION):
+    if version != HOOKS_VERSION:
         raise ImportError(
             f"{file}: instrumented for memscope hooks v{version}, but this memscope "
             f"provides v{HOOKS_VERSION}; instrument the code again with this version"

@@ -76,7 +76,6 @@ class Instance:
     thread: int
     task: int
     t_enter: int
-    t_exit: int = -1
     thread_name: str = "?"
     task_name: str = ""
     groups: tuple[Group, Group] | None = None  # (by_thread, by_task) aggregates
@@ -444,7 +443,7 @@ class Analysis:
             tn = self.threads.get(thread, "?") if thread else "?"
             kn = self.tasks.get(task, "") if task else ""
             inst = self.instances[tok] = Instance(
-                tok, scope, thread, task, t, -1, tn, kn,
+                tok, scope, thread, task, t, tn, kn,
                 (self._group(self.by_thread, tn), self._group(self.by_task, kn or "-")),
             )  # fmt: skip
             if scope in self._lambda_scopes:
@@ -839,7 +838,6 @@ class Analysis:
         if self._open_lambdas:
             self._lambdas_done(inst, t, exiting=True)
         del self.instances[tok]
-        inst.t_exit = t
         row = self.scopes.get(inst.scope)
         if row is not None and row.kind == ScopeKind.CLASS:
             self.ended_instances[tok] = inst.scope

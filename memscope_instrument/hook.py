@@ -785,10 +785,6 @@ def instrument_all(**kwargs: Any) -> ImportHook:
     return install_import_hook(None, **kwargs)
 
 
-def installed_hooks() -> list[Rule]:
-    return list(_finder.rules)
-
-
 def run_instrumented(
     path: str, module: ModuleType, options: Any, on_error: str = "fallback", use_cache: bool = True
 ) -> None:

@@ -40,13 +40,6 @@ __all__ = [
 ]
 
 
-def capture_path(tracker: Any, pid: int | None = None) -> Any:
-    """``<tracker.output_dir>/<tracker.name>.<pid>.memscope``."""
-    from pathlib import Path
-
-    return Path(capture_filename(tracker.output_folder, tracker.name, pid))
-
-
 def open_sink(tracker: Any) -> CaptureSink:
     """The sink for ``tracker``'s run: a capture file named with this process's pid.
 

@@ -25,7 +25,6 @@ TYPE_CHECKING = False  # typing is for the checker only: not imported when memsc
 if TYPE_CHECKING:
     from array import array
     from collections.abc import Callable, Iterable, Sequence
-    from typing import Any
 
 MAGIC = b"MEMSCOPE"
 VERSION_MAJOR = 5  # incompatible changes bump this; readers refuse a newer major
@@ -72,13 +71,6 @@ CHUNK_TABLES = 2  # table rows (scopes, sites, types, threads, tasks)
 CHUNK_EVENTS = 3  # events in stream order (tables, binds, finalizations, leaks ...)
 CHUNK_PROC = 5  # process info: starts the section of one process
 CHUNK_FOOTER = 6  # counts at close; the last chunk of a complete capture
-CHUNK_NAMES = {
-    CHUNK_STRINGS: "strings",
-    CHUNK_TABLES: "tables",
-    CHUNK_EVENTS: "events",
-    CHUNK_PROC: "proc",
-    CHUNK_FOOTER: "footer",
-}
 
 CF_ZLIB = 1 << 0  # chunk payload is a zlib stream (what writers of 1.0 to 4.x wrote)
 CF_LZ4 = 1 << 1  # chunk payload is one LZ4 block of ``raw_len`` bytes (5.0 and newer)
@@ -480,6 +472,3 @@ def unpack_double(data: bytes, pos: int) -> float:
     return float(_DOUBLE.unpack_from(data, pos)[0])
 
 
-def is_int_column(col: Sequence[Any]) -> bool:
-    """Every value exactly ``int`` (not bool: bools must come back as bools)."""
-    return all(type(v) is int for v in col)

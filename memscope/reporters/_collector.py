@@ -123,7 +123,6 @@ class Collector:
         self.tk_span: dict[int, list[int]] = {}
         self.pids: dict[int, int] = {}
         self.addr_users: dict[int, set[str]] = {}
-        self.addrs_over = 0
         self.bindings = 0
         self.t0 = -1
         self.an: Analysis | None = None
@@ -235,7 +234,6 @@ class Collector:
             users = self.addr_users.get(b.addr)
             if users is None:
                 if len(self.addr_users) >= MAX_BUFFER_ADDRS:
-                    self.addrs_over += 1
                     return
                 users = self.addr_users[b.addr] = set()
             if len(users) < 9:
