@@ -130,3 +130,24 @@ def test_report_all_formats(captures: list[Path], tmp_path: Path) -> None:
     assert "all_summary.txt" in names and "all_memory_analysis.json" in names
     assert any(n.endswith(".html") for n in names) and any(n.endswith(".svg") for n in names)
     assert "data" in (tmp_path / "all_summary.txt").read_text()
+
+
+def test_buffers_are_listed_up_to_a_bound_and_all_counted(
+    captures: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """buffers.json lists at most MAX_BUFFERS bindings (it listed 100,000: 5.5 MB for a
+    10^6-event capture); its count, bytes and per-type totals cover every one."""
+    from memscope.reporters import json_report
+
+    full = write_json([captures[0]], tmp_path / "a", "b", detail=True)
+    every = orjson.loads(full[KINDS.index("buffers")].read_bytes())
+    rows = [r for r in read_jsonl(tmp_path / "a" / "b_bindings.jsonl")
+            if r["addr"] >= 0 or r["bufsize"] >= 0]
+    assert every["count"] == len(rows) >= 2 and every["not_listed"] == 0
+    monkeypatch.setattr(json_report, "MAX_BUFFERS", 1)
+    paths = write_json([captures[0]], tmp_path / "c", "b")
+    cut = orjson.loads(paths[KINDS.index("buffers")].read_bytes())
+    assert len(cut["buffers"]) == 1 and cut["not_listed"] == len(rows) - 1
+    assert cut["count"] == every["count"]
+    assert cut["by_type"] == every["by_type"]
+    assert cut["total_bytes"] == every["total_bytes"] == sum(max(r["bufsize"], 0) for r in rows)

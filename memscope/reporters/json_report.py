@@ -35,7 +35,7 @@ KINDS = (
     "leaks",
     "performance",
 )
-MAX_BUFFERS = 100_000  # buffer rows kept for the base/view pass; the rest are counted
+MAX_BUFFERS = 2_000  # buffer bindings listed (and matched as views and bases); all counted
 _OPT = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -67,6 +67,7 @@ class JsonReport:
         self.files: dict[str, IO[bytes]] = {}
         self.buffers: list[dict[str, Any]] = []
         self.buffers_over = 0
+        self.buffer_types: dict[str, list[int]] = {}  # type -> [bindings, bytes], all of them
         self.type_extra: dict[str, list[int]] = {}  # type -> [min, max] bytes
         self.first_site: dict[int, dict[str, Any]] = {}  # oid -> where first bound
         self.an: Analysis | None = None
@@ -117,6 +118,11 @@ class JsonReport:
             if nbytes > mm[1]:
                 mm[1] = nbytes
         if b.addr >= 0 or b.bufsize >= 0:
+            bt = self.buffer_types.get(b.type)
+            if bt is None:
+                bt = self.buffer_types[b.type] = [0, 0]
+            bt[0] += 1
+            bt[1] += max(b.bufsize, 0)
             if len(self.buffers) < MAX_BUFFERS:
                 self.buffers.append(
                     {
@@ -379,16 +385,12 @@ class JsonReport:
                 r["base_key"] = base["key"]
                 r["base_oid"] = base["oid"]
             stack.append(r)
-        by_type: dict[str, dict[str, int]] = {}
-        for r in rows:
-            g = by_type.setdefault(r["type"], {"count": 0, "bytes": 0})
-            g["count"] += 1
-            g["bytes"] += max(r["bufsize"], 0)
+        by_type = {t: {"count": n, "bytes": nb} for t, (n, nb) in self.buffer_types.items()}
         return {
             "buffers": rows,
             "count": len(rows) + self.buffers_over,
             "not_listed": self.buffers_over,
-            "total_bytes": sum(max(r["bufsize"], 0) for r in rows),
+            "total_bytes": sum(nb for _n, nb in self.buffer_types.values()),
             "views": sum(1 for r in rows if r.get("base_key")),
             "by_type": by_type,
         }
