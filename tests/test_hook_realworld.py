@@ -1,8 +1,9 @@
 """Fast real-code subset for CI: CPython's own test suites for pure-Python standard
 library modules, run plain and with the module instrumented by the import hook (named
 explicitly, the only way the hook takes standard-library code), must give identical
-results. The third-party suites (toolz, six, more-itertools, idna, pyparsing, tabulate)
-run in ``nox -s realworld_hook`` (benchmarks/realworld_hook.py), which downloads them."""
+results. The third-party suites (toolz, six, more-itertools, idna, pyparsing, tabulate,
+cachetools, click, attrs, boltons) run in ``nox -s realworld_hook``
+(benchmarks/realworld_hook.py), which downloads them; docs/realworld.md has the table."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ print("RESULT", res.testsRun, len(res.failures), len(res.errors), len(res.skippe
     ("colorsys", "test.test_colorsys"),
     ("graphlib", "test.test_graphlib"),
     ("calendar", "test.test_calendar"),
+    # the test module itself instrumented: functions rebuilt with other globals
+    # (types.FunctionType(f.__code__, {}), as cloudpickle does), __builtins__, closures
+    ("test.test_funcattrs", "test.test_funcattrs"),
 ])
 def test_stdlib_suite_identical_under_hook(tmp_path: Path, module: str, suite: str) -> None:
     (tmp_path / "driver.py").write_text(DRIVER)
