@@ -344,3 +344,18 @@ def test_summary_duration_of_processes_on_unrelated_clocks(tmp_path: Path) -> No
     assert r.exit_code == 0, r.output
     (row,) = [line for line in r.output.splitlines() if line.startswith("duration")]
     assert row.split()[1:] == ["360", "s"]  # not 1,520,000,055 s
+
+
+def test_diff_and_summary_say_their_progress_on_stderr(
+    small: Path, large: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off a terminal, a line per step that took longer than ``SLOW`` (here: all)."""
+    from memscope.reporters import _progress
+
+    monkeypatch.setattr(_progress, "SLOW", 0.0)
+    r = CliRunner().invoke(main, ["diff", str(small), str(large)])
+    said = [line for line in r.stderr.splitlines() if line.startswith("memscope: read ")]
+    assert len(said) == 2, r.stderr
+    assert "memscope: read" not in r.stdout
+    r = CliRunner().invoke(main, ["summary", str(small)])
+    assert r.exit_code == 0 and r.stderr.startswith("memscope: read ")

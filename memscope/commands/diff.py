@@ -76,10 +76,15 @@ def diff(
     bad = fails - set(STATUSES)
     if bad:
         raise click.BadParameter(f"unknown kinds {sorted(bad)}", param_hint="--fail-on")
+    from memscope.reporters._progress import Progress
+
+    progress = Progress()
     try:
-        d = diff_captures(a, b, threshold=limit, percent=percent)
+        d = diff_captures(a, b, threshold=limit, percent=percent, progress=progress)
     except CaptureError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
     from memscope.commands.report import warn_incomplete
 
     warn_incomplete((a, b))  # a killed run's capture lacks its end: said, on stderr

@@ -67,11 +67,11 @@ class Diff:
         }
 
 
-def _vars(source: Any) -> tuple[dict[str, VarStats], int, int]:
+def _vars(source: Any, progress: Any = None) -> tuple[dict[str, VarStats], int, int]:
     """(variables, the process peak, named at the peak census) of one capture."""
     from memscope.reporters import load
 
-    run = load.analyze(source, keep_history=False)
+    run = load.prepare(source).run(keep_history=False, progress=progress)
     a = run.analysis
     pc = a.peak_census()
     peak = a.rss_peak if a.rss_peak >= 0 else a.peak_bytes
@@ -128,7 +128,9 @@ def diff_vars(
     return out
 
 
-def diff_captures(a: Any, b: Any, *, threshold: int = 0, percent: float = 0.0) -> Diff:
-    va, pa, na = _vars(a)
-    vb, pb, nb = _vars(b)
+def diff_captures(a: Any, b: Any, *, threshold: int = 0, percent: float = 0.0,
+                  progress: Any = None) -> Diff:
+    """``progress``: told of each capture's replay (``memscope.reporters._progress``)."""
+    va, pa, na = _vars(a, progress)
+    vb, pb, nb = _vars(b, progress)
     return Diff(diff_vars(va, vb, threshold=threshold, percent=percent), pa, pb, na, nb)
