@@ -134,22 +134,22 @@ def test_every_truncation_of_an_unclosed_capture_reads_a_prefix(tmp_path: Path) 
     ints=st.one_of(st.binary(max_size=400), st.lists(st.integers(-3, 9), max_size=50)),
     names=st.one_of(st.binary(max_size=60), st.lists(st.sampled_from(["a", "b", "é", ""]),
                                                       max_size=12)),
-    major=st.sampled_from([3, 4]),
+    planes=st.booleans(),
 )
 def test_module_table_rows_decode_or_raise(counts: tuple[int, int], ints: object,
-                                           names: object, major: int) -> None:
-    """A stored MODULE row's fields, arbitrary, its numbers as format 4 (byte planes)
-    or 3.x (int64) stores them: the reader gives exactly S + N rows whose site scopes
+                                           names: object, planes: bool) -> None:
+    """A stored MODULE row's fields, arbitrary, its numbers packed as byte planes or as
+    int64 (3.x's form, now wrong): the reader gives exactly S + N rows whose site scopes
     are the module's own, or a CaptureError; nothing else."""
     from memscope.capture import format as F
     from memscope.capture.reader import _Cur, _module_rows
 
     ns, n = counts
-    pack = F.pack_planes if major >= 4 else F.pack_i64
+    pack = F.pack_planes if planes else F.pack_i64
     raw = pack(ints) if isinstance(ints, list) else ints
     blob = "\0".join(names).encode() if isinstance(names, list) else names
     try:
-        rows = _module_rows((15, 100, 10, "f.py", "m", ns, n, raw, blob), _Cur(b"", 0), major)
+        rows = _module_rows((15, 100, 10, "f.py", "m", ns, n, raw, blob), _Cur(b"", 0))
     except CaptureError:
         return
     assert len(rows) == ns + n

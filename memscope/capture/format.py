@@ -235,8 +235,12 @@ class Header:
                 f"({VERSION_MAJOR}.{VERSION_MINOR}); upgrade memscope",
                 8,
             )
-        if major < 1:
-            raise CaptureError(f"unknown capture format version {major}.{minor}", 8)
+        if major < VERSION_MAJOR:  # 1.x to 4.x: before memscope 0.1.0, no users of them
+            raise CaptureError(
+                f"capture format version {major}.{minor} was written by an older memscope; "
+                f"this one reads {VERSION_MAJOR}.x: run the program again to capture it",
+                8,
+            )
         if len(data) < HEADER_SIZE:
             raise CaptureError("truncated header", len(data))
         (stored,) = struct.unpack_from("<I", data, HEADER_CRC_AT)

@@ -228,8 +228,6 @@ class CaptureFile:
             length, kind, flags, reserved, raw_len, crc = F.CHUNK_STRUCT.unpack(raw)
             if flags & ~F.CF_COMPRESSED or flags == F.CF_COMPRESSED or reserved:
                 raise CaptureError(f"corrupt chunk: unknown flags {flags:#x}/{reserved:#x}", pos)
-            if flags & F.CF_LZ4 and h.major < 5:  # LZ4 chunks are 5.0's
-                raise CaptureError(f"corrupt chunk: an LZ4 chunk in a {h.major}.x capture", pos)
             # declared sizes against the limits and what the codec can make of the
             # stored bytes (checked against the file's size below) before any is read
             problem = F.size_problem(flags, length, raw_len)
@@ -337,7 +335,7 @@ class CaptureFile:
                         tables = k == F.CHUNK_TABLES
                         if rc is not None:
                             rc.chunk, rc.offset = index, ci.offset
-                        for ev in _events(cur, strings, tables, self.header.major, rc):
+                        for ev in _events(cur, strings, tables, rc):
                             n += 1
                             yield section, ev
                     # FOOTER and unknown chunk kinds (newer minor versions) are skipped
@@ -433,11 +431,11 @@ def _generic(cur: _Cur, strings: list[str], depth: int) -> Any:
     raise cur.fail(f"unknown value tag {tag}")
 
 
-def _column(cur: _Cur, strings: list[str], n: int, major: int) -> Any:
+def _column(cur: _Cur, strings: list[str], n: int) -> Any:
     enc = cur.byte()
     nbytes = cur.uvarint()
     data = cur.take(nbytes)
-    if enc == F.COL_I64_PLANES and major >= 2:
+    if enc == F.COL_I64_PLANES:
         planes = F.unpack_planes(data, n)
         if planes is None:
             raise cur.fail(f"byte-plane column of {nbytes} bytes for {n} rows")
@@ -465,8 +463,7 @@ def _column(cur: _Cur, strings: list[str], n: int, major: int) -> Any:
 
 
 def _events(
-    cur: _Cur, strings: list[str], tables_only: bool, major: int = F.VERSION_MAJOR,
-    check: RowCheck | None = None,
+    cur: _Cur, strings: list[str], tables_only: bool, check: RowCheck | None = None,
 ) -> Iterator[Event]:
     n = cur.count(1)
     tags = cur.take(n)
@@ -490,14 +487,14 @@ def _events(
             if ncols > MAX_COLS:
                 raise cur.fail(f"{ncols} columns")
             if check is None or k not in SHAPES:
-                cols = [_column(cur, strings, cnt, major) for _ in range(ncols)]
+                cols = [_column(cur, strings, cnt) for _ in range(ncols)]
                 groups[k] = zip(repeat(k, cnt), *cols, strict=True)
                 continue
             encs: list[tuple[int, bytes | None]] = []
             cols = []
             for _ in range(ncols):
                 at = cur.pos
-                cols.append(_column(cur, strings, cnt, major))
+                cols.append(_column(cur, strings, cnt))
                 encs.append(_top_plane(cur, at, cnt))
             cols, bad = column_problems(k, cols, encs, cnt)
             rows: Iterator[Event] = zip(repeat(k, cnt), *cols, strict=True)
@@ -529,7 +526,7 @@ def _events(
         raise cur.fail(f"{cur.left()} bytes left after the events")
     if set(tags) != set(groups):
         raise cur.fail("event tags without a group")
-    modules = iter([_module_rows(ev, cur, major)  # (MODULE rows are never skipped here)
+    modules = iter([_module_rows(ev, cur)  # (MODULE rows are never skipped here)
                     for ev in groups.pop(MODULE, ()) if ev is not None])
     if check is not None and MODULE in tags:  # the SCOPE and SITE rows of module tables
         modules = iter([_checked(rows, check, n) for rows in modules])
@@ -612,10 +609,9 @@ def _checked(rows: list[Event], check: RowCheck, n: int) -> list[Event]:
     return out
 
 
-def _module_rows(ev: Event, cur: _Cur, major: int = F.VERSION_MAJOR) -> list[Event]:
+def _module_rows(ev: Event, cur: _Cur) -> list[Event]:
     """The SCOPE and SITE rows of one stored MODULE row (``writer.pack_module``),
-    every count, length and index checked. Its numbers are byte planes from format 4.0
-    on, shuffled int64 in 3.x."""
+    every count, length and index checked; its numbers are byte planes."""
     if len(ev) != 9:
         raise cur.fail(f"module table row of {len(ev) - 1} fields, expected 8")
     _, base, sbase, file, module, nscopes, nsites, ints, names = ev
@@ -626,10 +622,7 @@ def _module_rows(ev: Event, cur: _Cur, major: int = F.VERSION_MAJOR) -> list[Eve
     if min(nscopes, nsites) < 0:
         raise cur.fail("module table has a count that is not an int of at least 0")
     n = 2 * nscopes + 4 * nsites
-    if major >= 4:
-        got = F.unpack_planes(ints, n)  # None unless the length fits n values
-    else:
-        got = F.unpack_i64(ints, n) if len(ints) == 8 * n else None
+    got = F.unpack_planes(ints, n)  # None unless the length fits n values
     if got is None:
         raise cur.fail(f"module table of {nscopes} scopes and {nsites} sites "
                        f"has {len(ints)} bytes of numbers")
