@@ -5,7 +5,7 @@ by all. No imports: ``memscope run`` reads it before the program starts."""
 from __future__ import annotations
 
 FORMATS: dict[str, str] = {
-    "binary": "the capture (.memscope; report: the inputs merged into one)",
+    "binary": "the capture (.memscope; report: a copy, or the inputs merged into one)",
     "html": "the dashboard (one offline HTML file)",
     "svg": "the memory-analysis chart (SVG)",
     "timeline": "the lifecycle-timeline chart (SVG)",
