@@ -404,3 +404,9 @@ def test_a_binding_whose_call_was_not_recorded_has_its_thread_named_so() -> None
     model = _charts.build_model(an, {"name": "t"})
     labels = model["series"]["groups"]["thread"]["labels"]
     assert sorted(labels) == ["MainThread", "thread not recorded"]
+    import io
+
+    from memscope.reporters.summary import summary_of
+
+    text = summary_of(an, {"name": "t"}, io.StringIO(), width=120, color=False)
+    assert "thread not recorded (calls sampled out)" in text and "thread ?" not in text

@@ -253,7 +253,8 @@ def render(
     th.add_column("peak", justify="right")
     th.add_column("binds", justify="right")
     for key, g in sorted(an.by_thread.items(), key=lambda kv: -kv[1].peak_bytes)[:top]:
-        th.add_row(f"thread {_m(key)}", _fb(g.peak_bytes), f"{g.binds:,}")
+        name = "thread not recorded (calls sampled out)" if key == "?" else f"thread {_m(key)}"
+        th.add_row(name, _fb(g.peak_bytes), f"{g.binds:,}")
     for key, g in sorted(an.by_task.items(), key=lambda kv: -kv[1].peak_bytes)[:top]:
         if key != "-":
             th.add_row(f"task {_m(key)}", _fb(g.peak_bytes), f"{g.binds:,}")
