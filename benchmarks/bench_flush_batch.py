@@ -43,7 +43,7 @@ def one(batch: int, n: int, out: str) -> dict[str, float]:
     cap.close()
     total = t + time.perf_counter() - t0
     # the buffer at its fullest: one batch of the same events, traced
-    _hooks.set_sink(_hooks._MemorySink(limit=10))
+    _hooks.set_sink(_hooks.MemorySink(limit=10))
     h = _hooks.register(_hooks.HOOKS_VERSION, "/app/m.py", "app.m", [("f", 1, 1)],
                         [(i, 1, 1, f"v{i}", 1) for i in range(6)])
     _hooks.configure = orig

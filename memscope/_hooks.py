@@ -196,8 +196,9 @@ _swap_enabled = _swap.enabled
 _current_task: Any = None
 
 
-class _MemorySink:
-    """Keeps the newest events in memory, bounded, until a capture sink replaces it."""
+class MemorySink:
+    """Keeps the newest events in memory, bounded, until a capture sink replaces it
+    (public: the pytest plugin records one test's events in one)."""
 
     def __init__(self, limit: int = 200_000) -> None:
         from _collections import deque  # collections' own: its package costs ~1.5 ms
@@ -225,7 +226,7 @@ class _MemorySink:
         pass
 
 
-_sink: Any = _MemorySink()
+_sink: Any = MemorySink()
 
 
 def _error(where: str, exc: BaseException) -> None:

@@ -197,7 +197,7 @@ def pytest_runtest_call(item: Any) -> Any:
     from memscope import _hooks
     from memscope.analysis import Analysis
 
-    mem = _hooks._MemorySink(limit=10_000_000)
+    mem = _hooks.MemorySink(limit=10_000_000)
     old = _hooks.set_sink(mem)
     try:
         result = yield
@@ -231,9 +231,9 @@ def pytest_unconfigure(config: Any) -> None:
     if h is None:
         return
     h.uninstall()
-    from memscope.commands.run import _Finisher, _parse_formats
+    from memscope.commands.run import Finisher, parse_formats
 
     fmt = config.getoption("memscope_format", "binary,html,svg,timeline")
-    fin = _Finisher(_parse_formats(fmt), True)
+    fin = Finisher(parse_formats(fmt), True)
     fin.started = _state.get("started", fin.started)
     fin()

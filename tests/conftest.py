@@ -40,7 +40,7 @@ class Recorder:
 @pytest.fixture
 def rec() -> Iterator[Recorder]:
     """Records into a fresh in-memory sink, fast mode, sampling off; restored after."""
-    sink = _hooks._MemorySink(limit=5_000_000)
+    sink = _hooks.MemorySink(limit=5_000_000)
     old = _hooks.set_sink(sink)
     _hooks.configure(full=False, flush_at=8192, deep_objects=100_000, deep_ns=20_000_000)
     _hooks.set_sampling(False)

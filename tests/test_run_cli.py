@@ -719,6 +719,6 @@ def test_run_and_report_accept_the_same_formats() -> None:
     from memscope.reporters import parse_formats
 
     for name in formats.FORMATS:
-        assert run_cmd._parse_formats(name) == [name]
+        assert run_cmd.parse_formats(name) == [name]
         assert parse_formats(name) == [name]
-    assert run_cmd._parse_formats("all") == parse_formats("all") == list(formats.FORMATS)
+    assert run_cmd.parse_formats("all") == parse_formats("all") == list(formats.FORMATS)

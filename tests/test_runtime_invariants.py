@@ -309,7 +309,7 @@ def test_outside_asyncio_the_task_is_empty(rec: Recorder) -> None:
 
 
 def test_memory_sink_is_bounded_and_counts_what_it_drops() -> None:
-    sink = _hooks._MemorySink(limit=1000)
+    sink = _hooks.MemorySink(limit=1000)
     old = _hooks.set_sink(sink)
     try:
         m = _hooks.register(_hooks.HOOKS_VERSION, "b.py", "b", (("<module>", 1, 1),),

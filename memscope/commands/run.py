@@ -55,15 +55,17 @@ def project_root(start: str) -> str:
         d = parent
 
 
-def _parse_formats(text: str) -> list[str]:
+def parse_formats(text: str) -> list[str]:
+    """``--format``'s value as a list (public: the pytest plugin's ``--memscope-format``)."""
     try:
         return _formats.parse(text, _formats.RUN_DEFAULT)
     except _formats.FormatError as exc:
         raise UsageError(f"Invalid value for '--format': {exc}") from None
 
 
-class _Finisher:
-    """Writes the capture and the reports once, whichever way the program ends."""
+class Finisher:
+    """Writes the capture and the reports once, whichever way the program ends (public:
+    the pytest plugin finishes a ``pytest --memscope`` session with it)."""
 
     def __init__(self, formats: list[str], report: bool) -> None:
         self.formats = formats
@@ -284,7 +286,7 @@ def _census_on_signal(signum: int, frame: Any) -> None:
     _monitor.request("signal")
 
 
-def _restore_sigterm_in_child(fin: _Finisher) -> Any:
+def _restore_sigterm_in_child(fin: Finisher) -> Any:
     def restore() -> None:
         try:
             if signal.getsignal(signal.SIGTERM) == fin.on_sigterm:
@@ -423,7 +425,7 @@ def run_program(
 
     _own.begin()  # everything up to the program's first line is memscope's own memory
     try:
-        fin = _Finisher(formats, report)
+        fin = Finisher(formats, report)
         cfg = Config.from_env().with_(mode=mode, name=name or run_name, sampling=sampling,
                                       run_id=fin.run_id)
         if output is not None:
@@ -730,7 +732,7 @@ def main(argv: list[str], prog: str = "memscope run") -> None:
         if values["help"]:
             sys.stdout.write(help_text(prog))
             raise SystemExit(0)
-        formats = _parse_formats(values["fmt"])
+        formats = parse_formats(values["fmt"])
         module: str | None = values["module"]
         script: str | None = None
         if module is None:
