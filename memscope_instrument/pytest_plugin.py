@@ -22,6 +22,7 @@ Importing this module costs nothing: memscope and libcst are imported only when 
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -108,27 +109,29 @@ def _compose(root: str, options: Any) -> None:
 
     plain = rw._rewrite_test
     said: set[str] = set()
+    top = os.path.join(os.path.normcase(os.path.abspath(root)), "")
 
     def _rewrite_test(fn: Any, config: Any) -> Any:
         path = str(fn)
-        if hook.is_system_path(path) or not hook._under(path, root):
+        if hook.is_system_path(path) or not os.path.normcase(path).startswith(top):
             return plain(fn, config)
         import ast
         import importlib.util
 
         from memscope import _monitor, _own
+        from memscope_instrument import transform
 
         source = fn.read_bytes()
         _own.begin()  # memscope's own work, as the import hook's
         _monitor.begin_own_work()
         try:
-            result = hook._transform().instrument_source(source, path, fn.stem, options)
+            result = transform.instrument_source(source, path, fn.stem, options)
             if not result.changed:
                 return plain(fn, config)
             tree = ast.parse(result.code, path)
-            hook.remap_tree(tree, hook._split(result.code.encode("utf-8")),
-                            hook._split(hook._decode(source).encode("utf-8")),
-                            list(result.line_map))
+            text = importlib.util.decode_source(source)  # as Python reads it (coding, BOM)
+            hook.remap_tree(tree, result.code.encode("utf-8").splitlines(),
+                            text.encode("utf-8").splitlines(), list(result.line_map))
         except Exception as exc:  # the file's own syntax error is pytest's to report
             if path not in said and not isinstance(exc, SyntaxError):
                 said.add(path)
