@@ -181,6 +181,7 @@ _table_lock = _thread.RLock()
 _counters = {
     "errors": 0,
     "deep_truncated": 0,
+    "deep_skipped": 0,  # full mode: binds left without a deep size (DEEP_SHARE spent)
     "flushes": 0,
     "events_flushed": 0,
     "sampled_skipped": 0,
@@ -1122,13 +1123,24 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
             if cached is not None and cached[0] == ti and cached[1] == size:
                 deep = cached[2]
             else:
-                res = sizing.deep_size(value, max_objects=_deep_budget[0], max_ns=_deep_budget[1])
-                deep = res.size
-                if not res.complete:
-                    _counters["deep_truncated"] += 1
-                if len(_deep_cache) > 100_000:
-                    _deep_cache.clear()
-                _deep_cache[oid] = (ti, size, deep)
+                now = _perf()
+                # deep walks share the run's time: at most DEEP_SHARE of it since
+                # tracking began (and DEEP_GRACE_NS to start with), then none until the
+                # program has run on; a bind without one records its deep size as unknown
+                allowed = (DEEP_GRACE_NS + DEEP_SHARE * (now - _deep_time[1])
+                           - _deep_time[0])
+                if allowed <= 0:
+                    _counters["deep_skipped"] += 1
+                else:
+                    res = sizing.deep_size(value, max_objects=_deep_budget[0],
+                                           max_ns=min(_deep_budget[1], int(allowed)))
+                    _deep_time[0] += _perf() - now
+                    deep = res.size
+                    if not res.complete:
+                        _counters["deep_truncated"] += 1
+                    if len(_deep_cache) > 100_000:
+                        _deep_cache.clear()
+                    _deep_cache[oid] = (ti, size, deep)
             if plan.buffer_kind or plan.sizer is not None or plan.trackable:
                 addr, bufsize = sizing.buffer_info(value, plan)
             _watch(value, oid, tp)
@@ -1150,6 +1162,9 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
 
 
 _deep_budget = [1_000_000, 100_000_000]
+DEEP_SHARE = 0.25  # full mode's deep walks take at most this share of the run's time ...
+DEEP_GRACE_NS = 50_000_000  # ... plus this much to start with
+_deep_time = [0, _perf()]  # ns spent walking; when tracking began (configure)
 _SCALARS = (int, float, bool, _NoneType)
 
 
@@ -1447,6 +1462,7 @@ def configure(*, full: bool, flush_at: int, deep_objects: int, deep_ns: int) -> 
     _flush_at = max(1, int(flush_at))
     _deep_budget[0] = deep_objects
     _deep_budget[1] = deep_ns
+    _deep_time[:] = [0, _perf()]
 
 
 def set_sink(sink: Any) -> Any:
