@@ -147,6 +147,7 @@ _rate: list[int] = []  # per global site: 0 record all, n > 0 record 1 in n, -1 
 _count: list[int] = []  # per sampled site: binds since the last one recorded
 _streak: list[int] = []  # per site: small-scalar binds so far
 _sampled_recorded: list[int] = []  # per sampled site: binds recorded while sampling
+_bound: list[int] = []  # per site: bound since its scope was last checked for sleep
 _sampled_sites: set[int] = set()
 _sampling_enabled = [True]
 _site_scope: dict[int, int] = {}  # register_site's sites only: global site -> scope
@@ -513,6 +514,7 @@ def _grow_site_lists(n: int) -> None:
     _count.extend([0] * n)
     _streak.extend([0] * n)
     _sampled_recorded.extend([0] * n)
+    _bound.extend([0] * n)
     _asleep.extend([0] * n)
 
 
@@ -595,6 +597,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     rate = _rate  # shared lists; this module's sites are [base, base + nsites)
     count = _count
     streak = _streak
+    bound = _bound
     buf = _buf  # never replaced (flush deletes a slice), so its methods can be kept
     append = buf.append
     g: list[int] = [1] * nsites
@@ -633,10 +636,16 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         return got
 
     def scope_asleep(scope: int) -> bool:
-        """Whether every site in the body of ``scope`` sleeps (no: if the module's table
-        cannot say, as a table written by hand may not)."""
+        """Whether every site in the body of ``scope`` sleeps or bound nothing since the
+        last check (``SCOPE_STREAK`` entries ago): a branch the calls do not take (an
+        ``if x is None: x = ...`` for a default) must not keep every call recorded.
+        No, if the module's table cannot say (as a table written by hand may not)."""
         try:
-            return all(asleep[base + i] for i in scope_sites(scope))
+            sites = scope_sites(scope)
+            quiet = all(asleep[base + i] or not bound[base + i] for i in sites)
+            for i in sites:
+                bound[base + i] = 0  # the next check looks at the next entries only
+            return quiet
         except Exception as exc:
             _error("table", exc)
             return False
@@ -672,6 +681,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             return value
         try:
             s = base + site
+            bound[s] = 1
             if rate[s]:
                 r = rate[s]
                 if r < 0:
@@ -808,6 +818,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             tok = k  # returned once its ENTER is recorded (an interrupt: None)
             if params:  # bound at the enter's time; bind's fast path inline, no call
                 for s, p in enumerate(params, base + first_param):
+                    bound[s] = 1
                     tp = type(p)
                     r = rate[s]
                     if r:  # sampled or off: bind's first lines, inline for a scalar

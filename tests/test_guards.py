@@ -134,18 +134,41 @@ def test_a_scope_whose_sites_are_all_off_stops_recording_instances(
     assert not [i for i in an.instances.values() if i.scope == m.scope_base + 1]
 
 
-def test_a_scope_with_a_site_that_never_bound_stays_on(sampling: Recorder) -> None:
+def test_a_site_the_calls_do_not_reach_does_not_keep_its_scope_on(
+        sampling: Recorder) -> None:
+    """``if l2 is None: l2 = 1 - l1`` in a function called with ``l2`` given: the site
+    binds nothing, and must not keep every call recorded (pyperformance's chaos ran 5x
+    plain for it: every call of its hottest function recorded). The scope sleeps once
+    every site that bound since the last check sleeps; after the re-arm, the rare
+    site's large value is recorded."""
     m = sampling.module("x", "rare")
     for i in range(3 * _hooks.SCOPE_STREAK + _hooks.SCALAR_STREAK):
         tok = m.e[1] and m.enter(1, -1)
         _guarded_bind(m, 0, i, tok)
-        m.exit(tok)
-    assert m.e[1] == 1  # `rare` may still bind something large in this scope
-    tok = m.enter(1, -1)
+        m.exit(tok) if tok else None
+    assert m.e[1] is None
+    REARM()
+    tok = m.e[1] and m.enter(1, -1)
     rare = bytearray(10_000)
     _guarded_bind(m, 1, rare, tok)
     m.exit(tok)
     assert _binds(sampling, m.base + 1)[-1][4] == id(rare)
+
+
+def test_a_site_that_binds_now_and_then_keeps_its_scope_on(sampling: Recorder) -> None:
+    """A site that binds large values in some calls (here one in 50) keeps the scope's
+    instances recorded: that is where the memory is."""
+    m = sampling.module("x", "big")
+    kept = []
+    for i in range(4 * _hooks.SCOPE_STREAK):
+        tok = m.e[1] and m.enter(1, -1)
+        _guarded_bind(m, 0, i, tok)
+        if i % 50 == 0:
+            kept.append(bytearray(1000))
+            _guarded_bind(m, 1, kept[-1], tok)
+        m.exit(tok) if tok else None
+    assert m.e[1] == 1
+    assert [b[4] for b in _binds(sampling, m.base + 1)] == [id(b) for b in kept]
 
 
 def test_sampling_off_records_everything_and_switches_guards_back_on(
