@@ -659,9 +659,7 @@ class _Census:
         list of every object is dropped before the walk counts references."""
         if not self.scopes.coroutines:
             return
-        gens = _GEN_SET.__contains__
-        objs = gc.get_objects()
-        for o in itertools.compress(objs, map(gens, map(type, objs))):
+        for o in tracked_objects(types=_GEN_IDS):
             self.frame_of(o)
 
     def recorded(self, address: int) -> bool:
@@ -749,8 +747,7 @@ class _Census:
         slots = self.slots
         loose = {p for p in slots if not self.recorded(p)}
         recorded = self.recorded
-        objs = gc.get_objects()
-        for o in itertools.compress(objs, map(loose.__contains__, map(id, objs))):
+        for o in tracked_objects(ids=frozenset(loose)):
             if type(o) is not _FrameType:
                 try:
                     kids = _get_referents(o)
@@ -783,6 +780,30 @@ class _Census:
         return retained, shared, named, shared_total
 
 
+def tracked_objects(*, types: frozenset[int] = frozenset(),
+                    ids: frozenset[int] = frozenset()) -> list[Any]:
+    """The collector's objects whose type's id is in ``types``, or whose id is in
+    ``ids``. ``gc.get_objects()``'s list holds every tracked object, a tuple another
+    thread is still building included (its resize then fails: SystemError in the
+    program), so it is filtered by C callables only (no bytecode runs) with the switch
+    interval raised (no other thread runs) while it exists, and dropped at once."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    objs: list[Any] | None = None
+    sel: Any = None
+    try:
+        objs = gc.get_objects()
+        if types:
+            sel = map(types.__contains__, map(id, map(type, objs)))
+        else:
+            sel = map(ids.__contains__, map(id, objs))
+        return list(itertools.compress(objs, sel))
+    finally:
+        objs = sel = None
+        sys.setswitchinterval(old)
+
+
+_GEN_IDS = frozenset(map(id, _GenTypes))  # (static types: their ids never change)
 _next_cid = [1]
 _one_at_a_time = _hooks._thread.allocate_lock()
 # [a census is running, the collector state it will restore]

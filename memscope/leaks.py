@@ -28,7 +28,6 @@ instances are found without asking for their ``__dict__``.
 from __future__ import annotations
 
 import gc
-import itertools
 import sys
 import time
 import types
@@ -704,7 +703,7 @@ def _roots(walker: _Walker) -> Any:
                               getattr(getattr(aio, "tasks", None), "_PyTask", None))
                   if isinstance(t, type)]
     if task_types:
-        for o in _tracked_objects(by_type=frozenset(map(id, task_types))):
+        for o in _census_mod.tracked_objects(types=frozenset(map(id, task_types))):
             try:
                 if o.done() or o.get_loop().is_closed():
                     continue
@@ -730,29 +729,6 @@ def _roots(walker: _Walker) -> Any:
                            "running frame", v)
             f = f.f_back
     del top, f, me
-
-
-def _tracked_objects(*, by_type: frozenset[int] = frozenset(),
-                     by_id: frozenset[int] = frozenset()) -> list[Any]:
-    """The collector's objects of those types (ids) or with those ids. The full list
-    ``gc.get_objects()`` makes holds a reference to every object, a tuple still being
-    built by another thread included (whose resize then fails: SystemError), so it is
-    filtered by C callables only, no bytecode run, with the switch interval raised: no
-    other thread runs while it exists."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(100.0)
-    objs: list[Any] | None = None
-    sel: Any = None
-    try:
-        objs = gc.get_objects()
-        if by_type:
-            sel = map(by_type.__contains__, map(id, map(type, objs)))
-        else:
-            sel = map(by_id.__contains__, map(id, objs))
-        return list(itertools.compress(objs, sel))
-    finally:
-        objs = sel = None
-        sys.setswitchinterval(old)
 
 
 def _class_roots(cls: type, module: str, depth: int) -> Any:
@@ -788,7 +764,7 @@ def _unreachable_cycles(walker: _Walker, candidates: dict[int, Any],
     missing = {oid for oid in candidates if oid not in walker.found}
     if not missing:
         return
-    for o in _tracked_objects(by_id=frozenset(missing)):
+    for o in _census_mod.tracked_objects(ids=frozenset(missing)):
         oi = id(o)
         proof = targets[oi](o)
         if proof is None:

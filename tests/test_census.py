@@ -544,3 +544,45 @@ def test_scopes_are_found_by_name_and_line_where_code_has_no_qualname() -> None:
     assert scopes._scope_by_name(B.__init__.__code__, by_qual) == 103
     assert scopes._scope_by_name(B.helper.__code__, by_qual) == 102  # the only "helper"
     assert scopes._scope_by_name(census._Scopes.__init__.__code__, {}) == -1
+
+
+def test_the_census_never_runs_python_while_its_list_of_every_object_exists(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``gc.get_objects()``'s list holds every tracked object, a tuple another thread is
+    still building included: if that thread runs meanwhile, ``_PyTuple_Resize`` finds
+    a second reference and the program gets SystemError (seen in attrs' suite under
+    memscope run --mode full). So no Python code may run (and so no other thread)
+    while the list exists: every callback the census makes from its object scans must
+    find a fresh tracked object held by its one name only."""
+    import asyncio  # noqa: F401 (the census looks for suspended coroutines only then)
+
+    from memscope import census
+
+    sentinel = [object()]  # tracked; one holder: this name
+    baseline = sys.getrefcount(sentinel)
+    seen: list[int] = []
+
+    async def coro() -> None:
+        return None
+
+    pending = coro()  # a suspended coroutine: suspended_roots calls frame_of on it
+    real_frame_of = census._Census.frame_of
+    real_referents = census._get_referents
+
+    def frame_of(self: Any, k: Any) -> bool:
+        seen.append(sys.getrefcount(sentinel) - baseline)
+        return real_frame_of(self, k)
+
+    def referents(*objs: Any) -> list[Any]:
+        seen.append(sys.getrefcount(sentinel) - baseline)
+        return real_referents(*objs)
+
+    monkeypatch.setattr(census._Census, "frame_of", frame_of)
+    monkeypatch.setattr(census, "_get_referents", referents)
+    c = census._Census(census._Scopes())
+    c.scopes.coroutines = True
+    c.suspended_roots()
+    c.slots = {id(pending): 1}  # an address seen on a stack
+    c.held_by_running({})
+    pending.close()
+    assert seen and set(seen) == {0}, seen
