@@ -1,4 +1,5 @@
-"""The hot path: the small, versioned contract that instrumented code calls.
+"""The hot path: the small, versioned contract that instrumented code calls (its
+shape as a ``Protocol``: ``memscope._contract.ModuleHandle``).
 
 Contract version ``HOOKS_VERSION`` (bump it whenever a signature or a meaning changes;
 instrumented code checks it at import through ``register``).
@@ -68,7 +69,8 @@ Guards are the sampling that keeps fast mode cheap (README.md, "What each mode
 records"): a site that bound ``SCALAR_STREAK`` small values (at most ``SMALL_BYTES``;
 deep size in full mode) is sampled 1 in ``SAMPLE_EVERY``, and after each sample it
 sleeps: its guard goes off once every site behind that guard sleeps. A scope all of
-whose sites sleep (parameters aside) goes off at its next ``SCOPE_STREAK``-th entry.
+whose sites sleep or bound nothing since the last check (parameters aside) goes off at
+its next ``SCOPE_STREAK``-th entry.
 A re-arm thread switches every guard back on each ``REARM_SECONDS``, so sites and
 scopes keep being sampled while the program runs; a larger value seen at a sampled
 site stops the sampling there for good. Until that re-arm, a sleeping scope's function
@@ -460,27 +462,7 @@ _scope_count = 0
 
 
 if TYPE_CHECKING:
-
-    class ModuleHandle:
-        """What ``register`` returns: the entry points bound to one module's site range.
-        At run time a module object (see ``_make_handle``)."""
-
-        base: int
-        scope_base: int
-        bind: Callable[[int, Any, int], Any]
-        bind_attr: Callable[[int, Any, str, Any], None]
-        bind_group: Callable[[int, tuple[Any, ...], Any], None]
-        unbind: Callable[[int, int], None]
-        enter: Callable[..., int | None]
-        exit: Callable[[int], None]
-        on: list[int]
-        g: list[int]  # inline guard per site of this module (1 call bind, 0 skip it)
-        e: list[int | None]  # inline guard per scope of this module (1 enter, None skip)
-        p: Callable[[int, Any, Any], Any]  # bind's stand-in when a value site is off
-        enter_class: Callable[[int], None]  # a class body's enter, its token kept here
-        exit_class: Callable[[], None]
-        c: Callable[[], Any]  # the calling class body's token
-        m: int | None  # the module's own instance token (set by the prologue)
+    from memscope._contract import ModuleHandle  # the contract, as a Protocol
 
 _ModuleType = type(sys)
 
