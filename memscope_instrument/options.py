@@ -8,7 +8,7 @@ from _blake2 import blake2b  # hashlib's own; importing hashlib loads OpenSSL (~
 
 __all__ = ["HOOKS_CONTRACT", "TRANSFORM_VERSION", "Options"]
 
-TRANSFORM_VERSION = "13"  # 11: class token; 12: globals (#16); 13: lambdas in iterables (#17)
+TRANSFORM_VERSION = "14"  # 12: globals (#16); 13: lambdas in iterables; 14: form feeds (#17)
 HOOKS_CONTRACT = 4  # memscope._hooks.HOOKS_VERSION this output targets
 
 

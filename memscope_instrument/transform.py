@@ -1397,6 +1397,28 @@ def _decode(source: str | bytes, filename: str) -> tuple[str, str]:
                               f"cannot decode as {enc}: {e}") from e
 
 
+def _formfeed_indents(text: str) -> str:
+    """Drop what precedes the last form feed of each line's leading whitespace, outside
+    string literals. Python's tokenizer resets the column at a form feed, so the line
+    means the same; the wrappers the transformer indents by would otherwise land before
+    the form feed and count for nothing (found by hypothesmith: ``class A:\n \f  pass``
+    nested in another class gave output Python rejects). Columns on such lines shift
+    by what was dropped."""
+    lines = io.StringIO(text, newline="").readlines()  # (str.splitlines splits at \f)
+    inside: set[int] = set()  # 0-based lines that start inside a string literal
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.start[0] != tok.end[0] and tok.type != tokenize.NL:
+                inside.update(range(tok.start[0], tok.end[0]))  # lines after the first
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return text
+    for k, line in enumerate(lines):
+        lead = line[: len(line) - len(line.lstrip(" \t\f"))]
+        if "\f" in lead and k not in inside:
+            lines[k] = line[lead.rindex("\f") + 1 :]
+    return "".join(lines)
+
+
 def _is_future_or_doc(a: ast.stmt, first: bool) -> bool:
     if isinstance(a, ast.ImportFrom) and a.module == "__future__":
         return True
@@ -1413,6 +1435,8 @@ def instrument_source(source: str | bytes, filename: str, module: str = "__main_
     from memscope_instrument.linemap import build_line_map, col_deltas
 
     text, encoding = _decode(source, filename)
+    if "\f" in text:
+        text = _formfeed_indents(text)
     n_lines = len(split_lines(text))
     if (ALREADY_INSTRUMENTED_MARKER in text and (PROLOGUE_START in text
                                                  or "_memscope_hooks.register(" in text)) or (

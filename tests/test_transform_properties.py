@@ -145,3 +145,16 @@ def test_nested_lambdas_walruses_comprehensions(rec: Recorder, body: str) -> Non
                 assert got == want, (src, libcst, options, res.code)
     finally:
         transform._splice = saved  # type: ignore[assignment]
+
+
+def test_form_feed_in_indentation(rec: Recorder) -> None:
+    """A form feed in a line's indentation resets Python's column count: the wrappers
+    the transformer indents by went before it and counted for nothing (found by
+    hypothesmith on 3.13's compat run; every version). A form feed inside a string
+    literal is the program's data and is kept."""
+    check("class A: pass\nclass A:\n class A:\n \x0c  pass\n")
+    src = "def f():\n \x0c   y = '''a\n\x0c b'''\n   return y\nr = f()\n"
+    res = instrument_source(src, "gen.py")
+    ns: dict[str, Any] = {}
+    exec(compile_with_line_map(res.code, res.line_map, "gen.py", deltas=res.col_delta), ns)
+    assert ns["r"] == "a\n\x0c b"
