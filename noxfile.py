@@ -15,6 +15,42 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs)
 
 
+# every supported Python (requires-python >= 3.10; issue 17): 3.12 and 3.13 change
+# f-strings (PEP 701), comprehensions (PEP 709, inlined), frame locals (PEP 667, 3.13),
+# line events (sys.monitoring) and the bytecode the code swap relies on
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+# what runs on each: the transformer corpus and its properties, real libraries
+# instrumented, the import hook (finder, cache, line mapping, errors), memscope run,
+# memscope-instrument and the capture round trip
+COMPAT_TESTS = [
+    "tests/test_transform_corpus.py",
+    "tests/test_transform_properties.py",
+    "tests/test_rebuilt_functions.py",
+    "tests/test_hook_linemap.py",
+    "tests/test_hook_errors.py",
+    "tests/test_hook_finder.py",
+    "tests/test_hook_cache.py",
+    "tests/test_hook_class_bodies.py",
+    "tests/test_run_cli.py",
+    "tests/test_instrument_cli.py",
+    "tests/test_capture_roundtrip.py",
+]
+COMPAT_DEPS = ["pytest>=8.0", "hypothesis>=6.100", "hypothesmith>=0.3", "coverage>=7.0",
+               "humanize>=4.0", "jinja2>=3.1"]
+
+
+@nox.session(python=PYTHONS)
+def compat(session: nox.Session) -> None:
+    """COMPAT_TESTS on one Python (``nox -s compat-3.12``); CI runs the versions the
+    full suite does not (scripts/compat). The C extensions build for that version."""
+    session.install("-e", ".", *COMPAT_DEPS)
+    # hypothesmith's grammar and node programs run with the full suite (scripts/test):
+    # a minute per version, and which programs they draw follows hypothesis's version
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *COMPAT_TESTS,
+                "-k", "not test_grammar_programs and not test_node_programs",
+                *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
