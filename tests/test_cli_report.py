@@ -359,3 +359,14 @@ def test_diff_and_summary_say_their_progress_on_stderr(
     assert "memscope: read" not in r.stdout
     r = CliRunner().invoke(main, ["summary", str(small)])
     assert r.exit_code == 0 and r.stderr.startswith("memscope: read ")
+
+
+def test_a_report_that_cannot_be_written_is_one_line(small: Path, tmp_path: Path) -> None:
+    """A write that fails (here: a folder where the dashboard goes) is said in one
+    line naming the folder and why, exit status 1, no traceback."""
+    (tmp_path / "o" / "small_dashboard.html").mkdir(parents=True)
+    r = CliRunner().invoke(main, ["report", str(small), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith(f"Error: cannot write the reports into {tmp_path / 'o'}: ")
+    assert "Is a directory" in r.output and len(r.output.splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["small_dashboard.html"]

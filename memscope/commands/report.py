@@ -42,6 +42,9 @@ def report(captures: tuple[str, ...], formats: str, out_dir: str | None, name: s
         written = make(list(captures), folder, name, formats, progress=progress)
     except (CaptureError, ReportError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # a write that failed (disk full, a folder in the way)
+        raise click.ClickException(
+            f"cannot write the reports into {folder}: {exc.strerror or exc}") from None
     finally:
         progress.close()
     for p in written:

@@ -115,7 +115,11 @@ def write(
     meta.setdefault("name", name)
     path = out_dir / f"{name}_dashboard.html"
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        _write_page(f.write, analysis, meta, collector, raw_limit, {})
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            _write_page(f.write, analysis, meta, collector, raw_limit, {})
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written page left behind
+        raise
     return [path]
