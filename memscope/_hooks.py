@@ -618,13 +618,15 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         return got
 
     def scope_asleep(scope: int) -> bool:
-        """Whether every site in the body of ``scope`` sleeps or bound nothing since the
-        last check (``SCOPE_STREAK`` entries ago): a branch the calls do not take (an
-        ``if x is None: x = ...`` for a default) must not keep every call recorded.
+        """Whether every site in the body of ``scope`` sleeps, is sampled (it has bound
+        only small values), or bound nothing since the last check (``SCOPE_STREAK``
+        entries ago): a branch the calls seldom take (an ``if x is None: x = ...`` for a
+        default, a game's ``self.finished = True``) must not keep every call recorded.
         No, if the module's table cannot say (as a table written by hand may not)."""
         try:
             sites = scope_sites(scope)
-            quiet = all(asleep[base + i] or not bound[base + i] for i in sites)
+            quiet = all(asleep[base + i] or not bound[base + i] or rate[base + i] > 0
+                        for i in sites)
             for i in sites:
                 bound[base + i] = 0  # the next check looks at the next entries only
             return quiet

@@ -155,6 +155,23 @@ def test_a_site_the_calls_do_not_reach_does_not_keep_its_scope_on(
     assert _binds(sampling, m.base + 1)[-1][4] == id(rare)
 
 
+def test_a_seldom_branch_binding_small_values_does_not_keep_its_scope_on(
+        sampling: Recorder) -> None:
+    """pyperformance's go: ``self.finished = True`` in a branch taken now and then. Once
+    the site has shown it binds small values (it is sampled), its binds in a window do
+    not keep every call of the function recorded."""
+    m = sampling.module("x", "flag")
+    for i in range(_hooks.SCALAR_STREAK + 1):  # the flag site earns its sampling
+        _guarded_bind(m, 1, True, 0)
+    for i in range(4 * _hooks.SCOPE_STREAK):
+        tok = m.e[1] and m.enter(1, -1)
+        _guarded_bind(m, 0, i, tok)
+        if i % 20 == 0:
+            _guarded_bind(m, 1, True, tok)
+        m.exit(tok) if tok else None
+    assert m.e[1] is None
+
+
 def test_a_site_that_binds_now_and_then_keeps_its_scope_on(sampling: Recorder) -> None:
     """A site that binds large values in some calls (here one in 50) keeps the scope's
     instances recorded: that is where the memory is."""
