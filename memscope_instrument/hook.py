@@ -550,7 +550,18 @@ class InstrumentingLoader(importlib.machinery.SourceFileLoader):
 
     def get_code(self, fullname: str) -> CodeType:
         path = self.get_filename(fullname)
-        code = load_code(path, fullname, self.rule.options, self.rule.on_error, self.rule.use_cache)
+        try:
+            code: CodeType | None = load_code(path, fullname, self.rule.options,
+                                              self.rule.on_error, self.rule.use_cache)
+        except SyntaxError as exc:
+            if type(exc) is not SyntaxError and not isinstance(exc, IndentationError):
+                raise
+            code = None  # the module's own syntax error: python's import raises it
+        if code is None:  # (outside the except: no chained traceback of ours)
+            plain = super().get_code(fullname)  # raises the SyntaxError
+            if plain is None:
+                raise ImportError(f"no code for {fullname}", name=fullname, path=path)
+            return plain
         self.rule.instrumented.append(fullname)
         return prologue.bind_directly(code)  # no import statement of ours runs
 
