@@ -51,6 +51,7 @@ import sys
 import time
 
 from memscope import _hooks, _threads
+from memscope._own import read_proc
 from memscope.events import MEM, MODULE, SCOPE
 
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
@@ -95,11 +96,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 def read_memory() -> tuple[int, int]:
     """(resident bytes now, resident high-water mark) of this process; -1 if unknown."""
     try:
-        fd = os.open("/proc/self/status", os.O_RDONLY)
-        try:
-            data = os.read(fd, 4096)
-        finally:
-            os.close(fd)
+        data = read_proc("/proc/self/status", 4096)
         rss = hwm = -1
         i = data.find(b"VmHWM:")
         if i >= 0:

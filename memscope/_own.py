@@ -26,15 +26,20 @@ _total = [0]
 _open = [0, -1]  # steps under way (nested ones are part of the outermost), its start
 
 
+def read_proc(path: str, size: int) -> bytes:
+    """The first ``size`` bytes of a ``/proc`` file, read without Python's file objects
+    (no buffer, nothing imported); raises OSError where it is not there."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
 def resident() -> int:
     """Resident bytes of this process now; -1 where /proc is not there."""
     try:
-        fd = os.open("/proc/self/statm", os.O_RDONLY)
-        try:
-            data = os.read(fd, 256)
-        finally:
-            os.close(fd)
-        return int(data.split()[1]) * _PAGE
+        return int(read_proc("/proc/self/statm", 256).split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return -1
 

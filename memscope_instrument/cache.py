@@ -89,17 +89,10 @@ def cache_path(source_path: str, digest: str) -> str | None:
 def read(source_path: str, digest: str) -> tuple[CodeType, tuple[int, int]] | None:
     """The cached instrumented code of ``source_path`` if it is current, with the
     source's (mtime_ns, size) it was checked against; else None."""
-    path = cache_path(source_path, digest)
-    stamp = source_stamp(source_path)
-    if path is None or stamp is None:
+    got = _checked(source_path, digest, -1)
+    if got is None:
         return None
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    if not _header_ok(data, stamp):
-        return None
+    data, stamp = got
     try:
         code = marshal.loads(memoryview(data)[_HEADER.size :])  # no copy of the payload
     except (EOFError, ValueError, TypeError):
@@ -110,25 +103,28 @@ def read(source_path: str, digest: str) -> tuple[CodeType, tuple[int, int]] | No
 def current(source_path: str, digest: str) -> bool:
     """Whether the cache holds current instrumented code for ``source_path`` (its header
     alone is read: for planning, as ``memscope warm`` and ``memscope run`` do)."""
+    return _checked(source_path, digest, _HEADER.size) is not None
+
+
+def _checked(source_path: str, digest: str, size: int) -> tuple[bytes, tuple[int, int]] | None:
+    """The cache file's first ``size`` bytes (-1: all) and the source's stamp, if its
+    header is this toolchain's, for the source as it is now; else None."""
     path = cache_path(source_path, digest)
     stamp = source_stamp(source_path)
     if path is None or stamp is None:
-        return False
+        return None
     try:
         with open(path, "rb") as f:
-            head = f.read(_HEADER.size)
+            data = f.read(size)
     except OSError:
-        return False
-    return _header_ok(head, stamp)
-
-
-def _header_ok(data: bytes, stamp: tuple[int, int]) -> bool:
-    """The header is this toolchain's, for the source as it is now."""
+        return None
     if len(data) < _HEADER.size:
-        return False
-    magic, tag, fp, mtime, size = _HEADER.unpack_from(data)
-    return (magic == MAGIC_NUMBER and tag == _TAG and fp == toolchain_fingerprint()
-            and (mtime, size) == stamp)
+        return None
+    magic, tag, fp, mtime, length = _HEADER.unpack_from(data)
+    if (magic == MAGIC_NUMBER and tag == _TAG and fp == toolchain_fingerprint()
+            and (mtime, length) == stamp):
+        return data, stamp
+    return None
 
 
 def write(source_path: str, digest: str, code: CodeType, stamp: tuple[int, int] | None) -> bool:
