@@ -1,14 +1,14 @@
 """Reporters: each turns recorded events (a live tracker or a capture) into an output.
 
 ``report(source, out_dir, name, formats)`` makes several outputs in one pass over the
-events; ``export(tracker, fmt, target)`` serves the tracker's ``export_*`` methods.
-HTML and SVG come from ``memscope.reporters.html`` / ``memscope.reporters.svg``,
-imported only when asked for.
+events, through the one interface and registry of ``memscope.reporters.outputs``;
+``export(tracker, fmt, target)`` serves the tracker's ``export_*`` methods. HTML and
+SVG come from ``memscope.reporters.html`` / ``memscope.reporters.svg``, imported only
+when asked for.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -62,12 +62,14 @@ def report(
     ``progress``: a ``memscope.reporters.progress.Progress`` told of each step."""
     from memscope.reporters import load
     from memscope.reporters._progress import Quiet
-    from memscope.reporters.json_report import JsonReport
+    from memscope.reporters.outputs import outputs_for
 
     prog = progress if progress is not None else Quiet()
     fmts = parse_formats(formats)
-    html = _html() if "html" in fmts else None
-    svg = _svg() if "svg" in fmts or "timeline" in fmts else None
+    if "html" in fmts:
+        _html()  # not in this build: said before any work
+    if "svg" in fmts or "timeline" in fmts:
+        _svg()
     pre = load.prepare(source, meta)
     name = name or str(pre.meta.get("name") or "memscope")
     pre.meta["name"] = name
@@ -76,66 +78,35 @@ def report(
     written: list[Path] = []
     if "binary" in fmts and pre.caps:
         written.append(_capture_copy(pre.caps, out / f"{name}.memscope"))
-    json_kinds = "json" in fmts
-    detail = "bindings" in fmts
-    rep = JsonReport(out, name, pre.meta, aggregated=json_kinds, detail=detail) \
-        if json_kinds or detail else None
-    collector = None
-    if html is not None or svg is not None:
-        # html and svg aggregate while the events stream (bounded), not from a history
-        from memscope.reporters._charts import RAW_LIMIT, Collector
-
-        collector = Collector(raw_limit=RAW_LIMIT if html is not None else 0)
+    outs = outputs_for(fmts, out, name, pre.meta, pre.caps)
+    ends = [cb for cb in (o.on_binding_end() for o in outs) if cb is not None]
 
     def attach(an: Any) -> None:
-        if rep is not None:
-            rep.attach(an)
-        if collector is not None:
-            collector.attach(an)
+        for o in outs:
+            o.attach(an)
+
+    def ended(b: Any) -> None:
+        for cb in ends:
+            cb(b)
 
     try:
         run = pre.run(
             keep_history=False,
-            on_binding_end=rep.on_binding_end if rep is not None else None,
+            on_binding_end=(ends[0] if len(ends) == 1 else ended) if ends else None,
             attach=attach,
             progress=prog,
         )
     except BaseException:
-        if rep is not None:
-            rep.abort()
-        if collector is not None:
-            collector.raw.close()
+        for o in outs:
+            o.abort()
         raise
-    if rep is not None:
-        with prog.step("JSON"):
-            written += rep.finish(
-                run.analysis, kinds=run.kinds, sampled=run.sampled, seconds=run.seconds
-            )
-    try:
-        if html is not None:
-            with prog.step("dashboard"):
-                written += list(html.write(run.analysis, out, name, run.meta,
-                                           collector=collector))
-        if svg is not None and "svg" in fmts:
-            with prog.step("memory chart"):
-                written.append(svg.write_memory_analysis(
-                    run.analysis, out / f"{name}_memory_analysis.svg", run.meta,
-                    collector=collector))
-        if svg is not None and "timeline" in fmts:
-            with prog.step("lifecycle timeline"):
-                written.append(svg.write_lifecycle_timeline(
-                    run.analysis, out / f"{name}_lifecycle_timeline.svg", run.meta,
-                    collector=collector))
-    finally:
-        if collector is not None:
-            collector.raw.close()
-    if "summary" in fmts:
-        from memscope.reporters.summary import summary_of
-
-        p = out / f"{name}_summary.txt"
-        text = summary_of(run.analysis, run.meta, io.StringIO(), color=False, t0=run.t0)
-        p.write_text(text, encoding="utf-8")
-        written.append(p)
+    for k, o in enumerate(outs):
+        try:
+            written += o.finish(run, out, name, prog)
+        except BaseException:
+            for later in outs[k + 1:]:
+                later.abort()
+            raise
     return written
 
 
@@ -205,18 +176,20 @@ def export(tracker: Any, fmt: str, target: Any = None, **options: Any) -> Path:
         return p
     if fmt in ("html", "svg", "timeline"):
         from memscope.reporters import load
-        from memscope.reporters._charts import RAW_LIMIT, Collector
+        from memscope.reporters.outputs import Charts
 
-        mod = _html() if fmt == "html" else _svg()
         # aggregated while the events stream, as ``report`` does: no history kept
-        co = Collector(raw_limit=RAW_LIMIT if fmt == "html" else 0)
+        charts = Charts(frozenset({fmt}))
+        co = charts.collector
         try:
             run = load.prepare(tracker, meta_from_tracker(tracker)).run(
-                keep_history=False, attach=co.attach
+                keep_history=False, attach=charts.attach
             )
-            if fmt == "html":
+            if charts.html is not None:
                 folder, name = _target(tracker, target, ".html")
-                return Path(mod.write(run.analysis, folder, name, run.meta, collector=co)[0])
+                return Path(charts.html.write(run.analysis, folder, name, run.meta,
+                                              collector=co)[0])
+            mod: Any = charts.svg
             kind = "memory_analysis" if fmt == "svg" else "lifecycle_timeline"
             if target is not None and os.fspath(target).endswith(".svg"):
                 path = Path(target)
