@@ -1139,8 +1139,9 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
             if plan.buffer_kind or plan.sizer is not None or plan.trackable:
                 addr, bufsize = sizing.buffer_info(value, plan)
             _watch(value, oid, tp)
-            if oid not in _import_time and _importing():
-                _import_time.add(oid)
+            if oid not in _import_time and (oid in _watched or (
+                    _dw is not None and _dw.since(oid) is not None)) and _importing():
+                _import_time.add(oid)  # (only ids whose death is seen: never stale)
     except Exception as exc:
         _error("size", exc)
     finally:

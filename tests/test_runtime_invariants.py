@@ -590,3 +590,30 @@ def test_classes_are_sized_alike_on_the_fast_path(rec: Recorder, mode: str) -> N
     binds = [e for e in rec.events() if e[0] == BIND and e[2] == m.base]
     assert [e[6] for e in binds] == [sys.getsizeof(c) for c in classes]
     assert id(abc.ABCMeta) in _hooks._fast_types and type in _hooks._static_types
+
+
+def test_import_time_marks_only_objects_whose_death_is_seen(full: Recorder) -> None:
+    """Objects first bound while a module is imported are set-up, not leaks; their ids
+    are kept only while memscope can see them die (a weak reference or the death
+    watch), else a reused id would hide a later leak."""
+    import importlib.machinery
+
+    from memscope import _hooks
+
+    m = full.module("a", "b", "c")
+    tok = m.enter(1, -1)
+    spec = importlib.machinery.ModuleSpec("fake_module", None)
+    spec._initializing = True  # as importlib sets it while the module's code runs
+    kept, text, number = [1, 2], "s" * 300, 10**30
+    ns = {"__spec__": spec, "m": m, "tok": tok, "kept": kept, "text": text, "n": number}
+    exec(compile("m.bind(0, kept, tok); m.bind(1, text, tok); m.bind(2, n, tok)",
+                 "fake_module.py", "exec"), ns)
+    m.exit(tok)
+    watched = _hooks._dw is not None
+    assert (id(kept) in _hooks._import_time) is watched
+    assert id(text) not in _hooks._import_time and id(number) not in _hooks._import_time
+    ns.clear()
+    ident = id(kept)
+    del kept
+    _hooks.drain_deaths()
+    assert ident not in _hooks._import_time
