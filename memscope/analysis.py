@@ -873,6 +873,7 @@ class Analysis:
         return {
             "var": var,
             "scope": scope,
+            "module": life.first_key.partition(":")[0],
             "key": life.first_key,
             "file": life.file,
             "line": life.line,

@@ -107,6 +107,13 @@ def test_memscope_run_finds_leaks_and_writes_no_key_anywhere(tmp_path: Path) -> 
     outputs = [p for p in (tmp_path / "o").rglob("*") if p.is_file()]
     leaks = orjson.loads(next(p for p in outputs if p.name.endswith("_leaks.json")).read_bytes())
     assert leaks["count"] == 5 and leaks["groups"][0]["count"] == 5
+    assert leaks["groups"][0]["variable"] == "__main__:load:blob"
+    from tests.test_html_report import embedded_model
+
+    page = next(p for p in outputs if p.name.endswith("_dashboard.html"))
+    (card,) = embedded_model(page.read_text(encoding="utf-8"))["leaks"]
+    assert (card["module"], card["scope"], card["var"], card["count"]) == (
+        "__main__", "load", "blob", 5)
     assert leaks["groups"][0]["holders"] == ["module `__main__` global `_CACHE`[<str key>]"]
     for p in outputs:
         if p.suffix != ".memscope":
