@@ -104,48 +104,32 @@ def _sampled(v: Any, an: Analysis | None = None) -> str:
     return clean(v)
 
 
-def build_model(
-    an: Analysis,
-    meta: dict[str, Any] | None = None,
-    *,
-    buckets: int = SERIES_BUCKETS,
-    top_k: int = 30,  # layers kept: the dashboard draws 10, 20 or 30, the rest in (other)
-    max_vars: int = 2000,
-    history_per_var: int = HISTORY_PER_VAR,
-    gantt_rows: int = 80,
-    gantt_resolution: int = GANTT_RESOLUTION,
-    max_edges: int = 300,
-    max_nodes: int = 60,
-    max_buffers: int = 500,
-    with_series: bool = True,
-    collector: Collector | None = None,
-) -> dict[str, Any]:
-    """The whole report model (JSON-ready); relative times are ns since the run's start
-    (``_memory.origin``: the capture header's ``start_ns``), as in every report.
+class _Run:
+    """What every panel of the model reads: the analysis, what the collector
+    aggregated, the run's clock (``t0``: its start; ``rel``: ns since it) and the names
+    of the collector's threads, tasks and types."""
 
-    ``collector``: what was aggregated while the analysis streamed (``Collector.attach``);
-    without one, it is made from the analysis's history. Its capacities bound what can
-    be asked for here (``buckets``, ``history_per_var``, ``gantt_resolution``)."""
-    meta = dict(meta or {})
-    if collector is None:
-        collector = Collector.from_analysis(
-            an, raw_limit=0, buckets=buckets, history_per_var=history_per_var,
-            gantt_resolution=gantt_resolution, with_series=with_series,
-        )  # fmt: skip
-    co = collector.close(an)
-    t0 = _memory.origin(an, meta)
-    t1 = max(an.t_last, t0)
-    span = max(t1 - t0, 1)
-    # the collector counts from its first binding: its times move to the run's start
-    series_shift = co.series.t0 - t0 if co.series.t0 >= 0 else 0
-    raw_shift = co.t0 - t0 if co.t0 >= 0 else 0
-    cv = _memory.census_vars(an, t0)
+    def __init__(self, an: Analysis, co: Collector, meta: dict[str, Any]) -> None:
+        self.an = an
+        self.co = co
+        self.meta = meta
+        self.t0 = _memory.origin(an, meta)
+        self.t1 = max(an.t_last, self.t0)
+        self.span = max(self.t1 - self.t0, 1)
+        self.cv = _memory.census_vars(an, self.t0)
+        self.thread_names = co.threads.names
+        self.task_names = co.tasks.names
+        self.type_names = co.types.names
+        self.leak_times, self.leak_objs = _leak_marks(an, self.t1)
 
-    def rel(t: int) -> int:
-        return -1 if t < 0 else t - t0
+    def rel(self, t: int) -> int:
+        return -1 if t < 0 else t - self.t0
 
-    # leaked objects: alive at the end; a binding is marked when it made the object (the
-    # leak's first binding) or still names it at the end
+
+def _leak_marks(an: Analysis, t1: int) -> tuple[dict[str, list[int]],
+                                                 dict[str, list[tuple[int, int, int, int]]]]:
+    """Leaked objects, alive at the end: per variable key, when its bindings made them
+    (or still name them at the end), and their spans to the end of the run."""
     leak_oids = {lk.get("oid") for lk in an.leaks}
     leak_times: dict[str, list[int]] = {}
     leak_objs: dict[str, list[tuple[int, int, int, int]]] = {}
@@ -162,151 +146,133 @@ def build_model(
     for b in an._live_bindings():
         if b.oid in leak_oids:
             leak_times.setdefault(b.key, []).append(b.t_bind)
-    thread_names, task_names = co.threads.names, co.tasks.names
-    type_names = co.types.names
+    return leak_times, leak_objs
 
-    # ---- variables table ------------------------------------------------------------
-    top_vars = [an.vars[k] for k in _memory.ranked_vars(an, cv, max_vars)]
-    var_rows = []
-    no_census = {"retained": -1, "retained_max": -1, "shared": -1, "shallow": -1, "series": []}
+
+_NO_CENSUS = {"retained": -1, "retained_max": -1, "shared": -1, "shallow": -1, "series": []}
+
+
+def _history_row(r: _Run, h: tuple[int, ...]) -> list[Any]:
+    """One binding of a variable's recent history (the collector's record, by name)."""
+    t_bind, _bid, t_unbind, ti, size, deep, end, thread, task, aliases, line = h
+    return [r.rel(t_bind), r.rel(t_unbind), clean(r.type_names[ti]), size, deep, ENDS[end],
+            clean(r.thread_names[thread]), clean(r.task_names[task]), aliases, line]
+
+
+def _variables(r: _Run, max_vars: int, history_per_var: int) -> tuple[list[Any], list[Any]]:
+    """The variables table (the largest, ranked as every report ranks them), and their
+    statistics."""
+    an, co = r.an, r.co
+    top_vars = [an.vars[k] for k in _memory.ranked_vars(an, r.cv, max_vars)]
+    rows = []
     for vs in top_vars:
-        cd = cv.get(vs.key, no_census)
+        cd = r.cv.get(vs.key, _NO_CENSUS)
         vi = co.var_index.get(vs.key, -1)
         v = co.vars[vi] if vi >= 0 else None
         hist = sorted(v.hist)[-history_per_var:] if v is not None and history_per_var > 0 else []
-        var_rows.append(
-            {
-                "key": clean(vs.key),
-                "var": clean(vs.var),
-                "scope": clean(vs.scope),
-                "module": clean(vs.module),
-                "file": clean(vs.file),
-                "line": vs.line,
-                "types": [clean(t) for t in sorted(vs.types)][:8],
-                "shallow": v.shallow if v is not None else -1,
-                "deep": v.deep if v is not None else -1,
-                "peak": vs.peak_bytes,
-                "retained": cd["retained"],
-                "retained_max": cd["retained_max"],
-                "census_shared": cd["shared"],
-                "census_shallow": cd["shallow"],
-                "census": cd["series"],
-                "total": vs.total_bytes,
-                "binds": vs.binds,
-                "lifetime": v.life if v is not None else vs.max_lifetime_ns,
-                "live": v.live if v is not None else 0,
-                "aliases": [clean(a) for a in sorted(v.aliases)] if v is not None else [],
-                "threads": sorted({clean(thread_names[t]) for t in v.threads}) if v else [],
-                "leak": vs.key in leak_times,
-                "index": vi,
-                "history": [
-                    [
-                        rel(h[0]),
-                        rel(h[2]),
-                        clean(type_names[h[3]]),
-                        h[4],
-                        h[5],
-                        ENDS[h[6]],
-                        clean(thread_names[h[7]]),
-                        clean(task_names[h[8]]),
-                        h[9],
-                        h[10],
-                    ]
-                    for h in reversed(hist)
-                ],
-            }
-        )
+        rows.append({
+            "key": clean(vs.key), "var": clean(vs.var), "scope": clean(vs.scope),
+            "module": clean(vs.module), "file": clean(vs.file), "line": vs.line,
+            "types": [clean(t) for t in sorted(vs.types)][:8],
+            "shallow": v.shallow if v is not None else -1,
+            "deep": v.deep if v is not None else -1,
+            "peak": vs.peak_bytes,
+            "retained": cd["retained"], "retained_max": cd["retained_max"],
+            "census_shared": cd["shared"], "census_shallow": cd["shallow"],
+            "census": cd["series"],
+            "total": vs.total_bytes, "binds": vs.binds,
+            "lifetime": v.life if v is not None else vs.max_lifetime_ns,
+            "live": v.live if v is not None else 0,
+            "aliases": [clean(a) for a in sorted(v.aliases)] if v is not None else [],
+            "threads": sorted({clean(r.thread_names[t]) for t in v.threads}) if v else [],
+            "leak": vs.key in r.leak_times,
+            "index": vi,
+            "history": [_history_row(r, h) for h in reversed(hist)],
+        })  # fmt: skip
+    return rows, top_vars
 
-    # ---- time series ----------------------------------------------------------------
+
+def _series_panel(r: _Run, buckets: int, top_k: int, with_series: bool) -> dict[str, Any]:
+    """Bytes over time by variable, on the run's clock."""
+    co = r.co
     series: dict[str, Any] = (
-        co.series.result(an, t1, buckets=buckets, top_k=top_k)
+        co.series.result(r.an, r.t1, buckets=buckets, top_k=top_k)
         if with_series
         else {"t": [], "step": 1, "total": [], "groups": {}, "peak": 0}
     )
-    series["t0"] = series_shift  # where its first bucket starts, from the run's start
-    if series_shift:
-        series["t"] = [t + series_shift for t in series["t"]]
+    # the collector counts from its first binding: its times move to the run's start
+    shift = co.series.t0 - r.t0 if co.series.t0 >= 0 else 0
+    series["t0"] = shift  # where its first bucket starts, from the run's start
+    if shift:
+        series["t"] = [t + shift for t in series["t"]]
+    return series
 
-    # ---- Gantt: rows = variables (grouped by scope), merged binding + object spans ----
-    quantum = span / max(gantt_resolution, 1)
+
+def _gantt(r: _Run, gantt_rows: int, gantt_resolution: int) -> dict[str, Any]:
+    """Rows = variables (grouped by scope), merged binding and object spans."""
+    an, co = r.an, r.co
+    quantum = r.span / max(gantt_resolution, 1)
     rows: list[dict[str, Any]] = []
     for vs in an.top_variables(gantt_rows):
         k = vs.key
         vi = co.var_index.get(k, -1)
         v = co.vars[vi] if vi >= 0 else None
-        flags = leak_times.get(k, [])
-        extra = leak_objs.get(k, [])
-        rows.append(
-            {
-                "key": clean(k),
-                "var": clean(vs.var),
-                "scope": clean(vs.scope),
-                "module": clean(vs.module),
-                "first": rel(v.first) if v is not None else 0,
-                "peak": vs.peak_bytes,
-                "binds": vs.binds,
-                "leak": k in leak_times,
-                "segs": v.segs.result(quantum, gantt_resolution, t0, flags) if v else [],
-                "objs": (
-                    v.objs.result(quantum, gantt_resolution, t0, [x[0] for x in extra], extra)
-                    if v
-                    else []
-                ),
-                "open_objects": len(extra),
-            }
-        )
+        flags = r.leak_times.get(k, [])
+        extra = r.leak_objs.get(k, [])
+        rows.append({
+            "key": clean(k), "var": clean(vs.var), "scope": clean(vs.scope),
+            "module": clean(vs.module),
+            "first": r.rel(v.first) if v is not None else 0,
+            "peak": vs.peak_bytes, "binds": vs.binds, "leak": k in r.leak_times,
+            "segs": v.segs.result(quantum, gantt_resolution, r.t0, flags) if v else [],
+            "objs": (v.objs.result(quantum, gantt_resolution, r.t0, [x[0] for x in extra],
+                                   extra) if v else []),
+            "open_objects": len(extra),
+        })  # fmt: skip
     scope_first: dict[str, int] = {}
-    for r in rows:
-        sk = f"{r['module']}:{r['scope']}"
-        scope_first[sk] = min(scope_first.get(sk, int(r["first"])), int(r["first"]))
-    rows.sort(key=lambda r: (scope_first[f"{r['module']}:{r['scope']}"], r["scope"], r["first"]))
-    gantt = {"rows": rows, "omitted": max(0, len(an.vars) - len(rows))}
+    for row in rows:
+        sk = f"{row['module']}:{row['scope']}"
+        scope_first[sk] = min(scope_first.get(sk, int(row["first"])), int(row["first"]))
+    rows.sort(key=lambda x: (scope_first[f"{x['module']}:{x['scope']}"], x["scope"], x["first"]))
+    return {"rows": rows, "omitted": max(0, len(an.vars) - len(rows))}
 
-    # ---- scopes -----------------------------------------------------------------------
-    def tree(node: dict[str, Any]) -> dict[str, Any]:
-        kids = sorted(node.get("children", {}).values(), key=lambda n: -n["peak_bytes"])
-        return {
-            "name": clean(node["name"]),
-            "peak": node["peak_bytes"],
-            "children": [tree(c) for c in kids[:60]],
-        }
 
-    scope_rows = []
+def _scope_tree(node: dict[str, Any]) -> dict[str, Any]:
+    kids = sorted(node.get("children", {}).values(), key=lambda n: -n["peak_bytes"])
+    return {"name": clean(node["name"]), "peak": node["peak_bytes"],
+            "children": [_scope_tree(c) for c in kids[:60]]}
+
+
+def _scopes(an: Analysis) -> list[dict[str, Any]]:
+    rows = []
     for key, g in sorted(an.by_scope.items(), key=lambda kv: -kv[1].peak_bytes)[:500]:
         module, _, qual = key.partition(":")
-        scope_rows.append(
-            {
-                "key": clean(key),
-                "module": clean(module),
-                "scope": clean(qual),
-                "binds": g.binds,
-                "bytes": g.bytes,
-                "peak": g.peak_bytes,
-                "active": g.active,
-            }
-        )
+        rows.append({"key": clean(key), "module": clean(module), "scope": clean(qual),
+                     "binds": g.binds, "bytes": g.bytes, "peak": g.peak_bytes,
+                     "active": g.active})
+    return rows
 
-    # ---- leaks ------------------------------------------------------------------------
+
+def _leaks(r: _Run) -> list[dict[str, Any]]:
+    """One card per site and chain, with its count."""
     leaks = []
-    for lk in an.leak_groups()[:1000]:  # one card per site and chain, with its count
+    for lk in r.an.leak_groups()[:1000]:
         lb: dict[str, Any] = lk.get("binding") or {}
-        leaks.append(
-            {
-                "oid": lk.get("oid"),
-                "type": clean(lk.get("type", "?")),
-                "size": lk.get("total_bytes", -1),
-                "count": lk.get("count", 1),
-                "t": rel(int(lk.get("t", -1))),
-                "var": clean(lb.get("var", "?")),
-                "scope": clean(lb.get("scope", "?")),
-                "module": clean(lb.get("module", "?")),
-                "file": clean(lb.get("file", "?")),
-                "line": lb.get("line", 0),
-                "holders": [clean(h) for h in lk.get("holders", [])][:20],
-            }
-        )
+        leaks.append({
+            "oid": lk.get("oid"), "type": clean(lk.get("type", "?")),
+            "size": lk.get("total_bytes", -1), "count": lk.get("count", 1),
+            "t": r.rel(int(lk.get("t", -1))),
+            "var": clean(lb.get("var", "?")), "scope": clean(lb.get("scope", "?")),
+            "module": clean(lb.get("module", "?")), "file": clean(lb.get("file", "?")),
+            "line": lb.get("line", 0),
+            "holders": [clean(h) for h in lk.get("holders", [])][:20],
+        })  # fmt: skip
+    return leaks
 
-    # ---- relationships: names sharing objects, containers holding tracked objects ------
+
+def _graph(an: Analysis, leaks: list[dict[str, Any]], top_vars: list[Any],
+           max_edges: int, max_nodes: int) -> dict[str, Any]:
+    """Relationships: names sharing objects, holders of leaked objects."""
     edges: list[dict[str, Any]] = []
     for (a, bname), n in sorted(an.alias_pairs.items(), key=lambda kv: -kv[1])[:max_edges]:
         edges.append({"a": clean(a), "b": clean(bname), "n": n, "kind": "alias"})
@@ -320,55 +286,44 @@ def build_model(
     holders = {e["a"] for e in edges if e["kind"] == "holds"}
     peak_of = {f"{vs.scope}.{vs.var}": vs.peak_bytes for vs in top_vars}
     nodes = [
-        {
-            "id": nm,
-            "kind": "holder" if nm in holders else "var",
-            "deg": w,
-            "bytes": peak_of.get(nm, -1),
-        }
+        {"id": nm, "kind": "holder" if nm in holders else "var", "deg": w,
+         "bytes": peak_of.get(nm, -1)}
         for nm, w in sorted(node_w.items(), key=lambda kv: (-kv[1], kv[0]))[:max_nodes]
     ]
     node_set = {n["id"] for n in nodes}
-    graph = {
+    return {
         "nodes": nodes,
         "edges": [e for e in edges if e["a"] in node_set and e["b"] in node_set],
         "omitted_nodes": max(0, len(node_w) - len(nodes)),
         "omitted_edges": sum(1 for e in edges if e["a"] not in node_set or e["b"] not in node_set),
     }
 
-    # ---- buffers ----------------------------------------------------------------------
+
+def _buffers(r: _Run, max_buffers: int) -> tuple[list[dict[str, Any]], int, int]:
+    """Buffer bindings (the largest), the views among them (address ranges that
+    overlap: a NumPy slice inside its base ...); and how many there were, in bytes."""
+    an, co = r.an, r.co
     bufs: list[dict[str, Any]] = []
     for v in co.vars:
         d = v.buf
         if d is None:
             continue
         vs_ = an.vars.get(v.key)
-        bufs.append(
-            {
-                "key": clean(v.key),
-                "var": clean(vs_.var if vs_ else v.label.rpartition(".")[2]),
-                "scope": clean(vs_.scope if vs_ else v.label.rpartition(".")[0]),
-                "file": clean(vs_.file if vs_ else "?"),
-                "line": d["line"],
-                "types": sorted({clean(type_names[t]) for t in d["types"]})[:6],
-                "addr": d["addr"],
-                "bufsize": d["bufsize"],
-                "bytes": d["bytes"],
-                "binds": d["binds"],
-                "live": d["live"],
-                "first": rel(d["first"]),
-                "lifetime": d["lifetime"],
-            }
-        )
+        bufs.append({
+            "key": clean(v.key),
+            "var": clean(vs_.var if vs_ else v.label.rpartition(".")[2]),
+            "scope": clean(vs_.scope if vs_ else v.label.rpartition(".")[0]),
+            "file": clean(vs_.file if vs_ else "?"), "line": d["line"],
+            "types": sorted({clean(r.type_names[t]) for t in d["types"]})[:6],
+            "addr": d["addr"], "bufsize": d["bufsize"], "bytes": d["bytes"],
+            "binds": d["binds"], "live": d["live"], "first": r.rel(d["first"]),
+            "lifetime": d["lifetime"],
+        })  # fmt: skip
     bufs.sort(key=lambda d: d["first"])
-    buf_rows = sorted(bufs, key=lambda d: -max(d["bufsize"], 0))[:max_buffers]
-    # views: buffers whose address ranges overlap (a NumPy slice inside its base ...)
-    ranges = [
-        (d["addr"], d["addr"] + max(d["bufsize"], 1), f"{d['scope']}.{d['var']}")
-        for d in buf_rows
-        if d["addr"] > 0
-    ]
-    for d in buf_rows:
+    rows = sorted(bufs, key=lambda d: -max(d["bufsize"], 0))[:max_buffers]
+    ranges = [(d["addr"], d["addr"] + max(d["bufsize"], 1), f"{d['scope']}.{d['var']}")
+              for d in rows if d["addr"] > 0]
+    for d in rows:
         me = f"{d['scope']}.{d['var']}"
         users = set(co.addr_users.get(d["addr"], set())) if d["addr"] > 0 else set()
         if d["addr"] > 0:
@@ -376,42 +331,29 @@ def build_model(
             users.update(nm for a0, a1, nm in ranges if a0 < hi and lo < a1)
         d["addr"] = f"0x{d['addr']:x}" if d["addr"] >= 0 else ""
         d["shares"] = [clean(u) for u in sorted(users - {me})][:8]
-    buf_total = sum(max(d["bufsize"], 0) for d in bufs)
+    return rows, len(bufs), sum(max(d["bufsize"], 0) for d in bufs)
 
-    # ---- lanes ------------------------------------------------------------------------
-    lane_span = {
-        "thread": {thread_names[k]: sp for k, sp in co.th_span.items()},
-        "task": {task_names[k]: sp for k, sp in co.tk_span.items()},
-    }
 
-    def lanes(kind: str, groups: dict[str, Any]) -> list[dict[str, Any]]:
-        span_of = lane_span[kind]
-        out = []
-        for k, g in sorted(groups.items(), key=lambda kv: span_of.get(kv[0], [0])[0])[:100]:
-            first, last = span_of.get(k, [t0, t0])
-            out.append(
-                {
-                    "key": clean(k),
-                    "binds": g.binds,
-                    "peak": g.peak_bytes,
-                    "active": g.active,
-                    "first": rel(first),
-                    "last": rel(last),
-                }
-            )
-        return out
+def _lanes(r: _Run, kind: str, groups: dict[str, Any]) -> list[dict[str, Any]]:
+    """Threads or tasks, in the order they started."""
+    names = r.thread_names if kind == "thread" else r.task_names
+    spans = r.co.th_span if kind == "thread" else r.co.tk_span
+    span_of = {names[k]: sp for k, sp in spans.items()}
+    out = []
+    for k, g in sorted(groups.items(), key=lambda kv: span_of.get(kv[0], [0])[0])[:100]:
+        first, last = span_of.get(k, [r.t0, r.t0])
+        out.append({"key": clean(k), "binds": g.binds, "peak": g.peak_bytes,
+                    "active": g.active, "first": r.rel(first), "last": r.rel(last)})
+    return out
 
-    pids = co.pids
+
+def _processes(r: _Run) -> list[dict[str, Any]]:
+    """The run's processes: from PROC events, else what the caller's meta names."""
+    an, meta, pids = r.an, r.meta, r.co.pids
     procs = []
     for pid, info in an.procs.items():
-        procs.append(
-            {
-                "key": str(pid),
-                "ppid": info.get("ppid", 0),
-                "argv0": clean(info.get("argv0", "")),
-                "binds": pids.get(pid, 0),
-            }
-        )
+        procs.append({"key": str(pid), "ppid": info.get("ppid", 0),
+                      "argv0": clean(info.get("argv0", "")), "binds": pids.get(pid, 0)})
     for pid, n in pids.items():
         if pid not in an.procs and pid:
             procs.append({"key": str(pid), "ppid": 0, "argv0": "", "binds": n})
@@ -419,52 +361,42 @@ def build_model(
     if not procs and isinstance(meta_procs, (list, tuple)):
         for p in meta_procs[:50]:
             if isinstance(p, dict) and "pid" in p:
-                procs.append(
-                    {
-                        "key": clean(p["pid"]),
-                        "ppid": p.get("ppid", 0),
-                        "argv0": clean(p.get("argv0", "")),
-                        "binds": an.binds if len(meta_procs) == 1 else -1,
-                    }
-                )
+                procs.append({"key": clean(p["pid"]), "ppid": p.get("ppid", 0),
+                              "argv0": clean(p.get("argv0", "")),
+                              "binds": an.binds if len(meta_procs) == 1 else -1})
     meta_pids = meta.get("pids")
     if not procs and isinstance(meta_pids, (list, tuple)) and meta_pids:
         # no PROC event in the stream (a live tracker): the pids the caller names
         for p in meta_pids[:50]:
             n = an.binds if len(meta_pids) == 1 else -1
             procs.append({"key": clean(p), "ppid": 0, "argv0": "", "binds": n})
+    return procs
 
-    # ---- overview ---------------------------------------------------------------------
+
+def _overview(r: _Run, procs: list[Any], nbufs: int, buf_total: int) -> dict[str, Any]:
+    an = r.an
     stats = an.stats()
+    return {
+        "peak": an.peak_bytes, "peak_t": r.rel(an.peak_t), "peak_bindings": an.peak_count,
+        "active_bytes": an.active_bytes, "active_bindings": an.nlive,
+        "events": an.events, "binds": an.binds, "unbinds": an.unbinds,
+        "variables": len(an.vars), "scopes": len(an.by_scope), "types": len(an.by_type),
+        "scopes_entered": stats["scopes_entered"], "objects_finalized": an.finals,
+        "duration": _memory.end_of_run(an, r.t0), "first_event": r.rel(an.t_first),
+        "threads": len(an.threads) or len(an.by_thread), "tasks": len(an.tasks),
+        "processes": max(len(procs), 1), "leaks": len(an.leaks),
+        "leak_bytes": sum(max(int(lk.get("size", 0) or 0), 0) for lk in an.leaks),
+        "errors": len(an.errors), "buffers": nbufs, "buffer_bytes": buf_total,
+        "aliases": len(an.alias_pairs),
+    }  # fmt: skip
+
+
+def _info(r: _Run, procs: list[Any]) -> dict[str, Any]:
+    """The run's description: name, mode, Python, processes, counters, what is incomplete."""
+    meta, an = r.meta, r.an
     raw_counters = meta.get("counters")
     counters: dict[str, Any] = raw_counters if isinstance(raw_counters, dict) else {}
-    overview = {
-        "peak": an.peak_bytes,
-        "peak_t": rel(an.peak_t),
-        "peak_bindings": an.peak_count,
-        "active_bytes": an.active_bytes,
-        "active_bindings": an.nlive,
-        "events": an.events,
-        "binds": an.binds,
-        "unbinds": an.unbinds,
-        "variables": len(an.vars),
-        "scopes": len(an.by_scope),
-        "types": len(an.by_type),
-        "scopes_entered": stats["scopes_entered"],
-        "objects_finalized": an.finals,
-        "duration": _memory.end_of_run(an, t0),
-        "first_event": rel(an.t_first),
-        "threads": len(an.threads) or len(an.by_thread),
-        "tasks": len(an.tasks),
-        "processes": max(len(procs), 1),
-        "leaks": len(an.leaks),
-        "leak_bytes": sum(max(int(lk.get("size", 0) or 0), 0) for lk in an.leaks),
-        "errors": len(an.errors),
-        "buffers": len(bufs),
-        "buffer_bytes": buf_total,
-        "aliases": len(an.alias_pairs),
-    }
-    info = {
+    info: dict[str, Any] = {
         "name": clean(meta.get("name", "memscope")),
         "mode": clean(meta.get("mode", "?")),
         "leak_check": clean(leak_check_state(meta)),
@@ -480,39 +412,75 @@ def build_model(
             continue
         if isinstance(v, (str, int, float, bool)):
             info.setdefault("extra", {})[clean(k)] = clean(v)
-    torn = [str(r.get("message", "")) for r in meta.get("recovery") or []
-            if isinstance(r, dict) and not r.get("complete", True)]
+    torn = [str(x.get("message", "")) for x in meta.get("recovery") or []
+            if isinstance(x, dict) and not x.get("complete", True)]
     if torn:  # a capture whose process did not close it: every report says so
         info["incomplete"] = clean("; ".join(torn))
         info.setdefault("extra", {})["incomplete"] = info["incomplete"]
+    return info
 
+
+def build_model(
+    an: Analysis,
+    meta: dict[str, Any] | None = None,
+    *,
+    buckets: int = SERIES_BUCKETS,
+    top_k: int = 30,  # layers kept: the dashboard draws 10, 20 or 30, the rest in (other)
+    max_vars: int = 2000,
+    history_per_var: int = HISTORY_PER_VAR,
+    gantt_rows: int = 80,
+    gantt_resolution: int = GANTT_RESOLUTION,
+    max_edges: int = 300,
+    max_nodes: int = 60,
+    max_buffers: int = 500,
+    with_series: bool = True,
+    collector: Collector | None = None,
+) -> dict[str, Any]:
+    """The whole report model (JSON-ready), one function per panel; relative times are
+    ns since the run's start (``_memory.origin``: the capture header's ``start_ns``), as
+    in every report.
+
+    ``collector``: what was aggregated while the analysis streamed (``Collector.attach``);
+    without one, it is made from the analysis's history. Its capacities bound what can
+    be asked for here (``buckets``, ``history_per_var``, ``gantt_resolution``)."""
+    meta = dict(meta or {})
+    if collector is None:
+        collector = Collector.from_analysis(
+            an, raw_limit=0, buckets=buckets, history_per_var=history_per_var,
+            gantt_resolution=gantt_resolution, with_series=with_series,
+        )  # fmt: skip
+    r = _Run(an, collector.close(an), meta)
+    var_rows, top_vars = _variables(r, max_vars, history_per_var)
+    leaks = _leaks(r)
+    buf_rows, nbufs, buf_total = _buffers(r, max_buffers)
+    procs = _processes(r)
     return {
         "format": 1,
-        "info": info,
-        "headline": _memory.headline(an, t0),
-        "process": _memory.process_memory(an, t0),
-        "censuses": [_memory.census_row(c, t0) for c in an.censuses],
-        "census_series": _memory.census_layers(an, t0, cv, top_k),
-        "raw_shift": raw_shift,
-        "overview": overview,
-        "span": span if an.t_first >= 0 else 0,
-        "series": series,
+        "info": _info(r, procs),
+        "headline": _memory.headline(an, r.t0),
+        "process": _memory.process_memory(an, r.t0),
+        "censuses": [_memory.census_row(c, r.t0) for c in an.censuses],
+        "census_series": _memory.census_layers(an, r.t0, r.cv, top_k),
+        "raw_shift": r.co.t0 - r.t0 if r.co.t0 >= 0 else 0,
+        "overview": _overview(r, procs, nbufs, buf_total),
+        "span": r.span if an.t_first >= 0 else 0,
+        "series": _series_panel(r, buckets, top_k, with_series),
         "vars": var_rows,
         "vars_omitted": max(0, len(an.vars) - len(var_rows)),
-        "gantt": gantt,
-        "scope_tree": tree(an.scope_tree()),
-        "scopes": scope_rows,
+        "gantt": _gantt(r, gantt_rows, gantt_resolution),
+        "scope_tree": _scope_tree(an.scope_tree()),
+        "scopes": _scopes(an),
         "types": [
             {"key": clean(k), "binds": g.binds, "bytes": g.bytes, "peak": g.peak_bytes}
             for k, g in sorted(an.by_type.items(), key=lambda kv: -kv[1].peak_bytes)[:200]
         ],
         "leaks": leaks,
-        "graph": graph,
+        "graph": _graph(an, leaks, top_vars, max_edges, max_nodes),
         "buffers": buf_rows,
         "lanes": {
-            "thread": lanes("thread", an.by_thread),
-            "task": lanes("task", an.by_task) if an.tasks else [],
+            "thread": _lanes(r, "thread", an.by_thread),
+            "task": _lanes(r, "task", an.by_task) if an.tasks else [],
             "proc": procs,
         },
-        "errors": [[rel(t), clean(w), clean(m)] for t, w, m in an.errors[:50]],
+        "errors": [[r.rel(t), clean(w), clean(m)] for t, w, m in an.errors[:50]],
     }
