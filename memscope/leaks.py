@@ -268,6 +268,8 @@ class _Walker:
 
     def object_steps(self, o: Any) -> list[tuple[Any, str]]:
         tp = type(o)
+        if _bounded(o):
+            return []  # a cache of the program's own, bounded by size: not entered
         try:
             kids = _get_referents(o)
         except Exception:
@@ -424,6 +426,27 @@ def _attribute_names(tp: type) -> tuple[str, ...]:
             codes.extend(x for x in c.co_consts if isinstance(x, types.CodeType))
     slotted = {s for s in seen if s not in defined or _is_member(tp, s)}
     return tuple(sorted(n for n in slotted if n.isidentifier() and not n.startswith("__")))
+
+
+_BOUND_NAMES = ("capacity", "maxsize", "maxlen", "max_size", "_Cache__maxsize")
+
+
+def _bounded(o: Any) -> bool:
+    """A container class of the program's own that declares its bound: a positive int
+    instance attribute ``capacity``, ``maxsize``, ``maxlen`` or ``max_size`` (jinja2's
+    LRUCache, cachetools' caches). Read from the instance only (a name its class
+    defines, a property, is skipped: no code runs)."""
+    tp = type(o)
+    for name in _BOUND_NAMES:
+        if _defined(tp, name):
+            continue
+        try:
+            v = object.__getattribute__(o, name)
+        except Exception:
+            continue
+        if type(v) is int and v > 0:
+            return True
+    return False
 
 
 def _defined(tp: type, name: str) -> bool:
