@@ -126,6 +126,24 @@ class MemoryTracker:
         c["dropped"] = int(getattr(sink, "dropped", 0))
         return c
 
+    def capture_info(self) -> tuple[str, int] | None:
+        """This run's capture file and the wall clock (ns) its header recorded at the
+        start; None when the run streams to no capture."""
+        writer = getattr(_hooks.get_sink(), "writer", None)
+        if writer is None:
+            return None
+        return str(writer.path), int(writer.header.wall_ns)
+
+    def process_event(self) -> Event:
+        """This process's PROC row (pid, parent, argv[0], start), as a capture opens."""
+        return _hooks.proc_event()
+
+    @property
+    def start_ns(self) -> int:
+        """The runtime clock's reading when tracking started (every event's time counts
+        from the same clock)."""
+        return _hooks.start_ns()
+
     # ---- exports (reporters live in memscope.reporters) -----------------------------
 
     def _report(self, fmt: str, target: str | os.PathLike[str] | None, **options: Any) -> Path:
@@ -281,12 +299,37 @@ def snapshot() -> dict[str, Any]:
 
 
 def _open_capture(tracker: MemoryTracker) -> None:
-    """Stream to a capture file when the capture writer is available."""
+    """Stream to a capture file when the capture writer is available: a file named with
+    this process's pid. Its first batch starts with the process record and every table
+    row (the runtime re-sends them to a new sink, or ``preamble`` gives them), then the
+    events the in-memory sink held from before the capture opened; a second ``init``
+    with the same destination keeps the open capture."""
     try:
-        from memscope.capture import open_sink
+        from memscope.capture.writer import CaptureSink, capture_filename
     except ImportError:
         return
-    _hooks.set_sink(open_sink(tracker))
+    old = _hooks.get_sink()
+    if isinstance(old, CaptureSink) and not old.writer.closed:
+        if old.writer.filename == capture_filename(tracker.output_folder, tracker.name):
+            return
+        old.close()
+        old = None
+    sink = CaptureSink(
+        tracker.output_folder,
+        tracker.name,
+        runtime_mode=getattr(tracker.config, "mode", "unknown"),
+        start_ns=_hooks.start_ns(),
+        run_id=getattr(tracker.config, "run_id", ""),
+        preamble=lambda: [_hooks.proc_event(), *_hooks.tables()],
+    )
+    sink.drain = old if old is not None else _NoEvents()
+    _hooks.set_sink(sink)
+
+
+class _NoEvents:
+    """An earlier sink that held nothing (the capture is the run's first sink)."""
+
+    events: list[Any] = []
 
 
 _exit_registered = False

@@ -17,7 +17,7 @@ compression thread was measured and rejected (with zlib): it needs the GIL back 
 every compression call and waits a switch interval (5 ms) each time while the program
 runs, so its queue fills and the program waits (docs/performance.md).
 
-``CaptureSink`` is what ``memscope.capture.open_sink`` hands to ``memscope._hooks``:
+``CaptureSink`` is what ``memscope.tracker`` hands to ``memscope._hooks``:
 ``write(events)``, ``after_fork(tables)``, ``iter_events()``, ``close()``,
 ``dropped``.
 """
@@ -813,8 +813,12 @@ class CaptureSink:
         compression: str = "lz4",
         max_late: int = 100_000,
         run_id: str = "",
+        preamble: Callable[[], list[Event]] | None = None,
     ) -> None:
         self.out_dir = os.fspath(out_dir)
+        # what opens the capture when it follows an earlier sink: the process record
+        # and the table rows, as the runtime that passes it in knows them
+        self.preamble = preamble
         self.run_id = run_id
         self.name = name
         self.runtime_mode = runtime_mode
@@ -855,15 +859,13 @@ class CaptureSink:
         if mem is None:
             return events or []
         self.drain = None
-        from memscope import _hooks
-
         events = events or []
         if events and events[0][0] == PROC:
             # the runtime re-sends (PROC, *tables) to a new sink itself
             self._write(events)
             events = []
-        else:
-            self._write([_hooks.proc_event(), *_hooks.tables()])
+        elif self.preamble is not None:
+            self._write(self.preamble())
         held = getattr(mem, "events", None)
         if held:
             pre = [ev for ev in held if ev[0] not in TABLE_KINDS and ev[0] != PROC]

@@ -217,7 +217,6 @@ def export_binary(tracker: Any, target: Any = None, *, mode: str = "user") -> Pa
         raise ReportError(f"mode={mode!r}: expected 'user' or 'full'")
     folder, name = _target(tracker, target, ".memscope")
     path = folder / f"{name}.memscope"
-    from memscope import _hooks
 
     def events() -> Iterable[Any]:
         user_scopes: set[int] = set()
@@ -225,7 +224,7 @@ def export_binary(tracker: Any, target: Any = None, *, mode: str = "user") -> Pa
         first = True
         for ev in tracker.events():
             if first and ev[0] != PROC:
-                yield _hooks.proc_event()
+                yield tracker.process_event()
             first = False
             if mode == "user":
                 k = ev[0]
@@ -243,5 +242,5 @@ def export_binary(tracker: Any, target: Any = None, *, mode: str = "user") -> Pa
         events(),
         export_mode=mode,
         runtime_mode=getattr(cfg, "mode", "unknown"),
-        start_ns=_hooks.start_ns(),
+        start_ns=tracker.start_ns,
     )

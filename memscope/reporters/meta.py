@@ -89,18 +89,11 @@ def meta_from_capture(capture: Any | Sequence[Any]) -> dict[str, Any]:
 
 
 def meta_from_tracker(tracker: Any) -> dict[str, Any]:
-    """Meta of the live run of ``tracker`` (this process)."""
-    from memscope import _hooks
-
-    try:
-        counters = dict(tracker.overhead())
-    except Exception:
-        counters = dict(_hooks.counters())
-    wall = getattr(tracker, "_wall_start_ns", 0)
-    sink = _hooks.get_sink()
-    writer = getattr(sink, "writer", None)
-    if writer is not None:
-        wall = writer.header.wall_ns
+    """Meta of the live run of ``tracker`` (this process), from its public API only."""
+    counters = dict(tracker.overhead())
+    capture = tracker.capture_info()
+    wall = capture[1] if capture is not None else 0
+    start_ns = tracker.start_ns
     cfg = getattr(tracker, "config", None)
     pid = os.getpid()
     return {
@@ -110,15 +103,15 @@ def meta_from_tracker(tracker: Any) -> dict[str, Any]:
         "python": platform.python_version(),
         "pids": [pid],
         "processes": [
-            {"pid": pid, "ppid": os.getppid(), "argv0": "", "start_ns": _hooks.start_ns()}
+            {"pid": pid, "ppid": os.getppid(), "argv0": "", "start_ns": start_ns}
         ],
         "start_time": _iso(wall),
-        "start_ns": _hooks.start_ns(),
+        "start_ns": start_ns,
         "version": _version(),
         "format_version": "",
         "complete": False,
         "recovery": [],
-        "captures": [str(writer.path)] if writer is not None else [],
+        "captures": [capture[0]] if capture is not None else [],
         "dropped": int(counters.get("dropped", 0)),
         "sampled": int(counters.get("sampled_skipped", 0)),
         "counters": counters,
