@@ -3,11 +3,19 @@
 All the rules live in this file (see docs/transformer.md for examples). The design:
 
 * ``ast`` (fast, C) does the analysis: which names a statement binds, their original
-  line/column, scopes, ``global``/``nonlocal`` declarations, generators.
-* ``libcst`` does the rewriting, at statement granularity: the two trees are walked in
-  lockstep (a libcst ``SimpleStatementLine`` holds as many small statements as ``ast``
-  has statements for it). Expressions are only descended into where a walrus, a lambda
-  (or, with ``Options.comprehensions``, a comprehension) is on the statement's lines.
+  line/column, scopes, ``global``/``nonlocal`` declarations, generators
+  (``_Instrumenter``: its docstring lists the state the rules share).
+* The output is written by splicing (``memscope_instrument.splice``): insertions into
+  the original text at positions ``ast`` knows, so the user's lines keep their text and
+  the line map falls out of the assembly. It handles every file of the standard library
+  tried (docs/performance.md, "Transformer"). Layouts it declines (a body behind a
+  backslash continuation, a header line with a comment and more statements, a
+  comprehension iterable it cannot delimit) fall back to ``libcst``, imported only
+  then: the two trees are walked in lockstep at statement granularity (a libcst
+  ``SimpleStatementLine`` holds as many small statements as ``ast`` has), and
+  expressions are only descended into where a walrus, a lambda (or, with
+  ``Options.comprehensions``, a comprehension) is on the statement's lines
+  (``cst_exprs``). Both write the same output shape.
 * Names are recorded by *reading them back* after the binding statement, on the same
   line after a ``;`` (reading a local/global name has no side effect), so the user's
   code keeps its line and columns; a run of consecutive binding statements is read
@@ -421,6 +429,29 @@ class _LineIndex:
 
 
 class _Instrumenter:
+    """The rules, over one module; both emitters (splice, libcst) ask it what to write.
+
+    State, set up here and filled as the module is walked:
+
+    * ``source``, ``filename``, ``options``, ``lines``: the input, as given and split;
+    * ``table``: the module's scope and site tables (``sites.SiteTable``), what the
+      prologue registers; every rule that records something adds its site here;
+    * ``skipped``, ``skip_reasons``: what is deliberately not recorded, and why (the
+      ``Result``'s ``notes``);
+    * ``idx``: a line index of the needles that decide whether a statement needs a
+      closer look (walrus, lambda, ``locals()``, ``yield``, ``global``, the ignore
+      marker), so most statements are never descended into;
+    * ``debt``: output lines inserted minus blank lines absorbed so far (the line map);
+    * ``used_comp``: a comprehension instance needs its helper in the prologue;
+    * ``_local_names``, ``_cells``: per scope, the names it binds and the names a nested
+      ``def`` rebinds (``nonlocal``), which decide how a name is read back;
+    * ``deferred``, ``closers``: runs of binding statements (``plan_runs``): statements
+      whose read-back is left to a later one, and the last statement of each run with
+      every name of the run;
+    * ``in_iterable``: depth of comprehension iterables around the current expression
+      (no ``:=`` may be written there).
+    """
+
     def __init__(self, source: str, filename: str, options: Options) -> None:
         self.source = source
         self.filename = filename
