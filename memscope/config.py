@@ -51,7 +51,6 @@ class Config:
     leak_check: bool  # full mode: look for leaks at exit
     record_values: bool  # never record reprs unless asked
     sampling: bool  # sample sites and scope instances that bind only small values
-    max_holders: int  # holders named per leaked object
     census: bool  # heap walks by variable: at memory growth steps, at the end, on demand
     run_id: str  # the run this process belongs to (memscope run: it and its children)
     extra: dict[str, Any]
@@ -69,7 +68,6 @@ class Config:
         leak_check: bool = True,
         record_values: bool = False,
         sampling: bool = True,
-        max_holders: int = 8,
         census: bool = True,
         run_id: str = "",
         extra: dict[str, Any] | None = None,
@@ -94,7 +92,6 @@ class Config:
             leak_check=leak_check,
             record_values=record_values,
             sampling=sampling,
-            max_holders=max_holders,
             census=census,
             run_id=run_id,
             extra={} if extra is None else extra,

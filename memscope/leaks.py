@@ -48,8 +48,6 @@ _type_dict = type.__dict__["__dict__"].__get__
 _type_module = type.__dict__["__module__"].__get__
 _type_qualname = type.__dict__["__qualname__"].__get__
 _module_dict = types.ModuleType.__dict__["__dict__"].__get__  # type: ignore[index]
-_CODE_ATTRS = (types.FunctionType, staticmethod, classmethod, property, type,
-               types.BuiltinFunctionType, types.MethodDescriptorType)
 _SUSPENDED_KINDS = (ScopeKind.COROUTINE, ScopeKind.ASYNC_GENERATOR)
 _GENS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 # never leaks themselves: modules, classes, and functions written in C
@@ -592,10 +590,12 @@ def find_leaks(
     deathwatch: Any = None,
     import_time: set[int] | frozenset[int] = frozenset(),
     max_candidates: int = 100_000,
-    max_holders: int = 8,
     budget_ns: int = 30_000_000_000,
+    on_incomplete: Any = None,
 ) -> list[Leak]:
-    """Leaked objects of a finished replay, in this live process (see the module)."""
+    """Leaked objects of a finished replay, in this live process (see the module).
+    ``on_incomplete(message)`` is told what was not looked at (candidates past
+    ``max_candidates``, roots past the time budget)."""
     deadline = time.perf_counter_ns() + budget_ns
     scopes = analysis.scopes
 
@@ -617,6 +617,9 @@ def find_leaks(
             continue  # (made while a module was imported: its set-up)
         candidates[oid] = life
         if len(candidates) >= max_candidates:
+            if on_incomplete is not None:
+                on_incomplete(f"leak check: only the first {max_candidates:,} candidates "
+                              "were looked for")
             break
     if not candidates:
         return []
@@ -652,6 +655,9 @@ def find_leaks(
     for desc, kind, obj in _roots(walker):
         walker.walk(desc, kind, obj, bound_at(obj, desc) if kind == "module global" else -1)
         if walker.out_of_time:
+            if on_incomplete is not None:
+                on_incomplete(f"leak check: out of time ({budget_ns / 1e9:.0f} s) before "
+                              "every root was walked: leaks may be missing")
             break
     if not gc.isenabled():  # nothing will free an unreachable cycle: look for them too
         _unreachable_cycles(walker, candidates, targets)

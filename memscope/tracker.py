@@ -113,7 +113,7 @@ class MemoryTracker:
         with census._one_at_a_time:
             found = find_leaks(an, _hooks._watched, deathwatch=_hooks._dw,
                                import_time=_hooks._import_time,
-                               max_holders=self.config.max_holders)
+                               on_incomplete=lambda msg: _hooks._error("leaks", RuntimeError(msg)))
         return an, found
 
     def leaks(self) -> list[dict[str, Any]]:

@@ -135,3 +135,31 @@ def test_default_mode_says_the_leak_check_is_off(tmp_path: Path) -> None:
     assert leaks["leak_check"] == "off: use --mode full" and leaks["count"] == 0
     summary = (out / "app_summary.txt").read_text()
     assert "leak check off: use --mode full" in summary and "No leaks" not in summary
+
+
+_HELD: list[Any] = []
+
+
+def test_what_the_check_did_not_look_at_is_said(full: Any) -> None:
+    """Candidates past the cap and roots past the time budget are said, not dropped
+    silently (memscope run records it as an error row: the reports show it)."""
+    from memscope import _hooks
+    from memscope.leaks import find_leaks
+
+    m = full.module("a", "b")
+    tok = m.enter(1, -1)
+    first, second = [1] * 100, [2] * 100
+    _HELD.extend((first, second))
+    m.bind(0, first, tok)
+    m.bind(1, second, tok)
+    m.exit(tok)
+    try:
+        an = full.analysis()
+        said: list[str] = []
+        found = find_leaks(an, _hooks._watched, deathwatch=_hooks._dw, on_incomplete=said.append)
+        assert said == [] and len(found) == (2 if _hooks._dw is not None else 0)
+        find_leaks(an, _hooks._watched, deathwatch=_hooks._dw, max_candidates=1,
+                   budget_ns=0, on_incomplete=said.append)
+        assert [s.split(":")[1].split()[0] for s in said] == ["only", "out"], said
+    finally:
+        _HELD.clear()
