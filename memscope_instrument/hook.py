@@ -331,10 +331,16 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
                 return st
         return None
 
-    # a class body's namespace is the class's (enum's _EnumDict makes every name bound
-    # there a member): its scope's exit binds no name there, it stores on the handle
-    class_tries = {id(st) for n in ast.walk(tree) if isinstance(n, ast.ClassDef)
-                   for st in n.body if _is_our_try(st)}
+    # where a finally of ours stores what its call returned: a function's own scope exit
+    # into the function's token local (its last use; a local store is the cheapest);
+    # every other one (a module's or class body's exit, an `except ... as` body's unbind
+    # anywhere) on the handle, `_memscope_.x`: a name bound in a module or class body is
+    # the program's to see (enum's _EnumDict makes it a member), and in a function an
+    # `except ... as` body's unbind would overwrite the token the rest of the function
+    # binds with and exits by (or show in its locals())
+    function_tries = {id(st) for n in ast.walk(tree)
+                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                      for st in n.body if _is_our_try(st)}
     for node in ast.walk(tree):
         for attr in ("body", "orelse", "finalbody"):
             body = getattr(node, attr, None)
@@ -348,7 +354,7 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
                         blank.add(id(n))
                     if isinstance(f, ast.Expr):  # its POP_TOP would carry the def line
                         name: ast.expr = ast.Name("_memscope_s", ast.Store())
-                        if id(node) in class_tries:  # (the class body declares it global)
+                        if id(node) not in function_tries:  # (a class body: global there)
                             name = ast.Attribute(ast.Name("_memscope_", ast.Load()), "x",
                                                  ast.Store())
                         name = ast.fix_missing_locations(ast.copy_location(name, f))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,65 @@ def test_line_events_are_plain_codes() -> None:
               if fn != "boom" or ((ev, ln) != ("line", 12) and ev != "return")]
         want = [(fn, ev, ln) for fn, ev, ln, _ in plain if fn != "boom" or ev != "return"]
         assert ok == want and len(inst) == len(plain) + 2
+
+
+def test_a_finally_of_ours_binds_no_name_of_the_program(tmp_path: Path) -> None:
+    """The finally bodies the hook compiles as assignments (to keep their POP_TOP off a
+    line: see hook._injected_nodes) bind no name the program can see and do not
+    overwrite a function's scope token: an ``except ... as`` at module level, in a class
+    body and in a function (one that calls ``locals()`` too), then more binds and the
+    function's exit."""
+    from memscope import _hooks
+    from memscope.events import ENTER, EXIT
+
+    from .conftest import Recorder
+
+    src = textwrap.dedent('''\
+        try:
+            raise ValueError
+        except ValueError as e:
+            pass
+        class K:
+            RED = 1
+            try:
+                raise KeyError
+            except KeyError as k:
+                pass
+        def f():
+            try:
+                raise KeyError
+            except KeyError as k:
+                pass
+            after = [1]
+            return after
+        def g():
+            try:
+                raise KeyError
+            except KeyError as k:
+                pass
+            return sorted(locals())
+        ''')
+    sink = _hooks.MemorySink(limit=100_000)
+    old = _hooks.set_sink(sink)
+    try:
+        import types
+
+        from memscope_instrument import hook
+        from memscope_instrument.transform import instrument_source
+
+        path = tmp_path / "finally_names.py"
+        path.write_text(src)
+        res = instrument_source(src, str(path), "finally_names")
+        mod = types.ModuleType("finally_names")
+        exec(hook.compile_mapped(res.code, list(res.line_map), src, str(path)), vars(mod))
+        before = len(Recorder(sink).events())
+        assert mod.f() == [1] and mod.g() == []
+        events = Recorder(sink).events()[before:]
+    finally:
+        _hooks.set_sink(old)
+    assert not [n for n in vars(mod) if n.startswith("_memscope") and n not in (
+        "_memscope_", "_memscope_g", "_memscope_e")]
+    assert [n for n in vars(mod.K) if not n.startswith("__")] == ["RED"]
+    enters = {e[3] for e in events if e[0] == ENTER}
+    exits = {e[2] for e in events if e[0] == EXIT}
+    assert enters and enters <= exits  # f's and g's instances exit: their token survived
