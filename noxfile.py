@@ -34,9 +34,16 @@ COMPAT_TESTS = [
     "tests/test_run_cli.py",
     "tests/test_instrument_cli.py",
     "tests/test_capture_roundtrip.py",
+    # what the program must not see of memscope (issue 17): the __weakref__ getter on
+    # 3.12+'s managed weak references, the prologue's bytecode rewrite per version, the
+    # handle copied by value, pytest's assertion rewriting composed with the transformer
+    "tests/test_weakref_invisible.py",
+    "tests/test_prologue_imports.py",
+    "tests/test_pickle_by_value.py",
+    "tests/test_pytest_plugin.py",
 ]
 COMPAT_DEPS = ["pytest>=8.0", "hypothesis>=6.100", "hypothesmith>=0.3", "coverage>=7.0",
-               "humanize>=4.0", "jinja2>=3.1"]
+               "humanize>=4.0", "jinja2>=3.1", "cloudpickle>=3.0"]
 
 
 @nox.session(python=PYTHONS)
