@@ -161,7 +161,7 @@ def test_a_seldom_branch_binding_small_values_does_not_keep_its_scope_on(
     the site has shown it binds small values (it is sampled), its binds in a window do
     not keep every call of the function recorded."""
     m = sampling.module("x", "flag")
-    for i in range(_hooks.SCALAR_STREAK + 1):  # the flag site earns its sampling
+    for _ in range(_hooks.SCALAR_STREAK + 1):  # the flag site earns its sampling
         _guarded_bind(m, 1, True, 0)
     for i in range(4 * _hooks.SCOPE_STREAK):
         tok = m.e[1] and m.enter(1, -1)
