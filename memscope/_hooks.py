@@ -527,7 +527,7 @@ def register_site(
 
 # a site that bound only small scalars this many times ... (64 values in a row are
 # enough to call a site scalar-only; 512 made an import record 1.8x the events, most
-# of them None and True bound to the same parameters: docs/performance.md)
+# of them None and True bound to the same parameters: docs/performance-history.md)
 SCALAR_STREAK = 64
 SAMPLE_EVERY = 64  # ... from then on records 1 bind in this many, then its guard goes off
 SCOPE_STREAK = 256  # a scope is checked for switch-off every this many entries

@@ -350,7 +350,7 @@ def test_memscope_package_does_not_import_libcst() -> None:
     assert res.stdout.split() == ["False", "False"], res.stderr
 
 
-# Kept off memscope run's start-up (docs/performance.md, "start-up"): click and what it
+# Kept off memscope run's start-up (docs/performance-history.md, "start-up"): click and what it
 # imports (memscope run parses its own options), json (the children's settings are
 # written without it), and the stdlib modules the runtime reaches through their C
 # halves (_thread, _signal, _weakref, _collections) or does without (enum: the hot path

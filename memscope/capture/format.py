@@ -133,7 +133,7 @@ _HEADER_FIELDS = (
 
 class Header:
     """The fixed header's fields (a plain class: ``dataclasses`` would cost
-    ``memscope run`` ~7 ms of start-up; see docs/performance.md)."""
+    ``memscope run`` ~7 ms of start-up; see docs/performance-history.md)."""
 
     __slots__ = _HEADER_FIELDS
 
@@ -280,7 +280,7 @@ crc32 = _crc32
 # ---- chunk compression ---------------------------------------------------------------
 # LZ4 (the block format, ``lz4.block``) is what captures are written with: on the
 # events of an import of rich it takes a tenth of zlib level 1's instructions, for
-# about a fifth more bytes (docs/performance.md); memray's captures use it too. zlib
+# about a fifth more bytes (docs/performance-history.md); memray's captures use it too. zlib
 # stays for reading older captures, and for writing when lz4 cannot be imported.
 COMPRESSIONS = ("lz4", "zlib", "none")
 

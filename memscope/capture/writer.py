@@ -15,7 +15,7 @@ Groups that are not all int64 (table rows with strings, leaks, errors, ints beyo
 int64, rows of different lengths) take the general per-column path. A background
 compression thread was measured and rejected (with zlib): it needs the GIL back after
 every compression call and waits a switch interval (5 ms) each time while the program
-runs, so its queue fills and the program waits (docs/performance.md).
+runs, so its queue fills and the program waits (docs/performance-history.md).
 
 ``CaptureSink`` is what ``memscope.tracker`` hands to ``memscope._hooks``:
 ``write(events)``, ``after_fork(tables)``, ``iter_events()``, ``close()``,
