@@ -285,6 +285,27 @@ def _skip_name(name: str) -> bool:
         name.startswith("__") and name.endswith("__"))
 
 
+def class_attributes(cls: type, module: str, depth: int = 0) -> Any:
+    """``(qualname, name, value)`` of each attribute a class of ``module`` defines in
+    its own namespace (and of its nested classes', four deep), read without running
+    user code; dunders and memscope's names left out. The census's and the leak
+    check's class roots."""
+    try:
+        if _type_module(cls) != module or depth > 4:
+            return
+        qual = _type_qualname(cls)
+        d = _type_dict(cls)
+    except Exception:
+        return
+    for name, value in list(d.items()):
+        if type(name) is not str or _skip_name(name):
+            continue
+        if _isa(value, type):
+            yield from class_attributes(value, module, depth + 1)
+            continue
+        yield qual, name, value
+
+
 class _Census:
     """One census: gather the roots, walk, label, sum (see the module docstring)."""
 
@@ -397,25 +418,10 @@ class _Census:
                 self.add_root(Root(mscope, tok, name, value, 1))
 
     def class_roots(self, cls: type, module: str, by_qual: dict[str, int], depth: int) -> None:
-        try:
-            if _type_module(cls) != module or depth > 4:
-                return
-            qual = _type_qualname(cls)
-            d = _type_dict(cls)
-        except Exception:
-            return
-        gscope = by_qual.get(qual, -1)
-        if gscope < 0:
-            return
-        for name, value in list(d.items()):
-            if type(name) is not str or _skip_name(name):
-                continue
-            if _isa(value, type):
-                self.class_roots(value, module, by_qual, depth + 1)
-                continue
-            if _isa(value, _CODE_ATTRS):
-                continue
-            self.add_root(Root(gscope, 0, name, value, 1))
+        for qual, name, value in class_attributes(cls, module, depth):
+            gscope = by_qual.get(qual, -1)
+            if gscope >= 0 and not _isa(value, _CODE_ATTRS):
+                self.add_root(Root(gscope, 0, name, value, 1))
 
     # ---- the walk ----------------------------------------------------------------
 

@@ -761,19 +761,7 @@ def _roots(walker: _Walker) -> Any:
 
 
 def _class_roots(cls: type, module: str, depth: int) -> Any:
-    try:
-        if _type_module(cls) != module or depth > 4:
-            return
-        d = _type_dict(cls)
-        qual = _type_qualname(cls)
-    except Exception:
-        return
-    for k, v in list(d.items()):
-        if type(k) is not str or (k.startswith("__") and k.endswith("__")):
-            continue
-        if _isa(v, type):
-            yield from _class_roots(v, module, depth + 1)
-            continue
+    for qual, k, v in _census_mod.class_attributes(cls, module, depth):
         if _isa(v, (staticmethod, classmethod)):
             v = v.__func__
         yield f"class `{module}.{qual}` attribute `{k}`", "class attribute", v
