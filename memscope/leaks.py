@@ -43,11 +43,10 @@ from memscope.sizing import _isa
 _OWN_PACKAGE = __name__.rpartition(".")[0]
 _get_referents = gc.get_referents
 _getrefcount = sys.getrefcount
-_dict_items = dict.items
-_type_dict = type.__dict__["__dict__"].__get__
-_type_module = type.__dict__["__module__"].__get__
-_type_qualname = type.__dict__["__qualname__"].__get__
-_module_dict = types.ModuleType.__dict__["__dict__"].__get__  # type: ignore[index]
+# the census's C-level readers: a class's or a module's own namespace, no user code
+_dict_items = _census_mod._dict_items
+_type_dict = _census_mod._type_dict
+_module_dict = _census_mod._module_dict
 _SUSPENDED_KINDS = (ScopeKind.COROUTINE, ScopeKind.ASYNC_GENERATOR)
 _GENS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 # never leaks themselves: modules, classes, and functions written in C
