@@ -1,36 +1,89 @@
-"""The libcst fallback's rewriter of the expressions inside one statement (walrus,
-lambda, comprehension targets). Apart from :mod:`memscope_instrument.transform` so that
-the splice path, which instruments almost every file, never imports libcst."""
+"""The libcst fallback's building blocks (the nodes it writes) and its rewriter of the
+expressions inside one statement (walrus, lambda, comprehension targets). With
+:mod:`memscope_instrument.cst_emit`, imported only when the splicer declines a layout,
+so that the splice path, which instruments almost every file, never imports libcst."""
 
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import libcst as cst
 
 from memscope.events import BindKind, ScopeKind
-from memscope_instrument.transform import (
-    _COMP_NAMES,
+from memscope_instrument.analysis import (
     COMP,
+    COMP_NAMES,
+    GUARD,
     QTOK,
     SGUARD,
     TOK,
+    Analysis,
     H,
-    _and,
-    _call,
-    _guard,
-    _int,
-    _Mismatch,
-    _name,
-    _own_walk,
-    _paren,
-    _Scope,
-    _value_bind,
+    Scope,
+    own_walk,
 )
 
-if TYPE_CHECKING:
-    from memscope_instrument.transform import _Instrumenter
+
+class _Mismatch(Exception):
+    """The ast and libcst views of a statement disagree: leave it unchanged."""
+
+
+def _name(v: str) -> cst.Name:
+    return cst.Name(v)
+
+
+def _tok_expr(t: str) -> cst.BaseExpression:
+    """A token as an expression: ``0``, a name, or the class body's ``_memscope_.c()``."""
+    if t == "0":
+        return cst.Integer("0")
+    return _name(t) if t.isidentifier() else cst.parse_expression(t)
+
+
+def _call(meth: str, *args: cst.BaseExpression) -> cst.Call:
+    return cst.Call(cst.Attribute(_name(H), _name(meth)), [cst.Arg(a) for a in args])
+
+
+def _guard(lst: str, i: int) -> cst.Subscript:
+    return cst.Subscript(_name(lst), [cst.SubscriptElement(cst.Index(_int(i)))])
+
+
+def _and(left: cst.BaseExpression, right: cst.BaseExpression) -> cst.BooleanOperation:
+    return cst.BooleanOperation(left, cst.And(), right)
+
+
+def _value_bind(site: int, value: cst.BaseExpression,
+                tok: cst.BaseExpression) -> cst.Call:
+    """``(_memscope_.bind if _memscope_g[N] else _memscope_.p)(N, (value), tok)``: no
+    callable is added to the module's globals (code that scans a module's callables,
+    like toolz's tests, must not see one)."""
+    func = cst.IfExp(_guard(GUARD, site), cst.Attribute(_name(H), _name("bind")),
+                     cst.Attribute(_name(H), _name("p")),
+                     lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return cst.Call(func, [cst.Arg(_int(site)), cst.Arg(_paren(value)), cst.Arg(tok)])
+
+
+def _int(n: int) -> cst.BaseExpression:
+    if n < 0:
+        return cst.UnaryOperation(cst.Minus(), cst.Integer(str(-n)))
+    return cst.Integer(str(n))
+
+
+def _paren(e: cst.BaseExpression) -> cst.BaseExpression:
+    if isinstance(e, (cst.Tuple, cst.Yield, cst.NamedExpr, cst.StarredElement)) and not e.lpar:
+        return e.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return e
+
+
+def _expr_stmt(e: cst.BaseExpression) -> cst.Expr:
+    return cst.Expr(e)
+
+
+
+
+def _scope_tok(sc: Scope) -> cst.BaseExpression:
+    """``sc``'s own token as a node (``0`` for a light scope)."""
+    return _name(sc.tok) if sc.tok else cst.Integer("0")
 
 
 class ExprRewriter(cst.CSTTransformer):
@@ -40,17 +93,17 @@ class ExprRewriter(cst.CSTTransformer):
     nodes in source order, so the i-th libcst node of interest is the i-th target.
     """
 
-    def __init__(self, inst: _Instrumenter, scope: _Scope, targets: list[ast.AST]) -> None:
+    def __init__(self, inst: Analysis, scope: Scope, targets: list[ast.AST]) -> None:
         super().__init__()
         self.inst = inst
         self.targets = targets
         self.i = 0
-        self.scopes: list[_Scope] = [scope]
-        self.walrus: list[tuple[int, _Scope]] = []
-        self.lambdas: list[tuple[_Scope | None, int, list[str]]] = []
+        self.scopes: list[Scope] = [scope]
+        self.walrus: list[tuple[int, Scope]] = []
+        self.lambdas: list[tuple[Scope | None, int, list[str]]] = []
         self.comps: list[list[Any]] = []  # [scope, generators, next generator, for_in]
-        self.compfor: list[tuple[list[tuple[int, str]], _Scope, bool]] = []
-        self.lambda_scopes: list[_Scope] = []  # made at visit_Lambda, entered at its body
+        self.compfor: list[tuple[list[tuple[int, str]], Scope, bool]] = []
+        self.lambda_scopes: list[Scope] = []  # made at visit_Lambda, entered at its body
 
     def _next(self, typ: type) -> ast.AST:
         if self.i >= len(self.targets):
@@ -70,17 +123,17 @@ class ExprRewriter(cst.CSTTransformer):
 
     def leave_NamedExpr(self, original: cst.NamedExpr, updated: cst.NamedExpr) -> cst.NamedExpr:
         site, owner = self.walrus.pop()
-        tok = self.inst.tok_for(owner, self.scopes[-1])
+        tok = _tok_expr(self.inst.tok_name(owner, self.scopes[-1]))
         return updated.with_changes(value=_value_bind(site, updated.value, tok))
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         a = cast(ast.Lambda, self._next(ast.Lambda))
         parent = self.scopes[-1]
-        has_yield = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_walk([a.body]))
+        has_yield = any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in own_walk([a.body]))
         light = has_yield or self.inst.uses_locals(a) or self.inst.lambda_in_iterable(a)
         qual = parent.child_qual("<lambda>")
         idx = self.inst.table.add_scope(qual, ScopeKind.LAMBDA, a.lineno)
-        sc = _Scope(idx, qual, "lambda", parent, None if light else TOK)
+        sc = Scope(idx, qual, "lambda", parent, None if light else TOK)
         first, params = self.inst.param_sites(a.args, sc)
         if has_yield:
             self.inst.skip("lambda containing yield: scope not tracked", a.lineno)
@@ -126,7 +179,7 @@ class ExprRewriter(cst.CSTTransformer):
         if not self.inst.options.comprehensions:
             return True
         a = cast(ast.expr, self._next(ast.expr))
-        if type(a).__name__ not in _COMP_NAMES:
+        if type(a).__name__ not in COMP_NAMES:
             raise _Mismatch
         sc = self.inst.comp_scope(a, self.scopes[-1])
         self.comps.append([sc, cast(Any, a).generators, 0, node.for_in])
@@ -157,7 +210,7 @@ class ExprRewriter(cst.CSTTransformer):
         return True
 
     def visit_CompFor_iter(self, node: cst.CompFor) -> None:
-        self.inst.in_iterable += 1  # no `:=` in there (Instrumenter.lambda_in_iterable)
+        self.inst.in_iterable += 1  # no `:=` in there (Analysis.lambda_in_iterable)
         # the outermost iterable is evaluated in the enclosing scope
         if self.inst.options.comprehensions:
             sc = self.scopes[-1]
@@ -172,7 +225,7 @@ class ExprRewriter(cst.CSTTransformer):
         if not self.inst.options.comprehensions:
             return updated
         sites, sc, first = self.compfor.pop()
-        tok = sc.tok_expr()
+        tok = _scope_tok(sc)
         if first and sc.tok:
             target = cst.Tuple([cst.Element(_name(QTOK)), cst.Element(_paren(updated.target))],
                                lpar=[cst.LeftParen()], rpar=[cst.RightParen()])

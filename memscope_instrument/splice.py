@@ -1,17 +1,18 @@
 """The fast path of the transformer: insert text into the original source.
 
-The rules are those of :mod:`memscope_instrument.transform` (see docs/transformer.md);
-this module only changes *how* the output is produced. Everything the transformer adds
-is an insertion at a position ``ast`` knows (a statement's start or end, an
-expression's start or end, the end of a physical line), or one more indentation unit
-on the lines of a body that gets a ``try:`` wrapper, or a blank line dropped to win
-back a line. The output is the original text with those edits applied, so no code
+The rules are :class:`~memscope_instrument.analysis.Analysis`'s (see
+docs/transformer.md); this module only decides *how* the output is written. Everything
+the transformer adds is an insertion at a position ``ast`` knows (a statement's start
+or end, an expression's start or end, the end of a physical line), or one more
+indentation unit on the lines of a body that gets a ``try:`` wrapper, or a blank line
+dropped to win back a line. The output is the original text with those edits applied, so no code
 generation of the whole module is needed, and the line map and column shifts fall out
 of the assembly for free (no second parse of the output).
 
 Layouts this path does not handle (a statement that does not start its physical line
 where it has to, a backslash continuation in the way, a comprehension whose iterable
-is hard to delimit) raise :class:`Fallback`; the caller then uses the libcst path.
+is hard to delimit) raise :class:`Fallback`; the caller then uses the libcst fallback
+(:mod:`memscope_instrument.cst_emit`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,24 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from memscope.events import BindKind, ScopeKind
-
-if TYPE_CHECKING:
-    from memscope_instrument.transform import Options, _Scope
+from memscope_instrument.analysis import (
+    COMP,
+    CTOK,
+    GUARD,
+    QTOK,
+    SGUARD,
+    TOK,
+    Analysis,
+    Emitter,
+    H,
+    Scope,
+    is_future_or_doc,
+    own_walk,
+    pattern_names,
+)
+from memscope_instrument.options import Options
 
 __all__ = ["Fallback", "Splicer"]
 
@@ -49,16 +62,13 @@ if hasattr(ast, "TryStar"):
     _COMPOUND = (*_COMPOUND, ast.TryStar)
 
 
-class Splicer:
+class Splicer(Emitter[str]):
     """Walks the ``ast`` of one module and records the edits; :meth:`assemble` applies
-    them. ``inst`` is the :class:`~memscope_instrument.transform._Instrumenter` that
-    owns the site table, the notes and the analysis helpers."""
+    them. ``inst`` is the :class:`~memscope_instrument.analysis.Analysis` that owns the
+    site table, the notes and the rules."""
 
-    def __init__(self, inst: object, text: str, tree: ast.Module, options: Options) -> None:
-        from memscope_instrument import transform as T
-
-        self.T = T
-        self.i: Any = inst  # _Instrumenter (typed loosely to avoid an import cycle)
+    def __init__(self, inst: Analysis, text: str, tree: ast.Module, options: Options) -> None:
+        self.i = inst
         self.text = text
         self.tree = tree
         self.options = options
@@ -205,40 +215,38 @@ class Splicer:
 
     # ------------------------------------------------------------------ text
     def call(self, meth: str, *args: object) -> str:
-        return f"{self.T.H}.{meth}({', '.join(str(a) for a in args)})"
+        return f"{H}.{meth}({', '.join(str(a) for a in args)})"
 
-    def tok(self, sc: _Scope) -> str:
+    def tok(self, sc: Scope) -> str:
         return sc.tok if sc.tok else "0"
 
-    def tok_for(self, owner: _Scope, here: _Scope) -> str:
+    def tok_for(self, owner: Scope, here: Scope) -> str:
         return str(self.i.tok_name(owner, here))
 
-    def bind_name(self, name: str, node: ast.AST, scope: _Scope, kind: BindKind) -> str:
+    def bind_name(self, name: str, node: ast.AST, scope: Scope, kind: BindKind) -> str:
         site, owner = self.i.site_for(name, node, scope, kind)
-        return f"{self.T.GUARD}[{site}] and " + self.call("bind", site, name,
+        return f"{GUARD}[{site}] and " + self.call("bind", site, name,
                                                           self.tok_for(owner, scope))
 
     def group_binds(self, items: Sequence[tuple[ast.Name, BindKind]],
-                    scope: _Scope) -> list[str]:
+                    scope: Scope) -> list[str]:
         """One guarded read-back per group of names (``name_groups``)."""
         out = []
-        T = self.T
         for site, group, tok in self.i.name_groups(items, scope):
             if len(group) == 1:
                 call = self.call("bind", site, group[0], tok)
             else:
                 call = self.call("bind_group", site, "(" + ", ".join(group) + ")", tok)
-            out.append(f"{T.GUARD}[{site}] and {call}")
+            out.append(f"{GUARD}[{site}] and {call}")
         return out
 
     def value_bind(self, site: int) -> str:
         """The opener of a value-passing bind (``:=``, ``name.attr = v``): behind the
         site's guard, ``bind`` or its pass-through (the value is written once)."""
-        T = self.T
-        return f"({T.H}.bind if {T.GUARD}[{site}] else {T.H}.p)({site}, ("
+        return f"({H}.bind if {GUARD}[{site}] else {H}.p)({site}, ("
 
     # ------------------------------------------------------------------ expressions
-    def expr(self, parts: Sequence[ast.AST | None], scope: _Scope, first: int,
+    def expr(self, parts: Sequence[ast.AST | None], scope: Scope, first: int,
              last: int) -> None:
         if not self.i.idx.any("expr", first, last):
             return
@@ -246,7 +254,7 @@ class Splicer:
             if p is not None:
                 self._visit(p, scope)
 
-    def _visit(self, n: ast.AST, sc: _Scope) -> None:
+    def _visit(self, n: ast.AST, sc: Scope) -> None:
         i = self.i
         if isinstance(n, ast.NamedExpr):
             assert isinstance(n.target, ast.Name)
@@ -278,16 +286,16 @@ class Splicer:
         for ch in ast.iter_child_nodes(n):
             self._visit(ch, sc)
 
-    def _lambda(self, a: ast.Lambda, parent: _Scope) -> None:
-        T, i = self.T, self.i
+    def _lambda(self, a: ast.Lambda, parent: Scope) -> None:
+        i = self.i
         for d in (*a.args.defaults, *(d for d in a.args.kw_defaults if d is not None)):
             self._visit(d, parent)
         has_yield = any(isinstance(n, (ast.Yield, ast.YieldFrom))
-                        for n in T._own_walk([a.body]))
+                        for n in own_walk([a.body]))
         light = has_yield or i.uses_locals(a) or i.lambda_in_iterable(a)
         qual = parent.child_qual("<lambda>")
         idx = i.table.add_scope(qual, ScopeKind.LAMBDA, a.lineno)
-        sc = T._Scope(idx, qual, "lambda", parent, None if light else T.TOK)
+        sc = Scope(idx, qual, "lambda", parent, None if light else TOK)
         first, params = i.param_sites(a.args, sc)
         if has_yield:
             i.skip("lambda containing yield: scope not tracked", a.lineno)
@@ -304,8 +312,8 @@ class Splicer:
             # ((tok := guard and enter(...)), body, tok and exit(tok))[1]: no call at all
             # while the lambda's scope sleeps (a hot `key=lambda r: r[1]`)
             enter = self.call("enter", idx, first if params else -1, *params)
-            opener = f"(({T.TOK} := {T.SGUARD}[{idx}] and {enter}), "
-            closer = f", {T.TOK} and {self.call('exit', T.TOK)})[1]"
+            opener = f"(({TOK} := {SGUARD}[{idx}] and {enter}), "
+            closer = f", {TOK} and {self.call('exit', TOK)})[1]"
         if opener:
             self.put(bl, bc, opener)
         self._visit(a.body, sc)
@@ -314,7 +322,7 @@ class Splicer:
             self.put(el, ec, closer)
 
     def _comprehension(self, n: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp,
-                       parent: _Scope) -> None:
+                       parent: Scope) -> None:
         """A comprehension is a scope of its own (``Options.comprehensions``)::
 
             [e for t in it if c]
@@ -339,11 +347,11 @@ class Splicer:
             wrap = k == 0 and sc.tok is not None
             if wrap:
                 tl, tc = self.start(g.target)
-                self.put(tl, tc, f"({self.T.QTOK}, (")
+                self.put(tl, tc, f"({QTOK}, (")
                 tl, tc = self.end(g.target)
                 self.put(tl, tc, "))")
                 il, ic = self.start(g.iter)
-                self.put(il, ic, f"{self.T.COMP}({self.T.H}, {sc.index})(")
+                self.put(il, ic, f"{COMP}({H}, {sc.index})(")
             with i.comp_iterable():
                 self._visit(g.iter, parent if k == 0 else sc)
             if wrap:
@@ -388,7 +396,7 @@ class Splicer:
         return el, ec
 
     # ------------------------------------------------------------------ blocks
-    def block(self, nodes: Sequence[ast.stmt], scope: _Scope, planned: bool = False) -> None:
+    def block(self, nodes: Sequence[ast.stmt], scope: Scope, planned: bool = False) -> None:
         """``planned``: the caller ran ``plan_runs`` on ``nodes`` (a ``for`` body)."""
         if not planned:
             self.i.plan_runs(nodes, scope)
@@ -402,7 +410,7 @@ class Splicer:
                 self.small(a, scope)
             prev_end = a.end_lineno or a.lineno
 
-    def small(self, a: ast.stmt, scope: _Scope) -> None:
+    def small(self, a: ast.stmt, scope: Scope) -> None:
         i = self.i
         first, last = a.lineno, a.end_lineno or a.lineno
         if i.ignored(first, last):
@@ -430,17 +438,17 @@ class Splicer:
             el, ec = self.end(a)
             self.put(el, ec, "".join("; " + x for x in after))
 
-    def unbind_stmt(self, site: int, owner: _Scope | None, scope: _Scope) -> str:
+    def unbind_stmt(self, site: int, owner: Scope | None, scope: Scope) -> str:
         tok = self.tok(scope) if owner is None else self.tok_for(owner, scope)
         return self.call("unbind", site, tok)
 
-    def wrap_site(self, at: ast.Attribute, scope: _Scope) -> int:
+    def wrap_site(self, at: ast.Attribute, scope: Scope) -> int:
         return int(self.i.attr_site(at, scope))
 
-    def attr_bind(self, at: ast.Attribute, scope: _Scope) -> str:
+    def attr_bind(self, at: ast.Attribute, scope: Scope) -> str:
         """``name.attr`` read back after the statement (see ``attr_readback``)."""
         site, base, attr = self.i.attr_readback(at, scope)
-        return (f"{self.T.GUARD}[{site}] and "
+        return (f"{GUARD}[{site}] and "
                 + self.call("bind_attr", site, base, repr(attr), self.tok(scope)))
 
     def prefix(self, body: list[ast.stmt], small: list[str], header: int,
@@ -460,7 +468,7 @@ class Splicer:
         self.debt += 1
         self.put(line, 0, self.ind(ind) + "; ".join(small) + "\n", (owner, line))
 
-    def compound(self, a: ast.stmt, scope: _Scope) -> None:
+    def compound(self, a: ast.stmt, scope: Scope) -> None:
         i = self.i
         if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)):
             self.function(a, scope)
@@ -497,7 +505,7 @@ class Splicer:
         else:
             self.try_stmt(a, scope)
 
-    def try_stmt(self, a: ast.stmt, scope: _Scope) -> None:
+    def try_stmt(self, a: ast.stmt, scope: Scope) -> None:
         i = self.i
         self.block(a.body, scope)  # type: ignore[attr-defined]
         prev_end = a.body[-1].end_lineno or 0  # type: ignore[attr-defined]
@@ -518,7 +526,7 @@ class Splicer:
         self.block(a.orelse, scope)  # type: ignore[attr-defined]
         self.block(a.finalbody, scope)  # type: ignore[attr-defined]
 
-    def match_stmt(self, a: ast.Match, scope: _Scope) -> None:
+    def match_stmt(self, a: ast.Match, scope: Scope) -> None:
         i = self.i
         self.expr([a.subject], scope, a.lineno, a.cases[0].pattern.lineno if a.cases
                   else a.lineno)
@@ -528,7 +536,7 @@ class Splicer:
                 self.expr([c.guard], scope, line, c.body[0].lineno)
             if not i.ignored(line):
                 found: list[tuple[str, ast.AST]] = []
-                self.T._pattern_names(c.pattern, found)
+                pattern_names(c.pattern, found)
                 seen: set[str] = set()
                 small: list[str] = []
                 for name, node in found:
@@ -540,7 +548,7 @@ class Splicer:
 
     # ------------------------------------------------------------------ scopes
     def header_exprs(self, a: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
-                     scope: _Scope) -> None:
+                     scope: Scope) -> None:
         first = _first_line(a)
         last = a.body[0].lineno
         if not self.i.idx.any("expr", first, last):
@@ -557,9 +565,9 @@ class Splicer:
             parts.append(a.returns)
         self.expr(parts, scope, first, last)
 
-    def function(self, a: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope) -> None:
-        T, i = self.T, self.i
-        if i.is_ignored_def(None, a):
+    def function(self, a: ast.FunctionDef | ast.AsyncFunctionDef, scope: Scope) -> None:
+        i = self.i
+        if i.is_ignored_def(a):
             i.skip("function opted out (`@memscope.ignore` / `# memscope: ignore`)",
                    a.lineno)
             return
@@ -575,21 +583,21 @@ class Splicer:
             # the token is set before the `try` whose `finally` reads it, so no signal
             # can make that `finally` read it unset; `enter` at the recursion limit
             # (its frame is one too many) leaves the instance unrecorded
-            self.scope_body(a, sc, [], f"{T.TOK} and " + self.call("exit", T.TOK),
-                            (f"{T.TOK}{alias} = {T.SGUARD}[{idx}] and {enter}",
-                             f"{T.TOK}{alias} = None"))
+            self.scope_body(a, sc, [], f"{TOK} and " + self.call("exit", TOK),
+                            (f"{TOK}{alias} = {SGUARD}[{idx}] and {enter}",
+                             f"{TOK}{alias} = None"))
         self.def_bind(a, scope, BindKind.FUNC_DEF)
 
-    def classdef(self, a: ast.ClassDef, scope: _Scope) -> None:
-        T, i = self.T, self.i
-        if i.is_ignored_def(None, a):
+    def classdef(self, a: ast.ClassDef, scope: Scope) -> None:
+        i = self.i
+        if i.is_ignored_def(a):
             i.skip("class opted out (`@memscope.ignore` / `# memscope: ignore`)", a.lineno)
             return
         self.header_exprs(a, scope)
         qual = scope.child_qual(a.name)
         idx = i.table.add_scope(qual, ScopeKind.CLASS, a.lineno)
         light = i.uses_locals(a)
-        sc = T._Scope(idx, qual, "class", scope, None if light else T.CTOK)
+        sc = Scope(idx, qual, "class", scope, None if light else CTOK)
         i.declarations(a, a.body, sc)
         if light:
             i.skip("class body calls locals()/vars()/dir(): no scope token", a.lineno)
@@ -597,12 +605,12 @@ class Splicer:
         else:
             # the token is kept by the runtime (`c()` reads it), so the class namespace
             # never sees it set; `global`: our names are not looked up in the namespace
-            enter = f"global {T.H}, {T.GUARD}; {self.call('enter_class', idx)}"
+            enter = f"global {H}, {GUARD}; {self.call('enter_class', idx)}"
             self.scope_body(a, sc, [], self.call("exit_class"), (enter, None))
         self.def_bind(a, scope, BindKind.CLASS_DEF)
 
     def def_bind(self, a: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
-                 scope: _Scope, kind: BindKind) -> None:
+                 scope: Scope, kind: BindKind) -> None:
         _line, ind = self.stmt_head(a)
         self.debt += 1
         end = a.end_lineno or a.lineno
@@ -610,7 +618,7 @@ class Splicer:
                              (0, a.lineno))
 
     def scope_body(self, a: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
-                   sc: _Scope, start: list[str], fin: str | None,
+                   sc: Scope, start: list[str], fin: str | None,
                    pre: tuple[str, str | None] | None = None) -> None:
         """``doc; enter`` then ``try: body finally: fin`` (``fin`` None: no wrapper);
         ``pre`` (a function's ``tok = enter(...)`` and ``tok = None``) goes before the
@@ -643,7 +651,7 @@ class Splicer:
         self.wrapped(a, rest, start, fin, sc, a.lineno, hi, pre)
 
     def wrapped(self, a: ast.stmt | ast.excepthandler, body: list[ast.stmt],
-                start: list[str], fin: str, sc: _Scope, owner: int,
+                start: list[str], fin: str, sc: Scope, owner: int,
                 hi: str | None = None, pre: tuple[str, str | None] | None = None) -> None:
         """``try: start; body`` / ``finally: fin`` around ``body`` (a def, class or
         except body, or what follows its docstring), after ``pre`` (see
@@ -695,11 +703,10 @@ class Splicer:
         self.put_end_of_line(end, "\n" + outer + "finally: " + fin, (0, owner))
 
     # ------------------------------------------------------------------ module
-    def module(self, sc: _Scope, placeholder: str, marker: str) -> None:
-        T = self.T
+    def module(self, sc: Scope, placeholder: str, marker: str) -> None:
         nodes = self.tree.body
         k = 0
-        while k < len(nodes) and T._is_future_or_doc(nodes[k], k == 0):
+        while k < len(nodes) and is_future_or_doc(nodes[k], k == 0):
             k += 1
         comment = "  " + marker
         if k > 0:
