@@ -82,8 +82,9 @@ def _expr_stmt(e: cst.BaseExpression) -> cst.Expr:
 
 
 def _scope_tok(sc: Scope) -> cst.BaseExpression:
-    """``sc``'s own token as a node (``0`` for a light scope)."""
-    return _name(sc.tok) if sc.tok else cst.Integer("0")
+    """``sc``'s own token as a node (``0`` for a light scope; the module's and a class
+    body's are expressions, not names)."""
+    return _tok_expr(sc.tok_text())
 
 
 class ExprRewriter(cst.CSTTransformer):
