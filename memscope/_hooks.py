@@ -178,6 +178,12 @@ _dw: Any = None
 # full mode: ids of watched objects first bound while a module was being imported (a
 # registry an import fills is the program's set-up, not a leak); dropped as they die
 _import_time: set[int] = set()
+# full mode: ids of watched objects proven older than the scope instance that first
+# bound them (``_note_age``) -> that instance's token; dropped as they die
+_preexisting: dict[int, int] = {}
+# (token taken just after, a new dict's version tag, a marker list), one per first
+# watch: the state of the interpreter before every scope instance entered after it
+_polls: list[tuple[int, int, list[Any]]] = []
 _local = _thread._local()  # per thread: its ident (set at its first scope), re-entrancy flag
 _flush_lock: Any = _thread.RLock()  # (an RLock only to know its owner: never re-entered)
 _table_lock = _thread.RLock()
@@ -1138,7 +1144,8 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
                     _deep_cache[oid] = (ti, size, deep)
             if plan.buffer_kind or plan.sizer is not None or plan.trackable:
                 addr, bufsize = sizing.buffer_info(value, plan)
-            _watch(value, oid, tp)
+            if _watch(value, oid, tp) and _age is not None:
+                _note_age(value, oid, tok)
             if oid not in _import_time and (oid in _watched or (
                     _dw is not None and _dw.since(oid) is not None)) and _importing():
                 _import_time.add(oid)  # (only ids whose death is seen: never stale)
@@ -1187,21 +1194,53 @@ def _classify(tp: type, ti: int, value: Any) -> None:
         _static_types[tp] = ft
 
 
-def _watch(value: Any, oid: int, tp: type) -> None:
+def _watch(value: Any, oid: int, tp: type) -> bool:
     """Ask for a FINAL event when the object dies: by a weak reference, or for the
-    built-in types that refuse one, by the death watch (``memscope._deathwatch``)."""
+    built-in types that refuse one, by the death watch (``memscope._deathwatch``).
+    True if this call began watching it (its death will be seen)."""
     if oid in _watched:
-        return
+        return False
     if id(tp) in _unweakrefable:
-        if _dw is not None:
-            _dw.watch(value, _perf())
-        return
+        return _dw is not None and _dw.since(oid) is None and bool(_dw.watch(value, _perf()))
     try:
         _watched[oid] = _watch_ref(value, tp, _on_death(_finalized, oid))
+        return True
     except TypeError:
         _unweakrefable.add(id(tp))
-        if _dw is not None:
-            _dw.watch(value, _perf())
+        return _dw is not None and _dw.since(oid) is None and bool(_dw.watch(value, _perf()))
+
+
+_age: Any = None  # memscope._deathwatch when it has older and dict_version
+YOUNG_WALK = 100_000  # young-list nodes ``older`` may walk; past that: not known
+
+
+def _note_age(value: Any, oid: int, tok: int) -> None:
+    """At an object's first watch, in the scope instance ``tok``: is it provably older
+    than that instance (there before it began: set-up an import left in a registry, an
+    object read from a container)? Then it is not that scope's leak (docs/leaks.md).
+
+    Proof, against the latest poll taken before the instance began (a smaller token):
+    the collector tracked the object before that poll's marker was made, with no
+    collection since (``_deathwatch.older``); or it is a dict whose version tag is
+    below the tag of the dict the poll made. Then a poll is taken for the scope
+    instances entered after this one."""
+    polls = _polls
+    i = len(polls) - 1
+    while i >= 0 and polls[i][0] >= tok:  # (threads may append out of order)
+        i -= 1
+    if i >= 0:
+        _t, version, marker = polls[i]
+        if _age.older(value, marker, YOUNG_WALK) or (
+                _isa(value, dict) and _age.dict_version(value) < version):
+            _preexisting[oid] = tok
+    _poll()
+
+
+def _poll() -> None:
+    marker: list[Any] = []  # tracked by the collector now: the young list's tail
+    _polls.append((_next_tok(), _age.dict_version(None), marker))  # token taken last
+    if len(_polls) > 4096:
+        del _polls[:2048]
 
 
 _ModuleSpec = type(sys.__spec__)  # importlib's ModuleSpec (no import here)
@@ -1229,11 +1268,12 @@ def drain_deaths() -> None:
     for oid in dw.deaths():
         _deep_cache.pop(oid, None)
         _import_time.discard(oid)
+        _preexisting.pop(oid, None)
         _buf.append((FINAL, t, oid))
 
 
 def _start_deathwatch() -> None:
-    global _dw
+    global _dw, _age
     if os.environ.get("MEMSCOPE_DEATHWATCH") == "0":  # as if not built (tests)
         return
     try:
@@ -1242,6 +1282,9 @@ def _start_deathwatch() -> None:
         return
     _deathwatch.start()
     _dw = _deathwatch
+    if hasattr(_deathwatch, "older") and hasattr(_deathwatch, "dict_version"):
+        _age = _deathwatch
+        _poll()  # the state before the first scope instance
 
 
 class _Watch(_weakref.ref):
@@ -1295,6 +1338,7 @@ def _finalized(oid: int, _ref: Any = None) -> None:
         _watched.pop(oid, None)
         _deep_cache.pop(oid, None)
         _import_time.discard(oid)
+        _preexisting.pop(oid, None)
         _buf.append((FINAL, _perf(), oid))
     except BaseException as exc:  # an interrupt: re-delivered, not lost in a callback
         if _CATCH["final", exc]:
