@@ -1226,10 +1226,14 @@ def _note_age(value: Any, oid: int, tok: int) -> None:
     instances entered after this one."""
     polls = _polls
     i = len(polls) - 1
-    while i >= 0 and polls[i][0] >= tok:  # (threads may append out of order)
-        i -= 1
-    if i >= 0:
-        _t, version, marker = polls[i]
+    try:  # (another thread, or the gc callback, may append or trim meanwhile)
+        while i >= 0 and polls[i][0] >= tok:  # (threads may append out of order)
+            i -= 1
+        poll = polls[i] if i >= 0 else None
+    except IndexError:
+        poll = None
+    if poll is not None and poll[0] < tok:  # (any poll before the instance will do)
+        _t, version, marker = poll
         if _age.older(value, marker, YOUNG_WALK) or (
                 _isa(value, dict) and _age.dict_version(value) < version):
             _preexisting[oid] = tok
@@ -1241,6 +1245,16 @@ def _poll() -> None:
     _polls.append((_next_tok(), _age.dict_version(None), marker))  # token taken last
     if len(_polls) > 4096:
         del _polls[:2048]
+
+
+def _after_collection(phase: str, _info: Any) -> None:
+    """gc callback: a poll after each collection (a collection takes every marker out
+    of the young list; the scope instances entered after it are judged by this one)."""
+    if phase == "stop" and _age is not None:
+        try:
+            _poll()
+        except Exception as exc:  # (no memory for the marker, say): never raised
+            _error("poll", exc)
 
 
 _ModuleSpec = type(sys.__spec__)  # importlib's ModuleSpec (no import here)
@@ -1283,8 +1297,12 @@ def _start_deathwatch() -> None:
     _deathwatch.start()
     _dw = _deathwatch
     if hasattr(_deathwatch, "older") and hasattr(_deathwatch, "dict_version"):
+        import gc
+
         _age = _deathwatch
         _poll()  # the state before the first scope instance
+        if _after_collection not in gc.callbacks:
+            gc.callbacks.append(_after_collection)
 
 
 class _Watch(_weakref.ref):
