@@ -290,6 +290,114 @@ dw_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
                          started ? Py_True : Py_False);
 }
 
+
+/* ---- age: did an object exist before a given moment? (leaks: set-up, not made) -----
+ *
+ * An object first named by a scope is "made" by it only if it did not exist before the
+ * scope began. Two facts prove that it did, read without running code or holding it:
+ *
+ * - the collector's young list: CPython appends every object it starts tracking at the
+ *   tail of generation 0's list, and only a collection (or gc.freeze) takes objects out
+ *   of it, all of them at once. memscope makes a marker (an empty list of its own) at
+ *   each poll. Walking the young list back from its tail: meeting the marker before
+ *   the object means no collection since the marker was made, and the object was
+ *   tracked before it (earlier in the list, or promoted by an earlier collection); a
+ *   non-empty tuple the collector untracked was too (only a collection untracks one);
+ * - a dict's version tag: every dict creation and change takes the next value of one
+ *   interpreter-wide counter (ma_version_tag, 3.10 to 3.13), so a dict whose tag is
+ *   below the tag of a dict made at the poll was last changed before the poll.
+ *
+ * Generation 0's list head lives in the interpreter's state: it is found as the next
+ * node of a list made here (the young list's tail), and checked.
+ */
+
+typedef struct {
+    uintptr_t next;
+    uintptr_t prev; /* the low two bits are the collector's flags */
+} GCLink;
+
+#define LINK_OF(op) (((GCLink *)(op)) - 1)
+#define PTR_MASK (~(uintptr_t)3)
+
+static GCLink *young_head = NULL;
+static int young_checked = 0;
+
+static int
+find_young_head(void)
+{
+    if (young_checked)
+        return young_head != NULL;
+    young_checked = 1;
+    PyObject *probe = PyList_New(0); /* tracked at once: the young list's tail */
+    if (probe == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (PyObject_GC_IsTracked(probe)) {
+        GCLink *me = LINK_OF(probe);
+        GCLink *head = (GCLink *)(me->next & PTR_MASK);
+        if (head != NULL && (GCLink *)(head->prev & PTR_MASK) == me)
+            young_head = head;
+    }
+    Py_DECREF(probe);
+    return young_head != NULL;
+}
+
+/* older(obj, marker, cap): True if obj was tracked by the collector before the marker
+ * (a tracked object of memscope's, kept alive) was made, as read from the young list
+ * walked back from its tail, cap nodes at most; False if not, or not known. */
+static PyObject *
+dw_older(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "older(obj, marker, cap)");
+        return NULL;
+    }
+    PyObject *op = args[0], *marker = args[1];
+    Py_ssize_t cap_steps = PyLong_AsSsize_t(args[2]);
+    if (cap_steps == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyObject_IS_GC(op) || !PyObject_IS_GC(marker) || !PyObject_GC_IsTracked(marker) ||
+        !find_young_head())
+        Py_RETURN_FALSE;
+    int tracked = PyObject_GC_IsTracked(op);
+    if (!tracked && !(PyTuple_CheckExact(op) && PyTuple_GET_SIZE(op) > 0))
+        Py_RETURN_FALSE; /* untracked, and not by a collection: no age known */
+    GCLink *me = LINK_OF(op), *mark = LINK_OF(marker);
+    GCLink *p = (GCLink *)(young_head->prev & PTR_MASK);
+    for (Py_ssize_t i = 0; i < cap_steps && p != NULL && p != young_head; i++) {
+        if (p == me)
+            Py_RETURN_FALSE; /* tracked after the marker (or it is the marker) */
+        if (p == mark)
+            Py_RETURN_TRUE; /* no collection since the marker; obj not after it */
+        p = (GCLink *)(p->prev & PTR_MASK);
+    }
+    Py_RETURN_FALSE; /* the marker left the young list (a collection), or cap reached */
+}
+
+/* dict_version(d): d's version tag; dict_version(None): a fresh dict's (now). */
+static PyObject *
+dw_dict_version(PyObject *Py_UNUSED(m), PyObject *op)
+{
+    PyObject *made = NULL;
+    if (op == Py_None) {
+        made = PyDict_New();
+        if (made == NULL)
+            return NULL;
+        op = made;
+    }
+    else if (!PyDict_Check(op)) {
+        PyErr_SetString(PyExc_TypeError, "dict_version(dict or None)");
+        return NULL;
+    }
+    _Py_COMP_DIAG_PUSH
+    _Py_COMP_DIAG_IGNORE_DEPR_DECLS
+    uint64_t v = ((PyDictObject *)op)->ma_version_tag;
+    _Py_COMP_DIAG_POP
+    Py_XDECREF(made);
+    return PyLong_FromUnsignedLongLong((unsigned long long)v);
+}
+
 static PyMethodDef methods[] = {
     {"start", dw_start, METH_NOARGS,
      "start()\n--\n\nWrap the deallocators of list, tuple, dict, set, frozenset, bytes "
@@ -307,6 +415,11 @@ static PyMethodDef methods[] = {
     {"pending", dw_pending, METH_NOARGS,
      "pending()\n--\n\nHow many deaths deaths() would return."},
     {"stats", dw_stats, METH_NOARGS, "stats()\n--\n\nwatched, capacity, lost, started."},
+    {"older", (PyCFunction)(void (*)(void))dw_older, METH_FASTCALL,
+     "older(obj, marker, cap)\n--\n\nWas obj tracked by the collector before marker "
+     "was made? (False: no, or not known.)"},
+    {"dict_version", dw_dict_version, METH_O,
+     "dict_version(d)\n--\n\nThe dict's version tag (None: a new dict's, now)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -144,6 +144,9 @@ class _Walker:
         self.t_first: dict[int, int] = {}  # oid -> when its first binding was made
         self.deadline = deadline
         self.found: dict[int, tuple[Any, str, str, list[int]]] = {}  # oid -> obj, chain...
+        # oid -> id of the tuple or frozenset that holds it on its chain (items fixed
+        # when that was made: what it holds is as old as it)
+        self.frozen_parent: dict[int, int] = {}
         self.seen: set[int] = set()
         self.attr_names: dict[type, tuple[str, ...]] = {}
         self.enter_type: dict[type, bool] = {}  # (types: alive while their objects are)
@@ -350,14 +353,18 @@ class _Walker:
         stack: list[tuple[Any, int, str]] = [(obj, 0, "")]
         path: list[str] = []
         found_path: list[int] = []  # depth -> oid of a leak on the path (0: none)
+        frozen_path: list[int] = []  # depth -> id of a tuple or frozenset there, or 0
         n = 0
         while stack:
             o, depth, step = stack.pop()
             oi = id(o)
             del path[depth:]
             del found_path[depth:]
+            del frozen_path[depth:]
             path.append(step)
             found_path.append(0)
+            tp = type(o)
+            frozen_path.append(oi if tp is tuple or tp is frozenset else 0)
             if oi in targets and oi not in self.found and (
                     before < 0 or self.t_first.get(oi, 0) >= before):
                 proof = targets[oi](o)
@@ -366,6 +373,8 @@ class _Walker:
                     self.found[oi] = (o, root_desc + "".join(path), root_kind + "|" + proof,
                                       [outer])
                     found_path[-1] = oi
+                    if depth and frozen_path[depth - 1]:
+                        self.frozen_parent[oi] = frozen_path[depth - 1]
             if oi in self.seen or not self.enters(o):
                 continue
             self.seen.add(oi)
@@ -588,13 +597,16 @@ def find_leaks(
     *,
     deathwatch: Any = None,
     import_time: set[int] | frozenset[int] = frozenset(),
+    preexisting: dict[int, int] | None = None,
     max_candidates: int = 100_000,
     budget_ns: int = 30_000_000_000,
     on_incomplete: Any = None,
 ) -> list[Leak]:
     """Leaked objects of a finished replay, in this live process (see the module).
-    ``on_incomplete(message)`` is told what was not looked at (candidates past
-    ``max_candidates``, roots past the time budget)."""
+    ``import_time``: ids first bound while a module was imported; ``preexisting``: id ->
+    token of the scope instance it was first bound in, for objects proven older than
+    that instance (``_hooks._note_age``). ``on_incomplete(message)`` is told what was
+    not looked at (candidates past ``max_candidates``, roots past the time budget)."""
     deadline = time.perf_counter_ns() + budget_ns
     scopes = analysis.scopes
 
@@ -614,6 +626,10 @@ def find_leaks(
             continue
         if protected(oid) or oid in import_time:
             continue  # (made while a module was imported: its set-up)
+        if _older_than_creator(oid, life.creator_tok, preexisting):
+            # it existed before the scope that first named it began (and so before its
+            # creator, that scope or a later one): read there, not made there
+            continue
         candidates[oid] = life
         if len(candidates) >= max_candidates:
             if on_incomplete is not None:
@@ -662,6 +678,15 @@ def find_leaks(
         _unreachable_cycles(walker, candidates, targets)
     leaks: list[Leak] = []
     held = dict.fromkeys(walker.found, 1)
+    dropped = set()
+    for oid, parent in walker.frozen_parent.items():
+        # an item of a tuple or frozenset older than its creator: as old as its holder
+        if _older_than_creator(parent, candidates[oid].creator_tok, preexisting):
+            del walker.found[oid]
+            dropped.add(oid)
+    for outer_of in [rec[3] for rec in walker.found.values()]:
+        if outer_of[0] in dropped:
+            outer_of[0] = 0  # (not inside a leak after all: listed itself)
     for oid, (obj, chain, how, outer) in list(walker.found.items()):
         life = candidates[oid]
         root_kind, _, proof = how.partition("|")
@@ -690,7 +715,17 @@ def find_leaks(
         del obj
     walker.found.clear()
     walker.seen.clear()
+    walker.frozen_parent.clear()
     return leaks
+
+
+def _older_than_creator(oid: int, creator_tok: int, preexisting: dict[int, int] | None) -> bool:
+    """Was the object ``oid`` proven to exist before the scope instance ``creator_tok``
+    began? ``preexisting`` holds, for each object proven older than the instance that
+    first bound it, that instance's token; tokens grow with entry order, so an instance
+    entered at or after that one began after the object existed."""
+    older = preexisting.get(oid) if preexisting else None
+    return older is not None and creator_tok >= older
 
 
 def _program_itself(obj: Any, chain: str) -> bool:

@@ -113,6 +113,7 @@ class MemoryTracker:
         with census._one_at_a_time:
             found = find_leaks(an, _hooks._watched, deathwatch=_hooks._dw,
                                import_time=_hooks._import_time,
+                               preexisting=_hooks._preexisting,
                                on_incomplete=lambda msg: _hooks._error("leaks", RuntimeError(msg)))
         return an, found
 
