@@ -97,6 +97,8 @@ class SiteInfo:
     label: str
     vs: VarStats
     group: Group  # by_scope aggregate
+    lkey: tuple[int, str]  # (scope id, name): its key among a scope instance's names
+    param: bool  # bound as a parameter
 
 
 @dataclass(slots=True, eq=False)
@@ -228,6 +230,7 @@ class VarStats:
         }
 
 
+_CLASS = int(ScopeKind.CLASS)
 _I = int
 # the fields of the rows a census and the monitor write: ints, but a string where named
 _SHAPES: dict[int, tuple[type, ...]] = {
@@ -388,6 +391,10 @@ class Analysis:
         self.by_scope: dict[str, Group] = {}
         self.by_thread: dict[str, Group] = {}
         self.by_task: dict[str, Group] = {}
+        self._type_group: dict[int, tuple[str, Group]] = {}  # type id -> (name, by_type)
+        self._no_inst_groups: tuple[Group, Group] | None = None
+        # (thread name, task name) -> (by_thread, by_task) groups of scope instances
+        self._inst_groups: dict[tuple[str, str], tuple[Group, Group]] = {}
         self.leaks: list[dict[str, Any]] = []
         self.errors: list[tuple[int, str, str]] = []
         self.alias_pairs: dict[tuple[str, str], int] = {}
@@ -408,8 +415,12 @@ class Analysis:
         self.t_first = -1
         self.t_last = -1
         self.finals = 0
-        self._obj_live: dict[int, int] = {}  # oid -> number of live bindings
-        self._obj_bytes: dict[int, int] = {}  # oid -> bytes counted for it
+        # objects with more than one live binding (or that had, while any lives):
+        # oid -> number of live bindings, oid -> bytes counted for it; the groups of
+        # their bindings hold them in ``Group.objs``. An object named once is counted
+        # by its one binding alone, in none of these.
+        self._obj_live: dict[int, int] = {}
+        self._obj_bytes: dict[int, int] = {}
         # the process's own memory (MEM rows): (t, resident bytes), thinned like
         # ``timeline``; the resident peak is the largest high-water mark reported
         self.memory: list[tuple[int, int]] = []
@@ -439,33 +450,47 @@ class Analysis:
             self._bind(ev)
         elif k == ENTER:
             _, t, scope, tok, thread, task = ev
-            self._time(t)
+            if self.t_first < 0:  # _time, inline
+                self.t_first = t
+            if t > self.t_last:
+                self.t_last = t
             tn = self.threads.get(thread, "?") if thread else "?"
             kn = self.tasks.get(task, "") if task else ""
-            inst = self.instances[tok] = Instance(
-                tok, scope, thread, task, t, tn, kn,
-                (self._group(self.by_thread, tn), self._group(self.by_task, kn or "-")),
-            )  # fmt: skip
+            tgroups = self._inst_groups.get((tn, kn))
+            if tgroups is None:
+                tgroups = self._inst_groups[(tn, kn)] = (
+                    self._group(self.by_thread, tn), self._group(self.by_task, kn or "-"))
+            inst = self.instances[tok] = Instance(tok, scope, thread, task, t, tn, kn, tgroups)
             if scope in self._lambda_scopes:
                 self._open_lambdas.setdefault(thread, []).append(inst)
-            c = self.scope_instances.setdefault(scope, [0, 0, 0])
+            c = self.scope_instances.get(scope)
+            if c is None:
+                c = self.scope_instances[scope] = [0, 0, 0]
             c[0] += 1
-            c[2] += 1
-            c[1] = max(c[1], c[2])
+            n = c[2] = c[2] + 1
+            if n > c[1]:
+                c[1] = n
         elif k == EXIT:
             self._exit(ev[1], ev[2])
         elif k == UNBIND:
             _, t, site, tok = ev
-            self._time(t)
+            if self.t_first < 0:
+                self.t_first = t
+            if t > self.t_last:
+                self.t_last = t
             row = self.sites.get(site)
             if row is not None:
-                b = self.live.get(tok, {}).get((row.scope, row.name))
+                in_tok = self.live.get(tok)
+                b = in_tok.get((row.scope, row.name)) if in_tok is not None else None
                 if b is not None:
                     self._end(b, t, "unbind")
                 self.unbinds += 1
         elif k == FINAL:
             _, t, oid = ev
-            self._time(t)
+            if self.t_first < 0:
+                self.t_first = t
+            if t > self.t_last:
+                self.t_last = t
             self.finals += 1
             life = self.objects.pop(oid, None)
             if life is not None:
@@ -476,8 +501,10 @@ class Analysis:
                 if self.on_object_end is not None:
                     self.on_object_end(life)
             # bindings still naming a finalized object are stale (their scope went)
-            for b in list(self.by_oid.get(oid, {}).values()):
-                self._end(b, t, "final")
+            same = self.by_oid.get(oid)
+            if same:
+                for b in list(same.values()):
+                    self._end(b, t, "final")
         elif k == SITE:
             self.sites[ev[1]] = SiteRow(ev[2], ev[3], ev[4], ev[5], ev[6])
         elif k == MODULE:  # a module's table straight from the runtime (not a capture)
@@ -491,6 +518,7 @@ class Analysis:
                 self._lambda_scopes.add(ev[1])
         elif k == TYPE:
             self.types[ev[1]] = ev[2]
+            self._type_group.pop(ev[1], None)
         elif k == THREAD:
             self.threads[ev[1]] = ev[2]
         elif k == TASK:
@@ -623,6 +651,7 @@ class Analysis:
         group = self.by_scope.get(gkey)
         if group is None:
             group = self.by_scope[gkey] = Group()
+        kind = kind_name(row.kind, BindKind) if row else "unknown"
         info = SiteInfo(
             row.scope if row is not None else -1,
             var,
@@ -631,11 +660,13 @@ class Analysis:
             srow.file if srow else "?",
             row.line if row else 0,
             row.col if row else 0,
-            kind_name(row.kind, BindKind) if row else "unknown",
+            kind,
             key,
             f"{scope}.{var}",
             vs,
             group,
+            (row.scope if row is not None else -1, var),
+            kind == "param",
         )
         if row is not None and in_scope < 0:  # a site seen before its row: look again later
             self._site_info[site] = info
@@ -681,13 +712,20 @@ class Analysis:
                 self.t_first = t
         self.binds += 1
         inst = self.instances.get(tok)
-        if self._open_lambdas and inst is not None:
-            self._lambdas_done(inst, t)
-        if inst is not None and inst.scope in self._explicit_scopes:
-            si = self._explicit_site(site, inst.scope)  # track_var inside a track_scope
+        if inst is not None:
+            if self._open_lambdas:
+                self._lambdas_done(inst, t)
+            if inst.scope in self._explicit_scopes:  # track_var inside a track_scope
+                si = self._explicit_site(site, inst.scope)
+            else:
+                si = self._site_info.get(site) or self._site(site)
+            thread, task, tgroups = inst.thread, inst.task, inst.groups
+            thread_name, task_name = inst.thread_name, inst.task_name
         else:
             si = self._site_info.get(site) or self._site(site)
-        lkey = (si.scope_id, si.var)
+            thread = task = 0
+            thread_name, task_name, tgroups = "?", "", None
+        lkey = si.lkey
         live = self.live
         in_tok = live.get(tok)
         if in_tok is None:
@@ -698,55 +736,52 @@ class Analysis:
                 self._end(old, t, "rebind")
                 if tok not in live:  # ending the last binding dropped the dict
                     in_tok = live[tok] = {}
-        if inst is not None:
-            thread, task, tgroups = inst.thread, inst.task, inst.groups
-            thread_name, task_name = inst.thread_name, inst.task_name
-        else:
-            thread = task = 0
-            thread_name, task_name, tgroups = "?", "", None
         if tgroups is None:
-            tgroups = (self._group(self.by_thread, "?"), self._group(self.by_task, "-"))
-        tname = self.types.get(ti, "?")
+            tgroups = self._no_instance_groups()
+        typed = self._type_group.get(ti)
+        if typed is None:
+            tname = self.types.get(ti, "?")
+            typed = self._type_group[ti] = (tname, self._group(self.by_type, tname))
+        tname = typed[0]
         nbytes = deep if deep >= 0 else (size if size > 0 else 0)
-        groups = (self._group(self.by_type, tname), si.group, *tgroups)
+        groups = (typed[1], si.group, tgroups[0], tgroups[1])
+        bid = self.next_id
+        self.next_id = bid + 1
         b = Binding(
-            self.next_id, si.var, si.scope, si.module, si.file, si.line, si.col, si.kind,
+            bid, si.var, si.scope, si.module, si.file, si.line, si.col, si.kind,
             tname, oid, size, deep, refcnt, addr, bufsize, thread, thread_name, task,
             task_name, self.pid, tok, si.scope_id, t, [], nbytes, si.key, groups, si.vs,
         )  # fmt: skip
-        self.next_id += 1
-        same = self.by_oid.get(oid)
+        by_oid = self.by_oid
+        same = by_oid.get(oid)
         if same is None:
-            self.by_oid[oid] = {b.id: b}
+            by_oid[oid] = {bid: b}
         else:
             label = si.label
+            pairs = self.alias_pairs
+            aliases = b.aliases
             for other in same.values():
                 olabel = f"{other.scope}.{other.var}"
-                b.aliases.append(olabel)
+                aliases.append(olabel)
                 other.aliases.append(label)
                 pair = (olabel, label) if olabel <= label else (label, olabel)
-                self.alias_pairs[pair] = self.alias_pairs.get(pair, 0) + 1
-            same[b.id] = b
+                pairs[pair] = pairs.get(pair, 0) + 1
+            same[bid] = b
         in_tok[lkey] = b
-        self.nlive += 1
-        life = self.objects.get(oid)
+        nlive = self.nlive = self.nlive + 1
+        objects = self.objects
+        life = objects.get(oid)
         if life is None:
-            self.objects[oid] = ObjectLife(
-                oid, tname, t, b.id, tok, nbytes, size, si.label, si.key, si.file, si.line,
-                by_param=si.kind == "param",
+            objects[oid] = ObjectLife(
+                oid, tname, t, bid, tok, nbytes, size, si.label, si.key, si.file, si.line,
+                -1, False, si.param,
             )  # fmt: skip
-        elif life.by_param and si.kind != "param":
+        elif life.by_param and not si.param:
             # a parameter only receives an object made elsewhere (``self`` in
             # ``__init__``): the first other binding names where it was made
-            life.first_binding, life.creator_tok, life.by_param = b.id, tok, False
+            life.first_binding, life.creator_tok, life.by_param = bid, tok, False
             life.first_var, life.first_key = si.label, si.key
             life.file, life.line = si.file, si.line
-        # tracked bytes: each object once, at its latest size
-        n = self._obj_live.get(oid, 0)
-        self._obj_live[oid] = n + 1
-        prev = self._obj_bytes.get(oid, 0) if n > 0 else 0
-        self._obj_bytes[oid] = nbytes
-        self.active_bytes += nbytes - prev
         vs = si.vs
         vs.binds += 1
         vs.types.add(tname)
@@ -754,33 +789,82 @@ class Analysis:
         if nbytes > vs.peak_bytes:
             vs.peak_bytes = nbytes
         vs.threads.add(thread)
-        for g in groups:
+        # tracked bytes: each object once, at its latest size
+        if same is None:  # named once: counted by this binding, in every group
+            active = self.active_bytes = self.active_bytes + nbytes
+            for g in groups:
+                g.binds += 1
+                g.bytes += nbytes
+                g.active += 1
+                ab = g.active_bytes = g.active_bytes + nbytes
+                if ab > g.peak_bytes:
+                    g.peak_bytes = ab
+        else:
+            active = self._bind_shared(b, same)
+        if active > self.peak_bytes:
+            self.peak_bytes = active
+            self.peak_t = t
+            self.peak_count = nlive
+        if self.on_binding_start is not None:
+            self.on_binding_start(b)
+        skip = self._timeline_skip + 1
+        if skip < self._timeline_step:
+            self._timeline_skip = skip
+        else:
+            self._timeline_skip = 0
+            self._take_sample(t)
+
+    def _bind_shared(self, b: Binding, same: dict[int, Binding]) -> int:
+        """Count ``b``, a binding of an object other live bindings name (``same``, ``b``
+        among them): each object once, at its latest size, in the analysis and in each
+        group; returns the tracked bytes."""
+        oid, nbytes = b.oid, b.bytes
+        obj_live, obj_bytes = self._obj_live, self._obj_bytes
+        if oid not in obj_bytes:  # its second name: the first one's count, held now
+            for ob in same.values():
+                if ob is not b:
+                    obj_live[oid] = 1
+                    obj_bytes[oid] = ob.bytes
+                    for g in ob.groups:
+                        g.objs[oid] = [1, ob.bytes]
+        n = obj_live.get(oid, 0)
+        obj_live[oid] = n + 1
+        prev = obj_bytes.get(oid, 0) if n > 0 else 0
+        obj_bytes[oid] = nbytes
+        active = self.active_bytes = self.active_bytes + nbytes - prev
+        for g in b.groups:
             g.binds += 1
             g.bytes += nbytes
             g.active += 1
-            held = g.objs.get(oid)
+            objs = g.objs
+            held = objs.get(oid)
             if held is None:
-                g.objs[oid] = [1, nbytes]
-                g.active_bytes += nbytes
+                objs[oid] = [1, nbytes]
+                ab = g.active_bytes = g.active_bytes + nbytes
             else:  # another name of the group for an object it holds: latest size
                 held[0] += 1
-                g.active_bytes += nbytes - held[1]
+                ab = g.active_bytes = g.active_bytes + nbytes - held[1]
                 held[1] = nbytes
-            if g.active_bytes > g.peak_bytes:
-                g.peak_bytes = g.active_bytes
-        if self.active_bytes > self.peak_bytes:
-            self.peak_bytes = self.active_bytes
-            self.peak_t = t
-            self.peak_count = self.nlive
-        if self.on_binding_start is not None:
-            self.on_binding_start(b)
-        self._sample(t)
+            if ab > g.peak_bytes:
+                g.peak_bytes = ab
+        return active
+
+    def _no_instance_groups(self) -> tuple[Group, Group]:
+        """(thread, task) groups of a bind outside any recorded scope instance."""
+        g = self._no_inst_groups
+        if g is None:
+            g = self._no_inst_groups = (self._group(self.by_thread, "?"),
+                                        self._group(self.by_task, "-"))
+        return g
 
     def _sample(self, t: int) -> None:
         self._timeline_skip += 1
         if self._timeline_skip < self._timeline_step:
             return
         self._timeline_skip = 0
+        self._take_sample(t)
+
+    def _take_sample(self, t: int) -> None:
         self.timeline.append((t, self.active_bytes))
         if len(self.timeline) >= self.max_timeline_points:
             # halve the resolution, keep each pair's larger value so peaks survive
@@ -791,61 +875,84 @@ class Analysis:
             self._timeline_step *= 2
 
     def _end(self, b: Binding, t: int, why: str) -> None:
-        in_tok = self.live.get(b.tok)
+        tok = b.tok
+        oid = b.oid
+        live = self.live
+        in_tok = live.get(tok)
         key = (b.scope_id, b.var)
         if in_tok is not None and in_tok.get(key) is b:
             del in_tok[key]
             self.nlive -= 1
             if not in_tok:
-                del self.live[b.tok]
-        same = self.by_oid.get(b.oid)
+                del live[tok]
+        by_oid = self.by_oid
+        same = by_oid.get(oid)
         if same is not None:
             same.pop(b.id, None)
             if not same:
-                del self.by_oid[b.oid]
+                del by_oid[oid]
         b.t_unbind = t
         b.end = why
         nbytes = b.bytes
-        n = self._obj_live.get(b.oid, 0) - 1
-        if n <= 0:
-            self._obj_live.pop(b.oid, None)
-            self.active_bytes -= self._obj_bytes.pop(b.oid, nbytes)
+        if oid not in self._obj_bytes:  # named once: counted by this binding alone
+            self.active_bytes -= nbytes
+            for g in b.groups:
+                g.active -= 1
+                g.active_bytes -= nbytes
         else:
-            self._obj_live[b.oid] = n
-        oid = b.oid
-        for g in b.groups:
-            g.active -= 1
-            held = g.objs.get(oid)
-            if held is not None:
-                held[0] -= 1
-                if held[0] <= 0:
-                    g.active_bytes -= held[1]
-                    del g.objs[oid]
+            obj_live = self._obj_live
+            n = obj_live.get(oid, 0) - 1
+            if n <= 0:
+                obj_live.pop(oid, None)
+                self.active_bytes -= self._obj_bytes.pop(oid, nbytes)
+            else:
+                obj_live[oid] = n
+            for g in b.groups:
+                g.active -= 1
+                objs = g.objs
+                held = objs.get(oid)
+                if held is not None:
+                    c = held[0] = held[0] - 1
+                    if c <= 0:
+                        g.active_bytes -= held[1]
+                        del objs[oid]
         vs = b.vs
         if vs is not None and t - b.t_bind > vs.max_lifetime_ns:
             vs.max_lifetime_ns = t - b.t_bind
-        self._sample(t)
+        skip = self._timeline_skip + 1
+        if skip < self._timeline_step:
+            self._timeline_skip = skip
+        else:
+            self._timeline_skip = 0
+            self._take_sample(t)
         if self.keep_history:
             self.history.append(b)
         if self.on_binding_end is not None:
             self.on_binding_end(b)
 
     def _exit(self, t: int, tok: int) -> None:
-        self._time(t)
+        if self.t_first < 0:  # _time, inline
+            self.t_first = t
+        if t > self.t_last:
+            self.t_last = t
         inst = self.instances.get(tok)
         if inst is None:
             return
         if self._open_lambdas:
             self._lambdas_done(inst, t, exiting=True)
         del self.instances[tok]
-        row = self.scopes.get(inst.scope)
-        if row is not None and row.kind == ScopeKind.CLASS:
-            self.ended_instances[tok] = inst.scope
-        c = self.scope_instances.get(inst.scope)
+        scope = inst.scope
+        row = self.scopes.get(scope)
+        if row is not None and row.kind == _CLASS:
+            self.ended_instances[tok] = scope
+        c = self.scope_instances.get(scope)
         if c is not None:
             c[2] -= 1
-        for b in list(self.live.get(tok, {}).values()):
-            self._end(b, t, "scope_exit")
+        in_tok = self.live.get(tok)
+        if in_tok:
+            end = self._end
+            for b in list(in_tok.values()):
+                end(b, t, "scope_exit")
 
     def leak_groups(self) -> list[dict[str, Any]]:
         """Leaks made at one site and kept by one chain (a chain holds no values, so the

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from memscope.analysis import Analysis, Binding, ObjectLife
-from memscope.reporters._format import scope_key, task_key, thread_key, var_label
+from memscope.reporters._format import scope_key, var_label
 from memscope.reporters._raw import ENDS, RAW_LIMIT, RawSink
 from memscope.reporters._series import SERIES_BUCKETS, SERIES_CANDIDATES, Series
 from memscope.reporters._spans import Spans
@@ -150,8 +150,11 @@ class Collector:
 
     def bind(self, b: Binding) -> None:
         if self.t0 < 0:
-            self.t0 = self.an.t_first if self.an is not None and self.an.t_first >= 0 else b.t_bind
+            an = self.an
+            self.t0 = an.t_first if an is not None and an.t_first >= 0 else b.t_bind
             self.series.t0 = self.t0
+            if an is not None and an.on_binding_start == self.bind:
+                an.on_binding_start = self.series.bind  # the clock is set: straight on
         self.series.bind(b)
 
     def end(self, b: Binding) -> None:
@@ -166,23 +169,42 @@ class Collector:
         v = self.vars[vi]
         tb, tu = b.t_bind, b.t_unbind
         end = tu if tu >= 0 else t_end
-        ti = self.types(b.type)
-        th = self.threads(thread_key(b))
-        tk = self.tasks(task_key(b))
-        for spans_, lane in ((self.th_span, th), (self.tk_span, tk)):
-            sp = spans_.get(lane)
-            if sp is None:
-                spans_[lane] = [tb, end]
-            else:
-                if tb < sp[0]:
-                    sp[0] = tb
-                if end > sp[1]:
-                    sp[1] = end
-        self.pids[b.pid] = self.pids.get(b.pid, 0) + 1
-        if b.size > v.shallow:
-            v.shallow = b.size
-        if b.deep > v.deep:
-            v.deep = b.deep
+        name = b.type
+        ti = self.types.index.get(name)
+        if ti is None:
+            ti = self.types(name)
+        name = b.thread_name if b.thread else "?"  # thread_key
+        th = self.threads.index.get(name)
+        if th is None:
+            th = self.threads(name)
+        name = b.task_name or "-"  # task_key
+        tk = self.tasks.index.get(name)
+        if tk is None:
+            tk = self.tasks(name)
+        sp = self.th_span.get(th)
+        if sp is None:
+            self.th_span[th] = [tb, end]
+        else:
+            if tb < sp[0]:
+                sp[0] = tb
+            if end > sp[1]:
+                sp[1] = end
+        sp = self.tk_span.get(tk)
+        if sp is None:
+            self.tk_span[tk] = [tb, end]
+        else:
+            if tb < sp[0]:
+                sp[0] = tb
+            if end > sp[1]:
+                sp[1] = end
+        pids = self.pids
+        pid = b.pid
+        pids[pid] = pids.get(pid, 0) + 1
+        size, deep = b.size, b.deep
+        if size > v.shallow:
+            v.shallow = size
+        if deep > v.deep:
+            v.deep = deep
         if v.first < 0 or tb < v.first:
             v.first = tb
         if end - tb > v.life:
@@ -190,24 +212,37 @@ class Collector:
         if tu < 0:
             v.live += 1
         v.threads.add(th)
-        nal = len(b.aliases)
+        aliases = b.aliases
+        nal = len(aliases)
         if nal and len(v.aliases) < 12:
-            v.aliases.update(b.aliases[:12])
+            v.aliases.update(aliases[:12])
         ei = _END_INDEX.get(b.end, 0)
         h = v.hist
-        h.append((tb, b.id, tu, ti, b.size, b.deep, ei, th, tk, nal, b.line))
+        line = b.line
+        h.append((tb, b.id, tu, ti, size, deep, ei, th, tk, nal, line))
         if len(h) > 2 * self.history_per_var:
             h.sort()
             del h[: len(h) - self.history_per_var]
-        v.segs.add(tb, end, b.bytes, self._q(end), self.resolution)
+        nbytes = b.bytes
+        t0 = self.t0
+        # the Gantt quantum now (``_q``)
+        res = self.resolution
+        v.segs.add(tb, end, nbytes, max(0, (end - t0) // res) if t0 >= 0 else 0, res)
         if b.addr >= 0 or b.bufsize >= 0:
             self._buffer(v, b, ti, end)
-        t0 = self.t0 if self.t0 >= 0 else tb
-        self.raw.add(
-            (float(tb - t0), float(tu - tb) if tu >= 0 else -1.0, float(b.bytes),
-             float(b.size), float(b.deep), float(b.pid), vi, ti, th, tk,
-             objno & 0x7FFFFFFF, b.line, nal, ei)
-        )  # fmt: skip
+        if t0 < 0:
+            t0 = tb
+        raw = self.raw
+        raw.total += 1
+        if raw.n < raw.limit:  # RawSink.add, inline (the f64 columns take ints as floats)
+            raw.n += 1
+            rows = raw.rows
+            rows.append(
+                (tb - t0, tu - tb if tu >= 0 else -1, nbytes, size, deep, b.pid, vi, ti, th,
+                 tk, objno & 0x7FFFFFFF, line, nal, ei)
+            )  # fmt: skip
+            if len(rows) >= 2048:
+                raw.batch()
 
     def _buffer(self, v: _Var, b: Binding, ti: int, end: int) -> None:
         d = v.buf

@@ -84,10 +84,14 @@ class RawSink:
         self.n += 1
         rows = self.rows
         rows.append(row)
-        if len(rows) >= 2048:  # rows -> columns a batch at a time
-            self._columns()
-            if len(self.cols[0]) >= _RAW_CHUNK:
-                self._flush()
+        if len(rows) >= 2048:
+            self.batch()
+
+    def batch(self) -> None:
+        """Rows -> columns a batch at a time (every 2,048 rows), to the files by chunks."""
+        self._columns()
+        if len(self.cols[0]) >= _RAW_CHUNK:
+            self._flush()
 
     def _columns(self) -> None:
         if self.rows:

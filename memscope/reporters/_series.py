@@ -10,6 +10,7 @@ from memscope.analysis import Analysis, Binding
 from memscope.reporters._format import GROUPINGS, OTHER, _group_keys, _group_label, clean
 
 NG = len(GROUPINGS)
+assert NG == 5, "Series._groups_slots unrolls the five groupings"
 
 SERIES_BUCKETS = 1200
 """Buckets the dashboard's memory chart has at most (the SVG asks for fewer)."""
@@ -60,7 +61,9 @@ class Series:
         self.totals: list[int] = []
         self.cur = 0  # index of the open bucket
         self.best = 0
-        self.snap: array[Any] | None = None  # None: the current state is the best
+        # the state at the open bucket's best (a list while the bucket is open, an array
+        # once it was a row); None: the current state is the best
+        self.snap: array[Any] | list[int] | None = None
         # oid -> [bytes counted, owner's groups, [(binding id, groups) live, in bind
         # order], object number]
         self.live: dict[int, list[Any]] = {}
@@ -70,7 +73,9 @@ class Series:
     # -- buckets --
 
     def _close(self) -> None:
-        self.rows.append(self.snap if self.snap is not None else array("q", self.state))
+        snap = self.snap
+        self.rows.append(array("q", self.state) if snap is None
+                         else array("q", snap) if isinstance(snap, list) else snap)
         self.totals.append(self.best)
 
     def _fold_pending(self) -> None:
@@ -158,8 +163,15 @@ class Series:
             self.best = total
             self.snap = None
         elif self.snap is None:
-            self.snap = array("q", self.state)
+            self.snap = self.state[:]
         state, maps = self.state, self.maps
+        if old is new:  # the same owner, another size
+            if old is not None and old_bytes != new_bytes:
+                d = new_bytes - old_bytes
+                for g in range(NG):
+                    state[maps[g].get(old[g], g)] += d
+            self.total = total
+            return
         if old is not None and old_bytes:
             for g in range(NG):
                 state[maps[g].get(old[g], g)] -= old_bytes
@@ -205,41 +217,82 @@ class Series:
     def _groups(self, b: Binding) -> tuple[Any, ...]:
         """The binding's group in every grouping (identities, not names), admitting
         groups seen for the first time as candidates where there is room."""
-        if b.vs is not None and len(b.groups) == 4:
+        return self._groups_slots(b)[0]
+
+    def _groups_slots(self, b: Binding) -> tuple[tuple[Any, ...], list[int]]:
+        """``_groups`` and the state slot each group is counted in now (its own, or the
+        grouping's "(other)")."""
+        groups = b.groups
+        nbytes = b.bytes
+        maps, slot_w = self.maps, self.slot_w
+        if b.vs is not None and len(groups) == 4:
             ids: tuple[Any, ...] = (
-                id(b.vs),
-                id(b.groups[1]),
-                id(b.groups[0]),
-                id(b.groups[2]),
-                id(b.groups[3]),
-            )
+                id(b.vs), id(groups[1]), id(groups[0]), id(groups[2]), id(groups[3]))
+            # the common case, unrolled: every group a candidate already
+            s0 = maps[0].get(ids[0])
+            s1 = maps[1].get(ids[1])
+            s2 = maps[2].get(ids[2])
+            s3 = maps[3].get(ids[3])
+            s4 = maps[4].get(ids[4])
+            if not (s0 is None or s1 is None or s2 is None or s3 is None or s4 is None):
+                if nbytes > slot_w[s0]:
+                    slot_w[s0] = nbytes
+                if nbytes > slot_w[s1]:
+                    slot_w[s1] = nbytes
+                if nbytes > slot_w[s2]:
+                    slot_w[s2] = nbytes
+                if nbytes > slot_w[s3]:
+                    slot_w[s3] = nbytes
+                if nbytes > slot_w[s4]:
+                    slot_w[s4] = nbytes
+                return ids, [s0, s1, s2, s3, s4]
         else:
             ids = _group_keys(b)
-        nbytes = b.bytes
+        slots = []
         for g in range(NG):
             ident = ids[g]
-            s = self.maps[g].get(ident)
+            s = maps[g].get(ident)
             if s is not None:
-                if nbytes > self.slot_w[s]:
-                    self.slot_w[s] = nbytes
+                if nbytes > slot_w[s]:
+                    slot_w[s] = nbytes
             elif ident not in self.dropped[g]:
                 self._admit(g, ident, _group_keys(b)[g], nbytes)
-        return ids
+                s = maps[g].get(ident, g)
+            else:
+                s = g
+            slots.append(s)
+        return ids, slots
 
     # -- events --
 
     def bind(self, b: Binding) -> None:
-        self._at(b.t_bind)
-        ids = self._groups(b)
-        rec = self.live.get(b.oid)
+        t = b.t_bind
+        t0 = self.t0
+        if t0 < 0 or (t - t0) >> self.k > self.cur:  # _at, unless the same bucket
+            self._at(t)
+        ids, slots = self._groups_slots(b)
+        nbytes = b.bytes
+        oid = b.oid
+        rec = self.live.get(oid)
         if rec is None:
-            self.objects += 1
-            self.live[b.oid] = [b.bytes, ids, [(b.id, ids)], self.objects]
-            self._change(None, 0, ids, b.bytes)
+            n = self.objects = self.objects + 1
+            self.live[oid] = [nbytes, ids, [(b.id, ids)], n]
+            # _change(None, 0, ids, nbytes), the slots known
+            total = self.total + nbytes
+            if total > self.best:
+                self.best = total
+                self.snap = None
+            elif self.snap is None:
+                self.snap = self.state[:]
+            if nbytes:
+                state = self.state
+                for s in slots:
+                    state[s] += nbytes
+            self.total = total
         else:
             rec[2].append((b.id, ids))
-            self._change(rec[1], rec[0], rec[1], b.bytes)  # latest size, same owner
-            rec[0] = b.bytes
+            self._change(rec[1], rec[0], rec[1], nbytes)  # latest size, same owner
+            rec[0] = nbytes
 
     def object_number(self, b: Binding) -> int:
         rec = self.live.get(b.oid)
@@ -250,10 +303,30 @@ class Series:
         rec = self.live.get(b.oid)
         if rec is None:
             return 0
-        self._at(b.t_unbind)
+        t = b.t_unbind
+        t0 = self.t0
+        if t0 < 0 or (t - t0) >> self.k > self.cur:  # _at, unless the same bucket
+            self._at(t)
         members = rec[2]
+        bid = b.id
+        if len(members) == 1 and members[0][0] == bid:  # its only name: the object goes
+            del self.live[b.oid]
+            old_bytes = rec[0]
+            # _change(rec[1], old_bytes, None, 0)
+            total = self.total - old_bytes
+            if total > self.best:
+                self.best = total
+                self.snap = None
+            elif self.snap is None:
+                self.snap = self.state[:]
+            if old_bytes:
+                state, maps, old = self.state, self.maps, rec[1]
+                for g in range(NG):
+                    state[maps[g].get(old[g], g)] -= old_bytes
+            self.total = total
+            return int(rec[3])
         for j in range(len(members)):
-            if members[j][0] == b.id:
+            if members[j][0] == bid:
                 break
         else:
             return int(rec[3])

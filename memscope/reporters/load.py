@@ -199,6 +199,17 @@ class Prepared:
             return ((0, 0, ev) for ev in self.tracker.events())
         return capture_events(self.caps)
 
+    def _one_process(self) -> tuple[int, Iterable[Event]] | None:
+        """(pid, events) when the source is one process's stream (``stream`` would yield
+        ``(pid, 0, event)`` for each), else None."""
+        if self.tracker is not None:
+            return 0, self.tracker.events()
+        secs = _sections(self.caps)
+        if len(secs) != 1:
+            return None
+        c, _, pid, _ = secs[0]
+        return pid, c.events(check=True)
+
     def run(
         self,
         *,
@@ -223,9 +234,15 @@ class Prepared:
         if progress is not None:
             progress.start_events(total)
         n = 0
-        for pid, _sec, ev in self.stream():
+        one = self._one_process()
+        if one is not None:
+            pid, events = one
+        else:  # several processes: the analysis told of each event's process first
+            pid, events = 0, _told_process(self.stream(), an)
+        kget = kinds.get
+        for ev in events:
             k = ev[0]
-            kinds[k] = kinds.get(k, 0) + 1
+            kinds[k] = kget(k, 0) + 1
             n += 1
             if not n & 0xFFFF and progress is not None:
                 progress.events(n)
@@ -251,6 +268,19 @@ class Prepared:
         # rows of the captures that could not be used (memscope.capture.rows)
         run_meta["skipped_rows"] = sum(sum(c.skipped.values()) for c in self.caps)
         return Run(an, run_meta, t0, kinds, sampled, time.perf_counter() - t_start)
+
+
+def _told_process(stream: Iterable[tuple[int, int, Event]], an: Analysis) -> Iterator[Event]:
+    """The events of ``stream``; before each, ``an`` is told the process it comes from
+    when that changed (a PROC row says so itself)."""
+    cur_pid = -1
+    for pid, _sec, ev in stream:
+        if ev[0] == PROC:
+            cur_pid = ev[1]
+        elif pid != cur_pid and pid:
+            an.set_process(pid)
+            cur_pid = pid
+        yield ev
 
 
 def prepare(source: Any, meta: dict[str, Any] | None = None) -> Prepared:
