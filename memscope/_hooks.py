@@ -91,6 +91,7 @@ import itertools
 import os
 import sys
 import time
+from bisect import bisect_left as _bisect
 
 from memscope import _detached, _swap, _threads, sizing
 from memscope._signals import reraise_signal as _reraise_signal
@@ -181,9 +182,11 @@ _import_time: set[int] = set()
 # full mode: ids of watched objects proven older than the scope instance that first
 # bound them (``_note_age``) -> that instance's token; dropped as they die
 _preexisting: dict[int, int] = {}
-# (token taken just after, a new dict's version tag, a marker list), one per first
-# watch: the state of the interpreter before every scope instance entered after it
-_polls: list[tuple[int, int, list[Any]]] = []
+# [token taken just after, a new dict's version tag]: polls (each list its own marker in
+# the collector's young list), the state before every scope instance entered after it
+_polls: list[list[int]] = []
+_stale = [0]  # polls with a token up to this one: a collection took their markers out
+_poll_of: list[tuple[int, Any]] = [(0, None)]  # the last instance looked up, its poll
 _local = _thread._local()  # per thread: its ident (set at its first scope), re-entrancy flag
 _flush_lock: Any = _thread.RLock()  # (an RLock only to know its owner: never re-entered)
 _table_lock = _thread.RLock()
@@ -1222,29 +1225,43 @@ def _note_age(value: Any, oid: int, tok: int) -> None:
     Proof, against the latest poll taken before the instance began (a smaller token):
     the collector tracked the object before that poll's marker was made, with no
     collection since (``_deathwatch.older``); or it is a dict whose version tag is
-    below the tag of the dict the poll made. Then a poll is taken for the scope
-    instances entered after this one."""
+    below the tag of the dict the poll made. Then, if this instance began after the
+    last poll, a poll is taken for the scope instances entered after this one."""
     polls = _polls
-    i = len(polls) - 1
-    try:  # (another thread, or the gc callback, may append or trim meanwhile)
-        while i >= 0 and polls[i][0] >= tok:  # (threads may append out of order)
-            i -= 1
-        poll = polls[i] if i >= 0 else None
-    except IndexError:
-        poll = None
+    cached = _poll_of[0]
+    if cached[0] == tok:  # (the instance's earlier first watches found it)
+        poll = cached[1]
+    elif polls and polls[-1][0] < tok:  # (entered after the last poll)
+        poll = polls[-1]
+    else:
+        try:  # (another thread, or the gc callback, may append or trim meanwhile)
+            i = _bisect(polls, tok, key=_poll_tok) - 1
+            while i >= 0 and polls[i][0] >= tok:  # (threads may append out of order)
+                i -= 1
+            poll = polls[i] if i >= 0 else None
+        except IndexError:
+            poll = None
+    _poll_of[0] = (tok, poll)
     if poll is not None and poll[0] < tok:  # (any poll before the instance will do)
-        _t, version, marker = poll
-        if _age.older(value, marker, YOUNG_WALK) or (
-                _isa(value, dict) and _age.dict_version(value) < version):
+        # (a collection since the poll took its marker out of the young list: no walk)
+        if (poll[0] > _stale[0] and _age.older(value, poll, YOUNG_WALK)) or (
+                _isa(value, dict) and _age.dict_version(value) < poll[1]):
             _preexisting[oid] = tok
-    _poll()
+    if not polls or tok > polls[-1][0]:
+        _poll()  # (an instance older than the last poll: the scopes entered since have it)
+
+
+def _poll_tok(poll: list[int]) -> int:
+    return poll[0]
 
 
 def _poll() -> None:
-    marker: list[Any] = []  # tracked by the collector now: the young list's tail
-    _polls.append((_next_tok(), _age.dict_version(None), marker))  # token taken last
-    if len(_polls) > 4096:
-        del _polls[:2048]
+    poll = [0, 0]  # tracked by the collector now: the young list's tail, the marker
+    poll[1] = _age.dict_version(None)
+    poll[0] = _next_tok()  # taken last: what was read came before it
+    _polls.append(poll)
+    if len(_polls) > 1024:
+        del _polls[:512]
 
 
 def _after_collection(phase: str, _info: Any) -> None:
@@ -1252,6 +1269,8 @@ def _after_collection(phase: str, _info: Any) -> None:
     of the young list; the scope instances entered after it are judged by this one)."""
     if phase == "stop" and _age is not None:
         try:
+            if _polls:
+                _stale[0] = _polls[-1][0]  # its marker and every earlier one left the list
             _poll()
         except Exception as exc:  # (no memory for the marker, say): never raised
             _error("poll", exc)
