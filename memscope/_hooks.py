@@ -1200,17 +1200,39 @@ def _classify(tp: type, ti: int, value: Any) -> None:
 def _watch(value: Any, oid: int, tp: type) -> bool:
     """Ask for a FINAL event when the object dies: by a weak reference, or for the
     built-in types that refuse one, by the death watch (``memscope._deathwatch``).
-    True if this call began watching it (its death will be seen)."""
+    True if this call began watching it (its death will be seen). A str is watched
+    only when it is large (its block comes from the raw allocator, where the death
+    watch sees it freed) and not a constant of the code binding it."""
     if oid in _watched:
         return False
-    if id(tp) in _unweakrefable:
-        return _dw is not None and _dw.since(oid) is None and bool(_dw.watch(value, _perf()))
-    try:
-        _watched[oid] = _watch_ref(value, tp, _on_death(_finalized, oid))
-        return True
-    except TypeError:
-        _unweakrefable.add(id(tp))
-        return _dw is not None and _dw.since(oid) is None and bool(_dw.watch(value, _perf()))
+    if id(tp) not in _unweakrefable:
+        try:
+            _watched[oid] = _watch_ref(value, tp, _on_death(_finalized, oid))
+            return True
+        except TypeError:
+            _unweakrefable.add(id(tp))
+    if _dw is None or _dw.since(oid) is not None:
+        return False
+    if tp is str:
+        return (_large_str[0] and _getsizeof(value) > LARGE_STR and not _a_constant(value)
+                and bool(_dw.watch_large(value, _perf())))
+    return bool(_dw.watch(value, _perf()))
+
+
+LARGE_STR = 576  # bytes: past pymalloc's 512, a str's block is the raw allocator's
+_large_str = [False]  # the death watch can watch large str (watch_large)
+
+
+def _a_constant(value: Any) -> bool:
+    """Is ``value`` a constant of the code that binds it (a literal: the code object
+    keeps it for ever; not the program's data)? The first frame that is not memscope's
+    is the binding code's."""
+    f: Any = _getframe(1)
+    while f is not None and f.f_code.co_filename == __file__:
+        f = f.f_back
+    if f is None:
+        return False
+    return any(c is value for c in f.f_code.co_consts)
 
 
 _age: Any = None  # memscope._deathwatch when it has older and dict_version
@@ -1315,6 +1337,7 @@ def _start_deathwatch() -> None:
         return
     _deathwatch.start()
     _dw = _deathwatch
+    _large_str[0] = hasattr(_deathwatch, "watch_large")
     if hasattr(_deathwatch, "older") and hasattr(_deathwatch, "dict_version"):
         import gc
 
