@@ -12,7 +12,8 @@
  * Why only these types: int, float and str are also freed by the interpreter's own
  * specialised paths (not through tp_dealloc), so a death could be missed; heap types
  * share subtype_dealloc, which finds its base's deallocator by comparing slots and would
- * loop through a wrapper. Those are weak-referenced (memscope._hooks) or left out.
+ * loop through a wrapper. Those are weak-referenced (memscope._hooks) or left out, but
+ * for a large str, whose death is seen where its block is freed (watch_large, below).
  *
  * The trashcan: list, tuple, dict and set deallocators defer deep nesting only when
  * Py_TYPE(op)->tp_dealloc is themselves; with the slot wrapped that test fails in
@@ -174,6 +175,29 @@ watchable(PyTypeObject *tp)
     return 0;
 }
 
+static int
+insert(uintptr_t a, long long stamp)
+{
+    if (find(a) != NULL)
+        return 0; /* the same object, watched since its first stamp */
+    if ((filled + 1) * 2 > cap) {
+        size_t n = cap ? cap : 1024;
+        while ((used + 1) * 4 > n)
+            n *= 2;
+        if (resize(n) < 0)
+            return -1;
+    }
+    size_t mask = cap - 1, i = slot_of(a);
+    while (table[i].addr > DELETED)
+        i = (i + 1) & mask;
+    if (table[i].addr == EMPTY)
+        filled++;
+    table[i].addr = a;
+    table[i].stamp = stamp;
+    used++;
+    return 0;
+}
+
 /* ---- the module's functions ---------------------------------------------------------- */
 
 static PyObject *
@@ -225,24 +249,124 @@ dw_watch(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
     long long stamp = PyLong_AsLongLong(args[1]);
     if (stamp == -1 && PyErr_Occurred())
         return NULL;
-    uintptr_t a = (uintptr_t)args[0];
-    if (find(a) != NULL)
-        Py_RETURN_TRUE; /* the same object, watched since its first stamp */
-    if ((filled + 1) * 2 > cap) {
-        size_t n = cap ? cap : 1024;
-        while ((used + 1) * 4 > n)
-            n *= 2;
-        if (resize(n) < 0)
-            return PyErr_NoMemory();
+    if (insert((uintptr_t)args[0], stamp) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_TRUE;
+}
+
+/* ---- large str: deaths seen where their blocks are freed ---------------------
+ *
+ * str objects are also freed by the interpreter's specialised paths
+ * (_PyUnicode_ExactDealloc, PyObject_Free), never through tp_dealloc, so a wrapped
+ * deallocator would miss deaths. But a block larger than pymalloc's 512 bytes is handed
+ * on to the raw allocator, whatever path frees it: here the raw allocator is wrapped
+ * (a hook that calls the previous one, as tracemalloc's does) and a freed or moved
+ * block's address is forgotten. Only exact, compact str objects whose block is larger
+ * than 512 bytes are watched this way (watch_large), and only once a probe string was
+ * seen freed through the hook (not so when pymalloc is off: PYTHONMALLOC=malloc). The
+ * raw allocator may run without the GIL: only a call holding it looks at the table (a
+ * Python object is only ever freed holding it). */
+
+static PyMemAllocatorEx raw_prev;
+static int raw_state = 0; /* 0 not tried, 1 hooked and checked, -1 not usable */
+static int in_hook = 0;
+
+static void
+raw_forget(void *p)
+{
+    if (used && p != NULL && !in_hook && PyGILState_Check()) {
+        in_hook = 1; /* (forget may grow its queue: that realloc comes back here) */
+        forget((PyObject *)p);
+        in_hook = 0;
     }
-    size_t mask = cap - 1, i = slot_of(a);
-    while (table[i].addr > DELETED)
-        i = (i + 1) & mask;
-    if (table[i].addr == EMPTY)
-        filled++;
-    table[i].addr = a;
-    table[i].stamp = stamp;
-    used++;
+}
+
+static void *
+raw_malloc(void *Py_UNUSED(ctx), size_t n)
+{
+    return raw_prev.malloc(raw_prev.ctx, n);
+}
+
+static void *
+raw_calloc(void *Py_UNUSED(ctx), size_t e, size_t n)
+{
+    return raw_prev.calloc(raw_prev.ctx, e, n);
+}
+
+static void *
+raw_realloc(void *Py_UNUSED(ctx), void *p, size_t n)
+{
+    void *q = raw_prev.realloc(raw_prev.ctx, p, n);
+    if (q != NULL && q != p)
+        raw_forget(p); /* moved: the block at p is freed */
+    return q;
+}
+
+static void
+raw_free(void *Py_UNUSED(ctx), void *p)
+{
+    raw_forget(p);
+    raw_prev.free(raw_prev.ctx, p);
+}
+
+static int
+raw_hooked(void)
+{
+    if (raw_state)
+        return raw_state > 0;
+    raw_state = -1;
+    PyMemAllocatorEx mine = {NULL, raw_malloc, raw_calloc, raw_realloc, raw_free};
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &raw_prev);
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &mine);
+    /* the probe: a large str, watched, then freed; its death must come through here */
+    PyObject *probe = PyUnicode_New(2000, 127);
+    if (probe == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    uintptr_t a = (uintptr_t)probe;
+    size_t before = ndead;
+    if (insert(a, 0) < 0) {
+        Py_DECREF(probe);
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(probe);
+    Slot *s = find(a);
+    if (s == NULL) { /* seen: take it off the queue of deaths again */
+        if (ndead == before + 1 && dead[before] == a)
+            ndead = before;
+        raw_state = 1;
+    }
+    else { /* not seen: this Python's objects do not come here (the hook stays, idle) */
+        s->addr = DELETED;
+        used--;
+    }
+    return raw_state > 0;
+}
+
+static PyObject *
+dw_watch_large(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "watch_large(obj, stamp)");
+        return NULL;
+    }
+    PyObject *op = args[0];
+    PyTypeObject *tp = Py_TYPE(op);
+    if (!started || tp != &PyUnicode_Type || !PyUnicode_IS_COMPACT(op))
+        Py_RETURN_FALSE; /* (a legacy string keeps its characters in a block apart) */
+    Py_ssize_t size = PyUnicode_IS_COMPACT_ASCII(op)
+                          ? (Py_ssize_t)sizeof(PyASCIIObject) + PyUnicode_GET_LENGTH(op) + 1
+                          : (Py_ssize_t)sizeof(PyCompactUnicodeObject) +
+                                (PyUnicode_GET_LENGTH(op) + 1) * PyUnicode_KIND(op);
+    if (size <= 512 + 64 || !raw_hooked()) /* (a margin over pymalloc's 512 bytes) */
+        Py_RETURN_FALSE;
+    long long stamp = PyLong_AsLongLong(args[1]);
+    if (stamp == -1 && PyErr_Occurred())
+        return NULL;
+    if (insert((uintptr_t)op, stamp) < 0)
+        return PyErr_NoMemory();
     Py_RETURN_TRUE;
 }
 
@@ -407,6 +531,9 @@ static PyMethodDef methods[] = {
     {"watch", (PyCFunction)(void (*)(void))dw_watch, METH_FASTCALL,
      "watch(obj, stamp)\n--\n\nWatch obj's address until obj is deallocated; True if its "
      "type can be watched. A watched address keeps its first stamp."},
+    {"watch_large", (PyCFunction)(void (*)(void))dw_watch_large, METH_FASTCALL,
+     "watch_large(obj, stamp)\n--\n\nWatch an exact str whose block is larger than "
+     "pymalloc's (freed through the raw allocator, hooked); True if watched."},
     {"since", dw_since, METH_O,
      "since(address)\n--\n\nThe stamp the object at address was first watched with, "
      "while that object lives; None otherwise."},

@@ -89,3 +89,22 @@ def test_first_watch_marks_an_older_object_and_not_a_new_one(full: Any) -> None:
     m.exit(tok)
     assert _hooks._preexisting.get(id(setup[0])) == tok
     assert id(fresh) not in _hooks._preexisting
+
+
+def test_a_large_str_is_watched_until_its_block_is_freed_or_moved() -> None:
+    """str refuses weak references and dies by specialised paths too; a large one's
+    block is the raw allocator's, whose hook sees it freed (or moved by a resize)."""
+    dw.start()  # (idempotent: full mode starts it)
+    dw.deaths()
+    text = "x" * 5000 + str(len(_hooks._polls))  # built at run time
+    addr = id(text)
+    assert dw.watch_large(text, 7) is True and dw.since(addr) == 7
+    del text
+    assert dw.since(addr) is None and addr in dw.deaths()
+    grown = "y" * 3000 + str(len(_hooks._polls))
+    first = id(grown)
+    assert dw.watch_large(grown, 8) is True
+    grown += "z" * 200_000  # resized: its block reallocated, moved here
+    assert (dw.since(first) is None) == (id(grown) != first)
+    assert dw.watch_large("s" * 10 + str(len(_hooks._polls)), 9) is False  # pymalloc's
+    assert dw.watch_large(b"b" * 5000, 9) is False  # (bytes: the wrapped deallocator)
