@@ -16,5 +16,6 @@ setup(
         Extension("memscope._censusc", sources=["memscope/_censusc.c"], optional=True),
         Extension("memscope._weakhide", sources=["memscope/_weakhide.c"], optional=True),
         Extension("memscope._deathwatch", sources=["memscope/_deathwatch.c"], optional=True),
+        Extension("memscope._hotpath", sources=["memscope/_hotpath.c"], optional=True),
     ],
 )

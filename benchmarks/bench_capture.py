@@ -55,7 +55,7 @@ def synthesize(n: int) -> list[tuple]:
             bind(s, vals[(i + s) % 6], tok)
         exit_(tok)
         i += 1
-    evs = [*_hooks.tables(), *_hooks._buf[: n - len(_hooks.tables())]]
+    evs = [*_hooks.tables(), *_hooks._buf.snapshot()[: n - len(_hooks.tables())]]
     _hooks._buf.clear()
     return evs
 

@@ -147,6 +147,12 @@ def bench_run(repeat: int, quick: bool, loops: int) -> tuple[list[str], Rows, Ro
         "tracemalloc": [PY, "-X", "tracemalloc"],
         "memscope fast": [*memscope, "run", "--no-report", "--mode", "fast", "-o", out_dir],
         "memscope full": [*memscope, "run", "--no-report", "--mode", "full", "-o", out_dir],
+        # every bind recorded (no sampling): the issue 19 target is memray's geomean
+        "memscope --no-sampling": [*memscope, "run", "--no-report", "--mode", "fast",
+                                   "--no-sampling", "-o", out_dir],
+        # the fallback: the hot path's Python closures alone (no C extension)
+        "memscope fast, pure Python": ["env", "MEMSCOPE_HOTPATH_PURE=1", *memscope, "run",
+                                       "--no-report", "--mode", "fast", "-o", out_dir],
     }
     memray = shutil.which("memray") or (str(Path(PY).parent / "memray")
                                         if (Path(PY).parent / "memray").exists() else None)

@@ -6,7 +6,10 @@ transformer (``memscope_instrument``) writes the calls.
 
 Not imported when memscope runs (``typing`` is a start-up cost): ``_hooks`` names it
 for the checker only. At run time a handle is a module object whose attributes are
-closures over the module's site range (``_hooks._make_handle``).
+closures over the module's site range (``_hooks._make_handle``), or, where the C hot
+path is built, the bound methods of a ``memscope._hotpath.Sites`` for ``bind``,
+``enter``, ``exit`` and ``unbind``. Every parameter is positional-only: instrumented
+code passes them so, and the C methods take nothing else.
 """
 
 from __future__ import annotations
@@ -27,29 +30,29 @@ class ModuleHandle(Protocol):
     e: list[int | None]  # inline guard per scope: 1 call ``enter``, None skip it
     m: int | None  # the module's own instance token (set by the prologue)
 
-    def bind(self, site: int, value: T, tok: Any) -> T:
+    def bind(self, site: int, value: T, tok: Any, /) -> T:
         """The name of ``site`` was bound to ``value`` in instance ``tok``."""
 
-    def p(self, site: int, value: T, tok: Any) -> T:
+    def p(self, site: int, value: T, tok: Any, /) -> T:
         """``bind``'s stand-in at a value-passing site whose guard is off."""
 
-    def bind_group(self, first: int, values: tuple[Any, ...], tok: Any) -> None:
+    def bind_group(self, first: int, values: tuple[Any, ...], tok: Any, /) -> None:
         """The names of sites ``first``, ``first + 1``, ... were bound, one guard."""
 
-    def bind_attr(self, site: int, obj: Any, attr: str, tok: Any) -> None:
+    def bind_attr(self, site: int, obj: Any, attr: str, tok: Any, /) -> None:
         """``obj.attr = v`` ran: what the slot or the instance's own attribute holds."""
 
-    def unbind(self, site: int, tok: Any) -> None:
+    def unbind(self, site: int, tok: Any, /) -> None:
         """``del name``, or the end of ``except ... as name``."""
 
-    def enter(self, scope: int, first_param: int, *params: Any) -> int | None:
+    def enter(self, scope: int, first_param: int, /, *params: Any) -> int | None:
         """A scope instance starts; its parameters bound to ``first_param``, ...;
         returns its token (None: not recorded)."""
 
-    def exit(self, tok: Any) -> None:
+    def exit(self, tok: Any, /) -> None:
         """The instance ended (returned, raised, closed)."""
 
-    def enter_class(self, scope: int) -> None:
+    def enter_class(self, scope: int, /) -> None:
         """A class body starts (its token kept by the body's frame)."""
 
     def exit_class(self) -> None:

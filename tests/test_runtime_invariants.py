@@ -235,12 +235,14 @@ def test_internal_errors_are_counted_not_raised(rec: Recorder, monkeypatch: Any)
     def broken(*_a: Any, **_k: Any) -> None:
         raise MemoryError("simulated")
 
+    class Fresh:  # a class never bound before: not on the fast-type tables
+        pass
+
     monkeypatch.setattr(_hooks, "_slow_bind", broken)
-    monkeypatch.setattr(_hooks, "_fast_types", {})
     before = _hooks.counters()["errors"]
     m = rec.module("x")
     tok = m.enter(1, -1)
-    assert m.bind(0, Payload(), tok) is not None
+    assert m.bind(0, Fresh(), tok) is not None
     assert _hooks.counters()["errors"] == before + 1
     assert any(e[0] == ERROR and e[2] == "bind" for e in rec.events())
 
@@ -494,7 +496,7 @@ def test_register_records_one_row_per_module(rec: Any) -> None:
     ints = pack_planes(nums)  # v4 code passes the numbers packed
     before = len(_hooks._buf)
     m = _hooks.register(_hooks.HOOKS_VERSION, "t.py", "t", ns, nt, ints, names)
-    new = _hooks._buf[before:]
+    new = _hooks._buf.snapshot()[before:]
     assert [e[0] for e in new] == [MODULE] and new[0][5:7] == (2, 50)
     assert new[0][7] is ints and new[0][8] is names
     rows = {(e[0], e[1]): e for e in _hooks.tables()}

@@ -31,14 +31,16 @@ class _LazyGroup(click.Group):
 
 
 def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    """``--version``: the version, and which census walk this install runs (the C one
-    needs the extension built at install time; memscope.census is imported only here)."""
+    """``--version``: the version, and which hot path and census walk this install runs
+    (the C ones need the extensions built at install time; memscope.census is imported
+    only here)."""
     if not value or ctx.resilient_parsing:
         return
-    from memscope import census
+    from memscope import _hooks, census
 
     walk = "C" if census.ACCELERATED else "pure Python"
-    click.echo(f"memscope, version {__version__} (census walk: {walk})")
+    hot = "C" if _hooks.ACCELERATED else "pure Python"
+    click.echo(f"memscope, version {__version__} (hot path: {hot}; census walk: {walk})")
     ctx.exit()
 
 

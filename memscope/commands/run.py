@@ -312,6 +312,16 @@ def _say(msg: str) -> None:
         pass
 
 
+def _say_if_pure_python() -> None:
+    """One line when the C hot path is not built (installed with no C compiler, say):
+    every event then costs several times more. Not when asked for (tests, benchmarks)."""
+    from memscope import _hooks
+
+    if not _hooks.ACCELERATED and not os.environ.get("MEMSCOPE_HOTPATH_PURE"):
+        _say("the C hot path is not built (no C compiler at install?): recording in pure "
+             "Python, several times slower per event; reinstall with a compiler for speed")
+
+
 def _trim_traceback(tb: Any) -> Any:
     """Drop memscope's own frames from the start of a traceback."""
     ours = {os.path.abspath(__file__)}
@@ -446,6 +456,7 @@ def run_program(
             warm.before_run(include_all, cfg.mode, _say)
         atexit.register(fin.at_exit_last)  # first registered: runs last
         tracker_mod.init(config=cfg)
+        _say_if_pure_python()
         atexit.register(fin)  # runs before the tracker's own close
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, fin.on_sigterm)

@@ -1,0 +1,1070 @@
+/* memscope._hotpath: the hot path in C (issue 19): the event buffer, and the common
+ * case of ``bind``, ``enter``, ``exit`` and ``unbind`` (memscope._hooks._make_handle has
+ * the same calls in Python, which stay the reference and the fallback).
+ *
+ * The buffer.  Events wait here until a flush hands them to the sink.  An event of
+ * small ints only (BIND, ENTER, EXIT, UNBIND, FINAL, SAMPLED...) is stored as int64
+ * words in memory from malloc, outside the Python heap: the program's own tracemalloc
+ * does not see it (more-itertools' suite measures its memory so; issue 17), and no
+ * tuple is made until the flush.  Any other event (a table row with strings, an error)
+ * is kept as the object itself, in order.  Record layout: a header word ``k >= 0``
+ * followed by k field words, or ``-1`` followed by an owned ``PyObject *``.
+ *
+ * The calls.  A ``Sites`` object is one instrumented module's range of sites and
+ * scopes; its methods are what the module's handle exposes.  Each does the common case
+ * here (a value whose type is on the fast-type tables, in fast mode or a scalar; a site
+ * recording every bind or skipping a sampled scalar; a scope entered between sleep
+ * checks) and hands anything else, unchanged, to the Python closure of the same name,
+ * which does all the rest (sampling decisions, slow sizing, full mode's deep sizes, the
+ * scope sleep check).  Both write the same rows into the same buffer, so which of them
+ * recorded an event makes no difference to anything downstream.  Both share one fast
+ * path: ``bind_core``, used by ``bind`` and by ``enter`` for each parameter.
+ *
+ * Never raises into the program: an error in the fast path before its row is written
+ * hands the call to the Python closure (which records the error); an exception from
+ * Python code called after it (a flush, a signal handler's) goes to ``_CATCH`` as in
+ * Python.  Holds no reference to a bound value.  Runs under the GIL: each call is
+ * atomic with respect to other threads but for the Python code it calls.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_FIELDS 16
+#define OBJ_RECORD (-1)
+
+/* ---- time: exactly time.perf_counter_ns() ---------------------------------------- */
+
+static int64_t
+now_ns(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t = 0;
+    (void)PyTime_PerfCounterRaw(&t);
+    return (int64_t)t;
+#else
+    return (int64_t)_PyTime_GetPerfCounter();
+#endif
+}
+
+/* ---- the buffer ----------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int64_t *slots;     /* from malloc: never seen by tracemalloc */
+    Py_ssize_t used;    /* words used */
+    Py_ssize_t cap;     /* words allocated */
+    Py_ssize_t n;       /* events */
+} Buffer;
+
+static int
+buf_reserve(Buffer *b, Py_ssize_t words)
+{
+    if (b->used + words <= b->cap) {
+        return 0;
+    }
+    Py_ssize_t cap = b->cap ? b->cap : 8192;
+    while (cap < b->used + words) {
+        cap *= 2;
+    }
+    int64_t *p = (int64_t *)realloc(b->slots, (size_t)cap * sizeof(int64_t));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->slots = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int
+buf_push_ints(Buffer *b, const int64_t *vals, int k)
+{
+    if (buf_reserve(b, k + 1) < 0) {
+        return -1;
+    }
+    int64_t *w = b->slots + b->used;
+    w[0] = k;
+    memcpy(w + 1, vals, (size_t)k * sizeof(int64_t));
+    b->used += k + 1;
+    b->n += 1;
+    return 0;
+}
+
+static int
+buf_push_obj(Buffer *b, PyObject *obj)
+{
+    if (buf_reserve(b, 2) < 0) {
+        return -1;
+    }
+    int64_t *w = b->slots + b->used;
+    w[0] = OBJ_RECORD;
+    w[1] = (int64_t)(intptr_t)Py_NewRef(obj);
+    b->used += 2;
+    b->n += 1;
+    return 0;
+}
+
+/* An event: a tuple of at most MAX_FIELDS exact ints that fit in 64 bits is stored as
+ * words (bools, big ints and anything else: as the object). */
+static int
+buf_push(Buffer *b, PyObject *ev)
+{
+    if (PyTuple_CheckExact(ev)) {
+        Py_ssize_t k = PyTuple_GET_SIZE(ev);
+        if (k <= MAX_FIELDS) {
+            int64_t vals[MAX_FIELDS];
+            Py_ssize_t i;
+            for (i = 0; i < k; i++) {
+                PyObject *x = PyTuple_GET_ITEM(ev, i);
+                int overflow = 0;
+                if (!PyLong_CheckExact(x)) {
+                    break;
+                }
+                vals[i] = PyLong_AsLongLongAndOverflow(x, &overflow);
+                if (overflow || (vals[i] == -1 && PyErr_Occurred())) {
+                    PyErr_Clear();
+                    break;
+                }
+            }
+            if (i == k) {
+                return buf_push_ints(b, vals, (int)k);
+            }
+        }
+    }
+    return buf_push_obj(b, ev);
+}
+
+/* The record at word ``at`` as a new reference (an object record's reference is
+ * handed over if ``steal``); its length in words in *len. */
+static PyObject *
+buf_item(int64_t *w, Py_ssize_t *len, int steal)
+{
+    if (w[0] == OBJ_RECORD) {
+        PyObject *o = (PyObject *)(intptr_t)w[1];
+        *len = 2;
+        return steal ? o : Py_NewRef(o);
+    }
+    Py_ssize_t k = (Py_ssize_t)w[0];
+    *len = k + 1;
+    PyObject *t = PyTuple_New(k);
+    if (t == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *x = PyLong_FromLongLong(w[1 + i]);
+        if (x == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, x);
+    }
+    return t;
+}
+
+static void
+buf_release(Buffer *b)
+{
+    Py_ssize_t at = 0;
+    while (at < b->used) {
+        int64_t *w = b->slots + at;
+        if (w[0] == OBJ_RECORD) {
+            Py_DECREF((PyObject *)(intptr_t)w[1]);
+            at += 2;
+        } else {
+            at += w[0] + 1;
+        }
+    }
+    b->used = 0;
+    b->n = 0;
+}
+
+static PyObject *
+Buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if ((kwds != NULL && PyDict_GET_SIZE(kwds)) || PyTuple_GET_SIZE(args)) {
+        PyErr_SetString(PyExc_TypeError, "Buffer() takes no arguments");
+        return NULL;
+    }
+    Buffer *b = (Buffer *)type->tp_alloc(type, 0);
+    return (PyObject *)b;
+}
+
+static void
+Buffer_dealloc(Buffer *b)
+{
+    buf_release(b);
+    free(b->slots);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static Py_ssize_t
+Buffer_len(Buffer *b)
+{
+    return b->n;
+}
+
+static PyObject *
+Buffer_append(Buffer *b, PyObject *ev)
+{
+    if (buf_push(b, ev) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Buffer_extend(Buffer *b, PyObject *events)
+{
+    PyObject *seq = PySequence_Fast(events, "extend: a sequence of events");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (buf_push(b, PySequence_Fast_GET_ITEM(seq, i)) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Buffer_snapshot(Buffer *b, PyObject *Py_UNUSED(ignored));
+
+static PyObject *
+Buffer_iter(Buffer *b)
+{
+    PyObject *all = Buffer_snapshot(b, NULL);
+    if (all == NULL) {
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(all);
+    Py_DECREF(all);
+    return it;
+}
+
+/* take(n, into): the first n events (at most all), as a list, removed from the
+ * buffer; ``into[0]`` is set to that list before they are removed (a flush keeps its
+ * batch there until the sink has it: no moment when the events are in neither). */
+static PyObject *
+Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[1]) || PyList_GET_SIZE(args[1]) < 1) {
+        PyErr_SetString(PyExc_TypeError, "take(n, into): into is a list of one item");
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[0]);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n > b->n) {
+        n = b->n;
+    }
+    if (n < 0) {
+        n = 0;
+    }
+    PyObject *out = PyList_New(n);
+    if (out == NULL) {
+        return NULL;
+    }
+    /* tuples first, nothing removed: a failure leaves the buffer as it was */
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        PyObject *item = buf_item(b->slots + at, &len, 0);
+        if (item == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, item);
+        at += len;
+    }
+    if (PyList_SetItem(args[1], 0, Py_NewRef(out)) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    /* then drop the records taken (the object records' own references) */
+    Py_ssize_t p = 0;
+    while (p < at) {
+        int64_t *w = b->slots + p;
+        if (w[0] == OBJ_RECORD) {
+            Py_DECREF((PyObject *)(intptr_t)w[1]);
+            p += 2;
+        } else {
+            p += w[0] + 1;
+        }
+    }
+    memmove(b->slots, b->slots + at, (size_t)(b->used - at) * sizeof(int64_t));
+    b->used -= at;
+    b->n -= n;
+    return out;
+}
+
+static PyObject *
+Buffer_snapshot(Buffer *b, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *out = PyList_New(b->n);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        Py_ssize_t len;
+        PyObject *item = buf_item(b->slots + at, &len, 0);
+        if (item == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, item);
+        at += len;
+    }
+    return out;
+}
+
+static PyObject *
+Buffer_clear(Buffer *b, PyObject *Py_UNUSED(ignored))
+{
+    buf_release(b);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Buffer_nbytes(Buffer *b, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(b->cap * (Py_ssize_t)sizeof(int64_t));
+}
+
+static PyMethodDef Buffer_methods[] = {
+    {"append", (PyCFunction)Buffer_append, METH_O,
+     "append($self, event, /)\n--\n\nAdd one event at the end."},
+    {"extend", (PyCFunction)Buffer_extend, METH_O,
+     "extend($self, events, /)\n--\n\nAdd events at the end, in order."},
+    {"take", (PyCFunction)(void (*)(void))Buffer_take, METH_FASTCALL,
+     "take($self, n, into, /)\n--\n\nThe first n events, removed, as a list of tuples;\n"
+     "into[0] holds them before they are removed."},
+    {"snapshot", (PyCFunction)Buffer_snapshot, METH_NOARGS,
+     "snapshot($self, /)\n--\n\nEvery event, as a list of tuples; none removed."},
+    {"clear", (PyCFunction)Buffer_clear, METH_NOARGS,
+     "clear($self, /)\n--\n\nDrop every event."},
+    {"nbytes", (PyCFunction)Buffer_nbytes, METH_NOARGS,
+     "nbytes($self, /)\n--\n\nBytes allocated outside the Python heap."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods Buffer_as_sequence = {
+    .sq_length = (lenfunc)Buffer_len,
+};
+
+static PyTypeObject BufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "memscope._hotpath.Buffer",
+    .tp_doc = "Events not yet flushed, stored outside the Python heap.",
+    .tp_basicsize = sizeof(Buffer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = Buffer_new,
+    .tp_dealloc = (destructor)Buffer_dealloc,
+    .tp_methods = Buffer_methods,
+    .tp_as_sequence = &Buffer_as_sequence,
+    .tp_iter = (getiterfunc)Buffer_iter,
+};
+
+/* ---- state shared by every module's sites (set by setup) ------------------------- */
+
+static Buffer *S_buf;
+static PyObject *S_rate, *S_count, *S_streak, *S_bound, *S_entered;  /* lists */
+static PyObject *S_static, *S_fast;                                  /* dicts */
+static PyObject *S_asleep, *S_group_n;  /* per-site sleep flags; bind_group's known groups */
+static PyObject *S_flush, *S_start_sampling, *S_next_tok, *S_thread_ident;
+static PyObject *S_task_key, *S_catch;                               /* callables */
+static PyObject *S_globals, *S_modules, *S_local;
+static PyObject *str_ident, *str_get_running_loop, *str_asyncio;
+static PyObject *where_bind, *where_enter, *where_exit, *where_unbind, *where_bind_group;
+static int S_full = 0;
+static Py_ssize_t S_flush_at = 8192;
+static long S_scope_streak = 256, S_small_bytes = 256, S_scalar_streak = 64;
+static int64_t K_BIND, K_ENTER, K_EXIT, K_UNBIND;
+static int S_ready = 0;
+
+/* list[i] as a C long; 0 with *ok = 0 when it is not there or not an int */
+static inline long
+list_long(PyObject *l, Py_ssize_t i, int *ok)
+{
+    if (i < 0 || i >= PyList_GET_SIZE(l)) {
+        *ok = 0;
+        return 0;
+    }
+    PyObject *x = PyList_GET_ITEM(l, i);
+    if (!PyLong_CheckExact(x)) {
+        *ok = 0;
+        return 0;
+    }
+    int overflow = 0;
+    long v = PyLong_AsLongAndOverflow(x, &overflow);
+    if (overflow) {
+        *ok = 0;
+        return 0;
+    }
+    return v;
+}
+
+/* list[i] = v, i known to be in range */
+static inline int
+list_set_long(PyObject *l, Py_ssize_t i, long v)
+{
+    PyObject *x = PyLong_FromLong(v);
+    if (x == NULL) {
+        return -1;
+    }
+    PyObject *old = PyList_GET_ITEM(l, i);
+    PyList_SET_ITEM(l, i, x);
+    Py_DECREF(old);
+    return 0;
+}
+
+/* An exception raised by Python code a call ran after its row was written: as the
+ * Python closures do, ``_CATCH[where, exc]`` says whether it goes on to the program.
+ * Returns -1 (exception set) if it must, 0 (cleared) if not. */
+static int
+hand_to_catch(PyObject *where)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value == NULL) {
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        return 0;
+    }
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    PyObject *key = PyTuple_Pack(2, where, value);
+    PyObject *res = key ? PyObject_GetItem(S_catch, key) : NULL;
+    Py_XDECREF(key);
+    int again = res != NULL && PyObject_IsTrue(res) == 1;
+    if (res == NULL) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(res);
+    if (again) {
+        PyErr_Restore(type, value, tb);
+        return -1;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return 0;
+}
+
+/* the buffer is full: hand it to the sink (Python's _flush) */
+static int
+maybe_flush(PyObject *where)
+{
+    if (S_buf->n < S_flush_at) {
+        return 0;
+    }
+    PyObject *r = PyObject_CallNoArgs(S_flush);
+    if (r == NULL) {
+        return hand_to_catch(where);
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ---- the sites of one module ----------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t base;    /* the module's first global site */
+    Py_ssize_t sbase;   /* its first global scope */
+    Py_ssize_t nscopes;
+    PyObject *py_bind;  /* the Python closures: the rest of each call */
+    PyObject *py_enter;
+    PyObject *py_bind_group;
+} Sites;
+
+enum { DONE = 1, TO_PYTHON = 0, FAILED = -1 };
+
+/* The fast path shared by bind and enter: record ``value`` bound at global site ``s``
+ * in instance ``tok`` at time ``t`` (0: now). DONE: recorded or rightly skipped;
+ * TO_PYTHON: nothing done that the Python bind would not do again (the caller hands
+ * the call over); FAILED: an exception from Python code run after the row was
+ * written, which the caller must pass on. */
+static int
+bind_core(Py_ssize_t s, PyObject *value, PyObject *tok, int64_t t)
+{
+    int ok = 1;
+    if (s < 0 || s >= PyList_GET_SIZE(S_bound) || !PyLong_CheckExact(tok)) {
+        return TO_PYTHON;
+    }
+    long r = list_long(S_rate, s, &ok);
+    if (!ok) {
+        return TO_PYTHON;
+    }
+    if ((intptr_t)value < 0) {
+        return TO_PYTHON;  /* an id() that a signed word would not hold */
+    }
+    PyTypeObject *tp = Py_TYPE(value);
+    int scalar_type = (tp == &PyLong_Type || tp == &PyFloat_Type || tp == &PyBool_Type
+                       || value == Py_None);
+    if (r) {
+        if (r < 0) {  /* switched off */
+            if (list_set_long(S_bound, s, 1) < 0) {
+                PyErr_Clear();
+            }
+            return DONE;
+        }
+        if (!scalar_type) {
+            return TO_PYTHON;  /* sampling decides: Python's bind */
+        }
+        long n = list_long(S_count, s, &ok) + 1;
+        if (!ok || n >= r) {
+            return TO_PYTHON;  /* its turn: recorded and put to sleep by Python */
+        }
+        if (list_set_long(S_count, s, n) < 0 || list_set_long(S_bound, s, 1) < 0) {
+            PyErr_Clear();
+            return TO_PYTHON;
+        }
+        return DONE;
+    }
+    PyObject *ft = PyDict_GetItemWithError(S_static, (PyObject *)tp);  /* borrowed */
+    if (ft == NULL) {
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return TO_PYTHON;
+        }
+        PyObject *key = PyLong_FromVoidPtr(tp);
+        if (key == NULL) {
+            PyErr_Clear();
+            return TO_PYTHON;
+        }
+        ft = PyDict_GetItemWithError(S_fast, key);
+        Py_DECREF(key);
+        if (ft == NULL) {
+            PyErr_Clear();
+            return TO_PYTHON;
+        }
+    }
+    if (!PyTuple_CheckExact(ft) || PyTuple_GET_SIZE(ft) != 4) {
+        return TO_PYTHON;
+    }
+    int scalar = PyTuple_GET_ITEM(ft, 3) == Py_True;
+    if (S_full && !scalar) {
+        return TO_PYTHON;  /* full mode's deep size: Python's bind */
+    }
+    PyObject *sz = PyObject_CallOneArg(PyTuple_GET_ITEM(ft, 1), value);
+    if (sz == NULL) {
+        PyErr_Clear();
+        return TO_PYTHON;  /* Python's bind records it unsized, with the error */
+    }
+    long long size = PyLong_AsLongLong(sz);
+    Py_DECREF(sz);
+    long long extra = PyLong_AsLongLong(PyTuple_GET_ITEM(ft, 2));
+    long long ti = PyLong_AsLongLong(PyTuple_GET_ITEM(ft, 0));
+    long long tk = PyLong_AsLongLong(tok);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return TO_PYTHON;
+    }
+    size += extra;
+    if (list_set_long(S_bound, s, 1) < 0) {
+        PyErr_Clear();
+        return TO_PYTHON;
+    }
+    int64_t row[11] = {K_BIND, t ? t : now_ns(), (int64_t)s, tk,
+                       (int64_t)(intptr_t)value, ti, size, size, -1, -1, -1};
+    if (buf_push_ints(S_buf, row, S_full ? 11 : 7) < 0) {
+        PyErr_Clear();
+        return TO_PYTHON;
+    }
+    if (scalar || size <= S_small_bytes) {  /* a small value: the site may sample */
+        long n = list_long(S_streak, s, &ok) + 1;
+        if (ok) {
+            if (list_set_long(S_streak, s, n) < 0) {
+                PyErr_Clear();
+            } else if (n == S_scalar_streak) {  /* Python's _start_sampling(s) */
+                PyObject *sa = PyLong_FromSsize_t(s);
+                PyObject *res = sa ? PyObject_CallOneArg(S_start_sampling, sa) : NULL;
+                Py_XDECREF(sa);
+                if (res == NULL) {
+                    return FAILED;
+                }
+                Py_DECREF(res);
+            }
+        }
+    }
+    return DONE;
+}
+
+static PyObject *
+call_python(PyObject *fn, PyObject *const *args, Py_ssize_t nargs)
+{
+    return PyObject_Vectorcall(fn, args, (size_t)nargs, NULL);
+}
+
+/* bind(site, value, tok, /) -> value */
+static PyObject *
+Sites_bind(Sites *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !S_ready) {
+        return call_python(self->py_bind, args, nargs);
+    }
+    PyObject *value = args[1], *tok = args[2];
+    if (tok == Py_None) {
+        return Py_NewRef(value);
+    }
+    Py_ssize_t site = PyLong_AsSsize_t(args[0]);
+    if (site == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return call_python(self->py_bind, args, nargs);
+    }
+    int res = bind_core(self->base + site, value, tok, 0);
+    if (res == TO_PYTHON) {
+        return call_python(self->py_bind, args, nargs);
+    }
+    if ((res == FAILED && hand_to_catch(where_bind) < 0) || maybe_flush(where_bind) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(value);
+}
+
+/* bind_group(first, values, tok, /): the names of sites first, first + 1, ... were
+ * bound, behind one guard. A group seen for the first time, and anything bind_core
+ * hands over, goes to Python; a member that sleeps is skipped, as in Python. */
+static PyObject *
+Sites_bind_group(Sites *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !S_ready || !PyTuple_CheckExact(args[1])) {
+        return call_python(self->py_bind_group, args, nargs);
+    }
+    PyObject *values = args[1], *tok = args[2];
+    if (tok == Py_None) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t first = PyLong_AsSsize_t(args[0]);
+    if (first == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return call_python(self->py_bind_group, args, nargs);
+    }
+    Py_ssize_t s = self->base + first;
+    PyObject *key = PyLong_FromSsize_t(s);
+    int known = key == NULL ? -1 : PyDict_Contains(S_group_n, key);
+    Py_XDECREF(key);
+    if (known != 1) {  /* its first time (Python notes the group), or an error */
+        PyErr_Clear();
+        return call_python(self->py_bind_group, args, nargs);
+    }
+    Py_ssize_t k = PyTuple_GET_SIZE(values);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        int ok = 1;
+        if (list_long(S_asleep, s + i, &ok) || !ok) {
+            continue;  /* asleep until the re-arm (or not a site: Python skipped it too) */
+        }
+        PyObject *v = PyTuple_GET_ITEM(values, i);
+        int res = bind_core(s + i, v, tok, 0);
+        if (res == TO_PYTHON) {
+            PyObject *site = PyLong_FromSsize_t(first + i);
+            if (site == NULL) {
+                PyErr_Clear();
+                continue;
+            }
+            PyObject *bargs[3] = {site, v, tok};
+            PyObject *r = PyObject_Vectorcall(self->py_bind, bargs, 3, NULL);
+            Py_DECREF(site);
+            if (r != NULL) {
+                Py_DECREF(r);
+                continue;
+            }
+            res = FAILED;
+        }
+        if (res == FAILED && hand_to_catch(where_bind_group) < 0) {
+            return NULL;
+        }
+    }
+    if (maybe_flush(where_bind_group) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* unbind(site, tok, /) */
+static PyObject *
+Sites_unbind(Sites *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !S_ready) {
+        PyErr_SetString(PyExc_TypeError, "unbind(site, tok)");
+        return NULL;
+    }
+    PyObject *tok = args[1];
+    if (tok == Py_None || !PyLong_CheckExact(tok)) {
+        Py_RETURN_NONE;
+    }
+    int ok = 1;
+    Py_ssize_t s = self->base + PyLong_AsSsize_t(args[0]);
+    long r = list_long(S_rate, s, &ok);
+    long long tk = PyLong_AsLongLong(tok);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (ok && r >= 0) {
+        int64_t row[4] = {K_UNBIND, now_ns(), (int64_t)s, tk};
+        if (buf_push_ints(S_buf, row, 4) < 0) {
+            PyErr_Clear();
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* exit(tok, /) */
+static PyObject *
+Sites_exit(Sites *self, PyObject *tok)
+{
+    if (tok == Py_None) {
+        Py_RETURN_NONE;
+    }
+    if (S_ready && PyLong_CheckExact(tok)) {
+        long long tk = PyLong_AsLongLong(tok);
+        if (!(tk == -1 && PyErr_Occurred())) {
+            int64_t row[3] = {K_EXIT, now_ns(), tk};
+            if (buf_push_ints(S_buf, row, 3) < 0) {
+                PyErr_Clear();
+            }
+            Py_RETURN_NONE;
+        }
+        PyErr_Clear();
+    }
+    Py_RETURN_NONE;
+}
+
+/* enter(scope, first_param, *params) -> token or None */
+static PyObject *
+Sites_enter(Sites *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2 || !S_ready) {
+        return call_python(self->py_enter, args, nargs);
+    }
+    Py_ssize_t scope = PyLong_AsSsize_t(args[0]);
+    Py_ssize_t first = PyLong_AsSsize_t(args[1]);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return call_python(self->py_enter, args, nargs);
+    }
+    Py_ssize_t sc = self->sbase + scope;
+    int ok = 1;
+    long n = list_long(S_entered, sc, &ok) + 1;
+    if (!ok || n % S_scope_streak == 0 || scope < 0) {
+        /* the sleep check's turn (or a scope we do not know): all of it in Python */
+        return call_python(self->py_enter, args, nargs);
+    }
+    /* past this point the instance is ours: no handing over (it would count twice) */
+    if (list_set_long(S_entered, sc, n) < 0) {
+        PyErr_Clear();
+        return call_python(self->py_enter, args, nargs);
+    }
+    PyObject *tok = PyObject_CallNoArgs(S_next_tok);
+    if (tok == NULL) {
+        goto fail_none;
+    }
+    PyObject *ident = PyObject_GetAttr(S_local, str_ident);
+    if (ident == NULL) {  /* the first scope of this thread: Python names it */
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            Py_DECREF(tok);
+            goto fail_none;
+        }
+        PyErr_Clear();
+        ident = PyObject_CallNoArgs(S_thread_ident);
+        if (ident == NULL) {
+            Py_DECREF(tok);
+            goto fail_none;
+        }
+    }
+    int64_t t = now_ns();
+    long long task = 0;
+    PyObject *grl = PyDict_GetItemWithError(S_globals, str_get_running_loop);
+    int aio = (grl != NULL && grl != Py_None);
+    if (!aio && !PyErr_Occurred()) {
+        aio = PyDict_Contains(S_modules, str_asyncio) == 1;
+    }
+    PyErr_Clear();
+    if (aio) {
+        PyObject *k = PyObject_CallNoArgs(S_task_key);
+        if (k == NULL) {
+            Py_DECREF(tok);
+            Py_DECREF(ident);
+            goto fail_none;
+        }
+        task = PyLong_AsLongLong(k);
+        Py_DECREF(k);
+        if (task == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            task = 0;
+        }
+    }
+    int ov1 = 0, ov2 = 0, pushed;
+    long long tk = PyLong_AsLongLongAndOverflow(tok, &ov1);
+    long long id = PyLong_AsLongLongAndOverflow(ident, &ov2);
+    if (!ov1 && !ov2 && !PyErr_Occurred()) {
+        int64_t row[6] = {K_ENTER, t, (int64_t)sc, tk, id, task};
+        pushed = buf_push_ints(S_buf, row, 6);
+    } else {  /* a number a word does not hold: the row as an object */
+        PyErr_Clear();
+        PyObject *ev = Py_BuildValue("(LLnOOL)", (long long)K_ENTER, (long long)t, sc, tok,
+                                     ident, task);
+        pushed = ev == NULL ? -1 : buf_push(S_buf, ev);
+        Py_XDECREF(ev);
+    }
+    Py_DECREF(ident);
+    if (pushed < 0) {
+        Py_DECREF(tok);
+        goto fail_none;
+    }
+    /* the token is returned from here on, whatever happens to a parameter's row */
+    for (Py_ssize_t i = 2; i < nargs; i++) {
+        Py_ssize_t s = self->base + first + (i - 2);
+        int res = bind_core(s, args[i], tok, t);
+        if (res == DONE) {
+            continue;
+        }
+        if (res == TO_PYTHON) {
+            PyObject *site = PyLong_FromSsize_t(s - self->base);
+            if (site == NULL) {
+                PyErr_Clear();
+                continue;
+            }
+            PyObject *bargs[3] = {site, args[i], tok};
+            PyObject *r = PyObject_Vectorcall(self->py_bind, bargs, 3, NULL);
+            Py_DECREF(site);
+            if (r != NULL) {
+                Py_DECREF(r);
+                t = now_ns();  /* the parameters after it: not before its event */
+                continue;
+            }
+        }
+        /* an exception the Python bind passed on (an interrupt): as enter does */
+        if (hand_to_catch(where_enter) < 0) {
+            Py_DECREF(tok);
+            return NULL;
+        }
+    }
+    if (maybe_flush(where_enter) < 0) {
+        Py_DECREF(tok);
+        return NULL;
+    }
+    return tok;
+
+fail_none:  /* no ENTER written: the instance is not recorded, as in Python */
+    if (hand_to_catch(where_enter) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Sites_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t base, sbase, nscopes;
+    PyObject *py_bind, *py_enter, *py_bind_group;
+    if ((kwds != NULL && PyDict_GET_SIZE(kwds))
+        || !PyArg_ParseTuple(args, "nnnOOO:Sites", &base, &sbase, &nscopes, &py_bind,
+                             &py_enter, &py_bind_group)) {
+        return NULL;
+    }
+    Sites *self = (Sites *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->base = base;
+    self->sbase = sbase;
+    self->nscopes = nscopes;
+    self->py_bind = Py_NewRef(py_bind);
+    self->py_enter = Py_NewRef(py_enter);
+    self->py_bind_group = Py_NewRef(py_bind_group);
+    return (PyObject *)self;
+}
+
+static void
+Sites_dealloc(Sites *self)
+{
+    Py_XDECREF(self->py_bind);
+    Py_XDECREF(self->py_enter);
+    Py_XDECREF(self->py_bind_group);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Sites_methods[] = {
+    {"bind", (PyCFunction)(void (*)(void))Sites_bind, METH_FASTCALL,
+     "bind($self, site, value, tok, /)\n--\n\nThe name of ``site`` was bound to ``value``."},
+    {"bind_group", (PyCFunction)(void (*)(void))Sites_bind_group, METH_FASTCALL,
+     "bind_group($self, first, values, tok, /)\n--\n\nThe names of sites first, ... were bound."},
+    {"unbind", (PyCFunction)(void (*)(void))Sites_unbind, METH_FASTCALL,
+     "unbind($self, site, tok, /)\n--\n\n``del name``, or the end of ``except ... as name``."},
+    {"exit", (PyCFunction)Sites_exit, METH_O,
+     "exit($self, tok, /)\n--\n\nThe instance ended."},
+    {"enter", (PyCFunction)(void (*)(void))Sites_enter, METH_FASTCALL,
+     "enter($self, scope, first_param, /, *params)\n--\n\nA scope instance starts."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SitesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "memscope._hotpath.Sites",
+    .tp_doc = "One instrumented module's sites and scopes: the C side of its handle.",
+    .tp_basicsize = sizeof(Sites),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = Sites_new,
+    .tp_dealloc = (destructor)Sites_dealloc,
+    .tp_methods = Sites_methods,
+};
+
+/* ---- set-up --------------------------------------------------------------------- */
+
+static int
+take(PyObject *kw, const char *name, PyObject **into)
+{
+    PyObject *v = PyDict_GetItemString(kw, name);
+    if (v == NULL) {
+        PyErr_Format(PyExc_TypeError, "setup: %s missing", name);
+        return -1;
+    }
+    PyObject *old = *into;
+    *into = Py_NewRef(v);
+    Py_XDECREF(old);
+    return 0;
+}
+
+static int
+take_long(PyObject *kw, const char *name, long *into)
+{
+    PyObject *v = PyDict_GetItemString(kw, name);
+    if (v == NULL) {
+        PyErr_Format(PyExc_TypeError, "setup: %s missing", name);
+        return -1;
+    }
+    long x = PyLong_AsLong(v);
+    if (x == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *into = x;
+    return 0;
+}
+
+/* setup(**state): the shared lists, tables and callables of memscope._hooks. */
+static PyObject *
+hot_setup(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    PyObject *buf = NULL;
+    long kb, ke, kx, ku;
+    if (PyTuple_GET_SIZE(args) || kw == NULL) {
+        PyErr_SetString(PyExc_TypeError, "setup takes keyword arguments only");
+        return NULL;
+    }
+    if (take(kw, "buffer", &buf) < 0) {
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(buf, &BufferType)) {
+        Py_DECREF(buf);
+        PyErr_SetString(PyExc_TypeError, "setup: buffer must be a _hotpath.Buffer");
+        return NULL;
+    }
+    Py_XDECREF(S_buf);
+    S_buf = (Buffer *)buf;
+    if (take(kw, "rate", &S_rate) < 0 || take(kw, "count", &S_count) < 0
+        || take(kw, "streak", &S_streak) < 0 || take(kw, "bound", &S_bound) < 0
+        || take(kw, "entered", &S_entered) < 0 || take(kw, "asleep", &S_asleep) < 0
+        || take(kw, "group_n", &S_group_n) < 0 || take(kw, "static_types", &S_static) < 0
+        || take(kw, "fast_types", &S_fast) < 0 || take(kw, "flush", &S_flush) < 0
+        || take(kw, "start_sampling", &S_start_sampling) < 0
+        || take(kw, "next_tok", &S_next_tok) < 0
+        || take(kw, "thread_ident", &S_thread_ident) < 0
+        || take(kw, "task_key", &S_task_key) < 0 || take(kw, "catch", &S_catch) < 0
+        || take(kw, "globals", &S_globals) < 0 || take(kw, "modules", &S_modules) < 0
+        || take(kw, "local", &S_local) < 0
+        || take_long(kw, "scope_streak", &S_scope_streak) < 0
+        || take_long(kw, "small_bytes", &S_small_bytes) < 0
+        || take_long(kw, "scalar_streak", &S_scalar_streak) < 0
+        || take_long(kw, "BIND", &kb) < 0 || take_long(kw, "ENTER", &ke) < 0
+        || take_long(kw, "EXIT", &kx) < 0 || take_long(kw, "UNBIND", &ku) < 0) {
+        return NULL;
+    }
+    if (!PyList_CheckExact(S_rate) || !PyList_CheckExact(S_count)
+        || !PyList_CheckExact(S_streak) || !PyList_CheckExact(S_bound)
+        || !PyList_CheckExact(S_entered) || !PyList_CheckExact(S_asleep)
+        || !PyDict_CheckExact(S_group_n) || !PyDict_CheckExact(S_static)
+        || !PyDict_CheckExact(S_fast) || !PyDict_CheckExact(S_globals)
+        || !PyDict_CheckExact(S_modules) || S_scope_streak <= 0) {
+        PyErr_SetString(PyExc_TypeError, "setup: wrong kind of state");
+        return NULL;
+    }
+    K_BIND = kb;
+    K_ENTER = ke;
+    K_EXIT = kx;
+    K_UNBIND = ku;
+    S_ready = 1;
+    Py_RETURN_NONE;
+}
+
+/* set_mode(full, flush_at): configure()'s settings */
+static PyObject *
+hot_set_mode(PyObject *mod, PyObject *args)
+{
+    int full;
+    Py_ssize_t flush_at;
+    if (!PyArg_ParseTuple(args, "pn:set_mode", &full, &flush_at)) {
+        return NULL;
+    }
+    S_full = full;
+    S_flush_at = flush_at < 1 ? 1 : flush_at;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef hot_methods[] = {
+    {"setup", (PyCFunction)(void (*)(void))hot_setup, METH_VARARGS | METH_KEYWORDS,
+     "setup(**state)\n--\n\nThe shared state of memscope._hooks."},
+    {"set_mode", hot_set_mode, METH_VARARGS,
+     "set_mode(full, flush_at, /)\n--\n\nFull mode or not; the buffer's flush size."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef hot_module = {
+    PyModuleDef_HEAD_INIT, "memscope._hotpath",
+    "memscope's hot path in C: the event buffer and the common case of each call.", -1,
+    hot_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__hotpath(void)
+{
+    if (PyType_Ready(&BufferType) < 0 || PyType_Ready(&SitesType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&hot_module);
+    if (m == NULL) {
+        return NULL;
+    }
+    str_ident = PyUnicode_InternFromString("ident");
+    str_get_running_loop = PyUnicode_InternFromString("_get_running_loop");
+    str_asyncio = PyUnicode_InternFromString("asyncio");
+    where_bind = PyUnicode_InternFromString("bind");
+    where_enter = PyUnicode_InternFromString("enter");
+    where_exit = PyUnicode_InternFromString("exit");
+    where_unbind = PyUnicode_InternFromString("unbind");
+    where_bind_group = PyUnicode_InternFromString("bind_group");
+    if (!str_ident || !str_get_running_loop || !str_asyncio || !where_bind || !where_enter
+        || !where_exit || !where_unbind || !where_bind_group) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&BufferType);
+    Py_INCREF(&SitesType);
+    if (PyModule_AddObject(m, "Buffer", (PyObject *)&BufferType) < 0
+        || PyModule_AddObject(m, "Sites", (PyObject *)&SitesType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,239 @@
+"""The C hot path (``memscope/_hotpath.c``) and its pure-Python fallback keep one
+contract: the same program records the same events through either, the buffer keeps
+events whole and in order, and what waits in the C buffer is off the Python heap (the
+program's own tracemalloc does not see it). The runtime tests run on the C path by
+default; ``test_runtime_tests_on_the_pure_hot_path`` runs them again on the fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memscope import _hooks
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_c = pytest.mark.skipif(not _hooks.ACCELERATED, reason="memscope._hotpath not built")
+
+
+# ---- the buffer ------------------------------------------------------------------------
+
+
+def _buffers() -> list[Any]:
+    out: list[Any] = [_hooks._ListBuffer()]
+    if _hooks._hotpath is not None:
+        out.append(_hooks._hotpath.Buffer())
+    return out
+
+
+@pytest.mark.parametrize("buf", _buffers(), ids=lambda b: type(b).__name__)
+def test_the_buffer_keeps_every_event_whole_and_in_order(buf: Any) -> None:
+    table = (7, "a module", ("nested", 1))  # strings: kept as the object itself
+    flag = (3, True, False)  # bools stay bools
+    huge = (4, 1 << 70, -(1 << 70))  # ints a word cannot hold
+    events = [(1, 10, 2, 3), table, flag, huge, (2, -1, 0), (5,) * 17, (9,)]
+    for ev in events[:3]:
+        buf.append(ev)
+    buf.extend(events[3:])
+    assert len(buf) == len(events) and bool(buf)
+    assert buf.snapshot() == events and list(buf) == events
+    assert buf.snapshot()[1] is table  # an object event is the object itself
+    assert [type(x) for x in buf.snapshot()[2]] == [int, bool, bool]
+    into: list[Any] = [None]
+    got = buf.take(4, into)
+    assert got == events[:4] and into[0] is got
+    assert buf.snapshot() == events[4:]
+    assert buf.take(100, into) == events[4:] and len(buf) == 0 and not buf
+    buf.append((1, 2))
+    buf.clear()
+    assert buf.snapshot() == [] and len(buf) == 0
+
+
+@needs_c
+def test_the_c_buffer_releases_the_objects_it_held() -> None:
+    buf = _hooks._hotpath.Buffer()
+    ev = ("row", object())
+    before = sys.getrefcount(ev)
+    buf.append(ev)
+    assert sys.getrefcount(ev) == before + 1
+    buf.take(1, [None])
+    assert sys.getrefcount(ev) == before
+    buf.append(ev)
+    buf.clear()
+    assert sys.getrefcount(ev) == before
+    buf.append(ev)
+    del buf
+    assert sys.getrefcount(ev) == before
+
+
+@needs_c
+def test_waiting_events_are_off_the_python_heap() -> None:
+    """5,000 binds recorded and not yet flushed: the program's tracemalloc sees a few
+    KiB of them on the C path (a list of tuples would be about 600 KiB)."""
+    code = textwrap.dedent("""
+        import tracemalloc
+        from memscope import _hooks
+        from tests.conftest import Recorder
+        sink = _hooks.MemorySink()
+        _hooks.set_sink(sink)
+        _hooks.configure(full=False, flush_at=1_000_000, deep_objects=0, deep_ns=0)
+        _hooks.set_sampling(False)
+        m = _hooks.register(_hooks.HOOKS_VERSION, "t.py", "t", (("<module>", 1, 1),),
+                            ((1, 0, 0, "x", 1),))
+        tok = m.enter(0, -1)
+        value = [1, 2, 3]
+        for _ in range(100):  # warm: types classified, buffer grown once
+            m.bind(0, value, tok)
+        _hooks.flush()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5_000):
+            m.bind(0, value, tok)
+        after = tracemalloc.get_traced_memory()[0]
+        print(len(_hooks._buf), after - before)
+    """)
+    for pure, bound in (("", 16 * 1024), ("1", 300 * 1024)):
+        env = {**os.environ, "MEMSCOPE_HOTPATH_PURE": pure}
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, text=True,
+                             capture_output=True, check=True).stdout.split()
+        waiting, seen = int(out[0]), int(out[1])
+        assert waiting >= 5_000
+        if pure:  # the fallback's list of tuples: seen, as the C path's must not be
+            assert seen > bound, seen
+        else:
+            assert seen < bound, seen
+
+
+# ---- one contract, two implementations ---------------------------------------------------
+
+_PROGRAM = """
+import threading
+
+class Box:
+    __slots__ = ("items",)
+
+    def __init__(self, items):
+        self.items = items
+
+def grow(n, scale=2.0, *rest, flag=None, **kw):
+    out = []
+    for i in range(n):
+        out.append(i * scale)
+        a, b = i, str(i)
+        total = sum(out)
+    box = Box(out)
+    del a
+    return box, total
+
+def gen(k):
+    for j in range(k):
+        x = bytes(j)
+        yield x
+
+results = [grow(n) for n in (3, 40, 300)]
+blobs = list(gen(50))
+big = bytearray(100_000)
+t = threading.Thread(target=grow, args=(20,))
+t.start()
+t.join()
+try:
+    raise ValueError("x")
+except ValueError as err:
+    caught = type(err).__name__
+"""
+
+
+def _events(tmp_path: Path, pure: bool, mode: str) -> list[list[Any]]:
+    """The program's events through ``memscope run``: kind, site or scope, type, sizes;
+    times, tokens, ids and threads left out (they differ from run to run)."""
+    prog = tmp_path / "prog.py"
+    prog.write_text(_PROGRAM)
+    out = tmp_path / ("pure" if pure else "c") / mode
+    env = {**os.environ, "MEMSCOPE_HOTPATH_PURE": "1" if pure else ""}
+    subprocess.run([sys.executable, "-m", "memscope", "run", "--mode", mode, "--no-sampling",
+                    "--no-report", "-o", str(out), str(prog)], env=env, cwd=tmp_path,
+                   check=True, capture_output=True)
+    code = textwrap.dedent("""
+        import json, sys
+        from memscope.capture.reader import read_capture
+        from memscope.events import BIND, ENTER, EXIT, TYPE, UNBIND, expand_tables
+        cap = read_capture(sys.argv[1])
+        rows = []
+        types = {}
+        for e in expand_tables(cap.events()):
+            if e[0] == TYPE:  # index -> name
+                types[e[1]] = e[2]
+        for e in expand_tables(cap.events()):
+            if e[0] == BIND:
+                rows.append(["bind", e[2], types.get(e[5]), *e[6:7], *e[7:8]])
+            elif e[0] == ENTER:
+                rows.append(["enter", e[2]])
+            elif e[0] == UNBIND:
+                rows.append(["unbind", e[2]])
+            elif e[0] == EXIT:
+                rows.append(["exit"])
+        print(json.dumps(rows))
+    """)
+    cap = next(out.rglob("*.memscope"))
+    text = subprocess.run([sys.executable, "-c", code, str(cap)], cwd=ROOT, text=True,
+                          capture_output=True, check=True).stdout
+    return list(json.loads(text))
+
+
+@needs_c
+@pytest.mark.parametrize("mode", ["fast", "full"])
+def test_both_hot_paths_record_the_same_events(tmp_path: Path, mode: str) -> None:
+    c = _events(tmp_path, False, mode)
+    pure = _events(tmp_path, True, mode)
+    assert len(c) > 500
+    # threads interleave differently from run to run: compare as multisets, and the
+    # main thread's order through the sequence of scope entries of each kind
+    assert sorted(map(json.dumps, c)) == sorted(map(json.dumps, pure))
+
+
+def test_the_fallback_is_chosen_by_the_environment_and_said_once(tmp_path: Path) -> None:
+    code = "from memscope import _hooks; print(_hooks.ACCELERATED)"
+    env = {**os.environ, "MEMSCOPE_HOTPATH_PURE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, cwd=tmp_path).stdout.split()
+    assert out == ["False"]
+    # without the extension at all (no compiler at install time): recorded all the
+    # same, and ``memscope run`` says so in one line
+    prog = tmp_path / "p.py"
+    prog.write_text("def f(n):\n    x = list(range(n))\n    return len(x)\n\nf(10)\n")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["memscope._hotpath"] = None  # import fails, as if never built
+        from memscope.cli import main
+        sys.argv = ["memscope", "run", "--no-report", "-o", {str(tmp_path / "o")!r},
+                    {str(prog)!r}]
+        main()
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "MEMSCOPE_HOTPATH_PURE"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    said = [ln for ln in proc.stderr.splitlines() if "C hot path is not built" in ln]
+    assert len(said) == 1
+    assert list((tmp_path / "o").rglob("*.memscope"))
+    version = subprocess.run([sys.executable, "-m", "memscope", "--version"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+    assert f"hot path: {'C' if _hooks.ACCELERATED else 'pure Python'}" in version
+
+
+@needs_c
+@pytest.mark.slow
+def test_runtime_tests_on_the_pure_hot_path(tmp_path: Path) -> None:
+    """The runtime's own tests, again on the Python closures alone."""
+    files = ["tests/test_contract.py", "tests/test_guards.py", "tests/test_interrupts.py",
+             "tests/test_runtime_invariants.py", "tests/test_capture_faults.py"]
+    env = {**os.environ, "MEMSCOPE_HOTPATH_PURE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-x", *files], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
