@@ -711,40 +711,50 @@ class Analysis:
             if self.t_first < 0:
                 self.t_first = t
         self.binds += 1
-        inst = self.instances.get(tok)
-        if inst is not None:
+        # (lookups that nearly always find their key index the dict; the others ask
+        # ``in`` first: both cheaper than ``get``)
+        instances = self.instances
+        if tok in instances:
+            inst = instances[tok]
             if self._open_lambdas:
                 self._lambdas_done(inst, t)
             if inst.scope in self._explicit_scopes:  # track_var inside a track_scope
                 si = self._explicit_site(site, inst.scope)
             else:
-                si = self._site_info.get(site) or self._site(site)
+                try:
+                    si = self._site_info[site]
+                except KeyError:
+                    si = self._site(site)
             thread, task, tgroups = inst.thread, inst.task, inst.groups
             thread_name, task_name = inst.thread_name, inst.task_name
         else:
-            si = self._site_info.get(site) or self._site(site)
+            inst = None
+            try:
+                si = self._site_info[site]
+            except KeyError:
+                si = self._site(site)
             thread = task = 0
             thread_name, task_name, tgroups = "?", "", None
         lkey = si.lkey
         live = self.live
-        in_tok = live.get(tok)
-        if in_tok is None:
+        if tok not in live:
             in_tok = live[tok] = {}
         else:
-            old = in_tok.get(lkey)
-            if old is not None:
-                self._end(old, t, "rebind")
+            in_tok = live[tok]
+            if lkey in in_tok:
+                self._end(in_tok[lkey], t, "rebind")
                 if tok not in live:  # ending the last binding dropped the dict
                     in_tok = live[tok] = {}
         if tgroups is None:
             tgroups = self._no_instance_groups()
-        typed = self._type_group.get(ti)
-        if typed is None:
+        try:
+            tname, tgroup = self._type_group[ti]
+        except KeyError:
             tname = self.types.get(ti, "?")
-            typed = self._type_group[ti] = (tname, self._group(self.by_type, tname))
-        tname = typed[0]
+            tgroup = self._group(self.by_type, tname)
+            self._type_group[ti] = (tname, tgroup)
         nbytes = deep if deep >= 0 else (size if size > 0 else 0)
-        groups = (typed[1], si.group, tgroups[0], tgroups[1])
+        groups = (tgroup, si.group, tgroups[0], tgroups[1])
         bid = self.next_id
         self.next_id = bid + 1
         b = Binding(
@@ -753,10 +763,11 @@ class Analysis:
             task_name, self.pid, tok, si.scope_id, t, [], nbytes, si.key, groups, si.vs,
         )  # fmt: skip
         by_oid = self.by_oid
-        same = by_oid.get(oid)
-        if same is None:
+        if oid not in by_oid:
+            same = None
             by_oid[oid] = {bid: b}
         else:
+            same = by_oid[oid]
             label = si.label
             pairs = self.alias_pairs
             aliases = b.aliases
@@ -770,13 +781,12 @@ class Analysis:
         in_tok[lkey] = b
         nlive = self.nlive = self.nlive + 1
         objects = self.objects
-        life = objects.get(oid)
-        if life is None:
+        if oid not in objects:
             objects[oid] = ObjectLife(
                 oid, tname, t, bid, tok, nbytes, size, si.label, si.key, si.file, si.line,
                 -1, False, si.param,
             )  # fmt: skip
-        elif life.by_param and not si.param:
+        elif (life := objects[oid]).by_param and not si.param:
             # a parameter only receives an object made elsewhere (``self`` in
             # ``__init__``): the first other binding names where it was made
             life.first_binding, life.creator_tok, life.by_param = bid, tok, False
@@ -878,16 +888,16 @@ class Analysis:
         tok = b.tok
         oid = b.oid
         live = self.live
-        in_tok = live.get(tok)
         key = (b.scope_id, b.var)
-        if in_tok is not None and in_tok.get(key) is b:
+        in_tok = live.get(tok)
+        if in_tok is not None and key in in_tok and in_tok[key] is b:
             del in_tok[key]
             self.nlive -= 1
             if not in_tok:
                 del live[tok]
         by_oid = self.by_oid
-        same = by_oid.get(oid)
-        if same is not None:
+        if oid in by_oid:
+            same = by_oid[oid]
             same.pop(b.id, None)
             if not same:
                 del by_oid[oid]

@@ -135,7 +135,7 @@ class Collector:
         finalized (chaining callbacks already set); ``close`` adds what is live."""
         self.an = an
         an.on_binding_start = _chain(an.on_binding_start, self.bind)
-        an.on_binding_end = _chain(an.on_binding_end, self.end)
+        an.on_binding_end = _chain(an.on_binding_end, self._record)  # self.end
         an.on_object_end = _chain(an.on_object_end, self.object_end)
 
     def _var(self, key: str, label: str, scope: str) -> int:
@@ -158,48 +158,57 @@ class Collector:
         self.series.bind(b)
 
     def end(self, b: Binding) -> None:
-        self._record(b, self.series.end(b), b.t_unbind)
+        self._record(b)
 
-    def _record(self, b: Binding, objno: int, t_end: int) -> None:
-        """One binding, ended (``t_end`` its end) or still live at the end of the run."""
+    def _record(self, b: Binding, objno: int = -1, t_end: int = -1) -> None:
+        """One binding, ended (``t_end`` its end) or still live at the end of the run;
+        ``objno`` its object's number (-1: it ended just now, the series says which)."""
+        if objno < 0:
+            objno = self.series.end(b)
+            t_end = b.t_unbind
         self.bindings += 1
-        vi = self.var_index.get(b.key)
-        if vi is None:
+        # (dicts indexed, not ``get``: their keys are nearly always there)
+        try:
+            vi = self.var_index[b.key]
+        except KeyError:
             vi = self._var(b.key, var_label(b), scope_key(b))
         v = self.vars[vi]
         tb, tu = b.t_bind, b.t_unbind
         end = tu if tu >= 0 else t_end
-        name = b.type
-        ti = self.types.index.get(name)
-        if ti is None:
-            ti = self.types(name)
+        try:
+            ti = self.types.index[b.type]
+        except KeyError:
+            ti = self.types(b.type)
         name = b.thread_name if b.thread else "?"  # thread_key
-        th = self.threads.index.get(name)
-        if th is None:
+        try:
+            th = self.threads.index[name]
+        except KeyError:
             th = self.threads(name)
         name = b.task_name or "-"  # task_key
-        tk = self.tasks.index.get(name)
-        if tk is None:
+        try:
+            tk = self.tasks.index[name]
+        except KeyError:
             tk = self.tasks(name)
-        sp = self.th_span.get(th)
-        if sp is None:
+        try:
+            sp = self.th_span[th]
+            if tb < sp[0]:
+                sp[0] = tb
+            if end > sp[1]:
+                sp[1] = end
+        except KeyError:
             self.th_span[th] = [tb, end]
-        else:
+        try:
+            sp = self.tk_span[tk]
             if tb < sp[0]:
                 sp[0] = tb
             if end > sp[1]:
                 sp[1] = end
-        sp = self.tk_span.get(tk)
-        if sp is None:
+        except KeyError:
             self.tk_span[tk] = [tb, end]
-        else:
-            if tb < sp[0]:
-                sp[0] = tb
-            if end > sp[1]:
-                sp[1] = end
-        pids = self.pids
-        pid = b.pid
-        pids[pid] = pids.get(pid, 0) + 1
+        try:
+            self.pids[b.pid] += 1
+        except KeyError:
+            self.pids[b.pid] = 1
         size, deep = b.size, b.deep
         if size > v.shallow:
             v.shallow = size
@@ -216,7 +225,7 @@ class Collector:
         nal = len(aliases)
         if nal and len(v.aliases) < 12:
             v.aliases.update(aliases[:12])
-        ei = _END_INDEX.get(b.end, 0)
+        ei = _END_INDEX[b.end] if b.end in _END_INDEX else 0
         h = v.hist
         line = b.line
         h.append((tb, b.id, tu, ti, size, deep, ei, th, tk, nal, line))

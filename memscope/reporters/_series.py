@@ -10,7 +10,7 @@ from memscope.analysis import Analysis, Binding
 from memscope.reporters._format import GROUPINGS, OTHER, _group_keys, _group_label, clean
 
 NG = len(GROUPINGS)
-assert NG == 5, "Series._groups_slots unrolls the five groupings"
+assert NG == 5, "Series.bind unrolls the five groupings"
 
 SERIES_BUCKETS = 1200
 """Buckets the dashboard's memory chart has at most (the SVG asks for fewer)."""
@@ -214,40 +214,20 @@ class Series:
         self.slot_id[s] = ident
         m[ident] = s
 
-    def _groups(self, b: Binding) -> tuple[Any, ...]:
-        """The binding's group in every grouping (identities, not names), admitting
-        groups seen for the first time as candidates where there is room."""
-        return self._groups_slots(b)[0]
-
-    def _groups_slots(self, b: Binding) -> tuple[tuple[Any, ...], list[int]]:
-        """``_groups`` and the state slot each group is counted in now (its own, or the
-        grouping's "(other)")."""
+    @staticmethod
+    def _ids(b: Binding) -> tuple[Any, ...]:
+        """The binding's group in every grouping: identities, not names."""
         groups = b.groups
+        if b.vs is not None and len(groups) == 4:
+            return (id(b.vs), id(groups[1]), id(groups[0]), id(groups[2]), id(groups[3]))
+        return _group_keys(b)
+
+    def _slots(self, b: Binding, ids: tuple[Any, ...]) -> list[int]:
+        """The state slot each of the binding's groups (``ids``) is counted in (its own,
+        or the grouping's "(other)"), admitting groups seen for the first time as
+        candidates where there is room; each candidate's running peak follows."""
         nbytes = b.bytes
         maps, slot_w = self.maps, self.slot_w
-        if b.vs is not None and len(groups) == 4:
-            ids: tuple[Any, ...] = (
-                id(b.vs), id(groups[1]), id(groups[0]), id(groups[2]), id(groups[3]))
-            # the common case, unrolled: every group a candidate already
-            s0 = maps[0].get(ids[0])
-            s1 = maps[1].get(ids[1])
-            s2 = maps[2].get(ids[2])
-            s3 = maps[3].get(ids[3])
-            s4 = maps[4].get(ids[4])
-            if not (s0 is None or s1 is None or s2 is None or s3 is None or s4 is None):
-                if nbytes > slot_w[s0]:
-                    slot_w[s0] = nbytes
-                if nbytes > slot_w[s1]:
-                    slot_w[s1] = nbytes
-                if nbytes > slot_w[s2]:
-                    slot_w[s2] = nbytes
-                if nbytes > slot_w[s3]:
-                    slot_w[s3] = nbytes
-                if nbytes > slot_w[s4]:
-                    slot_w[s4] = nbytes
-                return ids, [s0, s1, s2, s3, s4]
-        else:
-            ids = _group_keys(b)
         slots = []
         for g in range(NG):
             ident = ids[g]
@@ -261,7 +241,7 @@ class Series:
             else:
                 s = g
             slots.append(s)
-        return ids, slots
+        return slots
 
     # -- events --
 
@@ -270,13 +250,24 @@ class Series:
         t0 = self.t0
         if t0 < 0 or (t - t0) >> self.k > self.cur:  # _at, unless the same bucket
             self._at(t)
-        ids, slots = self._groups_slots(b)
         nbytes = b.bytes
+        ids = self._ids(b)
+        maps = self.maps
+        try:  # every group a candidate already (most binds): _slots, unrolled
+            slots = [maps[0][ids[0]], maps[1][ids[1]], maps[2][ids[2]], maps[3][ids[3]],
+                     maps[4][ids[4]]]
+        except KeyError:
+            slots = self._slots(b, ids)
+        else:
+            slot_w = self.slot_w
+            for s in slots:
+                if nbytes > slot_w[s]:
+                    slot_w[s] = nbytes
         oid = b.oid
-        rec = self.live.get(oid)
-        if rec is None:
+        live = self.live
+        if oid not in live:
             n = self.objects = self.objects + 1
-            self.live[oid] = [nbytes, ids, [(b.id, ids)], n]
+            live[oid] = [nbytes, ids, [(b.id, ids)], n]
             # _change(None, 0, ids, nbytes), the slots known
             total = self.total + nbytes
             if total > self.best:
@@ -290,6 +281,7 @@ class Series:
                     state[s] += nbytes
             self.total = total
         else:
+            rec = live[oid]
             rec[2].append((b.id, ids))
             self._change(rec[1], rec[0], rec[1], nbytes)  # latest size, same owner
             rec[0] = nbytes
