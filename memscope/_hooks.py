@@ -140,8 +140,9 @@ class _ListBuffer(list[Event]):
 
     __slots__ = ()
 
-    def take(self, n: int, into: list[Any]) -> list[Event]:
-        """The first ``n`` events, removed; ``into[0]`` holds them before they go."""
+    def take(self, n: int, into: list[Any], batch: bool = False) -> list[Event]:
+        """The first ``n`` events, removed; ``into[0]`` holds them before they go
+        (always a list: ``batch`` asks the C buffer for its own kind of batch)."""
         out = self[:n]
         into[0] = out
         del self[:n]
@@ -1521,7 +1522,9 @@ def _flushing(now: int, locked: bool = True) -> None:
         buf = _buf
         n = len(buf)
         if n:
-            out = buf.take(n, _inflight)  # held in _inflight before it leaves the buffer
+            # held in _inflight before it leaves the buffer; as a C batch of words for a
+            # sink that takes one (the capture's: it encodes int rows with no tuple)
+            out = buf.take(n, _inflight, getattr(_sink, "accepts_batches", False))
             _counters["flushes"] += 1
             _counters["events_flushed"] += n
             _sink.write(out)

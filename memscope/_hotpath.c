@@ -247,16 +247,263 @@ Buffer_iter(Buffer *b)
     return it;
 }
 
+/* ---- a batch: the events one flush takes, still as words -------------------------
+ *
+ * What a sink that says it can (``accepts_batches``) gets from a flush instead of a
+ * list of tuples: a read-only sequence whose items are made as tuples when asked for,
+ * plus what the capture writer needs to encode int rows without any tuple: each
+ * event's kind (``kinds``), a subset by a mask (``select``) and the rows of one width
+ * packed as little-endian int64 (``packed``).
+ */
+
+typedef struct {
+    PyObject_HEAD
+    int64_t *words;     /* malloc'd records, as in the buffer (object records own a ref) */
+    Py_ssize_t *offs;   /* malloc'd: the first word of each event */
+    Py_ssize_t n;
+    Py_ssize_t nwords;
+} Batch;
+
+static PyTypeObject BatchType;
+
+static Batch *
+batch_alloc(Py_ssize_t n, Py_ssize_t nwords)
+{
+    Batch *b = PyObject_New(Batch, &BatchType);
+    if (b == NULL) {
+        return NULL;
+    }
+    b->words = (int64_t *)malloc((size_t)(nwords ? nwords : 1) * sizeof(int64_t));
+    b->offs = (Py_ssize_t *)malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
+    b->n = 0;
+    b->nwords = 0;
+    if (b->words == NULL || b->offs == NULL) {
+        Py_DECREF(b);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    return b;
+}
+
+/* copy one record into the batch (an object record's reference: a new one) */
+static void
+batch_add(Batch *b, const int64_t *w)
+{
+    Py_ssize_t len = w[0] == OBJ_RECORD ? 2 : (Py_ssize_t)w[0] + 1;
+    memcpy(b->words + b->nwords, w, (size_t)len * sizeof(int64_t));
+    if (w[0] == OBJ_RECORD) {
+        Py_INCREF((PyObject *)(intptr_t)w[1]);
+    }
+    b->offs[b->n++] = b->nwords;
+    b->nwords += len;
+}
+
+static void
+Batch_dealloc(Batch *b)
+{
+    if (b->words != NULL) {
+        for (Py_ssize_t i = 0; i < b->n; i++) {
+            int64_t *w = b->words + b->offs[i];
+            if (w[0] == OBJ_RECORD) {
+                Py_DECREF((PyObject *)(intptr_t)w[1]);
+            }
+        }
+    }
+    free(b->words);
+    free(b->offs);
+    PyObject_Free(b);
+}
+
+static Py_ssize_t
+Batch_len(Batch *b)
+{
+    return b->n;
+}
+
+static PyObject *
+Batch_item(Batch *b, Py_ssize_t i)
+{
+    if (i < 0 || i >= b->n) {
+        PyErr_SetString(PyExc_IndexError, "batch index out of range");
+        return NULL;
+    }
+    Py_ssize_t len;
+    return buf_item(b->words + b->offs[i], &len, 0);
+}
+
+static PyObject *
+Batch_subscript(Batch *b, PyObject *key)
+{
+    if (PyIndex_Check(key)) {
+        Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+        if (i == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        return Batch_item(b, i < 0 ? i + b->n : i);
+    }
+    if (!PySlice_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "batch indices are ints or slices");
+        return NULL;
+    }
+    Py_ssize_t start, stop, step;
+    if (PySlice_Unpack(key, &start, &stop, &step) < 0) {
+        return NULL;
+    }
+    Py_ssize_t k = PySlice_AdjustIndices(b->n, &start, &stop, step);
+    Py_ssize_t words = 0;
+    for (Py_ssize_t j = 0, i = start; j < k; j++, i += step) {
+        int64_t *w = b->words + b->offs[i];
+        words += w[0] == OBJ_RECORD ? 2 : w[0] + 1;
+    }
+    Batch *out = batch_alloc(k, words);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t j = 0, i = start; j < k; j++, i += step) {
+        batch_add(out, b->words + b->offs[i]);
+    }
+    return (PyObject *)out;
+}
+
+/* kinds() -> bytes | None: each event's kind (None: a kind that is not an int 0..255) */
+static PyObject *
+Batch_kinds(Batch *b, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *out = PyBytes_FromStringAndSize(NULL, b->n);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *p = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        int64_t *w = b->words + b->offs[i];
+        long long k = -1;
+        if (w[0] == OBJ_RECORD) {
+            PyObject *o = (PyObject *)(intptr_t)w[1];
+            if (PyTuple_Check(o) && PyTuple_GET_SIZE(o) > 0
+                && PyLong_CheckExact(PyTuple_GET_ITEM(o, 0))) {
+                k = PyLong_AsLongLong(PyTuple_GET_ITEM(o, 0));
+                if (k == -1 && PyErr_Occurred()) {
+                    PyErr_Clear();
+                }
+            }
+        } else if (w[0] > 0) {
+            k = w[1];
+        }
+        if (k < 0 || k > 255) {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        p[i] = (char)k;
+    }
+    return out;
+}
+
+/* select(mask) -> Batch: the events whose byte in ``mask`` is not 0 */
+static PyObject *
+Batch_select(Batch *b, PyObject *mask)
+{
+    if (!PyBytes_Check(mask) || PyBytes_GET_SIZE(mask) < b->n) {
+        PyErr_SetString(PyExc_TypeError, "select(mask): bytes, one per event");
+        return NULL;
+    }
+    const char *m = PyBytes_AS_STRING(mask);
+    Py_ssize_t k = 0, words = 0;
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        if (m[i]) {
+            int64_t *w = b->words + b->offs[i];
+            k++;
+            words += w[0] == OBJ_RECORD ? 2 : w[0] + 1;
+        }
+    }
+    Batch *out = batch_alloc(k, words);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        if (m[i]) {
+            batch_add(out, b->words + b->offs[i]);
+        }
+    }
+    return (PyObject *)out;
+}
+
+/* packed(width) -> bytes | None: every event as ``width`` little-endian int64, row
+ * after row (struct "<{width}q" of each), or None unless every event is an int row of
+ * that width */
+static PyObject *
+Batch_packed(Batch *b, PyObject *arg)
+{
+    Py_ssize_t width = PyLong_AsSsize_t(arg);
+    if (width == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+#if PY_LITTLE_ENDIAN
+    if (width <= 0) {
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        if (b->words[b->offs[i]] != width) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, b->n * width * 8);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *p = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        memcpy(p + i * width * 8, b->words + b->offs[i] + 1, (size_t)width * 8);
+    }
+    return out;
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
+static PyMethodDef Batch_methods[] = {
+    {"kinds", (PyCFunction)Batch_kinds, METH_NOARGS,
+     "kinds($self, /)\n--\n\nEach event's kind as bytes; None if one is not 0..255."},
+    {"select", (PyCFunction)Batch_select, METH_O,
+     "select($self, mask, /)\n--\n\nThe events whose byte in mask is not 0, as a batch."},
+    {"packed", (PyCFunction)Batch_packed, METH_O,
+     "packed($self, width, /)\n--\n\nEvery row as width little-endian int64; None unless\n"
+     "every event is an int row of that width."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods Batch_as_sequence = {
+    .sq_length = (lenfunc)Batch_len,
+    .sq_item = (ssizeargfunc)Batch_item,
+};
+
+static PyMappingMethods Batch_as_mapping = {
+    .mp_length = (lenfunc)Batch_len,
+    .mp_subscript = (binaryfunc)Batch_subscript,
+};
+
+static PyTypeObject BatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "memscope._hotpath.Batch",
+    .tp_doc = "The events of one flush, as words: a read-only sequence of tuples.",
+    .tp_basicsize = sizeof(Batch),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Batch_dealloc,
+    .tp_methods = Batch_methods,
+    .tp_as_sequence = &Batch_as_sequence,
+    .tp_as_mapping = &Batch_as_mapping,
+};
+
 /* take(n, into): the first n events (at most all), as a list, removed from the
  * buffer; ``into[0]`` is set to that list before they are removed (a flush keeps its
  * batch there until the sink has it: no moment when the events are in neither). */
 static PyObject *
 Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyList_Check(args[1]) || PyList_GET_SIZE(args[1]) < 1) {
-        PyErr_SetString(PyExc_TypeError, "take(n, into): into is a list of one item");
+    if (nargs < 2 || nargs > 3 || !PyList_Check(args[1]) || PyList_GET_SIZE(args[1]) < 1) {
+        PyErr_SetString(PyExc_TypeError, "take(n, into[, batch]): into is a list of one item");
         return NULL;
     }
+    int as_batch = nargs == 3 && PyObject_IsTrue(args[2]) == 1;
     Py_ssize_t n = PyLong_AsSsize_t(args[0]);
     if (n == -1 && PyErr_Occurred()) {
         return NULL;
@@ -266,6 +513,36 @@ Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
     }
     if (n < 0) {
         n = 0;
+    }
+    if (as_batch) {  /* the words copied into a batch: no tuple made */
+        Py_ssize_t at = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t *w = b->slots + at;
+            at += w[0] == OBJ_RECORD ? 2 : w[0] + 1;
+        }
+        Batch *bt = batch_alloc(n, at);
+        if (bt == NULL) {
+            return NULL;
+        }
+        Py_ssize_t p = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {  /* object references: handed over */
+            int64_t *w = b->slots + p;
+            Py_ssize_t len = w[0] == OBJ_RECORD ? 2 : w[0] + 1;
+            memcpy(bt->words + bt->nwords, w, (size_t)len * sizeof(int64_t));
+            bt->offs[bt->n++] = bt->nwords;
+            bt->nwords += len;
+            p += len;
+        }
+        if (PyList_SetItem(args[1], 0, Py_NewRef((PyObject *)bt)) < 0) {
+            /* the references are the buffer's still: the batch must not drop them */
+            bt->n = 0;
+            Py_DECREF(bt);
+            return NULL;
+        }
+        memmove(b->slots, b->slots + at, (size_t)(b->used - at) * sizeof(int64_t));
+        b->used -= at;
+        b->n -= n;
+        return (PyObject *)bt;
     }
     PyObject *out = PyList_New(n);
     if (out == NULL) {
@@ -344,8 +621,8 @@ static PyMethodDef Buffer_methods[] = {
     {"extend", (PyCFunction)Buffer_extend, METH_O,
      "extend($self, events, /)\n--\n\nAdd events at the end, in order."},
     {"take", (PyCFunction)(void (*)(void))Buffer_take, METH_FASTCALL,
-     "take($self, n, into, /)\n--\n\nThe first n events, removed, as a list of tuples;\n"
-     "into[0] holds them before they are removed."},
+     "take($self, n, into, batch=False, /)\n--\n\nThe first n events, removed, as a list\n"
+     "of tuples (a Batch if batch); into[0] holds them before they are removed."},
     {"snapshot", (PyCFunction)Buffer_snapshot, METH_NOARGS,
      "snapshot($self, /)\n--\n\nEvery event, as a list of tuples; none removed."},
     {"clear", (PyCFunction)Buffer_clear, METH_NOARGS,
@@ -1039,7 +1316,8 @@ static struct PyModuleDef hot_module = {
 PyMODINIT_FUNC
 PyInit__hotpath(void)
 {
-    if (PyType_Ready(&BufferType) < 0 || PyType_Ready(&SitesType) < 0) {
+    if (PyType_Ready(&BufferType) < 0 || PyType_Ready(&SitesType) < 0
+        || PyType_Ready(&BatchType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&hot_module);
@@ -1061,6 +1339,11 @@ PyInit__hotpath(void)
     }
     Py_INCREF(&BufferType);
     Py_INCREF(&SitesType);
+    Py_INCREF(&BatchType);
+    if (PyModule_AddObject(m, "Batch", (PyObject *)&BatchType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddObject(m, "Buffer", (PyObject *)&BufferType) < 0
         || PyModule_AddObject(m, "Sites", (PyObject *)&SitesType) < 0) {
         Py_DECREF(m);

@@ -137,8 +137,18 @@ def _only(k: int, keep: int = 1) -> bytes:
     return t
 
 
+def _is_batch(events: Any) -> bool:
+    """A flush's batch from the C hot path (``memscope._hotpath.Batch``): a sequence of
+    events kept as words, which says its kinds and packs its int rows itself (the
+    writer needs no tuple of them). Recognised by what it does: storage imports no
+    collection code."""
+    return hasattr(events, "packed")
+
+
 def _kinds(events: list[Event]) -> bytes | None:
     """The kind of every event as bytes, or None if some kind is not an int 0..255."""
+    if _is_batch(events):
+        return events.kinds()  # type: ignore[attr-defined]
     try:
         return bytes(map(_KIND, events))
     except (TypeError, ValueError, IndexError, KeyError):
@@ -279,11 +289,16 @@ class Encoder:
         else:  # each kind's rows in stream order, by C passes: the commonest kind (binds,
             # usually) taken out by one, the few others by a stable sort by kind
             top = max(present, key=kinds.count)
-            rest = sorted(compress(events, kinds.translate(_only(top, 0))), key=_KIND)
+            if _is_batch(events):  # the batch selects in C: no tuple for the top kind
+                rest = sorted(events.select(kinds.translate(_only(top, 0))), key=_KIND)  # type: ignore[attr-defined]
+            else:
+                rest = sorted(compress(events, kinds.translate(_only(top, 0))), key=_KIND)
             groups = []
             i = 0
             for k in present:
-                if k == top:
+                if k == top and _is_batch(events):
+                    groups.append((k, events.select(kinds.translate(_only(k)))))  # type: ignore[attr-defined]
+                elif k == top:
                     groups.append((k, list(compress(events, kinds.translate(_only(k))))))
                 else:
                     c = kinds.count(k)
@@ -313,10 +328,12 @@ class Encoder:
         width = len(group[0])
         if width - 1 > F.MAX_COLS:
             return False
-        try:
-            raw = b"".join(starmap(_packer(width), group))
-        except (struct.error, TypeError):  # a non-int, a huge int, or another length
-            return False
+        raw = group.packed(width) if _is_batch(group) else None  # type: ignore[attr-defined]
+        if raw is None:
+            try:
+                raw = b"".join(starmap(_packer(width), group))
+            except (struct.error, TypeError):  # a non-int, a huge int, or another length
+                return False
         n = len(group)
         head = bytearray((F.LAYOUT_COLUMNS,))
         F.put_uvarint(head, width - 1)
@@ -341,8 +358,9 @@ class Encoder:
         if all(raw[16 + b :: step] == zero for b in range(1, 8)):  # every site in 0..255
             low = raw[16::step]
             self.user_records += n - len(low.translate(None, self._user_site_bytes))
-        else:
-            self.user_records += self.user_sites.count_in(list(map(itemgetter(2), group)))
+        else:  # the site column, from the packed rows (a batch makes no tuple)
+            sites = memoryview(raw).cast("q")[2::width].tolist()
+            self.user_records += self.user_sites.count_in(sites)
 
     def _group(self, k: int, group: list[Event]) -> bytearray:
         """General path for one kind: per-column encodings, or generic rows."""
@@ -540,6 +558,15 @@ def _write_all(fd: int, data: bytes, offset: int = -1) -> None:
         view = view[n:]
 
 
+def _done_key(events: Any) -> tuple[Any, ...]:
+    """What tells a batch handed again from another: a list by its first and last
+    events (the same objects; the list itself is not kept), a C batch by itself (its
+    items are made anew at each access)."""
+    if _is_batch(events):
+        return (len(events), events)
+    return (len(events), events[0], events[-1])
+
+
 class CaptureWriter:
     """One capture file: header, then chunks appended with single ``os.write`` calls.
 
@@ -588,7 +615,7 @@ class CaptureWriter:
         self.write_error = ""  # why (the first failure)
         self.dropped = 0
         self._torn: tuple[Any, ...] | None = None  # a write under way (see the class)
-        self._done: tuple[int, Event, Event] | None = None  # the last batch written (resume)
+        self._done: tuple[Any, ...] | None = None  # the last batch written (resume)
         self.fd = _create_with(self.filename, self.header.pack())
         self.offset = F.HEADER_SIZE
 
@@ -649,7 +676,7 @@ class CaptureWriter:
             return
         self._torn = self._state(events)
         self._transact(events)
-        self._done = (len(events), events[0], events[-1])
+        self._done = _done_key(events)
         self._torn = None
 
     def resume(self, events: list[Event]) -> None:
@@ -660,13 +687,14 @@ class CaptureWriter:
         torn = self._torn
         if torn is not None and torn[-1] is events:
             self._mend()
-            self._done = (len(events), events[0], events[-1]) if events else None
+            self._done = _done_key(events) if events else None
             self._torn = None
             return
         d = self._done
-        if d is not None and events and d[0] == len(events) and d[1] is events[0] \
-                and d[2] is events[-1]:
-            return
+        if d is not None and events and d[0] == len(events):
+            k = _done_key(events)
+            if len(k) == len(d) and all(a is b for a, b in zip(k[1:], d[1:], strict=True)):
+                return
         self.write(events)
 
     def _transact(self, events: list[Event]) -> None:
@@ -802,6 +830,8 @@ def _encodable_kind(ev: Any) -> bool:
 
 class CaptureSink:
     """The runtime's sink: streams every batch into ``<dir>/<name>.<pid>.memscope``."""
+
+    accepts_batches = True  # a flush may hand it a C batch (words, no tuples) for a list
 
     def __init__(
         self,
