@@ -24,9 +24,9 @@ on a changed line the node's own text is looked up in the original line (nodes t
 transformer added inside user expressions take the span of the original line).
 Statements the transformer added (scope enter, binds after an assignment, the module
 header) take the position of the user statement next to them, so they make no line
-events of their own: pdb steps and coverage counts the user's lines. The
-``try``/``finally`` wrapping a scope keeps the ``def`` line for the scope's end (see
-``_injected_nodes``).
+events of their own: pdb steps and coverage counts the user's lines. A scope's end (the
+``finally`` wrapping it) is on the line that returns, or on the ``def`` line when an
+exception leaves it (see ``_injected_nodes``, ``linemap.place_scope_exits``).
 """
 
 from __future__ import annotations
@@ -279,9 +279,11 @@ def remap_tree(
 
 
 # how CPython places instructions of no position (measured: docs/transformer.md, "Line
-# events"): 3.12+ gives a finally's exception handler no line at all (a return event
-# whose f_lineno is None, which pdb cannot show), so there the scope's exit keeps its
-# def line
+# events"): up to 3.11 the line before them, the re-raise of a finally its last
+# statement's; 3.12+ leaves some with no line at all (a finally's exception handler, a
+# block several paths join: a return event whose f_lineno is None, which pdb cannot
+# show), so there our finally bodies get their lines after compiling
+# (linemap.place_scope_exits)
 _FINALLY_INHERITS = sys.version_info < (3, 12)
 
 
@@ -301,18 +303,23 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
       compiled at line -1, no position of its own: CPython gives such an instruction
       the location of the one before it in its basic block, so it runs "on" the line
       just run, with no event;
-    * the ``try`` wrapping a scope has no position; its ``finally`` (the scope's exit)
-      is compiled as ``_memscope_s = <exit>`` with only the statement at the ``def``
-      line and every instruction at -1: a ``return`` runs it on the return's line and
-      the return is shown there, as plain Python shows it; leaving by an exception, the
-      re-raise (which takes the finally's last statement's position) is on the ``def``
-      line, like a ``with`` block's exit on its line (with no position at all the
-      return event's ``f_lineno`` would be None, which pdb cannot show).
+    * the ``try`` wrapping a scope has no position; its ``finally`` (the scope's exit;
+      an ``except ... as`` body's unbind too) is compiled as ``_memscope_s = <exit>``
+      with only the statement at the ``def`` (``except``) line and every instruction
+      at -1: a ``return`` runs it on the return's line and the return is shown there,
+      as plain Python shows it; leaving by an exception, the re-raise (which takes the
+      finally's last statement's position up to 3.11; ``linemap.place_scope_exits``
+      gives it the ``def`` line on 3.12+) is on the ``def`` line, like a ``with``
+      block's exit on its line (with no position at all the return event's
+      ``f_lineno`` would be None, which pdb cannot show). ``_tail_returns`` ends the
+      paths that fall off an ``if``/``try``/``match`` at the end of a function with a
+      ``return``, so each path's exit is on its own last line.
 
     Before, the recognisers here predated the inline guards and missed most added
     statements (3.12: an extra line event at a function's first line), and the
     ``finally`` was on the ``def`` line: an extra line event at every return, the
-    return shown on the ``def`` line. The recognisers are the transformer's own.
+    return shown on the ``def`` line (3.12 and 3.13 until place_scope_exits). The
+    recognisers are the transformer's own.
     """
     import ast
 
@@ -347,8 +354,6 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
             if not isinstance(body, list) or not body or not isinstance(body[0], ast.stmt):
                 continue
             if attr == "finalbody" and _is_our_try(node):  # type: ignore[arg-type]
-                if not _FINALLY_INHERITS:
-                    continue  # the scope's end keeps its def line (see above)
                 for k, f in enumerate(body):
                     for n in ast.walk(f):
                         blank.add(id(n))
@@ -397,7 +402,68 @@ def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename
     tree = ast.parse(code, filename, "exec")
     orig_text = _decode(source) if isinstance(source, bytes) else source
     remap_tree(tree, _split(code.encode("utf-8")), _split(orig_text.encode("utf-8")), line_map)
-    return compile(tree, filename, "exec", dont_inherit=True, optimize=-1)
+    _tail_returns(tree)
+    compiled = compile(tree, filename, "exec", dont_inherit=True, optimize=-1)
+    if not _FINALLY_INHERITS:
+        from memscope_instrument.linemap import place_scope_exits
+
+        compiled = place_scope_exits(compiled)
+    return compiled
+
+
+def _tail_returns(tree: ast.AST) -> None:
+    """End every path that falls off the end of a function wrapped in a scope ``try``
+    of ours with a bare ``return``, where an ``if``, ``try`` or ``match`` ends the body:
+    its paths no longer join before the scope's exit (the ``finally``), so CPython
+    compiles the exit once per path, on the line that path ran last, as it does for
+    plain code (whose exits of no line it copies per path). Falling off the end and
+    ``return`` do the same; no ``return`` goes in a ``finally`` or an ``except*`` block
+    (Python rejects it there), a ``try`` with ``else`` gets it in the ``else``. Each
+    ``return`` takes the position of the statement before it (where that path's last
+    line event was: no event of its own); with no position at all, 3.13.0's compiler
+    rejects some of them ("Invalid CFG, inconsistent stackdepth", a ``return`` in an
+    ``except ... as`` body). Joined, the exit took one line for every path: a function
+    ending in ``if``/``else`` showed its return on one branch's line whichever ran."""
+    import ast
+
+    from memscope_instrument.linemap import _is_our_try
+
+    def ret(like: ast.AST) -> ast.Return:
+        r = ast.Return(None)
+        r.lineno = r.end_lineno = like.lineno  # type: ignore[attr-defined]
+        r.col_offset = like.col_offset  # type: ignore[attr-defined]
+        r.end_col_offset = like.col_offset + 1  # type: ignore[attr-defined]
+        return r
+
+    def tails(body: list[ast.stmt]) -> None:
+        last = body[-1]
+        if isinstance(last, ast.If):
+            tails(last.body)
+            if last.orelse:
+                tails(last.orelse)
+            else:
+                last.orelse = [ret(last)]
+        elif isinstance(last, ast.Try) and _is_our_try(last):
+            tails(last.body)  # an `except ... as` body's unbind: in its `finally`
+        elif isinstance(last, ast.Try):
+            tails(last.orelse or last.body)
+            for h in last.handlers:
+                tails(h.body)
+        elif isinstance(last, ast.Match):
+            for c in last.cases:
+                tails(c.body)
+            body.append(ret(last.cases[-1].pattern))  # no case matched
+        elif not isinstance(last, (ast.Return, ast.Raise)):
+            like = next((st for st in reversed(body) if st.lineno > 0), None)
+            if like is not None:
+                body.append(ret(like))
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for st in node.body:
+                if isinstance(st, ast.Try) and _is_our_try(st) and isinstance(
+                        st.body[-1], (ast.If, ast.Try, ast.Match)):
+                    tails(st.body)
 
 
 def _decode(src: bytes) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Iterator
 from types import CodeType
-from typing import cast
+from typing import Any, cast
 
 __all__ = [
     "build_line_map", "col_deltas", "compile_with_line_map", "remap_tree", "split_lines",
@@ -254,3 +255,229 @@ def compile_with_line_map(code: str, line_map: list[int], filename: str,
     ``Result.col_delta`` as ``deltas`` to restore the original columns too."""
     tree = remap_tree(ast.parse(code, filename), line_map, deltas)
     return compile(cast(ast.Module, tree), filename, "exec", dont_inherit=dont_inherit)
+
+
+# ---- 3.12+: the lines of a scope's exit, after compiling (docs/transformer.md, "Line events")
+
+_EXITS = frozenset({"RETURN_VALUE", "RETURN_CONST", "RERAISE", "RAISE_VARARGS",
+                    "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT"})
+
+
+def _varint(out: bytearray, val: int) -> None:
+    while val >= 64:
+        out.append(64 | (val & 63))
+        val >>= 6
+    out.append(val)
+
+
+def encode_positions(first_line: int,
+                     units: list[tuple[int | None, int | None, int | None, int | None]],
+                     ) -> bytes:
+    """A ``co_linetable`` (the 3.11+ location table, CPython's Objects/locations.md)
+    giving code unit ``k`` the position ``units[k]``, as ``co_positions`` yields them:
+    each run of equal positions (at most 8 units an entry) in the long form (code 14),
+    or as no location (code 15) when the line is None."""
+    out = bytearray()
+    put = out.append
+    line = first_line
+    k = 0
+    n = len(units)
+    while k < n:
+        pos = units[k]
+        j = k + 1
+        while j < n and j - k < 8 and units[j] == pos:
+            j += 1
+        ln, eln, col, ecol = pos
+        if ln is None:
+            put(0xF8 | (j - k - 1))  # 0x80 | 15 << 3
+        else:
+            put(0xF0 | (j - k - 1))  # 0x80 | 14 << 3
+            d = ln - line
+            d = (-d << 1) | 1 if d < 0 else d << 1
+            for v in (d, 0 if eln is None else eln - ln, 0 if col is None else col + 1,
+                      0 if ecol is None else ecol + 1):
+                if v < 64:
+                    put(v)
+                else:
+                    _varint(out, v)
+            line = ln
+        k = j
+    return bytes(out)
+
+
+_Instr = tuple[int, int, int, int, bool]  # offset, end offset, jump target, opcode, ours
+
+
+def _instructions(code: CodeType) -> list[_Instr]:
+    """``code``'s instructions (EXTENDED_ARG prefixes as their own, inline caches in
+    the ``end`` of the one they follow), with each jump's target (-1: not a jump) and
+    whether it names something of ours (``_memscope_*``). What ``dis`` gives, without
+    its formatting: ``dis.get_instructions`` made compiling a module 80% slower."""
+    import opcode
+
+    tables = _OPCODE_TABLES or _opcode_tables()
+    caches, jrel, back, names, locs, name_shift, pairs = tables
+    ours_names = {k for k, n in enumerate(code.co_names) if n.startswith("_memscope_")}
+    ours_locs: set[int] = set()
+    varname = getattr(code, "_varname_from_oparg", None)
+    if varname is not None:
+        n_locals = len(code.co_varnames) + len(code.co_cellvars) + len(code.co_freevars)
+        for k in range(n_locals):
+            try:
+                if varname(k).startswith("_memscope_"):
+                    ours_locs.add(k)
+            except (IndexError, ValueError):
+                break
+    raw = code.co_code
+    out: list[_Instr] = []
+    ext = 0
+    i = 0
+    n = len(raw)
+    extended = opcode.EXTENDED_ARG
+    while i < n:
+        op = raw[i]
+        arg = raw[i + 1] | ext
+        end = i + 2 + 2 * caches[op]
+        if op == extended:
+            ext = arg << 8
+            out.append((i, end, -1, op, False))
+            i = end
+            continue
+        ext = 0
+        target = -1
+        if op in jrel:
+            target = end + 2 * (-arg if op in back else arg)
+        ours = False
+        if op in names:
+            ours = (arg >> name_shift.get(op, 0)) in ours_names
+        elif op in locs:
+            ours = (arg in ours_locs if op not in pairs
+                    else (arg >> 4) in ours_locs or (arg & 15) in ours_locs)
+        out.append((i, end, target, op, ours))
+        i = end
+    return out
+
+
+_OPCODE_TABLES: tuple[Any, ...] = ()
+
+
+def _opcode_tables() -> tuple[Any, ...]:
+    global _OPCODE_TABLES
+    import opcode
+
+    entries: Any = getattr(opcode, "_inline_cache_entries", {})
+    if isinstance(entries, dict):  # 3.13: by name
+        caches = [entries.get(name, 0) for name in opcode.opname]
+    else:
+        caches = list(entries)
+    caches += [0] * (256 - len(caches))
+    shift = {opcode.opmap[n]: s for n, s in (("LOAD_GLOBAL", 1), ("LOAD_ATTR", 1),
+                                            ("LOAD_SUPER_ATTR", 2)) if n in opcode.opmap}
+    pairs = {op for op in opcode.haslocal if opcode.opname[op].count("FAST") == 2}
+    _OPCODE_TABLES = (caches, set(opcode.hasjrel),
+                      {op for op in opcode.hasjrel if "BACKWARD" in opcode.opname[op]},
+                      set(opcode.hasname), set(opcode.haslocal) | set(opcode.hasfree),
+                      shift, pairs)
+    return _OPCODE_TABLES
+
+
+def place_scope_exits(code: CodeType) -> CodeType:
+    """Give the instructions of our ``finally`` bodies (a scope's exit, an ``except ...
+    as`` body's unbind: compiled with no position, hook._injected_nodes) the lines plain
+    code has there, in ``code`` and every code object nested in it (Python 3.12+).
+
+    CPython 3.12+ leaves an instruction of no position with none when its basic block
+    has several predecessors or is an exception handler, where 3.11 gave it the line
+    before it: a function falling off its end would show its return event at line None,
+    and one left by an exception too (pdb cannot show a frame at line None). So, for
+    each run of such instructions that reads or writes a name of ours (``_memscope_*``),
+    or follows one (the code after it, a forward jump's target reached from it), or
+    starts at the join after one of our inline guards (3.13):
+
+    * the copy that runs when the scope is left by an exception (the run starts at an
+      exception handler) takes the code object's first line (its ``def`` or ``class``),
+      as a ``with`` block's exit takes the ``with`` line: one line event there, and the
+      return event there (plain: at the raising line; 3.11 does the same as this);
+    * any other run (the normal exit, after a ``return`` or the body's end) takes the
+      line of the instruction before it: the return event is on the line that returns,
+      as in plain code, with no line event of its own.
+
+    Instructions CPython itself leaves with no position (a handler's cleanup, the
+    ``except RecursionError`` of our ``enter``) are not ours and are left as they are.
+    docs/transformer.md ("Line events") has what this changes and what it costs."""
+    import dis
+    import opcode
+
+    consts = code.co_consts
+    if any(isinstance(c, CodeType) for c in consts):
+        consts = tuple(place_scope_exits(c) if isinstance(c, CodeType) else c
+                       for c in consts)
+        code = code.replace(co_consts=consts)
+    units = list(code.co_positions())  # type: ignore[attr-defined]  # (3.11+)
+    if not any(p[0] is None for p in units) or not any(
+            n.startswith("_memscope_") for n in (*code.co_varnames, *code.co_names)):
+        return code
+    parse = getattr(dis, "_parse_exception_table", None)
+    if parse is None:
+        return code
+    handlers = {e.target for e in parse(code)}
+    instrs = _instructions(code)
+    targets = {t for _o, _e, t, _op, _ours in instrs if t >= 0}
+    exits = {opcode.opmap[n] for n in _EXITS if n in opcode.opmap}
+    first = next((p[0] for p in units if p[0]), code.co_firstlineno)
+    runs: list[list[_Instr]] = []
+    cur: list[_Instr] = []
+    for ins in instrs:
+        off = ins[0]
+        none = units[off // 2][0] is None
+        if cur and (not none or off in handlers or off in targets):
+            runs.append(cur)
+            cur = []
+        if none:
+            cur.append(ins)
+            if ins[3] in exits:
+                runs.append(cur)
+                cur = []
+    if cur:
+        runs.append(cur)
+    # the joins after our inline guards (`_memscope_g[N] and ...`: the POP_TOP both
+    # paths reach), of no line when the guarded statement has none; not on 3.12, whose
+    # line events fire at a jump target even on the line just traced
+    joins: set[int] = set()
+    if sys.version_info[:2] != (3, 12):
+        if_false = {op for op in opcode.hasjrel if "IF_FALSE" in opcode.opname[op]}
+        for k, ins in enumerate(instrs):
+            if ins[3] in if_false and any(x[4] for x in instrs[max(0, k - 5):k]):
+                joins.add(ins[2])
+    jumps = {opcode.opmap[n] for n in ("JUMP_FORWARD", "JUMP") if n in opcode.opmap}
+    changed = False
+    after = -1  # the code unit after the last run given a line
+    jumped: dict[int, int] = {}  # offset a run given a line jumps forward to -> its line
+    for run in runs:
+        off = run[0][0]
+        start = off // 2
+        at_handler = off in handlers
+        line: int | None = None
+        if not at_handler and off in jumped:
+            line = jumped[off]  # reached only from ours: its line
+        elif (start != after or at_handler) and off not in joins and not any(
+                ins[4] for ins in run):  # (CPython would have propagated its line)
+            continue  # not ours, nor the code that follows ours (its line was ours)
+        elif at_handler:
+            line = first
+        else:
+            line = next((units[k][0] for k in range(start - 1, -1, -1)
+                         if units[k][0] is not None), None)
+            if line is None:
+                continue
+        end = run[-1][1] // 2  # with the last instruction's inline caches
+        for k in range(start, end):
+            units[k] = (line, line, None, None)
+        for ins in run:
+            if ins[3] in jumps and ins[2] >= 0:
+                jumped[ins[2]] = line
+        after = end
+        changed = True
+    if not changed:
+        return code
+    return code.replace(co_linetable=encode_positions(code.co_firstlineno, units))
