@@ -131,6 +131,39 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 HOOKS_VERSION = 4
+
+
+class _ListBuffer(list[Event]):
+    """The event buffer in pure Python (``memscope._hotpath.Buffer`` is the C one, off
+    the Python heap): a list, with the C buffer's ``take``, ``snapshot`` and
+    ``nbytes``."""
+
+    __slots__ = ()
+
+    def take(self, n: int, into: list[Any], batch: bool = False) -> list[Event]:
+        """The first ``n`` events, removed; ``into[0]`` holds them before they go
+        (always a list: ``batch`` asks the C buffer for its own kind of batch)."""
+        out = self[:n]
+        into[0] = out
+        del self[:n]
+        return out
+
+    def snapshot(self) -> list[Event]:
+        return self[:]
+
+    def nbytes(self) -> int:
+        return 0  # on the Python heap, measured with it
+
+
+# the hot path in C (memscope/_hotpath.c) when it is built, unless
+# MEMSCOPE_HOTPATH_PURE=1 asks for the Python closures alone (tests run both)
+_hotpath: Any = None
+if not os.environ.get("MEMSCOPE_HOTPATH_PURE"):
+    try:
+        from memscope import _hotpath
+    except ImportError:
+        pass
+ACCELERATED = _hotpath is not None
 _detached.install_builtins()  # a function run with other globals finds these (issue 17)
 
 _perf = time.perf_counter_ns
@@ -143,7 +176,8 @@ _next_type = itertools.count(1).__next__  # type numbers are never reused
 _next_task = itertools.count(1).__next__
 
 # ---- shared state (module globals: the fastest thing a closure can read) ----------
-_buf: list[Event] = []  # events not yet handed to the sink
+# events not yet handed to the sink (never replaced: handles keep its methods)
+_buf: Any = _hotpath.Buffer() if _hotpath is not None else _ListBuffer()
 _flush_at = 8192
 _full = False  # full mode: deep sizes, refcounts, buffers, finalization
 _rate: list[int] = []  # per global site: 0 record all, n > 0 record 1 in n, -1 off
@@ -433,6 +467,14 @@ def _new_thread(ident: int) -> None:
         _table((THREAD, ident, str(name)))
 
 
+def _thread_ident() -> int:
+    """The calling thread's ident, kept in its thread-local, and its THREAD row, at the
+    thread's first scope (the C ``enter`` reads ``_local.ident`` itself after that)."""
+    ident = _local.ident = _get_ident()
+    _new_thread(ident)
+    return ident
+
+
 def _task_key() -> int:
     """Small int naming the running asyncio task (0 outside asyncio)."""
     global _get_running_loop, _current_task, _tasks
@@ -557,7 +599,7 @@ _group_of: dict[int, int] = {}  # global site -> first site of its bind_group
 _group_n: dict[int, int] = {}  # first site of a bind_group -> number of sites
 
 
-def _pass(site: int, value: T, tok: Any) -> T:
+def _pass(site: int, value: T, tok: Any, /) -> T:
     """``bind``'s stand-in at a value-passing site whose guard is off."""
     return value
 
@@ -650,7 +692,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             quals.extend(table_names(nscopes, nsites, names)[:nscopes])
         return quals[scope]
 
-    def bind_group(first: int, values: tuple[Any, ...], tok: Any) -> None:
+    def bind_group(first: int, values: tuple[Any, ...], tok: Any, /) -> None:
         """The names a statement or a run of statements bound, behind one guard (sites
         ``first``, ...). A member that sleeps is skipped until the re-arm, as it would
         be behind a guard of its own (another member keeps the shared guard on)."""
@@ -664,12 +706,12 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                     _group_of[s + k] = s
             for k, v in enumerate(values):
                 if not asleep[s + k]:
-                    bind(first + k, v, tok)
+                    hot_bind(first + k, v, tok)
         except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
             if _CATCH["bind_group", exc]:
                 raise
 
-    def bind(site: int, value: T, tok: Any) -> T:
+    def bind(site: int, value: T, tok: Any, /) -> T:
         if tok is None:  # inside a scope instance that is not recorded
             return value
         try:
@@ -732,7 +774,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 raise
         return value
 
-    def bind_attr(site: int, obj: Any, attr: str, tok: Any) -> None:
+    def bind_attr(site: int, obj: Any, attr: str, tok: Any, /) -> None:
         """``obj.attr = v`` ran: record what it holds now, read without running user
         code: a ``__slots__`` member or the instance's own attribute, through the
         type's plan (``_attr_plan``); a property, a custom descriptor or a custom
@@ -764,14 +806,14 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 _error("bind_attr", exc)
                 return
             if value is not _MISSING:
-                bind(site, value, tok)
+                hot_bind(site, value, tok)
             else:
                 _counters["attrs_unread"] += 1
         except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
             if _CATCH["bind_attr", exc]:
                 raise
 
-    def unbind(site: int, tok: Any) -> None:
+    def unbind(site: int, tok: Any, /) -> None:
         try:
             s = base + site
             if rate[s] >= 0 and tok is not None:
@@ -780,7 +822,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             if _CATCH["unbind", exc]:
                 raise
 
-    def enter(scope: int, first_param: int, *params: Any) -> int | None:
+    def enter(scope: int, first_param: int, /, *params: Any) -> int | None:
         tok = None
         try:
             sc = sbase + scope
@@ -802,48 +844,14 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             try:  # the thread's ident, kept in its thread-local: one lookup, no call
                 ident = _local.ident
             except AttributeError:  # first scope of this thread (idents get reused)
-                ident = _local.ident = _get_ident()
-                _new_thread(ident)
+                ident = _thread_ident()
             t = _perf()
             # no call before asyncio is imported: most programs never import it
             task = _task_key() if _get_running_loop is not None or "asyncio" in modules else 0
             append((ENTER, t, sc, k, ident, task))
             tok = k  # returned once its ENTER is recorded (an interrupt: None)
-            if params:  # bound at the enter's time; bind's fast path inline, no call
-                for s, p in enumerate(params, base + first_param):
-                    bound[s] = 1
-                    tp = type(p)
-                    r = rate[s]
-                    if r:  # sampled or off: bind's first lines, inline for a scalar
-                        if r < 0:
-                            continue
-                        if tp is int or tp is float or tp is bool or tp is _NoneType:
-                            n = count[s] + 1
-                            if n < r:  # not this one's turn: nothing recorded
-                                count[s] = n
-                                continue
-                        ft = None  # its turn, or not a scalar: bind samples it
-                    else:
-                        ft = static_get(tp) or fast_get(id(tp))
-                    if ft is None or (_full and not ft[3]):
-                        bind(s - base, p, tok)
-                        t = _perf()  # the parameters after it: not before its event
-                        continue
-                    try:
-                        size = ft[1](p) + ft[2]
-                    except Exception as exc:  # as bind does: recorded unsized
-                        _error("bind", exc)
-                        append(_bind_row(t, s, tok, id(p), 0, -1))
-                        continue
-                    if not _full:
-                        append((BIND, t, s, tok, id(p), ft[0], size))
-                    else:  # a scalar (a full-mode object goes through bind)
-                        append((BIND, t, s, tok, id(p), ft[0], size, size, -1, -1, -1))
-                    if ft[3] or size <= SMALL_BYTES:
-                        n = streak[s] + 1
-                        streak[s] = n
-                        if n == SCALAR_STREAK:
-                            _start_sampling(s)
+            for s, p in enumerate(params, first_param):  # bind's one fast path
+                bind(s, p, tok)
             if len(buf) >= _flush_at:
                 _flush()
         except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
@@ -851,13 +859,13 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 raise
         return tok
 
-    def enter_class(scope: int) -> None:
+    def enter_class(scope: int, /) -> None:
         """A class body starts: its token is kept here, by the body's frame, not in
         the class namespace (a metaclass's ``__prepare__`` mapping would see it set)."""
         try:
             key = id(_getframe(1))
             _class_toks[key] = None  # (the key is there even if enter is interrupted)
-            _class_toks[key] = enter(scope, -1)
+            _class_toks[key] = hot_enter(scope, -1)
         except BaseException as exc:  # an interrupt (re-delivered)
             if _CATCH["enter", exc]:
                 raise
@@ -867,18 +875,26 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         try:
             tok = _class_toks.pop(id(_getframe(1)), None)
             if tok is not None:
-                exit(tok)
+                hot_exit(tok)
         except BaseException as exc:  # an interrupt (re-delivered)
             if _CATCH["exit", exc]:
                 raise
 
-    def exit(tok: Any) -> None:
+    def exit(tok: Any, /) -> None:
         if tok is not None:
             try:
                 append((EXIT, _perf(), tok))
             except BaseException as exc:  # an interrupt, re-delivered
                 if _CATCH["exit", exc]:
                     raise
+
+    # the entry points the program calls: the C ones (memscope/_hotpath.c), which do the
+    # common case and hand the rest to the closures above, or the closures themselves
+    hot_bind, hot_enter, hot_exit, hot_unbind, hot_group = bind, enter, exit, unbind, bind_group
+    if _hotpath is not None:
+        sites = _hotpath.Sites(base, sbase, nscopes, bind, enter, bind_group)
+        hot_bind, hot_enter, hot_exit = sites.bind, sites.enter, sites.exit
+        hot_unbind, hot_group = sites.unbind, sites.bind_group
 
     # a module object, not an instance of a class of ours: instrumented code's
     # ``_memscope_.bind(...)`` is then a specialized module attribute load (21 ns less
@@ -887,8 +903,9 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     # named as memscope._detached, whose entry points record nothing: a function copied
     # by value (cloudpickle) pickles its handle by that name, by reference
     h: Any = _ModuleType(_detached.__name__)
-    h.__dict__.update(base=base, scope_base=sbase, bind=bind, bind_attr=bind_attr,
-                      bind_group=bind_group, unbind=unbind, enter=enter, exit=exit, on=rate,
+    h.__dict__.update(base=base, scope_base=sbase, bind=hot_bind, bind_attr=bind_attr,
+                      bind_group=hot_group, unbind=hot_unbind, enter=hot_enter,
+                      exit=hot_exit, on=rate,
                       g=g, e=e, p=_pass, enter_class=enter_class, exit_class=exit_class,
                       c=_class_tok)
     _module_guards.append((base, nsites, g))
@@ -1406,14 +1423,23 @@ def _finalized(oid: int, _ref: Any = None) -> None:
             raise
 
 
+def _through_bind(probe: Callable[[int, Any, int], int]) -> int:
+    """``probe(site, value, tok)`` called as instrumented code reaches ``bind``'s Python
+    closure (through the C entry point, when it is built: one reference more on some
+    Pythons), on an object held by exactly one name here; minus that one."""
+    obj = object()
+    if _hotpath is not None:  # a site out of range: the C bind hands the call over
+        return int(_hotpath.Sites(1 << 40, 0, 0, probe, probe, probe).bind(0, obj, 1)) - 1
+    return probe(0, obj, 1) - 1
+
+
 def _calibrate_refcount() -> int:
     """References our own frames add, so ``refcnt`` counts only the program's."""
 
-    def probe(v: Any) -> int:  # same depth as bind -> _slow_bind -> getrefcount
-        return _probe2(v)
+    def probe(site: int, value: Any, tok: int) -> int:  # as bind -> _slow_bind
+        return _probe2(value)
 
-    obj = object()
-    return probe(obj) - 1  # obj is held by exactly one name here
+    return _through_bind(probe)
 
 
 def _probe2(v: Any) -> int:
@@ -1429,8 +1455,7 @@ def _calibrate_inline() -> int:
     def probe(site: int, value: Any, tok: int) -> int:
         return _getrefcount(value)
 
-    obj = object()
-    return probe(0, obj, 0) - 1
+    return _through_bind(probe)
 
 
 _ref_offset_inline = _calibrate_inline()
@@ -1498,9 +1523,9 @@ def _flushing(now: int, locked: bool = True) -> None:
         buf = _buf
         n = len(buf)
         if n:
-            out = buf[:n]
-            _inflight[0] = out
-            del buf[:n]
+            # held in _inflight before it leaves the buffer; as a C batch of words for a
+            # sink that takes one (the capture's: it encodes int rows with no tuple)
+            out = buf.take(n, _inflight, getattr(_sink, "accepts_batches", False))
             _counters["flushes"] += 1
             _counters["events_flushed"] += n
             _sink.write(out)
@@ -1549,7 +1574,7 @@ def flush_if_older(ns: int) -> bool:
 
 def pending() -> list[Event]:
     """Events recorded but not yet flushed (a copy, MODULE rows expanded)."""
-    return list(expand_tables(list(_buf)))
+    return list(expand_tables(_buf.snapshot()))
 
 
 # ---- configuration, set by memscope.init --------------------------------------------
@@ -1561,6 +1586,8 @@ def configure(*, full: bool, flush_at: int, deep_objects: int, deep_ns: int) -> 
     if _full and _dw is None:
         _start_deathwatch()
     _flush_at = max(1, int(flush_at))
+    if _hotpath is not None:
+        _hotpath.set_mode(_full, _flush_at)
     _deep_budget[0] = deep_objects
     _deep_budget[1] = deep_ns
     _deep_time[:] = [0, _perf()]
@@ -1650,3 +1677,16 @@ for _fn in (_make_handle, _pass, _on_death, _finalized, _forget_type, _Catch.__g
             _class_tok, _forget_plans):
     _fn.__code__ = _no_entry_check(_fn.__code__)
 del _fn
+
+
+if _hotpath is not None:  # the C hot path shares this module's state (never replaced)
+    _hotpath.setup(
+        buffer=_buf, rate=_rate, count=_count, streak=_streak, bound=_bound,
+        entered=_scope_entered, asleep=_asleep, group_n=_group_n,
+        static_types=_static_types, fast_types=_fast_types,
+        flush=_flush, start_sampling=_start_sampling, next_tok=_next_tok,
+        thread_ident=_thread_ident, task_key=_task_key, catch=_CATCH, globals=globals(),
+        modules=sys.modules, local=_local, scope_streak=SCOPE_STREAK,
+        small_bytes=SMALL_BYTES, scalar_streak=SCALAR_STREAK, BIND=BIND, ENTER=ENTER,
+        EXIT=EXIT, UNBIND=UNBIND)
+    _hotpath.set_mode(_full, _flush_at)
