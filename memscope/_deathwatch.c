@@ -420,13 +420,18 @@ dw_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
  * An object first named by a scope is "made" by it only if it did not exist before the
  * scope began. Two facts prove that it did, read without running code or holding it:
  *
- * - the collector's young list: CPython appends every object it starts tracking at the
- *   tail of generation 0's list, and only a collection (or gc.freeze) takes objects out
- *   of it, all of them at once. memscope makes a marker (an empty list of its own) at
- *   each poll. Walking the young list back from its tail: meeting the marker before
- *   the object means no collection since the marker was made, and the object was
- *   tracked before it (earlier in the list, or promoted by an earlier collection); a
- *   non-empty tuple the collector untracked was too (only a collection untracks one);
+ * - the collector's lists: CPython appends every object it starts tracking at the tail
+ *   of generation 0's list; a collection of generation 0 appends what survives, in
+ *   order, at the tail of generation 1's (an object it first thought unreachable and
+ *   then found reachable goes last: it can only look younger), and only a collection
+ *   of generation 1 or 2 (or gc.freeze) takes objects out of generation 1. memscope
+ *   makes a marker (a small list of its own, held by memscope, so never thought
+ *   unreachable) at each poll. Walking generation 0 back from its tail, then
+ *   generation 1: meeting the marker before the object proves the object was tracked
+ *   before it (earlier in the lists, or promoted by an earlier collection to
+ *   generation 2, which no collection since could have done while the marker is still
+ *   in generation 1). A non-empty tuple the collector untracked was untracked by a
+ *   collection: before the marker if the marker is still in generation 0;
  * - a dict's version tag: every dict creation and change takes the next value of one
  *   interpreter-wide counter (ma_version_tag, 3.10 to 3.13), so a dict whose tag is
  *   below the tag of a dict made at the poll was last changed before the poll.
@@ -444,6 +449,7 @@ typedef struct {
 #define PTR_MASK (~(uintptr_t)3)
 
 static GCLink *young_head = NULL;
+static GCLink *gen1_head = NULL; /* the next generation's head, if found and checked */
 static int young_checked = 0;
 
 static int
@@ -464,12 +470,21 @@ find_young_head(void)
             young_head = head;
     }
     Py_DECREF(probe);
+    if (young_head != NULL) {
+        /* struct gc_generation {PyGC_Head head; int threshold; int count;}, in an array
+         * (3.10 to 3.13): the next head, if its neighbours point back at it */
+        GCLink *h1 = (GCLink *)((char *)young_head + sizeof(GCLink) + 2 * sizeof(int));
+        GCLink *n = (GCLink *)(h1->next & PTR_MASK), *pv = (GCLink *)(h1->prev & PTR_MASK);
+        if (n != NULL && pv != NULL && (GCLink *)(n->prev & PTR_MASK) == h1 &&
+            (GCLink *)(pv->next & PTR_MASK) == h1)
+            gen1_head = h1;
+    }
     return young_head != NULL;
 }
 
 /* older(obj, marker, cap): True if obj was tracked by the collector before the marker
- * (a tracked object of memscope's, kept alive) was made, as read from the young list
- * walked back from its tail, cap nodes at most; False if not, or not known. */
+ * (a tracked object of memscope's, kept alive) was made, as read from generations 0
+ * and 1 walked back from their tails, cap nodes at most; False if not, or not known. */
 static PyObject *
 dw_older(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -488,15 +503,25 @@ dw_older(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
     if (!tracked && !(PyTuple_CheckExact(op) && PyTuple_GET_SIZE(op) > 0))
         Py_RETURN_FALSE; /* untracked, and not by a collection: no age known */
     GCLink *me = LINK_OF(op), *mark = LINK_OF(marker);
-    GCLink *p = (GCLink *)(young_head->prev & PTR_MASK);
-    for (Py_ssize_t i = 0; i < cap_steps && p != NULL && p != young_head; i++) {
-        if (p == me)
-            Py_RETURN_FALSE; /* tracked after the marker (or it is the marker) */
-        if (p == mark)
-            Py_RETURN_TRUE; /* no collection since the marker; obj not after it */
-        p = (GCLink *)(p->prev & PTR_MASK);
+    GCLink *heads[2] = {young_head, gen1_head};
+    Py_ssize_t i = 0;
+    for (int g = 0; g < 2 && heads[g] != NULL; g++) {
+        GCLink *h = heads[g];
+        GCLink *p = (GCLink *)(h->prev & PTR_MASK);
+        for (; i < cap_steps && p != NULL && p != h; i++) {
+            if (p == me)
+                Py_RETURN_FALSE; /* tracked after the marker (or it is the marker) */
+            if (p == mark) {
+                if (!tracked && g > 0) /* a collection since may have untracked it */
+                    Py_RETURN_FALSE;
+                Py_RETURN_TRUE;
+            }
+            p = (GCLink *)(p->prev & PTR_MASK);
+        }
+        if (i >= cap_steps)
+            break;
     }
-    Py_RETURN_FALSE; /* the marker left the young list (a collection), or cap reached */
+    Py_RETURN_FALSE; /* the marker left generation 1 (a collection), or cap reached */
 }
 
 /* dict_version(d): d's version tag; dict_version(None): a fresh dict's (now). */

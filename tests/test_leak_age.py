@@ -30,11 +30,21 @@ def test_an_object_tracked_before_the_marker_is_older_and_one_after_is_not() -> 
             gc.enable()
 
 
-def test_a_collection_since_the_marker_leaves_nothing_provable() -> None:
-    old = [1]
-    marker: list[Any] = []
-    gc.collect()  # every object, the marker too, leaves the young list
-    assert dw.older(old, marker, WALK) is False
+def test_a_young_collection_keeps_the_order_an_older_one_does_not() -> None:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        old = [1]
+        marker: list[Any] = []
+        gc.collect(0)  # both survive into generation 1, in order
+        new = [2]
+        assert dw.older(old, marker, WALK) is True
+        assert dw.older(new, marker, WALK) is False
+        gc.collect()  # every object, the marker too, goes to the oldest generation
+        assert dw.older(old, marker, WALK) is False
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def test_objects_the_collector_does_not_track_have_no_age() -> None:
