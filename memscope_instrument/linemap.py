@@ -371,8 +371,10 @@ def _opcode_tables() -> tuple[Any, ...]:
     else:
         caches = list(entries)
     caches += [0] * (256 - len(caches))
-    shift = {opcode.opmap[n]: s for n, s in (("LOAD_GLOBAL", 1), ("LOAD_ATTR", 1),
-                                            ("LOAD_SUPER_ATTR", 2)) if n in opcode.opmap}
+    shifts = [("LOAD_GLOBAL", 1), ("LOAD_SUPER_ATTR", 2)]
+    if sys.version_info >= (3, 12):  # (its low bit: a method load)
+        shifts.append(("LOAD_ATTR", 1))
+    shift = {opcode.opmap[n]: s for n, s in shifts if n in opcode.opmap}
     pairs = {op for op in opcode.haslocal if opcode.opname[op].count("FAST") == 2}
     _OPCODE_TABLES = (caches, set(opcode.hasjrel),
                       {op for op in opcode.hasjrel if "BACKWARD" in opcode.opname[op]},

@@ -344,3 +344,45 @@ def test_a_finally_of_ours_binds_no_name_of_the_program(tmp_path: Path) -> None:
     enters = {e[3] for e in events if e[0] == ENTER}
     exits = {e[2] for e in events if e[0] == EXIT}
     assert enters and enters <= exits  # f's and g's instances exit: their token survived
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="co_positions: 3.11+")
+def test_line_table_encoder_and_decoder_agree_with_cpython() -> None:
+    """linemap.place_scope_exits reads the bytecode with its own decoder and writes
+    ``co_linetable`` with its own encoder (dis was 80% of compile time): on the running
+    Python, both agree with CPython on plain and instrumented code of real modules. The
+    encoder gives back every position (and on 3.12+ every ``co_lines`` range); the
+    decoder gives dis's offsets and jump targets and finds the same names of ours."""
+    import dis
+    import inspect
+    from types import CodeType
+
+    from memscope_instrument import hook
+    from memscope_instrument.linemap import _instructions, encode_positions
+    from memscope_instrument.transform import instrument_source
+
+    def check(code: CodeType) -> int:
+        units = list(code.co_positions())
+        again = code.replace(co_linetable=encode_positions(code.co_firstlineno, units))
+        assert list(again.co_positions()) == units
+        if sys.version_info >= (3, 12):
+            assert list(again.co_lines()) == list(code.co_lines())
+        mine = _instructions(code)
+        ref = list(dis.get_instructions(code))
+        assert [m[0] for m in mine] == [r.offset for r in ref]
+        for m, r in zip(mine, ref, strict=True):
+            assert m[2] == (r.argval if r.opcode in dis.hasjrel else -1)
+            vals = r.argval if isinstance(r.argval, tuple) else (r.argval,)
+            assert m[4] == any(isinstance(v, str) and v.startswith("_memscope_")
+                               for v in vals), r
+        return 1 + sum(check(c) for c in code.co_consts if isinstance(c, CodeType))
+
+    import contextlib as m1
+    import textwrap as m2
+    checked = 0
+    for mod in (m1, m2):
+        src = inspect.getsource(mod)
+        checked += check(compile(src, "m.py", "exec"))
+        res = instrument_source(src, "m.py", "m")
+        checked += check(hook.compile_mapped(res.code, list(res.line_map), src, "m.py"))
+    assert checked > 100
