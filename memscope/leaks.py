@@ -645,7 +645,9 @@ def find_leaks(
                 return None  # a lazy import, a class made at run time: program, not data
             ref = watched.get(life.oid)
             if ref is not None:
-                return "weakref" if ref() is o else None
+                # (the reference is to the object at that address now: one of another
+                # type is not the one first bound there, which memscope could not watch)
+                return "weakref" if ref() is o and _tname(o) == life.type else None
             if deathwatch is None or _tname(o) != life.type:
                 return None  # (modules, classes, functions: weak-referenceable)
             since = deathwatch.since(life.oid)
