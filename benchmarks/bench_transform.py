@@ -49,6 +49,8 @@ def load_revision(rev: str, into: Path) -> object:
             src = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=root,
                                  capture_output=True, text=True, check=True).stdout
             src = src.replace("memscope_instrument.", "memscope_instrument_rev.")
+            src = src.replace("from memscope_instrument import",
+                              "from memscope_instrument_rev import")
             (pkg / Path(name).name).write_text(src)
     sys.path.insert(0, str(into))
     return importlib.import_module("memscope_instrument_rev.transform")
