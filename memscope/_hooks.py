@@ -189,14 +189,15 @@ _sampled_sites: set[int] = set()
 _sampling_enabled = [True]
 _site_scope: dict[int, int] = {}  # register_site's sites only: global site -> scope
 _tables: list[Event] = []  # every table row ever emitted (re-sent after fork)
-# id(type) -> (type index, C __sizeof__, getsizeof's extra bytes, small scalar?) for
+# id(type) -> (type index, C __sizeof__, getsizeof's extra bytes, scalar (deep size is
+# its size)?, immutable scalar (a site binding only small ones may sample)?) for
 # types whose size needs no care: the fast path sizes them without sys.getsizeof
 # (metaclasses: sys.getsizeof itself, extra 0: a class's GC header depends on the class)
-_fast_types: dict[int, tuple[int, Any, int, bool]] = {}
+_fast_types: dict[int, tuple[int, Any, int, bool, bool]] = {}
 # the same entries for static (C, never freed) types, keyed by the type itself: no id()
 # call on the hot path (builtins.id raises an audit event each call). Heap types stay
 # keyed by id: a dict key would keep a user's class alive
-_static_types: dict[type, tuple[int, Any, int, bool]] = {}
+_static_types: dict[type, tuple[int, Any, int, bool, bool]] = {}
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
 # a sizer registered later changes how a type is sized: both tables are made again
 # (cleared in place: the handles keep their ``get`` methods)
@@ -605,22 +606,15 @@ def _pass(site: int, value: T, tok: Any, /) -> T:
 
 
 def _is_boring(value: Any, tp: type) -> bool:
-    """At a sampled site (one that bound ``SCALAR_STREAK`` small values), may this
-    non-scalar be skipped? Its shallow size is at most ``SMALL_BYTES`` (fast mode sizes
-    are shallow; in full mode the site's recorded binds had deep sizes that small), or
-    (full mode) it is an object already measured whose type and shallow size are
-    unchanged. Anything else stops the sampling there for good."""
+    """At a sampled site (one that bound ``SCALAR_STREAK`` small immutable values), may
+    this value be skipped? Only if it is a small immutable scalar too (a str, bytes or
+    complex of at most ``SMALL_BYTES``): a container or an object can grow after it is
+    bound, so anything else stops the sampling there for good."""
     ft = _fast_types.get(id(tp))
-    if ft is None:
+    if ft is None or not ft[4]:
         return False
     try:
-        size = ft[1](value) + ft[2]
-        if size <= SMALL_BYTES:
-            return True
-        if not _full:
-            return False
-        c = _deep_cache.get(id(value))
-        return c is not None and c[0] == ft[0] and c[1] == size
+        return bool(ft[1](value) + ft[2] <= SMALL_BYTES)
     except Exception:
         return False
 
@@ -744,7 +738,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                         append((BIND, _perf(), s, tok, id(value), ft[0], size))
                     else:  # a scalar: its deep size is its size
                         append((BIND, _perf(), s, tok, id(value), ft[0], size, size, -1, -1, -1))
-                    if ft[3] or size <= SMALL_BYTES:  # fast mode samples small values too
+                    if ft[4] and size <= SMALL_BYTES:  # a small immutable scalar
                         n = streak[s] + 1  # inline: _count_small's body, no call here
                         streak[s] = n
                         if n == SCALAR_STREAK:
@@ -752,7 +746,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 else:
                     # re-binding an object whose deep size is known and whose type and
                     # shallow size are unchanged costs about what fast mode costs
-                    ti, sizeof, extra, _ = ft
+                    ti, sizeof, extra = ft[0], ft[1], ft[2]
                     oid = id(value)
                     size = sizeof(value) + extra
                     c = _deep_cache.get(oid)
@@ -761,7 +755,6 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                             (BIND, _perf(), s, tok, oid, ti, size, c[2],
                              _getrefcount(value) - _ref_offset_inline, -1, -1)
                         )  # fmt: skip
-                        _count_small(s)  # a known object, unchanged: may be sampled
                     else:
                         _slow_bind(s, value, tok)  # counts a small deep size itself
                 if len(buf) >= _flush_at:  # every path above, _slow_bind's included
@@ -1175,11 +1168,10 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
         _local.busy = False
         _buf.append((BIND, _perf(), s, tok, id(value), ti, size, deep, refcnt, addr, bufsize)
                     if _full else (BIND, _perf(), s, tok, id(value), ti, size))
-    if _full:
-        small = 0 <= deep <= SMALL_BYTES  # a small object, whole
-    else:  # as bind's fast path counts it (this was the type's first value, say)
-        ft = _fast_types.get(id(tp))
-        small = ft is not None and size >= 0 and (ft[3] or size <= SMALL_BYTES)
+    # as bind's fast path counts it (this was the type's first value, say): a small
+    # immutable scalar (whole: its deep size, in full mode) lets the site sample
+    ft = _fast_types.get(id(tp))
+    small = ft is not None and ft[4] and 0 <= (deep if _full else size) <= SMALL_BYTES
     if small:  # the site may sample
         _count_small(s)
 
@@ -1188,7 +1180,9 @@ _deep_budget = [1_000_000, 100_000_000]
 DEEP_SHARE = 0.25  # full mode's deep walks take at most this share of the run's time ...
 DEEP_GRACE_NS = 50_000_000  # ... plus this much to start with
 _deep_time = [0, _perf()]  # ns spent walking; when tracking began (configure)
-_SCALARS = (int, float, bool, _NoneType)
+_SCALARS = (int, float, bool, _NoneType)  # deep size = size
+# values that cannot grow once bound: a site that binds only small ones may be sampled
+_IMMUTABLE = (int, float, bool, _NoneType, complex, str, bytes)
 
 
 def _classify(tp: type, ti: int, value: Any) -> None:
@@ -1209,7 +1203,8 @@ def _classify(tp: type, ti: int, value: Any) -> None:
             extra = _getsizeof(value) - sizeof(value)
         except Exception:
             return
-    ft = _fast_types[id(tp)] = (ti, sizeof, extra, any(tp is k for k in _SCALARS))
+    ft = _fast_types[id(tp)] = (ti, sizeof, extra, any(tp is k for k in _SCALARS),
+                                any(tp is k for k in _IMMUTABLE))
     if not tp.__flags__ & _HEAPTYPE:
         _static_types[tp] = ft
 

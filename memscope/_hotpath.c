@@ -147,14 +147,18 @@ buf_item(int64_t *w, Py_ssize_t *len, int steal)
         *len = 2;
         return steal ? o : Py_NewRef(o);
     }
+    /* copied out first: making the tuple may run a collection, whose callbacks (and
+     * the threads that run meanwhile) may append to the buffer and move its words */
+    int64_t vals[MAX_FIELDS];
     Py_ssize_t k = (Py_ssize_t)w[0];
     *len = k + 1;
+    memcpy(vals, w + 1, (size_t)k * sizeof(int64_t));
     PyObject *t = PyTuple_New(k);
     if (t == NULL) {
         return NULL;
     }
     for (Py_ssize_t i = 0; i < k; i++) {
-        PyObject *x = PyLong_FromLongLong(w[1 + i]);
+        PyObject *x = PyLong_FromLongLong(vals[i]);
         if (x == NULL) {
             Py_DECREF(t);
             return NULL;
@@ -826,10 +830,11 @@ bind_core(Py_ssize_t s, PyObject *value, PyObject *tok, int64_t t)
             return TO_PYTHON;
         }
     }
-    if (!PyTuple_CheckExact(ft) || PyTuple_GET_SIZE(ft) != 4) {
+    if (!PyTuple_CheckExact(ft) || PyTuple_GET_SIZE(ft) != 5) {
         return TO_PYTHON;
     }
     int scalar = PyTuple_GET_ITEM(ft, 3) == Py_True;
+    int immutable = PyTuple_GET_ITEM(ft, 4) == Py_True;
     if (S_full && !scalar) {
         return TO_PYTHON;  /* full mode's deep size: Python's bind */
     }
@@ -858,7 +863,7 @@ bind_core(Py_ssize_t s, PyObject *value, PyObject *tok, int64_t t)
         PyErr_Clear();
         return TO_PYTHON;
     }
-    if (scalar || size <= S_small_bytes) {  /* a small value: the site may sample */
+    if (immutable && size <= S_small_bytes) {  /* a small immutable scalar: may sample */
         long n = list_long(S_streak, s, &ok) + 1;
         if (ok) {
             if (list_set_long(S_streak, s, n) < 0) {

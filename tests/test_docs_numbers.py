@@ -20,7 +20,7 @@ CFG = Config()
 QUOTES = [
     ("README.md", r"has bound (\d+) small values", _hooks.SCALAR_STREAK),
     ("README.md", r"records 1 bind in (\d+)", _hooks.SAMPLE_EVERY),
-    ("README.md", r"anything of at most (\d+) bytes", _hooks.SMALL_BYTES),
+    ("README.md", r"str or bytes, each of at most (\d+) bytes", _hooks.SMALL_BYTES),
     ("README.md", r"next re-arm \(every ([\d.]+) s", _hooks.REARM_SECONDS),
     ("README.md", r"whenever resident memory jumps by (\d+) MiB", _monitor.JUMP_BYTES >> 20),
     ("README.md", r"then (\d+) instances", _hooks.SCOPE_STREAK),

@@ -63,13 +63,17 @@ def test_a_site_binding_large_values_is_never_switched_off(sampling: Recorder) -
     assert m.g[0] == 1 and len(_binds(sampling, m.base)) == n
 
 
+class Payload:
+    """An instance of a user class: it can grow after it is bound."""
+
+
 @pytest.mark.parametrize("mode", ["fast", "full"])
-def test_small_new_objects_are_sampled_in_both_modes(sampling: Recorder,
-                                                     mode: str) -> None:
+def test_small_immutable_values_are_sampled_in_both_modes(sampling: Recorder,
+                                                          mode: str) -> None:
     _hooks.configure(full=mode == "full", flush_at=8192, deep_objects=1000, deep_ns=10**9)
-    m = sampling.module("pair")
+    m = sampling.module("name")
     tok = m.enter(1, -1)
-    keep = [[i, i] for i in range(2 * _hooks.SCALAR_STREAK)]  # distinct small lists
+    keep = ["".join(("n", str(i))) for i in range(2 * _hooks.SCALAR_STREAK)]  # distinct
     for v in keep:
         _guarded_bind(m, 0, v, tok)
     m.exit(tok)
@@ -77,36 +81,43 @@ def test_small_new_objects_are_sampled_in_both_modes(sampling: Recorder,
 
 
 @pytest.mark.parametrize("mode", ["fast", "full"])
-def test_full_mode_never_samples_small_holders_of_large_objects(sampling: Recorder,
-                                                                mode: str) -> None:
+@pytest.mark.parametrize("kind", ["small list", "small dict", "holder of a large object",
+                                  "object"])
+def test_values_that_can_grow_are_never_sampled(sampling: Recorder, mode: str,
+                                                kind: str) -> None:
+    """A list, a dict, a tuple holding a large object, an instance: each can hold more
+    after it is bound than when it was, so every bind of one is recorded (issue 19)."""
     _hooks.configure(full=mode == "full", flush_at=8192, deep_objects=1000, deep_ns=10**9)
-    m = sampling.module("holder")
-    tok = m.enter(1, -1)
-    keep = [(bytearray(10_000),) for _ in range(2 * _hooks.SCALAR_STREAK)]
-    for v in keep:  # a 48-byte tuple, 10 kB deep
-        _guarded_bind(m, 0, v, tok)
-    m.exit(tok)
-    got = len(_binds(sampling, m.base))
-    if mode == "fast":  # fast mode sizes are shallow: small, so sampled
-        assert got < len(keep)
-    else:  # deep sizes: never small, every one recorded
-        assert m.g[0] == 1 and got == len(keep)
-
-
-def test_full_mode_samples_rebinds_of_a_known_unchanged_object(sampling: Recorder) -> None:
-    _hooks.configure(full=True, flush_at=8192, deep_objects=1000, deep_ns=10**9)
+    make = {"small list": lambda i: [i, i], "small dict": lambda i: {"k": i},
+            "holder of a large object": lambda i: (bytearray(10_000),),
+            "object": lambda i: Payload()}[kind]
     m = sampling.module("v")
     tok = m.enter(1, -1)
-    v = [0.0, 0.0, 0.0]
-    for _ in range(_hooks.SCALAR_STREAK + _hooks.SAMPLE_EVERY + 5):
+    keep = [make(i) for i in range(3 * _hooks.SCALAR_STREAK)]
+    for v in keep:
         _guarded_bind(m, 0, v, tok)
-    assert m.g[0] == 0
-    REARM()
-    v.extend(range(100))  # it grew: the next bind after a re-arm records it
-    _guarded_bind(m, 0, v, tok)
     m.exit(tok)
-    last = _binds(sampling, m.base)[-1]
-    assert last[6] == sys.getsizeof(v) and _hooks._rate[m.base] == 0
+    assert m.g[0] == 1 and len(_binds(sampling, m.base)) == len(keep)
+    assert _hooks._rate[m.base] == 0
+
+
+@pytest.mark.parametrize("mode", ["fast", "full"])
+def test_every_rebind_of_a_growing_list_is_recorded_at_its_size(sampling: Recorder,
+                                                                 mode: str) -> None:
+    _hooks.configure(full=mode == "full", flush_at=8192, deep_objects=1000, deep_ns=10**9)
+    m = sampling.module("v")
+    tok = m.enter(1, -1)
+    v: list[Any] = [0.0, 0.0, 0.0]
+    n = _hooks.SCALAR_STREAK + _hooks.SAMPLE_EVERY + 5
+    sizes = []
+    for i in range(n):
+        if i == n - 1:
+            v.extend(range(100))  # it grew: its last bind says so
+        _guarded_bind(m, 0, v, tok)
+        sizes.append(sys.getsizeof(v))
+    m.exit(tok)
+    binds = _binds(sampling, m.base)
+    assert m.g[0] == 1 and [b[6] for b in binds] == sizes
 
 
 def test_a_scope_whose_sites_are_all_off_stops_recording_instances(

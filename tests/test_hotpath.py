@@ -312,3 +312,38 @@ def test_a_batch_offered_again_is_written_once(tmp_path: Path) -> None:
     w.resume(_as_batch(A))  # another batch with equal events: written
     w.close()
     assert list(expand_tables(read_capture(w.path).events())) == [*A, *B, *A]
+
+
+@needs_c
+def test_events_appended_by_a_collection_during_a_take_move_nothing_taken() -> None:
+    """Making the taken events' tuples may run a collection whose weakref callbacks
+    append to the buffer (FINAL events), growing and moving its memory: the events
+    taken are read from where they are, not from where they were (a crash before)."""
+    import gc
+    import weakref
+
+    buf = _hooks._hotpath.Buffer()
+    events = [(8, i, 1, 2, 3, 4, 5) for i in range(2_000)]
+    buf.extend(events)
+    refs = []
+
+    class Cycle:
+        pass
+
+    def grow(_ref: Any) -> None:  # what _finalized does: append events mid-take
+        buf.extend([(10, j, j) for j in range(20_000)])
+
+    for _ in range(50):
+        c = Cycle()
+        c.me = c  # type: ignore[attr-defined]  # freed only by a collection
+        refs.append(weakref.ref(c, grow))
+        del c
+    old = gc.get_threshold()
+    gc.set_threshold(1)  # a collection at (almost) every tuple made
+    try:
+        got = buf.take(len(events), [None])
+    finally:
+        gc.set_threshold(*old)
+    gc.collect()
+    assert got == events
+    assert len(buf) == 50 * 20_000 and not any(r() for r in refs)

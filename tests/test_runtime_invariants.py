@@ -519,9 +519,9 @@ def test_register_records_one_row_per_module(rec: Any) -> None:
 
 
 def test_a_parameter_that_cannot_be_sized_does_not_stop_the_others(rec: Recorder) -> None:
-    """``enter`` binds parameters with bind's fast path inline: a parameter whose size
-    raises is recorded unsized and counted as an error, as ``bind`` would, and the
-    parameters after it are still recorded."""
+    """``enter`` binds parameters with bind's fast path: a parameter whose size raises
+    is recorded unsized and counted as an error, as ``bind`` would, and the parameters
+    after it are still recorded."""
     from memscope.kinds import BindKind, ScopeKind
 
     class Odd:
@@ -536,8 +536,8 @@ def test_a_parameter_that_cannot_be_sized_does_not_stop_the_others(rec: Recorder
     tok = m.enter(1, -1)
     m.bind(0, Odd(), tok)  # Odd goes on the fast path
     m.exit(tok)
-    ti, _sizeof, extra, scalar = _hooks._fast_types[id(Odd)]
-    _hooks._fast_types[id(Odd)] = (ti, boom, extra, scalar)
+    ti, _sizeof, extra, *flags = _hooks._fast_types[id(Odd)]
+    _hooks._fast_types[id(Odd)] = (ti, boom, extra, *flags)
     before = _hooks.counters()["errors"]
     big = [0] * 1000
     tok = m.enter(1, 0, Odd(), big)
