@@ -68,15 +68,17 @@ def test_objects_without_weak_references_end_by_the_death_watch(full: Recorder) 
 
     if _hooks._dw is None:
         pytest.skip("memscope._deathwatch is not built here")
-    m = full.module("xs", "text")
+    m = full.module("xs", "text", "word")
     tok = m.enter(1, -1)
-    xs, text = [1, 2, 3], "x" * 5000
+    xs, text, word = [1, 2, 3], "x" * 5000, "".join(["y"] * 20)
     m.bind(0, xs, tok)  # lists refuse weak references: their deallocation is watched
-    m.bind(1, text, tok)  # str is not watched (freed by the interpreter's own paths)
+    m.bind(1, text, tok)  # a large str: its block's free is seen (the raw allocator's)
+    m.bind(2, word, tok)  # a small str is not watched (freed by the interpreter's paths)
     m.exit(tok)
-    del xs, text
+    del xs, text, word
     an = full.analysis()
-    assert [life.type for life in an.finished_objects if life.end_known] == ["list"]
+    ended = [(life.type, life.shallow) for life in an.finished_objects if life.end_known]
+    assert [t for t, _ in ended] == ["list", "str"] and ended[1][1] > 5000
     assert next(b for b in an.all_bindings() if b.type == "list").end == "scope_exit"
 
 
