@@ -884,10 +884,11 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     # the entry points the program calls: the C ones (memscope/_hotpath.c), which do the
     # common case and hand the rest to the closures above, or the closures themselves
     hot_bind, hot_enter, hot_exit, hot_unbind, hot_group = bind, enter, exit, unbind, bind_group
+    hot_attr = bind_attr
     if _hotpath is not None:
-        sites = _hotpath.Sites(base, sbase, nscopes, bind, enter, bind_group)
+        sites = _hotpath.Sites(base, sbase, nscopes, bind, enter, bind_group, bind_attr)
         hot_bind, hot_enter, hot_exit = sites.bind, sites.enter, sites.exit
-        hot_unbind, hot_group = sites.unbind, sites.bind_group
+        hot_unbind, hot_group, hot_attr = sites.unbind, sites.bind_group, sites.bind_attr
 
     # a module object, not an instance of a class of ours: instrumented code's
     # ``_memscope_.bind(...)`` is then a specialized module attribute load (21 ns less
@@ -896,7 +897,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     # named as memscope._detached, whose entry points record nothing: a function copied
     # by value (cloudpickle) pickles its handle by that name, by reference
     h: Any = _ModuleType(_detached.__name__)
-    h.__dict__.update(base=base, scope_base=sbase, bind=hot_bind, bind_attr=bind_attr,
+    h.__dict__.update(base=base, scope_base=sbase, bind=hot_bind, bind_attr=hot_attr,
                       bind_group=hot_group, unbind=hot_unbind, enter=hot_enter,
                       exit=hot_exit, on=rate,
                       g=g, e=e, p=_pass, enter_class=enter_class, exit_class=exit_class,
@@ -1424,7 +1425,7 @@ def _through_bind(probe: Callable[[int, Any, int], int]) -> int:
     Pythons), on an object held by exactly one name here; minus that one."""
     obj = object()
     if _hotpath is not None:  # a site out of range: the C bind hands the call over
-        return int(_hotpath.Sites(1 << 40, 0, 0, probe, probe, probe).bind(0, obj, 1)) - 1
+        return int(_hotpath.Sites(1 << 40, 0, 0, probe, probe, probe, probe).bind(0, obj, 1)) - 1
     return probe(0, obj, 1) - 1
 
 
@@ -1677,7 +1678,8 @@ del _fn
 if _hotpath is not None:  # the C hot path shares this module's state (never replaced)
     _hotpath.setup(
         buffer=_buf, rate=_rate, count=_count, streak=_streak, bound=_bound,
-        entered=_scope_entered, asleep=_asleep, group_n=_group_n,
+        entered=_scope_entered, asleep=_asleep, group_n=_group_n, attr_plans=_attr_plans,
+        missing=_MISSING,
         static_types=_static_types, fast_types=_fast_types,
         flush=_flush, start_sampling=_start_sampling, next_tok=_next_tok,
         thread_ident=_thread_ident, task_key=_task_key, catch=_CATCH, globals=globals(),

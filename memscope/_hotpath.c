@@ -659,11 +659,13 @@ static Buffer *S_buf;
 static PyObject *S_rate, *S_count, *S_streak, *S_bound, *S_entered;  /* lists */
 static PyObject *S_static, *S_fast;                                  /* dicts */
 static PyObject *S_asleep, *S_group_n;  /* per-site sleep flags; bind_group's known groups */
+static PyObject *S_plans;  /* _attr_plans: (id(type), attr) -> (weakref, how, get) */
 static PyObject *S_flush, *S_start_sampling, *S_next_tok, *S_thread_ident;
 static PyObject *S_task_key, *S_catch;                               /* callables */
 static PyObject *S_globals, *S_modules, *S_local;
 static PyObject *str_ident, *str_get_running_loop, *str_asyncio;
 static PyObject *where_bind, *where_enter, *where_exit, *where_unbind, *where_bind_group;
+static PyObject *where_bind_attr, *S_missing;
 static int S_full = 0;
 static Py_ssize_t S_flush_at = 8192;
 static long S_scope_streak = 256, S_small_bytes = 256, S_scalar_streak = 64;
@@ -766,6 +768,7 @@ typedef struct {
     PyObject *py_bind;  /* the Python closures: the rest of each call */
     PyObject *py_enter;
     PyObject *py_bind_group;
+    PyObject *py_bind_attr;
 } Sites;
 
 enum { DONE = 1, TO_PYTHON = 0, FAILED = -1 };
@@ -973,6 +976,115 @@ Sites_bind_group(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* bind_attr(site, obj, attr, tok, /): ``obj.attr = v`` ran. The value is read as the
+ * Python bind_attr reads it, through the type's plan (``_hooks._attr_plan``) when one is
+ * made and still holds: a ``__slots__`` member by its C descriptor, an attribute the
+ * instance holds itself by the generic lookup (no user code runs either way). No plan,
+ * a plan to remake, nothing readable, or any error: the whole call goes to Python. */
+static PyObject *
+Sites_bind_attr(Sites *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !S_ready || !PyUnicode_CheckExact(args[2])) {
+        return call_python(self->py_bind_attr, args, nargs);
+    }
+    PyObject *obj = args[1], *attr = args[2], *tok = args[3];
+    if (tok == Py_None) {
+        Py_RETURN_NONE;
+    }
+    PyTypeObject *tp = Py_TYPE(obj);
+    PyObject *tid = PyLong_FromVoidPtr(tp);
+    PyObject *key = tid ? PyTuple_Pack(2, tid, attr) : NULL;
+    Py_XDECREF(tid);
+    PyObject *plan = key ? PyDict_GetItemWithError(S_plans, key) : NULL;  /* borrowed */
+    Py_XDECREF(key);
+    if (plan == NULL || !PyTuple_CheckExact(plan) || PyTuple_GET_SIZE(plan) != 3
+        || PyTuple_GET_ITEM(plan, 0) == Py_None) {
+        PyErr_Clear();
+        return call_python(self->py_bind_attr, args, nargs);
+    }
+    Py_INCREF(plan);  /* a callback run below may drop it from the table */
+    PyObject *value = NULL;
+    PyObject *alive = PyObject_CallNoArgs(PyTuple_GET_ITEM(plan, 0));  /* the type? */
+    long how = PyLong_AsLong(PyTuple_GET_ITEM(plan, 1));
+    if (alive != (PyObject *)tp || PyErr_Occurred()) {
+        goto to_python;
+    }
+    if (how == 1) {  /* a __slots__ member: the descriptor's bound __get__(obj, tp) */
+        PyObject *gargs[2] = {obj, (PyObject *)tp};
+        value = PyObject_Vectorcall(PyTuple_GET_ITEM(plan, 2), gargs, 2, NULL);
+    } else if (how == 2) {  /* the instance's own: the classes still as planned? */
+        PyObject *seen = PyTuple_GET_ITEM(plan, 2);
+        if (!PyTuple_CheckExact(seen)) {
+            goto to_python;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seen); i++) {
+            PyObject *pair = PyTuple_GET_ITEM(seen, i);
+            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+                goto to_python;
+            }
+            PyObject *now = PyObject_GetItem(PyTuple_GET_ITEM(pair, 0), attr);
+            PyObject *was_id = PyTuple_GET_ITEM(pair, 1);
+            void *was = PyLong_AsVoidPtr(was_id);
+            if (now == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                    goto to_python;
+                }
+                PyErr_Clear();
+                /* nothing there now: the plan holds if nothing was there then (the
+                 * plan holds the id of _hooks._MISSING for that) */
+                if (was != (void *)S_missing) {
+                    goto to_python;
+                }
+                continue;
+            }
+            Py_DECREF(now);
+            if ((void *)now != was) {
+                goto to_python;  /* a class changed under the plan: Python remakes it */
+            }
+        }
+        value = PyObject_GenericGetAttr(obj, attr);
+        if (value == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            goto to_python;  /* not set: Python counts it unread */
+        }
+    } else {
+        goto to_python;  /* nothing readable without user code: Python counts it */
+    }
+    if (value == NULL) {
+        goto to_python;
+    }
+    Py_XDECREF(alive);
+    Py_DECREF(plan);
+    Py_ssize_t site = PyLong_AsSsize_t(args[0]);
+    if (site == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_DECREF(value);
+        return call_python(self->py_bind_attr, args, nargs);
+    }
+    int res = bind_core(self->base + site, value, tok, 0);
+    if (res == TO_PYTHON) {
+        PyObject *bargs[3] = {args[0], value, tok};
+        PyObject *r = PyObject_Vectorcall(self->py_bind, bargs, 3, NULL);
+        Py_DECREF(value);
+        if (r == NULL) {
+            return hand_to_catch(where_bind_attr) < 0 ? NULL : Py_NewRef(Py_None);
+        }
+        Py_DECREF(r);
+        Py_RETURN_NONE;
+    }
+    Py_DECREF(value);
+    if ((res == FAILED && hand_to_catch(where_bind_attr) < 0)
+        || maybe_flush(where_bind_attr) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+
+to_python:
+    PyErr_Clear();
+    Py_XDECREF(alive);
+    Py_DECREF(plan);
+    return call_python(self->py_bind_attr, args, nargs);
+}
+
 /* unbind(site, tok, /) */
 static PyObject *
 Sites_unbind(Sites *self, PyObject *const *args, Py_ssize_t nargs)
@@ -1150,10 +1262,10 @@ static PyObject *
 Sites_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     Py_ssize_t base, sbase, nscopes;
-    PyObject *py_bind, *py_enter, *py_bind_group;
+    PyObject *py_bind, *py_enter, *py_bind_group, *py_bind_attr;
     if ((kwds != NULL && PyDict_GET_SIZE(kwds))
-        || !PyArg_ParseTuple(args, "nnnOOO:Sites", &base, &sbase, &nscopes, &py_bind,
-                             &py_enter, &py_bind_group)) {
+        || !PyArg_ParseTuple(args, "nnnOOOO:Sites", &base, &sbase, &nscopes, &py_bind,
+                             &py_enter, &py_bind_group, &py_bind_attr)) {
         return NULL;
     }
     Sites *self = (Sites *)type->tp_alloc(type, 0);
@@ -1166,6 +1278,7 @@ Sites_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->py_bind = Py_NewRef(py_bind);
     self->py_enter = Py_NewRef(py_enter);
     self->py_bind_group = Py_NewRef(py_bind_group);
+    self->py_bind_attr = Py_NewRef(py_bind_attr);
     return (PyObject *)self;
 }
 
@@ -1175,6 +1288,7 @@ Sites_dealloc(Sites *self)
     Py_XDECREF(self->py_bind);
     Py_XDECREF(self->py_enter);
     Py_XDECREF(self->py_bind_group);
+    Py_XDECREF(self->py_bind_attr);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1183,6 +1297,8 @@ static PyMethodDef Sites_methods[] = {
      "bind($self, site, value, tok, /)\n--\n\nThe name of ``site`` was bound to ``value``."},
     {"bind_group", (PyCFunction)(void (*)(void))Sites_bind_group, METH_FASTCALL,
      "bind_group($self, first, values, tok, /)\n--\n\nThe names of sites first, ... were bound."},
+    {"bind_attr", (PyCFunction)(void (*)(void))Sites_bind_attr, METH_FASTCALL,
+     "bind_attr($self, site, obj, attr, tok, /)\n--\n\n``obj.attr = v`` ran."},
     {"unbind", (PyCFunction)(void (*)(void))Sites_unbind, METH_FASTCALL,
      "unbind($self, site, tok, /)\n--\n\n``del name``, or the end of ``except ... as name``."},
     {"exit", (PyCFunction)Sites_exit, METH_O,
@@ -1258,7 +1374,8 @@ hot_setup(PyObject *mod, PyObject *args, PyObject *kw)
     if (take(kw, "rate", &S_rate) < 0 || take(kw, "count", &S_count) < 0
         || take(kw, "streak", &S_streak) < 0 || take(kw, "bound", &S_bound) < 0
         || take(kw, "entered", &S_entered) < 0 || take(kw, "asleep", &S_asleep) < 0
-        || take(kw, "group_n", &S_group_n) < 0 || take(kw, "static_types", &S_static) < 0
+        || take(kw, "group_n", &S_group_n) < 0 || take(kw, "attr_plans", &S_plans) < 0
+        || take(kw, "missing", &S_missing) < 0 || take(kw, "static_types", &S_static) < 0
         || take(kw, "fast_types", &S_fast) < 0 || take(kw, "flush", &S_flush) < 0
         || take(kw, "start_sampling", &S_start_sampling) < 0
         || take(kw, "next_tok", &S_next_tok) < 0
@@ -1276,7 +1393,8 @@ hot_setup(PyObject *mod, PyObject *args, PyObject *kw)
     if (!PyList_CheckExact(S_rate) || !PyList_CheckExact(S_count)
         || !PyList_CheckExact(S_streak) || !PyList_CheckExact(S_bound)
         || !PyList_CheckExact(S_entered) || !PyList_CheckExact(S_asleep)
-        || !PyDict_CheckExact(S_group_n) || !PyDict_CheckExact(S_static)
+        || !PyDict_CheckExact(S_group_n) || !PyDict_CheckExact(S_plans)
+        || !PyDict_CheckExact(S_static)
         || !PyDict_CheckExact(S_fast) || !PyDict_CheckExact(S_globals)
         || !PyDict_CheckExact(S_modules) || S_scope_streak <= 0) {
         PyErr_SetString(PyExc_TypeError, "setup: wrong kind of state");
@@ -1337,8 +1455,9 @@ PyInit__hotpath(void)
     where_exit = PyUnicode_InternFromString("exit");
     where_unbind = PyUnicode_InternFromString("unbind");
     where_bind_group = PyUnicode_InternFromString("bind_group");
+    where_bind_attr = PyUnicode_InternFromString("bind_attr");
     if (!str_ident || !str_get_running_loop || !str_asyncio || !where_bind || !where_enter
-        || !where_exit || !where_unbind || !where_bind_group) {
+        || !where_exit || !where_unbind || !where_bind_group || !where_bind_attr) {
         Py_DECREF(m);
         return NULL;
     }

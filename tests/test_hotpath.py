@@ -121,6 +121,17 @@ class Box:
     def __init__(self, items):
         self.items = items
 
+class Point:
+    def __init__(self, x):
+        self.x = x
+        self.tags = [x] * (x % 7)
+
+    @property
+    def norm(self):
+        return abs(self.x)
+
+points = [Point(k) for k in range(300)]
+
 def grow(n, scale=2.0, *rest, flag=None, **kw):
     out = []
     for i in range(n):
