@@ -1,12 +1,14 @@
 """The libcst fallback emitter: writes the instrumented module for the layouts the
 splicer (:mod:`memscope_instrument.splice`) declines, by rewriting a libcst tree.
 
-Which layouts: a simple statement after a compound header on one line behind a
-backslash continuation or a comment (``if x: \\`` / ``class A: pass  # c; y = 1``),
-a module whose first statement is indented or whose ``__future__``/docstring header
-shares its line with a comment and more statements, a comprehension iterable the
-splicer cannot delimit, and any output of the splicer that does not parse when the
-source has backslash continuations (see ``Fallback`` in splice.py).
+Which layouts (where ``splice.Splicer`` raises ``Fallback``): a statement or decorator
+that does not begin its physical line (a backslash continuation in front of it), a
+suite behind a backslash continuation, a body whose indentation does not extend its
+header's, a module header (docstring, ``__future__`` imports) whose last line holds
+more statements and a comment, a module whose first statement's line starts with
+whitespace, a comprehension iterable it cannot delimit, and any spliced output that
+does not re-parse when the source has backslash continuations. None of 150
+standard-library files needs it (docs/transformer.md).
 
 The rules are :class:`~memscope_instrument.analysis.Analysis`'s (the same calls, in the
 same order, as the splicer makes, so the site table is the same); this module only
