@@ -794,11 +794,13 @@ class Analysis:
             life.file, life.line = si.file, si.line
         vs = si.vs
         vs.binds += 1
-        vs.types.add(tname)
+        if tname not in vs.types:
+            vs.types.add(tname)
         vs.total_bytes += nbytes
         if nbytes > vs.peak_bytes:
             vs.peak_bytes = nbytes
-        vs.threads.add(thread)
+        if thread not in vs.threads:
+            vs.threads.add(thread)
         # tracked bytes: each object once, at its latest size
         if same is None:  # named once: counted by this binding, in every group
             active = self.active_bytes = self.active_bytes + nbytes

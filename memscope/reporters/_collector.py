@@ -220,7 +220,8 @@ class Collector:
             v.life = end - tb
         if tu < 0:
             v.live += 1
-        v.threads.add(th)
+        if th not in v.threads:
+            v.threads.add(th)
         aliases = b.aliases
         nal = len(aliases)
         if nal and len(v.aliases) < 12:
@@ -236,7 +237,17 @@ class Collector:
         t0 = self.t0
         # the Gantt quantum now (``_q``)
         res = self.resolution
-        v.segs.add(tb, end, nbytes, max(0, (end - t0) // res) if t0 >= 0 else 0, res)
+        q = max(0, (end - t0) // res) if t0 >= 0 else 0
+        segs = v.segs
+        a = segs.a
+        if a and tb >= a[-4] and tb - a[-3] <= q:  # Spans.add's merge with the last one
+            if end > a[-3]:
+                a[-3] = end
+            if nbytes > a[-2]:
+                a[-2] = nbytes
+            a[-1] += 1
+        else:
+            segs.add(tb, end, nbytes, q, res)
         if b.addr >= 0 or b.bufsize >= 0:
             self._buffer(v, b, ti, end)
         if t0 < 0:

@@ -65,8 +65,9 @@ class Series:
         # once it was a row); None: the current state is the best
         self.snap: array[Any] | list[int] | None = None
         # oid -> [bytes counted, owner's groups, [(binding id, groups) live, in bind
-        # order], object number]
+        # order], object number, the owner's slots or None, ``evictions`` then]
         self.live: dict[int, list[Any]] = {}
+        self.evictions = 0  # candidates that gave way so far (slots known before may move)
         self.objects = 0
         self._done: tuple[list[array[Any]], list[int]] | None = None
 
@@ -201,6 +202,7 @@ class Series:
             self.dropped[g][ident] = key
             return
         old = self.slot_id[s]
+        self.evictions += 1
         del m[old]
         self.dropped[g][old] = self.slot_key[s]
         self.state[g] += self.state[s]
@@ -213,14 +215,6 @@ class Series:
         self.slot_w[s] = weight
         self.slot_id[s] = ident
         m[ident] = s
-
-    @staticmethod
-    def _ids(b: Binding) -> tuple[Any, ...]:
-        """The binding's group in every grouping: identities, not names."""
-        groups = b.groups
-        if b.vs is not None and len(groups) == 4:
-            return (id(b.vs), id(groups[1]), id(groups[0]), id(groups[2]), id(groups[3]))
-        return _group_keys(b)
 
     def _slots(self, b: Binding, ids: tuple[Any, ...]) -> list[int]:
         """The state slot each of the binding's groups (``ids``) is counted in (its own,
@@ -251,7 +245,12 @@ class Series:
         if t0 < 0 or (t - t0) >> self.k > self.cur:  # _at, unless the same bucket
             self._at(t)
         nbytes = b.bytes
-        ids = self._ids(b)
+        groups = b.groups
+        if b.vs is not None and len(groups) == 4:  # identities, not names
+            ids: tuple[Any, ...] = (
+                id(b.vs), id(groups[1]), id(groups[0]), id(groups[2]), id(groups[3]))
+        else:
+            ids = _group_keys(b)
         maps = self.maps
         try:  # every group a candidate already (most binds): _slots, unrolled
             slots = [maps[0][ids[0]], maps[1][ids[1]], maps[2][ids[2]], maps[3][ids[3]],
@@ -267,7 +266,7 @@ class Series:
         live = self.live
         if oid not in live:
             n = self.objects = self.objects + 1
-            live[oid] = [nbytes, ids, [(b.id, ids)], n]
+            live[oid] = [nbytes, ids, [(b.id, ids)], n, slots, self.evictions]
             # _change(None, 0, ids, nbytes), the slots known
             total = self.total + nbytes
             if total > self.best:
@@ -292,9 +291,10 @@ class Series:
 
     def end(self, b: Binding) -> int:
         """The binding ``b`` ended at ``b.t_unbind``; returns its object's number."""
-        rec = self.live.get(b.oid)
-        if rec is None:
+        live = self.live
+        if b.oid not in live:
             return 0
+        rec = live[b.oid]
         t = b.t_unbind
         t0 = self.t0
         if t0 < 0 or (t - t0) >> self.k > self.cur:  # _at, unless the same bucket
@@ -302,7 +302,7 @@ class Series:
         members = rec[2]
         bid = b.id
         if len(members) == 1 and members[0][0] == bid:  # its only name: the object goes
-            del self.live[b.oid]
+            del live[b.oid]
             old_bytes = rec[0]
             # _change(rec[1], old_bytes, None, 0)
             total = self.total - old_bytes
@@ -312,9 +312,14 @@ class Series:
             elif self.snap is None:
                 self.snap = self.state[:]
             if old_bytes:
-                state, maps, old = self.state, self.maps, rec[1]
-                for g in range(NG):
-                    state[maps[g].get(old[g], g)] -= old_bytes
+                state = self.state
+                if rec[4] is not None and rec[5] == self.evictions:  # its slots still
+                    for s in rec[4]:
+                        state[s] -= old_bytes
+                else:
+                    maps, old = self.maps, rec[1]
+                    for g in range(NG):
+                        state[maps[g].get(old[g], g)] -= old_bytes
             self.total = total
             return int(rec[3])
         for j in range(len(members)):
@@ -325,11 +330,12 @@ class Series:
         del members[j]
         if not members:
             self._change(rec[1], rec[0], None, 0)
-            del self.live[b.oid]
+            del live[b.oid]
         elif j == 0:
             new = members[0][1]
             self._change(rec[1], rec[0], new, rec[0])
             rec[1] = new
+            rec[4] = None  # the new owner's slots: looked up when needed
         return int(rec[3])
 
     # -- results --

@@ -90,9 +90,6 @@ class JsonReport:
     def attach(self, an: Analysis) -> None:
         self.an = an
 
-    def on_binding_end(self, b: Binding) -> None:
-        self._binding(b)
-
     def _binding(self, b: Binding) -> None:
         self.bindings += 1
         t_bind = self.rel(b.t_bind)
@@ -154,6 +151,8 @@ class JsonReport:
                 }
                 if len(self.first_site) > 2 * len(an.objects) + 10_000:
                     self.first_site = {o: v for o, v in self.first_site.items() if o in an.objects}
+
+    on_binding_end = _binding  # each binding as it ends (the same method: one call)
 
     # ---- the end ---------------------------------------------------------------------
 
