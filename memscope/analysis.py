@@ -444,11 +444,12 @@ class Analysis:
         return self
 
     def feed(self, ev: Event) -> None:
-        self.events += 1
         k = ev[0]
         if k == BIND:
-            self._bind(ev)
-        elif k == ENTER:
+            self._bind(ev)  # counts itself
+            return
+        self.events += 1
+        if k == ENTER:
             _, t, scope, tok, thread, task = ev
             if self.t_first < 0:  # _time, inline
                 self.t_first = t
@@ -701,6 +702,7 @@ class Analysis:
         return g
 
     def _bind(self, ev: Event) -> None:
+        self.events += 1
         if len(ev) == 7:  # fast mode's short row: nothing beyond the shallow size
             _, t, site, tok, oid, ti, size = ev
             deep = refcnt = addr = bufsize = -1
@@ -825,6 +827,8 @@ class Analysis:
         else:
             self._timeline_skip = 0
             self._take_sample(t)
+
+    feed_bind = _bind  # ``feed`` of a BIND row, for a caller that knows it is one
 
     def _bind_shared(self, b: Binding, same: dict[int, Binding]) -> int:
         """Count ``b``, a binding of an object other live bindings name (``same``, ``b``

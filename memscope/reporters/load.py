@@ -228,7 +228,7 @@ class Prepared:
         sampled: dict[int, tuple[int, int]] = {}
         run_meta = self.meta
         t0 = int(run_meta.get("start_ns") or 0)
-        feed = an.feed
+        feed, feed_bind = an.feed, an.feed_bind
         cur_pid = -1
         total = sum(c.header.records or c.footer.get("records", 0) for c in self.caps)
         if progress is not None:
@@ -239,10 +239,12 @@ class Prepared:
             pid, events = one
         else:  # several processes: the analysis told of each event's process first
             pid, events = 0, _told_process(self.stream(), an)
-        kget = kinds.get
         for ev in events:
             k = ev[0]
-            kinds[k] = kget(k, 0) + 1
+            try:
+                kinds[k] += 1
+            except KeyError:
+                kinds[k] = 1
             n += 1
             if not n & 0xFFFF and progress is not None:
                 progress.events(n)
@@ -256,7 +258,10 @@ class Prepared:
                     sampled[ev[2]] = (int(ev[3]), int(ev[4]))
                 except (IndexError, TypeError, ValueError):
                     pass
-            feed(ev)
+            if k == BIND:
+                feed_bind(ev)
+            else:
+                feed(ev)
         an.finish()
         if progress is not None:
             progress.end_events(n)
