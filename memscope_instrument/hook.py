@@ -25,8 +25,9 @@ transformer added inside user expressions take the span of the original line).
 Statements the transformer added (scope enter, binds after an assignment, the module
 header) take the position of the user statement next to them, so they make no line
 events of their own: pdb steps and coverage counts the user's lines. A scope's end (the
-``finally`` wrapping it) is on the line that returns, or on the ``def`` line when an
-exception leaves it (see ``_injected_nodes``, ``linemap.place_scope_exits``).
+``finally`` wrapping it) is on the line that returns; when an exception leaves it, on
+the raising line from 3.12, on the ``def`` line before (see ``_injected_nodes``,
+``linemap.place_scope_exits``).
 """
 
 from __future__ import annotations
@@ -307,11 +308,12 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
       an ``except ... as`` body's unbind too) is compiled as ``_memscope_s = <exit>``
       with only the statement at the ``def`` (``except``) line and every instruction
       at -1: a ``return`` runs it on the return's line and the return is shown there,
-      as plain Python shows it; leaving by an exception, the re-raise (which takes the
-      finally's last statement's position up to 3.11; ``linemap.place_scope_exits``
-      gives it the ``def`` line on 3.12+) is on the ``def`` line, like a ``with``
-      block's exit on its line (with no position at all the return event's
-      ``f_lineno`` would be None, which pdb cannot show). ``_tail_returns`` ends the
+      as plain Python shows it; leaving by an exception, up to 3.11 the re-raise
+      (which takes the finally's last statement's position) is on the ``def`` line,
+      like a ``with`` block's exit on its line (with no position at all the return
+      event's ``f_lineno`` would be None, which pdb cannot show); on 3.12+
+      ``linemap.place_scope_exits`` gives the handler its lines and makes it re-raise
+      at the raising instruction, where the frame then ends. ``_tail_returns`` ends the
       paths that fall off an ``if``/``try``/``match`` at the end of a function with a
       ``return``, so each path's exit is on its own last line.
 

@@ -383,6 +383,84 @@ def _opcode_tables() -> tuple[Any, ...]:
     return _OPCODE_TABLES
 
 
+def _except_varint(out: bytearray, val: int, first: bool) -> None:
+    """One value of an exception table entry: 6-bit chunks, most significant first,
+    0x40 on all but the last, 0x80 on an entry's first byte."""
+    chunks = [val & 63]
+    val >>= 6
+    while val:
+        chunks.append(val & 63)
+        val >>= 6
+    for k, c in enumerate(reversed(chunks)):
+        put = c | (64 if k < len(chunks) - 1 else 0) | (128 if first and k == 0 else 0)
+        out.append(put)
+
+
+def encode_exception_table(entries: list[tuple[int, int, int, int, bool]]) -> bytes:
+    """A ``co_exceptiontable`` from ``(start, end, target, depth, lasti)`` entries, byte
+    offsets as ``dis._parse_exception_table`` gives them (Objects/exception_handling_notes.txt)."""
+    out = bytearray()
+    for start, end, target, depth, lasti in entries:
+        _except_varint(out, start // 2, True)
+        _except_varint(out, (end - start) // 2, False)
+        _except_varint(out, target // 2, False)
+        _except_varint(out, depth << 1 | int(lasti), False)
+    return bytes(out)
+
+
+def _reraise_at_the_raise(code: CodeType, instrs: list[_Instr], units: list[Any],
+                          handlers: set[int]) -> tuple[CodeType, set[int]]:
+    """Our ``finally`` bodies' exception path, made to end where plain code ends: at
+    the instruction that raised. Each handler of ours (a region of no line that starts
+    at an exception handler with PUSH_EXC_INFO, reads a name of ours and ends in
+    ``RERAISE 0``) is entered with the raising instruction's offset pushed (its
+    exception table entries' ``lasti``) and ends with ``RERAISE 2``, which puts the
+    frame back on that instruction before re-raising, as a ``with`` block's exit does;
+    the cleanup entry over the region is one deeper, the stack one larger. So the frame
+    an exception leaves shows the raising line (tracebacks' ``tb_frame.f_lineno``, the
+    return event), and the handler, of no line, makes no line event."""
+    import dis
+    import opcode
+
+    entries = [(e.start, e.end, e.target, e.depth, e.lasti)
+               for e in dis._parse_exception_table(code)]  # type: ignore[attr-defined]
+    push_exc = opcode.opmap.get("PUSH_EXC_INFO")
+    reraise = opcode.opmap["RERAISE"]
+    by_offset = {ins[0]: ins for ins in instrs}
+    raw = bytearray(code.co_code)
+    ours: set[int] = set()
+    for h in sorted(handlers):
+        ins = by_offset.get(h)
+        if ins is None or ins[3] != push_exc or units[h // 2][0] is not None:
+            continue
+        cleanup = [e for e in entries if e[0] == h and e[4]]
+        if len(cleanup) != 1:
+            continue
+        end = cleanup[0][1]
+        region = [i for i in instrs if h <= i[0] < end]
+        if not any(i[4] for i in region) or any(
+                units[u][0] is not None for u in range(h // 2, end // 2)):
+            continue
+        rr = [i for i in region if i[3] == reraise]
+        if not rr or any(raw[i[0] + 1] != 0 for i in rr):
+            continue
+        for i in rr:
+            raw[i[0] + 1] = 2
+        ours.add(h)
+    if not ours:
+        return code, ours
+    new = []
+    for start, end, target, depth, lasti in entries:
+        if target in ours:
+            lasti = True
+        elif start in ours:  # the cleanup over our region: the pushed offset below it
+            depth += 1
+        new.append((start, end, target, depth, lasti))
+    return code.replace(  # type: ignore[call-arg]  # (co_exceptiontable: 3.11+)
+        co_code=bytes(raw), co_exceptiontable=encode_exception_table(new),
+        co_stacksize=code.co_stacksize + 1), ours
+
+
 def place_scope_exits(code: CodeType) -> CodeType:
     """Give the instructions of our ``finally`` bodies (a scope's exit, an ``except ...
     as`` body's unbind: compiled with no position, hook._injected_nodes) the lines plain
@@ -397,9 +475,11 @@ def place_scope_exits(code: CodeType) -> CodeType:
     starts at the join after one of our inline guards (3.13):
 
     * the copy that runs when the scope is left by an exception (the run starts at an
-      exception handler) takes the code object's first line (its ``def`` or ``class``),
-      as a ``with`` block's exit takes the ``with`` line: one line event there, and the
-      return event there (plain: at the raising line; 3.11 does the same as this);
+      exception handler) takes the code object's first line (its ``def`` or ``class``):
+      one line event there (a jump must have a line); an ``except ... as`` body's
+      unbind, which has no jump, keeps no line and makes no event. Both re-raise at
+      the raising instruction (``_reraise_at_the_raise``), so the frame ends on the
+      raising line, as in plain code;
     * any other run (the normal exit, after a ``return`` or the body's end) takes the
       line of the instruction before it: the return event is on the line that returns,
       as in plain code, with no line event of its own.
@@ -453,6 +533,8 @@ def place_scope_exits(code: CodeType) -> CodeType:
                 joins.add(ins[2])
     jumps = {opcode.opmap[n] for n in ("JUMP_FORWARD", "JUMP") if n in opcode.opmap}
     changed = False
+    code, patched = _reraise_at_the_raise(code, instrs, units, handlers)
+    changed = bool(patched)
     after = -1  # the code unit after the last run given a line
     jumped: dict[int, int] = {}  # offset a run given a line jumps forward to -> its line
     for run in runs:
@@ -466,7 +548,9 @@ def place_scope_exits(code: CodeType) -> CodeType:
                 ins[4] for ins in run):  # (CPython would have propagated its line)
             continue  # not ours, nor the code that follows ours (its line was ours)
         elif at_handler:
-            line = first
+            if off in patched and not any(ins[2] >= 0 for ins in run):
+                continue  # no line, no line event: an `except ... as` body's unbind
+            line = first  # (a jump must have a line: CPython's test_patma checks it)
         else:
             line = next((units[k][0] for k in range(start - 1, -1, -1)
                          if units[k][0] is not None), None)

@@ -222,9 +222,11 @@ def _exits_by_exception(events: list[tuple[str, str, int | None, int]], inst: bo
                         except_lines: set[int]) -> list[Any]:
     """``events`` with each frame's exit by an exception as one ``(function, "left by
     an exception")`` event, where it has the documented shape: plain, the return event
-    right after the exception, on its line; instrumented, on the ``def`` line after one
-    line event there (3.10 and 3.11: after an ``except`` line's too, when the exception
-    left an ``except ... as`` body). Any other shape is left as it is (and differs)."""
+    right after the exception, on its line; instrumented, one line event on the ``def``
+    line first, and the return there up to 3.11 (3.10 and 3.11: after an ``except``
+    line's event too, when the exception left an ``except ... as`` body), on the raising
+    line from 3.12 (linemap._reraise_at_the_raise). Any other shape is left as it is
+    (and differs)."""
     out: list[Any] = []
     for fn, event, line, first in events:
         if event == "return":
@@ -232,11 +234,13 @@ def _exits_by_exception(events: list[tuple[str, str, int | None, int]], inst: bo
             while k >= 0 and out[k][:2] == (fn, "line"):
                 k -= 1
             extra = [ev[2] for ev in out[k + 1:]]
-            if k >= 0 and out[k][:2] == (fn, "exception") and (
-                    extra == [first] or (sys.version_info < (3, 12) and len(extra) == 2
-                                         and extra[0] in except_lines
-                                         and extra[1] == first)
-                    if inst else not extra and line == out[k][2]):
+            if sys.version_info >= (3, 12):  # the return on the raising line too
+                shape = extra == [first] and line == out[k][2] if inst else not extra
+            else:
+                shape = (extra == [first] or (len(extra) == 2 and extra[0] in except_lines
+                                              and extra[1] == first)) if inst else \
+                    not extra and line == out[k][2]
+            if k >= 0 and out[k][:2] == (fn, "exception") and shape:
                 del out[k + 1:]
                 out.append((fn, "left by an exception"))
                 continue
@@ -251,13 +255,13 @@ def test_line_events_are_plain_codes(program: str) -> None:
     added statements make none, and a function's return event is on the line it
     returns from (every way a function can end is in fixtures/linetrace/exits.py).
     What is left is documented (docs/transformer.md, "Line events") and checked here
-    exactly: a frame left by an exception shows its end on its ``def`` line
-    (``_exits_by_exception``); 3.10 to 3.12 trace a line twice in a row where their line
-    events follow a jump (3.10, 3.12: a function's first line, past its enter's ``except
-    RecursionError``; plain 3.12 does it in loops too; 3.11: the last line before a
-    function's end, after a read-back's guard); 3.10 and 3.11 show a module's end after
-    an ``except ... as`` body on the ``except`` line. On 3.13 the counts are checked
-    too."""
+    exactly: a frame left by an exception makes a line event on its ``def`` line, and
+    up to 3.11 shows its end there (``_exits_by_exception``); 3.10 to 3.12 trace a line
+    twice in a row where their line events follow a jump (3.10, 3.12: a function's
+    first line, past its enter's ``except RecursionError``; plain 3.12 does it in loops
+    too; 3.11: the last line before a function's end, after a read-back's guard); 3.10
+    and 3.11 show a module's end after an ``except ... as`` body on the ``except``
+    line. On 3.13 the counts are checked too."""
     from memscope_instrument import hook
     from memscope_instrument.transform import instrument_source
 
@@ -349,16 +353,21 @@ def test_a_finally_of_ours_binds_no_name_of_the_program(tmp_path: Path) -> None:
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="co_positions: 3.11+")
 def test_line_table_encoder_and_decoder_agree_with_cpython() -> None:
     """linemap.place_scope_exits reads the bytecode with its own decoder and writes
-    ``co_linetable`` with its own encoder (dis was 80% of compile time): on the running
-    Python, both agree with CPython on plain and instrumented code of real modules. The
-    encoder gives back every position (and on 3.12+ every ``co_lines`` range); the
-    decoder gives dis's offsets and jump targets and finds the same names of ours."""
+    ``co_linetable`` and ``co_exceptiontable`` with its own encoders (dis was 80% of
+    compile time): on the running Python, they agree with CPython on plain and
+    instrumented code of real modules. The encoders give back every position (and on
+    3.12+ every ``co_lines`` range) and every exception table; the decoder gives dis's
+    offsets and jump targets and finds the same names of ours."""
     import dis
     import inspect
     from types import CodeType
 
     from memscope_instrument import hook
-    from memscope_instrument.linemap import _instructions, encode_positions
+    from memscope_instrument.linemap import (
+        _instructions,
+        encode_exception_table,
+        encode_positions,
+    )
     from memscope_instrument.transform import instrument_source
 
     def check(code: CodeType) -> int:
@@ -367,6 +376,10 @@ def test_line_table_encoder_and_decoder_agree_with_cpython() -> None:
         assert list(again.co_positions()) == units
         if sys.version_info >= (3, 12):
             assert list(again.co_lines()) == list(code.co_lines())
+        if code.co_exceptiontable:
+            table = [(e.start, e.end, e.target, e.depth, e.lasti)
+                     for e in dis._parse_exception_table(code)]  # type: ignore[attr-defined]
+            assert encode_exception_table(table) == code.co_exceptiontable
         mine = _instructions(code)
         ref = list(dis.get_instructions(code))
         assert [m[0] for m in mine] == [r.offset for r in ref]
@@ -386,3 +399,80 @@ def test_line_table_encoder_and_decoder_agree_with_cpython() -> None:
         res = instrument_source(src, "m.py", "m")
         checked += check(hook.compile_mapped(res.code, list(res.line_map), src, "m.py"))
     assert checked > 100
+
+
+RAISING = '''\
+def body(a):
+    b = a
+    raise ValueError(b)
+
+
+def in_except_as(a):
+    try:
+        raise KeyError(a)
+    except KeyError as e:
+        raise ValueError(a) from e
+
+
+def in_finally(a):
+    try:
+        b = a
+    finally:
+        raise ValueError(a)
+
+
+def nested(a):
+    x = a
+    return body(x)
+
+
+def gen(a):
+    try:
+        yield a
+    finally:
+        c = a
+
+
+def thrown(a):
+    g = gen(a)
+    next(g)
+    g.throw(ValueError(a))
+'''
+
+
+@pytest.mark.parametrize("name", ["body", "in_except_as", "in_finally", "nested", "thrown"])
+def test_a_frame_left_by_an_exception_is_on_the_raising_line(name: str) -> None:
+    """The frames an exception leaves show the line that raised (``tb_frame.f_lineno``,
+    what CPython's PEP 626 tests and post-mortem debuggers read), the traceback's lines
+    and the exception are plain code's: from 3.12 our ``finally`` re-raises at the
+    raising instruction (linemap._reraise_at_the_raise); up to 3.11 such a frame is
+    on its ``def`` line (documented in docs/transformer.md, "Line events")."""
+    from memscope_instrument import hook
+    from memscope_instrument.transform import instrument_source
+
+    def outcome(code: Any) -> tuple[Any, ...]:
+        ns: dict[str, Any] = {"__name__": "raising"}
+        exec(code, ns)
+        try:
+            ns[name](1)
+        except Exception as e:  # the same exception, plain and instrumented
+            tb = e.__traceback__
+            frames = []
+            assert tb is not None
+            tb = tb.tb_next  # this test's frame
+            while tb is not None:
+                code_ = tb.tb_frame.f_code
+                frames.append((code_.co_name, tb.tb_lineno, tb.tb_frame.f_lineno,
+                               code_.co_firstlineno))
+                tb = tb.tb_next
+            return type(e).__name__, str(e), type(e.__context__).__name__, tuple(frames)
+        raise AssertionError("no exception")
+
+    res = instrument_source(RAISING, "raising.py", "raising")
+    plain = outcome(compile(RAISING, "raising.py", "exec"))
+    inst = outcome(hook.compile_mapped(res.code, list(res.line_map), RAISING, "raising.py"))
+    if sys.version_info < (3, 12):  # f_lineno: the def line of every frame of ours
+        inst = (*inst[:3], tuple((fn, ln, line if line != first else None, first)
+                                 for fn, ln, line, first in inst[3]))
+        plain = (*plain[:3], tuple((fn, ln, None, first) for fn, ln, _l, first in plain[3]))
+    assert inst == plain
