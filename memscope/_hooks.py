@@ -1687,3 +1687,4 @@ if _hotpath is not None:  # the C hot path shares this module's state (never rep
         small_bytes=SMALL_BYTES, scalar_streak=SCALAR_STREAK, BIND=BIND, ENTER=ENTER,
         EXIT=EXIT, UNBIND=UNBIND)
     _hotpath.set_mode(_full, _flush_at)
+    sizing._on_sizers_changed.append(_hotpath.forget_types)  # its cache of the tables

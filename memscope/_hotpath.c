@@ -33,6 +33,8 @@
 #include <string.h>
 
 #define MAX_FIELDS 16
+#define Py_XSETREF_LOCAL(dst, src) \
+    do { PyObject *_old = (PyObject *)(dst); (dst) = (src); Py_XDECREF(_old); } while (0)
 #define OBJ_RECORD (-1)
 
 /* ---- time: exactly time.perf_counter_ns() ---------------------------------------- */
@@ -773,6 +775,107 @@ typedef struct {
 
 enum { DONE = 1, TO_PYTHON = 0, FAILED = -1 };
 
+/* ---- the fast-type tables, cached ---------------------------------------------------
+ *
+ * ``_hooks._static_types`` / ``_fast_types`` give, per type, (type index, C
+ * ``__sizeof__``, extra bytes, scalar?, immutable?). Looking them up costs a dict lookup
+ * (and an int key for a heap type) and five conversions per bind; this direct-mapped
+ * cache keeps the entry as C values, keyed by the type's address *and* its version tag
+ * (``tp_version_tag``): CPython never gives a tag twice, so a class that died and a new
+ * one at its address never match, and a class that is changed gets a new tag (a miss:
+ * the tables are read again). No reference to the type is held. ``forget_types()``
+ * empties it when the tables change (a sizer registered: ``memscope.sizing``). */
+
+#define TYPE_CACHE 512
+typedef struct {
+    PyTypeObject *tp;
+    unsigned int tag;
+    int64_t ti, extra;
+    PyObject *sizeof_;   /* a strong reference: a C method descriptor or getsizeof */
+    PyCFunction direct;  /* its C function when it is a METH_NOARGS method descriptor */
+    char scalar, immutable;
+} TypeEntry;
+static TypeEntry type_cache[TYPE_CACHE];
+
+static inline unsigned int
+type_tag(PyTypeObject *tp)
+{
+    if (!PyType_HasFeature(tp, Py_TPFLAGS_VALID_VERSION_TAG)) {
+        return 0;
+    }
+    return tp->tp_version_tag;
+}
+
+static void
+forget_types(void)
+{
+    for (int i = 0; i < TYPE_CACHE; i++) {
+        Py_CLEAR(type_cache[i].sizeof_);
+        type_cache[i].tp = NULL;
+        type_cache[i].tag = 0;
+    }
+}
+
+/* The entry for ``tp``: from the cache, or read from the tables and cached (NULL: not
+ * on the tables, or an error, cleared: the caller hands the call to Python). */
+static TypeEntry *
+type_entry(PyTypeObject *tp)
+{
+    unsigned int tag = type_tag(tp);
+    TypeEntry *e = &type_cache[((uintptr_t)tp >> 4) % TYPE_CACHE];
+    if (tag != 0 && e->tp == tp && e->tag == tag) {
+        return e;
+    }
+    PyObject *ft = PyDict_GetItemWithError(S_static, (PyObject *)tp);  /* borrowed */
+    if (ft == NULL) {
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return NULL;
+        }
+        PyObject *key = PyLong_FromVoidPtr(tp);
+        if (key == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+        ft = PyDict_GetItemWithError(S_fast, key);
+        Py_DECREF(key);
+        if (ft == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+    }
+    if (!PyTuple_CheckExact(ft) || PyTuple_GET_SIZE(ft) != 5) {
+        return NULL;
+    }
+    static TypeEntry fresh;  /* an uncached answer (no tag yet): valid until the next call */
+    TypeEntry *into = tag != 0 ? e : &fresh;
+    long long ti = PyLong_AsLongLong(PyTuple_GET_ITEM(ft, 0));
+    long long extra = PyLong_AsLongLong(PyTuple_GET_ITEM(ft, 2));
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *sz = PyTuple_GET_ITEM(ft, 1);
+    Py_INCREF(sz);
+    Py_XSETREF_LOCAL(into->sizeof_, sz);
+    into->tp = tp;
+    into->tag = tag;
+    into->ti = ti;
+    into->extra = extra;
+    into->scalar = PyTuple_GET_ITEM(ft, 3) == Py_True;
+    into->immutable = PyTuple_GET_ITEM(ft, 4) == Py_True;
+    into->direct = NULL;
+    if (Py_IS_TYPE(sz, &PyMethodDescr_Type)) {
+        PyMethodDef *d = ((PyMethodDescrObject *)sz)->d_method;
+        if ((d->ml_flags & (METH_VARARGS | METH_FASTCALL | METH_NOARGS | METH_O
+                            | METH_KEYWORDS)) == METH_NOARGS
+            && PyType_IsSubtype(tp, PyDescr_TYPE(sz))) {
+            into->direct = d->ml_meth;
+        }
+    }
+    return into;
+}
+
 /* The fast path shared by bind and enter: record ``value`` bound at global site ``s``
  * in instance ``tok`` at time ``t`` (0: now). DONE: recorded or rightly skipped;
  * TO_PYTHON: nothing done that the Python bind would not do again (the caller hands
@@ -815,41 +918,25 @@ bind_core(Py_ssize_t s, PyObject *value, PyObject *tok, int64_t t)
         }
         return DONE;
     }
-    PyObject *ft = PyDict_GetItemWithError(S_static, (PyObject *)tp);  /* borrowed */
+    TypeEntry *ft = type_entry(tp);
     if (ft == NULL) {
-        if (PyErr_Occurred()) {
-            PyErr_Clear();
-            return TO_PYTHON;
-        }
-        PyObject *key = PyLong_FromVoidPtr(tp);
-        if (key == NULL) {
-            PyErr_Clear();
-            return TO_PYTHON;
-        }
-        ft = PyDict_GetItemWithError(S_fast, key);
-        Py_DECREF(key);
-        if (ft == NULL) {
-            PyErr_Clear();
-            return TO_PYTHON;
-        }
-    }
-    if (!PyTuple_CheckExact(ft) || PyTuple_GET_SIZE(ft) != 5) {
         return TO_PYTHON;
     }
-    int scalar = PyTuple_GET_ITEM(ft, 3) == Py_True;
-    int immutable = PyTuple_GET_ITEM(ft, 4) == Py_True;
+    int scalar = ft->scalar, immutable = ft->immutable;
     if (S_full && !scalar) {
         return TO_PYTHON;  /* full mode's deep size: Python's bind */
     }
-    PyObject *sz = PyObject_CallOneArg(PyTuple_GET_ITEM(ft, 1), value);
+    /* its C __sizeof__, called directly when it is a plain method (as the descriptor
+     * would call it: same function, same object) */
+    PyObject *sz = ft->direct != NULL ? ft->direct(value, NULL)
+                                      : PyObject_CallOneArg(ft->sizeof_, value);
     if (sz == NULL) {
         PyErr_Clear();
         return TO_PYTHON;  /* Python's bind records it unsized, with the error */
     }
     long long size = PyLong_AsLongLong(sz);
     Py_DECREF(sz);
-    long long extra = PyLong_AsLongLong(PyTuple_GET_ITEM(ft, 2));
-    long long ti = PyLong_AsLongLong(PyTuple_GET_ITEM(ft, 0));
+    long long extra = ft->extra, ti = ft->ti;
     long long tk = PyLong_AsLongLong(tok);
     if (PyErr_Occurred()) {
         PyErr_Clear();
@@ -1422,7 +1509,84 @@ hot_set_mode(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+hot_forget_types(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    forget_types();
+    Py_RETURN_NONE;
+}
+
+/* planes(raw, start, step, n) -> (mask, parts): memscope.planes.planes in one pass. */
+static PyObject *
+hot_planes(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "planes(raw: bytes, start, step, n)");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t step = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t n = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(args[0]);
+    if (n < 1 || step < 8 || start < 0 || start + 7 + (n - 1) * step >= len) {
+        PyErr_SetString(PyExc_IndexError, "planes: out of range");
+        return NULL;
+    }
+    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(args[0]) + start;
+    /* pass 1: which bytes differ from the first value's anywhere (one 64-bit load per
+     * value); pass 2 copies out only those planes (small numbers differ in a few low
+     * bytes: the others are stored as one byte) */
+    uint64_t first, v, acc = 0;
+    memcpy(&first, raw, 8);
+    for (Py_ssize_t i = 1; i < n; i++) {
+        memcpy(&v, raw + i * step, 8);
+        acc |= v ^ first;
+    }
+    PyObject *parts = PyList_New(8);
+    if (parts == NULL) {
+        return NULL;
+    }
+    int mask = 0;
+    for (int b = 0; b < 8; b++) {  /* little-endian: byte b of the value in memory */
+        int differs = PY_LITTLE_ENDIAN ? ((acc >> (8 * b)) & 0xFF) != 0 : 1;
+        PyObject *part;
+        if (!differs) {
+            part = PyBytes_FromStringAndSize((const char *)raw + b, 1);
+        } else {
+            part = PyBytes_FromStringAndSize(NULL, n);
+            if (part != NULL) {
+                unsigned char *out = (unsigned char *)PyBytes_AS_STRING(part);
+                const unsigned char *src = raw + b;
+                int same = 1;
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    out[i] = src[i * step];
+                    same &= out[i] == src[0];
+                }
+                if (same) {  /* (only where the byte order made us look) */
+                    Py_DECREF(part);
+                    part = PyBytes_FromStringAndSize((const char *)raw + b, 1);
+                    differs = 0;
+                }
+            }
+        }
+        if (part == NULL) {
+            Py_DECREF(parts);
+            return NULL;
+        }
+        mask |= differs << b;
+        PyList_SET_ITEM(parts, b, part);
+    }
+    return Py_BuildValue("(iN)", mask, parts);
+}
+
 static PyMethodDef hot_methods[] = {
+    {"forget_types", hot_forget_types, METH_NOARGS,
+     "forget_types()\n--\n\nThe fast-type tables changed: empty the C cache of them."},
+    {"planes", (PyCFunction)(void (*)(void))hot_planes, METH_FASTCALL,
+     "planes(raw, start, step, n, /)\n--\n\nThe byte planes of n int64 values (memscope.planes)."},
     {"setup", (PyCFunction)(void (*)(void))hot_setup, METH_VARARGS | METH_KEYWORDS,
      "setup(**state)\n--\n\nThe shared state of memscope._hooks."},
     {"set_mode", hot_set_mode, METH_VARARGS,

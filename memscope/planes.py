@@ -17,14 +17,14 @@ import sys
 TYPE_CHECKING = False  # typing is for the checker only: not imported when memscope runs
 if TYPE_CHECKING:
     from array import array
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 LITTLE = sys.byteorder == "little"
 _BYTE = [bytes((i,)) for i in range(256)]
 _ALL = bytes(range(256))
 
 
-def planes(raw: bytes, start: int, step: int, n: int) -> tuple[int, list[bytes]]:
+def py_planes(raw: bytes, start: int, step: int, n: int) -> tuple[int, list[bytes]]:
     """The byte planes of ``n`` little-endian int64 values that start at ``raw[start]``,
     ``step`` bytes apart: ``(mask, parts)``, where part b is plane b (``n`` bytes) when
     bit b of ``mask`` is set, else the one byte every value has there. One strided
@@ -40,6 +40,13 @@ def planes(raw: bytes, start: int, step: int, n: int) -> tuple[int, list[bytes]]
             mask |= 1 << b
             parts.append(plane)
     return mask, parts
+
+
+planes: Callable[[bytes, int, int, int], tuple[int, list[bytes]]]
+try:  # the same in one C pass, where the hot path's extension is built
+    from memscope._hotpath import planes
+except ImportError:
+    planes = py_planes
 
 
 def pack_planes(values: Sequence[int]) -> bytes:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from memscope import _hooks
 
@@ -358,3 +360,23 @@ def test_events_appended_by_a_collection_during_a_take_move_nothing_taken() -> N
     gc.collect()
     assert got == events
     assert len(buf) == 50 * 20_000 and not any(r() for r in refs)
+
+
+@needs_c
+@given(st.lists(st.integers(-(1 << 63), (1 << 63) - 1), min_size=1, max_size=60),
+       st.integers(1, 4), st.integers(0, 3))
+def test_the_c_byte_planes_are_the_python_ones(values: list[int], width: int,
+                                               col: int) -> None:
+    """The capture's byte planes (memscope.planes), by the C pass and by Python's
+    strided slices, from rows of ``width`` int64 values, column ``col`` of them."""
+    import struct
+
+    from memscope.planes import py_planes
+
+    rows = [values[i : i + width] for i in range(0, len(values) - width + 1, width)]
+    if not rows:
+        return
+    col %= width
+    raw = b"".join(struct.pack(f"<{width}q", *r) for r in rows)
+    args = (raw, 8 * col, 8 * width, len(rows))
+    assert _hooks._hotpath.planes(*args) == py_planes(*args)

@@ -286,19 +286,17 @@ class Encoder:
         parts.append(ng)
         if len(present) == 1:
             groups = [(present[0], events)]
+        elif _is_batch(events):  # each kind's rows selected in C, in stream order: no tuple
+            select = events.select  # type: ignore[attr-defined]
+            groups = [(k, select(kinds.translate(_only(k)))) for k in present]
         else:  # each kind's rows in stream order, by C passes: the commonest kind (binds,
             # usually) taken out by one, the few others by a stable sort by kind
             top = max(present, key=kinds.count)
-            if _is_batch(events):  # the batch selects in C: no tuple for the top kind
-                rest = sorted(events.select(kinds.translate(_only(top, 0))), key=_KIND)  # type: ignore[attr-defined]
-            else:
-                rest = sorted(compress(events, kinds.translate(_only(top, 0))), key=_KIND)
+            rest = sorted(compress(events, kinds.translate(_only(top, 0))), key=_KIND)
             groups = []
             i = 0
             for k in present:
-                if k == top and _is_batch(events):
-                    groups.append((k, events.select(kinds.translate(_only(k)))))  # type: ignore[attr-defined]
-                elif k == top:
+                if k == top:
                     groups.append((k, list(compress(events, kinds.translate(_only(k))))))
                 else:
                     c = kinds.count(k)
