@@ -1,6 +1,12 @@
 """The hot path: the small, versioned contract that instrumented code calls (its
 shape as a ``Protocol``: ``memscope._contract.ModuleHandle``).
 
+Where things are: the entry points' common case in C (``memscope/_hotpath.c``, with the
+event buffer), the rest and the pure-Python fallback here (``_make_handle``), with the
+slow path (sizing, full mode's deep sizes, the death watch); re-arming in
+``memscope._rearm``; the flush, the sink and ``configure`` in ``memscope._sink``; a
+forked child in ``memscope._fork``. Those read this module's state at call time.
+
 Contract version ``HOOKS_VERSION`` (bump it whenever a signature or a meaning changes;
 instrumented code checks it at import through ``register``).
 
@@ -93,7 +99,7 @@ import sys
 import time
 from bisect import bisect_left as _bisect
 
-from memscope import _detached, _swap, _threads, sizing
+from memscope import _detached, _swap, sizing
 from memscope._signals import reraise_signal as _reraise_signal
 from memscope._signals import signal_of as _signal_of
 from memscope.events import (
@@ -236,7 +242,7 @@ _counters = {
     "attrs_unread": 0,
     "interrupts_deferred": 0,  # signals that landed in a hook, handed back (_CATCH)
 }
-_start_ns = _perf()
+_start_ns: int = _perf()
 _get_running_loop: Any = None
 _getframe = sys._getframe
 _swap_sources = _swap._sources  # files whose plain code may stand in for a sleeping scope
@@ -274,7 +280,6 @@ class MemorySink:
         pass
 
 
-_sink: Any = MemorySink()
 
 
 def _error(where: str, exc: BaseException) -> None:
@@ -1008,62 +1013,6 @@ def _storage(tp: type, attr: str) -> tuple[int, Any]:
 _module_guards: list[tuple[int, int, list[int]]] = []
 
 
-def rearm() -> None:
-    """Switch every guard that went off back on: the next binds of those sites and the
-    next instances of those scopes are recorded (and switch them off again)."""
-    _swap.restore()
-    while _napping:
-        try:
-            _asleep[_napping.pop()] = 0
-        except KeyError:
-            break
-    while _off_scopes:
-        try:
-            _sc, (lst, i) = _off_scopes.popitem()
-        except KeyError:
-            break
-        lst[i] = 1
-    while _off_sites:
-        try:
-            lead, (glist, j) = _off_sites.popitem()
-        except KeyError:
-            break
-        for k in range(_group_n.get(lead, 1)):
-            _asleep[lead + k] = 0
-        glist[j] = 1
-
-
-_rearm_pid = [0]
-_rearm_ident = [0]  # the re-arm thread's ident (0: not started)
-_rearm_paused = [False]  # tests hold the thread still and call rearm() themselves
-
-
-def _rearm_loop(pid: int) -> None:
-    _rearm_ident[0] = _thread.get_ident()
-    while _rearm_pid[0] == pid:
-        time.sleep(REARM_SECONDS)
-        try:
-            if not _rearm_paused[0]:
-                rearm()
-        except Exception as exc:
-            _error("rearm", exc)
-
-
-def _start_rearm() -> None:
-    """The re-arm thread, once per process. A bare ``_thread``: it is not in
-    ``threading.enumerate()`` or ``active_count()``, so a program that counts its
-    threads sees the same number as without memscope (and nothing waits for it)."""
-    pid = os.getpid()
-    if _rearm_pid[0] == pid:
-        return
-    _rearm_pid[0] = pid
-    try:
-        _threads.start(_rearm_loop, (pid,))  # it never takes the program's signals
-    except Exception as exc:  # at interpreter shutdown, say
-        _rearm_pid[0] = 0
-        _error("rearm", exc)
-
-
 def _skipped(s: int) -> int:
     return (_rate[s] - 1) * _sampled_recorded[s] + _count[s] if _rate[s] > 0 else 0
 
@@ -1457,153 +1406,6 @@ def _calibrate_inline() -> int:
 _ref_offset_inline = _calibrate_inline()
 
 
-# ---- flushing ----------------------------------------------------------------------
-
-
-def _flush() -> None:
-    """Hand buffered events to the sink; one thread at a time, never re-entered.
-
-    The buffer is never swapped: other threads only append to it, so copying its first
-    ``n`` events and deleting exactly that slice (one atomic operation) loses nothing,
-    whatever thread switch happens in between.
-    """
-    if _take_flush_lock(0):
-        _flushing(_perf())
-
-
-def _take_flush_lock(timeout: float) -> bool | None:
-    """Take the flush lock (an RLock, so that this thread can tell it holds it): True
-    taken; False if another thread holds it past ``timeout`` (0: do not wait; -1: no
-    limit); None if this thread's own flush is under way, below the caller on its stack
-    (a signal handler interrupted it). A lock this thread holds with no flush on its
-    stack was left by a flush an exception cut short before it could let go: taken."""
-    if _flush_lock._is_owned():
-        if _flush_under_way():
-            return None
-        while _flush_lock._is_owned():
-            _flush_lock.release()
-    if timeout == 0:
-        return _flush_lock.acquire(False)
-    return _flush_lock.acquire(timeout=timeout)
-
-
-def _flush_under_way() -> bool:
-    codes = (_flush.__code__, _flushing.__code__, flush.__code__, flush_if_older.__code__)
-    try:
-        f: Any = _getframe(3)  # the caller of the flush function that asks
-    except ValueError:
-        return False
-    while f is not None:
-        if f.f_code in codes:
-            return True
-        f = f.f_back
-    return False
-
-
-def _flushing(now: int, locked: bool = True) -> None:
-    """The body of a flush, the lock taken (released here, if ``locked``).
-
-    The batch stays in ``_inflight`` until the sink has it: a flush cut short by an
-    exception from a signal (Ctrl-C), at any point, leaves it there, and the next
-    flush offers it to the sink again first (``resume``: the capture sink writes it
-    once whether or not it had begun to)."""
-    try:
-        _last_flush[0] = now
-        if _dw is not None:
-            drain_deaths()
-        held = _inflight[0]
-        if held is not None:
-            resume = getattr(_sink, "resume", None)
-            (resume or _sink.write)(held)
-            _inflight[0] = None
-        buf = _buf
-        n = len(buf)
-        if n:
-            # held in _inflight before it leaves the buffer; as a C batch of words for a
-            # sink that takes one (the capture's: it encodes int rows with no tuple)
-            out = buf.take(n, _inflight, getattr(_sink, "accepts_batches", False))
-            _counters["flushes"] += 1
-            _counters["events_flushed"] += n
-            _sink.write(out)
-            _inflight[0] = None
-    except Exception as exc:
-        _inflight[0] = None  # the sink refused it: counted as an error, not offered again
-        _error("flush", exc)
-    finally:
-        if locked:
-            _flush_lock.release()
-
-
-_last_flush = [_start_ns]  # when the last flush began (perf_counter_ns)
-_inflight: list[Any] = [None]  # the batch a flush is handing to the sink
-
-
-def flush(timeout: float = -1, *, take_over: bool = False) -> bool:
-    """Send every buffered event to the sink now; returns whether it could.
-
-    Waits for a flush under way in another thread, at most ``timeout`` seconds (-1:
-    as long as it takes). Never waits for this thread's own flush (a signal handler
-    interrupted it): then it returns False, unless ``take_over``, for a caller that
-    knows the interrupted flush never resumes (the process ends after it): it flushes
-    without the lock (the capture sink finishes the interrupted write first)."""
-    got = _take_flush_lock(timeout)
-    if got is None and take_over:
-        _flushing(_perf(), locked=False)
-        return True
-    if not got:
-        return False
-    _flushing(_perf())
-    return True
-
-
-def flush_if_older(ns: int) -> bool:
-    """Flush if events wait and the last flush began ``ns`` or more ago (the monitor
-    thread's timed flush: a SIGKILL loses at most that much). Never waits."""
-    now = _perf()
-    if not (_buf or _inflight[0] is not None) or now - _last_flush[0] < ns:
-        return False
-    if not _take_flush_lock(0):
-        return False
-    _flushing(now)
-    return True
-
-
-def pending() -> list[Event]:
-    """Events recorded but not yet flushed (a copy, MODULE rows expanded)."""
-    return list(expand_tables(_buf.snapshot()))
-
-
-# ---- configuration, set by memscope.init --------------------------------------------
-
-
-def configure(*, full: bool, flush_at: int, deep_objects: int, deep_ns: int) -> None:
-    global _full, _flush_at
-    _full = bool(full)
-    if _full and _dw is None:
-        _start_deathwatch()
-    _flush_at = max(1, int(flush_at))
-    if _hotpath is not None:
-        _hotpath.set_mode(_full, _flush_at)
-    _deep_budget[0] = deep_objects
-    _deep_budget[1] = deep_ns
-    _deep_time[:] = [0, _perf()]
-
-
-def set_sink(sink: Any) -> Any:
-    """Replace the sink (after flushing to the old one); returns the old sink."""
-    global _sink
-    flush()
-    old = _sink
-    with _table_lock:  # the new sink needs the table rows emitted before it existed
-        sink.write([proc_event(), *_tables])
-        _sink = sink
-    return old
-
-
-def get_sink() -> Any:
-    return _sink
-
-
 def tables() -> list[Event]:
     """Every table row so far, MODULE rows expanded into SCOPE and SITE rows."""
     return list(expand_tables(_tables))
@@ -1644,28 +1446,16 @@ def proc_event() -> Event:
     return (PROC, os.getpid(), os.getppid(), argv0, _start_ns)
 
 
-def _after_fork_in_child() -> None:
-    """The child records into a capture of its own; the parent's buffer is not ours."""
-    global _flush_lock
-    _buf.clear()
-    _flush_lock = _thread.RLock()  # (an RLock only to know its owner: never re-entered)
-    _inflight[0] = None
-    _local.__dict__.clear()  # the forking thread is a new thread in the child
-    _watched.clear()
-    _import_time.clear()
-    if _rearm_pid[0]:
-        _start_rearm()  # threads do not survive fork
-    try:
-        after = getattr(_sink, "after_fork", None)
-        if after is not None:
-            after([proc_event(), *_tables])
-    except Exception as exc:
-        _error("fork", exc)
+# the parts of the hot path in modules of their own (they read this module's state at
+# call time): re-arming, the flush and the sink, fork handling
+from memscope import _fork, _rearm, _sink  # noqa: E402,F401  (_fork: the at-fork handler)
 
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
+# this module's API, from them (memscope.tracker, _monitor, the pytest plugin, tests)
+rearm, _start_rearm = _rearm.rearm, _rearm._start_rearm
+_rearm_ident, _rearm_paused = _rearm._rearm_ident, _rearm._rearm_paused
+_flush, flush, flush_if_older = _sink._flush, _sink.flush, _sink.flush_if_older
+pending, configure = _sink.pending, _sink.configure
+set_sink, get_sink = _sink.set_sink, _sink.get_sink
 
 # the entry points the program calls, and the callbacks that run in the middle of its
 # code, start without a check for signals (see "interrupts" above)

@@ -272,7 +272,7 @@ def test_memscope_threads_leave_signals_to_the_main_thread(app: Path) -> None:
 
 SELF_TERM = """\
 import os, signal, time
-from memscope import _hooks, _monitor
+from memscope import _hooks, _monitor, _sink
 payload = bytearray(4096)
 {setup}
 os.kill(os.getpid(), signal.SIGTERM)  # the handler runs at the next bytecode boundary
@@ -303,7 +303,7 @@ _hooks.flush()
     # flush lock it held; now it finishes that flush itself (the process ends after)
     IN_FLUSH,
     # the flush lock left held by a flush an exception cut short
-    "_hooks._flush_lock.acquire()",
+    "_sink._flush_lock.acquire()",
 ])
 def test_sigterm_while_memscope_holds_its_locks(app: Path, setup: str) -> None:
     write_tree(app, {"selfterm.py": SELF_TERM.format(setup=setup)})
