@@ -4,6 +4,11 @@ summary`` take on a capture of N events, each format in a fresh process, best of
 
     .venv/bin/python benchmarks/bench_report.py [--events 1000000] [--repeat 1]
     .venv/bin/python benchmarks/bench_report.py --profile html,svg,timeline
+    .venv/bin/python benchmarks/bench_report.py --split
+
+``--split``: where a default report's CPU time goes, in this process, best of
+``--repeat``: reading the capture, the replay alone (``memscope.analysis``), the replay
+with the charts' collector attached, and writing the dashboard and the two SVGs.
 
 The capture holds synthetic events in the capture vocabulary
 (``tests.report_helpers.synthetic_events``: 40 scopes, 320 variables, 3 threads, a task,
@@ -17,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,17 +75,57 @@ def profile(cap: Path, out: Path, fmts: str) -> None:
     pstats.Stats(pr).sort_stats("tottime").print_stats(20)
 
 
+def split(cap: Path, out: Path, repeat: int) -> None:
+    from memscope.capture import read_capture
+    from memscope.reporters import load
+    from memscope.reporters._progress import Quiet
+    from memscope.reporters.outputs import Charts
+
+    def best(f: Callable[[], object]) -> float:
+        times = []
+        for _ in range(repeat):
+            t = time.process_time()
+            f()
+            times.append(time.process_time() - t)
+        return min(times)
+
+    read = best(lambda: sum(1 for _ in read_capture(cap).events(check=True)))
+    replay = best(lambda: load.prepare([cap]).run(keep_history=False))
+    charts: list[tuple[Charts, load.Run]] = []
+
+    def with_collector() -> None:
+        for c, _ in charts:
+            c.abort()
+        charts.clear()
+        ch = Charts(frozenset({"html", "svg", "timeline"}))
+        charts.append((ch, load.prepare([cap]).run(keep_history=False, attach=ch.attach)))
+
+    collected = best(with_collector)
+    ch, run = charts[0]
+    t = time.process_time()
+    ch.finish(run, out, "split", Quiet())
+    write = time.process_time() - t
+    print(f"CPU s: reading the capture {read:.2f}; replay {replay:.2f} (reading included); "
+          f"replay + charts' collector {collected:.2f}; writing html, svg, timeline "
+          f"{write:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--profile", metavar="FORMATS")
+    ap.add_argument("--split", action="store_true", help="where a default report's time goes")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         cap = make_capture(args.events, work / "bench.memscope")
         if args.profile:
             profile(cap, work / "prof", args.profile)
+            return
+        if args.split:
+            (work / "split").mkdir()
+            split(cap, work / "split", args.repeat)
             return
         print(f"capture: {args.events:,} events, {cap.stat().st_size / 1e6:.1f} MB")
         print(f"| command | wall s | CPU s (best of {args.repeat}) |\n|---|---:|---:|")
