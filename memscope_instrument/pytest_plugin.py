@@ -9,13 +9,39 @@ transformer first, positions mapped back to the file's own, then pytest rewrites
 asserts of that tree (``_compose``); pytest caches the result apart from its plain
 rewrite (its pyc name carries memscope's options digest).
 
-``@pytest.mark.memscope_limit("50 MB")`` fails a test whose tracked variables (the test
-body's and those of the code it calls) together peak above the budget while it runs,
-naming the variables that held the most. A variable counts with its size at bind (deep
-in full mode); the census's retained sizes are not used here yet. Units: B, KB/MB/GB
-(powers of 1000), KiB/MiB/GiB (powers of 1024). A budget that cannot be read is a usage
-error naming the test. Without ``--memscope`` only explicitly tracked variables
-(``memscope.track_var``) count, and the first such test warns so, once a session.
+``@pytest.mark.memscope_limit("50 MB")`` fails a test when either of two measures is
+above the budget, naming the variables behind it (names, types, sizes; never values):
+
+- *kept alive at its end* (retained sizes): a census (``memscope.census``) taken as the
+  test function returns, its locals still alive, and one taken as it starts (its
+  parameters, the fixtures' values, bound): what the named variables of instrumented
+  code retain (the census's ``named`` bytes, each object once) grew by between them.
+  So it counts what the body's variables hold at its end (a list bound empty and grown
+  afterwards counts at its size then; a big object a helper returned and the test kept
+  counts, once even when a cache holds it too), and what module globals, class
+  attributes and the test's parameters gained (a module cache a helper filled). Not
+  counted: what was freed before the test returned (a helper's locals, a ``del``-ed
+  temporary); what a fixture made before the test started; what something the census
+  does not see holds too (a library's cache): that is not the test's to free. It is a
+  net growth: memory the test frees that was held before it started offsets what it
+  keeps. A fixture's value is held by pytest too, so what the body adds to it may be
+  left out as held elsewhere: it is on 3.10, 3.11 and 3.13, where 3.12's census
+  counts it. The failure names the variables behind it, largest first: the bytes each
+  reaches (retained and shared) less what it reached at the start.
+- *peak at bind*: the sizes the variables of the test body and of the code it calls
+  had when bound (deep in full mode), summed at their highest while the test ran. So
+  a temporary that was big when bound counts here even when it is freed before the end.
+
+The two censuses are taken on PY_START and PY_RETURN events of the test's code objects
+only (``sys.monitoring`` local events, 3.12+: the code the test calls runs as without
+a budget), or by a profile function (``sys.setprofile``, 3.10 and 3.11: it runs at
+every call in a budgeted test). Where neither can be armed (a generator or coroutine
+test; on 3.10 and 3.11 a profile function already set, such as cProfile's) they are
+taken before and after the test: its own locals are gone by then, and only what other
+variables gained counts. Units: B, KB/MB/GB (powers of 1000), KiB/MiB/GiB (powers of
+1024). A budget that cannot be read is a usage error naming the test. Without
+``--memscope`` only explicitly tracked variables (``memscope.track_var``) count, at
+bind, and the first such test warns so, once a session.
 
 Importing this module costs nothing: memscope and libcst are imported only when used.
 """
@@ -163,8 +189,8 @@ def _uncompose() -> None:
 def pytest_configure(config: Any) -> None:
     config.addinivalue_line(
         "markers",
-        "memscope_limit(size): fail the test if its tracked variables peak above size "
-        "(e.g. '50 MB')",
+        "memscope_limit(size): fail the test if what it keeps alive at its end (retained "
+        "sizes), or its variables' sizes at bind at their peak, are above size (e.g. '50 MB')",
     )
 
 
@@ -187,12 +213,159 @@ def pytest_collection_modifyitems(session: Any, config: Any, items: list[Any]) -
         _budget(item)
 
 
+_GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable, async gen
+
+
+def _test_codes(item: Any) -> list[Any]:
+    """The code objects of the test function itself (and, for a decorated test, of the
+    function it wraps): the frames whose return ends the test's body. Empty for a
+    generator or coroutine test (its frame returns at each suspension)."""
+    import inspect
+
+    codes: list[Any] = []
+    fn = getattr(item, "obj", None)
+    for f in (fn, inspect.unwrap(fn) if callable(fn) else None):
+        code = getattr(f, "__code__", None)
+        if code is not None and not code.co_flags & _GENERATOR_FLAGS and \
+                all(c is not code for c in codes):
+            codes.append(code)
+    return codes
+
+
+class _Marks:
+    """The censuses of one budgeted test: as its function starts (its parameters, the
+    fixtures' values, bound; for a decorated test, as the innermost of its functions
+    starts) and as it returns (its locals still alive). 0: not taken."""
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.end = 0
+
+    def census(self, at_end: bool) -> None:
+        if self.end:
+            return
+        from memscope import _monitor
+
+        try:
+            cid = _monitor.census("snapshot")
+        except Exception:
+            return
+        if at_end:
+            self.end = cid or -1
+        else:
+            self.start = cid
+
+
+def _arm_censuses(item: Any, marks: _Marks) -> Any:
+    """Take ``marks``' censuses as the test function starts and returns. Returns what
+    disarms it, or None when it cannot be armed (a generator or coroutine test, no
+    free sys.monitoring tool, or on 3.10 and 3.11 another profile function set):
+    ``pytest_runtest_call`` then takes them before and after the test instead.
+
+    On 3.12+ PY_START and PY_RETURN events of the test's code objects only
+    (``sys.monitoring``'s local events: the code the test calls runs as fast as
+    without a budget); before, a profile function (``sys.setprofile``: called at
+    every call in the test)."""
+    import sys
+
+    codes = _test_codes(item)
+    if not codes:
+        return None
+    ids = {id(c) for c in codes}
+
+    mon = getattr(sys, "monitoring", None)
+    if mon is not None:
+        tool = next((t for t in (3, 4, 2, 5, 1, 0) if mon.get_tool(t) is None), None)
+        if tool is None:
+            return None
+        start, end = mon.events.PY_START, mon.events.PY_RETURN
+
+        def _started(code: Any, offset: int) -> None:
+            if id(code) in ids:
+                marks.census(False)
+
+        def _returned(code: Any, offset: int, retval: Any) -> None:
+            if id(code) in ids:
+                marks.census(True)
+
+        mon.use_tool_id(tool, "memscope pytest budget")
+        mon.register_callback(tool, start, _started)
+        mon.register_callback(tool, end, _returned)
+        for c in codes:
+            mon.set_local_events(tool, c, start | end)
+
+        def _disarm() -> None:
+            for c in codes:
+                mon.set_local_events(tool, c, 0)
+            mon.register_callback(tool, start, None)
+            mon.register_callback(tool, end, None)
+            mon.free_tool_id(tool)
+
+        return _disarm
+
+    if sys.getprofile() is not None:
+        return None
+
+    def _profile(frame: Any, event: str, arg: Any) -> None:
+        if (event == "call" or event == "return") and id(frame.f_code) in ids:
+            marks.census(event == "return")
+
+    sys.setprofile(_profile)
+
+    def _unprofile() -> None:
+        if sys.getprofile() is _profile:
+            sys.setprofile(None)
+
+    return _unprofile
+
+
+class _Kept:
+    """What the test kept alive at its end. ``total``: how much more the named
+    variables of instrumented code retained in the census at its end than in the one
+    at its start, each object once (the censuses' ``named`` bytes); ``rows``: the bound
+    objects behind it, each with the bytes it reaches (retained and shared) less what
+    it reached at the start (an object both censuses found: only its growth), largest
+    first, and whether other names reach some of it too."""
+
+    def __init__(self, an: Any, before: int, after: int) -> None:
+        cens = {c.cid: c for c in an.censuses}
+        start: dict[tuple[int, str], int] = {}
+        for v in cens[before].vars if before in cens else ():
+            k = (v.oid, v.key)
+            start[k] = max(start.get(k, 0), v.retained + v.shared)
+        groups: dict[int, list[Any]] = {}
+        for v in cens[after].vars if after in cens else ():
+            groups.setdefault(v.oid, []).append(v)
+        self.rows: list[tuple[int, Any, bool]] = []  # (bytes gained, first binding, shared)
+        for vs in groups.values():
+            now = max(v.retained + v.shared for v in vs)
+            was = max(start.get((v.oid, v.key), 0) for v in vs)
+            if now > was:
+                shared = len(vs) == 1 and vs[0].shared > 0
+                self.rows.append((now - was, min(vs, key=lambda v: v.key), shared))
+        self.rows.sort(key=lambda r: (-r[0], r[1].key))
+        self.total = 0
+        if after in cens:
+            self.total = cens[after].named - (cens[before].named if before in cens else 0)
+            self.total = max(0, min(self.total, sum(n for n, _, _ in self.rows)))
+
+
+def _where(an: Any, v: Any) -> str:
+    """`` (file:line)`` of a census variable's binding seen during the test, else
+    `` (module)`` (a global bound before the test began)."""
+    vs = an.vars.get(v.key)
+    if vs is None or vs.line <= 0:
+        return f" ({v.module})" if v.module else ""
+    return f" ({vs.file.rsplit('/', 1)[-1]}:{vs.line})"
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: Any) -> Any:
     budget = _budget(item)
     if budget is None:
         return (yield)
-    if not item.config.getoption("memscope", False) and not _state.get("warned"):
+    memscope_on = bool(item.config.getoption("memscope", False))
+    if not memscope_on and not _state.get("warned"):
         _state["warned"] = True
         item.warn(pytest.PytestWarning(
             "memscope_limit has no effect without --memscope: only variables tracked "
@@ -202,8 +375,22 @@ def pytest_runtest_call(item: Any) -> Any:
 
     mem = _hooks.MemorySink(limit=10_000_000)
     old = _hooks.set_sink(mem)
+    marks = _Marks()
+    before = 0
     try:
-        result = yield
+        disarm = None
+        if memscope_on:
+            from memscope import _monitor
+
+            before = _monitor.census("snapshot")  # unless the test's start is seen
+            disarm = _arm_censuses(item, marks)
+        try:
+            result = yield
+        finally:
+            if disarm is not None:
+                disarm()
+        if memscope_on and not marks.end:
+            marks.census(True)  # its frame's end not seen: what outlives it
     finally:
         _hooks.set_sink(old)
         events = list(mem.events)
@@ -213,17 +400,26 @@ def pytest_runtest_call(item: Any) -> Any:
             pass
     an = Analysis().feed_all([*_hooks.tables(), *events]).finish()
     peak = an.peak_bytes
+    kept = _Kept(an, marks.start or before, marks.end) if marks.end > 0 else None
+    said = []
     if peak > budget:
         top = [v for v in an.top_variables(5) if v.peak_bytes > 0]
         names = ", ".join(
             f"{v.var} in {v.scope} ({v.file.rsplit('/', 1)[-1]}:{v.line}) {_fmt(v.peak_bytes)}"
             for v in top
         )
-        pytest.fail(
-            f"memscope_limit: tracked variables peaked at {_fmt(peak)}, above the "
-            f"{_fmt(budget)} budget; largest: {names or 'none recorded'}",
-            pytrace=False,
+        said.append(f"tracked variables peaked at {_fmt(peak)}, above the {_fmt(budget)} "
+                    f"budget; largest: {names or 'none recorded'}")
+    if kept is not None and kept.total > budget:
+        names = ", ".join(
+            f"{v.var} in {v.scope}{_where(an, v)} {v.type} {_fmt(n)}"
+            + (" (shared with other names)" if shared else "")
+            for n, v, shared in kept.rows[:5]
         )
+        said.append(f"the test kept {_fmt(kept.total)} alive at its end (retained), above "
+                    f"the {_fmt(budget)} budget; kept: {names}")
+    if said:
+        pytest.fail("memscope_limit: " + ". And ".join(said), pytrace=False)
     return result
 
 
