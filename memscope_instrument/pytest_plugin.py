@@ -224,7 +224,11 @@ def _test_codes(item: Any) -> list[Any]:
 
     codes: list[Any] = []
     fn = getattr(item, "obj", None)
-    for f in (fn, inspect.unwrap(fn) if callable(fn) else None):
+    try:
+        inner = inspect.unwrap(fn) if callable(fn) else None
+    except ValueError:  # a cycle of __wrapped__
+        inner = None
+    for f in (fn, inner):
         code = getattr(f, "__code__", None)
         if code is not None and not code.co_flags & _GENERATOR_FLAGS and \
                 all(c is not code for c in codes):
