@@ -37,6 +37,13 @@
     do { PyObject *_old = (PyObject *)(dst); (dst) = (src); Py_XDECREF(_old); } while (0)
 #define OBJ_RECORD (-1)
 
+/* words taken by the record that starts at ``w`` (its header included) */
+static inline Py_ssize_t
+rec_len(const int64_t *w)
+{
+    return w[0] == OBJ_RECORD ? 2 : (Py_ssize_t)w[0] + 1;
+}
+
 /* ---- time: exactly time.perf_counter_ns() ---------------------------------------- */
 
 static int64_t
@@ -295,7 +302,7 @@ batch_alloc(Py_ssize_t n, Py_ssize_t nwords)
 static void
 batch_add(Batch *b, const int64_t *w)
 {
-    Py_ssize_t len = w[0] == OBJ_RECORD ? 2 : (Py_ssize_t)w[0] + 1;
+    Py_ssize_t len = rec_len(w);
     memcpy(b->words + b->nwords, w, (size_t)len * sizeof(int64_t));
     if (w[0] == OBJ_RECORD) {
         Py_INCREF((PyObject *)(intptr_t)w[1]);
@@ -359,7 +366,7 @@ Batch_subscript(Batch *b, PyObject *key)
     Py_ssize_t words = 0;
     for (Py_ssize_t j = 0, i = start; j < k; j++, i += step) {
         int64_t *w = b->words + b->offs[i];
-        words += w[0] == OBJ_RECORD ? 2 : w[0] + 1;
+        words += rec_len(w);
     }
     Batch *out = batch_alloc(k, words);
     if (out == NULL) {
@@ -418,7 +425,7 @@ Batch_select(Batch *b, PyObject *mask)
         if (m[i]) {
             int64_t *w = b->words + b->offs[i];
             k++;
-            words += w[0] == OBJ_RECORD ? 2 : w[0] + 1;
+            words += rec_len(w);
         }
     }
     Batch *out = batch_alloc(k, words);
@@ -524,7 +531,7 @@ Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t at = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
             int64_t *w = b->slots + at;
-            at += w[0] == OBJ_RECORD ? 2 : w[0] + 1;
+            at += rec_len(w);
         }
         Batch *bt = batch_alloc(n, at);
         if (bt == NULL) {
@@ -533,7 +540,7 @@ Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t p = 0;
         for (Py_ssize_t i = 0; i < n; i++) {  /* object references: handed over */
             int64_t *w = b->slots + p;
-            Py_ssize_t len = w[0] == OBJ_RECORD ? 2 : w[0] + 1;
+            Py_ssize_t len = rec_len(w);
             memcpy(bt->words + bt->nwords, w, (size_t)len * sizeof(int64_t));
             bt->offs[bt->n++] = bt->nwords;
             bt->nwords += len;
@@ -773,7 +780,11 @@ typedef struct {
     PyObject *py_bind_attr;
 } Sites;
 
-enum { DONE = 1, TO_PYTHON = 0, FAILED = -1 };
+/* DONE: recorded or rightly skipped; TO_PYTHON: hand the call to the Python closure;
+ * FAILED: Python code we called (not a hook) raised: ``_CATCH`` decides; RAISED: a
+ * Python hook raised, its own ``_CATCH`` having decided so: passed on as it is (asking
+ * ``_CATCH`` again would count and decide the same interrupt twice) */
+enum { DONE = 1, TO_PYTHON = 0, FAILED = -1, RAISED = -2 };
 
 /* ---- the fast-type tables, cached ---------------------------------------------------
  *
@@ -1004,6 +1015,26 @@ Sites_bind(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     return Py_NewRef(value);
 }
 
+/* The Python bind, for what bind_core handed over: ``site`` within the module. DONE, or
+ * RAISED with the exception its own ``_CATCH`` decided to pass on (an interrupt). */
+static int
+py_bind_at(Sites *self, Py_ssize_t site, PyObject *value, PyObject *tok)
+{
+    PyObject *num = PyLong_FromSsize_t(site);
+    if (num == NULL) {
+        PyErr_Clear();
+        return DONE;  /* (no memory for an int: the bind is left unrecorded) */
+    }
+    PyObject *bargs[3] = {num, value, tok};
+    PyObject *r = PyObject_Vectorcall(self->py_bind, bargs, 3, NULL);
+    Py_DECREF(num);
+    if (r == NULL) {
+        return RAISED;
+    }
+    Py_DECREF(r);
+    return DONE;
+}
+
 /* bind_group(first, values, tok, /): the names of sites first, first + 1, ... were
  * bound, behind one guard. A group seen for the first time, and anything bind_core
  * hands over, goes to Python; a member that sleeps is skipped, as in Python. */
@@ -1039,21 +1070,9 @@ Sites_bind_group(Sites *self, PyObject *const *args, Py_ssize_t nargs)
         PyObject *v = PyTuple_GET_ITEM(values, i);
         int res = bind_core(s + i, v, tok, 0);
         if (res == TO_PYTHON) {
-            PyObject *site = PyLong_FromSsize_t(first + i);
-            if (site == NULL) {
-                PyErr_Clear();
-                continue;
-            }
-            PyObject *bargs[3] = {site, v, tok};
-            PyObject *r = PyObject_Vectorcall(self->py_bind, bargs, 3, NULL);
-            Py_DECREF(site);
-            if (r != NULL) {
-                Py_DECREF(r);
-                continue;
-            }
-            res = FAILED;
+            res = py_bind_at(self, first + i, v, tok);
         }
-        if (res == FAILED && hand_to_catch(where_bind_group) < 0) {
+        if (res == RAISED || (res == FAILED && hand_to_catch(where_bind_group) < 0)) {
             return NULL;
         }
     }
@@ -1149,17 +1168,10 @@ Sites_bind_attr(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     }
     int res = bind_core(self->base + site, value, tok, 0);
     if (res == TO_PYTHON) {
-        PyObject *bargs[3] = {args[0], value, tok};
-        PyObject *r = PyObject_Vectorcall(self->py_bind, bargs, 3, NULL);
-        Py_DECREF(value);
-        if (r == NULL) {
-            return hand_to_catch(where_bind_attr) < 0 ? NULL : Py_NewRef(Py_None);
-        }
-        Py_DECREF(r);
-        Py_RETURN_NONE;
+        res = py_bind_at(self, site, value, tok);
     }
     Py_DECREF(value);
-    if ((res == FAILED && hand_to_catch(where_bind_attr) < 0)
+    if (res == RAISED || (res == FAILED && hand_to_catch(where_bind_attr) < 0)
         || maybe_flush(where_bind_attr) < 0) {
         return NULL;
     }
@@ -1308,26 +1320,16 @@ Sites_enter(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 2; i < nargs; i++) {
         Py_ssize_t s = self->base + first + (i - 2);
         int res = bind_core(s, args[i], tok, t);
+        if (res == TO_PYTHON) {
+            res = py_bind_at(self, s - self->base, args[i], tok);
+            t = now_ns();  /* the parameters after it: not before its event */
+        }
         if (res == DONE) {
             continue;
         }
-        if (res == TO_PYTHON) {
-            PyObject *site = PyLong_FromSsize_t(s - self->base);
-            if (site == NULL) {
-                PyErr_Clear();
-                continue;
-            }
-            PyObject *bargs[3] = {site, args[i], tok};
-            PyObject *r = PyObject_Vectorcall(self->py_bind, bargs, 3, NULL);
-            Py_DECREF(site);
-            if (r != NULL) {
-                Py_DECREF(r);
-                t = now_ns();  /* the parameters after it: not before its event */
-                continue;
-            }
-        }
-        /* an exception the Python bind passed on (an interrupt): as enter does */
-        if (hand_to_catch(where_enter) < 0) {
+        /* RAISED: the Python bind's _CATCH sent the interrupt on: so does enter (as the
+         * Python enter would, deciding once); FAILED (_start_sampling): _CATCH decides */
+        if (res == RAISED || hand_to_catch(where_enter) < 0) {
             Py_DECREF(tok);
             return NULL;
         }

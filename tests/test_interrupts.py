@@ -216,8 +216,12 @@ def test_an_exception_of_a_signal_handler_inside_a_hook_reaches_the_program(
         rec: Recorder, tmp_path: Path, libcst: bool) -> None:
     # it used to be swallowed as an error of __sizeof__: the timeout never fired
     m = load(tmp_path, SIGNAL_HANDLER_IN_HOOK, libcst=libcst)
+    before = _hooks.counters()["interrupts_deferred"]
     e = m.run()
     assert type(e) is TimeoutError
+    # decided once: the C enter passes on what the Python bind it called decided (it
+    # used to ask _CATCH again, which can decide otherwise: a lost or doubled interrupt)
+    assert _hooks.counters()["interrupts_deferred"] == before + 1
     assert memscope_frames(e) == []
     names = [f.name for f in traceback.extract_tb(e.__traceback__)]
     assert names == ["run", "work", "on_alarm"]  # raised by the handler, run in work
