@@ -92,6 +92,7 @@ few identity checks.
 from __future__ import annotations
 
 import _thread
+import _tracemalloc
 import _weakref
 import itertools
 import os
@@ -245,6 +246,7 @@ _counters = {
 _start_ns: int = _perf()
 _get_running_loop: Any = None
 _getframe = sys._getframe
+_tracing = _tracemalloc.is_tracing
 _swap_sources = _swap._sources  # files whose plain code may stand in for a sleeping scope
 _swap_enabled = _swap.enabled
 _current_task: Any = None
@@ -832,7 +834,9 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 e[scope] = None
                 _off_scopes[sc] = (e, scope)
                 _counters["scopes_sampled"] += 1
-                if file in _swap_sources and _swap_enabled[0]:  # plain code until the re-arm
+                # plain code until the re-arm; not while the program traces its own
+                # allocations (tracemalloc would count the plain code compiled for it)
+                if file in _swap_sources and _swap_enabled[0] and not _tracing():
                     try:
                         _swap.swap_out(file, qualname(scope), _getframe(1))
                     except Exception as exc:  # a table without this scope's name, say
