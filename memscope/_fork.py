@@ -18,6 +18,8 @@ def _after_fork_in_child() -> None:
     _sink._flush_lock = _thread.RLock()  # (an RLock only to know its owner: never re-entered)
     _sink._inflight[0] = None
     H._local.__dict__.clear()  # the forking thread is a new thread in the child
+    if H._hotpath is not None:
+        H._hotpath.forget_thread()  # (the C entry points keep its ident apart)
     H._watched.clear()
     H._import_time.clear()
     if _rearm._rearm_pid[0]:

@@ -178,7 +178,9 @@ _getsizeof = sys.getsizeof
 _getrefcount = sys.getrefcount
 _get_ident = _thread.get_ident
 _main_ident = _thread.get_ident()  # memscope is imported by the main thread
-_next_tok = itertools.count(1).__next__
+# scope-instance tokens (also the leak check's clock): the C counter, shared with the C
+# entry points, where it is built
+_next_tok = _hotpath.next_token if _hotpath is not None else itertools.count(1).__next__
 _next_type = itertools.count(1).__next__  # type numbers are never reused
 _next_task = itertools.count(1).__next__
 
@@ -852,8 +854,10 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             task = _task_key() if _get_running_loop is not None or "asyncio" in modules else 0
             append((ENTER, t, sc, k, ident, task))
             tok = k  # returned once its ENTER is recorded (an interrupt: None)
-            for s, p in enumerate(params, first_param):  # bind's one fast path
-                bind(s, p, tok)
+            # bind's one fast path: the C one where built (no frame: a program's usable
+            # recursion depth stays plain Python's), else the closure above
+            for s, p in enumerate(params, first_param):
+                hot_bind(s, p, tok)
             if len(buf) >= _flush_at:
                 _flush()
         except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
@@ -1256,13 +1260,15 @@ def _after_collection(phase: str, info: Any) -> None:
     """gc callback: a poll after each collection (the scope instances entered after it
     are judged by this one). A collection of generation 1 or 2 takes every marker out
     of the lists ``older`` walks (generation 0's moves them to generation 1)."""
-    if phase == "stop" and _age is not None:
-        try:
+    try:
+        if phase == "stop" and _age is not None:
             if _polls and info.get("generation", 2) >= 1:
                 _stale[0] = _polls[-1][0]  # its marker and every earlier one left them
             _poll()
-        except Exception as exc:  # (no memory for the marker, say): never raised
-            _error("poll", exc)
+    except BaseException as exc:  # an interrupt: handed back (a callback's exception
+        # is printed and dropped by the collector); anything else: counted, never raised
+        if _CATCH["final", exc]:
+            raise
 
 
 _ModuleSpec = type(sys.__spec__)  # importlib's ModuleSpec (no import here)
@@ -1464,7 +1470,7 @@ set_sink, get_sink = _sink.set_sink, _sink.get_sink
 # the entry points the program calls, and the callbacks that run in the middle of its
 # code, start without a check for signals (see "interrupts" above)
 for _fn in (_make_handle, _pass, _on_death, _finalized, _forget_type, _Catch.__getitem__,
-            _class_tok, _forget_plans):
+            _class_tok, _forget_plans, _after_collection):
     _fn.__code__ = _no_entry_check(_fn.__code__)
 del _fn
 
@@ -1475,9 +1481,9 @@ if _hotpath is not None:  # the C hot path shares this module's state (never rep
         entered=_scope_entered, asleep=_asleep, group_n=_group_n, attr_plans=_attr_plans,
         missing=_MISSING,
         static_types=_static_types, fast_types=_fast_types,
-        flush=_flush, start_sampling=_start_sampling, next_tok=_next_tok,
+        flush=_flush, start_sampling=_start_sampling,
         thread_ident=_thread_ident, task_key=_task_key, catch=_CATCH, globals=globals(),
-        modules=sys.modules, local=_local, scope_streak=SCOPE_STREAK,
+        modules=sys.modules, scope_streak=SCOPE_STREAK,
         small_bytes=SMALL_BYTES, scalar_streak=SCALAR_STREAK, BIND=BIND, ENTER=ENTER,
         EXIT=EXIT, UNBIND=UNBIND)
     _hotpath.set_mode(_full, _flush_at)

@@ -669,10 +669,10 @@ static PyObject *S_rate, *S_count, *S_streak, *S_bound, *S_entered;  /* lists */
 static PyObject *S_static, *S_fast;                                  /* dicts */
 static PyObject *S_asleep, *S_group_n;  /* per-site sleep flags; bind_group's known groups */
 static PyObject *S_plans;  /* _attr_plans: (id(type), attr) -> (weakref, how, get) */
-static PyObject *S_flush, *S_start_sampling, *S_next_tok, *S_thread_ident;
+static PyObject *S_flush, *S_start_sampling, *S_thread_ident;
 static PyObject *S_task_key, *S_catch;                               /* callables */
-static PyObject *S_globals, *S_modules, *S_local;
-static PyObject *str_ident, *str_get_running_loop, *str_asyncio;
+static PyObject *S_globals, *S_modules;
+static PyObject *str_get_running_loop, *str_asyncio;
 static PyObject *where_bind, *where_enter, *where_exit, *where_unbind, *where_bind_group;
 static PyObject *where_bind_attr, *S_missing;
 static int S_full = 0;
@@ -680,6 +680,8 @@ static Py_ssize_t S_flush_at = 8192;
 static long S_scope_streak = 256, S_small_bytes = 256, S_scalar_streak = 64;
 static int64_t K_BIND, K_ENTER, K_EXIT, K_UNBIND;
 static int S_ready = 0;
+static long long S_tok = 0;  /* the last scope-instance token given (Python's too) */
+static PyObject *str_tkey;   /* this thread's ident, in its thread state's dict */
 
 /* list[i] as a C long; 0 with *ok = 0 when it is not there or not an int */
 static inline long
@@ -983,10 +985,20 @@ bind_core(Py_ssize_t s, PyObject *value, PyObject *tok, int64_t t)
     return DONE;
 }
 
+/* A call handed to the Python closure. Its frame may not start: at the deepest level of
+ * the program's recursion, where plain Python has no call at all, that RecursionError is
+ * ours, not the program's: the call is left unrecorded and ``instead`` returned, as the
+ * closure would have swallowed it (a program's usable depth stays plain Python's).
+ * Anything else the closure raises was decided by its own ``_CATCH``: passed on. */
 static PyObject *
-call_python(PyObject *fn, PyObject *const *args, Py_ssize_t nargs)
+call_python(PyObject *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *instead)
 {
-    return PyObject_Vectorcall(fn, args, (size_t)nargs, NULL);
+    PyObject *r = PyObject_Vectorcall(fn, args, (size_t)nargs, NULL);
+    if (r == NULL && PyErr_ExceptionMatches(PyExc_RecursionError)) {
+        PyErr_Clear();
+        return Py_NewRef(instead);
+    }
+    return r;
 }
 
 /* bind(site, value, tok, /) -> value */
@@ -994,7 +1006,7 @@ static PyObject *
 Sites_bind(Sites *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !S_ready) {
-        return call_python(self->py_bind, args, nargs);
+        return call_python(self->py_bind, args, nargs, nargs > 1 ? args[1] : Py_None);
     }
     PyObject *value = args[1], *tok = args[2];
     if (tok == Py_None) {
@@ -1003,11 +1015,11 @@ Sites_bind(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t site = PyLong_AsSsize_t(args[0]);
     if (site == -1 && PyErr_Occurred()) {
         PyErr_Clear();
-        return call_python(self->py_bind, args, nargs);
+        return call_python(self->py_bind, args, nargs, nargs > 1 ? args[1] : Py_None);
     }
     int res = bind_core(self->base + site, value, tok, 0);
     if (res == TO_PYTHON) {
-        return call_python(self->py_bind, args, nargs);
+        return call_python(self->py_bind, args, nargs, nargs > 1 ? args[1] : Py_None);
     }
     if ((res == FAILED && hand_to_catch(where_bind) < 0) || maybe_flush(where_bind) < 0) {
         return NULL;
@@ -1026,7 +1038,7 @@ py_bind_at(Sites *self, Py_ssize_t site, PyObject *value, PyObject *tok)
         return DONE;  /* (no memory for an int: the bind is left unrecorded) */
     }
     PyObject *bargs[3] = {num, value, tok};
-    PyObject *r = PyObject_Vectorcall(self->py_bind, bargs, 3, NULL);
+    PyObject *r = call_python(self->py_bind, bargs, 3, Py_None);
     Py_DECREF(num);
     if (r == NULL) {
         return RAISED;
@@ -1042,7 +1054,7 @@ static PyObject *
 Sites_bind_group(Sites *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !S_ready || !PyTuple_CheckExact(args[1])) {
-        return call_python(self->py_bind_group, args, nargs);
+        return call_python(self->py_bind_group, args, nargs, Py_None);
     }
     PyObject *values = args[1], *tok = args[2];
     if (tok == Py_None) {
@@ -1051,7 +1063,7 @@ Sites_bind_group(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t first = PyLong_AsSsize_t(args[0]);
     if (first == -1 && PyErr_Occurred()) {
         PyErr_Clear();
-        return call_python(self->py_bind_group, args, nargs);
+        return call_python(self->py_bind_group, args, nargs, Py_None);
     }
     Py_ssize_t s = self->base + first;
     PyObject *key = PyLong_FromSsize_t(s);
@@ -1059,7 +1071,7 @@ Sites_bind_group(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     Py_XDECREF(key);
     if (known != 1) {  /* its first time (Python notes the group), or an error */
         PyErr_Clear();
-        return call_python(self->py_bind_group, args, nargs);
+        return call_python(self->py_bind_group, args, nargs, Py_None);
     }
     Py_ssize_t k = PyTuple_GET_SIZE(values);
     for (Py_ssize_t i = 0; i < k; i++) {
@@ -1091,7 +1103,7 @@ static PyObject *
 Sites_bind_attr(Sites *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4 || !S_ready || !PyUnicode_CheckExact(args[2])) {
-        return call_python(self->py_bind_attr, args, nargs);
+        return call_python(self->py_bind_attr, args, nargs, Py_None);
     }
     PyObject *obj = args[1], *attr = args[2], *tok = args[3];
     if (tok == Py_None) {
@@ -1106,7 +1118,7 @@ Sites_bind_attr(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     if (plan == NULL || !PyTuple_CheckExact(plan) || PyTuple_GET_SIZE(plan) != 3
         || PyTuple_GET_ITEM(plan, 0) == Py_None) {
         PyErr_Clear();
-        return call_python(self->py_bind_attr, args, nargs);
+        return call_python(self->py_bind_attr, args, nargs, Py_None);
     }
     Py_INCREF(plan);  /* a callback run below may drop it from the table */
     PyObject *value = NULL;
@@ -1164,7 +1176,7 @@ Sites_bind_attr(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     if (site == -1 && PyErr_Occurred()) {
         PyErr_Clear();
         Py_DECREF(value);
-        return call_python(self->py_bind_attr, args, nargs);
+        return call_python(self->py_bind_attr, args, nargs, Py_None);
     }
     int res = bind_core(self->base + site, value, tok, 0);
     if (res == TO_PYTHON) {
@@ -1181,7 +1193,7 @@ to_python:
     PyErr_Clear();
     Py_XDECREF(alive);
     Py_DECREF(plan);
-    return call_python(self->py_bind_attr, args, nargs);
+    return call_python(self->py_bind_attr, args, nargs, Py_None);
 }
 
 /* unbind(site, tok, /) */
@@ -1239,41 +1251,58 @@ static PyObject *
 Sites_enter(Sites *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs < 2 || !S_ready) {
-        return call_python(self->py_enter, args, nargs);
+        return call_python(self->py_enter, args, nargs, Py_None);
     }
+    /* no room for one more call at this depth: the instance is not recorded (its
+     * token None), so that its scope's end calls nothing (``tok and exit(tok)``) where
+     * a call would raise RecursionError and plain Python has room (3.10 and 3.11 count
+     * calls of C functions in the recursion limit) */
+    if (Py_EnterRecursiveCall(" (memscope)")) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    Py_LeaveRecursiveCall();
     Py_ssize_t scope = PyLong_AsSsize_t(args[0]);
     Py_ssize_t first = PyLong_AsSsize_t(args[1]);
     if (PyErr_Occurred()) {
         PyErr_Clear();
-        return call_python(self->py_enter, args, nargs);
+        return call_python(self->py_enter, args, nargs, Py_None);
     }
     Py_ssize_t sc = self->sbase + scope;
     int ok = 1;
     long n = list_long(S_entered, sc, &ok) + 1;
     if (!ok || n % S_scope_streak == 0 || scope < 0) {
         /* the sleep check's turn (or a scope we do not know): all of it in Python */
-        return call_python(self->py_enter, args, nargs);
+        return call_python(self->py_enter, args, nargs, Py_None);
     }
     /* past this point the instance is ours: no handing over (it would count twice) */
     if (list_set_long(S_entered, sc, n) < 0) {
         PyErr_Clear();
-        return call_python(self->py_enter, args, nargs);
+        return call_python(self->py_enter, args, nargs, Py_None);
     }
-    PyObject *tok = PyObject_CallNoArgs(S_next_tok);
+    PyObject *tok = PyLong_FromLongLong(++S_tok);
     if (tok == NULL) {
         goto fail_none;
     }
-    PyObject *ident = PyObject_GetAttr(S_local, str_ident);
-    if (ident == NULL) {  /* the first scope of this thread: Python names it */
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+    /* the thread's ident, kept in its thread state's dict (a new thread, even one that
+     * reuses an ident, has a new one): the first scope of a thread asks Python, which
+     * records the THREAD row */
+    PyObject *tdict = PyThreadState_GetDict();  /* borrowed; NULL: none */
+    PyObject *ident = tdict ? PyDict_GetItemWithError(tdict, str_tkey) : NULL;
+    if (ident != NULL) {
+        Py_INCREF(ident);
+    } else {
+        if (PyErr_Occurred()) {
             Py_DECREF(tok);
             goto fail_none;
         }
-        PyErr_Clear();
         ident = PyObject_CallNoArgs(S_thread_ident);
         if (ident == NULL) {
             Py_DECREF(tok);
             goto fail_none;
+        }
+        if (tdict != NULL && PyDict_SetItem(tdict, str_tkey, ident) < 0) {
+            PyErr_Clear();
         }
     }
     int64_t t = now_ns();
@@ -1467,11 +1496,9 @@ hot_setup(PyObject *mod, PyObject *args, PyObject *kw)
         || take(kw, "missing", &S_missing) < 0 || take(kw, "static_types", &S_static) < 0
         || take(kw, "fast_types", &S_fast) < 0 || take(kw, "flush", &S_flush) < 0
         || take(kw, "start_sampling", &S_start_sampling) < 0
-        || take(kw, "next_tok", &S_next_tok) < 0
         || take(kw, "thread_ident", &S_thread_ident) < 0
         || take(kw, "task_key", &S_task_key) < 0 || take(kw, "catch", &S_catch) < 0
         || take(kw, "globals", &S_globals) < 0 || take(kw, "modules", &S_modules) < 0
-        || take(kw, "local", &S_local) < 0
         || take_long(kw, "scope_streak", &S_scope_streak) < 0
         || take_long(kw, "small_bytes", &S_small_bytes) < 0
         || take_long(kw, "scalar_streak", &S_scalar_streak) < 0
@@ -1508,6 +1535,25 @@ hot_set_mode(PyObject *mod, PyObject *args)
     }
     S_full = full;
     S_flush_at = flush_at < 1 ? 1 : flush_at;
+    Py_RETURN_NONE;
+}
+
+/* next_token(): a fresh token (shared by the C and Python entry points, and by the
+ * leak check's polls, which use it as a clock) */
+static PyObject *
+hot_next_token(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(++S_tok);
+}
+
+/* forget_thread(): the calling thread is a new one (a forked child's only thread) */
+static PyObject *
+hot_forget_thread(PyObject *mod, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *tdict = PyThreadState_GetDict();
+    if (tdict != NULL && PyDict_DelItem(tdict, str_tkey) < 0) {
+        PyErr_Clear();
+    }
     Py_RETURN_NONE;
 }
 
@@ -1585,6 +1631,10 @@ hot_planes(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef hot_methods[] = {
+    {"next_token", hot_next_token, METH_NOARGS,
+     "next_token()\n--\n\nA fresh scope-instance token."},
+    {"forget_thread", hot_forget_thread, METH_NOARGS,
+     "forget_thread()\n--\n\nThe calling thread is a new one (after fork)."},
     {"forget_types", hot_forget_types, METH_NOARGS,
      "forget_types()\n--\n\nThe fast-type tables changed: empty the C cache of them."},
     {"planes", (PyCFunction)(void (*)(void))hot_planes, METH_FASTCALL,
@@ -1613,7 +1663,7 @@ PyInit__hotpath(void)
     if (m == NULL) {
         return NULL;
     }
-    str_ident = PyUnicode_InternFromString("ident");
+    str_tkey = PyUnicode_InternFromString("memscope._hotpath.ident");
     str_get_running_loop = PyUnicode_InternFromString("_get_running_loop");
     str_asyncio = PyUnicode_InternFromString("asyncio");
     where_bind = PyUnicode_InternFromString("bind");
@@ -1622,7 +1672,7 @@ PyInit__hotpath(void)
     where_unbind = PyUnicode_InternFromString("unbind");
     where_bind_group = PyUnicode_InternFromString("bind_group");
     where_bind_attr = PyUnicode_InternFromString("bind_attr");
-    if (!str_ident || !str_get_running_loop || !str_asyncio || !where_bind || !where_enter
+    if (!str_tkey || !str_get_running_loop || !str_asyncio || !where_bind || !where_enter
         || !where_exit || !where_unbind || !where_bind_group || !where_bind_attr) {
         Py_DECREF(m);
         return NULL;

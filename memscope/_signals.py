@@ -17,7 +17,17 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
-_RAISES = (130, 119)  # RAISE_VARARGS, RERAISE (3.11): an exception raised by code
+# RAISE_VARARGS, RERAISE: an exception raised by code (numbered 130 and 119 up to 3.12,
+# 101 and 102 in 3.13: read from this Python's opcode table, at the first need)
+_RAISES: list[tuple[int, ...]] = []
+
+
+def _raises() -> tuple[int, ...]:
+    if not _RAISES:
+        import opcode  # (not at start-up: only when an exception lands in a hook)
+
+        _RAISES.append((opcode.opmap["RAISE_VARARGS"], opcode.opmap["RERAISE"]))
+    return _RAISES[0]
 
 
 def signal_of(exc: BaseException) -> tuple[int, TracebackType | None]:
@@ -44,7 +54,7 @@ def signal_of(exc: BaseException) -> tuple[int, TracebackType | None]:
     if (type(exc) is KeyboardInterrupt and last is not None
             and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler):
         code = last.tb_frame.f_code.co_code
-        if code[last.tb_lasti] not in _RAISES:
+        if code[last.tb_lasti] not in _raises():
             return int(_signal.SIGINT), None
     return 0, None
 

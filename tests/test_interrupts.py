@@ -467,8 +467,11 @@ def test_usable_recursion_depth_is_plain_pythons(tmp_path: Path, sampling: str) 
         got[mode] = eval(r.stdout)
     plain, hook = got["plain"], got["hook"]
     assert plain["depth"] > 900
+    # the C entry points add no frame; the pure-Python fallback's enter binds its
+    # parameters through bind (one fast path for both), one frame more at the last level
+    slack = 0 if _hooks.ACCELERATED else 1
     for k in ("depth", "depth_then_bind", "method"):
-        assert hook[k] == plain[k], (k, plain, hook)
+        assert plain[k] - slack <= hook[k] <= plain[k], (k, plain, hook)
     # a name bound before the recursive call: with its site awake, its bind's frame is
     # the one too many at the last level (docs/transformer.md, "Known limits")
     assert plain["bind_first"] - 1 <= hook["bind_first"] <= plain["bind_first"]
