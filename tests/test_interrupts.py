@@ -90,13 +90,14 @@ def test_an_exception_of_sizeof_is_swallowed_and_counted(
     # sees it (it used to come out as UnboundLocalError: '_memscope_s')
     m = load(tmp_path, SIZEOF_RAISES, libcst=libcst)
     before = _hooks.counters()["errors"]
+    deferred = _hooks.counters()["interrupts_deferred"]  # (earlier tests' in this process)
     for _ in range(3):
         odd = m.Odd(exc)
         assert m.takes(odd) is odd  # sized by enter, as a parameter
         assert m.binds(odd) is odd  # sized by bind
     if not isinstance(exc, Exception):  # (sizing itself falls back on an Exception)
         assert _hooks.counters()["errors"] > before
-    assert _hooks.counters()["interrupts_deferred"] == 0
+    assert _hooks.counters()["interrupts_deferred"] == deferred
 
 
 CTRL_C_IN_HOOK = """
