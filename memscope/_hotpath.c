@@ -1630,7 +1630,56 @@ hot_planes(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(iN)", mask, parts);
 }
 
+/* frame_slots(frame, frame_ptr_at, locals_at, n, unbound) -> tuple: the objects in
+ * the first n slots of a frame's localsplus (``unbound`` for an empty slot), for
+ * ``memscope.frames`` (the census reads other threads' frames). Read in one go, with
+ * the GIL held and nothing allocated between reading the frame's pointer and taking a
+ * reference to each object: the thread that runs the frame cannot return from it or
+ * rebind a name meanwhile (read slot by slot from Python, a thread switch between two
+ * reads left stale addresses: a crash in pyparsing's suite). */
+static PyObject *
+hot_frame_slots(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "frame_slots(frame, frame_ptr_at, locals_at, n, unbound)");
+        return NULL;
+    }
+    Py_ssize_t frame_ptr_at = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t locals_at = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t n = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < 0 || locals_at < 0) {
+        PyErr_SetString(PyExc_ValueError, "frame_slots: bad layout");
+        return NULL;
+    }
+    PyObject *out = PyTuple_New(n);  /* first: an allocation may run a collection */
+    if (out == NULL) {
+        return NULL;
+    }
+    char *base = (char *)args[0];
+    if (frame_ptr_at >= 0) {
+        base = *(char **)(base + frame_ptr_at);
+    }
+    if (base == NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyTuple_SET_ITEM(out, i, Py_NewRef(args[4]));
+        }
+        return out;
+    }
+    PyObject **slots = (PyObject **)(base + locals_at);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = slots[i];
+        PyTuple_SET_ITEM(out, i, Py_NewRef(o != NULL ? o : args[4]));
+    }
+    return out;
+}
+
 static PyMethodDef hot_methods[] = {
+    {"frame_slots", (PyCFunction)(void (*)(void))hot_frame_slots, METH_FASTCALL,
+     "frame_slots(frame, frame_ptr_at, locals_at, n, unbound, /)\n--\n\n"
+     "A frame's first n localsplus objects, read in one go."},
     {"next_token", hot_next_token, METH_NOARGS,
      "next_token()\n--\n\nA fresh scope-instance token."},
     {"forget_thread", hot_forget_thread, METH_NOARGS,

@@ -27,6 +27,14 @@ _CellType = types.CellType
 _LAYOUTS = {(3, 10): (-1, 352, 56), (3, 11): (24, 72, 24), (3, 12): (24, 72, 40)}
 
 
+_UNBOUND = object()  # an empty slot, from frame_slots
+_frame_slots: Any = None
+try:  # the C reader (memscope/_hotpath.c), where built
+    from memscope._hotpath import frame_slots as _frame_slots
+except ImportError:
+    pass
+
+
 def _names(code: types.CodeType) -> tuple[str, ...]:
     """Names in localsplus order: locals (arguments first), the cells that are not
     arguments, then the free variables (CPython 3.11 and 3.12; 3.10's order is the same)."""
@@ -67,6 +75,23 @@ class _Localsplus:
             return None
         d = self.cast(p, self.py_object).value
         return d if type(d) is dict else None
+
+    def _bound(self, frame: Any) -> list[tuple[str, Any]]:
+        """``(name, object)`` of every bound slot. In C where the hot path is built: the
+        slots read and referenced in one call, so the thread running the frame cannot
+        return from it or rebind a name between two reads (this one may be another
+        thread's frame); else slot by slot (a thread switch between reads can leave an
+        address stale)."""
+        code = frame.f_code
+        names = self.names_of.get(code)
+        if names is None:
+            names = self.names_of[code] = _names(code)
+        if _frame_slots is not None:
+            values = _frame_slots(frame, self.frame_ptr_at, self.locals_at, len(names),
+                                  _UNBOUND)
+            return [(n, v) for n, v in zip(names, values, strict=True) if v is not _UNBOUND]
+        cast, py_object = self.cast, self.py_object
+        return [(name, cast(p, py_object).value) for name, p in self.pointers(frame)]
 
     def pointers(self, frame: Any) -> list[tuple[str, int]]:
         """``(name, address of the object)`` of every bound slot, no object touched."""
@@ -111,10 +136,8 @@ class _Localsplus:
     def __call__(self, frame: Any) -> list[tuple[str, Any]]:
         code = frame.f_code
         cells = code.co_cellvars + code.co_freevars
-        cast, py_object = self.cast, self.py_object
         out: list[tuple[str, Any]] = []
-        for name, p in self.pointers(frame):
-            value = cast(p, py_object).value
+        for name, value in self._bound(frame):
             if name in cells and type(value) is _CellType:
                 try:
                     value = value.cell_contents
