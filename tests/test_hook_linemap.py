@@ -150,9 +150,9 @@ def test_pdb_breakpoint_print_where_on_original_lines(project: tuple[Path, str])
 def test_pdb_steps_through_the_users_lines(project: tuple[Path, str]) -> None:
     """``next`` stops where plain pdb stops, in the same order, to the function's
     ``--Return--`` on its last line (3.12 inlines the comprehension: plain stops on its
-    line once per element). Exactly, but 3.10 and 3.12 stop twice on the first line (the
-    scope's enter is on it, and their line events follow the jump past its ``except
-    RecursionError``). Before linemap.place_scope_exits, 3.12+ showed the function's end
+    line once per element). Exactly, but 3.10 (and 3.12 without the C hot path) stops
+    twice on the first line (the scope's enter is on it, and their line events follow the
+    jump past its ``except RecursionError``). Before linemap.place_scope_exits, 3.12+ showed the function's end
     on its ``def`` line before the return (its ``finally``)."""
     import re
     import sys
@@ -167,7 +167,12 @@ def test_pdb_steps_through_the_users_lines(project: tuple[Path, str]) -> None:
 
     p, h = lines(plain), lines(hooked)
     assert p[:2] == [17, 18] and p[-2:] == [20, 20]  # the last: --Return-- on the return
-    if sys.version_info[:2] in ((3, 10), (3, 12)):
+    # (on 3.12 the second stop came from returning out of the Python enter's frame: the
+    # C hot path's enter has none; clean_env gives the child the C one where it is built)
+    from importlib.util import find_spec
+
+    c_enter = find_spec("memscope._hotpath") is not None
+    if sys.version_info[:2] == (3, 10) or (sys.version_info[:2] == (3, 12) and not c_enter):
         assert h[:2] == [17, 17]
         h = h[1:]
     assert h == p
