@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import sys
 import time
 
 from memscope import _hooks as H  # read at call time: _hooks imports this module last
@@ -45,14 +46,24 @@ _rearm_paused = [False]  # tests hold the thread still and call rearm() themselv
 
 
 def _rearm_loop(pid: int) -> None:
+    """Until the process forks or ends. It stops when the interpreter starts shutting
+    down: a daemon thread that woke then would find the modules being torn down (every
+    name of theirs None), and what it raised would be printed, or worse, mid-shutdown.
+    The names it needs at the end are held here, not looked up then."""
     _rearm_ident[0] = _thread.get_ident()
-    while _rearm_pid[0] == pid:
-        time.sleep(H.REARM_SECONDS)
-        try:
-            if not _rearm_paused[0]:
-                rearm()
-        except Exception as exc:
-            H._error("rearm", exc)
+    finalizing, sleep = sys.is_finalizing, time.sleep
+    try:
+        while _rearm_pid[0] == pid and not finalizing():
+            sleep(H.REARM_SECONDS)
+            if finalizing():
+                return
+            try:
+                if not _rearm_paused[0]:
+                    rearm()
+            except Exception as exc:
+                H._error("rearm", exc)
+    except BaseException:  # (the shutdown's None names, under it): nothing to tell
+        return
 
 
 def _start_rearm() -> None:
