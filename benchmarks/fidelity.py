@@ -11,8 +11,8 @@ is run several ways, each in a process of its own:
   dropped (``del``, in their own scope or thread), ``gc.collect()`` and the traced bytes
   again: the difference is what dropping those names frees. A run that drops nothing
   gives tracemalloc's peak and the traced bytes at the peak moment.
-- **plain** (``--repeat`` runs): the process's peak (VmHWM; ``ru_maxrss`` elsewhere), resident memory at
-  the peak moment and the wall time; **gc**: ``gc.collect()`` timed at the peak.
+- **plain** (``--repeat`` runs): the process's peak (VmHWM; ``ru_maxrss`` elsewhere),
+  resident memory at the peak moment and the wall time; **gc**: ``gc.collect()`` timed at the peak.
 - **memscope** (``memscope run --no-report``, default mode, no other flag; ``--repeat``
   runs): from the capture, the process peak (VmHWM), the census nearest the peak
   (``Analysis.peak_census()``), per-variable retained and shared bytes, named bytes,

@@ -142,8 +142,7 @@ HOOKS_VERSION = 4
 
 class _ListBuffer(list[Event]):
     """The event buffer in pure Python (``memscope._hotpath.Buffer`` is the C one, off
-    the Python heap): a list, with the C buffer's ``take``, ``snapshot`` and
-    ``nbytes``."""
+    the Python heap): a list, with the C buffer's ``take`` and ``snapshot``."""
 
     __slots__ = ()
 
@@ -157,9 +156,6 @@ class _ListBuffer(list[Event]):
 
     def snapshot(self) -> list[Event]:
         return self[:]
-
-    def nbytes(self) -> int:
-        return 0  # on the Python heap, measured with it
 
 
 # the hot path in C (memscope/_hotpath.c) when it is built, unless
@@ -899,7 +895,7 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     hot_bind, hot_enter, hot_exit, hot_unbind, hot_group = bind, enter, exit, unbind, bind_group
     hot_attr = bind_attr
     if _hotpath is not None:
-        sites = _hotpath.Sites(base, sbase, nscopes, bind, enter, bind_group, bind_attr)
+        sites = _hotpath.Sites(base, sbase, bind, enter, bind_group, bind_attr)
         hot_bind, hot_enter, hot_exit = sites.bind, sites.enter, sites.exit
         hot_unbind, hot_group, hot_attr = sites.unbind, sites.bind_group, sites.bind_attr
 
@@ -1384,7 +1380,7 @@ def _through_bind(probe: Callable[[int, Any, int], int]) -> int:
     Pythons), on an object held by exactly one name here; minus that one."""
     obj = object()
     if _hotpath is not None:  # a site out of range: the C bind hands the call over
-        return int(_hotpath.Sites(1 << 40, 0, 0, probe, probe, probe, probe).bind(0, obj, 1)) - 1
+        return int(_hotpath.Sites(1 << 40, 0, probe, probe, probe, probe).bind(0, obj, 1)) - 1
     return probe(0, obj, 1) - 1
 
 

@@ -146,15 +146,15 @@ buf_push(Buffer *b, PyObject *ev)
     return buf_push_obj(b, ev);
 }
 
-/* The record at word ``at`` as a new reference (an object record's reference is
- * handed over if ``steal``); its length in words in *len. */
+/* The record at ``w`` as a new reference (an object record: the object itself, a tuple
+ * made for an int one); its length in words in *len. */
 static PyObject *
-buf_item(int64_t *w, Py_ssize_t *len, int steal)
+buf_item(int64_t *w, Py_ssize_t *len)
 {
     if (w[0] == OBJ_RECORD) {
         PyObject *o = (PyObject *)(intptr_t)w[1];
         *len = 2;
-        return steal ? o : Py_NewRef(o);
+        return Py_NewRef(o);
     }
     /* copied out first: making the tuple may run a collection, whose callbacks (and
      * the threads that run meanwhile) may append to the buffer and move its words */
@@ -341,7 +341,7 @@ Batch_item(Batch *b, Py_ssize_t i)
         return NULL;
     }
     Py_ssize_t len;
-    return buf_item(b->words + b->offs[i], &len, 0);
+    return buf_item(b->words + b->offs[i], &len);
 }
 
 static PyObject *
@@ -565,7 +565,7 @@ Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t len;
-        PyObject *item = buf_item(b->slots + at, &len, 0);
+        PyObject *item = buf_item(b->slots + at, &len);
         if (item == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -604,7 +604,7 @@ Buffer_snapshot(Buffer *b, PyObject *Py_UNUSED(ignored))
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < b->n; i++) {
         Py_ssize_t len;
-        PyObject *item = buf_item(b->slots + at, &len, 0);
+        PyObject *item = buf_item(b->slots + at, &len);
         if (item == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -622,12 +622,6 @@ Buffer_clear(Buffer *b, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-static PyObject *
-Buffer_nbytes(Buffer *b, PyObject *Py_UNUSED(ignored))
-{
-    return PyLong_FromSsize_t(b->cap * (Py_ssize_t)sizeof(int64_t));
-}
-
 static PyMethodDef Buffer_methods[] = {
     {"append", (PyCFunction)Buffer_append, METH_O,
      "append($self, event, /)\n--\n\nAdd one event at the end."},
@@ -640,8 +634,6 @@ static PyMethodDef Buffer_methods[] = {
      "snapshot($self, /)\n--\n\nEvery event, as a list of tuples; none removed."},
     {"clear", (PyCFunction)Buffer_clear, METH_NOARGS,
      "clear($self, /)\n--\n\nDrop every event."},
-    {"nbytes", (PyCFunction)Buffer_nbytes, METH_NOARGS,
-     "nbytes($self, /)\n--\n\nBytes allocated outside the Python heap."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -673,7 +665,7 @@ static PyObject *S_flush, *S_start_sampling, *S_thread_ident;
 static PyObject *S_task_key, *S_catch;                               /* callables */
 static PyObject *S_globals, *S_modules;
 static PyObject *str_get_running_loop, *str_asyncio;
-static PyObject *where_bind, *where_enter, *where_exit, *where_unbind, *where_bind_group;
+static PyObject *where_bind, *where_enter, *where_bind_group;
 static PyObject *where_bind_attr, *S_missing;
 static int S_full = 0;
 static Py_ssize_t S_flush_at = 8192;
@@ -775,7 +767,6 @@ typedef struct {
     PyObject_HEAD
     Py_ssize_t base;    /* the module's first global site */
     Py_ssize_t sbase;   /* its first global scope */
-    Py_ssize_t nscopes;
     PyObject *py_bind;  /* the Python closures: the rest of each call */
     PyObject *py_enter;
     PyObject *py_bind_group;
@@ -1379,10 +1370,10 @@ fail_none:  /* no ENTER written: the instance is not recorded, as in Python */
 static PyObject *
 Sites_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    Py_ssize_t base, sbase, nscopes;
+    Py_ssize_t base, sbase;
     PyObject *py_bind, *py_enter, *py_bind_group, *py_bind_attr;
     if ((kwds != NULL && PyDict_GET_SIZE(kwds))
-        || !PyArg_ParseTuple(args, "nnnOOOO:Sites", &base, &sbase, &nscopes, &py_bind,
+        || !PyArg_ParseTuple(args, "nnOOOO:Sites", &base, &sbase, &py_bind,
                              &py_enter, &py_bind_group, &py_bind_attr)) {
         return NULL;
     }
@@ -1392,7 +1383,6 @@ Sites_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->base = base;
     self->sbase = sbase;
-    self->nscopes = nscopes;
     self->py_bind = Py_NewRef(py_bind);
     self->py_enter = Py_NewRef(py_enter);
     self->py_bind_group = Py_NewRef(py_bind_group);
@@ -1717,12 +1707,10 @@ PyInit__hotpath(void)
     str_asyncio = PyUnicode_InternFromString("asyncio");
     where_bind = PyUnicode_InternFromString("bind");
     where_enter = PyUnicode_InternFromString("enter");
-    where_exit = PyUnicode_InternFromString("exit");
-    where_unbind = PyUnicode_InternFromString("unbind");
     where_bind_group = PyUnicode_InternFromString("bind_group");
     where_bind_attr = PyUnicode_InternFromString("bind_attr");
     if (!str_tkey || !str_get_running_loop || !str_asyncio || !where_bind || !where_enter
-        || !where_exit || !where_unbind || !where_bind_group || !where_bind_attr) {
+        || !where_bind_group || !where_bind_attr) {
         Py_DECREF(m);
         return NULL;
     }

@@ -152,8 +152,8 @@ def test_pdb_steps_through_the_users_lines(project: tuple[Path, str]) -> None:
     ``--Return--`` on its last line (3.12 inlines the comprehension: plain stops on its
     line once per element). Exactly, but 3.10 (and 3.12 without the C hot path) stops
     twice on the first line (the scope's enter is on it, and their line events follow the
-    jump past its ``except RecursionError``). Before linemap.place_scope_exits, 3.12+ showed the function's end
-    on its ``def`` line before the return (its ``finally``)."""
+    jump past its ``except RecursionError``). Before linemap.place_scope_exits, 3.12+
+    showed the function's end on its ``def`` line before the return (its ``finally``)."""
     import re
     import sys
 
