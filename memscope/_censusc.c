@@ -1467,12 +1467,78 @@ static PyTypeObject RecordsType = {
     .tp_as_sequence = &records_as_sequence,
 };
 
+/* ---- the collector's objects, filtered without running bytecode ----------------------- */
+
+/* tracked(types, ids): the objects gc.get_objects() lists whose type is in the set of
+ * type ids ``types`` or whose id is in the set ``ids``. That list holds a reference to
+ * every tracked object, a tuple another thread is still building included (its
+ * _PyTuple_Resize then fails: SystemError in the program). Here it lives inside one C
+ * call that runs no bytecode, so no other thread can run while it exists (the GIL is
+ * only handed over at an eval-breaker check or a blocking call). */
+static PyObject *
+censusc_tracked(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyAnySet_Check(args[0]) || !PyAnySet_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "tracked(types: frozenset, ids: frozenset)");
+        return NULL;
+    }
+    PyObject *types = args[0], *ids = args[1];
+    int by_type = PySet_GET_SIZE(types) > 0;
+    if (!by_type && PySet_GET_SIZE(ids) == 0)
+        return PyList_New(0);
+    /* made first: a container's allocation can start a collection (3.10, 3.11), whose
+     * finalizers run bytecode; appends only grow its item array */
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    PyObject *gc = PyImport_ImportModule("gc");
+    if (gc == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyObject *all = PyObject_CallMethod(gc, "get_objects", NULL);
+    Py_DECREF(gc);
+    if (all == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    if (!PyList_CheckExact(all)) {
+        PyErr_SetString(PyExc_TypeError, "gc.get_objects() did not return a list");
+        goto fail;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(all);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyList_GET_ITEM(all, i);
+        PyObject *key = PyLong_FromVoidPtr(by_type ? (void *)Py_TYPE(o) : (void *)o);
+        if (key == NULL)
+            goto fail;
+        int hit = PySet_Contains(by_type ? types : ids, key);
+        Py_DECREF(key);
+        if (hit < 0 || (hit && PyList_Append(out, o) < 0))
+            goto fail;
+    }
+    Py_DECREF(all);
+    return out;
+fail:
+    Py_DECREF(all);
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyMethodDef module_methods[] = {
+    {"tracked", (PyCFunction)(void (*)(void))censusc_tracked, METH_FASTCALL,
+     "tracked(types, ids)\n--\n\nThe collector's objects whose type's id is in types "
+     "(if not empty), else whose id is in ids; no bytecode runs while the list of every "
+     "tracked object exists."},
+    {NULL, NULL, 0, NULL},
+};
+
 /* ---- the module ---------------------------------------------------------------------- */
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "memscope._censusc",
-    "The census's records and walk in C (see memscope.census).", -1, NULL, NULL, NULL, NULL,
-    NULL,
+    "The census's records and walk in C (see memscope.census).", -1, module_methods, NULL,
+    NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC

@@ -791,8 +791,12 @@ def tracked_objects(*, types: frozenset[int] = frozenset(),
     """The collector's objects whose type's id is in ``types``, or whose id is in
     ``ids``. ``gc.get_objects()``'s list holds every tracked object, a tuple another
     thread is still building included (its resize then fails: SystemError in the
-    program), so it is filtered by C callables only (no bytecode runs) with the switch
-    interval raised (no other thread runs) while it exists, and dropped at once."""
+    program), so no other thread may run while it exists: in C (``_censusc.tracked``)
+    it lives inside one call that runs no bytecode. Without the extension it is
+    filtered by C callables only with the switch interval raised, which leaves a few
+    bytecodes' window (a thread already asking for the GIL)."""
+    if _c_tracked is not None:
+        return _c_tracked(types, ids)
     old = sys.getswitchinterval()
     sys.setswitchinterval(100.0)
     objs: list[Any] | None = None
@@ -871,8 +875,10 @@ def _take(reason: str, rss: int, hwm: int) -> int:
 
 try:  # the records and the walk in C: built by ``pip install`` where a compiler is
     from memscope._censusc import Records as _CRecords
+    from memscope._censusc import tracked as _c_tracked
 except ImportError:  # none was: the pure-Python walk above
     _CRecords = None  # type: ignore[assignment,misc]
+    _c_tracked = None
 # False: the census walks in Python (no extension, or MEMSCOPE_CENSUS_PURE set)
 ACCELERATED = _CRecords is not None and not os.environ.get("MEMSCOPE_CENSUS_PURE")
 

@@ -586,3 +586,31 @@ def test_the_census_never_runs_python_while_its_list_of_every_object_exists(
     c.held_by_running({})
     pending.close()
     assert seen and set(seen) == {0}, seen
+
+
+def test_no_bytecode_runs_while_the_list_of_every_tracked_object_exists() -> None:
+    """The attrs SystemError again (once in three full-mode runs after 7c2e1e3): between
+    ``gc.get_objects()`` and its filtering, the Python version ran a few bytecodes, at
+    which a thread already waiting for the GIL could take it and resize a tuple the list
+    held. Every trace event (a line of bytecode anywhere) must see a fresh tracked
+    object with no reference but its name's."""
+    from memscope import census
+
+    sentinel = [object()]
+    baseline = sys.getrefcount(sentinel)
+    seen: list[int] = []
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        seen.append(sys.getrefcount(sentinel) - baseline)
+        return tracer
+
+    other = {"tracked": [1]}  # what the two calls look for: not the sentinel
+    sys.settrace(tracer)
+    try:
+        by_type = census.tracked_objects(types=frozenset({id(dict)}))
+        by_id = census.tracked_objects(ids=frozenset({id(other)}))
+    finally:
+        sys.settrace(None)
+    assert any(o is other for o in by_type) and not any(o is sentinel for o in by_type)
+    assert len(by_id) == 1 and by_id[0] is other
+    assert seen and set(seen) == {0}, seen
