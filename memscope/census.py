@@ -875,10 +875,12 @@ def _take(reason: str, rss: int, hwm: int) -> int:
 
 try:  # the records and the walk in C: built by ``pip install`` where a compiler is
     from memscope._censusc import Records as _CRecords
-    from memscope._censusc import tracked as _c_tracked
 except ImportError:  # none was: the pure-Python walk above
     _CRecords = None  # type: ignore[assignment,misc]
-    _c_tracked = None
+try:
+    from memscope._censusc import tracked as _c_tracked
+except ImportError:
+    _c_tracked = None  # type: ignore[assignment]
 # False: the census walks in Python (no extension, or MEMSCOPE_CENSUS_PURE set)
 ACCELERATED = _CRecords is not None and not os.environ.get("MEMSCOPE_CENSUS_PURE")
 
