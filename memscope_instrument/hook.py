@@ -410,6 +410,10 @@ def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename
         from memscope_instrument.linemap import place_scope_exits
 
         compiled = place_scope_exits(compiled)
+    elif sys.version_info >= (3, 11):
+        from memscope_instrument.linemap import reraise_scope_exits
+
+        compiled = reraise_scope_exits(compiled)
     return compiled
 
 

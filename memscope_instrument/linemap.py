@@ -409,7 +409,8 @@ def encode_exception_table(entries: list[tuple[int, int, int, int, bool]]) -> by
 
 
 def _reraise_at_the_raise(code: CodeType, instrs: list[_Instr], units: list[Any],
-                          handlers: set[int]) -> tuple[CodeType, set[int]]:
+                          handlers: set[int], lined_reraise: bool = False,
+                          ) -> tuple[CodeType, set[int]]:
     """Our ``finally`` bodies' exception path, made to end where plain code ends: at
     the instruction that raised. Each handler of ours (a region of no line that starts
     at an exception handler with PUSH_EXC_INFO, reads a name of ours and ends in
@@ -418,7 +419,11 @@ def _reraise_at_the_raise(code: CodeType, instrs: list[_Instr], units: list[Any]
     frame back on that instruction before re-raising, as a ``with`` block's exit does;
     the cleanup entry over the region is one deeper, the stack one larger. So the frame
     an exception leaves shows the raising line (tracebacks' ``tb_frame.f_lineno``, the
-    return event), and the handler, of no line, makes no line event."""
+    return event), and the handler, of no line, makes no line event.
+
+    ``lined_reraise`` (3.11, where the finally's re-raise inherits the line of its
+    statement, the ``def`` or ``except`` line: hook._injected_nodes): the region's
+    ``RERAISE`` may have a line; it is taken away (``units`` changed in place)."""
     import dis
     import opcode
 
@@ -438,14 +443,23 @@ def _reraise_at_the_raise(code: CodeType, instrs: list[_Instr], units: list[Any]
             continue
         end = cleanup[0][1]
         region = [i for i in instrs if h <= i[0] < end]
-        if not any(i[4] for i in region) or any(
-                units[u][0] is not None for u in range(h // 2, end // 2)):
-            continue
         rr = [i for i in region if i[3] == reraise]
+        lined = {u for i in rr for u in range(i[0] // 2, i[1] // 2)} if lined_reraise \
+            else set()
+        if not any(i[4] for i in region) or any(
+                units[u][0] is not None for u in range(h // 2, end // 2) if u not in lined):
+            continue
         if not rr or any(raw[i[0] + 1] != 0 for i in rr):
             continue
         for i in rr:
             raw[i[0] + 1] = 2
+        if lined_reraise:  # and the cleanup it re-raises into (COPY, POP_EXCEPT, RERAISE)
+            k = next((n for n, i in enumerate(instrs) if i[0] == cleanup[0][2]), len(instrs))
+            tail = instrs[k:k + 3]
+            if [i[3] for i in tail][-1:] == [reraise]:
+                lined.update(u for i in tail for u in range(i[0] // 2, i[1] // 2))
+        for u in lined:
+            units[u] = (None, None, None, None)
         ours.add(h)
     if not ours:
         return code, ours
@@ -459,6 +473,38 @@ def _reraise_at_the_raise(code: CodeType, instrs: list[_Instr], units: list[Any]
     return code.replace(  # type: ignore[call-arg]  # (co_exceptiontable: 3.11+)
         co_code=bytes(raw), co_exceptiontable=encode_exception_table(new),
         co_stacksize=code.co_stacksize + 1), ours
+
+
+def reraise_scope_exits(code: CodeType) -> CodeType:
+    """3.11: the exception handler of each of our ``finally`` bodies (a scope's exit,
+    an ``except ... as`` body's unbind) re-raises at the instruction that raised
+    (``_reraise_at_the_raise``), in ``code`` and every code object nested in it, and
+    has no line: the frame an exception leaves is on the raising line (its
+    ``f_lineno``, the return event), with no line event on the ``def`` (``except``)
+    line, as in plain code. 3.11 gives the rest of our instructions the line before
+    them (no ``place_scope_exits`` needed); only its re-raise took the finally
+    statement's line."""
+    import dis
+
+    consts = code.co_consts
+    if any(isinstance(c, CodeType) for c in consts):
+        consts = tuple(reraise_scope_exits(c) if isinstance(c, CodeType) else c
+                       for c in consts)
+        code = code.replace(co_consts=consts)
+    if not any(n.startswith("_memscope_") for n in (*code.co_varnames, *code.co_names)):
+        return code
+    parse = getattr(dis, "_parse_exception_table", None)
+    if parse is None:
+        return code
+    handlers = {e.target for e in parse(code)}
+    if not handlers:
+        return code
+    units = list(code.co_positions())  # type: ignore[attr-defined]  # (3.11+)
+    code, patched = _reraise_at_the_raise(code, _instructions(code), units, handlers,
+                                          lined_reraise=True)
+    if not patched:
+        return code
+    return code.replace(co_linetable=encode_positions(code.co_firstlineno, units))
 
 
 def place_scope_exits(code: CodeType) -> CodeType:
