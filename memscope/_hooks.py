@@ -391,19 +391,25 @@ _CATCH = _Catch()
 
 def _no_entry_check(code: CodeType) -> CodeType:
     """``code`` (and the functions defined in it) with a first ``RESUME`` that does not
-    check for signals (3.11: the oparg of a resumption after ``yield from``, which
-    skips that check and nothing else). Other versions: unchanged."""
-    if sys.version_info[:2] != (3, 11):
+    check for signals (3.11 to 3.13: the oparg of a resumption after ``yield from``,
+    2, which skips that check and nothing else). 3.10 has no ``RESUME``: its frames
+    check as they start unless their first instruction sets up a ``try`` (the hooks
+    start with one). Before 3.12 and 3.13 were included, a signal a hook handed back
+    came out of the next hook the program called, at its first line."""
+    if sys.version_info < (3, 11):
         return code
     consts = tuple(_no_entry_check(c) if type(c) is type(code) else c
                    for c in code.co_consts)
     b = bytearray(code.co_code)
     for i in range(0, len(b), 2):
-        if b[i] == 151:  # RESUME, after COPY_FREE_VARS / MAKE_CELL
-            if b[i + 1] == 0:
-                b[i + 1] = 2
+        if b[i] == _RESUME:  # after COPY_FREE_VARS / MAKE_CELL
+            if b[i + 1] & 3 == 0:  # at the start (3.13: the low two bits say where)
+                b[i + 1] |= 2
             break
     return code.replace(co_code=bytes(b), co_consts=consts)
+
+
+_RESUME = 151 if sys.version_info < (3, 13) else 149  # (3.13 renumbered it)
 
 
 # ---- tables ------------------------------------------------------------------------
