@@ -440,11 +440,12 @@ _BOUND_NAMES = ("capacity", "maxsize", "maxlen", "max_size", "_Cache__maxsize")
 def _bounded(o: Any) -> bool:
     """A container class of the program's own that declares its bound: a positive int
     instance attribute ``capacity``, ``maxsize``, ``maxlen`` or ``max_size`` (jinja2's
-    LRUCache, cachetools' caches). Read from the instance only (a name its class
-    defines, a property, is skipped: no code runs)."""
+    LRUCache, cachetools' caches; hypothesis's GenericCache keeps it in a slot). Read
+    from the instance only: a name its class defines otherwise than as a slot (a
+    property) is skipped, as a slot's descriptor only reads the object (no code runs)."""
     tp = type(o)
     for name in _BOUND_NAMES:
-        if _defined(tp, name):
+        if _defined(tp, name) and not _is_member(tp, name):
             continue
         try:
             v = object.__getattribute__(o, name)
@@ -472,7 +473,7 @@ def _is_member(tp: type, name: str) -> bool:
         except Exception:
             continue
         if v is not None:
-            return type(v).__name__ == "member_descriptor"
+            return type(v) is types.MemberDescriptorType
     return False
 
 
