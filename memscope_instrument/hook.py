@@ -26,8 +26,8 @@ Statements the transformer added (scope enter, binds after an assignment, the mo
 header) take the position of the user statement next to them, so they make no line
 events of their own: pdb steps and coverage counts the user's lines. A scope's end (the
 ``finally`` wrapping it) is on the line that returns; when an exception leaves it, on
-the raising line from 3.12, on the ``def`` line before (see ``_injected_nodes``,
-``linemap.place_scope_exits``).
+the raising line (see ``_injected_nodes``, ``linemap.place_scope_exits``,
+``linemap.reraise_scope_exits``).
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def remap_tree(
     def text(lines: Sequence[bytes], ln: int) -> bytes:
         return lines[ln - 1] if 0 < ln <= len(lines) else b""
 
-    blank, lead = _injected_nodes(tree)
+    blank, lead, heads = _injected_nodes(tree)
     for node in ast.walk(tree):
         ln = getattr(node, "lineno", None)
         if ln is None:
@@ -277,21 +277,28 @@ def remap_tree(
         for n in ast.walk(st):
             if hasattr(n, "lineno"):
                 n.lineno, n.col_offset, n.end_lineno, n.end_col_offset = pos  # type: ignore[attr-defined]
+    for st, target in heads:  # the wrapper alone, not its body
+        st.lineno, st.col_offset = target.lineno, target.col_offset
+        st.end_lineno, st.end_col_offset = target.lineno, target.col_offset
 
 
 # how CPython places instructions of no position (measured: docs/transformer.md, "Line
 # events"): up to 3.11 the line before them, the re-raise of a finally its last
-# statement's; 3.12+ leaves some with no line at all (a finally's exception handler, a
-# block several paths join: a return event whose f_lineno is None, which pdb cannot
-# show), so there our finally bodies get their lines after compiling
-# (linemap.place_scope_exits)
+# statement's (ours: none, the re-raise goes back to the raising instruction:
+# linemap.reraise_scope_exits, reraise_scope_exits_310); 3.12+ leaves some with no line
+# at all (a finally's exception handler, a block several paths join: a return event
+# whose f_lineno is None, which pdb cannot show), so there our finally bodies get their
+# lines after compiling (linemap.place_scope_exits)
 _FINALLY_INHERITS = sys.version_info < (3, 12)
+_SETUP_IS_AN_INSTRUCTION = sys.version_info < (3, 11)  # (3.11+: exception tables)
 
 
-def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.stmt]]]:
-    """Where the statements the instrumenter added go: ``(blank, copy)``: nodes compiled
-    with no position, and pairs of added statement and the user statement whose
-    position it takes.
+def _injected_nodes(tree: ast.AST) -> tuple[
+        set[int], list[tuple[ast.stmt, ast.stmt]], list[tuple[ast.stmt, ast.stmt]]]:
+    """Where the statements the instrumenter added go: ``(blank, copy, heads)``: nodes
+    compiled with no position, pairs of added statement and the user statement whose
+    position it takes, and (3.10) pairs of our ``try`` wrapper and the user statement
+    whose position the wrapper node alone takes (its body keeps its own).
 
     Added statements must make no line event of their own (issue 17: settrace and
     sys.monitoring line events of instrumented code must be plain code's: pdb, coverage,
@@ -304,18 +311,22 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
       compiled at line -1, no position of its own: CPython gives such an instruction
       the location of the one before it in its basic block, so it runs "on" the line
       just run, with no event;
-    * the ``try`` wrapping a scope has no position; its ``finally`` (the scope's exit;
-      an ``except ... as`` body's unbind too) is compiled as ``_memscope_s = <exit>``
-      with only the statement at the ``def`` (``except``) line and every instruction
-      at -1: a ``return`` runs it on the return's line and the return is shown there,
-      as plain Python shows it; leaving by an exception, up to 3.11 the re-raise
-      (which takes the finally's last statement's position) is on the ``def`` line,
-      like a ``with`` block's exit on its line (with no position at all the return
-      event's ``f_lineno`` would be None, which pdb cannot show); on 3.12+
-      ``linemap.place_scope_exits`` gives the handler its lines and makes it re-raise
-      at the raising instruction, where the frame then ends. ``_tail_returns`` ends the
-      paths that fall off an ``if``/``try``/``match`` at the end of a function with a
-      ``return``, so each path's exit is on its own last line.
+    * the ``try`` wrapping a scope has no position (3.10: the position of the body's
+      first statement, whose line its ``SETUP_FINALLY`` instruction then continues);
+      its ``finally`` (the scope's exit; an ``except ... as`` body's unbind too) is
+      compiled as ``_memscope_s = <exit>`` at -1 (3.12+: but for the statement itself,
+      on the ``def`` (``except``) line): a ``return`` runs it on the return's line and
+      the return is shown there, as plain Python shows it; leaving by an exception,
+      the handler re-raises at the raising instruction, where the frame then ends, as
+      a ``with`` block's exit does (``linemap.reraise_scope_exits_310`` on 3.10,
+      ``reraise_scope_exits`` on 3.11, with no line; ``place_scope_exits`` on 3.12+,
+      which also gives the handler its lines). Up to 3.11 the statement was on the
+      ``def`` line, where its re-raise then left the frame (issue 17: CPython's PEP 626
+      tests), and a module ending in an ``except ... as`` body ended on the
+      ``except`` line (its implicit return took the last statement's position).
+      ``_tail_returns`` ends the paths that fall off an ``if``/``try``/``match`` at
+      the end of a function with a ``return``, so each path's exit is on its own last
+      line.
 
     Before, the recognisers here predated the inline guards and missed most added
     statements (3.12: an extra line event at a function's first line), and the
@@ -329,6 +340,7 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
 
     blank: set[int] = set()
     copy: list[tuple[ast.stmt, ast.stmt]] = []
+    heads: list[tuple[ast.stmt, ast.stmt]] = []
 
     def first_user(body: list[ast.stmt]) -> ast.stmt | None:
         for st in body:
@@ -369,7 +381,8 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
                         for n in ast.walk(a.targets[0]):
                             blank.add(id(n))
                         body[k] = f = a
-                    blank.discard(id(f))
+                    if not _FINALLY_INHERITS:
+                        blank.discard(id(f))
                 continue
             first = first_user(body)
             # a scope's enter takes the position of its first statement: the frame's
@@ -380,7 +393,14 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
                 node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
             for st in body:
                 if _is_our_try(st):
-                    blank.add(id(st))  # the wrapper; its body is the user's
+                    # the wrapper; its body is the user's. On 3.10 its SETUP_FINALLY
+                    # is an instruction: of no line, the body's first line (just
+                    # traced by the enter before it) was traced again after it
+                    inner = first_user(st.body)
+                    if _SETUP_IS_AN_INSTRUCTION and inner is not None:
+                        heads.append((st, inner))
+                    else:
+                        blank.add(id(st))
                     leading = False
                 elif _is_inserted(st):
                     if leading and first is not None:
@@ -390,7 +410,7 @@ def _injected_nodes(tree: ast.AST) -> tuple[set[int], list[tuple[ast.stmt, ast.s
                             blank.add(id(n))
                 else:
                     leading = False
-    return blank, copy
+    return blank, copy, heads
 
 
 def _split(data: bytes) -> list[bytes]:
@@ -414,6 +434,10 @@ def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename
         from memscope_instrument.linemap import reraise_scope_exits
 
         compiled = reraise_scope_exits(compiled)
+    else:
+        from memscope_instrument.linemap import reraise_scope_exits_310
+
+        compiled = reraise_scope_exits_310(compiled)
     return compiled
 
 

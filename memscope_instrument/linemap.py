@@ -507,6 +507,114 @@ def reraise_scope_exits(code: CodeType) -> CodeType:
     return code.replace(co_linetable=encode_positions(code.co_firstlineno, units))
 
 
+def encode_lines_310(first_line: int, ranges: list[tuple[int, int, int | None]]) -> bytes:
+    """A 3.10 ``co_linetable`` (Objects/lnotab_notes.txt: pairs of a byte delta, 0 to
+    254, and a signed line delta, -128 meaning no line) for ``co_lines()``-style
+    ``(start, end, line)`` ranges."""
+    out = bytearray()
+    line = first_line
+    for start, end, ln in ranges:
+        n = end - start
+        if ln is None:
+            d = -128
+        else:
+            d = ln - line
+            while d > 127:
+                out += bytes((0, 127))
+                d -= 127
+            while d < -127:
+                out += bytes((0, 129))  # -127
+                d += 127
+            line = ln
+        first = True
+        while n > 254 or first:
+            step = min(n, 254)
+            out += bytes((step, d & 255 if first else (128 if ln is None else 0)))
+            n -= step
+            first = False
+        if n:
+            out += bytes((n, 128 if ln is None else 0))
+    return bytes(out)
+
+
+def reraise_scope_exits_310(code: CodeType) -> CodeType:
+    """3.10: the exception path of each of our ``finally`` bodies re-raises with
+    ``RERAISE 1``, which puts the frame back on the offset its ``EXCEPT_HANDLER`` block
+    saved, the raising instruction's (as a ``with`` block's exit does), and has no
+    line, in ``code`` and every code object nested in it: the frame an exception leaves
+    is on the raising line (``f_lineno``, the return event), with no line event on the
+    ``def`` (``except``) line, as in plain code. Our handler: the target of a
+    ``SETUP_FINALLY``, a run of instructions of no line (but its ``RERAISE 0``s, which
+    inherit the finally statement's line) that starts by reading a name of ours and
+    ends at a ``RERAISE`` that no jump of the run passes."""
+    import opcode
+
+    consts = code.co_consts
+    if any(isinstance(c, CodeType) for c in consts):
+        consts = tuple(reraise_scope_exits_310(c) if isinstance(c, CodeType) else c
+                       for c in consts)
+        code = code.replace(co_consts=consts)
+    if not any(n.startswith("_memscope_") for n in (*code.co_varnames, *code.co_names)):
+        return code
+    raw = bytearray(code.co_code)
+    line_of: list[int | None] = [None] * (len(raw) // 2)
+    for start, end, ln in code.co_lines():
+        for u in range(start // 2, end // 2):
+            line_of[u] = ln
+    setup, reraise = opcode.opmap["SETUP_FINALLY"], opcode.opmap["RERAISE"]
+    jabs, jrel = set(opcode.hasjabs), set(opcode.hasjrel)
+    instrs = []  # (offset, opcode, arg, jump target or -1)
+    ext = 0
+    for i in range(0, len(raw), 2):
+        op, arg = raw[i], raw[i + 1] | ext
+        ext = arg << 8 if op == opcode.EXTENDED_ARG else 0
+        target = 2 * arg if op in jabs else i + 2 + 2 * arg if op in jrel else -1
+        instrs.append((i, op, arg, target))
+    names = {"LOAD_FAST": code.co_varnames, "LOAD_GLOBAL": code.co_names,
+             "LOAD_NAME": code.co_names}
+    ours_first = {opcode.opmap[n] for n in names}
+    changed = False
+    for _i, op, _arg, target in instrs:
+        if op != setup or target < 0 or target // 2 >= len(instrs):
+            continue
+        k = target // 2
+        h_op, h_arg = instrs[k][1], instrs[k][2]
+        if h_op not in ours_first or not names[opcode.opname[h_op]][h_arg].startswith(
+                "_memscope_"):
+            continue
+        region: list[int] = []
+        inside: set[int] = set()
+        end_ok = False
+        while k < len(instrs):
+            off, op2, _arg, t2 = instrs[k]
+            if line_of[k] is not None and op2 != reraise:
+                break
+            region.append(k)
+            if t2 >= 0:
+                inside.add(t2)
+            if op2 == reraise and (off + 2) not in inside:
+                end_ok = True
+                break
+            k += 1
+        if not end_ok or any(instrs[j][1] == reraise and instrs[j][2] != 0 for j in region):
+            continue
+        for j in region:
+            if instrs[j][1] == reraise:
+                raw[2 * j + 1] = 1
+            line_of[j] = None
+        changed = True
+    if not changed:
+        return code
+    ranges: list[tuple[int, int, int | None]] = []
+    for u, ln in enumerate(line_of):
+        if ranges and ranges[-1][2] == ln:
+            ranges[-1] = (ranges[-1][0], 2 * u + 2, ln)
+        else:
+            ranges.append((2 * u, 2 * u + 2, ln))
+    return code.replace(co_code=bytes(raw),
+                        co_linetable=encode_lines_310(code.co_firstlineno, ranges))
+
+
 def place_scope_exits(code: CodeType) -> CodeType:
     """Give the instructions of our ``finally`` bodies (a scope's exit, an ``except ...
     as`` body's unbind: compiled with no position, hook._injected_nodes) the lines plain
