@@ -291,6 +291,7 @@ def remap_tree(
 # lines after compiling (linemap.place_scope_exits)
 _FINALLY_INHERITS = sys.version_info < (3, 12)
 _SETUP_IS_AN_INSTRUCTION = sys.version_info < (3, 11)  # (3.11+: exception tables)
+_LINE_AFTER_A_CALL_AT_A_JOIN = sys.version_info[:2] == (3, 12)  # (see _unjoin_enters)
 
 
 def _injected_nodes(tree: ast.AST) -> tuple[
@@ -425,6 +426,8 @@ def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename
     orig_text = _decode(source) if isinstance(source, bytes) else source
     remap_tree(tree, _split(code.encode("utf-8")), _split(orig_text.encode("utf-8")), line_map)
     _tail_returns(tree)
+    if _LINE_AFTER_A_CALL_AT_A_JOIN:
+        _unjoin_enters(tree)
     compiled = compile(tree, filename, "exec", dont_inherit=True, optimize=-1)
     if not _FINALLY_INHERITS:
         from memscope_instrument.linemap import place_scope_exits
@@ -439,6 +442,47 @@ def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename
 
         compiled = reraise_scope_exits_310(compiled)
     return compiled
+
+
+def _unjoin_enters(tree: ast.AST) -> None:
+    """3.12: a scope's ``tok = _memscope_e[S] and _memscope_.enter(...)`` becomes
+    ``tok = _memscope_e[S]`` / ``if tok: tok = _memscope_.enter(...)`` (same values,
+    same calls), so the instruction the Python ``enter`` returns to (the C hot path's
+    ``enter`` is no Python function) is not the guard's join. 3.12 makes a line event
+    at a jump target reached on the line just traced when the instruction before it
+    was a call that returned from a Python frame (its ``prev_instr`` is then the call's
+    last inline cache, which has no line): the function's first line was traced
+    twice (CPython's ``test_patma.TestTracing``, 6 failures without the C hot path).
+    Positions are the statement's (the first user statement's, hook._injected_nodes)."""
+    import ast
+
+    from memscope_instrument.linemap import _reserved
+
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for st in node.body[:3]:
+            if not (isinstance(st, ast.Try) and len(st.body) == 1 and st.handlers
+                    and isinstance(st.body[0], ast.Assign)):
+                continue
+            a = st.body[0]
+            v = a.value
+            t = a.targets[0]
+            if not (isinstance(t, ast.Name) and _reserved(t.id)
+                    and isinstance(v, ast.BoolOp) and isinstance(v.op, ast.And)
+                    and len(v.values) == 2 and isinstance(v.values[0], ast.Subscript)
+                    and isinstance(v.values[1], ast.Call)
+                    and isinstance(v.values[1].func, ast.Attribute)
+                    and v.values[1].func.attr == "enter"):
+                continue
+            guard = ast.copy_location(ast.Assign(a.targets, v.values[0]), a)
+            call = ast.copy_location(
+                ast.Assign([ast.copy_location(ast.Name(n.id, ast.Store()), n)
+                            for n in a.targets if isinstance(n, ast.Name)], v.values[1]), a)
+            if len(call.targets) != len(a.targets):
+                continue
+            test = ast.copy_location(ast.Name(t.id, ast.Load()), t)
+            st.body = [guard, ast.copy_location(ast.If(test, [call], []), a)]
 
 
 def _tail_returns(tree: ast.AST) -> None:

@@ -150,14 +150,13 @@ def test_pdb_breakpoint_print_where_on_original_lines(project: tuple[Path, str])
 def test_pdb_steps_through_the_users_lines(project: tuple[Path, str]) -> None:
     """``next`` stops where plain pdb stops, in the same order, to the function's
     ``--Return--`` on its last line (3.12 inlines the comprehension: plain stops on its
-    line once per element). Exactly, but 3.12 without the C hot path stops twice on the
-    first line (the scope's enter is on it, and its line events follow the jump past its
-    ``except RecursionError``). 3.10 did too until the scope's ``try`` took the first
-    line (its ``SETUP_FINALLY``, of no line, broke the line). Before
+    line once per element). Exactly: 3.10 stopped twice on the first line until the
+    scope's ``try`` took that line (its ``SETUP_FINALLY``, of no line, broke it), and
+    3.12 without the C hot path until hook._unjoin_enters (returning from the Python
+    ``enter`` into its guard's join made a line event). Before
     linemap.place_scope_exits, 3.12+
     showed the function's end on its ``def`` line before the return (its ``finally``)."""
     import re
-    import sys
 
     base, name = project
     cmds = "n\n" * 14 + "c\n"
@@ -169,14 +168,6 @@ def test_pdb_steps_through_the_users_lines(project: tuple[Path, str]) -> None:
 
     p, h = lines(plain), lines(hooked)
     assert p[:2] == [17, 18] and p[-2:] == [20, 20]  # the last: --Return-- on the return
-    # (on 3.12 the second stop came from returning out of the Python enter's frame: the
-    # C hot path's enter has none; clean_env gives the child the C one where it is built)
-    from importlib.util import find_spec
-
-    c_enter = find_spec("memscope._hotpath") is not None
-    if sys.version_info[:2] == (3, 12) and not c_enter:
-        assert h[:2] == [17, 17]
-        h = h[1:]
     assert h == p
 
 
@@ -539,9 +530,7 @@ def test_a_functions_lines_are_traced_once_as_cpythons_test_patma_checks(
     ``test_patma.TestTracing`` reads them (relative to ``co_firstlineno``). Before: 3.10
     traced the first line twice (the scope ``try``'s ``SETUP_FINALLY`` had no line), and
     3.12 without the C hot path too (returning from the Python ``enter`` into a jump
-    target, the join of its guard, makes a line event there)."""
-    if hot_path == "pure" and sys.version_info[:2] == (3, 12):
-        pytest.xfail("3.12 without the C hot path: the first line twice")
+    target, the join of its guard, makes a line event there: hook._unjoin_enters)."""
     name = unique()
     write_tree(tmp_path, {f"{name}.py": PATMA, "driver.py": PATMA_DRIVER.format(name=name)})
     env = clean_env(MEMSCOPE_HOTPATH_PURE="1" if hot_path == "pure" else "")
