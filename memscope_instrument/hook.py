@@ -27,7 +27,7 @@ header) take the position of the user statement next to them, so they make no li
 events of their own: pdb steps and coverage counts the user's lines. A scope's end (the
 ``finally`` wrapping it) is on the line that returns; when an exception leaves it, on
 the raising line (see ``_injected_nodes``, ``linemap.place_scope_exits``,
-``linemap.reraise_scope_exits``).
+``linemap.reraise_scope_exits_310``).
 """
 
 from __future__ import annotations
@@ -285,10 +285,11 @@ def remap_tree(
 # how CPython places instructions of no position (measured: docs/transformer.md, "Line
 # events"): up to 3.11 the line before them, the re-raise of a finally its last
 # statement's (ours: none, the re-raise goes back to the raising instruction:
-# linemap.reraise_scope_exits, reraise_scope_exits_310); 3.12+ leaves some with no line
-# at all (a finally's exception handler, a block several paths join: a return event
-# whose f_lineno is None, which pdb cannot show), so there our finally bodies get their
-# lines after compiling (linemap.place_scope_exits)
+# linemap.place_scope_exits, reraise_scope_exits_310), but a block several paths join
+# keeps none (3.11: its line traced again after it); 3.12+ leaves more with no line at
+# all (a finally's exception handler, a return event whose f_lineno is None, which pdb
+# cannot show), so from 3.11 our instructions get their lines after compiling
+# (linemap.place_scope_exits)
 _FINALLY_INHERITS = sys.version_info < (3, 12)
 _SETUP_IS_AN_INSTRUCTION = sys.version_info < (3, 11)  # (3.11+: exception tables)
 _LINE_AFTER_A_CALL_AT_A_JOIN = sys.version_info[:2] == (3, 12)  # (see _unjoin_enters)
@@ -320,8 +321,8 @@ def _injected_nodes(tree: ast.AST) -> tuple[
       the return is shown there, as plain Python shows it; leaving by an exception,
       the handler re-raises at the raising instruction, where the frame then ends, as
       a ``with`` block's exit does (``linemap.reraise_scope_exits_310`` on 3.10,
-      ``reraise_scope_exits`` on 3.11, with no line; ``place_scope_exits`` on 3.12+,
-      which also gives the handler its lines). Up to 3.11 the statement was on the
+      ``place_scope_exits`` from 3.11; up to 3.11 the handler has no line, on 3.12+
+      the ``def`` line where it jumps). Up to 3.11 the statement was on the
       ``def`` line, where its re-raise then left the frame (issue 17: CPython's PEP 626
       tests), and a module ending in an ``except ... as`` body ended on the
       ``except`` line (its implicit return took the last statement's position).
@@ -429,14 +430,10 @@ def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename
     if _LINE_AFTER_A_CALL_AT_A_JOIN:
         _unjoin_enters(tree)
     compiled = compile(tree, filename, "exec", dont_inherit=True, optimize=-1)
-    if not _FINALLY_INHERITS:
+    if sys.version_info >= (3, 11):
         from memscope_instrument.linemap import place_scope_exits
 
         compiled = place_scope_exits(compiled)
-    elif sys.version_info >= (3, 11):
-        from memscope_instrument.linemap import reraise_scope_exits
-
-        compiled = reraise_scope_exits(compiled)
     else:
         from memscope_instrument.linemap import reraise_scope_exits_310
 

@@ -257,7 +257,11 @@ def compile_with_line_map(code: str, line_map: list[int], filename: str,
     return compile(cast(ast.Module, tree), filename, "exec", dont_inherit=dont_inherit)
 
 
-# ---- 3.12+: the lines of a scope's exit, after compiling (docs/transformer.md, "Line events")
+# ---- 3.11+: the lines of a scope's exit, after compiling (docs/transformer.md, "Line events")
+
+# 3.11: the finally's re-raise took the finally statement's line (ours: none, hook.
+# _injected_nodes), and a jump with no line is accepted (3.13's test_patma rejects it)
+_LINED_RERAISE = sys.version_info < (3, 12)
 
 _EXITS = frozenset({"RETURN_VALUE", "RETURN_CONST", "RERAISE", "RAISE_VARARGS",
                     "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT"})
@@ -410,7 +414,7 @@ def encode_exception_table(entries: list[tuple[int, int, int, int, bool]]) -> by
 
 def _reraise_at_the_raise(code: CodeType, instrs: list[_Instr], units: list[Any],
                           handlers: set[int], lined_reraise: bool = False,
-                          ) -> tuple[CodeType, set[int]]:
+                          ) -> tuple[CodeType, dict[int, int]]:
     """Our ``finally`` bodies' exception path, made to end where plain code ends: at
     the instruction that raised. Each handler of ours (a region of no line that starts
     at an exception handler with PUSH_EXC_INFO, reads a name of ours and ends in
@@ -421,9 +425,9 @@ def _reraise_at_the_raise(code: CodeType, instrs: list[_Instr], units: list[Any]
     an exception leaves shows the raising line (tracebacks' ``tb_frame.f_lineno``, the
     return event), and the handler, of no line, makes no line event.
 
-    ``lined_reraise`` (3.11, where the finally's re-raise inherits the line of its
-    statement, the ``def`` or ``except`` line: hook._injected_nodes): the region's
-    ``RERAISE`` may have a line; it is taken away (``units`` changed in place)."""
+    ``lined_reraise`` (3.11, where the finally's re-raise and the cleanup after it
+    may inherit a line of the finally statement): the region's ``RERAISE`` may have a
+    line; it is taken away, with the cleanup's (``units`` changed in place)."""
     import dis
     import opcode
 
@@ -433,7 +437,7 @@ def _reraise_at_the_raise(code: CodeType, instrs: list[_Instr], units: list[Any]
     reraise = opcode.opmap["RERAISE"]
     by_offset = {ins[0]: ins for ins in instrs}
     raw = bytearray(code.co_code)
-    ours: set[int] = set()
+    ours: dict[int, int] = {}  # handler offset -> the end of its region (and cleanup)
     for h in sorted(handlers):
         ins = by_offset.get(h)
         if ins is None or ins[3] != push_exc or units[h // 2][0] is not None:
@@ -460,7 +464,7 @@ def _reraise_at_the_raise(code: CodeType, instrs: list[_Instr], units: list[Any]
                 lined.update(u for i in tail for u in range(i[0] // 2, i[1] // 2))
         for u in lined:
             units[u] = (None, None, None, None)
-        ours.add(h)
+        ours[h] = max(end, max(lined, default=0) * 2 + 2)
     if not ours:
         return code, ours
     new = []
@@ -473,38 +477,6 @@ def _reraise_at_the_raise(code: CodeType, instrs: list[_Instr], units: list[Any]
     return code.replace(  # type: ignore[call-arg]  # (co_exceptiontable: 3.11+)
         co_code=bytes(raw), co_exceptiontable=encode_exception_table(new),
         co_stacksize=code.co_stacksize + 1), ours
-
-
-def reraise_scope_exits(code: CodeType) -> CodeType:
-    """3.11: the exception handler of each of our ``finally`` bodies (a scope's exit,
-    an ``except ... as`` body's unbind) re-raises at the instruction that raised
-    (``_reraise_at_the_raise``), in ``code`` and every code object nested in it, and
-    has no line: the frame an exception leaves is on the raising line (its
-    ``f_lineno``, the return event), with no line event on the ``def`` (``except``)
-    line, as in plain code. 3.11 gives the rest of our instructions the line before
-    them (no ``place_scope_exits`` needed); only its re-raise took the finally
-    statement's line."""
-    import dis
-
-    consts = code.co_consts
-    if any(isinstance(c, CodeType) for c in consts):
-        consts = tuple(reraise_scope_exits(c) if isinstance(c, CodeType) else c
-                       for c in consts)
-        code = code.replace(co_consts=consts)
-    if not any(n.startswith("_memscope_") for n in (*code.co_varnames, *code.co_names)):
-        return code
-    parse = getattr(dis, "_parse_exception_table", None)
-    if parse is None:
-        return code
-    handlers = {e.target for e in parse(code)}
-    if not handlers:
-        return code
-    units = list(code.co_positions())  # type: ignore[attr-defined]  # (3.11+)
-    code, patched = _reraise_at_the_raise(code, _instructions(code), units, handlers,
-                                          lined_reraise=True)
-    if not patched:
-        return code
-    return code.replace(co_linetable=encode_positions(code.co_firstlineno, units))
 
 
 def encode_lines_310(first_line: int, ranges: list[tuple[int, int, int | None]]) -> bytes:
@@ -687,7 +659,8 @@ def place_scope_exits(code: CodeType) -> CodeType:
                 joins.add(ins[2])
     jumps = {opcode.opmap[n] for n in ("JUMP_FORWARD", "JUMP") if n in opcode.opmap}
     changed = False
-    code, patched = _reraise_at_the_raise(code, instrs, units, handlers)
+    code, patched = _reraise_at_the_raise(code, instrs, units, handlers,
+                                          lined_reraise=_LINED_RERAISE)
     changed = bool(patched)
     after = -1  # the code unit after the last run given a line
     jumped: dict[int, int] = {}  # offset a run given a line jumps forward to -> its line
@@ -696,13 +669,15 @@ def place_scope_exits(code: CodeType) -> CodeType:
         start = off // 2
         at_handler = off in handlers
         line: int | None = None
+        if _LINED_RERAISE and any(h <= off < e for h, e in patched.items()):
+            continue  # in a handler of ours, which has no line (a join in it too)
         if not at_handler and off in jumped:
             line = jumped[off]  # reached only from ours: its line
         elif (start != after or at_handler) and off not in joins and not any(
                 ins[4] for ins in run):  # (CPython would have propagated its line)
             continue  # not ours, nor the code that follows ours (its line was ours)
         elif at_handler:
-            if off in patched and not any(ins[2] >= 0 for ins in run):
+            if off in patched and (_LINED_RERAISE or not any(ins[2] >= 0 for ins in run)):
                 continue  # no line, no line event: an `except ... as` body's unbind
             line = first  # (a jump must have a line: CPython's test_patma checks it)
         else:
