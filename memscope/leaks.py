@@ -27,6 +27,7 @@ instances are found without asking for their ``__dict__``.
 
 from __future__ import annotations
 
+from bisect import bisect_left as _bisect
 import gc
 import sys
 import time
@@ -147,6 +148,10 @@ class _Walker:
         # oid -> id of the tuple or frozenset that holds it on its chain (items fixed
         # when that was made: what it holds is as old as it)
         self.frozen_parent: dict[int, int] = {}
+        # oid -> version tag of the dict that holds it on its chain, read when found (a
+        # dict unchanged since before its creator began held it already then)
+        self.dict_parent: dict[int, int] = {}
+        self.dict_version: Any = None  # memscope._deathwatch.dict_version, when built
         self.seen: set[int] = set()
         self.attr_names: dict[type, tuple[str, ...]] = {}
         self.enter_type: dict[type, bool] = {}  # (types: alive while their objects are)
@@ -354,6 +359,8 @@ class _Walker:
         path: list[str] = []
         found_path: list[int] = []  # depth -> oid of a leak on the path (0: none)
         frozen_path: list[int] = []  # depth -> id of a tuple or frozenset there, or 0
+        dict_path: list[Any] = []  # depth -> the dict there, or None
+        dict_version = self.dict_version
         n = 0
         while stack:
             o, depth, step = stack.pop()
@@ -361,10 +368,12 @@ class _Walker:
             del path[depth:]
             del found_path[depth:]
             del frozen_path[depth:]
+            del dict_path[depth:]
             path.append(step)
             found_path.append(0)
             tp = type(o)
             frozen_path.append(oi if tp is tuple or tp is frozenset else 0)
+            dict_path.append(o if dict_version is not None and _isa(o, dict) else None)
             if oi in targets and oi not in self.found and (
                     before < 0 or self.t_first.get(oi, 0) >= before):
                 proof = targets[oi](o)
@@ -375,6 +384,11 @@ class _Walker:
                     found_path[-1] = oi
                     if depth and frozen_path[depth - 1]:
                         self.frozen_parent[oi] = frozen_path[depth - 1]
+                    if depth and dict_path[depth - 1] is not None and step.startswith("[<"):
+                        try:  # (a value of that dict, not a key)
+                            self.dict_parent[oi] = dict_version(dict_path[depth - 1])
+                        except Exception:
+                            pass
             if oi in self.seen or not self.enters(o):
                 continue
             self.seen.add(oi)
@@ -599,6 +613,7 @@ def find_leaks(
     deathwatch: Any = None,
     import_time: set[int] | frozenset[int] = frozenset(),
     preexisting: dict[int, int] | None = None,
+    polls: list[list[int]] | None = None,
     max_candidates: int = 100_000,
     budget_ns: int = 30_000_000_000,
     on_incomplete: Any = None,
@@ -606,8 +621,9 @@ def find_leaks(
     """Leaked objects of a finished replay, in this live process (see the module).
     ``import_time``: ids first bound while a module was imported; ``preexisting``: id ->
     token of the scope instance it was first bound in, for objects proven older than
-    that instance (``_hooks._note_age``). ``on_incomplete(message)`` is told what was
-    not looked at (candidates past ``max_candidates``, roots past the time budget)."""
+    that instance (``_hooks._note_age``); ``polls``: ``_hooks._polls`` ([token, a new
+    dict's version tag] each, in token order). ``on_incomplete(message)`` is told what
+    was not looked at (candidates past ``max_candidates``, roots past the time budget)."""
     deadline = time.perf_counter_ns() + budget_ns
     scopes = analysis.scopes
 
@@ -657,6 +673,8 @@ def find_leaks(
 
     targets = {oid: checker(life) for oid, life in candidates.items()}
     walker = _Walker(targets, deadline)
+    if polls:
+        walker.dict_version = getattr(deathwatch, "dict_version", None)
     walker.t_first = {oid: life.t_first for oid, life in candidates.items()}
 
     def bound_at(obj: Any, desc: str) -> int:
@@ -685,6 +703,12 @@ def find_leaks(
     for oid, parent in walker.frozen_parent.items():
         # an item of a tuple or frozenset older than its creator: as old as its holder
         if _older_than_creator(parent, candidates[oid].creator_tok, preexisting):
+            del walker.found[oid]
+            dropped.add(oid)
+    for oid, version in walker.dict_parent.items():
+        # a value of a dict not changed since before its creator began was in it then
+        if oid in walker.found and _dict_older_than(version, candidates[oid].creator_tok,
+                                                    polls or []):
             del walker.found[oid]
             dropped.add(oid)
     for outer_of in [rec[3] for rec in walker.found.values()]:
@@ -729,6 +753,24 @@ def _older_than_creator(oid: int, creator_tok: int, preexisting: dict[int, int] 
     entered at or after that one began after the object existed."""
     older = preexisting.get(oid) if preexisting else None
     return older is not None and creator_tok >= older
+
+
+def _dict_older_than(version: int, creator_tok: int, polls: list[list[int]]) -> bool:
+    """Was a dict with this version tag last changed before the scope instance
+    ``creator_tok`` began? Every dict creation and change takes the next value of one
+    interpreter-wide counter, and each poll holds a new dict's tag, taken before the
+    scope instances with larger tokens began: a tag below that poll's says so."""
+    try:
+        i = _bisect(polls, creator_tok, key=_poll_token) - 1
+        while i >= 0 and polls[i][0] >= creator_tok:  # (threads may append out of order)
+            i -= 1
+        return i >= 0 and version < polls[i][1]
+    except (IndexError, TypeError):  # (another thread may trim the list meanwhile)
+        return False
+
+
+def _poll_token(poll: list[int]) -> int:
+    return poll[0]
 
 
 def _program_itself(obj: Any, chain: str) -> bool:

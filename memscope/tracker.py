@@ -114,6 +114,7 @@ class MemoryTracker:
             found = find_leaks(an, _hooks._watched, deathwatch=_hooks._dw,
                                import_time=_hooks._import_time,
                                preexisting=_hooks._preexisting,
+                               polls=_hooks._polls,
                                on_incomplete=lambda msg: _hooks._error("leaks", RuntimeError(msg)))
         return an, found
 
