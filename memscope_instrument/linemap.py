@@ -518,7 +518,10 @@ def reraise_scope_exits_310(code: CodeType) -> CodeType:
     ``def`` (``except``) line, as in plain code. Our handler: the target of a
     ``SETUP_FINALLY``, a run of instructions of no line (but its ``RERAISE 0``s, which
     inherit the finally statement's line) that starts by reading a name of ours and
-    ends at a ``RERAISE`` that no jump of the run passes."""
+    ends at a ``RERAISE`` that no jump of the run passes. The rest of our instructions
+    left with no line (a read-back guard's join, where two paths meet, and the normal
+    exit after it) take the line before them, as ``place_scope_exits`` does from 3.11:
+    with none, 3.10 traced the line after them again (a function's last line twice)."""
     import opcode
 
     consts = code.co_consts
@@ -545,6 +548,12 @@ def reraise_scope_exits_310(code: CodeType) -> CodeType:
     names = {"LOAD_FAST": code.co_varnames, "LOAD_GLOBAL": code.co_names,
              "LOAD_NAME": code.co_names}
     ours_first = {opcode.opmap[n] for n in names}
+    setups = {opcode.opmap[n] for n in ("SETUP_FINALLY", "SETUP_WITH", "SETUP_ASYNC_WITH")
+              if n in opcode.opmap}
+    if_false = {op for op in jabs | jrel if "IF_FALSE" in opcode.opname[op]}
+    exits = {opcode.opmap[n] for n in ("RETURN_VALUE", "RERAISE", "RAISE_VARARGS",
+                                       "JUMP_FORWARD", "JUMP_ABSOLUTE")}
+    in_handler: set[int] = set()
     changed = False
     for _i, op, _arg, target in instrs:
         if op != setup or target < 0 or target // 2 >= len(instrs):
@@ -574,7 +583,36 @@ def reraise_scope_exits_310(code: CodeType) -> CodeType:
             if instrs[j][1] == reraise:
                 raw[2 * j + 1] = 1
             line_of[j] = None
+            in_handler.add(j)
         changed = True
+    # the rest of ours with no line (a read-back guard's join, the normal exit after
+    # it): the line before it, as 3.10 gives an instruction of no line in a block of
+    # one predecessor. Left with none, the line after it was traced again.
+    ours_at = {k for k, (_o, op, arg, _t) in enumerate(instrs)
+               if op in ours_first and names[opcode.opname[op]][arg].startswith("_memscope_")}
+    targets = {t // 2 for _o, _op, _a, t in instrs if t >= 0}
+    handler_targets = {t // 2 for _o, op, _a, t in instrs if t >= 0 and op in setups}
+    joins = {t // 2 for k, (_o, op, _a, t) in enumerate(instrs)
+             if t >= 0 and op in if_false and any(j in ours_at for j in range(k - 5, k))}
+    k = 0
+    after = -1
+    while k < len(instrs):
+        if line_of[k] is not None or k in in_handler or k in handler_targets:
+            k += 1
+            continue
+        j = k
+        while j < len(instrs) and line_of[j] is None and j not in in_handler and (
+                j == k or (j not in targets and instrs[j - 1][1] not in exits)):
+            j += 1
+        prev = next((line_of[u] for u in range(k - 1, -1, -1) if line_of[u] is not None),
+                    None)
+        if prev is not None and (k in joins or k == after
+                                 or any(u in ours_at for u in range(k, j))):
+            for u in range(k, j):
+                line_of[u] = prev
+            after = j
+            changed = True
+        k = j
     if not changed:
         return code
     ranges: list[tuple[int, int, int | None]] = []
