@@ -222,6 +222,9 @@ _import_time: set[int] = set()
 # full mode: ids of watched objects proven older than the scope instance that first
 # bound them (``_note_age``) -> that instance's token; dropped as they die
 _preexisting: dict[int, int] = {}
+# full mode: ids watched because a bind's deep walk reached them, not yet bound
+# themselves (``_stamp_reached``): their deaths make no FINAL row
+_stamped: set[int] = set()
 # [token taken just after, a new dict's version tag]: polls (each list its own marker in
 # the collector's young list), the state before every scope instance entered after it
 _polls: list[list[int]] = []
@@ -1106,8 +1109,13 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
                 if allowed <= 0:
                     _counters["deep_skipped"] += 1
                 else:
+                    reached: list[Any] | None = [] if _age is not None else None
                     res = sizing.deep_size(value, max_objects=_deep_budget[0],
-                                           max_ns=min(_deep_budget[1], int(allowed)))
+                                           max_ns=min(_deep_budget[1], int(allowed)),
+                                           found=reached)
+                    if reached:
+                        _stamp_reached(reached)
+                        reached = None
                     _deep_time[0] += _perf() - now
                     deep = res.size
                     if not res.complete:
@@ -1117,6 +1125,7 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
                     _deep_cache[oid] = (ti, size, deep)
             if plan.buffer_kind or plan.sizer is not None or plan.trackable:
                 addr, bufsize = sizing.buffer_info(value, plan)
+            _stamped.discard(oid)  # (bound now: its death is a FINAL row)
             if _watch(value, oid, tp) and _age is not None:
                 _note_age(value, oid, tok)
             if oid not in _import_time and (oid in _watched or (
@@ -1299,7 +1308,33 @@ def drain_deaths() -> None:
         _deep_cache.pop(oid, None)
         _import_time.discard(oid)
         _preexisting.pop(oid, None)
+        if oid in _stamped:  # never bound: no row
+            _stamped.discard(oid)
+            continue
         _buf.append((FINAL, t, oid))
+
+
+def _stamp_reached(objs: list[Any]) -> None:
+    """The ``bytes``, ``bytearray`` and ``str`` a bind's deep walk reached existed at
+    that bind, so a scope instance entered after it that names one first did not make
+    it (an item of a module constant, ``CHUNKS = [bytes(...), ...]``, read later by
+    ``for chunk in CHUNKS``). The collector does not track these types, so nothing
+    else tells their age: each one not yet watched is watched now (its death forgets
+    it) and noted older than the instances entered from now on (``_preexisting``)."""
+    t = _perf()
+    older = _next_tok()  # (instances entered from now on get larger tokens)
+    dw = _dw
+    for o in objs:
+        oid = id(o)
+        if oid in _preexisting or dw.since(oid) is not None:
+            continue
+        if type(o) is str:
+            if not (_large_str[0] and _getsizeof(o) > LARGE_STR and dw.watch_large(o, t)):
+                continue
+        elif not dw.watch(o, t):
+            continue
+        _preexisting[oid] = older
+        _stamped.add(oid)
 
 
 def _start_deathwatch() -> None:

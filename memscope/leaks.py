@@ -27,11 +27,11 @@ instances are found without asking for their ``__dict__``.
 
 from __future__ import annotations
 
-from bisect import bisect_left as _bisect
 import gc
 import sys
 import time
 import types
+from bisect import bisect_left as _bisect
 from dataclasses import dataclass, field
 from typing import Any
 

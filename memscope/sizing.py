@@ -359,13 +359,21 @@ class DeepResult:
         return f"DeepResult(size={self.size}, objects={self.objects}, complete={self.complete})"
 
 
+FOUND_CAP = 4096  # objects one deep walk hands to ``found`` at most
+FOUND_STR = 576  # ... and only str larger than this (what full mode can watch)
+
+
 def deep_size(
     obj: Any,
     *,
     max_objects: int = 1_000_000,
     max_ns: int = 100_000_000,
+    found: list[Any] | None = None,
 ) -> DeepResult:
     """Bytes reachable from ``obj``, each object counted once, within a budget.
+    ``found``, if given, gets the exact ``bytes`` and ``bytearray`` objects and the
+    ``str`` over FOUND_STR bytes it reached (at most FOUND_CAP), for full mode's age
+    evidence (``_hooks._stamp_reached``).
 
     Types, modules, functions and code are part of the program, not the data, and are
     neither counted nor walked (as ``pympler.asizeof`` does by default). Each object
@@ -414,9 +422,13 @@ def deep_size(
                     complete = False
                     break
                 count += 1
-                total += kw.size(k)
+                size = kw.size(k)
+                total += size
                 if kw.container:
                     stack.append(k)
+                elif found is not None and (kt is bytes or kt is bytearray or (
+                        kt is str and size > FOUND_STR)) and len(found) < FOUND_CAP:
+                    found.append(k)
         except Exception as _e:
             _reraise_signal(_e)  # a signal handler's, not ours to drop
             continue
