@@ -896,7 +896,7 @@ class Analysis:
         live = self.live
         key = (b.scope_id, b.var)
         in_tok = live.get(tok)
-        if in_tok is not None and key in in_tok and in_tok[key] is b:
+        if in_tok is not None and in_tok.get(key) is b:
             del in_tok[key]
             self.nlive -= 1
             if not in_tok:

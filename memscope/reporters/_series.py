@@ -253,15 +253,23 @@ class Series:
             ids = _group_keys(b)
         maps = self.maps
         try:  # every group a candidate already (most binds): _slots, unrolled
-            slots = [maps[0][ids[0]], maps[1][ids[1]], maps[2][ids[2]], maps[3][ids[3]],
-                     maps[4][ids[4]]]
+            s0, s1, s2, s3, s4 = slots = [
+                maps[0][ids[0]], maps[1][ids[1]], maps[2][ids[2]], maps[3][ids[3]],
+                maps[4][ids[4]]]  # fmt: skip
         except KeyError:
-            slots = self._slots(b, ids)
-        else:
+            s0, s1, s2, s3, s4 = slots = self._slots(b, ids)
+        else:  # each candidate's running peak (as ``_slots`` keeps it), unrolled
             slot_w = self.slot_w
-            for s in slots:
-                if nbytes > slot_w[s]:
-                    slot_w[s] = nbytes
+            if nbytes > slot_w[s0]:
+                slot_w[s0] = nbytes
+            if nbytes > slot_w[s1]:
+                slot_w[s1] = nbytes
+            if nbytes > slot_w[s2]:
+                slot_w[s2] = nbytes
+            if nbytes > slot_w[s3]:
+                slot_w[s3] = nbytes
+            if nbytes > slot_w[s4]:
+                slot_w[s4] = nbytes
         oid = b.oid
         live = self.live
         if oid not in live:
@@ -274,10 +282,13 @@ class Series:
                 self.snap = None
             elif self.snap is None:
                 self.snap = self.state[:]
-            if nbytes:
+            if nbytes:  # (five distinct slots: one per grouping)
                 state = self.state
-                for s in slots:
-                    state[s] += nbytes
+                state[s0] += nbytes
+                state[s1] += nbytes
+                state[s2] += nbytes
+                state[s3] += nbytes
+                state[s4] += nbytes
             self.total = total
         else:
             rec = live[oid]
@@ -314,8 +325,12 @@ class Series:
             if old_bytes:
                 state = self.state
                 if rec[4] is not None and rec[5] == self.evictions:  # its slots still
-                    for s in rec[4]:
-                        state[s] -= old_bytes
+                    s0, s1, s2, s3, s4 = rec[4]
+                    state[s0] -= old_bytes
+                    state[s1] -= old_bytes
+                    state[s2] -= old_bytes
+                    state[s3] -= old_bytes
+                    state[s4] -= old_bytes
                 else:
                     maps, old = self.maps, rec[1]
                     for g in range(NG):
