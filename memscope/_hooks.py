@@ -314,6 +314,13 @@ def _error(where: str, exc: BaseException) -> None:
 #   pending again, with no call instruction after it in a memscope frame), so its
 #   handler runs again at the program's next check and raises there, as plain Python
 #   would have; anything else is counted (``errors``) and recorded, never raised.
+# - after ``_CATCH`` handed a signal back, a hook returns through no instruction that
+#   checks for signals: ``if not _CATCH[...]: return`` then ``raise`` (3.10 checks at a
+#   conditional jump taken: ``if _CATCH[...]: raise`` ran the handler in the hook, at
+#   that line, and a Ctrl-C in a weakref callback was printed and lost);
+# - the hooks catch with ``except BaseException:``, no name (``_CATCH[where]`` reads the
+#   exception from ``sys.exc_info()``): on 3.10 the handler that clears the name caught
+#   the bare ``raise`` again and reset the exception's traceback to ours.
 
 
 class _Trip:
@@ -330,8 +337,9 @@ _TRIP = _Trip()
 
 
 class _Catch:
-    """``_CATCH[where, exc]``: an exception caught by a hook; see above. Called by a
-    subscript too, so that the hook returns with no check for signals in between.
+    """``_CATCH[where]``: the exception a hook's ``except`` is handling (the C hot
+    path: ``_CATCH[where, exc]``); see above. Called by a subscript, so that the hook
+    returns with no check for signals in between.
 
     A KeyboardInterrupt of SIGINT's default handler is handed back (``_TRIP``): that
     handler runs again at the program's next check, or in the next hook, which hands
@@ -348,11 +356,19 @@ class _Catch:
 
     __slots__ = ()
 
-    def __getitem__(self, arg: tuple[str, BaseException]) -> bool:
-        sig = act = 0  # act 1: raise exc again, 2: hand the signal back
-        exc: BaseException | None = None
+    def __getitem__(self, arg: str | tuple[str, BaseException], sig: int = 0,
+                    act: int = 0, exc: BaseException | None = None) -> bool:
+        # (sig, act, exc: locals set before the first instruction, which is a `try`: 3.10
+        # checks for signals as a frame starts, but not at a `try`)
+        # act 1: raise exc again, 2: hand the signal back
         try:
-            where, exc = arg
+            if isinstance(arg, str):  # a hook's `except BaseException:` (no name: below)
+                where, (_, exc, head) = arg, _exc_info()
+                caller = _getframe(2)  # the program's frame that called the hook
+            else:  # the C hot path: (where, exception)
+                where, exc = arg
+                head, caller = None, _getframe(1)
+            assert exc is not None
             if exc is _passing[0]:
                 sig, tb = _passing[1], _passing[2]
             else:
@@ -370,25 +386,64 @@ class _Catch:
                     act = 2
                 elif tb is not None:
                     exc.__traceback__ = tb  # from the handler's frame on
+                    # (not an exception memscope's own code was handling: the program's)
+                    exc.__context__ = _program_context(exc, caller)
                     act = 1
-                elif exc.__context__ is not None:
+                elif (ctx := _program_context(exc, caller)) is not None:
                     # the hook ran while the program handled an exception (a `finally`
                     # it unwinds through): handed back, the signal would come after
                     # that exception was caught, a second one; raised now, it replaces
-                    # it, as plain Python's would
-                    exc.__traceback__ = None
+                    # it, as plain Python's would. (It was raised at once whenever it
+                    # had a context: also when that was an exception memscope's own
+                    # code was handling, which the program then saw as its context.)
+                    exc.__context__ = ctx
+                    exc.__traceback__ = tb = None
                     act = 1
                 else:
                     act = 2
+                if act == 1 and head is not None and _BARE_RAISE_KEEPS_TB:
+                    # 3.10: the hook's bare `raise` re-raises with the traceback its
+                    # `except` caught (from the hook's frame on), not the exception's:
+                    # that hook's own entry stays, the rest is the one chosen above.
+                    # (The C hot path, which called the hook, passes the exception's
+                    # own on: no frame of ours.)
+                    head.tb_next = tb
         except BaseException as again:  # another signal, landed here
             if not act and again.__class__ is KeyboardInterrupt:
                 sig, act = 2, 2
-        if act == 2:
-            _TRIP[sig]  # type: ignore[misc, call-arg]
+        # no jump that checks for signals (3.10 checks at a conditional jump taken, and
+        # would run the handler here), nothing after the trip but the return
+        act == 2 and _TRIP[sig]  # type: ignore[misc, call-arg]
         return act == 1  # the hook raises it again: a bare `raise` adds no frame of ours
 
 
 _passing: list[Any] = [None, 0, None]  # (exception, signal, tb) a hook hands outwards
+
+
+def _program_context(exc: BaseException, caller: Any) -> BaseException | None:
+    """The exception the program was handling when ``exc`` was raised inside a hook
+    that the program's frame ``caller`` called: ``exc``'s context, past the exceptions
+    handled in frames that call made (memscope's own code, or user code it called,
+    ``__sizeof__``): their traceback starts in a frame below ``caller``. None if none."""
+    ctx = exc.__context__
+    for _ in range(100):  # (a cycle of contexts: Python breaks them, but bounded)
+        if ctx is None:
+            return None
+        tb = ctx.__traceback__
+        if tb is None:
+            return ctx
+        f: Any = tb.tb_frame
+        if f is caller:
+            return ctx
+        f = f.f_back
+        while f is not None and f is not caller:
+            f = f.f_back
+        if f is None:  # handled above the call, or elsewhere: the program's
+            return ctx
+        ctx = ctx.__context__
+    return None
+_exc_info = sys.exc_info
+_BARE_RAISE_KEEPS_TB = sys.version_info < (3, 11)
 _CATCH = _Catch()
 
 
@@ -446,10 +501,16 @@ def _type_idx(tp: type) -> int:
 _type_refs: dict[int, weakref.ref[type]] = {}
 
 
-def _on_death(fn: Callable[[int], None], key: int) -> Callable[[Any], None]:
-    """A weakref callback calling ``fn(key)`` (functools.partial is not imported at
-    start-up)."""
-    return lambda _ref: fn(key)
+def _on_death(fn: Callable[[int, Any], None], key: int) -> Callable[[Any], None]:
+    """A weakref callback calling ``fn(key, ref)``: ``fn`` bound to ``key``, a method
+    object, no frame of its own (functools.partial is not imported at start-up). It was
+    a lambda: on 3.10 its frame checked for signals as it started and after ``fn``
+    returned, where a Ctrl-C ``fn`` handed back was raised, printed as ignored in a
+    callback, and lost."""
+    return _MethodType(fn, key)
+
+
+_MethodType = type(_on_death.__get__(0))  # types.MethodType
 
 
 def _forget_type(key: int, _ref: Any = None) -> None:
@@ -460,9 +521,10 @@ def _forget_type(key: int, _ref: Any = None) -> None:
         _type_refs.pop(key, None)
         _unweakrefable.discard(key)
         _hidden.discard(key)
-    except BaseException as exc:  # an interrupt: re-delivered, not lost in a callback
-        if _CATCH["final", exc]:
-            raise
+    except BaseException:  # an interrupt: re-delivered, not lost in a callback
+        if not _CATCH["final"]:
+            return
+        raise
 
 
 def _new_thread(ident: int) -> None:
@@ -616,7 +678,10 @@ _group_n: dict[int, int] = {}  # first site of a bind_group -> number of sites
 
 def _pass(site: int, value: T, tok: Any, /) -> T:
     """``bind``'s stand-in at a value-passing site whose guard is off."""
-    return value
+    try:  # (first: 3.10 checks for signals as a frame starts, not at a `try`)
+        return value
+    finally:
+        pass
 
 
 def _is_boring(value: Any, tp: type) -> bool:
@@ -704,9 +769,9 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         """The names a statement or a run of statements bound, behind one guard (sites
         ``first``, ...). A member that sleeps is skipped until the re-arm, as it would
         be behind a guard of its own (another member keeps the shared guard on)."""
-        if tok is None:
-            return
-        try:
+        try:  # (first: 3.10 checks for signals as a frame starts, not at a `try`)
+            if tok is None:
+                return
             s = base + first
             if s not in _group_n:
                 _group_n[s] = len(values)
@@ -715,14 +780,15 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             for k, v in enumerate(values):
                 if not asleep[s + k]:
                     hot_bind(first + k, v, tok)
-        except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
-            if _CATCH["bind_group", exc]:
-                raise
+        except BaseException:  # an interrupt (re-delivered) or a user hook's
+            if not _CATCH["bind_group"]:
+                return
+            raise
 
     def bind(site: int, value: T, tok: Any, /) -> T:
-        if tok is None:  # inside a scope instance that is not recorded
-            return value
-        try:
+        try:  # (first: 3.10 checks for signals as a frame starts, not at a `try`)
+            if tok is None:  # inside a scope instance that is not recorded
+                return value
             s = base + site
             bound[s] = 1
             if rate[s]:
@@ -776,9 +842,10 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             except Exception as exc:
                 _error("bind", exc)
                 append(_bind_row(_perf(), s, tok, id(value), 0, -1))
-        except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
-            if _CATCH["bind", exc]:
-                raise
+        except BaseException:  # an interrupt (re-delivered) or a user hook's
+            if not _CATCH["bind"]:
+                return value
+            raise
         return value
 
     def bind_attr(site: int, obj: Any, attr: str, tok: Any, /) -> None:
@@ -786,9 +853,9 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         code: a ``__slots__`` member or the instance's own attribute, through the
         type's plan (``_attr_plan``); a property, a custom descriptor or a custom
         ``__dict__`` is not read, and nothing is recorded."""
-        if tok is None:
-            return
-        try:
+        try:  # (first: 3.10 checks for signals as a frame starts, not at a `try`)
+            if tok is None:
+                return
             try:
                 tp = type(obj)
                 plan = plans_get((id(tp), attr))
@@ -816,22 +883,24 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 hot_bind(site, value, tok)
             else:
                 _counters["attrs_unread"] += 1
-        except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
-            if _CATCH["bind_attr", exc]:
-                raise
+        except BaseException:  # an interrupt (re-delivered) or a user hook's
+            if not _CATCH["bind_attr"]:
+                return
+            raise
 
     def unbind(site: int, tok: Any, /) -> None:
         try:
             s = base + site
             if rate[s] >= 0 and tok is not None:
                 append((UNBIND, _perf(), s, tok))
-        except BaseException as exc:  # an interrupt, re-delivered
-            if _CATCH["unbind", exc]:
-                raise
+        except BaseException:  # an interrupt, re-delivered
+            if not _CATCH["unbind"]:
+                return
+            raise
 
     def enter(scope: int, first_param: int, /, *params: Any) -> int | None:
-        tok = None
-        try:
+        try:  # (first: 3.10 checks for signals as a frame starts, not at a `try`)
+            tok = None  # (no check for signals before it)
             sc = sbase + scope
             n = _scope_entered[sc] + 1
             _scope_entered[sc] = n
@@ -865,9 +934,10 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                 hot_bind(s, p, tok)
             if len(buf) >= _flush_at:
                 _flush()
-        except BaseException as exc:  # an interrupt (re-delivered) or a user hook's
-            if _CATCH["enter", exc]:
-                raise
+        except BaseException:  # an interrupt (re-delivered) or a user hook's
+            if not _CATCH["enter"]:
+                return tok
+            raise
         return tok
 
     def enter_class(scope: int, /) -> None:
@@ -877,9 +947,10 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             key = id(_getframe(1))
             _class_toks[key] = None  # (the key is there even if enter is interrupted)
             _class_toks[key] = hot_enter(scope, -1)
-        except BaseException as exc:  # an interrupt (re-delivered)
-            if _CATCH["enter", exc]:
-                raise
+        except BaseException:  # an interrupt (re-delivered)
+            if not _CATCH["enter"]:
+                return
+            raise
 
     def exit_class() -> None:
         """The class body ended (returned or raised)."""
@@ -887,17 +958,19 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             tok = _class_toks.pop(id(_getframe(1)), None)
             if tok is not None:
                 hot_exit(tok)
-        except BaseException as exc:  # an interrupt (re-delivered)
-            if _CATCH["exit", exc]:
-                raise
+        except BaseException:  # an interrupt (re-delivered)
+            if not _CATCH["exit"]:
+                return
+            raise
 
     def exit(tok: Any, /) -> None:
-        if tok is not None:
-            try:
+        try:  # (first: 3.10 checks for signals as a frame starts, not at a `try`)
+            if tok is not None:
                 append((EXIT, _perf(), tok))
-            except BaseException as exc:  # an interrupt, re-delivered
-                if _CATCH["exit", exc]:
-                    raise
+        except BaseException:  # an interrupt, re-delivered
+            if not _CATCH["exit"]:
+                return
+            raise
 
     # the entry points the program calls: the C ones (memscope/_hotpath.c), which do the
     # common case and hand the rest to the closures above, or the closures themselves
@@ -929,7 +1002,10 @@ _class_toks: dict[int, Any] = {}  # id(class body frame) -> its token (enter_cla
 
 def _class_tok() -> Any:
     """The token of the class body that calls (``enter_class``); None if none."""
-    return _class_toks.get(id(_getframe(1)))
+    try:  # (first: 3.10 checks for signals as a frame starts, not at a `try`)
+        return _class_toks.get(id(_getframe(1)))
+    finally:
+        pass
 
 
 _MISSING = object()
@@ -993,15 +1069,16 @@ def _attr_plan(tp: type, attr: str) -> tuple[Any, int, Any]:
 _plan_attrs: dict[int, set[str]] = {}  # id(type) -> the attributes it has plans for
 
 
-def _forget_plans(key: int) -> None:
+def _forget_plans(key: int, _ref: Any = None) -> None:
     """A type with attribute plans died (weakref callback): its plans go, and with them
     the namespaces they hold (a new type may get its id)."""
     try:
         for attr in _plan_attrs.pop(key, ()):
             _attr_plans.pop((key, attr), None)
-    except BaseException as exc:  # an interrupt: re-delivered, not lost in a callback
-        if _CATCH["final", exc]:
-            raise
+    except BaseException:  # an interrupt: re-delivered, not lost in a callback
+        if not _CATCH["final"]:
+            return
+        raise
 
 
 def _storage(tp: type, attr: str) -> tuple[int, Any]:
@@ -1410,9 +1487,10 @@ def _finalized(oid: int, _ref: Any = None) -> None:
         _import_time.discard(oid)
         _preexisting.pop(oid, None)
         _buf.append((FINAL, _perf(), oid))
-    except BaseException as exc:  # an interrupt: re-delivered, not lost in a callback
-        if _CATCH["final", exc]:
-            raise
+    except BaseException:  # an interrupt: re-delivered, not lost in a callback
+        if not _CATCH["final"]:
+            return
+        raise
 
 
 def _through_bind(probe: Callable[[int, Any, int], int]) -> int:

@@ -989,6 +989,20 @@ call_python(PyObject *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *ins
         PyErr_Clear();
         return Py_NewRef(instead);
     }
+#if PY_VERSION_HEX < 0x030B0000
+    if (r == NULL) {
+        /* 3.10: the closure's bare ``raise`` re-raised the exception with the traceback
+         * its ``except`` caught (our frames), not the one ``_CATCH`` gave it (from a
+         * signal handler's frame on, or none): the program gets the exception's own */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (value != NULL) {
+            Py_XSETREF_LOCAL(tb, PyException_GetTraceback(value));
+        }
+        PyErr_Restore(type, value, tb);
+    }
+#endif
     return r;
 }
 

@@ -54,9 +54,21 @@ def signal_of(exc: BaseException) -> tuple[int, TracebackType | None]:
     if (type(exc) is KeyboardInterrupt and last is not None
             and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler):
         code = last.tb_frame.f_code.co_code
-        if code[last.tb_lasti] not in _raises():
+        if code[last.tb_lasti] not in _raises() or _at_its_handler(exc, last):
             return int(_signal.SIGINT), None
     return 0, None
+
+
+def _at_its_handler(exc: BaseException, last: TracebackType) -> bool:
+    """``exc`` came from the check for signals 3.10 makes as it jumps to the handler of
+    the exception a ``raise`` raised: its last entry is that raise's, as is the last
+    entry of its context (the exception the handler was about to handle). Before, such
+    a Ctrl-C was taken for an exception of the user code memscope called, and dropped."""
+    ctx = exc.__context__
+    tb = ctx.__traceback__ if ctx is not None else None
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame is last.tb_frame and tb.tb_lasti == last.tb_lasti
 
 
 def reraise_signal(exc: BaseException) -> None:
