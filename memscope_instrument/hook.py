@@ -427,6 +427,7 @@ def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename
     orig_text = _decode(source) if isinstance(source, bytes) else source
     remap_tree(tree, _split(code.encode("utf-8")), _split(orig_text.encode("utf-8")), line_map)
     _tail_returns(tree)
+    _preset_tokens(tree)
     if _LINE_AFTER_A_CALL_AT_A_JOIN:
         _unjoin_enters(tree)
     compiled = compile(tree, filename, "exec", dont_inherit=True, optimize=-1)
@@ -439,6 +440,53 @@ def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename
 
         compiled = reraise_scope_exits_310(compiled)
     return compiled
+
+
+def _is_enter_try(st: ast.stmt) -> bool:
+    """A scope's ``try: tok = _memscope_e[S] and _memscope_.enter(...)`` (``except
+    RecursionError: tok = None``)."""
+    import ast
+
+    from memscope_instrument.linemap import _reserved
+
+    if not (isinstance(st, ast.Try) and len(st.body) == 1 and st.handlers
+            and isinstance(st.body[0], ast.Assign)):
+        return False
+    a = st.body[0]
+    v = a.value
+    return (all(isinstance(t, ast.Name) and _reserved(t.id) for t in a.targets)
+            and isinstance(v, ast.BoolOp) and isinstance(v.op, ast.And)
+            and len(v.values) == 2 and isinstance(v.values[0], ast.Subscript)
+            and isinstance(v.values[1], ast.Call)
+            and isinstance(v.values[1].func, ast.Attribute)
+            and v.values[1].func.attr == "enter")
+
+
+def _preset_tokens(tree: ast.AST) -> None:
+    """A function's scope token is set to None (``tok = None``, compiled with no
+    position) before its ``enter``, which is on the first line: a debugger's jump from
+    that line (``f_lineno`` set in its line event, pdb's ``jump``) skips the enter, and
+    the token was then unbound (``UnboundLocalError`` at the next read-back or at the
+    exit; CPython's ``test_sys_settrace`` jump tests). With None, the binds after the
+    jump record nothing (``bind`` ignores a None token) and the exit is skipped, as
+    for a scope memscope had switched off. It makes no line event (no position, no
+    call): 3.11+ give it the line of the ``RESUME`` before it, 3.10 none."""
+    import ast
+
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for k, st in enumerate(node.body[:2]):
+            if not _is_enter_try(st):
+                continue
+            targets = st.body[0].targets  # type: ignore[attr-defined]
+            pre = ast.Assign([ast.Name(t.id, ast.Store()) for t in targets],
+                             ast.Constant(None))
+            for n in ast.walk(pre):
+                n.lineno = n.end_lineno = -1  # type: ignore[attr-defined]
+                n.col_offset = n.end_col_offset = -1  # type: ignore[attr-defined]
+            node.body.insert(k, pre)
+            break
 
 
 def _unjoin_enters(tree: ast.AST) -> None:

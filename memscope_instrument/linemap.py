@@ -625,6 +625,33 @@ def reraise_scope_exits_310(code: CodeType) -> CodeType:
                         co_linetable=encode_lines_310(code.co_firstlineno, ranges))
 
 
+def _token_preset(code: CodeType, instrs: list[_Instr]) -> set[int]:
+    """Offsets of hook._preset_tokens's ``tok = None`` right after the ``RESUME``:
+    ``LOAD_CONST None``, then stores of names of ours (``COPY`` between two)."""
+    import opcode
+
+    resume = opcode.opmap.get("RESUME")
+    k = next((n for n, ins in enumerate(instrs) if ins[3] == resume), -1)
+    if k < 0 or k + 2 >= len(instrs):
+        return set()
+    load_const = opcode.opmap["LOAD_CONST"]
+    ins = instrs[k + 1]
+    raw = code.co_code
+    if ins[3] != load_const or code.co_consts[raw[ins[0] + 1]] is not None:
+        return set()
+    stores = {opcode.opmap[n] for n in ("STORE_FAST", "STORE_DEREF")}
+    copy = opcode.opmap.get("COPY")
+    out = {ins[0]}
+    for ins in instrs[k + 2:k + 6]:
+        if ins[3] in stores and ins[4]:
+            out.add(ins[0])
+        elif ins[3] == copy:
+            out.add(ins[0])
+        else:
+            break
+    return out if len(out) > 1 else set()
+
+
 def place_scope_exits(code: CodeType) -> CodeType:
     """Give the instructions of our ``finally`` bodies (a scope's exit, an ``except ...
     as`` body's unbind: compiled with no position, hook._injected_nodes) the lines plain
@@ -660,14 +687,22 @@ def place_scope_exits(code: CodeType) -> CodeType:
                        for c in consts)
         code = code.replace(co_consts=consts)
     units = list(code.co_positions())  # type: ignore[attr-defined]  # (3.11+)
-    if not any(p[0] is None for p in units) or not any(
-            n.startswith("_memscope_") for n in (*code.co_varnames, *code.co_names)):
+    instrs: list[_Instr] | None = None
+    preset: set[int] = set()
+    if "_memscope_s" in code.co_varnames:  # hook._preset_tokens's `tok = None`: no line
+        instrs = _instructions(code)
+        preset = _token_preset(code, instrs)
+        for off in preset:
+            units[off // 2] = (None, None, None, None)
+    if not preset and (not any(p[0] is None for p in units) or not any(
+            n.startswith("_memscope_") for n in (*code.co_varnames, *code.co_names))):
         return code
     parse = getattr(dis, "_parse_exception_table", None)
     if parse is None:
         return code
     handlers = {e.target for e in parse(code)}
-    instrs = _instructions(code)
+    if instrs is None:
+        instrs = _instructions(code)
     targets = {t for _o, _e, t, _op, _ours in instrs if t >= 0}
     exits = {opcode.opmap[n] for n in _EXITS if n in opcode.opmap}
     first = next((p[0] for p in units if p[0]), code.co_firstlineno)
@@ -699,7 +734,7 @@ def place_scope_exits(code: CodeType) -> CodeType:
     changed = False
     code, patched = _reraise_at_the_raise(code, instrs, units, handlers,
                                           lined_reraise=_LINED_RERAISE)
-    changed = bool(patched)
+    changed = bool(patched) or bool(preset)
     after = -1  # the code unit after the last run given a line
     jumped: dict[int, int] = {}  # offset a run given a line jumps forward to -> its line
     for run in runs:
@@ -707,6 +742,8 @@ def place_scope_exits(code: CodeType) -> CodeType:
         start = off // 2
         at_handler = off in handlers
         line: int | None = None
+        if off in preset:
+            continue  # before the first line event: none (a jump cannot skip it)
         if _LINED_RERAISE and any(h <= off < e for h, e in patched.items()):
             continue  # in a handler of ours, which has no line (a join in it too)
         if not at_handler and off in jumped:

@@ -585,3 +585,58 @@ def test_310_line_table_encoder_agrees_with_cpython() -> None:
     assert any(e - s > 254 for s, e, _ in merged(far))
     checked += check(far)
     assert checked > 100
+
+
+JUMPS = '''\
+def f(out):
+    out.append(1)
+    x = 2
+    out.append(x)
+    out.append(3)
+    return out
+'''
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11),
+                    reason="3.10: the first line event is before the scope's try")
+@pytest.mark.filterwarnings("ignore:assigning None")  # (3.12+, plain too: `x` jumped over)
+@pytest.mark.parametrize("jump", [(1, 3), (1, 4), (2, 4), (3, 1)])
+def test_a_debuggers_jump_runs_as_in_plain_code(jump: tuple[int, int]) -> None:
+    """A trace function setting ``f_lineno`` (pdb's ``jump``; CPython's
+    ``test_sys_settrace`` JumpTestCase) from a function's first line skips the scope's
+    ``enter``, which runs on that line after its line event: the token was unbound
+    and the jump ended in ``UnboundLocalError`` at the next read-back (or the exit).
+    hook._preset_tokens sets it to None before the first line event (no position, no
+    line event), so the program's output is plain's. Not on 3.10, whose jump check
+    refuses a jump from the first line (the enter's, outside the scope's ``try``) into
+    the body (documented)."""
+    from memscope_instrument import hook
+    from memscope_instrument.transform import instrument_source
+
+    def run(code: Any) -> Any:
+        ns: dict[str, Any] = {"__name__": "jumps"}
+        exec(code, ns)
+        fn = ns["f"]
+        first = fn.__code__.co_firstlineno
+        done = []
+
+        def tracer(frame: Any, event: str, arg: Any) -> Any:
+            if frame.f_code is fn.__code__:
+                if event == "line" and not done and frame.f_lineno == first + jump[0]:
+                    done.append(1)
+                    frame.f_lineno = first + jump[1]
+                return tracer
+            return None
+
+        sys.settrace(tracer)
+        try:
+            return fn([])
+        except Exception as e:  # the same outcome, plain and instrumented
+            return repr(e)
+        finally:
+            sys.settrace(None)
+
+    res = instrument_source(JUMPS, "jumps.py", "jumps")
+    plain = run(compile(JUMPS, "jumps.py", "exec"))
+    assert plain != [1, 2, 3]  # the jump happened
+    assert run(hook.compile_mapped(res.code, list(res.line_map), JUMPS, "jumps.py")) == plain
