@@ -425,12 +425,12 @@ dw_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
  *   order, at the tail of generation 1's (an object it first thought unreachable and
  *   then found reachable goes last: it can only look younger), and only a collection
  *   of generation 1 or 2 (or gc.freeze) takes objects out of generation 1. memscope
- *   makes a marker (a small list of its own, held by memscope, so never thought
- *   unreachable) at each poll. Walking generation 0 back from its tail, then
- *   generation 1: meeting the marker before the object proves the object was tracked
- *   before it (earlier in the lists, or promoted by an earlier collection to
- *   generation 2, which no collection since could have done while the marker is still
- *   in generation 1). A non-empty tuple the collector untracked was untracked by a
+ *   makes a marker (a small list of its own) at each poll and pins it (``pin``: a
+ *   reference the collector does not see, so it is never thought unreachable and
+ *   never moved). A collection appends the survivors of the generations it collects
+ *   to the next one's tail, in order. Walking generation 0 back from its tail, then
+ *   generations 1 and 2: meeting the marker before the object proves the object was
+ *   tracked before it. A non-empty tuple the collector untracked was untracked by a
  *   collection: before the marker if the marker is still in generation 0;
  * - a dict's version tag: every dict creation and change takes the next value of one
  *   interpreter-wide counter (ma_version_tag, 3.10 to 3.13), so a dict whose tag is
@@ -450,7 +450,21 @@ typedef struct {
 
 static GCLink *young_head = NULL;
 static GCLink *gen1_head = NULL; /* the next generation's head, if found and checked */
+static GCLink *gen2_head = NULL; /* and the oldest's */
 static int young_checked = 0;
+
+/* the next generation's head after ``h`` (struct gc_generation {PyGC_Head head; int
+ * threshold; int count;}, in an array, 3.10 to 3.13), if its neighbours point back */
+static GCLink *
+next_head(GCLink *h)
+{
+    GCLink *h1 = (GCLink *)((char *)h + sizeof(GCLink) + 2 * sizeof(int));
+    GCLink *n = (GCLink *)(h1->next & PTR_MASK), *pv = (GCLink *)(h1->prev & PTR_MASK);
+    if (n != NULL && pv != NULL && (GCLink *)(n->prev & PTR_MASK) == h1 &&
+        (GCLink *)(pv->next & PTR_MASK) == h1)
+        return h1;
+    return NULL;
+}
 
 static int
 find_young_head(void)
@@ -470,21 +484,37 @@ find_young_head(void)
             young_head = head;
     }
     Py_DECREF(probe);
-    if (young_head != NULL) {
-        /* struct gc_generation {PyGC_Head head; int threshold; int count;}, in an array
-         * (3.10 to 3.13): the next head, if its neighbours point back at it */
-        GCLink *h1 = (GCLink *)((char *)young_head + sizeof(GCLink) + 2 * sizeof(int));
-        GCLink *n = (GCLink *)(h1->next & PTR_MASK), *pv = (GCLink *)(h1->prev & PTR_MASK);
-        if (n != NULL && pv != NULL && (GCLink *)(n->prev & PTR_MASK) == h1 &&
-            (GCLink *)(pv->next & PTR_MASK) == h1)
-            gen1_head = h1;
-    }
+    if (young_head != NULL)
+        gen1_head = next_head(young_head);
+    if (gen1_head != NULL)
+        gen2_head = next_head(gen1_head);
     return young_head != NULL;
 }
 
+/* Markers pinned by a reference the collector cannot see: one never looks unreachable
+ * from inside a collection, so no collection moves it to its list's tail (only
+ * objects found reachable late are moved there), and the lists, walked from generation
+ * 0's tail to generation 2's head, keep every object tracked after it on its younger
+ * side. An older object may be moved after it: it then reads as not older (never the
+ * other way). The last PINS markers are pinned: more than memscope keeps polls. */
+#define PINS 2048
+static PyObject *pinned[PINS];
+static Py_ssize_t next_pin = 0;
+
+static PyObject *
+dw_pin(PyObject *Py_UNUSED(m), PyObject *op)
+{
+    Py_ssize_t i = next_pin++ % PINS;
+    PyObject *old = pinned[i];
+    pinned[i] = Py_NewRef(op);
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
 /* older(obj, marker, cap): True if obj was tracked by the collector before the marker
- * (a tracked object of memscope's, kept alive) was made, as read from generations 0
- * and 1 walked back from their tails, cap nodes at most; False if not, or not known. */
+ * (a tracked object of memscope's, kept alive and pinned) was made, as read from the
+ * generations walked back from generation 0's tail, cap nodes at most; False if not
+ * (or its age is not known); None if the marker was not met within cap nodes. */
 static PyObject *
 dw_older(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -503,9 +533,9 @@ dw_older(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
     if (!tracked && !(PyTuple_CheckExact(op) && PyTuple_GET_SIZE(op) > 0))
         Py_RETURN_FALSE; /* untracked, and not by a collection: no age known */
     GCLink *me = LINK_OF(op), *mark = LINK_OF(marker);
-    GCLink *heads[2] = {young_head, gen1_head};
+    GCLink *heads[3] = {young_head, gen1_head, gen2_head};
     Py_ssize_t i = 0;
-    for (int g = 0; g < 2 && heads[g] != NULL; g++) {
+    for (int g = 0; g < 3 && heads[g] != NULL; g++) {
         GCLink *h = heads[g];
         GCLink *p = (GCLink *)(h->prev & PTR_MASK);
         for (; i < cap_steps && p != NULL && p != h; i++) {
@@ -521,7 +551,8 @@ dw_older(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
         if (i >= cap_steps)
             break;
     }
-    Py_RETURN_FALSE; /* the marker left generation 1 (a collection), or cap reached */
+    Py_RETURN_NONE; /* not known: cap reached, or the marker not met (frozen, or not
+                     * pinned): as far for any other object judged against it now */
 }
 
 /* dict_version(d): d's version tag; dict_version(None): a fresh dict's (now). */
@@ -570,6 +601,9 @@ static PyMethodDef methods[] = {
     {"older", (PyCFunction)(void (*)(void))dw_older, METH_FASTCALL,
      "older(obj, marker, cap)\n--\n\nWas obj tracked by the collector before marker "
      "was made? (False: no, or not known.)"},
+    {"pin", dw_pin, METH_O,
+     "pin(marker)\n--\n\nKeep a reference to a poll's marker that the collector does "
+     "not see (the last 2048 are kept), so no collection moves it."},
     {"dict_version", dw_dict_version, METH_O,
      "dict_version(d)\n--\n\nThe dict's version tag (None: a new dict's, now)."},
     {NULL, NULL, 0, NULL},

@@ -229,6 +229,13 @@ _stamped: set[int] = set()
 # the collector's young list), the state before every scope instance entered after it
 _polls: list[list[int]] = []
 _stale = [0]  # polls with a token up to this one: a collection took their markers out
+_pinned = [False]  # the markers are pinned (``_deathwatch.pin``): see _after_collection
+_no_walk = [0]  # the scope instance whose walk went past its cap (no more walks for it)
+# pinned markers: polls with tokens up to [0] are in the oldest generation, up to [1]
+# in generation 1 at most; (lo, hi]: polls a full collection put out of order
+_promoted = [0, 0]
+_before_collection = [0]  # the last poll's token when the running collection began
+_stale_spans: list[tuple[int, int]] = []
 _poll_of: list[tuple[int, Any]] = [(0, None)]  # the last instance looked up, its poll
 _local = _thread._local()  # per thread: its ident (set at its first scope), re-entrancy flag
 _flush_lock: Any = _thread.RLock()  # (an RLock only to know its owner: never re-entered)
@@ -1323,9 +1330,15 @@ def _note_age(value: Any, oid: int, tok: int) -> None:
             poll = None
     _poll_of[0] = (tok, poll)
     if poll is not None and poll[0] < tok:  # (any poll before the instance will do)
-        # (a collection since the poll took its marker out of the young list: no walk)
-        if (poll[0] > _stale[0] and _age.older(value, poll, YOUNG_WALK)) or (
-                _isa(value, dict) and _age.dict_version(value) < poll[1]):
+        # (a full collection since the poll put its marker out of order: no walk; nor
+        # once a walk for this instance went past its cap: the next ones would too)
+        old: bool | None = False
+        if poll[0] > _stale[0] and _no_walk[0] != tok and not (
+                _stale_spans and any(lo < poll[0] <= hi for lo, hi in _stale_spans)):
+            old = _age.older(value, poll, YOUNG_WALK)
+            if old is None:
+                _no_walk[0] = tok
+        if old or (_isa(value, dict) and _age.dict_version(value) < poll[1]):
             _preexisting[oid] = tok
     if not polls or tok > polls[-1][0]:
         _poll()  # (an instance older than the last poll: the scopes entered since have it)
@@ -1339,19 +1352,40 @@ def _poll() -> None:
     poll = [0, 0]  # tracked by the collector now: the young list's tail, the marker
     poll[1] = _age.dict_version(None)
     poll[0] = _next_tok()  # taken last: what was read came before it
+    if _pinned[0]:
+        _age.pin(poll)  # (no collection moves it: see _deathwatch.c)
     _polls.append(poll)
     if len(_polls) > 1024:
         del _polls[:512]
+        _stale_spans[:] = [sp for sp in _stale_spans if sp[1] >= _polls[0][0]]
 
 
 def _after_collection(phase: str, info: Any) -> None:
     """gc callback: a poll after each collection (the scope instances entered after it
-    are judged by this one). A collection of generation 1 or 2 takes every marker out
-    of the lists ``older`` walks (generation 0's moves them to generation 1)."""
+    are judged by this one). Collections keep the order of pinned markers but one: a
+    full collection merges generation 0 into the oldest before generation 1, so what
+    generation 0 held then reads as older than the markers generation 1 held (those
+    polls go stale; markers already in the oldest generation, or still in generation
+    0, keep a true order). Unpinned markers (an extension built before ``pin``) may be
+    moved by any collection that reaches their holder: every collection of generation
+    1 or 2 makes all earlier polls stale."""
     try:
-        if phase == "stop" and _age is not None:
-            if _polls and info.get("generation", 2) >= 1:
-                _stale[0] = _polls[-1][0]  # its marker and every earlier one left them
+        if phase == "start":  # (the markers made before it: a finalizer may poll)
+            _before_collection[0] = _polls[-1][0] if _polls else 0
+        elif phase == "stop" and _age is not None:
+            gen = info.get("generation", 2)
+            last = _before_collection[0]
+            if not _pinned[0]:
+                if gen >= 1:
+                    _stale[0] = last  # its marker and every earlier one left them
+            elif gen == 2:
+                if _promoted[1] > _promoted[0]:  # the markers generation 1 held
+                    _stale_spans.append((_promoted[0], _promoted[1]))
+                _promoted[0] = _promoted[1] = last
+            elif gen == 1:
+                _promoted[0] = _promoted[1] = last  # every marker: the oldest generation
+            else:
+                _promoted[1] = last  # generation 0's markers: generation 1
             _poll()
     except BaseException as exc:  # an interrupt: handed back (a callback's exception
         # is printed and dropped by the collector); anything else: counted, never raised
@@ -1429,6 +1463,7 @@ def _start_deathwatch() -> None:
         import gc
 
         _age = _deathwatch
+        _pinned[0] = hasattr(_deathwatch, "pin")
         _poll()  # the state before the first scope instance
         if _after_collection not in gc.callbacks:
             gc.callbacks.append(_after_collection)

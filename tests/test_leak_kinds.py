@@ -195,3 +195,14 @@ def test_what_the_check_did_not_look_at_is_said(full: Any) -> None:
         assert [s.split(":")[1].split()[0] for s in said] == ["only", "out"], said
     finally:
         _HELD.clear()
+
+
+def test_objects_read_across_collections_of_every_generation_are_not_leaks() -> None:
+    """A scan of a registry made at import, with collections of each generation during
+    it (a full one included): the items it names first are older than the scan (the
+    age proofs walk every generation against pinned markers, and a full collection
+    makes stale only the polls whose markers generation 1 held)."""
+    got = leak_run("clean_churn", "registry_scan")
+    gen0, gen1, gen2 = got["extra"]["collections"]
+    assert gen1 >= 2 and gen2 >= 1, got["extra"]
+    assert got["leaks"] == []
