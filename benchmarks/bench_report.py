@@ -5,6 +5,7 @@ summary`` take on a capture of N events, each format in a fresh process, best of
     .venv/bin/python benchmarks/bench_report.py [--events 1000000] [--repeat 1]
     .venv/bin/python benchmarks/bench_report.py --profile html,svg,timeline
     .venv/bin/python benchmarks/bench_report.py --split
+    PYTHONPATH=/tmp/frozen .venv/bin/python benchmarks/bench_report.py   # a frozen copy
 
 ``--split``: where a default report's CPU time goes, in this process, best of
 ``--repeat``: reading the capture, the replay alone (``memscope.analysis``), the replay
@@ -26,7 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# after PYTHONPATH (and the installed package): ``PYTHONPATH=/tmp/frozen python
+# benchmarks/bench_report.py`` times a frozen copy of the tree; ``tests`` comes from here
+sys.path.append(str(ROOT))
 
 CASES = (
     ("report (default: html,svg,timeline)", ["report", "-f", "html,svg,timeline"]),
@@ -55,8 +58,9 @@ def timed(args: list[str], cap: Path, out: Path) -> tuple[float, float]:
         cmd += ["-o", str(out)]
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
+    # (not run from ROOT: ``-m`` would import the tree there before PYTHONPATH's)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   cwd=ROOT)
+                   cwd=out.parent)
     wall = time.perf_counter() - t
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
