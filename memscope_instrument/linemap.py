@@ -704,6 +704,11 @@ def place_scope_exits(code: CodeType) -> CodeType:
     if instrs is None:
         instrs = _instructions(code)
     targets = {t for _o, _e, t, _op, _ours in instrs if t >= 0}
+    sources: dict[int, list[int]] = {}
+    for ins in instrs:
+        if ins[2] >= 0:
+            sources.setdefault(ins[2], []).append(ins[0])
+    index = {ins[0]: k for k, ins in enumerate(instrs)}
     exits = {opcode.opmap[n] for n in _EXITS if n in opcode.opmap}
     first = next((p[0] for p in units if p[0]), code.co_firstlineno)
     runs: list[list[_Instr]] = []
@@ -756,8 +761,17 @@ def place_scope_exits(code: CodeType) -> CodeType:
                 continue  # no line, no line event: an `except ... as` body's unbind
             line = first  # (a jump must have a line: CPython's test_patma checks it)
         else:
-            line = next((units[k][0] for k in range(start - 1, -1, -1)
-                         if units[k][0] is not None), None)
+            # reached only by jumps (the instruction before it does not fall through):
+            # the line of the jumps when they agree (a class body's exit after an
+            # `if`/`else`: the branch that ran, not the one laid out before it)
+            k = index[off]
+            if off in sources and k and instrs[k - 1][3] in exits:
+                lines = {units[src // 2][0] for src in sources[off]}
+                if len(lines) == 1:
+                    line = lines.pop()
+            if line is None:
+                line = next((units[k][0] for k in range(start - 1, -1, -1)
+                             if units[k][0] is not None), None)
             if line is None:
                 continue
         end = run[-1][1] // 2  # with the last instruction's inline caches
@@ -767,6 +781,22 @@ def place_scope_exits(code: CodeType) -> CodeType:
             if ins[3] in jumps and ins[2] >= 0:
                 jumped[ins[2]] = line
         after = end
+        changed = True
+    # a copy of our exit reached only by such a jump, which CPython gave a line of its
+    # own (the line laid out before it, another branch's: 3.11 and 3.12 do so where
+    # the jump came from a guard's join of no line): the jump's line
+    for target, jline in jumped.items():
+        kt = index.get(target)
+        if kt is None or not kt or instrs[kt - 1][3] not in exits or not instrs[kt][4] or (
+                units[target // 2][0] in (None, jline)) or any(
+                src // 2 < len(units) and units[src // 2][0] != jline
+                for src in sources.get(target, ())):
+            continue
+        for ins in instrs[kt:]:
+            for u in range(ins[0] // 2, ins[1] // 2):
+                units[u] = (jline, jline, None, None)
+            if ins[3] in exits:
+                break
         changed = True
     if not changed:
         return code

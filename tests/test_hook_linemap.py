@@ -640,3 +640,52 @@ def test_a_debuggers_jump_runs_as_in_plain_code(jump: tuple[int, int]) -> None:
     plain = run(compile(JUMPS, "jumps.py", "exec"))
     assert plain != [1, 2, 3]  # the jump happened
     assert run(hook.compile_mapped(res.code, list(res.line_map), JUMPS, "jumps.py")) == plain
+
+
+CLASS_IF_ELSE = '''\
+def func(n):
+    class A:
+        if n < 9:
+            a = 1
+        else:
+            a = 2
+    return A
+'''
+
+
+@pytest.mark.skipif(sys.version_info[:2] in ((3, 10), (3, 12)),
+                    reason="3.10, 3.12: the class body's end on the else line (documented)")
+@pytest.mark.parametrize("n", [1, 10])
+def test_a_class_body_ending_in_if_else_returns_from_the_branch_that_ran(n: int) -> None:
+    """A class body whose last statement is an ``if``/``else`` (CPython's
+    ``test_sys_settrace.test_implicit_return_in_class``) shows its return event on the
+    line of the branch that ran, as plain code does: the copy of the body's exit
+    (``exit_class``) reached by the ``if`` branch's jump had the ``else`` line (3.11:
+    CPython gave it the line laid out before it, the jump coming from a guard's join
+    of no line); linemap.place_scope_exits gives it the jump's line."""
+    from memscope_instrument import hook
+    from memscope_instrument.transform import instrument_source
+
+    def events(code: Any) -> list[tuple[str, str, int]]:
+        ns: dict[str, Any] = {"__name__": "classes"}
+        exec(code, ns)
+        out: list[tuple[str, str, int]] = []
+
+        def tracer(frame: Any, event: str, arg: Any) -> Any:
+            if frame.f_code.co_filename == "classes.py":
+                out.append((frame.f_code.co_name, event, frame.f_lineno))
+                return tracer
+            return None
+
+        sys.settrace(tracer)
+        try:
+            ns["func"](n)
+        finally:
+            sys.settrace(None)
+        return out
+
+    res = instrument_source(CLASS_IF_ELSE, "classes.py", "classes")
+    plain = events(compile(CLASS_IF_ELSE, "classes.py", "exec"))
+    inst = events(hook.compile_mapped(res.code, list(res.line_map), CLASS_IF_ELSE,
+                                      "classes.py"))
+    assert inst == plain
