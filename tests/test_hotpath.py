@@ -244,13 +244,11 @@ def test_the_fallback_is_chosen_by_the_environment_and_said_once(tmp_path: Path)
 @pytest.mark.slow
 def test_runtime_tests_on_the_pure_hot_path(tmp_path: Path) -> None:
     """The runtime's own tests, again on the Python closures alone."""
+    # (test_interrupts.py on every version: until the fixes of 44ce5a7 and f3fc376 it
+    # ran on 3.11 only, 3 or 4 of its signal tests failing on 3.10, 3.12 and 3.13)
     files = ["tests/test_contract.py", "tests/test_guards.py",
-             "tests/test_runtime_invariants.py", "tests/test_capture_faults.py"]
-    if sys.version_info[:2] == (3, 11):
-        # on 3.10, 3.12 and 3.13, 3 or 4 of its signal tests fail with either implementation
-        # (a memscope frame in the traceback of a Ctrl-C that lands in a hook): known,
-        # not this test's subject; the full suite runs it on the CI's 3.11
-        files.append("tests/test_interrupts.py")
+             "tests/test_runtime_invariants.py", "tests/test_capture_faults.py",
+             "tests/test_interrupts.py"]
     env = {**os.environ, "MEMSCOPE_HOTPATH_PURE": "1"}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-x", *files], env=env, cwd=ROOT, capture_output=True, text=True)
