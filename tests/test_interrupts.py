@@ -425,7 +425,7 @@ def main():
         try:
             # the loop in a function: 3.12 and 3.13 put the back edge of a loop that
             # ends a `try` body outside the `try` (plain Python's run died there on
-            # 3.13, 2 runs in 10)
+            # 3.13, 3 runs in 20)
             units(done)
         except KeyboardInterrupt:
             interrupted[0] += 1
