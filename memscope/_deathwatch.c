@@ -511,6 +511,14 @@ dw_pin(PyObject *Py_UNUSED(m), PyObject *op)
     Py_RETURN_NONE;
 }
 
+static unsigned long long walked = 0; /* nodes older() has stepped over, in all */
+
+static PyObject *
+dw_walked(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
+{
+    return PyLong_FromUnsignedLongLong(walked);
+}
+
 /* older(obj, marker, cap): True if obj was tracked by the collector before the marker
  * (a tracked object of memscope's, kept alive and pinned) was made, as read from the
  * generations walked back from generation 0's tail, cap nodes at most; False if not
@@ -539,9 +547,12 @@ dw_older(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
         GCLink *h = heads[g];
         GCLink *p = (GCLink *)(h->prev & PTR_MASK);
         for (; i < cap_steps && p != NULL && p != h; i++) {
-            if (p == me)
+            if (p == me) {
+                walked += (unsigned long long)i;
                 Py_RETURN_FALSE; /* tracked after the marker (or it is the marker) */
+            }
             if (p == mark) {
+                walked += (unsigned long long)i;
                 if (!tracked && g > 0) /* a collection since may have untracked it */
                     Py_RETURN_FALSE;
                 Py_RETURN_TRUE;
@@ -551,6 +562,7 @@ dw_older(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
         if (i >= cap_steps)
             break;
     }
+    walked += (unsigned long long)i;
     Py_RETURN_NONE; /* not known: cap reached, or the marker not met (frozen, or not
                      * pinned): as far for any other object judged against it now */
 }
@@ -601,6 +613,8 @@ static PyMethodDef methods[] = {
     {"older", (PyCFunction)(void (*)(void))dw_older, METH_FASTCALL,
      "older(obj, marker, cap)\n--\n\nWas obj tracked by the collector before marker "
      "was made? (False: no, or not known.)"},
+    {"walked", dw_walked, METH_NOARGS,
+     "walked()\n--\n\nHow many list nodes older() has stepped over, in all (its cost)."},
     {"pin", dw_pin, METH_O,
      "pin(marker)\n--\n\nKeep a reference to a poll's marker that the collector does "
      "not see (the last 2048 are kept), so no collection moves it."},

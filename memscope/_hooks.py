@@ -912,7 +912,9 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
             n = _scope_entered[sc] + 1
             _scope_entered[sc] = n
             if (not n % SCOPE_STREAK and scope < nscopes and _sampling_enabled[0]
-                    and scope_asleep(scope)):
+                    and scope_asleep(scope) and not (_full and _importing())):
+                # (full mode: no instance goes unrecorded while a module is imported, as
+                # a registry it fills is the program's set-up: _import_time)
                 # every site in the body is off: record no instance until the re-arm
                 e[scope] = None
                 _off_scopes[sc] = (e, scope)
@@ -1301,7 +1303,11 @@ def _a_constant(value: Any) -> bool:
 
 
 _age: Any = None  # memscope._deathwatch when it has older and dict_version
-YOUNG_WALK = 100_000  # young-list nodes ``older`` may walk; past that: not known
+YOUNG_WALK = 100_000  # list nodes one ``older`` call may walk; past that: not known
+# ... and all the calls for one scope instance together: a long-running instance whose
+# poll is old walks past every object that survived since, at each old object it names
+WALK_BUDGET = 1_000_000
+_walk_left: dict[int, int] = {}  # scope instance token -> nodes its walks may still take
 
 
 def _note_age(value: Any, oid: int, tok: int) -> None:
@@ -1335,11 +1341,19 @@ def _note_age(value: Any, oid: int, tok: int) -> None:
         old: bool | None = False
         if poll[0] > _stale[0] and _no_walk[0] != tok and not (
                 _stale_spans and any(lo < poll[0] <= hi for lo, hi in _stale_spans)):
-            old = _age.older(value, poll, YOUNG_WALK)
-            if old is None:
+            left = _walk_left.get(tok, WALK_BUDGET)
+            start = _age.walked()
+            old = _age.older(value, poll, min(YOUNG_WALK, left))
+            left -= _age.walked() - start
+            if old is None or left <= 0:
                 _no_walk[0] = tok
+            if len(_walk_left) > 256:
+                _walk_left.clear()
+            _walk_left[tok] = left
         if old or (_isa(value, dict) and _age.dict_version(value) < poll[1]):
             _preexisting[oid] = tok
+    if oid not in _preexisting:  # it exists now: no instance entered later made it
+        _preexisting[oid] = _next_tok()
     if not polls or tok > polls[-1][0]:
         _poll()  # (an instance older than the last poll: the scopes entered since have it)
 

@@ -85,7 +85,7 @@ def test_closure_reports_what_its_captured_variable_retains() -> None:
 
 
 @pytest.mark.parametrize("module", ["bounded_caches", "returned_results", "lazy_imports",
-                                    "import_setup", "module_data"])
+                                    "import_setup", "module_data", "import_registry_build"])
 def test_churn_that_looks_leaky_is_not_a_leak(module: str) -> None:
     assert leak_run("clean_churn", module)["leaks"] == []
 
