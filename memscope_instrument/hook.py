@@ -426,10 +426,11 @@ def compile_mapped(code: str, line_map: list[int], source: bytes | str, filename
     tree = ast.parse(code, filename, "exec")
     orig_text = _decode(source) if isinstance(source, bytes) else source
     remap_tree(tree, _split(code.encode("utf-8")), _split(orig_text.encode("utf-8")), line_map)
-    _tail_returns(tree)
-    _preset_tokens(tree)
+    funcs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    _tail_returns(funcs)
+    _preset_tokens(funcs)
     if _LINE_AFTER_A_CALL_AT_A_JOIN:
-        _unjoin_enters(tree)
+        _unjoin_enters(funcs)
     compiled = compile(tree, filename, "exec", dont_inherit=True, optimize=-1)
     if sys.version_info >= (3, 11):
         from memscope_instrument.linemap import place_scope_exits
@@ -462,7 +463,7 @@ def _is_enter_try(st: ast.stmt) -> bool:
             and v.values[1].func.attr == "enter")
 
 
-def _preset_tokens(tree: ast.AST) -> None:
+def _preset_tokens(funcs: list[Any]) -> None:
     """A function's scope token is set to None (``tok = None``, compiled with no
     position) before its ``enter``, which is on the first line: a debugger's jump from
     that line (``f_lineno`` set in its line event, pdb's ``jump``) skips the enter, and
@@ -473,13 +474,11 @@ def _preset_tokens(tree: ast.AST) -> None:
     call): 3.11+ give it the line of the ``RESUME`` before it, 3.10 none."""
     import ast
 
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
+    for node in funcs:  # the module's functions (ast.FunctionDef, AsyncFunctionDef)
         for k, st in enumerate(node.body[:2]):
             if not _is_enter_try(st):
                 continue
-            targets = st.body[0].targets  # type: ignore[attr-defined]
+            targets = st.body[0].targets
             pre = ast.Assign([ast.Name(t.id, ast.Store()) for t in targets],
                              ast.Constant(None))
             for n in ast.walk(pre):
@@ -489,7 +488,7 @@ def _preset_tokens(tree: ast.AST) -> None:
             break
 
 
-def _unjoin_enters(tree: ast.AST) -> None:
+def _unjoin_enters(funcs: list[Any]) -> None:
     """3.12: a scope's ``tok = _memscope_e[S] and _memscope_.enter(...)`` becomes
     ``tok = _memscope_e[S]`` / ``if tok: tok = _memscope_.enter(...)`` (same values,
     same calls), so the instruction the Python ``enter`` returns to (the C hot path's
@@ -503,9 +502,7 @@ def _unjoin_enters(tree: ast.AST) -> None:
 
     from memscope_instrument.linemap import _reserved
 
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
+    for node in funcs:  # the module's functions (ast.FunctionDef, AsyncFunctionDef)
         for st in node.body[:3]:
             if not (isinstance(st, ast.Try) and len(st.body) == 1 and st.handlers
                     and isinstance(st.body[0], ast.Assign)):
@@ -530,7 +527,7 @@ def _unjoin_enters(tree: ast.AST) -> None:
             st.body = [guard, ast.copy_location(ast.If(test, [call], []), a)]
 
 
-def _tail_returns(tree: ast.AST) -> None:
+def _tail_returns(funcs: list[Any]) -> None:
     """End every path that falls off the end of a function wrapped in a scope ``try``
     of ours with a bare ``return``, where an ``if``, ``try`` or ``match`` ends the body:
     its paths no longer join before the scope's exit (the ``finally``), so CPython
@@ -577,12 +574,11 @@ def _tail_returns(tree: ast.AST) -> None:
             if like is not None:
                 body.append(ret(like))
 
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for st in node.body:
-                if isinstance(st, ast.Try) and _is_our_try(st) and isinstance(
-                        st.body[-1], (ast.If, ast.Try, ast.Match)):
-                    tails(st.body)
+    for node in funcs:  # the module's functions (ast.FunctionDef, AsyncFunctionDef)
+        for st in node.body:
+            if isinstance(st, ast.Try) and _is_our_try(st) and isinstance(
+                    st.body[-1], (ast.If, ast.Try, ast.Match)):
+                tails(st.body)
 
 
 def _decode(src: bytes) -> str:

@@ -625,30 +625,45 @@ def reraise_scope_exits_310(code: CodeType) -> CodeType:
                         co_linetable=encode_lines_310(code.co_firstlineno, ranges))
 
 
-def _token_preset(code: CodeType, instrs: list[_Instr]) -> set[int]:
+def _token_preset(code: CodeType) -> set[int]:
     """Offsets of hook._preset_tokens's ``tok = None`` right after the ``RESUME``:
-    ``LOAD_CONST None``, then stores of names of ours (``COPY`` between two)."""
+    ``LOAD_CONST None``, then stores of names of ours (``COPY`` between two). Only the
+    first instructions are decoded (``_instructions`` of every function cost 5% of
+    ``compile_mapped``)."""
     import opcode
 
-    resume = opcode.opmap.get("RESUME")
-    k = next((n for n, ins in enumerate(instrs) if ins[3] == resume), -1)
-    if k < 0 or k + 2 >= len(instrs):
-        return set()
-    load_const = opcode.opmap["LOAD_CONST"]
-    ins = instrs[k + 1]
+    tables = _OPCODE_TABLES or _opcode_tables()
+    caches = tables[0]
     raw = code.co_code
-    if ins[3] != load_const or code.co_consts[raw[ins[0] + 1]] is not None:
-        return set()
-    stores = {opcode.opmap[n] for n in ("STORE_FAST", "STORE_DEREF")}
+    resume = opcode.opmap.get("RESUME")
+    load_const = opcode.opmap["LOAD_CONST"]
+    store_fast = opcode.opmap["STORE_FAST"]
+    store_deref = opcode.opmap["STORE_DEREF"]
     copy = opcode.opmap.get("COPY")
-    out = {ins[0]}
-    for ins in instrs[k + 2:k + 6]:
-        if ins[3] in stores and ins[4]:
-            out.add(ins[0])
-        elif ins[3] == copy:
-            out.add(ins[0])
+    i = 0
+    n = len(raw)
+    while i < n and raw[i] != resume:  # the prologue (MAKE_CELL, RETURN_GENERATOR, ...)
+        if i > 40:
+            return set()
+        i += 2 + 2 * caches[raw[i]]
+    i += 2 + 2 * caches[resume] if resume is not None else 0
+    if i + 1 >= n or raw[i] != load_const or code.co_consts[raw[i + 1]] is not None:
+        return set()
+    out = {i}
+    i += 2
+    varname = getattr(code, "_varname_from_oparg", None)
+    while i + 1 < n and len(out) < 6:
+        op, arg = raw[i], raw[i + 1]
+        if op == store_fast:
+            ok = code.co_varnames[arg].startswith("_memscope_")
+        elif op == store_deref and varname is not None:
+            ok = varname(arg).startswith("_memscope_")
         else:
+            ok = op == copy
+        if not ok:
             break
+        out.add(i)
+        i += 2 + 2 * caches[op]
     return out if len(out) > 1 else set()
 
 
@@ -690,8 +705,7 @@ def place_scope_exits(code: CodeType) -> CodeType:
     instrs: list[_Instr] | None = None
     preset: set[int] = set()
     if "_memscope_s" in code.co_varnames:  # hook._preset_tokens's `tok = None`: no line
-        instrs = _instructions(code)
-        preset = _token_preset(code, instrs)
+        preset = _token_preset(code)
         for off in preset:
             units[off // 2] = (None, None, None, None)
     if not preset and (not any(p[0] is None for p in units) or not any(
