@@ -1401,10 +1401,11 @@ def _after_collection(phase: str, info: Any) -> None:
             else:
                 _promoted[1] = last  # generation 0's markers: generation 1
             _poll()
-    except BaseException as exc:  # an interrupt: handed back (a callback's exception
+    except BaseException:  # an interrupt: handed back (a callback's exception
         # is printed and dropped by the collector); anything else: counted, never raised
-        if _CATCH["final", exc]:
-            raise
+        if not _CATCH["final"]:
+            return
+        raise
 
 
 _ModuleSpec = type(sys.__spec__)  # importlib's ModuleSpec (no import here)
