@@ -244,7 +244,7 @@ def test_the_fallback_is_chosen_by_the_environment_and_said_once(tmp_path: Path)
 @pytest.mark.slow
 def test_runtime_tests_on_the_pure_hot_path(tmp_path: Path) -> None:
     """The runtime's own tests, again on the Python closures alone."""
-    # (test_interrupts.py on every version: until the fixes of 44ce5a7 and f3fc376 it
+    # (test_interrupts.py on every version: until the fixes of 94882fc and f3fc376 it
     # ran on 3.11 only, 3 or 4 of its signal tests failing on 3.10, 3.12 and 3.13)
     files = ["tests/test_contract.py", "tests/test_guards.py",
              "tests/test_runtime_invariants.py", "tests/test_capture_faults.py",
