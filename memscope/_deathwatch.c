@@ -496,19 +496,37 @@ find_young_head(void)
  * objects found reachable late are moved there), and the lists, walked from generation
  * 0's tail to generation 2's head, keep every object tracked after it on its younger
  * side. An older object may be moved after it: it then reads as not older (never the
- * other way). The last PINS markers are pinned: more than memscope keeps polls. */
-#define PINS 2048
-static PyObject *pinned[PINS];
-static Py_ssize_t next_pin = 0;
+ * other way). memscope pins each poll's marker while it keeps the poll. */
+static PyObject **pinned = NULL;
+static Py_ssize_t npinned = 0, pin_cap = 0;
 
 static PyObject *
 dw_pin(PyObject *Py_UNUSED(m), PyObject *op)
 {
-    Py_ssize_t i = next_pin++ % PINS;
-    PyObject *old = pinned[i];
-    pinned[i] = Py_NewRef(op);
-    Py_XDECREF(old);
+    if (npinned == pin_cap) {
+        Py_ssize_t cap = pin_cap ? 2 * pin_cap : 1024;
+        PyObject **p = (PyObject **)realloc(pinned, (size_t)cap * sizeof(PyObject *));
+        if (p == NULL)
+            return PyErr_NoMemory();
+        pinned = p;
+        pin_cap = cap;
+    }
+    pinned[npinned++] = Py_NewRef(op);
     Py_RETURN_NONE;
+}
+
+/* unpin(marker): True if it was pinned (its hidden reference dropped) */
+static PyObject *
+dw_unpin(PyObject *Py_UNUSED(m), PyObject *op)
+{
+    for (Py_ssize_t i = npinned - 1; i >= 0; i--) {
+        if (pinned[i] == op) {
+            pinned[i] = pinned[--npinned];
+            Py_DECREF(op);
+            Py_RETURN_TRUE;
+        }
+    }
+    Py_RETURN_FALSE;
 }
 
 static unsigned long long walked = 0; /* nodes older() has stepped over, in all */
@@ -617,7 +635,9 @@ static PyMethodDef methods[] = {
      "walked()\n--\n\nHow many list nodes older() has stepped over, in all (its cost)."},
     {"pin", dw_pin, METH_O,
      "pin(marker)\n--\n\nKeep a reference to a poll's marker that the collector does "
-     "not see (the last 2048 are kept), so no collection moves it."},
+     "not see, so no collection moves it, until unpin(marker)."},
+    {"unpin", dw_unpin, METH_O,
+     "unpin(marker)\n--\n\nDrop pin's reference; True if the marker was pinned."},
     {"dict_version", dw_dict_version, METH_O,
      "dict_version(d)\n--\n\nThe dict's version tag (None: a new dict's, now)."},
     {NULL, NULL, 0, NULL},

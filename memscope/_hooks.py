@@ -226,16 +226,16 @@ _preexisting: dict[int, int] = {}
 # themselves (``_stamp_reached``): their deaths make no FINAL row
 _stamped: set[int] = set()
 # [token taken just after, a new dict's version tag]: polls (each list its own marker in
-# the collector's young list), the state before every scope instance entered after it
+# the collector's young list), the state before every scope instance entered after it;
+# a third item: its marker no longer tells order (unpinned, or a full collection)
 _polls: list[list[int]] = []
 _stale = [0]  # polls with a token up to this one: a collection took their markers out
 _pinned = [False]  # the markers are pinned (``_deathwatch.pin``): see _after_collection
 _no_walk = [0]  # the scope instance whose walk went past its cap (no more walks for it)
 # pinned markers: polls with tokens up to [0] are in the oldest generation, up to [1]
-# in generation 1 at most; (lo, hi]: polls a full collection put out of order
+# in generation 1 at most
 _promoted = [0, 0]
 _before_collection = [0]  # the last poll's token when the running collection began
-_stale_spans: list[tuple[int, int]] = []
 _poll_of: list[tuple[int, Any]] = [(0, None)]  # the last instance looked up, its poll
 _local = _thread._local()  # per thread: its ident (set at its first scope), re-entrancy flag
 _flush_lock: Any = _thread.RLock()  # (an RLock only to know its owner: never re-entered)
@@ -1339,8 +1339,7 @@ def _note_age(value: Any, oid: int, tok: int) -> None:
         # (a full collection since the poll put its marker out of order: no walk; nor
         # once a walk for this instance went past its cap: the next ones would too)
         old: bool | None = False
-        if poll[0] > _stale[0] and _no_walk[0] != tok and not (
-                _stale_spans and any(lo < poll[0] <= hi for lo, hi in _stale_spans)):
+        if poll[0] > _stale[0] and _no_walk[0] != tok and len(poll) == 2:
             left = _walk_left.get(tok, WALK_BUDGET)
             start = _age.walked()
             old = _age.older(value, poll, min(YOUNG_WALK, left))
@@ -1354,8 +1353,9 @@ def _note_age(value: Any, oid: int, tok: int) -> None:
             _preexisting[oid] = tok
     if oid not in _preexisting:  # it exists now: no instance entered later made it
         _preexisting[oid] = _next_tok()
-    if not polls or tok > polls[-1][0]:
-        _poll()  # (an instance older than the last poll: the scopes entered since have it)
+    # a poll at every first watch: the scope instances entered from now on are judged by
+    # it (module data filled just before, then read by the next function, is older)
+    _poll()
 
 
 def _poll_tok(poll: list[int]) -> int:
@@ -1369,9 +1369,22 @@ def _poll() -> None:
     if _pinned[0]:
         _age.pin(poll)  # (no collection moves it: see _deathwatch.c)
     _polls.append(poll)
-    if len(_polls) > 1024:
-        del _polls[:512]
-        _stale_spans[:] = [sp for sp in _stale_spans if sp[1] >= _polls[0][0]]
+    if len(_polls) > 1024:  # thinned, the newest 512 aside: every other one goes, so
+        # each scope instance, however old, still has a poll before it (the first stays)
+        n = len(_polls) - 512
+        older = _polls[:n]  # (other threads only append: indices below n stay put)
+        for p in older[1::2]:
+            _forget_marker(p)
+        _polls[:n] = older[::2]
+
+
+def _forget_marker(poll: list[int]) -> None:
+    """The poll's marker no longer tells order: a lookup that still holds the poll (a
+    scope instance's cached one) may use its dict version tag, not its marker."""
+    if len(poll) == 2:
+        poll.append(0)
+        if _pinned[0]:
+            _age.unpin(poll)
 
 
 def _after_collection(phase: str, info: Any) -> None:
@@ -1393,8 +1406,12 @@ def _after_collection(phase: str, info: Any) -> None:
                 if gen >= 1:
                     _stale[0] = last  # its marker and every earlier one left them
             elif gen == 2:
-                if _promoted[1] > _promoted[0]:  # the markers generation 1 held
-                    _stale_spans.append((_promoted[0], _promoted[1]))
+                lo, hi = _promoted
+                if hi > lo:  # the markers generation 1 held: out of order now
+                    for p in _polls[_bisect(_polls, lo + 1, key=_poll_tok):]:
+                        if p[0] > hi:
+                            break
+                        _forget_marker(p)
                 _promoted[0] = _promoted[1] = last
             elif gen == 1:
                 _promoted[0] = _promoted[1] = last  # every marker: the oldest generation

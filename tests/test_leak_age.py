@@ -5,6 +5,7 @@ _hooks._note_age at an object's first watch). docs/leaks.md states the rule."""
 from __future__ import annotations
 
 import gc
+import itertools
 from typing import Any
 
 import pytest
@@ -118,7 +119,7 @@ def test_dict_version_orders_changes() -> None:
 
 def test_first_watch_marks_an_older_object_and_not_a_new_one(full: Any) -> None:
     assert _hooks._age is dw  # full mode started the death watch and its age proofs
-    m = full.module("x")
+    m = full.module("x", "y")
     setup = [[1], [2]]  # there before the scope below begins
     _hooks._poll()  # (as any object's first watch, or a collection, takes one)
     tok = m.enter(1, -1)
@@ -126,8 +127,37 @@ def test_first_watch_marks_an_older_object_and_not_a_new_one(full: Any) -> None:
     m.bind(0, setup[0], tok)
     m.bind(1, fresh, tok)
     m.exit(tok)
-    assert _hooks._preexisting.get(id(setup[0])) == tok
-    assert id(fresh) not in _hooks._preexisting
+    assert [e[4] for e in full.events() if e[0] == _hooks.BIND] == [id(setup[0]), id(fresh)]
+    assert _hooks._preexisting.get(id(setup[0])) == tok  # older than the instance
+    # the new one is not older than the instance that made it; once seen, it is older
+    # than every instance entered afterwards (it existed when they began)
+    assert _hooks._preexisting[id(fresh)] > tok
+    later = m.enter(1, -1)
+    assert _hooks._preexisting[id(fresh)] <= later
+    m.exit(later)
+
+
+def test_polls_are_thinned_and_unpinned_as_they_go(full: Any) -> None:
+    """More than 1,024 polls: the newest 512 stay, every other older one goes (the
+    first stays, so any scope instance has a poll before it), and a dropped poll's
+    marker is unpinned and flagged, so a lookup that still holds it walks no more."""
+    assert _hooks._pinned[0]
+    first = _hooks._polls[0]
+    for _ in range(1200):
+        _hooks._poll()
+    made = list(_hooks._polls)
+    for _ in range(600):
+        _hooks._poll()
+    polls = _hooks._polls
+    assert len(polls) <= 1024 and polls[0] is first
+    kept = {id(p) for p in polls}
+    gone = [p for p in made if id(p) not in kept]
+    assert gone and all(len(p) == 3 for p in gone)  # flagged (and unpinned)
+    assert all(a[0] < b[0] for a, b in itertools.pairwise(polls))
+    assert all(len(p) == 2 for p in polls)  # every kept marker still pinned
+    dropped = [0, 0]
+    assert dw.pin(dropped) is None and dw.unpin(dropped) is True
+    assert dw.unpin(dropped) is False  # (never twice)
 
 
 def test_a_large_str_is_watched_until_its_block_is_freed_or_moved() -> None:
