@@ -734,18 +734,19 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
         g[lead - base] = 0
         off_sites[lead] = (g, lead - base)
 
-    nums: list[Sequence[int]] = []  # the table's numbers, unpacked
-
     def scope_sites(scope: int) -> list[int]:
         got = _scope_sites.get(sbase + scope)
         if got is None:
+            # unpacked each time a scope of the module is first checked, and not kept
+            # (a program tracing its own allocations would see the table: 92 KB for a
+            # module of 600 functions)
             at = 2 * nscopes + 2 * nsites  # the sites' scope column, then their kinds
-            if not nums:  # unpacked once, when a scope of the module is first checked
-                nums.append(table_ints(nscopes, nsites, ints))
-            owners, kinds = nums[0][at : at + nsites], nums[0][at + nsites : at + 2 * nsites]
+            nums = table_ints(nscopes, nsites, ints)
+            owners, kinds = nums[at : at + nsites], nums[at + nsites : at + 2 * nsites]
             got = _scope_sites[sbase + scope] = [
                 i for i, (o, k) in enumerate(zip(owners, kinds, strict=True))
                 if o == scope and k != _PARAM]
+            del nums, owners, kinds
         return got
 
     def scope_asleep(scope: int) -> bool:
