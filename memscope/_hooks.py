@@ -1328,13 +1328,7 @@ def _note_age(value: Any, oid: int, tok: int) -> None:
     elif polls and polls[-1][0] < tok:  # (entered after the last poll)
         poll = polls[-1]
     else:
-        try:  # (another thread, or the gc callback, may append or trim meanwhile)
-            i = _bisect(polls, tok, key=_poll_tok) - 1
-            while i >= 0 and polls[i][0] >= tok:  # (threads may append out of order)
-                i -= 1
-            poll = polls[i] if i >= 0 else None
-        except IndexError:
-            poll = None
+        poll = poll_before(polls, tok)
     _poll_of[0] = (tok, poll)
     if poll is not None and poll[0] < tok:  # (any poll before the instance will do)
         # (a full collection since the poll put its marker out of order: no walk; nor
@@ -1361,6 +1355,18 @@ def _note_age(value: Any, oid: int, tok: int) -> None:
 
 def _poll_tok(poll: list[int]) -> int:
     return poll[0]
+
+
+def poll_before(polls: list[list[int]], tok: int) -> list[int] | None:
+    """The latest of ``polls`` taken before the scope instance ``tok`` began (a smaller
+    token), or None (the age proofs here, the dict proof of the leak check)."""
+    try:  # (another thread, or the gc callback, may append or trim meanwhile)
+        i = _bisect(polls, tok, key=_poll_tok) - 1
+        while i >= 0 and polls[i][0] >= tok:  # (threads may append out of order)
+            i -= 1
+        return polls[i] if i >= 0 else None
+    except IndexError:
+        return None
 
 
 def _poll() -> None:

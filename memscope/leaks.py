@@ -31,12 +31,11 @@ import gc
 import sys
 import time
 import types
-from bisect import bisect_left as _bisect
 from dataclasses import dataclass, field
 from typing import Any
 
+from memscope import _hooks, frames, sizing
 from memscope import census as _census_mod
-from memscope import frames, sizing
 from memscope.analysis import Analysis
 from memscope.kinds import ScopeKind
 from memscope.sizing import _isa
@@ -760,17 +759,8 @@ def _dict_older_than(version: int, creator_tok: int, polls: list[list[int]]) -> 
     ``creator_tok`` began? Every dict creation and change takes the next value of one
     interpreter-wide counter, and each poll holds a new dict's tag, taken before the
     scope instances with larger tokens began: a tag below that poll's says so."""
-    try:
-        i = _bisect(polls, creator_tok, key=_poll_token) - 1
-        while i >= 0 and polls[i][0] >= creator_tok:  # (threads may append out of order)
-            i -= 1
-        return i >= 0 and version < polls[i][1]
-    except (IndexError, TypeError):  # (another thread may trim the list meanwhile)
-        return False
-
-
-def _poll_token(poll: list[int]) -> int:
-    return poll[0]
+    poll = _hooks.poll_before(polls, creator_tok)
+    return poll is not None and version < poll[1]
 
 
 def _program_itself(obj: Any, chain: str) -> bool:
