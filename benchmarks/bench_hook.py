@@ -122,6 +122,10 @@ PROGRAM_ARGS: dict[str, list[str]] = {
 
 
 def _geo(xs: list[float]) -> float:
+    """Geometric mean; NaN when a ratio is not positive (a steady-state difference
+    that noise made negative: memray's fannkuch once read -0.013 s an extra loop)."""
+    if not xs or min(xs) <= 0:
+        return math.nan
     return math.exp(sum(map(math.log, xs)) / len(xs))
 
 
