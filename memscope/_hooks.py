@@ -231,7 +231,6 @@ _stamped: set[int] = set()
 _polls: list[list[int]] = []
 _stale = [0]  # polls with a token up to this one: a collection took their markers out
 _pinned = [False]  # the markers are pinned (``_deathwatch.pin``): see _after_collection
-_no_walk = [0]  # the scope instance whose walk went past its cap (no more walks for it)
 # pinned markers: polls with tokens up to [0] are in the oldest generation, up to [1]
 # in generation 1 at most
 _promoted = [0, 0]
@@ -1287,7 +1286,7 @@ def _watch(value: Any, oid: int, tp: type) -> bool:
     return bool(_dw.watch(value, _perf()))
 
 
-LARGE_STR = 576  # bytes: past pymalloc's 512, a str's block is the raw allocator's
+LARGE_STR = sizing.LARGE_STR  # bytes: a larger str's block is the raw allocator's
 _large_str = [False]  # the death watch can watch large str (watch_large)
 
 
@@ -1334,13 +1333,11 @@ def _note_age(value: Any, oid: int, tok: int) -> None:
         # (a full collection since the poll put its marker out of order: no walk; nor
         # once a walk for this instance went past its cap: the next ones would too)
         old: bool | None = False
-        if poll[0] > _stale[0] and _no_walk[0] != tok and len(poll) == 2:
-            left = _walk_left.get(tok, WALK_BUDGET)
+        left = _walk_left.get(tok, WALK_BUDGET)
+        if poll[0] > _stale[0] and left > 0 and len(poll) == 2:
             start = _age.walked()
             old = _age.older(value, poll, min(YOUNG_WALK, left))
-            left -= _age.walked() - start
-            if old is None or left <= 0:
-                _no_walk[0] = tok
+            left = 0 if old is None else left - (_age.walked() - start)
             if len(_walk_left) > 256:
                 _walk_left.clear()
             _walk_left[tok] = left

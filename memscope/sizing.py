@@ -360,7 +360,8 @@ class DeepResult:
 
 
 FOUND_CAP = 4096  # objects one deep walk hands to ``found`` at most
-FOUND_STR = 576  # ... and only str larger than this (what full mode can watch)
+LARGE_STR = 576  # bytes: past pymalloc's 512, a str's block is the raw allocator's
+# (full mode watches such a str's death: _hooks._watch; deep_size hands them over)
 
 
 def deep_size(
@@ -372,7 +373,7 @@ def deep_size(
 ) -> DeepResult:
     """Bytes reachable from ``obj``, each object counted once, within a budget.
     ``found``, if given, gets the exact ``bytes`` and ``bytearray`` objects and the
-    ``str`` over FOUND_STR bytes it reached (at most FOUND_CAP), for full mode's age
+    ``str`` over LARGE_STR bytes it reached (at most FOUND_CAP), for full mode's age
     evidence (``_hooks._stamp_reached``).
 
     Types, modules, functions and code are part of the program, not the data, and are
@@ -427,7 +428,7 @@ def deep_size(
                 if kw.container:
                     stack.append(k)
                 elif found is not None and (kt is bytes or kt is bytearray or (
-                        kt is str and size > FOUND_STR)) and len(found) < FOUND_CAP:
+                        kt is str and size > LARGE_STR)) and len(found) < FOUND_CAP:
                     found.append(k)
         except Exception as _e:
             _reraise_signal(_e)  # a signal handler's, not ours to drop
