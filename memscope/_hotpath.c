@@ -473,6 +473,233 @@ Batch_packed(Batch *b, PyObject *arg)
 #endif
 }
 
+/* encode(bind, user_bits, max_cols, layout_columns, col_planes) -> (groups, user_binds)
+ * | None: the events chunk's groups in one go, with no tuple, no selected batch and no
+ * packed copy (``Encoder._encode`` in memscope/capture/writer.py is the reference).
+ *
+ * ``groups``: one ``(kind, count, body)`` per kind present, ascending, where ``body``
+ * is the group's bytes after its kind and count when every row of that kind is an int
+ * row of one width with at most ``max_cols`` fields after the kind: ``layout_columns``,
+ * uvarint(columns), then per column ``col_planes``, uvarint(length), the mask byte and
+ * the eight planes (a stored plane: one byte a row; another: the one byte every row has
+ * there); else None (the caller encodes that kind's rows itself).  ``user_binds``: the
+ * rows of kind ``bind`` with a body whose site (field 2) is flagged in ``user_bits``
+ * (bytes-like, one byte an id; None: no user site).  None for the whole call when some
+ * event has no kind 0..255 (``kinds()`` is None). */
+
+typedef struct {
+    Py_ssize_t count;
+    Py_ssize_t width;   /* words of its rows (kind included); -1: not all int rows of one */
+    Py_ssize_t at;      /* rows written so far (the third pass) */
+    int64_t first[MAX_FIELDS];
+    uint64_t acc[MAX_FIELDS];  /* bits that differ from the first row's, per field */
+    int nplanes;        /* stored planes */
+    unsigned char field[MAX_FIELDS * 8], shift[MAX_FIELDS * 8];
+    unsigned char *dst[MAX_FIELDS * 8];
+    PyObject *body;
+} EncGroup;
+
+static int
+event_kind(const int64_t *w)
+{
+    long long k = -1;
+    if (w[0] == OBJ_RECORD) {
+        PyObject *o = (PyObject *)(intptr_t)w[1];
+        if (PyTuple_Check(o) && PyTuple_GET_SIZE(o) > 0
+            && PyLong_CheckExact(PyTuple_GET_ITEM(o, 0))) {
+            k = PyLong_AsLongLong(PyTuple_GET_ITEM(o, 0));
+            if (k == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+            }
+        }
+    } else if (w[0] > 0) {
+        k = w[1];
+    }
+    return k < 0 || k > 255 ? -1 : (int)k;
+}
+
+static unsigned char *
+put_uvarint(unsigned char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    return p;
+}
+
+static Py_ssize_t
+uvarint_len(uint64_t v)
+{
+    Py_ssize_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static PyObject *
+Batch_encode(Batch *b, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "encode(bind, user_bits, max_cols, layout_columns, col_planes)");
+        return NULL;
+    }
+    long bind = PyLong_AsLong(args[0]);
+    long max_cols = PyLong_AsLong(args[2]);
+    long layout = PyLong_AsLong(args[3]);
+    long colenc = PyLong_AsLong(args[4]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer bits = {0};
+    int have_bits = args[1] != Py_None;
+    if (have_bits && PyObject_GetBuffer(args[1], &bits, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL, *groups = NULL;
+    long long users = 0;
+    EncGroup *g[256] = {NULL};
+    unsigned char *kinds = (unsigned char *)malloc((size_t)(b->n ? b->n : 1));
+    if (kinds == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* pass 1: each event's kind; per kind, its count, its rows' width, and which bits of
+     * each field differ from the first row's (the planes to store) */
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        const int64_t *w = b->words + b->offs[i];
+        int k = event_kind(w);
+        if (k < 0) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        kinds[i] = (unsigned char)k;
+        EncGroup *e = g[k];
+        if (e == NULL) {
+            e = g[k] = (EncGroup *)calloc(1, sizeof(EncGroup));
+            if (e == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            e->width = w[0] == OBJ_RECORD ? -1 : (Py_ssize_t)w[0];
+            if (e->width > 0) {
+                memcpy(e->first, w + 1, (size_t)e->width * sizeof(int64_t));
+            }
+        } else if (e->width > 0) {
+            if (w[0] != e->width) {
+                e->width = -1;
+            } else {
+                for (Py_ssize_t f = 1; f < e->width; f++) {
+                    e->acc[f] |= (uint64_t)(w[1 + f] ^ e->first[f]);
+                }
+            }
+        }
+        e->count++;
+    }
+    /* pass 2: each int group's body, its headers and single-byte planes written, the
+     * place of each stored plane noted */
+    int any_body = 0;
+    for (int k = 0; k < 256; k++) {
+        EncGroup *e = g[k];
+        if (e == NULL || e->width <= 0 || e->width - 1 > max_cols) {
+            continue;
+        }
+        Py_ssize_t n = e->count, ncols = e->width - 1, size = 1 + uvarint_len((uint64_t)ncols);
+        for (Py_ssize_t f = 1; f <= ncols; f++) {
+            int stored = 0;
+            for (int p = 0; p < 8; p++) {
+                stored += ((e->acc[f] >> (8 * p)) & 0xFF) != 0;
+            }
+            Py_ssize_t len = 9 + (n - 1) * stored;
+            size += 1 + uvarint_len((uint64_t)len) + len;
+        }
+        e->body = PyBytes_FromStringAndSize(NULL, size);
+        if (e->body == NULL) {
+            goto done;
+        }
+        unsigned char *o = (unsigned char *)PyBytes_AS_STRING(e->body);
+        *o++ = (unsigned char)layout;
+        o = put_uvarint(o, (uint64_t)ncols);
+        for (Py_ssize_t f = 1; f <= ncols; f++) {
+            int mask = 0, stored = 0;
+            for (int p = 0; p < 8; p++) {
+                if (((e->acc[f] >> (8 * p)) & 0xFF) != 0) {
+                    mask |= 1 << p;
+                    stored++;
+                }
+            }
+            *o++ = (unsigned char)colenc;
+            o = put_uvarint(o, (uint64_t)(9 + (n - 1) * stored));
+            *o++ = (unsigned char)mask;
+            for (int p = 0; p < 8; p++) {
+                if (mask >> p & 1) {
+                    e->field[e->nplanes] = (unsigned char)f;
+                    e->shift[e->nplanes] = (unsigned char)(8 * p);
+                    e->dst[e->nplanes++] = o;
+                    o += n;
+                } else {
+                    *o++ = (unsigned char)((uint64_t)e->first[f] >> (8 * p));
+                }
+            }
+        }
+        any_body = 1;
+    }
+    /* pass 3: the stored planes, row by row; the user binds */
+    if (any_body) {
+        const unsigned char *ub = have_bits ? (const unsigned char *)bits.buf : NULL;
+        Py_ssize_t nb = have_bits ? bits.len : 0;
+        for (Py_ssize_t i = 0; i < b->n; i++) {
+            EncGroup *e = g[kinds[i]];
+            if (e->body == NULL) {
+                continue;
+            }
+            const int64_t *w = b->words + b->offs[i] + 1;
+            Py_ssize_t at = e->at++;
+            for (int j = 0; j < e->nplanes; j++) {
+                e->dst[j][at] = (unsigned char)((uint64_t)w[e->field[j]] >> e->shift[j]);
+            }
+            if (kinds[i] == bind && e->width >= 3 && nb) {
+                int64_t site = w[2];
+                users += site >= 0 && site < nb && ub[site];
+            }
+        }
+    }
+    groups = PyList_New(0);
+    if (groups == NULL) {
+        goto done;
+    }
+    for (int k = 0; k < 256; k++) {
+        EncGroup *e = g[k];
+        if (e == NULL) {
+            continue;
+        }
+        PyObject *item = Py_BuildValue("(inO)", k, e->count, e->body ? e->body : Py_None);
+        if (item == NULL || PyList_Append(groups, item) < 0) {
+            Py_XDECREF(item);
+            goto done;
+        }
+        Py_DECREF(item);
+    }
+    result = Py_BuildValue("(OL)", groups, users);
+done:
+    for (int k = 0; k < 256; k++) {
+        if (g[k] != NULL) {
+            Py_XDECREF(g[k]->body);
+            free(g[k]);
+        }
+    }
+    Py_XDECREF(groups);
+    free(kinds);
+    if (have_bits) {
+        PyBuffer_Release(&bits);
+    }
+    return result;
+}
+
 static PyMethodDef Batch_methods[] = {
     {"kinds", (PyCFunction)Batch_kinds, METH_NOARGS,
      "kinds($self, /)\n--\n\nEach event's kind as bytes; None if one is not 0..255."},
@@ -481,6 +708,10 @@ static PyMethodDef Batch_methods[] = {
     {"packed", (PyCFunction)Batch_packed, METH_O,
      "packed($self, width, /)\n--\n\nEvery row as width little-endian int64; None unless\n"
      "every event is an int row of that width."},
+    {"encode", (PyCFunction)(void (*)(void))Batch_encode, METH_FASTCALL,
+     "encode($self, bind, user_bits, max_cols, layout_columns, col_planes, /)\n--\n\n"
+     "Each kind's (kind, count, body or None), ascending, and the user binds; None if\n"
+     "some event has no kind 0..255."},
     {NULL, NULL, 0, NULL},
 };
 

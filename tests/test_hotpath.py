@@ -385,6 +385,39 @@ def test_the_c_byte_planes_are_the_python_ones(values: list[int], width: int,
     assert _hooks._hotpath.planes(*args) == py_planes(*args)
 
 
+_ROW = st.tuples(st.sampled_from([6, 7, 8, 8, 8, 10, 14]),
+                 st.lists(st.integers(-(1 << 63), (1 << 63) - 1), max_size=10))
+
+
+@needs_c
+@given(st.lists(st.one_of(_ROW, st.tuples(st.just(13), st.just(["w", "m"]))), min_size=1,
+                max_size=80),
+       st.lists(st.integers(0, 300), max_size=40), st.integers(0, 8), st.booleans())
+def test_a_batch_encodes_its_groups_as_the_python_path_does(
+        rows: list[tuple[int, list[Any]]], user: list[int], width: int, ragged: bool
+) -> None:
+    """``Batch.encode`` (the capture writer's groups in C, no tuple made) gives the very
+    chunk bytes and user-bind count of the Python path, for int rows of one width, of
+    mixed widths, of small and extreme numbers, and among rows with strings."""
+    from memscope.capture.writer import Encoder
+
+    events = [(k, *(vals if k == 13 or (ragged and i % 3 == 0) else (vals + [7] * 9)[:width]))
+              for i, (k, vals) in enumerate(rows)]
+    events = [(*e[:2], e[2] % 302 - 1, *e[3:]) if e[0] == 8 and len(e) > 2 else e
+              for e in events]  # a BIND's site: a user site, often
+    outs = []
+    for coded in (True, False):
+        enc = Encoder()
+        for s in user:
+            enc.user_sites.add(s)
+        enc._refresh_user_site_bytes()
+        if not coded:
+            enc._coded = lambda *_: None  # type: ignore[method-assign]
+        batch = _as_batch(events)
+        outs.append((enc.events_payloads(batch, batch.kinds()), enc.user_records))
+    assert outs[0] == outs[1]
+
+
 @needs_c
 def test_a_program_tracing_its_own_memory_sees_little_of_memscope(tmp_path: Path) -> None:
     """more-itertools' bounded-memory test, in small: the program starts tracemalloc and

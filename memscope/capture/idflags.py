@@ -61,6 +61,10 @@ class IdFlags:
     def __len__(self) -> int:
         return self._n
 
+    def flags(self) -> bytes:
+        """Byte ``i`` is 1 where ``i`` is a member, 0 where not (ids past the end: not)."""
+        return bytes(self._bits)
+
     def below(self, limit: int) -> bytes:
         """The members below ``limit`` (at most 256), as bytes, ascending."""
         head = self._bits[:limit]

@@ -280,6 +280,53 @@ class Encoder:
         F.put_uvarint(head, len(events))
         parts.append(head)
         parts.append(kinds)
+        coded = self._coded(events, kinds)
+        if coded is not None:
+            self._encode_coded(events, kinds, coded, parts)
+        else:
+            self._encode_groups(events, kinds, parts)
+        self.records += len(events)
+        payload = b"".join(parts)
+        strings = self.strings_payload()  # before the chunk that refers to them
+        if strings is not None:
+            out.append((F.CHUNK_STRINGS, strings))
+        out.append((kind, payload))
+
+    def _coded(self, events: Any, kinds: bytes) -> tuple[list[Any], int] | None:
+        """A C batch's groups, encoded by the batch in three passes over its words
+        (``Batch.encode``: each int group's body, the very bytes ``_int_group`` makes,
+        and the user binds among them), or None: a list, or a batch with SCOPE or SITE
+        rows (they change which sites are user code, for the binds after them)."""
+        if not _is_batch(events) or _SCOPE_BYTE in kinds or _SITE_BYTE in kinds:
+            return None
+        bits = self.user_sites.flags() if self.user_sites else None
+        coded: tuple[list[Any], int] | None = events.encode(
+            BIND, bits, F.MAX_COLS, F.LAYOUT_COLUMNS, F.COL_I64_PLANES)
+        return coded
+
+    def _encode_coded(self, events: Any, kinds: bytes, coded: tuple[list[Any], int],
+                      parts: list[bytes | bytearray]) -> None:
+        """The groups ``Batch.encode`` gave, ``(kind, count, body or None)``; a kind it
+        left (rows not all int rows of one width: errors, rows with strings) is
+        selected and encoded here."""
+        groups, users = coded
+        self.user_records += users
+        ng = bytearray()
+        F.put_uvarint(ng, len(groups))
+        parts.append(ng)
+        for k, count, body in groups:
+            gh = bytearray((k,))
+            F.put_uvarint(gh, count)
+            parts.append(gh)
+            if body is not None:
+                parts.append(body)
+                continue
+            group = events.select(kinds.translate(_only(k))) if len(groups) > 1 else events
+            if not self._int_group(k, group, parts):
+                parts.append(self._group(k, group))
+
+    def _encode_groups(self, events: list[Event], kinds: bytes,
+                       parts: list[bytes | bytearray]) -> None:
         present = _distinct(kinds)
         ng = bytearray()
         F.put_uvarint(ng, len(present))
@@ -310,12 +357,6 @@ class Encoder:
             parts.append(gh)
             if not self._int_group(k, group, parts):
                 parts.append(self._group(k, group))
-        self.records += len(events)
-        payload = b"".join(parts)
-        strings = self.strings_payload()  # before the chunk that refers to them
-        if strings is not None:
-            out.append((F.CHUNK_STRINGS, strings))
-        out.append((kind, payload))
 
     def _int_group(self, k: int, group: list[Event], parts: list[bytes | bytearray]) -> bool:
         """Fast path: every row of ``group`` has the same length and only int64 fields.
@@ -487,6 +528,8 @@ class Encoder:
 
 
 _MODULE_BYTE = bytes((MODULE,))
+_SCOPE_BYTE = bytes((SCOPE,))
+_SITE_BYTE = bytes((SITE,))
 _PROC_BYTE = bytes((PROC,))
 _SEQ = (tuple, list)
 
