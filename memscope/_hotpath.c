@@ -88,15 +88,17 @@ buf_reserve(Buffer *b, Py_ssize_t words)
     return 0;
 }
 
-static int
+static inline int
 buf_push_ints(Buffer *b, const int64_t *vals, int k)
 {
-    if (buf_reserve(b, k + 1) < 0) {
+    if (b->used + k + 1 > b->cap && buf_reserve(b, k + 1) < 0) {
         return -1;
     }
     int64_t *w = b->slots + b->used;
     w[0] = k;
-    memcpy(w + 1, vals, (size_t)k * sizeof(int64_t));
+    for (int i = 0; i < k; i++) {  /* (a few words: no call to memcpy) */
+        w[1 + i] = vals[i];
+    }
     b->used += k + 1;
     b->n += 1;
     return 0;
@@ -272,12 +274,20 @@ Buffer_iter(Buffer *b)
 typedef struct {
     PyObject_HEAD
     int64_t *words;     /* malloc'd records, as in the buffer (object records own a ref) */
-    Py_ssize_t *offs;   /* malloc'd: the first word of each event */
+    Py_ssize_t *offs;   /* malloc'd: the first word of each event; NULL until asked for
+                         * (an item, a selection): the flush's own passes walk the words */
     Py_ssize_t n;
     Py_ssize_t nwords;
+    Py_ssize_t cap;     /* words allocated */
+    Py_ssize_t nobj;    /* object records among them */
 } Batch;
 
 static PyTypeObject BatchType;
+
+/* The words of the last batch freed, kept for the buffer's next hand-over (a flush hands
+ * the buffer's words to its batch and gives the buffer these: no copy, no new pages). */
+static int64_t *spare_words = NULL;
+static Py_ssize_t spare_cap = 0;
 
 static Batch *
 batch_alloc(Py_ssize_t n, Py_ssize_t nwords)
@@ -290,6 +300,8 @@ batch_alloc(Py_ssize_t n, Py_ssize_t nwords)
     b->offs = (Py_ssize_t *)malloc((size_t)(n ? n : 1) * sizeof(Py_ssize_t));
     b->n = 0;
     b->nwords = 0;
+    b->cap = nwords ? nwords : 1;
+    b->nobj = 0;
     if (b->words == NULL || b->offs == NULL) {
         Py_DECREF(b);
         PyErr_NoMemory();
@@ -306,23 +318,52 @@ batch_add(Batch *b, const int64_t *w)
     memcpy(b->words + b->nwords, w, (size_t)len * sizeof(int64_t));
     if (w[0] == OBJ_RECORD) {
         Py_INCREF((PyObject *)(intptr_t)w[1]);
+        b->nobj++;
     }
     b->offs[b->n++] = b->nwords;
     b->nwords += len;
 }
 
+/* the first word of each event (made on first use); -1 (MemoryError) if no memory */
+static int
+batch_offs(Batch *b)
+{
+    if (b->offs != NULL) {
+        return 0;
+    }
+    b->offs = (Py_ssize_t *)malloc((size_t)(b->n ? b->n : 1) * sizeof(Py_ssize_t));
+    if (b->offs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        b->offs[i] = at;
+        at += rec_len(b->words + at);
+    }
+    return 0;
+}
+
 static void
 Batch_dealloc(Batch *b)
 {
-    if (b->words != NULL) {
+    if (b->words != NULL && b->nobj) {
+        Py_ssize_t at = 0;
         for (Py_ssize_t i = 0; i < b->n; i++) {
-            int64_t *w = b->words + b->offs[i];
+            int64_t *w = b->words + at;
             if (w[0] == OBJ_RECORD) {
                 Py_DECREF((PyObject *)(intptr_t)w[1]);
             }
+            at += rec_len(w);
         }
     }
-    free(b->words);
+    if (b->words != NULL && b->cap > spare_cap) {  /* the larger one kept */
+        free(spare_words);
+        spare_words = b->words;
+        spare_cap = b->cap;
+    } else {
+        free(b->words);
+    }
     free(b->offs);
     PyObject_Free(b);
 }
@@ -338,6 +379,9 @@ Batch_item(Batch *b, Py_ssize_t i)
 {
     if (i < 0 || i >= b->n) {
         PyErr_SetString(PyExc_IndexError, "batch index out of range");
+        return NULL;
+    }
+    if (batch_offs(b) < 0) {
         return NULL;
     }
     Py_ssize_t len;
@@ -363,6 +407,9 @@ Batch_subscript(Batch *b, PyObject *key)
         return NULL;
     }
     Py_ssize_t k = PySlice_AdjustIndices(b->n, &start, &stop, step);
+    if (batch_offs(b) < 0) {
+        return NULL;
+    }
     Py_ssize_t words = 0;
     for (Py_ssize_t j = 0, i = start; j < k; j++, i += step) {
         int64_t *w = b->words + b->offs[i];
@@ -387,8 +434,10 @@ Batch_kinds(Batch *b, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     char *p = PyBytes_AS_STRING(out);
+    Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < b->n; i++) {
-        int64_t *w = b->words + b->offs[i];
+        int64_t *w = b->words + at;
+        at += rec_len(w);
         long long k = -1;
         if (w[0] == OBJ_RECORD) {
             PyObject *o = (PyObject *)(intptr_t)w[1];
@@ -420,6 +469,9 @@ Batch_select(Batch *b, PyObject *mask)
         return NULL;
     }
     const char *m = PyBytes_AS_STRING(mask);
+    if (batch_offs(b) < 0) {
+        return NULL;
+    }
     Py_ssize_t k = 0, words = 0;
     for (Py_ssize_t i = 0; i < b->n; i++) {
         if (m[i]) {
@@ -453,6 +505,9 @@ Batch_packed(Batch *b, PyObject *arg)
 #if PY_LITTLE_ENDIAN
     if (width <= 0) {
         Py_RETURN_NONE;
+    }
+    if (batch_offs(b) < 0) {
+        return NULL;
     }
     for (Py_ssize_t i = 0; i < b->n; i++) {
         if (b->words[b->offs[i]] != width) {
@@ -570,8 +625,10 @@ Batch_encode(Batch *b, PyObject *const *args, Py_ssize_t nargs)
     }
     /* pass 1: each event's kind; per kind, its count, its rows' width, and which bits of
      * each field differ from the first row's (the planes to store) */
+    Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < b->n; i++) {
-        const int64_t *w = b->words + b->offs[i];
+        const int64_t *w = b->words + at;
+        at += rec_len(w);
         int k = event_kind(w);
         if (k < 0) {
             result = Py_NewRef(Py_None);
@@ -652,12 +709,14 @@ Batch_encode(Batch *b, PyObject *const *args, Py_ssize_t nargs)
     if (any_body) {
         const unsigned char *ub = have_bits ? (const unsigned char *)bits.buf : NULL;
         Py_ssize_t nb = have_bits ? bits.len : 0;
+        at = 0;
         for (Py_ssize_t i = 0; i < b->n; i++) {
             EncGroup *e = g[kinds[i]];
+            const int64_t *w = b->words + at + 1;
+            at += rec_len(w - 1);
             if (e->body == NULL) {
                 continue;
             }
-            const int64_t *w = b->words + b->offs[i] + 1;
             Py_ssize_t at = e->at++;
             for (int j = 0; j < e->nplanes; j++) {
                 e->dst[j][at] = (unsigned char)((uint64_t)w[e->field[j]] >> e->shift[j]);
@@ -758,6 +817,45 @@ Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
     if (n < 0) {
         n = 0;
     }
+    if (as_batch && n == b->n && n > 0) {
+        /* all of them: the buffer's words handed to the batch as they are, and the
+         * buffer given the spare words (or none: it allocates on its next event) */
+        Batch *bt = PyObject_New(Batch, &BatchType);
+        if (bt == NULL) {
+            return NULL;
+        }
+        Py_ssize_t nobj = 0;
+        for (Py_ssize_t at = 0; at < b->used; at += rec_len(b->slots + at)) {
+            nobj += b->slots[at] == OBJ_RECORD;
+        }
+        bt->words = b->slots;
+        bt->offs = NULL;
+        bt->n = b->n;
+        bt->nwords = b->used;
+        bt->cap = b->cap;
+        bt->nobj = nobj;
+        b->slots = spare_words;
+        b->cap = spare_words != NULL ? spare_cap : 0;
+        spare_words = NULL;
+        spare_cap = 0;
+        b->used = 0;
+        b->n = 0;
+        /* (the old item's release runs no Python code: a batch or None) */
+        if (PyList_SetItem(args[1], 0, Py_NewRef((PyObject *)bt)) < 0) {
+            /* the words go back to the buffer, whose events they still are */
+            spare_words = b->slots;
+            spare_cap = b->cap;
+            b->slots = bt->words;
+            b->cap = bt->cap;
+            b->used = bt->nwords;
+            b->n = bt->n;
+            bt->words = NULL;
+            bt->n = 0;
+            Py_DECREF(bt);
+            return NULL;
+        }
+        return (PyObject *)bt;
+    }
     if (as_batch) {  /* the words copied into a batch: no tuple made */
         Py_ssize_t at = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -775,11 +873,13 @@ Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
             memcpy(bt->words + bt->nwords, w, (size_t)len * sizeof(int64_t));
             bt->offs[bt->n++] = bt->nwords;
             bt->nwords += len;
+            bt->nobj += w[0] == OBJ_RECORD;
             p += len;
         }
         if (PyList_SetItem(args[1], 0, Py_NewRef((PyObject *)bt)) < 0) {
             /* the references are the buffer's still: the batch must not drop them */
             bt->n = 0;
+            bt->nobj = 0;
             Py_DECREF(bt);
             return NULL;
         }
@@ -937,6 +1037,10 @@ list_set_long(PyObject *l, Py_ssize_t i, long v)
         return -1;
     }
     PyObject *old = PyList_GET_ITEM(l, i);
+    if (x == old) {  /* a small int that is there already (a site's flag, bound before) */
+        Py_DECREF(x);
+        return 0;
+    }
     PyList_SET_ITEM(l, i, x);
     Py_DECREF(old);
     return 0;
@@ -1190,7 +1294,11 @@ bind_core(Py_ssize_t s, PyObject *value, PyObject *tok, int64_t t)
     }
     if (immutable && size <= S_small_bytes) {  /* a small immutable scalar: may sample */
         long n = list_long(S_streak, s, &ok) + 1;
-        if (ok) {
+        /* counted up to the streak that starts sampling, not past it (nor from the
+         * never-sampled value far below 0): what happens at the streak is the same, and
+         * past 256 each count would be a new int object (--no-sampling, where sampling
+         * never starts and the streak went on) */
+        if (ok && n >= 0 && n <= S_scalar_streak) {
             if (list_set_long(S_streak, s, n) < 0) {
                 PyErr_Clear();
             } else if (n == S_scalar_streak) {  /* Python's _start_sampling(s) */

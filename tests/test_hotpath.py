@@ -286,6 +286,45 @@ def test_a_batch_is_a_read_only_sequence_of_its_events() -> None:
 
 
 @needs_c
+def test_a_batch_taking_all_keeps_its_events_while_the_buffer_goes_on() -> None:
+    """A take of every event hands the buffer's own words to the batch (and the buffer
+    the words of a batch freed before): each batch still reads its own events, object
+    rows included, while the buffer fills again; a partial take copies, as before."""
+    import sys
+
+    buf = _hooks._hotpath.Buffer()
+    held = []
+    for r in range(6):
+        events = [(8, r, i, 3, 4, 5, 6) if i % 5 else (13, r, f"w{r}", "m" * i)
+                  for i in range(3000 + r)]
+        buf.extend(events)
+        into: list[Any] = [None]
+        batch = buf.take(len(events), into, True)
+        assert into[0] is batch and len(buf) == 0 and not buf
+        buf.extend([(7, r, 1)] * 10)  # the buffer goes on meanwhile
+        assert list(batch) == events and batch.kinds() == bytes(e[0] for e in events)
+        held.append((batch, events))
+        if r % 2:
+            held.pop(0)  # a batch freed: its words are the next hand-over's
+        buf.clear()
+    for batch, events in held:
+        assert list(batch) == events
+    text = "a string only a taken event holds " * 3
+    before = sys.getrefcount(text)
+    buf.extend([(13, 1, text, "m"), (8, 1, 2, 3)])
+    part = buf.take(1, [None], True)  # not all: copied
+    assert list(part) == [(13, 1, text, "m")] and list(buf) == [(8, 1, 2, 3)]
+    del part
+    buf.clear()
+    assert sys.getrefcount(text) == before
+    buf.extend([(8, 1, 2, 3), (13, 1, text, "m")])
+    whole = buf.take(2, [None], True)  # all: handed over, references and all
+    assert sys.getrefcount(text) == before + 1 and list(whole)[1][2] is text
+    del whole
+    assert sys.getrefcount(text) == before
+
+
+@needs_c
 def test_a_capture_from_batches_reads_as_from_lists(tmp_path: Path) -> None:
     """The same events written as lists and as C batches: the same events read back,
     the same counts (user binds at sites past 255 included)."""
