@@ -36,6 +36,13 @@
 #define Py_XSETREF_LOCAL(dst, src) \
     do { PyObject *_old = (PyObject *)(dst); (dst) = (src); Py_XDECREF(_old); } while (0)
 #define OBJ_RECORD (-1)
+/* a walk over the words reads them in order, each record's place known only once the
+ * one before it is read: the words 512 bytes ahead are asked for meanwhile */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH_AHEAD(p) __builtin_prefetch((const void *)((p) + 64), 0, 3)
+#else
+#define PREFETCH_AHEAD(p) ((void)0)
+#endif
 
 /* words taken by the record that starts at ``w`` (its header included) */
 static inline Py_ssize_t
@@ -66,7 +73,56 @@ typedef struct {
     Py_ssize_t used;    /* words used */
     Py_ssize_t cap;     /* words allocated */
     Py_ssize_t n;       /* events */
+    unsigned char *kinds;  /* each event's kind (0 where it has none in 0..255) */
+    Py_ssize_t kcap;    /* bytes allocated there */
+    Py_ssize_t nobj;    /* object records */
+    Py_ssize_t nbad;    /* events with no kind 0..255 */
 } Buffer;
+
+/* the kind of an object record's event: its tuple's first item, if an int 0..255; else
+ * -1 */
+static int
+obj_kind(PyObject *o)
+{
+    long long k = -1;
+    if (PyTuple_Check(o) && PyTuple_GET_SIZE(o) > 0
+        && PyLong_CheckExact(PyTuple_GET_ITEM(o, 0))) {
+        k = PyLong_AsLongLong(PyTuple_GET_ITEM(o, 0));
+        if (k == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+    }
+    return k < 0 || k > 255 ? -1 : (int)k;
+}
+
+/* room to note one more event's kind */
+static inline int
+buf_reserve_kind(Buffer *b)
+{
+    if (b->n < b->kcap) {
+        return 0;
+    }
+    Py_ssize_t cap = b->kcap ? b->kcap * 2 : 8192;
+    unsigned char *p = (unsigned char *)realloc(b->kinds, (size_t)cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->kinds = p;
+    b->kcap = cap;
+    return 0;
+}
+
+static inline void
+buf_note_kind(Buffer *b, long long k)
+{
+    if (k < 0 || k > 255) {
+        b->kinds[b->n] = 0;
+        b->nbad++;
+    } else {
+        b->kinds[b->n] = (unsigned char)k;
+    }
+}
 
 static int
 buf_reserve(Buffer *b, Py_ssize_t words)
@@ -91,7 +147,8 @@ buf_reserve(Buffer *b, Py_ssize_t words)
 static inline int
 buf_push_ints(Buffer *b, const int64_t *vals, int k)
 {
-    if (b->used + k + 1 > b->cap && buf_reserve(b, k + 1) < 0) {
+    if ((b->used + k + 1 > b->cap && buf_reserve(b, k + 1) < 0)
+        || buf_reserve_kind(b) < 0) {
         return -1;
     }
     int64_t *w = b->slots + b->used;
@@ -99,6 +156,7 @@ buf_push_ints(Buffer *b, const int64_t *vals, int k)
     for (int i = 0; i < k; i++) {  /* (a few words: no call to memcpy) */
         w[1 + i] = vals[i];
     }
+    buf_note_kind(b, k > 0 ? vals[0] : -1);
     b->used += k + 1;
     b->n += 1;
     return 0;
@@ -107,12 +165,14 @@ buf_push_ints(Buffer *b, const int64_t *vals, int k)
 static int
 buf_push_obj(Buffer *b, PyObject *obj)
 {
-    if (buf_reserve(b, 2) < 0) {
+    if (buf_reserve(b, 2) < 0 || buf_reserve_kind(b) < 0) {
         return -1;
     }
     int64_t *w = b->slots + b->used;
     w[0] = OBJ_RECORD;
     w[1] = (int64_t)(intptr_t)Py_NewRef(obj);
+    buf_note_kind(b, obj_kind(obj));
+    b->nobj++;
     b->used += 2;
     b->n += 1;
     return 0;
@@ -194,6 +254,31 @@ buf_release(Buffer *b)
     }
     b->used = 0;
     b->n = 0;
+    b->nobj = 0;
+    b->nbad = 0;
+}
+
+/* the kinds and counts noted again from the words (after a take that left some) */
+static void
+buf_renote(Buffer *b)
+{
+    Py_ssize_t at = 0, i = 0;
+    b->nobj = 0;
+    b->nbad = 0;
+    while (at < b->used) {  /* (the kinds array holds b->n bytes already) */
+        int64_t *w = b->slots + at;
+        int obj = w[0] == OBJ_RECORD;
+        long long k = obj ? obj_kind((PyObject *)(intptr_t)w[1]) : (w[0] > 0 ? w[1] : -1);
+        b->nobj += obj;
+        if (k < 0 || k > 255) {
+            b->kinds[i] = 0;
+            b->nbad++;
+        } else {
+            b->kinds[i] = (unsigned char)k;
+        }
+        at += rec_len(w);
+        i++;
+    }
 }
 
 static PyObject *
@@ -212,6 +297,7 @@ Buffer_dealloc(Buffer *b)
 {
     buf_release(b);
     free(b->slots);
+    free(b->kinds);
     Py_TYPE(b)->tp_free((PyObject *)b);
 }
 
@@ -280,6 +366,9 @@ typedef struct {
     Py_ssize_t nwords;
     Py_ssize_t cap;     /* words allocated */
     Py_ssize_t nobj;    /* object records among them */
+    unsigned char *kinds;  /* malloc'd: each event's kind, as the buffer noted them; NULL:
+                            * read from the words when asked */
+    Py_ssize_t nbad;    /* events with no kind 0..255 (kinds is not NULL) */
 } Batch;
 
 static PyTypeObject BatchType;
@@ -302,6 +391,8 @@ batch_alloc(Py_ssize_t n, Py_ssize_t nwords)
     b->nwords = 0;
     b->cap = nwords ? nwords : 1;
     b->nobj = 0;
+    b->kinds = NULL;
+    b->nbad = 0;
     if (b->words == NULL || b->offs == NULL) {
         Py_DECREF(b);
         PyErr_NoMemory();
@@ -365,6 +456,7 @@ Batch_dealloc(Batch *b)
         free(b->words);
     }
     free(b->offs);
+    free(b->kinds);
     PyObject_Free(b);
 }
 
@@ -429,6 +521,12 @@ Batch_subscript(Batch *b, PyObject *key)
 static PyObject *
 Batch_kinds(Batch *b, PyObject *Py_UNUSED(ignored))
 {
+    if (b->kinds != NULL) {  /* as the buffer noted them */
+        if (b->nbad) {
+            Py_RETURN_NONE;
+        }
+        return PyBytes_FromStringAndSize((const char *)b->kinds, b->n);
+    }
     PyObject *out = PyBytes_FromStringAndSize(NULL, b->n);
     if (out == NULL) {
         return NULL;
@@ -625,11 +723,13 @@ Batch_encode(Batch *b, PyObject *const *args, Py_ssize_t nargs)
     }
     /* pass 1: each event's kind; per kind, its count, its rows' width, and which bits of
      * each field differ from the first row's (the planes to store) */
+    const unsigned char *noted = b->kinds != NULL && !b->nbad ? b->kinds : NULL;
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < b->n; i++) {
         const int64_t *w = b->words + at;
+        PREFETCH_AHEAD(w);
         at += rec_len(w);
-        int k = event_kind(w);
+        int k = noted != NULL ? noted[i] : event_kind(w);
         if (k < 0) {
             result = Py_NewRef(Py_None);
             goto done;
@@ -713,6 +813,7 @@ Batch_encode(Batch *b, PyObject *const *args, Py_ssize_t nargs)
         for (Py_ssize_t i = 0; i < b->n; i++) {
             EncGroup *e = g[kinds[i]];
             const int64_t *w = b->words + at + 1;
+            PREFETCH_AHEAD(w);
             at += rec_len(w - 1);
             if (e->body == NULL) {
                 continue;
@@ -824,22 +925,30 @@ Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
         if (bt == NULL) {
             return NULL;
         }
-        Py_ssize_t nobj = 0;
-        for (Py_ssize_t at = 0; at < b->used; at += rec_len(b->slots + at)) {
-            nobj += b->slots[at] == OBJ_RECORD;
+        bt->kinds = (unsigned char *)malloc((size_t)n);
+        if (bt->kinds == NULL) {
+            bt->words = NULL;
+            bt->offs = NULL;
+            bt->n = 0;
+            Py_DECREF(bt);
+            return PyErr_NoMemory();
         }
+        memcpy(bt->kinds, b->kinds, (size_t)n);
+        bt->nbad = b->nbad;
         bt->words = b->slots;
         bt->offs = NULL;
         bt->n = b->n;
         bt->nwords = b->used;
         bt->cap = b->cap;
-        bt->nobj = nobj;
+        bt->nobj = b->nobj;
         b->slots = spare_words;
         b->cap = spare_words != NULL ? spare_cap : 0;
         spare_words = NULL;
         spare_cap = 0;
         b->used = 0;
         b->n = 0;
+        b->nobj = 0;
+        b->nbad = 0;
         /* (the old item's release runs no Python code: a batch or None) */
         if (PyList_SetItem(args[1], 0, Py_NewRef((PyObject *)bt)) < 0) {
             /* the words go back to the buffer, whose events they still are */
@@ -849,6 +958,8 @@ Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
             b->cap = bt->cap;
             b->used = bt->nwords;
             b->n = bt->n;
+            b->nobj = bt->nobj;
+            b->nbad = bt->nbad;
             bt->words = NULL;
             bt->n = 0;
             Py_DECREF(bt);
@@ -886,6 +997,7 @@ Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
         memmove(b->slots, b->slots + at, (size_t)(b->used - at) * sizeof(int64_t));
         b->used -= at;
         b->n -= n;
+        buf_renote(b);
         return (PyObject *)bt;
     }
     PyObject *out = PyList_New(n);
@@ -922,6 +1034,7 @@ Buffer_take(Buffer *b, PyObject *const *args, Py_ssize_t nargs)
     memmove(b->slots, b->slots + at, (size_t)(b->used - at) * sizeof(int64_t));
     b->used -= at;
     b->n -= n;
+    buf_renote(b);
     return out;
 }
 

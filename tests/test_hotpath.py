@@ -322,6 +322,14 @@ def test_a_batch_taking_all_keeps_its_events_while_the_buffer_goes_on() -> None:
     assert sys.getrefcount(text) == before + 1 and list(whole)[1][2] is text
     del whole
     assert sys.getrefcount(text) == before
+    odd = [(8, 1, 2), (300, 1), (7, 5), (True, 2), (), ("x",), (6, 1, 1, 1, 1, 1)]
+    buf.extend(odd)  # kinds the writer cannot use: the batch says so (None)
+    assert buf.take(len(odd), [None], True).kinds() is None
+    buf.extend(odd)
+    assert buf.take(2, [None], True).kinds() is None  # a partial take: read from the words
+    assert buf.take(1, [None], True).kinds() == bytes((7,))  # what is left noted again
+    assert buf.take(3, [None], True).kinds() is None
+    assert buf.take(1, [None], True).kinds() == bytes((6,)) and not buf
 
 
 @needs_c
