@@ -382,6 +382,31 @@ dw_since(PyObject *Py_UNUSED(m), PyObject *arg)
     return PyLong_FromLongLong(s->stamp);
 }
 
+/* watched(): the addresses watched now (their objects alive) */
+static PyObject *
+dw_watched(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
+{
+    PyObject *out = PyList_New((Py_ssize_t)used);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t n = 0;
+    for (size_t i = 0; i < cap && n < (Py_ssize_t)used; i++) {
+        if (table[i].addr > DELETED) {
+            PyObject *v = PyLong_FromVoidPtr((void *)table[i].addr);
+            if (v == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            PyList_SET_ITEM(out, n++, v);
+        }
+    }
+    if (n < (Py_ssize_t)used && PyList_SetSlice(out, n, (Py_ssize_t)used, NULL) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
 static PyObject *
 dw_deaths(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
 {
@@ -625,6 +650,8 @@ static PyMethodDef methods[] = {
      "while that object lives; None otherwise."},
     {"deaths", dw_deaths, METH_NOARGS,
      "deaths()\n--\n\nThe addresses of watched objects deallocated since the last call."},
+    {"watched", dw_watched, METH_NOARGS,
+     "watched()\n--\n\nThe addresses watched now (their objects are alive)."},
     {"pending", dw_pending, METH_NOARGS,
      "pending()\n--\n\nHow many deaths deaths() would return."},
     {"stats", dw_stats, METH_NOARGS, "stats()\n--\n\nwatched, capacity, lost, started."},

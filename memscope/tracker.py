@@ -103,11 +103,21 @@ class MemoryTracker:
         """Every binding recorded, ended or live, in bind order."""
         return [b.as_dict() for b in self.analysis().all_bindings()]
 
-    def _find_leaks(self) -> tuple[Analysis, list[Any]]:
+    def _find_leaks(self) -> tuple[Any, list[Any]]:
         from memscope import census
-        from memscope.leaks import find_leaks
+        from memscope.leaks import LeakReplay, find_leaks
 
-        an = self.analysis()  # (flushes: deaths the watch saw become FINAL rows first)
+        # the replay the check needs (leaks.LeakReplay), kept for the objects it could
+        # prove to be the ones bound: weak references and the death watch's addresses,
+        # alive now (events() flushes first: deaths the watch saw become FINAL rows)
+        targets: set[int] | None = set(_hooks._watched)
+        dw = _hooks._dw
+        if dw is not None:
+            if hasattr(dw, "watched"):
+                targets.update(dw.watched())  # type: ignore[union-attr]
+            else:  # (an extension built before watched(): every object)
+                targets = None
+        an = LeakReplay(targets).feed_all(self.events())
         # no census at the same time: the references its walk holds would read as
         # holders, and make retained sizes smaller than they are
         with census._one_at_a_time:
