@@ -162,6 +162,26 @@ buf_push_ints(Buffer *b, const int64_t *vals, int k)
     return 0;
 }
 
+/* A row of the calls' own (BIND, ENTER, EXIT, UNBIND): ``row`` holds ROW_WORDS words
+ * (its k fields, then anything), all copied by one fixed-size copy (a copy of k words
+ * cost a ``rep movs`` start-up a row); the words past k are never read. */
+#define ROW_WORDS 11
+static inline int
+buf_push_row(Buffer *b, const int64_t *row, int k)
+{
+    if ((b->used + ROW_WORDS + 1 > b->cap && buf_reserve(b, ROW_WORDS + 1) < 0)
+        || buf_reserve_kind(b) < 0) {
+        return -1;
+    }
+    int64_t *w = b->slots + b->used;
+    w[0] = k;
+    memcpy(w + 1, row, ROW_WORDS * sizeof(int64_t));
+    buf_note_kind(b, row[0]);
+    b->used += k + 1;
+    b->n += 1;
+    return 0;
+}
+
 static int
 buf_push_obj(Buffer *b, PyObject *obj)
 {
@@ -1399,9 +1419,9 @@ bind_core(Py_ssize_t s, PyObject *value, PyObject *tok, int64_t t)
         PyErr_Clear();
         return TO_PYTHON;
     }
-    int64_t row[11] = {K_BIND, t ? t : now_ns(), (int64_t)s, tk,
+    int64_t row[ROW_WORDS] = {K_BIND, t ? t : now_ns(), (int64_t)s, tk,
                        (int64_t)(intptr_t)value, ti, size, size, -1, -1, -1};
-    if (buf_push_ints(S_buf, row, S_full ? 11 : 7) < 0) {
+    if (buf_push_row(S_buf, row, S_full ? 11 : 7) < 0) {
         PyErr_Clear();
         return TO_PYTHON;
     }
@@ -1531,15 +1551,20 @@ Sites_bind_group(Sites *self, PyObject *const *args, Py_ssize_t nargs)
         return call_python(self->py_bind_group, args, nargs, Py_None);
     }
     Py_ssize_t k = PyTuple_GET_SIZE(values);
+    int64_t t = 0;  /* one time for the group's rows, as enter's parameters share one */
     for (Py_ssize_t i = 0; i < k; i++) {
         int ok = 1;
         if (list_long(S_asleep, s + i, &ok) || !ok) {
             continue;  /* asleep until the re-arm (or not a site: Python skipped it too) */
         }
         PyObject *v = PyTuple_GET_ITEM(values, i);
-        int res = bind_core(s + i, v, tok, 0);
+        if (t == 0) {
+            t = now_ns();
+        }
+        int res = bind_core(s + i, v, tok, t);
         if (res == TO_PYTHON) {
             res = py_bind_at(self, first + i, v, tok);
+            t = 0;  /* the members after it: not before its row */
         }
         if (res == RAISED || (res == FAILED && hand_to_catch(where_bind_group) < 0)) {
             return NULL;
@@ -1674,8 +1699,8 @@ Sites_unbind(Sites *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     if (ok && r >= 0) {
-        int64_t row[4] = {K_UNBIND, now_ns(), (int64_t)s, tk};
-        if (buf_push_ints(S_buf, row, 4) < 0) {
+        int64_t row[ROW_WORDS] = {K_UNBIND, now_ns(), (int64_t)s, tk};
+        if (buf_push_row(S_buf, row, 4) < 0) {
             PyErr_Clear();
         }
     }
@@ -1692,8 +1717,8 @@ Sites_exit(Sites *self, PyObject *tok)
     if (S_ready && PyLong_CheckExact(tok)) {
         long long tk = PyLong_AsLongLong(tok);
         if (!(tk == -1 && PyErr_Occurred())) {
-            int64_t row[3] = {K_EXIT, now_ns(), tk};
-            if (buf_push_ints(S_buf, row, 3) < 0) {
+            int64_t row[ROW_WORDS] = {K_EXIT, now_ns(), tk};
+            if (buf_push_row(S_buf, row, 3) < 0) {
                 PyErr_Clear();
             }
             Py_RETURN_NONE;
@@ -1788,8 +1813,8 @@ Sites_enter(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     long long tk = PyLong_AsLongLongAndOverflow(tok, &ov1);
     long long id = PyLong_AsLongLongAndOverflow(ident, &ov2);
     if (!ov1 && !ov2 && !PyErr_Occurred()) {
-        int64_t row[6] = {K_ENTER, t, (int64_t)sc, tk, id, task};
-        pushed = buf_push_ints(S_buf, row, 6);
+        int64_t row[ROW_WORDS] = {K_ENTER, t, (int64_t)sc, tk, id, task};
+        pushed = buf_push_row(S_buf, row, 6);
     } else {  /* a number a word does not hold: the row as an object */
         PyErr_Clear();
         PyObject *ev = Py_BuildValue("(LLnOOL)", (long long)K_ENTER, (long long)t, sc, tok,
