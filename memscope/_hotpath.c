@@ -1138,6 +1138,11 @@ static int64_t K_BIND, K_ENTER, K_EXIT, K_UNBIND;
 static int S_ready = 0;
 static long long S_tok = 0;  /* the last scope-instance token given (Python's too) */
 static PyObject *str_tkey;   /* this thread's ident, in its thread state's dict */
+/* the ident of the thread that entered the last scope, and that thread's state: a scope
+ * entered by the same thread again needs no look-up in its dict */
+static PyThreadState *last_ts = NULL;
+static uint64_t last_tsid = 0;
+static PyObject *last_ident = NULL;
 
 /* list[i] as a C long; 0 with *ok = 0 when it is not there or not an int */
 static inline long
@@ -1769,11 +1774,17 @@ Sites_enter(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     /* the thread's ident, kept in its thread state's dict (a new thread, even one that
      * reuses an ident, has a new one): the first scope of a thread asks Python, which
      * records the THREAD row */
-    PyObject *tdict = PyThreadState_GetDict();  /* borrowed; NULL: none */
-    PyObject *ident = tdict ? PyDict_GetItemWithError(tdict, str_tkey) : NULL;
-    if (ident != NULL) {
-        Py_INCREF(ident);
+    PyThreadState *ts = PyThreadState_Get();
+    uint64_t tsid = PyThreadState_GetID(ts);
+    PyObject *tdict = NULL, *ident = NULL;
+    if (ts == last_ts && tsid == last_tsid && last_ident != NULL) {
+        ident = Py_NewRef(last_ident);  /* the thread of the last scope, again */
     } else {
+        tdict = PyThreadState_GetDict();  /* borrowed; NULL: none */
+        ident = tdict ? PyDict_GetItemWithError(tdict, str_tkey) : NULL;
+        Py_XINCREF(ident);
+    }
+    if (ident == NULL) {
         if (PyErr_Occurred()) {
             Py_DECREF(tok);
             goto fail_none;
@@ -1786,6 +1797,13 @@ Sites_enter(Sites *self, PyObject *const *args, Py_ssize_t nargs)
         if (tdict != NULL && PyDict_SetItem(tdict, str_tkey, ident) < 0) {
             PyErr_Clear();
         }
+    }
+    if (ts != last_ts || tsid != last_tsid || ident != last_ident) {
+        /* a thread state is told by its address and its id, which no other thread state
+         * of the process is given, even at the same address */
+        last_ts = ts;
+        last_tsid = tsid;
+        Py_XSETREF_LOCAL(last_ident, Py_NewRef(ident));
     }
     int64_t t = now_ns();
     long long task = 0;
@@ -2035,6 +2053,9 @@ hot_forget_thread(PyObject *mod, PyObject *Py_UNUSED(ignored))
     if (tdict != NULL && PyDict_DelItem(tdict, str_tkey) < 0) {
         PyErr_Clear();
     }
+    last_ts = NULL;
+    last_tsid = 0;
+    Py_CLEAR(last_ident);
     Py_RETURN_NONE;
 }
 

@@ -332,6 +332,34 @@ def test_a_batch_taking_all_keeps_its_events_while_the_buffer_goes_on() -> None:
     assert buf.take(1, [None], True).kinds() == bytes((6,)) and not buf
 
 
+def test_each_thread_s_scopes_carry_its_own_ident(rec: Any) -> None:
+    """Threads one after another (a new one often gets the ident, and the thread state's
+    memory, of the one before) and the main thread between them: each ENTER names the
+    thread that entered, and each new thread is announced by a THREAD row of its own."""
+    import threading
+
+    from memscope.events import ENTER, THREAD
+
+    m = rec.module("v")
+    want: list[int] = []  # the ident of each scope entry, in order
+
+    def work() -> None:
+        for _ in range(3):
+            m.exit(m.enter(1, -1))
+            want.append(threading.get_ident())
+
+    for i in range(4):
+        m.exit(m.enter(1, -1))
+        want.append(threading.get_ident())
+        t = threading.Thread(target=work, name=f"worker-{i}")
+        t.start()
+        t.join()
+    events = rec.events()
+    assert [e[4] for e in events if e[0] == ENTER] == want
+    names = [e[2] for e in events if e[0] == THREAD]
+    assert {n for n in names if n.startswith("worker-")} == {f"worker-{i}" for i in range(4)}
+
+
 @needs_c
 def test_a_capture_from_batches_reads_as_from_lists(tmp_path: Path) -> None:
     """The same events written as lists and as C batches: the same events read back,
