@@ -162,24 +162,30 @@ buf_push_ints(Buffer *b, const int64_t *vals, int k)
     return 0;
 }
 
-/* A row of the calls' own (BIND, ENTER, EXIT, UNBIND): ``row`` holds ROW_WORDS words
- * (its k fields, then anything), all copied by one fixed-size copy (a copy of k words
- * cost a ``rep movs`` start-up a row); the words past k are never read. */
+/* A row of the calls' own (BIND, ENTER, EXIT, UNBIND), written in place: ``buf_row``
+ * gives room for ROW_WORDS fields (NULL: no memory, exception set), the caller writes
+ * the fields there, with no Python code run meanwhile, and ``buf_row_done`` counts the
+ * k of them (a row built on the stack and copied was read back before its stores had
+ * landed: a stall a row). */
 #define ROW_WORDS 11
-static inline int
-buf_push_row(Buffer *b, const int64_t *row, int k)
+static inline int64_t *
+buf_row(Buffer *b)
 {
     if ((b->used + ROW_WORDS + 1 > b->cap && buf_reserve(b, ROW_WORDS + 1) < 0)
         || buf_reserve_kind(b) < 0) {
-        return -1;
+        return NULL;
     }
+    return b->slots + b->used + 1;
+}
+
+static inline void
+buf_row_done(Buffer *b, int k)
+{
     int64_t *w = b->slots + b->used;
     w[0] = k;
-    memcpy(w + 1, row, ROW_WORDS * sizeof(int64_t));
-    buf_note_kind(b, row[0]);
+    buf_note_kind(b, w[1]);
     b->used += k + 1;
     b->n += 1;
-    return 0;
 }
 
 static int
@@ -1424,12 +1430,26 @@ bind_core(Py_ssize_t s, PyObject *value, PyObject *tok, int64_t t)
         PyErr_Clear();
         return TO_PYTHON;
     }
-    int64_t row[ROW_WORDS] = {K_BIND, t ? t : now_ns(), (int64_t)s, tk,
-                       (int64_t)(intptr_t)value, ti, size, size, -1, -1, -1};
-    if (buf_push_row(S_buf, row, S_full ? 11 : 7) < 0) {
+    if (t == 0) {
+        t = now_ns();
+    }
+    int64_t *row = buf_row(S_buf);
+    if (row == NULL) {
         PyErr_Clear();
         return TO_PYTHON;
     }
+    row[0] = K_BIND;
+    row[1] = t;
+    row[2] = (int64_t)s;
+    row[3] = tk;
+    row[4] = (int64_t)(intptr_t)value;
+    row[5] = ti;
+    row[6] = size;
+    row[7] = size;
+    if (S_full) {
+        row[8] = row[9] = row[10] = -1;
+    }
+    buf_row_done(S_buf, S_full ? 11 : 7);
     if (immutable && size <= S_small_bytes) {  /* a small immutable scalar: may sample */
         long n = list_long(S_streak, s, &ok) + 1;
         /* counted up to the streak that starts sampling, not past it (nor from the
@@ -1704,9 +1724,16 @@ Sites_unbind(Sites *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     if (ok && r >= 0) {
-        int64_t row[ROW_WORDS] = {K_UNBIND, now_ns(), (int64_t)s, tk};
-        if (buf_push_row(S_buf, row, 4) < 0) {
+        int64_t t = now_ns();
+        int64_t *row = buf_row(S_buf);
+        if (row == NULL) {
             PyErr_Clear();
+        } else {
+            row[0] = K_UNBIND;
+            row[1] = t;
+            row[2] = (int64_t)s;
+            row[3] = tk;
+            buf_row_done(S_buf, 4);
         }
     }
     Py_RETURN_NONE;
@@ -1722,9 +1749,15 @@ Sites_exit(Sites *self, PyObject *tok)
     if (S_ready && PyLong_CheckExact(tok)) {
         long long tk = PyLong_AsLongLong(tok);
         if (!(tk == -1 && PyErr_Occurred())) {
-            int64_t row[ROW_WORDS] = {K_EXIT, now_ns(), tk};
-            if (buf_push_row(S_buf, row, 3) < 0) {
+            int64_t t = now_ns();
+            int64_t *row = buf_row(S_buf);
+            if (row == NULL) {
                 PyErr_Clear();
+            } else {
+                row[0] = K_EXIT;
+                row[1] = t;
+                row[2] = tk;
+                buf_row_done(S_buf, 3);
             }
             Py_RETURN_NONE;
         }
@@ -1831,8 +1864,17 @@ Sites_enter(Sites *self, PyObject *const *args, Py_ssize_t nargs)
     long long tk = PyLong_AsLongLongAndOverflow(tok, &ov1);
     long long id = PyLong_AsLongLongAndOverflow(ident, &ov2);
     if (!ov1 && !ov2 && !PyErr_Occurred()) {
-        int64_t row[ROW_WORDS] = {K_ENTER, t, (int64_t)sc, tk, id, task};
-        pushed = buf_push_row(S_buf, row, 6);
+        int64_t *row = buf_row(S_buf);
+        pushed = row == NULL ? -1 : 0;
+        if (row != NULL) {
+            row[0] = K_ENTER;
+            row[1] = t;
+            row[2] = (int64_t)sc;
+            row[3] = tk;
+            row[4] = id;
+            row[5] = task;
+            buf_row_done(S_buf, 6);
+        }
     } else {  /* a number a word does not hold: the row as an object */
         PyErr_Clear();
         PyObject *ev = Py_BuildValue("(LLnOOL)", (long long)K_ENTER, (long long)t, sc, tok,
