@@ -49,6 +49,8 @@ COMPAT_TESTS = [
     # depends on where each version checks for signals (3.10 at jumps taken and frame
     # starts, 3.11+ at RESUME and back edges); the whole file, 7 to 12 s per version
     "tests/test_interrupts.py",
+    # the report modules mypyc compiles for each version (setup.py), against their source
+    "tests/test_compiled_reports.py",
 ]
 COMPAT_DEPS = ["pytest>=8.0", "hypothesis>=6.100", "hypothesmith>=0.3", "coverage>=7.0",
                "humanize>=4.0", "jinja2>=3.1", "cloudpickle>=3.0"]

@@ -14,6 +14,10 @@ from memscope import _own
 
 _own.begin()  # what importing memscope adds is memscope's own memory
 
+from memscope import _compiled  # noqa: E402
+
+_compiled.select()  # compiled report modules, or their source
+
 from memscope.config import Config, ConfigError  # noqa: E402
 from memscope.explicit import ignore, track_scope, track_var  # noqa: E402
 from memscope.sizing import register_sizer  # noqa: E402

@@ -828,7 +828,9 @@ class Analysis:
             self._timeline_skip = 0
             self._take_sample(t)
 
-    feed_bind = _bind  # ``feed`` of a BIND row, for a caller that knows it is one
+    def feed_bind(self, ev: Event) -> None:
+        """``feed`` of a BIND row, for a caller that knows it is one."""
+        self._bind(ev)
 
     def _bind_shared(self, b: Binding, same: dict[int, Binding]) -> int:
         """Count ``b``, a binding of an object other live bindings name (``same``, ``b``

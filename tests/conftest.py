@@ -135,3 +135,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slow") is None and _is_slow(item):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_report_header() -> str:
+    """Which implementations the tests run: a stale in-place build runs the sources (and
+    says so here), so an edit is never tested against old compiled code."""
+    from memscope import _compiled, census
+
+    hot = "C" if _hooks.ACCELERATED else "pure Python"
+    walk = "C" if census.ACCELERATED else "pure Python"
+    return f"memscope: hot path {hot}; census walk {walk}; report modules {_compiled.STATE}"

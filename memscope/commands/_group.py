@@ -36,11 +36,12 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     only here)."""
     if not value or ctx.resilient_parsing:
         return
-    from memscope import _hooks, census
+    from memscope import _compiled, _hooks, census
 
     walk = "C" if census.ACCELERATED else "pure Python"
     hot = "C" if _hooks.ACCELERATED else "pure Python"
-    click.echo(f"memscope, version {__version__} (hot path: {hot}; census walk: {walk})")
+    click.echo(f"memscope, version {__version__} (hot path: {hot}; census walk: {walk}; "
+               f"report modules: {_compiled.STATE})")
     ctx.exit()
 
 

@@ -229,7 +229,6 @@ class Prepared:
         sampled: dict[int, tuple[int, int]] = {}
         run_meta = self.meta
         t0 = int(run_meta.get("start_ns") or 0)
-        feed, feed_bind = an.feed, an.feed_bind
         cur_pid = -1
         total = sum(c.header.records or c.footer.get("records", 0) for c in self.caps)
         if progress is not None:
@@ -257,7 +256,7 @@ class Prepared:
                 k = ev[0]
                 if k == BIND and fast:
                     binds += 1
-                    feed_bind(ev)
+                    an.feed_bind(ev)  # (a native call when compiled)
                     if not n & 0xFFFF and progress is not None:
                         progress.events(n)
                     continue
@@ -279,10 +278,10 @@ class Prepared:
                     except (IndexError, TypeError, ValueError):
                         pass
                 if k == BIND:
-                    feed_bind(ev)
+                    an.feed_bind(ev)
                     fast = True
                 else:
-                    feed(ev)
+                    an.feed(ev)
         finally:
             if paused:
                 gc.enable()
