@@ -357,7 +357,7 @@ class Collector:
             "variables": len(self.vars),
             "history_rows": sum(len(v.hist) for v in self.vars),
             "spans": sum(len(v.segs) + len(v.objs) for v in self.vars),
-            "raw_in_memory": len(self.raw.cols[0]) + len(self.raw.rows),
+            "raw_in_memory": len(self.raw.rows),
             "buffer_addrs": len(self.addr_users),
         }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import zlib
 from array import array
+from struct import pack
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +40,12 @@ RAW_COLUMNS = (
     ("end", "u8"),  # index into raw.ends
 )
 _RAW_CODE = {"f64": "d", "i32": "i", "u8": "B"}
-_RAW_CHUNK = 1 << 14
+_RAW_FMT = tuple(_RAW_CODE[kind] for _, kind in RAW_COLUMNS)
 
 
 class RawSink:
     """Every binding as little-endian columns, appended as bindings end, in a temporary
-    directory (one file per column, written 16,384 bindings at a time), so no binding
+    directory (one file per column, written 2,048 bindings at a time), so no binding
     is held in memory; ``write_base64`` streams them, zlib-compressed and
     base64-encoded, into the page."""
 
@@ -55,7 +56,6 @@ class RawSink:
         self.n = 0
         self.total = 0
         self.dir: str | None = tempfile.mkdtemp(prefix="memscope-raw-") if self.limit else None
-        self.cols = [array(_RAW_CODE[kind]) for _, kind in RAW_COLUMNS]
         self.rows: list[tuple[Any, ...]] = []
         self.files: list[Any] = []
         if self.dir is not None:
@@ -88,26 +88,16 @@ class RawSink:
             self.batch()
 
     def batch(self) -> None:
-        """Rows -> columns a batch at a time (every 2,048 rows), to the files by chunks."""
-        self._columns()
-        if len(self.cols[0]) >= _RAW_CHUNK:
-            self._flush()
-
-    def _columns(self) -> None:
-        if self.rows:
-            for c, col in zip(self.cols, zip(*self.rows, strict=True), strict=True):
-                c.extend(col)
-            self.rows = []
-
-    def _flush(self) -> None:
-        import sys
-
-        self._columns()
-        for c, f in zip(self.cols, self.files, strict=True):
-            if sys.byteorder == "big":  # pragma: no cover
-                c.byteswap()
-            f.write(c.tobytes())
-            del c[:]
+        """Rows -> the column files, a batch at a time (every 2,048 rows)."""
+        rows = self.rows
+        if not rows:
+            return
+        self.rows = []
+        n = len(rows)
+        # struct converts each value straight to its C type; an array's append parses
+        # it through a format string, twice the time
+        for f, fmt, col in zip(self.files, _RAW_FMT, zip(*rows, strict=True), strict=True):
+            f.write(pack(f"<{n}{fmt}", *col))
 
     def write_base64(self, write: Callable[[str], Any]) -> int:
         """Compress the columns one after the other into one zlib stream and hand its
@@ -115,7 +105,7 @@ class RawSink:
         import base64
 
         if self.files:
-            self._flush()
+            self.batch()
         comp = zlib.compressobj(1)  # level 6: 5.4 s not 1.0 s at 10^6 events, 13% smaller
         pend = b""
         size = 0
