@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import zlib
 from array import array
-from struct import pack
 from collections.abc import Callable
+from struct import pack
 from typing import TYPE_CHECKING, Any
 
 from memscope.reporters._format import clean
