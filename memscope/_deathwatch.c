@@ -26,6 +26,16 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <structmember.h>
+
+static PyObject *
+_PyLong_GetOne_compat(void)
+{
+    static PyObject *one = NULL;
+    if (one == NULL)
+        one = PyLong_FromLong(1);
+    return one;
+}
 
 typedef struct {
     uintptr_t addr; /* 0: empty, 1: deleted (an object is never at address 1) */
@@ -633,6 +643,321 @@ dw_dict_version(PyObject *Py_UNUSED(m), PyObject *op)
     return PyLong_FromUnsignedLongLong((unsigned long long)v);
 }
 
+
+/* ---- full mode's re-bind of a known object, in C ----------------------------------
+ *
+ * FullBind(base, fallback, rate, bound, deep_cache, static_types, fast_types, buffer,
+ * globals, deep_resume, deep_time, counters, unsized, ref_offset, bind_kind): a callable with
+ * the signature of the Python closure ``bind(site, value, tok)`` (memscope._hooks),
+ * handed to the C hot path as the bind it passes what it does not do itself. It does
+ * the common case of full mode, the re-bind of an object whose deep size is known and
+ * whose type and shallow size are unchanged (the row the closure would append, the
+ * same fields), and calls ``fallback`` (the closure) for everything else: another
+ * mode, a sampled site, a type off the fast path, an unknown or changed object, a
+ * row that would fill the buffer (the closure flushes), an object of a type the death
+ * watch wraps that it does not watch (dead, its death not drained yet: the object at
+ * its address is another one, not bound before). It runs no Python code but
+ * the type's C __sizeof__, so it never raises: what fails is the closure's to do.
+ */
+
+static int64_t
+fb_now(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t = 0;
+    (void)PyTime_PerfCounterRaw(&t);
+    return (int64_t)t;
+#else
+    return (int64_t)_PyTime_GetPerfCounter();
+#endif
+}
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t base;
+    PyObject *fallback, *rate, *bound, *deep_cache, *static_types, *fast_types;
+    PyObject *buffer, *append, *globals, *deep_resume, *deep_time, *counters, *unsized;
+    PyObject *bind_kind, *full_key, *flush_key, *skipped_key;
+    Py_ssize_t ref_offset;
+    vectorcallfunc vectorcall;
+} FullBind;
+
+static long long
+fb_item(PyObject *seq, Py_ssize_t i, int *ok)
+{
+    PyObject *v = PyList_CheckExact(seq) && i < PyList_GET_SIZE(seq) ? PyList_GET_ITEM(seq, i)
+                  : PyTuple_CheckExact(seq) && i < PyTuple_GET_SIZE(seq)
+                      ? PyTuple_GET_ITEM(seq, i) : NULL;
+    if (v == NULL || !PyLong_CheckExact(v)) {
+        *ok = 0;
+        return 0;
+    }
+    long long r = PyLong_AsLongLong(v);
+    if (r == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        *ok = 0;
+    }
+    return r;
+}
+
+/* 1: recorded; 0: the closure's to do (nothing done that it would not do again) */
+static int
+fb_try(FullBind *self, PyObject *site_o, PyObject *value, PyObject *tok)
+{
+    int ok = 1;
+    PyObject *full = PyDict_GetItemWithError(self->globals, self->full_key);
+    if (full != Py_True || !PyLong_CheckExact(site_o) || !PyLong_CheckExact(tok))
+        return 0;
+    Py_ssize_t s = PyLong_AsSsize_t(site_o);
+    if (s == -1 && PyErr_Occurred())
+        return 0;
+    s += self->base;
+    if (s < 0 || !PyList_CheckExact(self->rate) || s >= PyList_GET_SIZE(self->rate) ||
+        !PyList_CheckExact(self->bound) || s >= PyList_GET_SIZE(self->bound))
+        return 0;
+    if (fb_item(self->rate, s, &ok) != 0 || !ok)
+        return 0; /* sampled or off: the closure decides */
+    PyTypeObject *tp = Py_TYPE(value);
+    PyObject *ft = PyDict_GetItemWithError(self->static_types, (PyObject *)tp);
+    if (ft == NULL) {
+        if (PyErr_Occurred())
+            return 0;
+        PyObject *key = PyLong_FromVoidPtr((void *)tp);
+        if (key == NULL)
+            return 0;
+        ft = PyDict_GetItemWithError(self->fast_types, key);
+        Py_DECREF(key);
+        if (ft == NULL)
+            return 0;
+    }
+    if (!PyTuple_CheckExact(ft) || PyTuple_GET_SIZE(ft) != 5 ||
+        PyTuple_GET_ITEM(ft, 3) != Py_False)
+        return 0; /* (a scalar: its size is its deep size, the closure's short path) */
+    long long ti = fb_item(ft, 0, &ok), extra = fb_item(ft, 2, &ok);
+    if (!ok)
+        return 0;
+    PyObject *sz = PyObject_CallOneArg(PyTuple_GET_ITEM(ft, 1), value);
+    if (sz == NULL)
+        return 0;
+    long long size = PyLong_AsLongLong(sz);
+    Py_DECREF(sz);
+    if (size == -1 && PyErr_Occurred())
+        return 0;
+    size += extra;
+    PyObject *oid = PyLong_FromVoidPtr((void *)value);
+    if (oid == NULL)
+        return 0;
+    long long deep = -1;
+    PyObject *c = PyDict_GetItemWithError(self->deep_cache, oid);
+    if (c != NULL && PyTuple_CheckExact(c) && PyTuple_GET_SIZE(c) == 3 &&
+        fb_item(c, 0, &ok) == ti && fb_item(c, 1, &ok) == size && ok) {
+        deep = fb_item(c, 2, &ok);
+    }
+    else { /* left without a deep size (the share spent): (type index, size) */
+        c = c == NULL && !PyErr_Occurred() ? PyDict_GetItemWithError(self->unsized, oid)
+                                           : NULL;
+        if (c == NULL || !PyTuple_CheckExact(c) || PyTuple_GET_SIZE(c) != 2 ||
+            fb_item(c, 0, &ok) != ti || fb_item(c, 1, &ok) != size || !ok) {
+            Py_DECREF(oid);
+            return 0;
+        }
+    }
+    if (started && tp->tp_weaklistoffset == 0 && watchable(tp) &&
+        find((uintptr_t)value) == NULL) {
+        Py_DECREF(oid);
+        return 0; /* its death not drained yet: another object there, first bound */
+    }
+    int64_t t = fb_now();
+    if (!ok || (deep < 0 && !(fb_item(self->deep_resume, 0, &ok) ==
+                                  fb_item(self->deep_time, 1, &ok) &&
+                              t < fb_item(self->deep_resume, 1, &ok) && ok))) {
+        Py_DECREF(oid);
+        return 0; /* (unknown, and a walk may be allowed now: the closure's) */
+    }
+    PyObject *flush_at = PyDict_GetItemWithError(self->globals, self->flush_key);
+    Py_ssize_t n = PyObject_Length(self->buffer);
+    if (n < 0 || flush_at == NULL || !PyLong_CheckExact(flush_at) ||
+        n + 1 >= PyLong_AsSsize_t(flush_at)) {
+        PyErr_Clear();
+        Py_DECREF(oid);
+        return 0; /* this row fills the buffer: the closure flushes */
+    }
+    PyObject *row = PyTuple_New(11);
+    if (row == NULL) {
+        Py_DECREF(oid);
+        return 0;
+    }
+    long long vals[11] = {0, (long long)t, (long long)s, 0, 0, ti, size, deep,
+                          (long long)Py_REFCNT(value) - self->ref_offset, -1, -1};
+    for (int i = 0; i < 11; i++) {
+        PyObject *v = i == 0 ? Py_NewRef(self->bind_kind) : i == 3 ? Py_NewRef(tok)
+                      : i == 4 ? Py_NewRef(oid) : PyLong_FromLongLong(vals[i]);
+        if (v == NULL) {
+            Py_DECREF(row);
+            Py_DECREF(oid);
+            return 0;
+        }
+        PyTuple_SET_ITEM(row, i, v);
+    }
+    Py_DECREF(oid);
+    PyObject *r = PyObject_CallOneArg(self->append, row);
+    Py_DECREF(row);
+    if (r == NULL)
+        return 0;
+    Py_DECREF(r);
+    /* recorded: the rest cannot undo it (a failure here is dropped, not handed over) */
+    if (PyList_SetItem(self->bound, s, PyLong_FromLong(1)) < 0)
+        PyErr_Clear();
+    if (deep < 0) { /* counters["deep_skipped"] += 1 */
+        PyObject *was = PyDict_GetItemWithError(self->counters, self->skipped_key);
+        PyObject *now = was != NULL && PyLong_CheckExact(was)
+                            ? PyNumber_Add(was, _PyLong_GetOne_compat()) : NULL;
+        if (now == NULL || PyDict_SetItem(self->counters, self->skipped_key, now) < 0)
+            PyErr_Clear();
+        Py_XDECREF(now);
+    }
+    return 1;
+}
+
+static PyObject *
+FullBind_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    FullBind *self = (FullBind *)op;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames == NULL && nargs == 3) {
+        if (args[2] == Py_None)
+            return Py_NewRef(args[1]);
+        if (fb_try(self, args[0], args[1], args[2]))
+            return Py_NewRef(args[1]);
+        PyErr_Clear();
+    }
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+static int
+FullBind_traverse(FullBind *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->rate);
+    Py_VISIT(self->bound);
+    Py_VISIT(self->deep_cache);
+    Py_VISIT(self->static_types);
+    Py_VISIT(self->fast_types);
+    Py_VISIT(self->buffer);
+    Py_VISIT(self->append);
+    Py_VISIT(self->globals);
+    Py_VISIT(self->deep_resume);
+    Py_VISIT(self->deep_time);
+    Py_VISIT(self->counters);
+    Py_VISIT(self->unsized);
+    return 0;
+}
+
+static int
+FullBind_clear(FullBind *self)
+{
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->rate);
+    Py_CLEAR(self->bound);
+    Py_CLEAR(self->deep_cache);
+    Py_CLEAR(self->static_types);
+    Py_CLEAR(self->fast_types);
+    Py_CLEAR(self->buffer);
+    Py_CLEAR(self->append);
+    Py_CLEAR(self->globals);
+    Py_CLEAR(self->deep_resume);
+    Py_CLEAR(self->deep_time);
+    Py_CLEAR(self->counters);
+    Py_CLEAR(self->unsized);
+    Py_CLEAR(self->bind_kind);
+    Py_CLEAR(self->full_key);
+    Py_CLEAR(self->flush_key);
+    Py_CLEAR(self->skipped_key);
+    return 0;
+}
+
+static void
+FullBind_dealloc(FullBind *self)
+{
+    PyObject_GC_UnTrack(self);
+    FullBind_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+FullBind_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"base", "fallback", "rate", "bound", "deep_cache",
+                             "static_types", "fast_types", "buffer", "globals",
+                             "deep_resume", "deep_time", "counters", "unsized",
+                             "ref_offset", "bind_kind", NULL};
+    Py_ssize_t base, ref_offset;
+    PyObject *fallback, *rate, *bound, *deep_cache, *static_types, *fast_types, *buffer;
+    PyObject *globals, *deep_resume, *deep_time, *counters, *unsized, *bind_kind;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nOO!O!O!O!O!OO!OOO!O!nO:FullBind", kwlist,
+                                     &base, &fallback, &PyList_Type, &rate, &PyList_Type,
+                                     &bound, &PyDict_Type, &deep_cache, &PyDict_Type,
+                                     &static_types, &PyDict_Type, &fast_types, &buffer,
+                                     &PyDict_Type, &globals, &deep_resume, &deep_time,
+                                     &PyDict_Type, &counters, &PyDict_Type, &unsized,
+                                     &ref_offset, &bind_kind))
+        return NULL;
+    PyObject *append = PyObject_GetAttrString(buffer, "append");
+    if (append == NULL)
+        return NULL;
+    FullBind *self = (FullBind *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(append);
+        return NULL;
+    }
+    self->base = base;
+    self->ref_offset = ref_offset;
+    self->fallback = Py_NewRef(fallback);
+    self->rate = Py_NewRef(rate);
+    self->bound = Py_NewRef(bound);
+    self->deep_cache = Py_NewRef(deep_cache);
+    self->static_types = Py_NewRef(static_types);
+    self->fast_types = Py_NewRef(fast_types);
+    self->buffer = Py_NewRef(buffer);
+    self->append = append;
+    self->globals = Py_NewRef(globals);
+    self->deep_resume = Py_NewRef(deep_resume);
+    self->deep_time = Py_NewRef(deep_time);
+    self->counters = Py_NewRef(counters);
+    self->unsized = Py_NewRef(unsized);
+    self->bind_kind = Py_NewRef(bind_kind);
+    self->full_key = PyUnicode_InternFromString("_full");
+    self->flush_key = PyUnicode_InternFromString("_flush_at");
+    self->skipped_key = PyUnicode_InternFromString("deep_skipped");
+    self->vectorcall = FullBind_vectorcall;
+    if (self->full_key == NULL || self->flush_key == NULL || self->skipped_key == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyMemberDef FullBind_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(FullBind, vectorcall), READONLY, NULL},
+    {"fallback", T_OBJECT, offsetof(FullBind, fallback), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject FullBind_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "memscope._deathwatch.FullBind",
+    .tp_basicsize = sizeof(FullBind),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "full mode's re-bind of a known object (see the source's comment)",
+    .tp_new = FullBind_new,
+    .tp_dealloc = (destructor)FullBind_dealloc,
+    .tp_traverse = (traverseproc)FullBind_traverse,
+    .tp_clear = (inquiry)FullBind_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(FullBind, vectorcall),
+    .tp_members = FullBind_members,
+};
+
 static PyMethodDef methods[] = {
     {"start", dw_start, METH_NOARGS,
      "start()\n--\n\nWrap the deallocators of list, tuple, dict, set, frozenset, bytes "
@@ -679,5 +1004,16 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__deathwatch(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&FullBind_Type) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&FullBind_Type);
+    if (PyModule_AddObject(m, "FullBind", (PyObject *)&FullBind_Type) < 0) {
+        Py_DECREF(&FullBind_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -837,11 +837,22 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
                     oid = id(value)
                     size = sizeof(value) + extra
                     c = _deep_cache.get(oid)
-                    if c is not None and c[0] == ti and c[1] == size:
+                    t = _perf()
+                    if c is not None and (c[0] != ti or c[1] != size):
+                        c = None
+                    elif c is None and _unsized.get(oid) == (ti, size) and (
+                            t < _deep_resume[1] and _deep_resume[0] == _deep_time[1]):
+                        c = _UNSIZED  # (left unknown, the share spent: unknown again)
+                    if c is not None and tp in _DW_ONLY and _dw is not None and (
+                            _dw.since(oid) is None):
+                        c = None  # its death not drained yet: another object, first bound
+                    if c is not None:
                         append(
-                            (BIND, _perf(), s, tok, oid, ti, size, c[2],
+                            (BIND, t, s, tok, oid, ti, size, c[2],
                              _getrefcount(value) - _ref_offset_inline, -1, -1)
                         )  # fmt: skip
+                        if c[2] < 0:
+                            _counters["deep_skipped"] += 1
                     else:
                         _slow_bind(s, value, tok)  # counts a small deep size itself
                 if len(buf) >= _flush_at:  # every path above, _slow_bind's included
@@ -986,7 +997,10 @@ def _make_handle(base: int, sbase: int, nsites: int, nscopes: int = 0,
     hot_bind, hot_enter, hot_exit, hot_unbind, hot_group = bind, enter, exit, unbind, bind_group
     hot_attr = bind_attr
     if _hotpath is not None:
-        sites = _hotpath.Sites(base, sbase, bind, enter, bind_group, bind_attr)
+        # full mode's re-bind of a known object in C too (_deathwatch.FullBind), the
+        # rest in the closure
+        py_bind: Any = bind if _FullBind is None else _full_bind(base, bind)
+        sites = _hotpath.Sites(base, sbase, py_bind, enter, bind_group, bind_attr)
         hot_bind, hot_enter, hot_exit = sites.bind, sites.enter, sites.exit
         hot_unbind, hot_group, hot_attr = sites.unbind, sites.bind_group, sites.bind_attr
 
@@ -1183,18 +1197,33 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
             oid = id(value)
             refcnt = _getrefcount(value) - _ref_offset
             cached = _deep_cache.get(oid)
+            now = _perf()
             if cached is not None and cached[0] == ti and cached[1] == size:
                 deep = cached[2]
+            elif _unsized.get(oid) == (ti, size) and (
+                    now < _deep_resume[1] and _deep_resume[0] == _deep_time[1]):
+                _counters["deep_skipped"] += 1  # (no walk allowed yet: unknown again)
             else:
-                now = _perf()
                 # deep walks share the run's time: at most DEEP_SHARE of it since
                 # tracking began (and DEEP_GRACE_NS to start with), then none until the
                 # program has run on; a bind without one records its deep size as unknown
                 allowed = (DEEP_GRACE_NS + DEEP_SHARE * (now - _deep_time[1])
                            - _deep_time[0])
-                if allowed <= 0:
+                if allowed < DEEP_MIN_NS:
+                    # (a walk begun with less would be cut short at once: its size wrong,
+                    # its cost spent; floatbm: 117,000 of 150,000 walks were)
                     _counters["deep_skipped"] += 1
+                    # no walk before the share allows one again: until then a re-bind of
+                    # this object (same type and size) is recorded unknown at once, not
+                    # through this path again (richards_lite: 52,000 of 92,000 slow binds)
+                    _deep_resume[:] = [_deep_time[1], _deep_time[1] + int(
+                        (_deep_time[0] + DEEP_MIN_NS - DEEP_GRACE_NS) / DEEP_SHARE) + 1]
+                    if len(_unsized) > 100_000:
+                        _unsized.clear()
+                    _unsized[oid] = (ti, size)
                 else:
+                    if _unsized:
+                        _unsized.clear()  # (walks again: each one left unknown may get one)
                     reached: list[Any] | None = [] if _age is not None else None
                     res = sizing.deep_size(value, max_objects=_deep_budget[0],
                                            max_ns=min(_deep_budget[1], int(allowed)),
@@ -1211,11 +1240,16 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
                     _deep_cache[oid] = (ti, size, deep)
             if plan.buffer_kind or plan.sizer is not None or plan.trackable:
                 addr, bufsize = sizing.buffer_info(value, plan)
-            _stamped.discard(oid)  # (bound now: its death is a FINAL row)
-            if _watch(value, oid, tp) and _age is not None:
-                _note_age(value, oid, tok)
-            if oid not in _import_time and (oid in _watched or (
-                    _dw is not None and _dw.since(oid) is not None)) and _importing():
+            first = oid in _stamped  # (watched by a walk, bound now for the first time)
+            if first:
+                _stamped.discard(oid)  # (bound now: its death is a FINAL row)
+            if _watch(value, oid, tp):
+                first = True
+                if _age is not None:
+                    _note_age(value, oid, tok)
+            # (at its first bind only: the stack walk cost 6 us at every re-bind of a
+            # watched object)
+            if first and _importing():
                 _import_time.add(oid)  # (only ids whose death is seen: never stale)
     except Exception as exc:
         _error("size", exc)
@@ -1234,7 +1268,18 @@ def _slow_bind(s: int, value: Any, tok: int) -> None:
 _deep_budget = [1_000_000, 100_000_000]
 DEEP_SHARE = 0.25  # full mode's deep walks take at most this share of the run's time ...
 DEEP_GRACE_NS = 50_000_000  # ... plus this much to start with
+DEEP_MIN_NS = 1_000_000  # ... and a walk starts once the share allows this much
 _deep_time = [0, _perf()]  # ns spent walking; when tracking began (configure)
+# [the start it was read for (_deep_time[1]), no walk allowed before this time]: the
+# share was spent when a bind last asked
+_deep_resume = [0, 0]
+# ids of objects a bind left without a deep size (the share spent) -> (type index,
+# shallow size): until the share allows a walk again, a re-bind of one is recorded
+# unknown at once (richards_lite: 52,000 of 92,000 slow binds went through _slow_bind
+# for that). Not kept in _deep_cache: there, they pushed out the sizes it had
+# (cleared at 100,000 ids: floatbm ran 4% longer). Forgotten at death, as there.
+_unsized: dict[int, tuple[int, int]] = {}
+_UNSIZED = (0, 0, -1)
 _SCALARS = (int, float, bool, _NoneType)  # deep size = size
 # values that cannot grow once bound: a site that binds only small ones may be sampled
 _IMMUTABLE = (int, float, bool, _NoneType, complex, str, bytes)
@@ -1278,8 +1323,8 @@ def _watch(value: Any, oid: int, tp: type) -> bool:
             return True
         except TypeError:
             _unweakrefable.add(id(tp))
-    if _dw is None or _dw.since(oid) is not None:
-        return False
+    if _dw is None or (tp not in _DW_TYPES and tp is not str) or _dw.since(oid) is not None:
+        return False  # (a type neither way can watch: no call)
     if tp is str:
         return (_large_str[0] and _getsizeof(value) > LARGE_STR and not _a_constant(value)
                 and bool(_dw.watch_large(value, _perf())))
@@ -1287,6 +1332,11 @@ def _watch(value: Any, oid: int, tp: type) -> bool:
 
 
 LARGE_STR = sizing.LARGE_STR  # bytes: a larger str's block is the raw allocator's
+# the exact types the death watch wraps (memscope/_deathwatch.c; str apart, large only)
+_DW_TYPES = frozenset((list, tuple, dict, set, frozenset, bytes, bytearray))
+# ... of which these refuse weak references: the death watch alone sees them die (set and
+# frozenset are weak-referenced, their deaths seen at once by _finalized)
+_DW_ONLY = frozenset((list, tuple, dict, bytes, bytearray))
 _large_str = [False]  # the death watch can watch large str (watch_large)
 
 
@@ -1430,10 +1480,16 @@ def _after_collection(phase: str, info: Any) -> None:
 
 
 _ModuleSpec = type(sys.__spec__)  # importlib's ModuleSpec (no import here)
+# importlib's module locks, by name, while an import holds them (an import from the
+# import system takes its module's lock before the module's code runs, and the entry
+# goes when the lock does): empty, no import is under way (3.10 to 3.13)
+_module_locks: Any = getattr(sys.modules.get("_frozen_importlib"), "_module_locks", (1,))
 
 
 def _importing() -> bool:
     """Is a module's top-level code, run by an import under way, on this stack?"""
+    if not _module_locks:  # no import under way in any thread: no stack to walk
+        return False
     f: Any = _getframe(2)
     while f is not None:
         if f.f_code.co_name == "<module>":
@@ -1453,6 +1509,7 @@ def drain_deaths() -> None:
     t = _perf()
     for oid in dw.deaths():
         _deep_cache.pop(oid, None)
+        _unsized.pop(oid, None)
         _import_time.discard(oid)
         _preexisting.pop(oid, None)
         if oid in _stamped:  # never bound: no row
@@ -1555,6 +1612,7 @@ def _finalized(oid: int, _ref: Any = None) -> None:
     try:
         _watched.pop(oid, None)
         _deep_cache.pop(oid, None)
+        _unsized.pop(oid, None)
         _import_time.discard(oid)
         _preexisting.pop(oid, None)
         _buf.append((FINAL, _perf(), oid))
@@ -1600,6 +1658,51 @@ def _calibrate_inline() -> int:
 
 
 _ref_offset_inline = _calibrate_inline()
+
+
+# full mode's common re-bind in C, handed to the C hot path in place of the closure
+# (memscope/_deathwatch.c, FullBind): not in pure Python, nor where it is not built
+_FullBind: Any = None
+if _hotpath is not None:
+    try:
+        from memscope import _deathwatch as _dwmod
+    except ImportError:
+        pass
+    else:
+        _FullBind = getattr(_dwmod, "FullBind", None)
+        del _dwmod
+
+
+def _full_bind(base: int, fallback: Any, *, state: dict[str, Any] | None = None,
+               ref_offset: int | None = None) -> Any:
+    """``FullBind`` for a module's sites from ``base``, over this module's state (or
+    ``state``'s, to calibrate), ``fallback`` (the closure) doing what it does not."""
+    st = {"rate": _rate, "bound": _bound, "deep_cache": _deep_cache,
+          "static_types": _static_types, "fast_types": _fast_types, "buffer": _buf,
+          "globals": globals(), "deep_resume": _deep_resume, "deep_time": _deep_time,
+          "unsized": _unsized,
+          "counters": _counters, **(state or {})}
+    return _FullBind(base, fallback, ref_offset=_ref_offset_fb if ref_offset is None
+                     else ref_offset, bind_kind=BIND, **st)
+
+
+def _calibrate_full_bind() -> int:
+    """References the C hot path and FullBind hold while FullBind reads a refcount
+    (an object held by exactly one name here, minus that one)."""
+    obj = object()
+    size = object.__sizeof__(obj)
+    extra = _getsizeof(obj) - size
+    rows: list[Event] = []
+    fb = _full_bind(0, _pass, ref_offset=0, state={
+        "rate": [0], "bound": [0], "deep_cache": {id(obj): (1, size + extra, 0)},
+        "static_types": {object: (1, object.__sizeof__, extra, False, False)},
+        "fast_types": {}, "buffer": rows, "globals": {"_full": True, "_flush_at": 1 << 30},
+        "deep_resume": [0, 0], "deep_time": [0, 0], "counters": {}, "unsized": {}})
+    _hotpath.Sites(1 << 40, 0, fb, fb, fb, fb).bind(0, obj, 1)
+    return int(rows[0][8]) - 1 if rows else 0
+
+
+_ref_offset_fb = _calibrate_full_bind() if _FullBind is not None else 0
 
 
 def tables() -> list[Event]:

@@ -612,8 +612,10 @@ def test_import_time_marks_only_objects_whose_death_is_seen(full: Recorder) -> N
     spec._initializing = True  # as importlib sets it while the module's code runs
     kept, text, number = [1, 2], "s" * 300, 10**30
     ns = {"__spec__": spec, "m": m, "tok": tok, "kept": kept, "text": text, "n": number}
-    exec(compile("m.bind(0, kept, tok); m.bind(1, text, tok); m.bind(2, n, tok)",
-                 "fake_module.py", "exec"), ns)
+    # (and its module's lock held, as an import holds it while the module's code runs)
+    with importlib._bootstrap._ModuleLockManager("fake_module"):  # type: ignore[attr-defined]
+        exec(compile("m.bind(0, kept, tok); m.bind(1, text, tok); m.bind(2, n, tok)",
+                     "fake_module.py", "exec"), ns)
     m.exit(tok)
     watched = _hooks._dw is not None
     assert (id(kept) in _hooks._import_time) is watched
