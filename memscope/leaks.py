@@ -688,6 +688,7 @@ class LeakReplay:
         self.live: dict[int, dict[Any, _Bound]] = {}
         self.next_id = 0
         self._site_info: dict[int, _Site] = {}
+        self._plain_sites: set[int] = set()  # sites known, not in a module's scope
         self._site_info_in: dict[tuple[int, int], _Site] = {}
         self._explicit_scopes: set[int] = set()
         self._lambda_scopes: set[int] = set()
@@ -707,10 +708,16 @@ class LeakReplay:
         explicit = self._explicit_scopes
         types_ = self.types
         end = self._end
+        plain = self._plain_sites
         for ev in events:
             k = ev[0]
             if k == _S_BIND:
                 t, site, tok, oid = ev[1], ev[2], ev[3], ev[4]
+                # most binds: an object no proof names, at a site outside a module's
+                # scope, in an instance holding no binding kept here: nothing to do
+                if (site in plain and tok not in live and targets is not None
+                        and oid not in targets and not (open_lambdas or explicit)):
+                    continue
                 si = None
                 if open_lambdas or explicit:
                     inst = instances.get(tok)
@@ -785,7 +792,11 @@ class LeakReplay:
             elif k == _S_TYPE:
                 types_[ev[1]] = ev[2]
             elif k == _S_MODULE:
-                self.feed_all(expand_module(ev))
+                try:
+                    rows = expand_module(ev)
+                except (TypeError, ValueError, IndexError):
+                    continue  # (not a table: left out, as events.expand_tables does)
+                self.feed_all(rows)
         return self
 
     def _site(self, site: int, in_scope: int = -1) -> _Site:
@@ -802,6 +813,8 @@ class LeakReplay:
                    srow is not None and srow.kind == ScopeKind.MODULE)
         if row is not None and in_scope < 0:  # a site seen before its row: later again
             self._site_info[site] = si
+            if not si.module:
+                self._plain_sites.add(site)
         return si
 
     def _site_in(self, site: int, scope: int) -> _Site:

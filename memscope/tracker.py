@@ -117,7 +117,12 @@ class MemoryTracker:
                 targets.update(dw.watched())  # type: ignore[union-attr]
             else:  # (an extension built before watched(): every object)
                 targets = None
-        an = LeakReplay(targets).feed_all(self.events())
+        # (the sink's own rows, MODULE rows as they are: the replay expands them)
+        _hooks.flush()
+        sink = _hooks.get_sink()
+        it = getattr(sink, "iter_events", None)
+        an = LeakReplay(targets).feed_all(it() if it is not None else getattr(sink, "events", ()))
+        an.feed_all(_hooks.pending())
         # no census at the same time: the references its walk holds would read as
         # holders, and make retained sizes smaller than they are
         with census._one_at_a_time:
