@@ -32,6 +32,7 @@ MYPYC_SOURCES = [
     "memscope/analysis.py",
     "memscope/reporters/_spans.py",
     "memscope/reporters/_series.py",
+    "memscope/reporters/_raw.py",
     "memscope/reporters/_collector.py",
     "memscope/reporters/load.py",
 ]

@@ -23,6 +23,7 @@ MODULES = (
     "memscope.analysis",
     "memscope.reporters._spans",
     "memscope.reporters._series",
+    "memscope.reporters._raw",
     "memscope.reporters._collector",
     "memscope.reporters.load",
 )

@@ -67,7 +67,7 @@ class SiteRow:
     kind: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Instance:
     """One run of a scope (a call, a class body, a generator's whole life)."""
 
@@ -79,6 +79,27 @@ class Instance:
     thread_name: str = "?"
     task_name: str = ""
     groups: tuple[Group, Group] | None = None  # (by_thread, by_task) aggregates
+
+    def __init__(
+        self,
+        tok: int,
+        scope: int,
+        thread: int,
+        task: int,
+        t_enter: int,
+        thread_name: str = "?",
+        task_name: str = "",
+        groups: tuple[Group, Group] | None = None,
+    ) -> None:
+        # (written out: mypyc compiles this one, dataclass's would run interpreted)
+        self.tok = tok
+        self.scope = scope
+        self.thread = thread
+        self.task = task
+        self.t_enter = t_enter
+        self.thread_name = thread_name
+        self.task_name = task_name
+        self.groups = groups
 
 
 @dataclass(slots=True, eq=False)
@@ -101,7 +122,7 @@ class SiteInfo:
     param: bool  # bound as a parameter
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class Binding:
     """One name bound to one object (the Python ``AllocationInfo`` of the seed)."""
 
@@ -135,6 +156,71 @@ class Binding:
     vs: VarStats | None = None
     t_unbind: int = -1
     end: str = "live"  # rebind | unbind | scope_exit | final | live
+
+    def __init__(
+        self,
+        id: int,
+        var: str,
+        scope: str,
+        module: str,
+        file: str,
+        line: int,
+        col: int,
+        kind: str,
+        type: str,
+        oid: int,
+        size: int,
+        deep: int,
+        refcnt: int,
+        addr: int,
+        bufsize: int,
+        thread: int,
+        thread_name: str,
+        task: int,
+        task_name: str,
+        pid: int,
+        tok: int,
+        scope_id: int,
+        t_bind: int,
+        aliases: list[str],
+        bytes: int,
+        key: str,
+        groups: tuple[Group, ...] = (),
+        vs: VarStats | None = None,
+        t_unbind: int = -1,
+        end: str = "live",
+    ) -> None:
+        # (written out: mypyc compiles this one, dataclass's would run interpreted)
+        self.id = id
+        self.var = var
+        self.scope = scope
+        self.module = module
+        self.file = file
+        self.line = line
+        self.col = col
+        self.kind = kind
+        self.type = type
+        self.oid = oid
+        self.size = size
+        self.deep = deep
+        self.refcnt = refcnt
+        self.addr = addr
+        self.bufsize = bufsize
+        self.thread = thread
+        self.thread_name = thread_name
+        self.task = task
+        self.task_name = task_name
+        self.pid = pid
+        self.tok = tok
+        self.scope_id = scope_id
+        self.t_bind = t_bind
+        self.aliases = aliases
+        self.bytes = bytes
+        self.key = key
+        self.groups = groups
+        self.vs = vs
+        self.t_unbind = t_unbind
+        self.end = end
 
     @property
     def lifetime_ns(self) -> int:
@@ -170,7 +256,7 @@ class Binding:
         }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ObjectLife:
     """An object from its first bind to its FINAL event."""
 
@@ -188,6 +274,39 @@ class ObjectLife:
     t_final: int = -1  # -1: still alive, or its end is unknown (see ``end_known``)
     end_known: bool = False  # True once a FINAL arrived; weak-referenceable types only
     by_param: bool = False  # so far only bound as a parameter
+
+    def __init__(
+        self,
+        oid: int,
+        type: str,
+        t_first: int,
+        first_binding: int,
+        creator_tok: int,
+        size: int,
+        shallow: int,
+        first_var: str,
+        first_key: str,
+        file: str,
+        line: int,
+        t_final: int = -1,
+        end_known: bool = False,
+        by_param: bool = False,
+    ) -> None:
+        # (written out: mypyc compiles this one, dataclass's would run interpreted)
+        self.oid = oid
+        self.type = type
+        self.t_first = t_first
+        self.first_binding = first_binding
+        self.creator_tok = creator_tok
+        self.size = size
+        self.shallow = shallow
+        self.first_var = first_var
+        self.first_key = first_key
+        self.file = file
+        self.line = line
+        self.t_final = t_final
+        self.end_known = end_known
+        self.by_param = by_param
 
 
 @dataclass

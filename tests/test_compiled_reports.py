@@ -125,3 +125,20 @@ def test_setup_compiles_the_modules_the_runtime_names() -> None:
                    if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") ==
                    "MYPYC_SOURCES")  # fmt: skip
     assert [s.removesuffix(".py").replace("/", ".") for s in sources] == list(_compiled.MODULES)
+
+
+def test_a_raw_sink_dropped_unclosed_leaves_no_folder() -> None:
+    """The dashboard's raw detail keeps its columns in a temporary folder: a report that
+    ends without closing its sink (an error on the way) must not leave it behind."""
+    import gc
+
+    from memscope.reporters._raw import RawSink
+
+    sink = RawSink(10)
+    folder = sink.dir
+    assert folder is not None and os.path.isdir(folder)
+    sink.add((1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 0, 7, 0, 1))
+    sink.batch()
+    del sink
+    gc.collect()
+    assert not os.path.exists(folder)

@@ -239,13 +239,12 @@ class Collector:
         res = self.resolution
         q = max(0, (end - t0) // res) if t0 >= 0 else 0
         segs = v.segs
-        a = segs.a
-        if a and tb >= a[-4] and tb - a[-3] <= q:  # Spans.add's merge with the last one
-            if end > a[-3]:
-                a[-3] = end
-            if nbytes > a[-2]:
-                a[-2] = nbytes
-            a[-1] += 1
+        if segs.has_last and tb >= segs.ls and tb - segs.le <= q:  # Spans.add's merge
+            if end > segs.le:
+                segs.le = end
+            if nbytes > segs.lb:
+                segs.lb = nbytes
+            segs.ln += 1
         else:
             segs.add(tb, end, nbytes, q, res)
         if b.addr >= 0 or b.bufsize >= 0:

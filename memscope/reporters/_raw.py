@@ -62,9 +62,13 @@ class RawSink:
             import os
 
             self.files = [open(os.path.join(self.dir, name), "w+b") for name, _ in RAW_COLUMNS]
+            import shutil
             import weakref
 
-            weakref.finalize(self, RawSink._cleanup, self.files, self.dir)
+            # a sink dropped unclosed: its files close as it goes, the first one's end
+            # removes the folder (the sink itself, compiled by mypyc, takes no weak
+            # reference; the callback holds no file, which would keep them all)
+            weakref.finalize(self.files[0], shutil.rmtree, self.dir, True)
 
     @staticmethod
     def _cleanup(files: list[Any], d: str) -> None:

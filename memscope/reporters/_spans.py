@@ -13,28 +13,50 @@ class Spans:
     that grows with the run: ``(now - t0) / resolution`` is never coarser than the
     final ``span / resolution``, so merging again at the end gives what merging every
     interval at once would. Held as one flat ``array("q")`` of (start, end, max bytes,
-    count): at most about ``1.25 * resolution`` intervals, whatever the number of events."""
+    count), the last interval apart: at most about ``1.25 * resolution`` intervals,
+    whatever the number of events."""
 
-    __slots__ = ("a", "pending")
+    __slots__ = ("a", "has_last", "lb", "le", "ln", "ls", "pending")
 
     def __init__(self) -> None:
-        self.a = array("q")
+        self.a = array("q")  # every interval before the last
         self.pending: list[tuple[int, int, int, int]] = []
+        # the last interval, apart: most adds merge into it, and an array's item
+        # assignment parses its value through a format string
+        self.has_last = False
+        self.ls = self.le = self.lb = self.ln = 0
+
+    def _seal(self) -> None:
+        """The last interval into the array (before the array is read whole)."""
+        if self.has_last:
+            self.a.extend((self.ls, self.le, self.lb, self.ln))
+            self.has_last = False
+
+    def _unseal(self) -> None:
+        a = self.a
+        if not self.has_last and a:
+            self.ls, self.le, self.lb, self.ln = a[-4], a[-3], a[-2], a[-1]
+            del a[-4:]
+            self.has_last = True
 
     def add(self, s: int, e: int, nbytes: int, q: int, cap: int) -> None:
-        a = self.a
-        if not a:
-            a.extend((s, e, nbytes, 1))
-        elif s >= a[-4]:
-            if s - a[-3] <= q:
-                if e > a[-3]:
-                    a[-3] = e
-                if nbytes > a[-2]:
-                    a[-2] = nbytes
-                a[-1] += 1
+        if not self.has_last:
+            self._unseal()
+            if not self.has_last:  # the first interval
+                self.ls, self.le, self.lb, self.ln = s, e, nbytes, 1
+                self.has_last = True
+                return
+        if s >= self.ls:
+            if s - self.le <= q:
+                if e > self.le:
+                    self.le = e
+                if nbytes > self.lb:
+                    self.lb = nbytes
+                self.ln += 1
             else:
-                a.extend((s, e, nbytes, 1))
-                if len(a) > 5 * cap:  # over 1.25 x the resolution: merge at today's q
+                self.a.extend((self.ls, self.le, self.lb, self.ln))
+                self.ls, self.le, self.lb, self.ln = s, e, nbytes, 1
+                if len(self.a) + 4 > 5 * cap:  # over 1.25 x the resolution: merge at today's q
                     self.remerge(q)
         else:
             self.pending.append((s, e, nbytes, 1))
@@ -42,15 +64,17 @@ class Spans:
                 self.remerge(q)
 
     def remerge(self, q: int) -> None:
+        self._seal()
         a = self.a
         items = [(a[i], a[i + 1], a[i + 2], a[i + 3]) for i in range(0, len(a), 4)]
         items.extend(self.pending)
         self.pending = []
         items.sort()
         self.a = _merge_flat(items, q)
+        self._unseal()
 
     def __len__(self) -> int:
-        return len(self.a) // 4 + len(self.pending)
+        return len(self.a) // 4 + self.has_last + len(self.pending)
 
     def result(
         self,
@@ -65,6 +89,7 @@ class Spans:
         falls in the interval."""
         if self.pending:
             self.remerge(0)
+        self._seal()
         a = self.a
         items = [(a[i], a[i + 1], a[i + 2], a[i + 3]) for i in range(0, len(a), 4)]
         if extra:
