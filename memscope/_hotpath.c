@@ -743,7 +743,10 @@ Batch_encode(Batch *b, PyObject *const *args, Py_ssize_t nargs)
     long long users = 0;
     EncGroup *g[256] = {NULL};
     unsigned char *kinds = (unsigned char *)malloc((size_t)(b->n ? b->n : 1));
-    if (kinds == NULL) {
+    /* the first field word of each event, then of each group's rows, group by group */
+    Py_ssize_t *offs = (Py_ssize_t *)malloc((size_t)(b->n ? b->n : 1) * sizeof(Py_ssize_t));
+    Py_ssize_t *rows = (Py_ssize_t *)malloc((size_t)(b->n ? b->n : 1) * sizeof(Py_ssize_t));
+    if (kinds == NULL || offs == NULL || rows == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -754,6 +757,7 @@ Batch_encode(Batch *b, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < b->n; i++) {
         const int64_t *w = b->words + at;
         PREFETCH_AHEAD(w);
+        offs[i] = at + 1;
         at += rec_len(w);
         int k = noted != NULL ? noted[i] : event_kind(w);
         if (k < 0) {
@@ -831,26 +835,45 @@ Batch_encode(Batch *b, PyObject *const *args, Py_ssize_t nargs)
         }
         any_body = 1;
     }
-    /* pass 3: the stored planes, row by row; the user binds */
+    /* pass 3: each group's rows in order (a pass over the offsets, no walk), then its
+     * stored planes, plane by plane; the user binds */
     if (any_body) {
+        Py_ssize_t start = 0;
+        for (int k = 0; k < 256; k++) {
+            if (g[k] != NULL) {
+                g[k]->at = start;
+                start += g[k]->count;
+            }
+        }
+        for (Py_ssize_t i = 0; i < b->n; i++) {
+            rows[g[kinds[i]]->at++] = offs[i];
+        }
         const unsigned char *ub = have_bits ? (const unsigned char *)bits.buf : NULL;
         Py_ssize_t nb = have_bits ? bits.len : 0;
-        at = 0;
-        for (Py_ssize_t i = 0; i < b->n; i++) {
-            EncGroup *e = g[kinds[i]];
-            const int64_t *w = b->words + at + 1;
-            PREFETCH_AHEAD(w);
-            at += rec_len(w - 1);
+        const int64_t *words = b->words;
+        start = 0;
+        for (int k = 0; k < 256; k++) {
+            EncGroup *e = g[k];
+            if (e == NULL) {
+                continue;
+            }
+            const Py_ssize_t *r = rows + start, cnt = e->count;
+            start += cnt;
             if (e->body == NULL) {
                 continue;
             }
-            Py_ssize_t at = e->at++;
             for (int j = 0; j < e->nplanes; j++) {
-                e->dst[j][at] = (unsigned char)((uint64_t)w[e->field[j]] >> e->shift[j]);
+                unsigned char *d = e->dst[j];
+                int f = e->field[j], sh = e->shift[j];
+                for (Py_ssize_t i = 0; i < cnt; i++) {
+                    d[i] = (unsigned char)((uint64_t)words[r[i] + f] >> sh);
+                }
             }
-            if (kinds[i] == bind && e->width >= 3 && nb) {
-                int64_t site = w[2];
-                users += site >= 0 && site < nb && ub[site];
+            if (k == bind && e->width >= 3 && nb) {
+                for (Py_ssize_t i = 0; i < cnt; i++) {
+                    int64_t site = words[r[i] + 2];
+                    users += site >= 0 && site < nb && ub[site];
+                }
             }
         }
     }
@@ -880,6 +903,8 @@ done:
     }
     Py_XDECREF(groups);
     free(kinds);
+    free(offs);
+    free(rows);
     if (have_bits) {
         PyBuffer_Release(&bits);
     }
