@@ -958,6 +958,248 @@ static PyTypeObject FullBind_Type = {
     .tp_members = FullBind_members,
 };
 
+
+/* ---- a deep size over built-in data only ------------------------------------------
+ *
+ * deep_builtin(obj, max_objects, max_ns, found, large): what memscope.sizing.deep_size
+ * measures (each object once, sys.getsizeof rounded up to 8 bytes, children as the
+ * types' own traversal gives them, a dict's keys and values), when obj and everything
+ * it reaches are exact list, tuple, dict, set, frozenset, int, float, complex, str,
+ * bytes, bytearray, bool or None: (size, count, complete). None as soon as anything
+ * else is reached (the Python walk does it then: classes, sizers, user objects). The
+ * bytes, bytearray and str over ``large`` bytes it reaches are appended to ``found``
+ * (a list, or None). Every object it looks at is held by a strong reference while it
+ * does (sizing calls __sizeof__, which may allocate, so collect: nothing it holds can
+ * go), and no container's insides are read across a call. */
+
+#if PY_VERSION_HEX >= 0x030D0000
+extern size_t _PySys_GetSizeOf(PyObject *);
+#endif
+
+typedef struct {
+    PyObject **items;
+    Py_ssize_t n, cap;
+} ObjVec;
+
+static int
+vec_push(ObjVec *v, PyObject *o) /* steals o */
+{
+    if (v->n == v->cap) {
+        Py_ssize_t cap = v->cap ? 2 * v->cap : 64;
+        PyObject **p = PyMem_RawRealloc(v->items, (size_t)cap * sizeof(PyObject *));
+        if (p == NULL) {
+            Py_DECREF(o);
+            return -1;
+        }
+        v->items = p;
+        v->cap = cap;
+    }
+    v->items[v->n++] = o;
+    return 0;
+}
+
+static void
+vec_clear(ObjVec *v)
+{
+    for (Py_ssize_t i = 0; i < v->n; i++)
+        Py_DECREF(v->items[i]);
+    v->n = 0;
+}
+
+static void
+vec_free(ObjVec *v)
+{
+    vec_clear(v);
+    PyMem_RawFree(v->items);
+    v->items = NULL;
+    v->cap = 0;
+}
+
+static int
+kid_visit(PyObject *o, void *arg)
+{
+    if (o != NULL)
+        return vec_push((ObjVec *)arg, Py_NewRef(o)) < 0 ? -1 : 0;
+    return 0;
+}
+
+typedef struct {
+    uintptr_t *slots;
+    size_t cap, used;
+} AddrSet;
+
+static int
+aset_add(AddrSet *set, uintptr_t a) /* 1 added, 0 there already, -1 no memory */
+{
+    if ((set->used + 1) * 2 > set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 256;
+        uintptr_t *t = PyMem_RawCalloc(cap, sizeof(uintptr_t));
+        if (t == NULL)
+            return -1;
+        for (size_t i = 0; i < set->cap; i++) {
+            uintptr_t x = set->slots[i];
+            if (x) {
+                size_t j = (size_t)((x >> 3) * 11400714819323198485ull) & (cap - 1);
+                while (t[j])
+                    j = (j + 1) & (cap - 1);
+                t[j] = x;
+            }
+        }
+        PyMem_RawFree(set->slots);
+        set->slots = t;
+        set->cap = cap;
+    }
+    size_t j = (size_t)((a >> 3) * 11400714819323198485ull) & (set->cap - 1);
+    while (set->slots[j]) {
+        if (set->slots[j] == a)
+            return 0;
+        j = (j + 1) & (set->cap - 1);
+    }
+    set->slots[j] = a;
+    set->used++;
+    return 1;
+}
+
+/* 2: a container, 1: a leaf, 0: not built-in data */
+static int
+builtin_kind(PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyList_Type || tp == &PyTuple_Type || tp == &PyDict_Type ||
+        tp == &PySet_Type || tp == &PyFrozenSet_Type)
+        return 2;
+    if (tp == &PyLong_Type || tp == &PyFloat_Type || tp == &PyUnicode_Type ||
+        tp == &PyBytes_Type || tp == &PyBool_Type || o == Py_None ||
+        tp == &PyComplex_Type || tp == &PyByteArray_Type)
+        return 1;
+    return 0;
+}
+
+static long long
+rounded_size(PyObject *o)
+{
+    size_t s = _PySys_GetSizeOf(o);
+    if (s == (size_t)-1) {
+        PyErr_Clear();
+        return 0;
+    }
+    return s > 0 ? (long long)((s + 7) & ~(size_t)7) : 0;
+}
+
+static PyObject *
+dw_deep_builtin(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "deep_builtin(obj, max_objects, max_ns, found, large)");
+        return NULL;
+    }
+    PyObject *obj = args[0], *found = args[3];
+    long long max_objects = PyLong_AsLongLong(args[1]);
+    long long max_ns = PyLong_AsLongLong(args[2]);
+    long long large = PyLong_AsLongLong(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (found != Py_None && !PyList_CheckExact(found)) {
+        PyErr_SetString(PyExc_TypeError, "found: a list or None");
+        return NULL;
+    }
+    if (builtin_kind(obj) != 2)
+        Py_RETURN_NONE;
+    int64_t deadline = fb_now() + max_ns;
+    ObjVec stack = {NULL, 0, 0}, kids = {NULL, 0, 0}, hits = {NULL, 0, 0};
+    AddrSet seen = {NULL, 0, 0};
+    long long total = rounded_size(obj), count = 1;
+    int complete = 1, bail = 0, err = 0;
+    if (aset_add(&seen, (uintptr_t)obj) < 0 || vec_push(&stack, Py_NewRef(obj)) < 0) {
+        err = 1;
+        goto done;
+    }
+    while (stack.n > 0) {
+        PyObject *o = stack.items[--stack.n];
+        if (fb_now() > deadline) {
+            complete = 0;
+            Py_DECREF(o);
+            break;
+        }
+        if (PyDict_CheckExact(o)) { /* its keys and values */
+            Py_ssize_t pos = 0;
+            PyObject *k, *v;
+            while (PyDict_Next(o, &pos, &k, &v)) {
+                if (vec_push(&kids, Py_NewRef(k)) < 0 || vec_push(&kids, Py_NewRef(v)) < 0) {
+                    err = 1;
+                    break;
+                }
+            }
+        }
+        else if (Py_TYPE(o)->tp_traverse(o, kid_visit, &kids) < 0) {
+            err = 1;
+        }
+        Py_DECREF(o);
+        if (err)
+            goto done;
+        for (Py_ssize_t i = 0; i < kids.n && complete && !bail; i++) {
+            PyObject *k = kids.items[i];
+            int added = aset_add(&seen, (uintptr_t)k);
+            if (added < 0) {
+                err = 1;
+                goto done;
+            }
+            if (!added)
+                continue;
+            int kind = builtin_kind(k);
+            if (!kind) {
+                bail = 1;
+                break;
+            }
+            if (count >= max_objects || ((count & 4095) == 0 && fb_now() > deadline)) {
+                complete = 0;
+                break;
+            }
+            count++;
+            long long size = rounded_size(k);
+            total += size;
+            if (kind == 2) {
+                if (vec_push(&stack, Py_NewRef(k)) < 0) {
+                    err = 1;
+                    goto done;
+                }
+            }
+            else if (found != Py_None && (PyBytes_CheckExact(k) || PyByteArray_CheckExact(k) ||
+                                          (PyUnicode_CheckExact(k) && size > large))) {
+                if (vec_push(&hits, Py_NewRef(k)) < 0) {
+                    err = 1;
+                    goto done;
+                }
+            }
+        }
+        vec_clear(&kids);
+        if (!complete || bail)
+            break;
+    }
+done:
+    vec_free(&kids);
+    vec_free(&stack);
+    PyMem_RawFree(seen.slots);
+    if (err) {
+        vec_free(&hits);
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        return NULL;
+    }
+    if (bail) {
+        vec_free(&hits);
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t i = 0; i < hits.n; i++) {
+        if (PyList_Append(found, hits.items[i]) < 0) {
+            vec_free(&hits);
+            return NULL;
+        }
+    }
+    vec_free(&hits);
+    return Py_BuildValue("(LLO)", total, count, complete ? Py_True : Py_False);
+}
+
 static PyMethodDef methods[] = {
     {"start", dw_start, METH_NOARGS,
      "start()\n--\n\nWrap the deallocators of list, tuple, dict, set, frozenset, bytes "
@@ -975,6 +1217,9 @@ static PyMethodDef methods[] = {
      "while that object lives; None otherwise."},
     {"deaths", dw_deaths, METH_NOARGS,
      "deaths()\n--\n\nThe addresses of watched objects deallocated since the last call."},
+    {"deep_builtin", (PyCFunction)(void (*)(void))dw_deep_builtin, METH_FASTCALL,
+     "deep_builtin(obj, max_objects, max_ns, found, large)\n--\n\nsizing.deep_size over "
+     "built-in data only: (size, count, complete), or None if anything else is reached."},
     {"watched", dw_watched, METH_NOARGS,
      "watched()\n--\n\nThe addresses watched now (their objects are alive)."},
     {"pending", dw_pending, METH_NOARGS,

@@ -379,6 +379,14 @@ LARGE_STR = 576  # bytes: past pymalloc's 512, a str's block is the raw allocato
 # (full mode watches such a str's death: _hooks._watch; deep_size hands them over)
 
 
+_BUILTIN_CONTAINERS = frozenset((list, tuple, dict, set, frozenset))
+_deep_builtin: Any = None
+try:  # (a C extension of its own: no hot path, nothing started by importing it)
+    from memscope._deathwatch import deep_builtin as _deep_builtin
+except ImportError:  # not built: the walk in Python
+    pass
+
+
 def deep_size(
     obj: Any,
     *,
@@ -402,6 +410,19 @@ def deep_size(
         # module's globals, i.e. the whole program)
         s = shallow_size(obj)
         return DeepResult((s + 7) & ~7 if s > 0 else 0, 1, True)
+    if _deep_builtin is not None and not _SIZERS and type(obj) in _BUILTIN_CONTAINERS:
+        # built-in data only (lists, dicts, tuples, sets of scalars, str, bytes): the
+        # same walk in C (_deathwatch.deep_builtin), which answers None at the first
+        # object of another kind (then the walk below does it all)
+        hits: list[Any] | None = [] if found is not None else None
+        try:
+            got = _deep_builtin(obj, max_objects, max_ns, hits, LARGE_STR)
+        except MemoryError:
+            got = None
+        if got is not None:
+            if found is not None and hits:
+                found.extend(hits[:FOUND_CAP - len(found)])
+            return DeepResult(*got)
     deadline = time.perf_counter_ns() + max_ns
     seen: set[int] = {id(obj)}
     stack: list[Any] = [obj]
