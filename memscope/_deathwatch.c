@@ -399,8 +399,10 @@ dw_watched(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
     PyObject *out = PyList_New((Py_ssize_t)used);
     if (out == NULL)
         return NULL;
-    Py_ssize_t n = 0;
-    for (size_t i = 0; i < cap && n < (Py_ssize_t)used; i++) {
+    /* (making the list can collect: watched objects freed then leave fewer addresses
+     * than its length, and the slots past the last one filled are cut) */
+    Py_ssize_t n = 0, len = PyList_GET_SIZE(out);
+    for (size_t i = 0; i < cap && n < len; i++) {
         if (table[i].addr > DELETED) {
             PyObject *v = PyLong_FromVoidPtr((void *)table[i].addr);
             if (v == NULL) {
@@ -410,7 +412,7 @@ dw_watched(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
             PyList_SET_ITEM(out, n++, v);
         }
     }
-    if (n < (Py_ssize_t)used && PyList_SetSlice(out, n, (Py_ssize_t)used, NULL) < 0) {
+    if (n < len && PyList_SetSlice(out, n, len, NULL) < 0) {
         Py_DECREF(out);
         return NULL;
     }
@@ -420,10 +422,14 @@ dw_watched(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
 static PyObject *
 dw_deaths(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
 {
+    /* Making the list can start a garbage collection, whose frees of watched objects
+     * add deaths: the list holds the ones counted before it was made, and those added
+     * meanwhile stay for the next call (never written past the list's end). */
     PyObject *out = PyList_New((Py_ssize_t)ndead);
     if (out == NULL)
         return NULL;
-    for (size_t i = 0; i < ndead; i++) {
+    size_t n = (size_t)PyList_GET_SIZE(out);
+    for (size_t i = 0; i < n; i++) {
         PyObject *v = PyLong_FromVoidPtr((void *)dead[i]);
         if (v == NULL) {
             Py_DECREF(out);
@@ -431,7 +437,9 @@ dw_deaths(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(args))
         }
         PyList_SET_ITEM(out, (Py_ssize_t)i, v);
     }
-    ndead = 0;
+    if (ndead > n)
+        memmove(dead, dead + n, (ndead - n) * sizeof(uintptr_t));
+    ndead -= n;
     return out;
 }
 

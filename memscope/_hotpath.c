@@ -1096,8 +1096,10 @@ Buffer_snapshot(Buffer *b, PyObject *Py_UNUSED(ignored))
     if (out == NULL) {
         return NULL;
     }
-    Py_ssize_t at = 0;
-    for (Py_ssize_t i = 0; i < b->n; i++) {
+    /* the events counted when the list was made (a collection it or a row's tuple
+     * starts may run code that records more, after them: for the next snapshot) */
+    Py_ssize_t at = 0, n = PyList_GET_SIZE(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t len;
         PyObject *item = buf_item(b->slots + at, &len);
         if (item == NULL) {
