@@ -544,6 +544,8 @@ Batch_subscript(Batch *b, PyObject *key)
 }
 
 /* kinds() -> bytes | None: each event's kind (None: a kind that is not an int 0..255) */
+static int event_kind(const int64_t *w); /* an event's kind, -1: none in 0-255 */
+
 static PyObject *
 Batch_kinds(Batch *b, PyObject *Py_UNUSED(ignored))
 {
@@ -562,20 +564,8 @@ Batch_kinds(Batch *b, PyObject *Py_UNUSED(ignored))
     for (Py_ssize_t i = 0; i < b->n; i++) {
         int64_t *w = b->words + at;
         at += rec_len(w);
-        long long k = -1;
-        if (w[0] == OBJ_RECORD) {
-            PyObject *o = (PyObject *)(intptr_t)w[1];
-            if (PyTuple_Check(o) && PyTuple_GET_SIZE(o) > 0
-                && PyLong_CheckExact(PyTuple_GET_ITEM(o, 0))) {
-                k = PyLong_AsLongLong(PyTuple_GET_ITEM(o, 0));
-                if (k == -1 && PyErr_Occurred()) {
-                    PyErr_Clear();
-                }
-            }
-        } else if (w[0] > 0) {
-            k = w[1];
-        }
-        if (k < 0 || k > 255) {
+        int k = event_kind(w);
+        if (k < 0) {
             Py_DECREF(out);
             Py_RETURN_NONE;
         }
