@@ -23,8 +23,10 @@ from setuptools.command.build_ext import build_ext
 EXTENSIONS = [
     Extension("memscope._censusc", sources=["memscope/_censusc.c"], optional=True),
     Extension("memscope._weakhide", sources=["memscope/_weakhide.c"], optional=True),
-    Extension("memscope._deathwatch", sources=["memscope/_deathwatch.c"], optional=True),
-    Extension("memscope._hotpath", sources=["memscope/_hotpath.c"], optional=True),
+    Extension("memscope._deathwatch", sources=["memscope/_deathwatch.c"], depends=["memscope/_clock.h"],
+              optional=True),
+    Extension("memscope._hotpath", sources=["memscope/_hotpath.c"], depends=["memscope/_clock.h"],
+              optional=True),
 ]
 
 # memscope._compiled.MODULES, as paths (setup.py does not import the package it builds)

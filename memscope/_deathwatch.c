@@ -25,6 +25,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "_clock.h"
 #include <stdint.h>
 #include <structmember.h>
 
@@ -668,17 +669,7 @@ dw_dict_version(PyObject *Py_UNUSED(m), PyObject *op)
  * the type's C __sizeof__, so it never raises: what fails is the closure's to do.
  */
 
-static int64_t
-fb_now(void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    PyTime_t t = 0;
-    (void)PyTime_PerfCounterRaw(&t);
-    return (int64_t)t;
-#else
-    return (int64_t)_PyTime_GetPerfCounter();
-#endif
-}
+#define fb_now memscope_now_ns /* (_clock.h: the clock Python's rows read too) */
 
 typedef struct {
     PyObject_HEAD

@@ -28,6 +28,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include "_clock.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,17 +54,7 @@ rec_len(const int64_t *w)
 
 /* ---- time: exactly time.perf_counter_ns() ---------------------------------------- */
 
-static int64_t
-now_ns(void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    PyTime_t t = 0;
-    (void)PyTime_PerfCounterRaw(&t);
-    return (int64_t)t;
-#else
-    return (int64_t)_PyTime_GetPerfCounter();
-#endif
-}
+#define now_ns memscope_now_ns /* (_clock.h: the clock Python's rows read too) */
 
 /* ---- the buffer ----------------------------------------------------------------- */
 
