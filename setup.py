@@ -20,13 +20,12 @@ from typing import Any
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+CLOCK = "memscope/_clock.h"  # the clock both extensions stamp rows with
 EXTENSIONS = [
     Extension("memscope._censusc", sources=["memscope/_censusc.c"], optional=True),
     Extension("memscope._weakhide", sources=["memscope/_weakhide.c"], optional=True),
-    Extension("memscope._deathwatch", sources=["memscope/_deathwatch.c"], depends=["memscope/_clock.h"],
-              optional=True),
-    Extension("memscope._hotpath", sources=["memscope/_hotpath.c"], depends=["memscope/_clock.h"],
-              optional=True),
+    Extension("memscope._deathwatch", sources=["memscope/_deathwatch.c"], depends=[CLOCK], optional=True),
+    Extension("memscope._hotpath", sources=["memscope/_hotpath.c"], depends=[CLOCK], optional=True),
 ]
 
 # memscope._compiled.MODULES, as paths (setup.py does not import the package it builds)
