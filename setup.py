@@ -24,7 +24,8 @@ CLOCK = "memscope/_clock.h"  # the clock both extensions stamp rows with
 EXTENSIONS = [
     Extension("memscope._censusc", sources=["memscope/_censusc.c"], optional=True),
     Extension("memscope._weakhide", sources=["memscope/_weakhide.c"], optional=True),
-    Extension("memscope._deathwatch", sources=["memscope/_deathwatch.c"], depends=[CLOCK], optional=True),
+    Extension("memscope._deathwatch", sources=["memscope/_deathwatch.c"], depends=[CLOCK],
+              optional=True),
     Extension("memscope._hotpath", sources=["memscope/_hotpath.c"], depends=[CLOCK], optional=True),
 ]
 
