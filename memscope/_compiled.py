@@ -43,10 +43,13 @@ def _paths(name: str) -> tuple[str, str | None]:
     return base + ".py", None
 
 
-def _why_source() -> str | None:
+def _why_source(built: list[tuple[str, str | None]] | None = None) -> str | None:
+    """Why built modules (``built``: ``_paths`` of each, looked up when not given) should
+    run from source, or None."""
     if os.environ.get("MEMSCOPE_PURE_REPORTS"):
         return "source (MEMSCOPE_PURE_REPORTS)"
-    built = [_paths(m) for m in MODULES]
+    if built is None:
+        built = [_paths(m) for m in MODULES]
     if os.path.exists(os.path.join(_ROOT, "setup.py")):  # a source tree, built in place
         for py, so in built:
             assert so is not None
@@ -76,10 +79,11 @@ class _SourceFinder:
 def select() -> None:
     """Decide once, at memscope's import, before any report module is imported."""
     global STATE
-    if any(so is None for _, so in map(_paths, MODULES)):
+    built = [_paths(m) for m in MODULES]  # (looked up once: this runs at memscope's import)
+    if any(so is None for _, so in built):
         STATE = "source (not compiled at install: no mypyc or no C compiler)"
         return  # (the import system finds the sources by itself)
-    why = _why_source()
+    why = _why_source(built)
     if why is None:
         return
     STATE = why
