@@ -25,6 +25,7 @@ runs, so its queue fills and the program waits (docs/performance-history.md).
 from __future__ import annotations
 
 import _thread
+import errno
 import os
 import struct
 import sys
@@ -623,8 +624,10 @@ class CaptureWriter:
 
     A write that fails (disk full, ``RLIMIT_FSIZE``) is cut back the same way; nothing
     more is written after it, the events are counted as dropped (``write_error`` says
-    why), and ``close`` writes an ERROR row and the footer (they fit in the space the
-    cut gave back) so that the capture says what it lost."""
+    why), and ``close`` writes an ERROR row and the footer so that the capture says
+    what it lost: in the space the cut gave back, or, when the failed write had ended a
+    few bytes short of the limit, in that and the space of the batch written last,
+    which is given back and counted as dropped too."""
 
     def __init__(
         self,
@@ -657,6 +660,7 @@ class CaptureWriter:
         self.dropped = 0
         self._torn: tuple[Any, ...] | None = None  # a write under way (see the class)
         self._done: tuple[Any, ...] | None = None  # the last batch written (resume)
+        self._last: tuple[Any, ...] | None = None  # where it began (``close`` may give it back)
         self.fd = _create_with(self.filename, self.header.pack())
         self.offset = F.HEADER_SIZE
 
@@ -715,9 +719,11 @@ class CaptureWriter:
             self._torn = None
         if not events:
             return
-        self._torn = self._state(events)
+        self._torn = state = self._state(events)
         self._transact(events)
         self._done = _done_key(events)
+        if not self.failed:  # where this batch began, its events counted (see ``close``)
+            self._last = (*state[:-1], len(events))
         self._torn = None
 
     def resume(self, events: list[Event]) -> None:
@@ -808,32 +814,32 @@ class CaptureWriter:
                 except OSError:
                     pass  # counted as dropped; the failure is recorded below
                 self._torn = None
-            tail: list[Payload] = []
-            if self.failed:
-                self.failed = False  # one last try, in the space the cut gave back
-                err = (ERROR, time.perf_counter_ns(), "capture",
-                       f"writing the capture failed ({self.write_error}); "
-                       f"{self.dropped} events dropped")
-                tail = self.enc.events_payloads([err], bytes((ERROR,)))
-                self.failed = True
-            chunks = self.enc.chunks
-            self.enc.chunks += len(tail)  # the footer counts the chunks before it
-            tail.append((F.CHUNK_FOOTER, self.enc.footer_payload(self.dropped)))
             h = self.header
-            h.dropped = self.dropped
-            data = b"".join([self.enc.frame(k, p) for k, p in tail])
-            try:
-                _write_all(self.fd, data, self.offset)
-            except OSError:
-                self.enc.chunks = chunks
+            while True:
+                data, n = self._tail()
                 try:
-                    os.ftruncate(self.fd, self.offset)
-                except OSError:
-                    pass
-                os.pwrite(self.fd, h.pack(), 0)  # incomplete, with its dropped count
-                return
+                    _write_all(self.fd, data, self.offset)
+                    break
+                except OSError as exc:
+                    try:
+                        os.ftruncate(self.fd, self.offset)
+                    except OSError:
+                        pass
+                    last = self._last
+                    if not self.failed or last is None or exc.errno not in _NO_ROOM:
+                        h.dropped = self.dropped
+                        os.pwrite(self.fd, h.pack(), 0)  # incomplete, with its count
+                        return
+                    # The failed write ended short of the limit by less than the ERROR
+                    # row and the footer take (where the limit falls is chance): give
+                    # back the batch written last, counted as dropped, and try again.
+                    self._last = None
+                    dropped = self.dropped
+                    self._set_back(last)
+                    self.dropped = dropped + last[-1]
             self.offset += len(data)
-            self.enc.chunks += 1
+            self.enc.chunks += n
+            h.dropped = self.dropped
             if complete:
                 h.flags |= F.FLAG_COMPLETE
             h.records = self.enc.records
@@ -851,6 +857,23 @@ class CaptureWriter:
             except OSError:
                 pass  # closed already: a close re-entered by a signal handler
 
+    def _tail(self) -> tuple[bytes, int]:
+        """The footer, after a failure the ERROR row saying what was lost first, framed,
+        and how many chunks that is (``close`` counts them once they are written)."""
+        tail: list[Payload] = []
+        if self.failed:
+            self.failed = False  # encoded although a write failed
+            err = (ERROR, time.perf_counter_ns(), "capture",
+                   f"writing the capture failed ({self.write_error}); "
+                   f"{self.dropped} events dropped")
+            tail = self.enc.events_payloads([err], bytes((ERROR,)))
+            self.failed = True
+        chunks = self.enc.chunks
+        self.enc.chunks += len(tail)  # the footer counts the chunks before it
+        tail.append((F.CHUNK_FOOTER, self.enc.footer_payload(self.dropped)))
+        self.enc.chunks = chunks
+        return b"".join([self.enc.frame(k, p) for k, p in tail]), len(tail)
+
     def abandon(self) -> None:
         """Forget the descriptor without writing (a forked child's copy of the parent's)."""
         if not self.closed:
@@ -861,6 +884,7 @@ class CaptureWriter:
                 pass
 
 
+_NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}  # a write that more room would let through
 _INT = {int}
 _STR = {str}
 
