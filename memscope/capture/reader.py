@@ -15,9 +15,9 @@ import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, repeat
+from itertools import accumulate, chain, repeat
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from memscope.capture import format as F
 from memscope.capture.format import CaptureError
@@ -305,13 +305,24 @@ class CaptureFile:
         with ``sections``, only the events of those process sections (0-based). With
         ``check``, rows of known kinds are checked for an analysis
         (``memscope.capture.rows``): extra trailing fields cut, unusable rows skipped
-        (``skipped`` counts them) and named in ERROR rows."""
-        for _sec, ev in self.section_events(sections, check=check):
-            yield ev
+        (``skipped`` counts them) and named in ERROR rows. A chunk is decoded whole
+        before its first event is handed out; its events come out of C iterators
+        (``zip`` over its columns, ``map(next, ...)`` over its kinds' rows in the
+        tags' order) through ``itertools.chain``: no frame of this module runs per
+        event, and each row is made as it is taken (rows made a chunk at a time, in
+        a list, were slower to read: cache misses)."""
+        return chain.from_iterable(rows for _sec, rows in self.chunk_rows(sections, check=check))
 
     def section_events(self, sections: set[int] | None = None, *,
                        check: bool = False) -> Iterator[tuple[int, Event]]:
         """``(section, event)`` pairs; section -1 holds events before any PROC chunk."""
+        for sec, rows in self.chunk_rows(sections, check=check):
+            for ev in rows:
+                yield sec, ev
+
+    def chunk_rows(self, sections: set[int] | None = None, *,
+                   check: bool = False) -> Iterator[tuple[int, Iterator[Event]]]:
+        """``(section, its events)``, a chunk at a time (``events``)."""
         strings: list[str] = []
         section = -1
         n = 0
@@ -327,7 +338,7 @@ class CaptureFile:
                         if sections is None or section in sections:
                             p = self.processes[section]
                             n += 1
-                            yield section, p.event()
+                            yield section, iter((p.event(),))
                     elif k in (F.CHUNK_EVENTS, F.CHUNK_TABLES):
                         if sections is not None and section not in sections:
                             continue
@@ -335,16 +346,16 @@ class CaptureFile:
                         tables = k == F.CHUNK_TABLES
                         if rc is not None:
                             rc.chunk, rc.offset = index, ci.offset
-                        for ev in _events(cur, strings, tables, rc):
-                            n += 1
-                            yield section, ev
+                        count, rows = _events(cur, strings, tables, rc)
+                        n += count
+                        yield section, rows
                     # FOOTER and unknown chunk kinds (newer minor versions) are skipped
                 if rc is not None:
                     self.skipped[None if sections is None else frozenset(sections)] = rc.skipped
                     last = rc.total()
                     if last is not None:
                         n += 1
-                        yield section, last
+                        yield section, iter((last,))
         except CaptureError as exc:
             exc.path = str(self.path)
             raise
@@ -464,7 +475,8 @@ def _column(cur: _Cur, strings: list[str], n: int) -> Any:
 
 def _events(
     cur: _Cur, strings: list[str], tables_only: bool, check: RowCheck | None = None,
-) -> Iterator[Event]:
+) -> tuple[int, Iterator[Event]]:
+    """A chunk decoded and checked whole: (its number of rows, its events in order)."""
     n = cur.count(1)
     tags = cur.take(n)
     ngroups = cur.uvarint()
@@ -488,6 +500,8 @@ def _events(
                 raise cur.fail(f"{ncols} columns")
             if check is None or k not in SHAPES:
                 cols = [_column(cur, strings, cnt) for _ in range(ncols)]
+                if any(len(c) != cnt for c in cols):  # (a short group would end map early)
+                    raise cur.fail(f"event kind {k}: a column is not {cnt} rows long")
                 groups[k] = zip(repeat(k, cnt), *cols, strict=True)
                 continue
             encs: list[tuple[int, bytes | None]] = []
@@ -531,11 +545,21 @@ def _events(
     if check is not None and MODULE in tags:  # the SCOPE and SITE rows of module tables
         modules = iter([_checked(rows, check, n) for rows in modules])
     if patched:
-        yield from _without_skipped(tags, groups, modules)
-        return
-    if len(groups) == 1 and MODULE not in tags:
-        yield from next(iter(groups.values()))  # type: ignore[misc]
-        return
+        return n, _without_skipped(tags, groups, modules)
+    if MODULE in tags:
+        return n, _with_modules(tags, groups, modules)
+    # (no row is None here: only a patched chunk holds None)
+    whole = cast("dict[int, Iterator[Event]]", groups)
+    if len(whole) == 1:
+        return n, next(iter(whole.values()))
+    # each row from its kind's group, in the tags' order (every group holds exactly
+    # its tags' count of rows: checked above)
+    return n, map(next, [whole[t] for t in tags])
+
+
+def _with_modules(tags: bytes, groups: dict[int, Iterator[Event | None]],
+                  modules: Iterator[list[Event]]) -> Iterator[Event]:
+    """The events of a chunk that holds MODULE rows, each one's rows in its place."""
     nexts = {k: it.__next__ for k, it in groups.items()}
     for t in tags:
         if t == MODULE:

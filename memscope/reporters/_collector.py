@@ -9,11 +9,12 @@ from typing import Any
 
 from memscope.analysis import Analysis, Binding, ObjectLife
 from memscope.reporters._format import scope_key, var_label
-from memscope.reporters._raw import ENDS, RAW_LIMIT, RawSink
+from memscope.reporters._raw import ENDS, RAW_COLUMNS, RAW_LIMIT, RawSink
 from memscope.reporters._series import SERIES_BUCKETS, SERIES_CANDIDATES, Series
 from memscope.reporters._spans import Spans
 
 _END_INDEX = {e: i for i, e in enumerate(ENDS)}
+assert len(RAW_COLUMNS) == 14, "Collector._record appends to the raw detail's 14 columns"
 
 GANTT_RESOLUTION = 1500
 """Spans per Gantt row at most (bindings closer than span / this are merged)."""
@@ -255,12 +256,22 @@ class Collector:
         raw.total += 1
         if raw.n < raw.limit:  # RawSink.add, inline (the f64 columns take ints as floats)
             raw.n += 1
-            rows = raw.rows
-            rows.append(
-                (tb - t0, tu - tb if tu >= 0 else -1, nbytes, size, deep, b.pid, vi, ti, th,
-                 tk, objno & 0x7FFFFFFF, line, nal, ei)
-            )  # fmt: skip
-            if len(rows) >= 2048:
+            c = raw.cols  # in RAW_COLUMNS' order
+            c[0].append(tb - t0)
+            c[1].append(tu - tb if tu >= 0 else -1)
+            c[2].append(nbytes)
+            c[3].append(size)
+            c[4].append(deep)
+            c[5].append(b.pid)
+            c[6].append(vi)
+            c[7].append(ti)
+            c[8].append(th)
+            c[9].append(tk)
+            c[10].append(objno & 0x7FFFFFFF)
+            c[11].append(line)
+            c[12].append(nal)
+            c[13].append(ei)
+            if len(c[13]) >= 2048:
                 raw.batch()
 
     def _buffer(self, v: _Var, b: Binding, ti: int, end: int) -> None:
@@ -356,7 +367,7 @@ class Collector:
             "variables": len(self.vars),
             "history_rows": sum(len(v.hist) for v in self.vars),
             "spans": sum(len(v.segs) + len(v.objs) for v in self.vars),
-            "raw_in_memory": len(self.raw.rows),
+            "raw_in_memory": self.raw.pending(),
             "buffer_addrs": len(self.addr_users),
         }
 

@@ -56,7 +56,9 @@ class RawSink:
         self.n = 0
         self.total = 0
         self.dir: str | None = tempfile.mkdtemp(prefix="memscope-raw-") if self.limit else None
-        self.rows: list[tuple[Any, ...]] = []
+        # the rows not yet written, a list per column (no tuple per row: the collector
+        # appends each value to its column, and a batch packs each list as it is)
+        self.cols: list[list[Any]] = [[] for _ in RAW_COLUMNS]
         self.files: list[Any] = []
         if self.dir is not None:
             import os
@@ -86,21 +88,26 @@ class RawSink:
         if self.n >= self.limit:
             return
         self.n += 1
-        rows = self.rows
-        rows.append(row)
-        if len(rows) >= 2048:
+        cols = self.cols
+        for col, v in zip(cols, row, strict=True):
+            col.append(v)
+        if len(cols[0]) >= 2048:
             self.batch()
+
+    def pending(self) -> int:
+        """Rows held in memory, not yet written."""
+        return len(self.cols[0])
 
     def batch(self) -> None:
         """Rows -> the column files, a batch at a time (every 2,048 rows)."""
-        rows = self.rows
-        if not rows:
+        cols = self.cols
+        n = len(cols[0])
+        if not n:
             return
-        self.rows = []
-        n = len(rows)
+        self.cols = [[] for _ in RAW_COLUMNS]
         # struct converts each value straight to its C type; an array's append parses
         # it through a format string, twice the time
-        for f, fmt, col in zip(self.files, _RAW_FMT, zip(*rows, strict=True), strict=True):
+        for f, fmt, col in zip(self.files, _RAW_FMT, cols, strict=True):
             f.write(pack(f"<{n}{fmt}", *col))
 
     def write_base64(self, write: Callable[[str], Any]) -> int:

@@ -64,8 +64,10 @@ class Series:
         # the state at the open bucket's best (a list while the bucket is open, an array
         # once it was a row); None: the current state is the best
         self.snap: array[Any] | list[int] | None = None
-        # oid -> [bytes counted, owner's groups, [(binding id, groups) live, in bind
-        # order], object number, the owner's slots or None, ``evictions`` then]
+        # oid -> [bytes counted, owner's groups, the live bindings: the one binding's id
+        # while it is the only one (most objects: no list, no tuple), else [(binding
+        # id, groups) live, in bind order], object number, the owner's slots or None,
+        # ``evictions`` then]
         self.live: dict[int, list[Any]] = {}
         self.evictions = 0  # candidates that gave way so far (slots known before may move)
         self.objects = 0
@@ -274,7 +276,7 @@ class Series:
         live = self.live
         if oid not in live:
             n = self.objects = self.objects + 1
-            live[oid] = [nbytes, ids, [(b.id, ids)], n, slots, self.evictions]
+            live[oid] = [nbytes, ids, b.id, n, slots, self.evictions]
             # _change(None, 0, ids, nbytes), the slots known
             total = self.total + nbytes
             if total > self.best:
@@ -292,13 +294,20 @@ class Series:
             self.total = total
         else:
             rec = live[oid]
-            rec[2].append((b.id, ids))
+            members = rec[2]
+            if isinstance(members, int):  # its second name: the first one's, in a list
+                rec[2] = [(members, rec[1]), (b.id, ids)]
+            else:
+                members.append((b.id, ids))
             self._change(rec[1], rec[0], rec[1], nbytes)  # latest size, same owner
             rec[0] = nbytes
 
     def object_number(self, b: Binding) -> int:
         rec = self.live.get(b.oid)
-        return rec[3] if rec is not None else 0
+        if rec is None:
+            return 0
+        num: int = rec[3]
+        return num
 
     def end(self, b: Binding) -> int:
         """The binding ``b`` ended at ``b.t_unbind``; returns its object's number."""
@@ -312,7 +321,14 @@ class Series:
             self._at(t)
         members = rec[2]
         bid = b.id
-        if len(members) == 1 and members[0][0] == bid:  # its only name: the object goes
+        num: int = rec[3]
+        if isinstance(members, int):
+            if members != bid:
+                return num  # not one of its live bindings
+            only = True
+        else:
+            only = len(members) == 1 and members[0][0] == bid
+        if only:  # its only name: the object goes
             del live[b.oid]
             old_bytes = rec[0]
             # _change(rec[1], old_bytes, None, 0)
@@ -336,12 +352,12 @@ class Series:
                     for g in range(NG):
                         state[maps[g].get(old[g], g)] -= old_bytes
             self.total = total
-            return int(rec[3])
+            return num
         for j in range(len(members)):
             if members[j][0] == bid:
                 break
         else:
-            return int(rec[3])
+            return num
         del members[j]
         if not members:
             self._change(rec[1], rec[0], None, 0)
@@ -351,7 +367,7 @@ class Series:
             self._change(rec[1], rec[0], new, rec[0])
             rec[1] = new
             rec[4] = None  # the new owner's slots: looked up when needed
-        return int(rec[3])
+        return num
 
     # -- results --
 
