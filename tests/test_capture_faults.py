@@ -207,6 +207,44 @@ def test_a_failure_with_no_room_left_gives_back_the_last_batch_for_the_error_row
     assert os.path.getsize(sink.path) <= disk.room
 
 
+def test_the_batch_given_back_for_the_error_row_is_the_one_written_last_even_mended(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B's write is cut by an interrupt after its bytes went out, C's write first writes
+    B again (the mend) and then fails a few bytes short of the limit: what ``close``
+    gives back for the ERROR row is B (written last), counted; A stays."""
+    w = CaptureWriter(tmp_path / "m.memscope")
+    w.write(A)
+    real = W._write_all
+    calls = [0]
+    room = [1 << 40]
+
+    def scripted(fd: int, data: bytes, offset: int = -1) -> None:
+        calls[0] += 1
+        if calls[0] == 1:  # B: out, then the interrupt
+            real(fd, data, offset)
+            raise _Interrupt
+        if offset + len(data) > room[0]:
+            os.pwrite(fd, data[: max(0, room[0] - offset)], offset)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd, data, offset)
+        if calls[0] == 2:  # the mend of B: the disk has 4 bytes left after it
+            room[0] = offset + len(data) + 4
+
+    monkeypatch.setattr(W, "_write_all", scripted)
+    with pytest.raises(_Interrupt):
+        w.write(B)
+    with pytest.raises(OSError):
+        w.write(C)  # B again, then C fails
+    w.close()
+    cap = read_capture(w.path)
+    lost = len(B) + len(C)
+    assert cap.header.complete and cap.header.dropped == lost
+    evs = list(expand_tables(cap.events()))
+    assert evs[: len(A)] == A
+    (err_row,) = [e for e in evs if e[0] == ERROR and e[2] == "capture"]
+    assert f"{lost} events dropped" in err_row[3]
+
+
 def test_a_disk_too_full_even_for_the_footer_leaves_the_count_in_the_header(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing was written before the failure: nothing can be given back."""

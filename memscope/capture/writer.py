@@ -719,11 +719,9 @@ class CaptureWriter:
             self._torn = None
         if not events:
             return
-        self._torn = state = self._state(events)
+        self._torn = self._state(events)
         self._transact(events)
         self._done = _done_key(events)
-        if not self.failed:  # where this batch began, its events counted (see ``close``)
-            self._last = (*state[:-1], len(events))
         self._torn = None
 
     def resume(self, events: list[Event]) -> None:
@@ -757,6 +755,9 @@ class CaptureWriter:
                 self.write_error = f"{type(exc).__name__}: {exc}"
             self.dropped += len(events)
             raise
+        state = self._torn  # where this batch began (a write's, or a mend's: the same)
+        if state is not None and not self.failed:  # (see ``close``)
+            self._last = (*state[:-1], len(events))
 
     def _write(self, events: list[Event]) -> None:
         if self.failed:  # nothing more is written (nor encoded: no string is interned)
