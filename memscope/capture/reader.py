@@ -313,16 +313,10 @@ class CaptureFile:
         a list, were slower to read: cache misses)."""
         return chain.from_iterable(rows for _sec, rows in self.chunk_rows(sections, check=check))
 
-    def section_events(self, sections: set[int] | None = None, *,
-                       check: bool = False) -> Iterator[tuple[int, Event]]:
-        """``(section, event)`` pairs; section -1 holds events before any PROC chunk."""
-        for sec, rows in self.chunk_rows(sections, check=check):
-            for ev in rows:
-                yield sec, ev
-
     def chunk_rows(self, sections: set[int] | None = None, *,
                    check: bool = False) -> Iterator[tuple[int, Iterator[Event]]]:
-        """``(section, its events)``, a chunk at a time (``events``)."""
+        """``(section, its events)``, a chunk at a time (``events``); section -1 holds
+        the events before any PROC chunk."""
         strings: list[str] = []
         section = -1
         n = 0
