@@ -304,10 +304,7 @@ class Series:
 
     def object_number(self, b: Binding) -> int:
         rec = self.live.get(b.oid)
-        if rec is None:
-            return 0
-        num: int = rec[3]
-        return num
+        return rec[3] if rec is not None else 0
 
     def end(self, b: Binding) -> int:
         """The binding ``b`` ended at ``b.t_unbind``; returns its object's number."""
