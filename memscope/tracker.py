@@ -256,6 +256,17 @@ class MemoryTracker:
 _tracker: MemoryTracker | None = None
 _tracker_lock = _thread.allocate_lock()
 
+SIGNAL_WAIT = 0.5
+"""Seconds a stop by a signal waits at most for each lock it needs."""
+
+
+def close_on_signal() -> bool:
+    """Close the capture from a signal's handler (SIGTERM, Ctrl-C's stop), which may run
+    anywhere in the main thread, memscope's own code included (a census holding its
+    lock, a flush): as an interrupted run, with no census, no leak check and no lock
+    waited for longer than ``SIGNAL_WAIT``. Returns whether the capture is closed."""
+    return get_global_tracker().close(interrupted=True, timeout=SIGNAL_WAIT)
+
 
 def get_global_tracker() -> MemoryTracker:
     """The process's tracker, made from ``MEMSCOPE_*`` settings on first use."""

@@ -244,17 +244,15 @@ def _flush_before_results(proc: Any) -> None:
         proc._args = tuple(args)
 
 
-def _close_tracker() -> None:
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # as an interrupted run's: a full close here took a census, and waited without end
+    # for the census lock when SIGTERM landed in one (the child never died)
     try:
         from memscope import tracker
 
-        tracker.get_global_tracker().close()
+        tracker.close_on_signal()
     except Exception:
         pass
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    _close_tracker()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
 

@@ -113,6 +113,52 @@ def test_child_killed_with_sigkill_keeps_its_flushed_events(tmp_path: Path) -> N
     assert len(victim) == 1 and "after_kill" not in victim[0]
 
 
+TERMINATED = '''\
+import multiprocessing as mp
+import sys
+import time
+
+
+def work(ready):
+    import memscope
+    held = [list(range(50)) for _ in range(2000)]
+    ready.set()
+    while True:  # a census after another: SIGTERM lands in one, its lock held
+        memscope.snapshot()
+
+
+if __name__ == "__main__":
+    ctx = mp.get_context(sys.argv[1])
+    for _ in range(6):
+        ready = ctx.Event()
+        p = ctx.Process(target=work, args=(ready,))
+        p.start()
+        ready.wait(60)
+        time.sleep(0.2)
+        p.terminate()
+        p.join(30)
+        print("exit", p.exitcode, flush=True)
+        if p.exitcode is None:
+            p.kill()
+            p.join()
+'''
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_child_terminated_in_a_census_dies_as_plain_pythons(tmp_path: Path, method: str) -> None:
+    """SIGTERM to a tracked child ends it, as plain Python's default SIGTERM does,
+    wherever it lands: its handler closes the capture as an interrupted run's (no end
+    census, no leak check, no lock waited for without end). Its full close ran a
+    census, and in a census (memscope.snapshot(), or the monitor's) it waited for the
+    census lock its own thread held: the child never died and the parent's join()
+    waited forever (2 of this test's 6 children, at 936e9df)."""
+    write_tree(tmp_path, {"term.py": TERMINATED})
+    res = run(memscope_cmd("run", "-o", str(tmp_path / "o"), "--no-report", "term.py", method),
+              tmp_path, timeout=400)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "exit -15\n" * 6
+
+
 def test_children_not_tracked_when_asked(tmp_path: Path) -> None:
     write_tree(tmp_path, {"parent.py": PARENT, "worker.py": WORKER})
     res = run(memscope_cmd("run", "-o", str(tmp_path / "o"), "--no-report", "--no-children",

@@ -97,7 +97,7 @@ class Finisher:
 
         self.sigint = True
         tracker = tracker_mod.get_global_tracker()
-        tracker.close(interrupted=True, timeout=SIGNAL_WAIT)
+        tracker_mod.close_on_signal()
         captures = self._captures(tracker)
         if captures and self.report and any(f != "binary" for f in self.formats):
             _say("reports: interrupted by SIGINT; make them with: "
@@ -160,7 +160,7 @@ class Finisher:
             _say(f"the program exited with status {self.status}")
         if stopped is None:
             tracker.close()
-        elif not tracker.close(interrupted=True, timeout=SIGNAL_WAIT):
+        elif not tracker_mod.close_on_signal():
             _say("capture: could not be closed in time; it is readable up to its last "
                  "complete chunk, as a killed process's is")
         out = tracker.output_folder
@@ -242,12 +242,12 @@ class Finisher:
         """SIGTERM: close the capture and die by SIGTERM, as Python would have died.
         A signal handler, so it may run anywhere in the main thread, memscope's own
         code included: it takes no census, writes no report and waits for no lock
-        longer than ``SIGNAL_WAIT`` (``MemoryTracker.close(interrupted=True)``)."""
+        longer than ``SIGNAL_WAIT`` (``memscope.tracker.close_on_signal``)."""
         if os.getpid() != self.pid:  # a forked child inherited this handler
             from memscope import tracker as tracker_mod
 
             try:
-                tracker_mod.get_global_tracker().close(interrupted=True, timeout=SIGNAL_WAIT)
+                tracker_mod.close_on_signal()
             except Exception:
                 pass
         elif not self.done:
@@ -259,8 +259,6 @@ class Finisher:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
-
-SIGNAL_WAIT = 0.5  # seconds a signal's stop waits at most for each lock it needs
 
 
 def report_command(captures: list[str], out: str, name: str, formats: list[str]) -> str:
