@@ -2228,10 +2228,105 @@ hot_frame_slots(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* frame_addresses(frame, frame_ptr_at, locals_at, start, stop) -> list: the words in
+ * slots start..stop-1 of a frame's localsplus (its locals, then its value stack) that
+ * are not 0, as ints (addresses: none is made into an object; a slot above the stack's
+ * top may name an object gone). The frame's pointer and every slot are read in one go,
+ * before anything is allocated: read word by word from Python (ctypes), another thread
+ * could run between two reads, return from the frame and pop its data stack chunk, and
+ * the next read touched memory given back to the system (a segmentation fault in the
+ * census, pyparsing's suite: the main thread deep in its recursive parse, which grows
+ * and shrinks the data stack by chunks). */
+static PyObject *
+hot_frame_addresses(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyFrame_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "frame_addresses(frame, frame_ptr_at, locals_at, start, stop)");
+        return NULL;
+    }
+    Py_ssize_t frame_ptr_at = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t locals_at = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t start = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t stop = PyLong_AsSsize_t(args[4]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (locals_at < 0 || start < 0 || stop < start) {
+        PyErr_SetString(PyExc_ValueError, "frame_addresses: bad layout");
+        return NULL;
+    }
+    Py_ssize_t n = stop - start;
+    uintptr_t *words = (uintptr_t *)malloc((size_t)(n ? n : 1) * sizeof(uintptr_t));
+    if (words == NULL) {
+        return PyErr_NoMemory();
+    }
+    /* no Python code, no allocation from here to the last slot read */
+    char *base = (char *)args[0];
+    if (frame_ptr_at >= 0) {
+        base = *(char **)(base + frame_ptr_at);
+    }
+    Py_ssize_t k = 0;
+    if (base != NULL) {
+        const uintptr_t *slots = (const uintptr_t *)(base + locals_at);
+        for (Py_ssize_t i = start; i < stop; i++) {
+            uintptr_t w = slots[i];
+            if (w != 0) {
+                words[k++] = w;
+            }
+        }
+    }
+    PyObject *out = PyList_New(k);  /* (may collect: the words are copied already) */
+    for (Py_ssize_t i = 0; out != NULL && i < k; i++) {
+        PyObject *v = PyLong_FromVoidPtr((void *)words[i]);
+        if (v == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, v);
+    }
+    free(words);
+    return out;
+}
+
+/* frame_dict(frame, frame_ptr_at, dict_at) -> object | None: what the frame's f_locals
+ * slot holds (the dict an earlier locals() left there), a new reference taken the moment
+ * the pointer is read (from Python, the frame's pointer, the slot and the object were
+ * three reads another thread could run between: a dict freed meanwhile, or a chunk). */
+static PyObject *
+hot_frame_dict(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyFrame_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "frame_dict(frame, frame_ptr_at, dict_at)");
+        return NULL;
+    }
+    Py_ssize_t frame_ptr_at = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t dict_at = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (dict_at < 0) {
+        PyErr_SetString(PyExc_ValueError, "frame_dict: bad layout");
+        return NULL;
+    }
+    char *base = (char *)args[0];
+    if (frame_ptr_at >= 0) {
+        base = *(char **)(base + frame_ptr_at);
+    }
+    PyObject *d = base != NULL ? *(PyObject **)(base + dict_at) : NULL;
+    return Py_NewRef(d != NULL ? d : Py_None);
+}
+
 static PyMethodDef hot_methods[] = {
     {"frame_slots", (PyCFunction)(void (*)(void))hot_frame_slots, METH_FASTCALL,
      "frame_slots(frame, frame_ptr_at, locals_at, n, unbound, /)\n--\n\n"
      "A frame's first n localsplus objects, read in one go."},
+    {"frame_addresses", (PyCFunction)(void (*)(void))hot_frame_addresses, METH_FASTCALL,
+     "frame_addresses(frame, frame_ptr_at, locals_at, start, stop, /)\n--\n\n"
+     "The non-zero words of a frame's localsplus slots start..stop-1, read in one go."},
+    {"frame_dict", (PyCFunction)(void (*)(void))hot_frame_dict, METH_FASTCALL,
+     "frame_dict(frame, frame_ptr_at, dict_at, /)\n--\n\n"
+     "What the frame's f_locals slot holds (None: nothing), read in one go."},
     {"next_token", hot_next_token, METH_NOARGS,
      "next_token()\n--\n\nA fresh scope-instance token."},
     {"forget_thread", hot_forget_thread, METH_NOARGS,
