@@ -1413,7 +1413,11 @@ bind_core(Py_ssize_t s, PyObject *value, PyObject *tok, int64_t t)
     if (ft == NULL) {
         return TO_PYTHON;
     }
+    /* everything the entry says, read before its __sizeof__ runs: a call may collect,
+     * and code a collection runs (a finalizer's binds) may refill this cache slot (or
+     * the uncached entry) with another type's */
     int scalar = ft->scalar, immutable = ft->immutable;
+    long long extra = ft->extra, ti = ft->ti;
     if (S_full && !scalar) {
         return TO_PYTHON;  /* full mode's deep size: Python's bind */
     }
@@ -1427,7 +1431,6 @@ bind_core(Py_ssize_t s, PyObject *value, PyObject *tok, int64_t t)
     }
     long long size = PyLong_AsLongLong(sz);
     Py_DECREF(sz);
-    long long extra = ft->extra, ti = ft->ti;
     long long tk = PyLong_AsLongLong(tok);
     if (PyErr_Occurred()) {
         PyErr_Clear();
