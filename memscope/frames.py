@@ -29,7 +29,14 @@ _LAYOUTS = {(3, 10): (-1, 352, 56), (3, 11): (24, 72, 24), (3, 12): (24, 72, 40)
 
 _UNBOUND = object()  # an empty slot, from frame_slots
 _frame_slots: Any = None
-try:  # the C reader (memscope/_hotpath.c), where built
+_frame_addresses: Any = None
+_frame_dict: Any = None
+try:  # the C readers (memscope/_hotpath.c), where built: each reads the frame's pointer
+    # and what it points at in one go (read word by word through ctypes, the census's
+    # reads of another thread's frame faulted when that thread returned from it between
+    # two reads and its data stack chunk was given back: pyparsing under --mode full)
+    from memscope._hotpath import frame_addresses as _frame_addresses
+    from memscope._hotpath import frame_dict as _frame_dict
     from memscope._hotpath import frame_slots as _frame_slots
 except ImportError:
     pass
@@ -70,6 +77,9 @@ class _Localsplus:
 
     def stored_dict(self, frame: Any) -> dict[str, Any] | None:
         """The dict an earlier ``locals()`` or ``f_locals`` left on the frame, or None."""
+        if _frame_dict is not None:
+            d = _frame_dict(frame, self.frame_ptr_at, self.dict_at)
+            return d if type(d) is dict else None
         p = self.dict_pointer(frame)
         if not p:
             return None
@@ -116,13 +126,17 @@ class _Localsplus:
         """Every address in the frame's locals and value stack (``stack_only``: the
         stack), bound or stale: what a frame may be holding. Only addresses: none is
         made into an object (a slot above the stack's top may name an object gone)."""
-        base = self.base(frame)
-        if not base:
-            return []
         code = frame.f_code
         names = self.names_of.get(code)
         if names is None:
             names = self.names_of[code] = _names(code)
+        if _frame_addresses is not None:
+            return _frame_addresses(frame, self.frame_ptr_at, self.locals_at,
+                                    len(names) if stack_only else 0,
+                                    len(names) + code.co_stacksize)
+        base = self.base(frame)
+        if not base:
+            return []
         from_address = self.void_p.from_address
         at = base + self.locals_at
         width = self.width

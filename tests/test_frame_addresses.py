@@ -130,3 +130,25 @@ def test_another_threads_frames_read_while_it_recurses() -> None:
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert int(r.stdout) > 1000
+
+
+# the same race through what the census calls: memscope.frames
+THROUGH_FRAMES = PROGRAM.replace("""            n = len(frames._names(f.f_code))
+            hp.frame_addresses(f, reader.frame_ptr_at, reader.locals_at, 0,
+                               n + f.f_code.co_stacksize)
+            hp.frame_dict(f, reader.frame_ptr_at, reader.dict_at)
+""", """            frames.raw_slots(f)
+            frames.raw_slots(f, stack_only=True)
+            frames.locals_dict(f)
+""")
+
+
+def test_the_census_reads_another_threads_frames_while_it_recurses() -> None:
+    """memscope.frames reads through the C readers: word by word through ctypes it died
+    of SIGSEGV within a second of this program (936e9df)."""
+    assert THROUGH_FRAMES != PROGRAM
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
+    r = subprocess.run([sys.executable, "-c", THROUGH_FRAMES.replace("SECONDS", "4")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert int(r.stdout) > 1000
