@@ -28,6 +28,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <frameobject.h> /* PyFrame_Check: not in Python.h on 3.10 */
 #include "_clock.h"
 #include <stdint.h>
 #include <stdlib.h>
