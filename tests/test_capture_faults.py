@@ -155,6 +155,18 @@ class _Disk:
         os.pwrite(fd, data, offset)
 
 
+def _says_what_it_lost(path: Any, lost: int) -> str:
+    """The capture at ``path`` is complete, keeps A (the batch before the failure),
+    counts ``lost`` events dropped and says so in its one ERROR row: that row's text."""
+    cap = read_capture(path)
+    assert cap.header.complete and cap.header.dropped == lost
+    evs = list(expand_tables(cap.events()))
+    assert evs[: len(A)] == A
+    (err_row,) = [e for e in evs if e[0] == ERROR and e[2] == "capture"]
+    assert f"{lost} events dropped" in err_row[3]
+    return str(err_row[3])
+
+
 def test_a_full_disk_is_counted_said_once_and_recorded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -173,13 +185,8 @@ def test_a_full_disk_is_counted_said_once_and_recorded(
     err = capfd.readouterr().err
     assert err.count("memscope: writing the capture") == 1
     assert "No space left on device" in err and "dropped" in err
-    cap = read_capture(sink.path)
-    assert cap.header.complete  # the ERROR row and footer fit in the space given back
-    assert cap.header.dropped == lost
-    evs = list(expand_tables(cap.events()))
-    assert evs[: len(A)] == A
-    (err_row,) = [e for e in evs if e[0] == ERROR and e[2] == "capture"]
-    assert "No space left on device" in err_row[3] and f"{lost} events dropped" in err_row[3]
+    # the ERROR row and footer fit in the space given back
+    assert "No space left on device" in _says_what_it_lost(sink.path, lost)
     assert os.path.getsize(sink.path) <= room
 
 
@@ -197,13 +204,7 @@ def test_a_failure_with_no_room_left_gives_back_the_last_batch_for_the_error_row
     monkeypatch.setattr(W, "_write_all", disk.write_all)
     sink.write(BIG)
     sink.close()
-    cap = read_capture(sink.path)
-    lost = len(C) + len(BIG)
-    assert cap.header.complete and cap.header.dropped == lost
-    evs = list(expand_tables(cap.events()))
-    assert evs[: len(A)] == A
-    (err_row,) = [e for e in evs if e[0] == ERROR and e[2] == "capture"]
-    assert f"{lost} events dropped" in err_row[3]
+    _says_what_it_lost(sink.path, len(C) + len(BIG))
     assert os.path.getsize(sink.path) <= disk.room
 
 
@@ -236,13 +237,7 @@ def test_the_batch_given_back_for_the_error_row_is_the_one_written_last_even_men
     with pytest.raises(OSError):
         w.write(C)  # B again, then C fails
     w.close()
-    cap = read_capture(w.path)
-    lost = len(B) + len(C)
-    assert cap.header.complete and cap.header.dropped == lost
-    evs = list(expand_tables(cap.events()))
-    assert evs[: len(A)] == A
-    (err_row,) = [e for e in evs if e[0] == ERROR and e[2] == "capture"]
-    assert f"{lost} events dropped" in err_row[3]
+    _says_what_it_lost(w.path, len(B) + len(C))
 
 
 def test_a_disk_too_full_even_for_the_footer_leaves_the_count_in_the_header(
