@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
+from struct import Struct
 from typing import Any
+
+_pack4 = Struct("4q").pack
+"""One interval's four values as an ``array("q")``'s bytes: ``frombytes`` copies them,
+where ``extend`` would parse each value through a format string."""
 
 
 class Spans:
@@ -29,7 +34,7 @@ class Spans:
     def _seal(self) -> None:
         """The last interval into the array (before the array is read whole)."""
         if self.has_last:
-            self.a.extend((self.ls, self.le, self.lb, self.ln))
+            self.a.frombytes(_pack4(self.ls, self.le, self.lb, self.ln))
             self.has_last = False
 
     def _unseal(self) -> None:
@@ -54,7 +59,7 @@ class Spans:
                     self.lb = nbytes
                 self.ln += 1
             else:
-                self.a.extend((self.ls, self.le, self.lb, self.ln))
+                self.a.frombytes(_pack4(self.ls, self.le, self.lb, self.ln))
                 self.ls, self.le, self.lb, self.ln = s, e, nbytes, 1
                 if len(self.a) + 4 > 5 * cap:  # over 1.25 x the resolution: merge at today's q
                     self.remerge(q)
@@ -122,5 +127,5 @@ def _merge_flat(items: Iterable[tuple[int, int, int, int]], q: float) -> array[A
                 out[-2] = nbytes
             out[-1] += n
         else:
-            out.extend((s, e, nbytes, n))
+            out.frombytes(_pack4(s, e, nbytes, n))
     return out
