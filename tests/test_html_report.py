@@ -272,7 +272,8 @@ RAW_RE = re.compile(
 
 
 def raw_columns(page: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """The raw detail decoded the way the page does: base64, zlib, typed columns."""
+    """The raw detail decoded the way the page does: base64, zlib, byte planes, typed
+    columns."""
     import base64
     import zlib
     from array import array
@@ -284,7 +285,11 @@ def raw_columns(page: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     cols: dict[str, list[Any]] = {}
     for name, kind, off in head["cols"]:
         code, width = {"f64": ("d", 8), "i32": ("i", 4), "u8": ("B", 1)}[kind]
-        cols[name] = list(array(code, data[off : off + width * head["n"]]))
+        col = data[off : off + width * head["n"]]
+        if head["layout"] == "planes":  # byte planes back to values, as the page does
+            planes = [col[j * head["n"] : (j + 1) * head["n"]] for j in range(width)]
+            col = bytes(b for value in zip(*planes, strict=True) for b in value)
+        cols[name] = list(array(code, col))
     return head, cols
 
 

@@ -194,10 +194,17 @@
       for (var i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
       var stream = new Blob([u]).stream().pipeThrough(new DecompressionStream("deflate"));
       var buf = await new Response(stream).arrayBuffer();
-      var cols = {};
+      var cols = {}, src = new Uint8Array(buf), n = RAWH.n, planes = RAWH.layout === "planes";
       RAWH.cols.forEach(function (c) {
         var T = c[1] === "f64" ? Float64Array : c[1] === "i32" ? Int32Array : Uint8Array;
-        cols[c[0]] = new T(buf, c[2], RAWH.n);
+        var w = T.BYTES_PER_ELEMENT;
+        if (!planes || w === 1) { cols[c[0]] = new T(buf, c[2], n); return; }
+        // stored as byte planes (the first byte of every value, then the second...)
+        var dst = new Uint8Array(n * w);
+        for (var j = 0; j < w; j++) {
+          for (var i = 0, p = c[2] + j * n, k = j; i < n; i++, k += w) dst[k] = src[p + i];
+        }
+        cols[c[0]] = new T(dst.buffer);
       });
       // raw times count from the first binding; the page from the run's start
       var off = RAWH.t_offset || 0;
