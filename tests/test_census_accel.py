@@ -236,6 +236,7 @@ class Logged(census._Census):
         super().__init__(scopes)
         self.log = log
         self.quiet = False
+        self.running_slots: dict[int, int] = {}  # slots a test says running frames hold
 
     def suspended_roots(self) -> None:
         # every generator of the process, in gc.get_objects() order (which a collection
@@ -252,6 +253,7 @@ class Logged(census._Census):
         # in this test's own frames they are what the previous census left there, which
         # would make the final "held elsewhere" pass differ from one census to the next
         self.slots.clear()
+        self.slots.update(self.running_slots)
 
     def frame_roots(self, frame: Any, gscope: int) -> None:
         super().frame_roots(frame, gscope)
@@ -285,14 +287,17 @@ def scopes_naming_gen_named() -> census._Scopes:
     return scopes
 
 
-def take(env: dict[str, Any], accelerated: bool, made: set[int]) -> dict[str, Any]:
-    """One census of ``env``'s roots with the walk asked for; what it found."""
+def take(env: dict[str, Any], accelerated: bool, made: set[int],
+         running_slots: dict[int, int] | None = None) -> dict[str, Any]:
+    """One census of ``env``'s roots with the walk asked for; what it found
+    (``running_slots``: address -> slots of running frames that hold it)."""
     log: list[tuple[Any, ...]] = []
     old = census.ACCELERATED
     rec = None
     gc.disable()
     try:
         c = Logged(scopes_naming_gen_named(), log)
+        c.running_slots = dict(running_slots or {})
         for name in env:
             c.add_root(census.Root(0, 0, name, env[name], 1))
         census.ACCELERATED = accelerated
@@ -335,12 +340,14 @@ def take(env: dict[str, Any], accelerated: bool, made: set[int]) -> dict[str, An
     return found
 
 
-def compare(env: dict[str, Any], made: set[int]) -> None:
-    pure = take(env, False, made)
-    fast = take(env, True, made)
+def compare(env: dict[str, Any], made: set[int],
+            running_slots: dict[int, int] | None = None) -> dict[str, Any]:
+    pure = take(env, False, made, running_slots)
+    fast = take(env, True, made, running_slots)
     assert fast["recs"] == pure["recs"]
     for key in ("totals", "visit", "objects", "roots", "kinds", "log"):
         assert fast[key] == pure[key], key
+    return fast
 
 
 # ---- the tests --------------------------------------------------------------------------
@@ -403,6 +410,34 @@ def test_both_walks_agree_on_large_shaped_heaps() -> None:
     del chain, rows
     gc.collect()
     compare(env, made)
+
+
+@needs_c
+def test_what_running_frames_hold_explains_holders_in_both_walks() -> None:
+    """A running frame's slot holds a tuple (a loop's iterator, say) that holds a large
+    named list too: that holder is counted (``held_by_running``; the C walk keeps the
+    count with its records, ``Records.held``), so the list stays the name's, in both
+    walks; without the slot it is held elsewhere, in both."""
+
+    def make() -> tuple[list[Any], tuple[Any, ...], tuple[Any, ...]]:
+        big = [str(i) * 2 for i in range(20_000)]  # its own bytes: over RESCUE_BYTES
+        small = [i * 1000 for i in range(10)]
+        return [big, small], (big, small, big), (small, small)
+
+    named, on_stack, unseen = make()
+    env = {"named": named}
+    made = {id(named), id(named[0]), id(named[1])}
+    big, small = id(named[0]), id(named[1])
+    del named  # the root's one holder: env's slot
+    held = compare(env, made, {id(on_stack): 2})
+    # the tuple holds the big list twice (two slots of it) and the small one once, and
+    # a running frame's two slots hold the tuple: 4 and 2 more holders explained; the
+    # small list is held twice by ``unseen`` besides
+    assert held["recs"][big][0] == 0, held["recs"][big]
+    assert held["recs"][small][0] == census.ELSEWHERE, held["recs"][small]
+    alone = compare(env, made)
+    assert alone["recs"][big][0] == census.ELSEWHERE, alone["recs"][big]
+    del on_stack, unseen
 
 
 @needs_c
