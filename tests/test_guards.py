@@ -53,6 +53,35 @@ def test_a_scalar_site_goes_off_after_its_streak_and_a_rearm_brings_it_back(
     assert [e[3] for e in sampled] == [_hooks.SAMPLE_EVERY, 0]
 
 
+def test_short_strings_and_bytes_at_a_sampled_site_are_sampled_as_numbers_are(
+        sampling: Recorder) -> None:
+    """Once a site samples, a short str or bytes (an immutable scalar of at most
+    SMALL_BYTES) counts toward its sample as an int does (the C hot path counts them
+    itself, as it counts numbers; it handed each one to the Python bind before); a longer
+    one stops the sampling there for good and is recorded."""
+    m = sampling.module("s", "first")
+    tok = m.enter(1, -1)
+    m.bind(1, "a", tok)  # (a type is first sized where it is first bound unsampled)
+    m.bind(1, b"a", tok)
+    for i in range(_hooks.SCALAR_STREAK):
+        _guarded_bind(m, 0, i, tok)
+    assert _hooks._rate[m.base] == _hooks.SAMPLE_EVERY
+    short = ["".join(("w", str(i))) if i % 2 else str(i).encode() for i in range(1000)]
+    for v in short:
+        _guarded_bind(m, 0, v, tok)
+    assert m.g[0] == 0
+    assert len(_binds(sampling, m.base)) == _hooks.SCALAR_STREAK + 1
+    assert _binds(sampling, m.base)[-1][4] == id(short[_hooks.SAMPLE_EVERY - 1])
+    REARM()
+    long = "x" * (_hooks.SMALL_BYTES + 1)
+    for v in (short[0], long, short[1]):
+        _guarded_bind(m, 0, v, tok)
+    m.exit(tok)
+    binds = _binds(sampling, m.base)
+    assert [b[4] for b in binds[-2:]] == [id(long), id(short[1])]
+    assert _hooks._rate[m.base] == 0 and m.g[0] == 1
+
+
 def test_a_site_binding_large_values_is_never_switched_off(sampling: Recorder) -> None:
     m = sampling.module("buf")
     tok = m.enter(1, -1)
