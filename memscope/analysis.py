@@ -118,7 +118,10 @@ class SiteInfo:
     label: str
     vs: VarStats
     group: Group  # by_scope aggregate
-    lkey: tuple[int, str]  # (scope id, name): its key among a scope instance's names
+    # (scope id, name): its key among a scope instance's names; typed ``Any`` so that
+    # compiled code keeps the one tuple (a ``tuple[int, str]`` is held unboxed and made
+    # again at each use as a key)
+    lkey: Any
     param: bool  # bound as a parameter
 
 
@@ -156,6 +159,9 @@ class Binding:
     vs: VarStats | None = None
     t_unbind: int = -1
     end: str = "live"  # rebind | unbind | scope_exit | final | live
+    # (scope id, var): its key among its scope instance's names (``SiteInfo.lkey``, the
+    # one tuple of its site: no tuple made as it ends)
+    lkey: Any = None
 
     def __init__(
         self,
@@ -189,6 +195,7 @@ class Binding:
         vs: VarStats | None = None,
         t_unbind: int = -1,
         end: str = "live",
+        lkey: Any = None,
     ) -> None:
         # (written out: mypyc compiles this one, dataclass's would run interpreted)
         self.id = id
@@ -221,6 +228,7 @@ class Binding:
         self.vs = vs
         self.t_unbind = t_unbind
         self.end = end
+        self.lkey = lkey
 
     @property
     def lifetime_ns(self) -> int:
@@ -822,6 +830,11 @@ class Analysis:
 
     def _bind(self, ev: Event) -> None:
         self.events += 1
+        # the time and the size as ints (compiled: native arithmetic, where the row's
+        # values would box every sum); site, tok, oid and type stay the row's objects,
+        # the keys of the dicts below (an int would be boxed again for each lookup)
+        t: int
+        size: int
         if len(ev) == 7:  # fast mode's short row: nothing beyond the shallow size
             _, t, site, tok, oid, ti, size = ev
             deep = refcnt = addr = bufsize = -1
@@ -882,6 +895,7 @@ class Analysis:
             bid, si.var, si.scope, si.module, si.file, si.line, si.col, si.kind,
             tname, oid, size, deep, refcnt, addr, bufsize, thread, thread_name, task,
             task_name, self.pid, tok, si.scope_id, t, [], nbytes, si.key, groups, si.vs,
+            -1, "live", lkey,
         )  # fmt: skip
         by_oid = self.by_oid
         if oid not in by_oid:
@@ -1012,10 +1026,13 @@ class Analysis:
             self._timeline_step *= 2
 
     def _end(self, b: Binding, t: int, why: str) -> None:
-        tok = b.tok
-        oid = b.oid
+        # boxed once (compiled, each dict lookup would box a native int again)
+        tok: Any = b.tok
+        oid: Any = b.oid
         live = self.live
-        key = (b.scope_id, b.var)
+        key = b.lkey
+        if key is None:
+            key = (b.scope_id, b.var)
         in_tok = live.get(tok)
         if in_tok is not None and in_tok.get(key) is b:
             del in_tok[key]

@@ -61,6 +61,9 @@ class _Var:
     __slots__ = (
         "aliases",
         "buf",
+        "c_task",
+        "c_thread",
+        "c_type",
         "deep",
         "first",
         "hist",
@@ -92,6 +95,12 @@ class _Var:
         self.segs = Spans()
         self.objs = Spans()
         self.buf: dict[str, Any] | None = None
+        # the last binding's type, thread and task names and their indices: a
+        # variable's bindings nearly always repeat them (the same string objects: the
+        # analysis makes each name once), so ``is`` saves the three tables' lookups
+        self.c_type: tuple[str, int] = ("", -1)
+        self.c_thread: tuple[str, int] = ("", -1)
+        self.c_task: tuple[str, int] = ("", -1)
 
 
 class Collector:
@@ -122,7 +131,9 @@ class Collector:
         self.tasks = _Table()
         self.th_span: dict[int, list[int]] = {}
         self.tk_span: dict[int, list[int]] = {}
-        self.pids: dict[int, int] = {}
+        self.pids: dict[int, int] = {}  # bindings per process (complete once closed)
+        self._pid: Any = None  # the process of the latest bindings, not yet in ``pids``
+        self._pid_binds = 0
         self.addr_users: dict[int, set[str]] = {}
         self.bindings = 0
         self.t0 = -1
@@ -138,6 +149,11 @@ class Collector:
         an.on_binding_start = _chain(an.on_binding_start, self.bind)
         an.on_binding_end = _chain(an.on_binding_end, self._record)  # self.end
         an.on_object_end = _chain(an.on_object_end, self.object_end)
+
+    def _count_pid(self) -> None:
+        if self._pid_binds:
+            self.pids[self._pid] = self.pids.get(self._pid, 0) + self._pid_binds
+            self._pid_binds = 0
 
     def _var(self, key: str, label: str, scope: str) -> int:
         i = self.var_index.get(key)
@@ -176,20 +192,27 @@ class Collector:
         v = self.vars[vi]
         tb, tu = b.t_bind, b.t_unbind
         end = tu if tu >= 0 else t_end
-        try:
-            ti = self.types.index[b.type]
-        except KeyError:
-            ti = self.types(b.type)
+        name = b.type
+        cached = v.c_type
+        if cached[0] is name:
+            ti = cached[1]
+        else:
+            ti = self.types(name)
+            v.c_type = (name, ti)
         name = b.thread_name if b.thread else "?"  # thread_key
-        try:
-            th = self.threads.index[name]
-        except KeyError:
+        cached = v.c_thread
+        if cached[0] is name:
+            th = cached[1]
+        else:
             th = self.threads(name)
+            v.c_thread = (name, th)
         name = b.task_name or "-"  # task_key
-        try:
-            tk = self.tasks.index[name]
-        except KeyError:
+        cached = v.c_task
+        if cached[0] is name:
+            tk = cached[1]
+        else:
             tk = self.tasks(name)
+            v.c_task = (name, tk)
         try:
             sp = self.th_span[th]
             if tb < sp[0]:
@@ -206,10 +229,12 @@ class Collector:
                 sp[1] = end
         except KeyError:
             self.tk_span[tk] = [tb, end]
-        try:
-            self.pids[b.pid] += 1
-        except KeyError:
-            self.pids[b.pid] = 1
+        pid: Any = b.pid  # (boxed once, for the count and the raw detail)
+        if pid == self._pid:  # the same process as the binding before: counted at close
+            self._pid_binds += 1
+        else:
+            self._count_pid()
+            self._pid, self._pid_binds = pid, 1
         size, deep = b.size, b.deep
         if size > v.shallow:
             v.shallow = size
@@ -227,10 +252,15 @@ class Collector:
         nal = len(aliases)
         if nal and len(v.aliases) < 12:
             v.aliases.update(aliases[:12])
-        ei = _END_INDEX[b.end] if b.end in _END_INDEX else 0
+        ei = _END_INDEX.get(b.end, 0)
         h = v.hist
         line = b.line
-        h.append((tb, b.id, tu, ti, size, deep, ei, th, tk, nal, line))
+        # boxed once, for the history and the raw detail (compiled, each use of a native
+        # int in a tuple or a list would box it again)
+        size_o: Any = size
+        deep_o: Any = deep
+        line_o: Any = line
+        h.append((tb, b.id, tu, ti, size_o, deep_o, ei, th, tk, nal, line_o))
         if len(h) > 2 * self.history_per_var:
             h.sort()
             del h[: len(h) - self.history_per_var]
@@ -259,16 +289,16 @@ class Collector:
             c = raw.cols  # in RAW_COLUMNS' order
             c[0].append(tb - t0)
             c[1].append(tu - tb if tu >= 0 else -1)
-            c[2].append(nbytes)
-            c[3].append(size)
-            c[4].append(deep)
-            c[5].append(b.pid)
+            c[2].append(deep_o if nbytes == deep else size_o if nbytes == size else nbytes)
+            c[3].append(size_o)
+            c[4].append(deep_o)
+            c[5].append(pid)
             c[6].append(vi)
             c[7].append(ti)
             c[8].append(th)
             c[9].append(tk)
             c[10].append(objno & 0x7FFFFFFF)
-            c[11].append(line)
+            c[11].append(line_o)
             c[12].append(nal)
             c[13].append(ei)
             if len(c[13]) >= 2048:
@@ -322,6 +352,7 @@ class Collector:
             t1 = max(an.t_last, 0)
             for b in an.active():
                 self._record(b, self.series.object_number(b), t1)
+            self._count_pid()
             self.series.finish(t1)
         return self
 

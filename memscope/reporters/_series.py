@@ -180,15 +180,18 @@ class Series:
             if old is not None and old_bytes != new_bytes:
                 d = new_bytes - old_bytes
                 for g in range(NG):
-                    state[maps[g].get(old[g], g)] += d
+                    i = maps[g].get(old[g], g)
+                    state[i] = state[i] + d  # (native sums: see ``bind``)
             self.total = total
             return
         if old is not None and old_bytes:
             for g in range(NG):
-                state[maps[g].get(old[g], g)] -= old_bytes
+                i = maps[g].get(old[g], g)
+                state[i] = state[i] - old_bytes
         if new is not None and new_bytes:
             for g in range(NG):
-                state[maps[g].get(new[g], g)] += new_bytes
+                i = maps[g].get(new[g], g)
+                state[i] = state[i] + new_bytes
         self.total = total
 
     # -- candidates --
@@ -280,7 +283,7 @@ class Series:
                 slot_w[s3] = nbytes
             if nbytes > slot_w[s4]:
                 slot_w[s4] = nbytes
-        oid = b.oid
+        oid: Any = b.oid  # (boxed once: compiled, each lookup would box it again)
         live = self.live
         if oid not in live:
             n = self.objects = self.objects + 1
@@ -292,13 +295,14 @@ class Series:
                 self.snap = None
             elif self.snap is None:
                 self.snap = self.state[:]
-            if nbytes:  # (five distinct slots: one per grouping)
+            if nbytes:  # (five distinct slots: one per grouping; written out, compiled
+                # code does native sums: ``+=`` on a list item would box ``nbytes``)
                 state = self.state
-                state[s0] += nbytes
-                state[s1] += nbytes
-                state[s2] += nbytes
-                state[s3] += nbytes
-                state[s4] += nbytes
+                state[s0] = state[s0] + nbytes
+                state[s1] = state[s1] + nbytes
+                state[s2] = state[s2] + nbytes
+                state[s3] = state[s3] + nbytes
+                state[s4] = state[s4] + nbytes
             self.total = total
         else:
             rec = live[oid]
@@ -317,9 +321,10 @@ class Series:
     def end(self, b: Binding) -> int:
         """The binding ``b`` ended at ``b.t_unbind``; returns its object's number."""
         live = self.live
-        if b.oid not in live:
+        oid: Any = b.oid  # (boxed once)
+        if oid not in live:
             return 0
-        rec = live[b.oid]
+        rec = live[oid]
         t = b.t_unbind
         t0 = self.t0
         if t0 < 0 or (t - t0) >> self.k > self.cur:  # _at, unless the same bucket
@@ -328,14 +333,15 @@ class Series:
         bid = b.id
         num: int = rec[3]
         if isinstance(members, int):
-            if members != bid:
+            only_id: int = members
+            if only_id != bid:
                 return num  # not one of its live bindings
             only = True
         else:
             only = len(members) == 1 and members[0][0] == bid
         if only:  # its only name: the object goes
-            del live[b.oid]
-            old_bytes = rec[0]
+            del live[oid]
+            old_bytes: int = rec[0]
             # _change(rec[1], old_bytes, None, 0)
             total = self.total - old_bytes
             if total > self.best:
@@ -346,12 +352,17 @@ class Series:
             if old_bytes:
                 state = self.state
                 if rec[4] is not None and rec[5] == self.evictions:  # its slots still
+                    s0: int
+                    s1: int
+                    s2: int
+                    s3: int
+                    s4: int
                     s0, s1, s2, s3, s4 = rec[4]
-                    state[s0] -= old_bytes
-                    state[s1] -= old_bytes
-                    state[s2] -= old_bytes
-                    state[s3] -= old_bytes
-                    state[s4] -= old_bytes
+                    state[s0] = state[s0] - old_bytes
+                    state[s1] = state[s1] - old_bytes
+                    state[s2] = state[s2] - old_bytes
+                    state[s3] = state[s3] - old_bytes
+                    state[s4] = state[s4] - old_bytes
                 else:
                     maps, old = self.maps, rec[1]
                     for g in range(NG):
@@ -366,7 +377,7 @@ class Series:
         del members[j]
         if not members:
             self._change(rec[1], rec[0], None, 0)
-            del live[b.oid]
+            del live[oid]
         elif j == 0:
             new = members[0][1]
             self._change(rec[1], rec[0], new, rec[0])
