@@ -1682,14 +1682,25 @@ Sites_bind_attr(Sites *self, PyObject *const *args, Py_ssize_t nargs)
             if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
                 goto to_python;
             }
-            PyObject *now = PyObject_GetItem(PyTuple_GET_ITEM(pair, 0), attr);
+            PyObject *ns = PyTuple_GET_ITEM(pair, 0), *now;
+            if (PyDict_CheckExact(ns)) {  /* the class's own dict (_hooks._namespace): */
+                now = PyDict_GetItemWithError(ns, attr);  /* no KeyError made if absent */
+                if (now == NULL && PyErr_Occurred()) {
+                    goto to_python;
+                }
+                Py_XINCREF(now);
+            } else {
+                now = PyObject_GetItem(ns, attr);
+                if (now == NULL) {
+                    if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                        goto to_python;
+                    }
+                    PyErr_Clear();
+                }
+            }
             PyObject *was_id = PyTuple_GET_ITEM(pair, 1);
             void *was = PyLong_AsVoidPtr(was_id);
             if (now == NULL) {
-                if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
-                    goto to_python;
-                }
-                PyErr_Clear();
                 /* nothing there now: the plan holds if nothing was there then (the
                  * plan holds the id of _hooks._MISSING for that) */
                 if (was != (void *)S_missing) {

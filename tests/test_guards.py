@@ -439,6 +439,36 @@ def test_attribute_plans_are_checked_against_the_type_and_never_run_user_code(
     assert calls == []
 
 
+def test_a_property_added_to_a_base_class_after_the_plan_is_not_called(
+        rec: Recorder) -> None:
+    """The plan looks the name up in each heap class's own namespace (the dict behind
+    its mappingproxy, where no KeyError is made for a class that lacks it): a base
+    class three levels up that gains a property is seen, and the property never runs."""
+    m = rec.module("o.v")
+    tok = m.enter(1, -1)
+    calls = []
+
+    class Base:
+        pass
+
+    class Mid(Base):
+        pass
+
+    class Leaf(Mid):
+        def __init__(self) -> None:
+            self.v = [1]
+
+    obj = Leaf()
+    for _ in range(3):
+        m.bind_attr(0, obj, "v", tok)
+    assert [b[4] for b in _binds(rec, m.base)] == [id(obj.v)] * 3
+    Base.v = property(lambda self: calls.append("getter"))  # type: ignore[attr-defined]
+    unread = _hooks.counters()["attrs_unread"]
+    m.bind_attr(0, obj, "v", tok)
+    assert len(_binds(rec, m.base)) == 3 and calls == []
+    assert _hooks.counters()["attrs_unread"] == unread + 1
+
+
 GROUPS = '''
 def walk(pairs, big):
     n = 0
