@@ -1140,6 +1140,9 @@ static PyObject *S_rate, *S_count, *S_streak, *S_bound, *S_entered;  /* lists */
 static PyObject *S_static, *S_fast;                                  /* dicts */
 static PyObject *S_asleep, *S_group_n;  /* per-site sleep flags; bind_group's known groups */
 static PyObject *S_plans;  /* _attr_plans: (id(type), attr) -> (weakref, how, get) */
+static PyTypeObject *plan_tp;  /* bind_attr: the last type looked up (its address only) */
+static PyObject *plan_tid;     /* ... and its id(), an int (strong) */
+static PyObject *plan_key;     /* ... and the one key tuple (untracked, items borrowed) */
 static PyObject *S_flush, *S_start_sampling, *S_thread_ident;
 static PyObject *S_task_key, *S_catch;                               /* callables */
 static PyObject *S_globals, *S_modules;
@@ -1652,11 +1655,33 @@ Sites_bind_attr(Sites *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     PyTypeObject *tp = Py_TYPE(obj);
-    PyObject *tid = PyLong_FromVoidPtr(tp);
-    PyObject *key = tid ? PyTuple_Pack(2, tid, attr) : NULL;
-    Py_XDECREF(tid);
-    PyObject *plan = key ? PyDict_GetItemWithError(S_plans, key) : NULL;  /* borrowed */
-    Py_XDECREF(key);
+    /* the key (id(type), attr) with nothing made for it: the id of the last type asked
+     * for is kept (an int of the address: right for whatever type has it), and the key
+     * is one tuple of ours, untracked, never stored (a lookup only hashes and compares
+     * it: ints and strs, no Python code), its items set for the lookup and cleared after
+     * (an int and a tuple made and freed at each read were 10-20% of its time) */
+    if (tp != plan_tp || plan_tid == NULL) {
+        PyObject *tid = PyLong_FromVoidPtr(tp);
+        if (tid == NULL) {
+            PyErr_Clear();
+            return call_python(self->py_bind_attr, args, nargs, Py_None);
+        }
+        Py_XSETREF_LOCAL(plan_tid, tid);
+        plan_tp = tp;
+    }
+    if (plan_key == NULL) {
+        plan_key = PyTuple_New(2);
+        if (plan_key == NULL) {
+            PyErr_Clear();
+            return call_python(self->py_bind_attr, args, nargs, Py_None);
+        }
+        PyObject_GC_UnTrack(plan_key);
+    }
+    PyTuple_SET_ITEM(plan_key, 0, plan_tid);  /* borrowed for the lookup */
+    PyTuple_SET_ITEM(plan_key, 1, attr);
+    PyObject *plan = PyDict_GetItemWithError(S_plans, plan_key);  /* borrowed */
+    PyTuple_SET_ITEM(plan_key, 0, NULL);
+    PyTuple_SET_ITEM(plan_key, 1, NULL);
     if (plan == NULL || !PyTuple_CheckExact(plan) || PyTuple_GET_SIZE(plan) != 3
         || PyTuple_GET_ITEM(plan, 0) == Py_None) {
         PyErr_Clear();

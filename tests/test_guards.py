@@ -439,6 +439,45 @@ def test_attribute_plans_are_checked_against_the_type_and_never_run_user_code(
     assert calls == []
 
 
+def test_reads_of_one_name_on_alternating_types_each_use_their_type_s_plan(
+        rec: Recorder) -> None:
+    """``x`` is a slot of one class, an instance attribute of another and a property
+    of a third: read back in turn, each is read its own way (the C path keeps the last
+    type's id and one key for the plan table), the property never."""
+    m = rec.module("o.x")
+    tok = m.enter(1, -1)
+    calls = []
+
+    class Slot:
+        __slots__ = ("x",)
+
+    class Plain:
+        pass
+
+    class Prop:
+        @property
+        def x(self) -> Any:
+            calls.append("getter")
+            return None
+
+        @x.setter
+        def x(self, v: Any) -> None:
+            pass
+
+    objs: list[Any] = []
+    for i in range(300):
+        o = (Slot, Plain, Prop)[i % 3]()
+        o.x = [i] * (i % 5)
+        objs.append(o)
+    unread = _hooks.counters()["attrs_unread"]
+    for o in objs:
+        m.bind_attr(0, o, "x", tok)
+    m.exit(tok)
+    got = [b[4] for b in _binds(rec, m.base)]
+    assert got == [id(o.x) for o in objs if type(o) is not Prop]
+    assert _hooks.counters()["attrs_unread"] == unread + 100 and calls == []
+
+
 def test_a_property_added_to_a_base_class_after_the_plan_is_not_called(
         rec: Recorder) -> None:
     """The plan looks the name up in each heap class's own namespace (the dict behind
