@@ -318,3 +318,43 @@ def test_compiling_the_original_source_prints_no_warning(hook_sandbox: Path,
     assert [w for w in seen if issubclass(w.category, SyntaxWarning)] == []
     assert "SyntaxWarning" not in capfd.readouterr().err
     assert warnings.filters == filters  # the filter held for the compile is gone
+
+
+@pytest.mark.parametrize("dont_write", [False, True])
+def test_the_plain_bytecode_the_swap_compiled_is_written_as_an_import_would(
+        hook_sandbox: Path, sampling: Recorder, monkeypatch: pytest.MonkeyPatch,
+        dont_write: bool) -> None:
+    """An instrumented import writes no standard ``.pyc``, so the swap compiled the
+    source in every run; it writes the one a plain import would have (not with
+    ``sys.dont_write_bytecode``), and the next lookup reads it, compiling nothing."""
+    import marshal
+    import sys
+    from importlib.util import MAGIC_NUMBER, cache_from_source
+
+    sys.dont_write_bytecode = dont_write  # (the sandbox restores it)
+    m = _import(hook_sandbox)
+    file = m.__file__
+    assert file is not None
+    pyc = cache_from_source(file)
+    assert not os.path.exists(pyc)  # the instrumented import wrote none
+    _exercise(m)
+    assert not _instrumented(m.plain_fn)  # swapped: the plain code was compiled
+    if dont_write:
+        assert not os.path.exists(pyc)
+        return
+    with open(pyc, "rb") as f:
+        data = f.read()
+    st = os.stat(file)
+    assert data[:4] == MAGIC_NUMBER and data[4:8] == b"\0\0\0\0"
+    assert int.from_bytes(data[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
+    assert int.from_bytes(data[12:16], "little") == st.st_size
+    code = marshal.loads(data[16:])
+    assert code.co_filename == file
+    assert any(getattr(c, "co_name", "") == "plain_fn" for c in code.co_consts)
+
+    def no_compile(src: bytes, path: str) -> Any:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(_swap, "_compile_quietly", no_compile)
+    _swap._plain.pop(file, None)
+    assert _swap._plain_codes(file)  # read from the .pyc
