@@ -54,6 +54,12 @@ class _Table:
             self.names.append(s)
         return i
 
+    def recall(self, s: str, last: tuple[str, int]) -> tuple[str, int]:
+        """``(s, its index)``: ``last`` itself when it is for this very string object
+        (a variable's bindings nearly always repeat its last type, thread and task,
+        the same objects: no lookup)."""
+        return last if last[0] is s else (s, self(s))
+
 
 class _Var:
     """What the model shows about one variable, kept per variable (not per binding)."""
@@ -192,27 +198,13 @@ class Collector:
         v = self.vars[vi]
         tb, tu = b.t_bind, b.t_unbind
         end = tu if tu >= 0 else t_end
-        name = b.type
-        cached = v.c_type
-        if cached[0] is name:
-            ti = cached[1]
-        else:
-            ti = self.types(name)
-            v.c_type = (name, ti)
-        name = b.thread_name if b.thread else "?"  # thread_key
-        cached = v.c_thread
-        if cached[0] is name:
-            th = cached[1]
-        else:
-            th = self.threads(name)
-            v.c_thread = (name, th)
-        name = b.task_name or "-"  # task_key
-        cached = v.c_task
-        if cached[0] is name:
-            tk = cached[1]
-        else:
-            tk = self.tasks(name)
-            v.c_task = (name, tk)
+        v.c_type = cached = self.types.recall(b.type, v.c_type)
+        ti = cached[1]
+        v.c_thread = cached = self.threads.recall(b.thread_name if b.thread else "?",
+                                                  v.c_thread)  # thread_key
+        th = cached[1]
+        v.c_task = cached = self.tasks.recall(b.task_name or "-", v.c_task)  # task_key
+        tk = cached[1]
         try:
             sp = self.th_span[th]
             if tb < sp[0]:
