@@ -52,6 +52,13 @@ def main(srcs: tuple[Path, ...], out: Path | None, jobs: int, mode: str,
     if not items and errors and all("no such file" in e for e in errors):
         click.echo(f"memscope-instrument: nothing to do ({len(errors)} errors)", err=True)
         sys.exit(2)
+    if target is not None:
+        try:  # made here, so that a folder that cannot be is one line, not the first write's
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise click.ClickException(
+                f"cannot create the output folder {target}: {why}") from None
     options = Options(mode=mode, imports=imports, comprehensions=comprehensions)
     progress_cb = None
     bar = None

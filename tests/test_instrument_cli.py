@@ -114,6 +114,18 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert code == 2
 
 
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    """As ``memscope report`` and ``run`` say it: which folder and why, exit status 1,
+    no traceback (there were three chained ones, from the first file's write)."""
+    src = make_tree(tmp_path)
+    (tmp_path / "file").write_text("not a folder")
+    for bad, why in ((tmp_path / "file" / "o", "Not a directory"),
+                     (Path("/proc/memscope-no-such"), "No such file or directory")):
+        code, output = invoke(str(src), "-o", str(bad))
+        assert (code, output) == (1, f"Error: cannot create the output folder {bad}: {why}\n")
+        assert not bad.exists()
+
+
 def test_diff_check_in_place(tmp_path: Path) -> None:
     src = make_tree(tmp_path)
     before = (src / "a.py").read_text()
