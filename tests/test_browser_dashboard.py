@@ -423,7 +423,12 @@ def test_leaks_show_where_created_and_the_holder_chain(page: Any, demo: Demo) ->
     assert card.get_attribute("data-var") == "kept"
     assert "load_rows.kept" in card.locator("h3").text_content()
     assert "__main__.RowCache" in card.locator("h3").text_content()
-    assert "report_demo_program.py:" in card.locator(".where").text_content()
+    where = card.locator(".where").text_content()
+    assert "report_demo_program.py:" in where
+    # the check ran at exit, after the last event: the run's end, not a time past it
+    (lk,) = demo.model["leaks"]
+    assert lk["at_end"] and lk["t"] == demo.model["span"]
+    assert "found at the run's end" in where
     chain = card.locator(".chain li").all_text_contents()
     assert any("_CACHE" in h and "__main__" in h for h in chain)
     shot(page, "#leaks", "dashboard_leaks")

@@ -115,6 +115,24 @@ def test_hostile_names_are_escaped_everywhere(tmp_path: Path) -> None:
     assert holders and all(h.startswith(tuple(HOSTILE_ALL)) for h in holders)
 
 
+def test_a_leak_found_after_the_last_event_is_found_at_the_runs_end(tmp_path: Path) -> None:
+    """The leak check runs at exit, after the last event: its time was shown past the
+    run's span ("found at 572 ms" on a 539 ms run). It is the run's end now, said so;
+    a leak found while the run went on keeps its time."""
+    an = synthetic_analysis(5_000)
+    # each card shows its group's first leak (the first three leaks: three groups)
+    assert [g["oid"] for g in an.leak_groups()[:3]] == [lk["oid"] for lk in an.leaks[:3]]
+    an.leaks[0]["t"] = an.t_last + 30_000_000
+    an.leaks[2]["t"] = an.t_last - 1_000
+    (p,) = html.write(an, tmp_path, "leak", {})
+    model = embedded_model(p.read_text(encoding="utf-8"))
+    late, _, inner = model["leaks"][:3]
+    span = model["span"]
+    assert (late["t"], late["at_end"]) == (span, True)
+    assert (inner["t"], inner["at_end"]) == (span - 1_000, False)
+    assert all(0 <= c["t"] <= span for c in model["leaks"] if c["t"] >= 0)
+
+
 def test_script_json_cannot_break_out() -> None:
     s = _charts.script_json({"a": "</script><script>alert(1)</script>", "b": "<!-- & -->"})
     assert "<" not in s and ">" not in s and "&" not in s

@@ -258,10 +258,13 @@ def _leaks(r: _Run) -> list[dict[str, Any]]:
     leaks = []
     for lk in r.an.leak_groups()[:1000]:
         lb: dict[str, Any] = lk.get("binding") or {}
+        # found by the check at exit, after the last event: the run's end (its own time
+        # is past the run's span); found while the run went on: then
+        t = r.rel(int(lk.get("t", -1)))
         leaks.append({
             "oid": lk.get("oid"), "type": clean(lk.get("type", "?")),
             "size": lk.get("total_bytes", -1), "count": lk.get("count", 1),
-            "t": r.rel(int(lk.get("t", -1))),
+            "t": min(t, r.span), "at_end": t >= r.span,
             "var": clean(lb.get("var", "?")), "scope": clean(lb.get("scope", "?")),
             "module": clean(lb.get("module", "?")), "file": clean(lb.get("file", "?")),
             "line": lb.get("line", 0),

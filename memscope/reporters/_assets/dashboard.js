@@ -806,7 +806,7 @@
     D.leaks.slice().sort(function (a, b) { return b.size - a.size; }).forEach(function (lk) {
       var card = el("div", { cls: "leakcard", "data-var": lk.var });
       card.appendChild(el("h3", null, [el("span", { cls: "mono", text: lk.scope + "." + lk.var }), " — ", el("span", { text: (lk.count > 1 ? fmtInt(lk.count) + " × " : "") + lk.type }), el("span", { cls: "badge red", text: fmtBytes(lk.size) })]));
-      card.appendChild(el("div", { cls: "where", text: "created in " + lk.module + ":" + lk.scope + " at " + lk.file + ":" + lk.line + (lk.t >= 0 ? " · found at " + fmtNs(lk.t) : "") }));
+      card.appendChild(el("div", { cls: "where", text: "created in " + lk.module + ":" + lk.scope + " at " + lk.file + ":" + lk.line + (lk.t >= 0 ? (lk.at_end ? " · found at the run's end (" + fmtNs(lk.t) + ")" : " · found at " + fmtNs(lk.t)) : "") }));
       var ul = el("ul", { cls: "chain" });
       if (!lk.holders.length) ul.appendChild(el("li", { text: "holder not identified" }));
       lk.holders.forEach(function (h) { ul.appendChild(el("li", { cls: "mono", text: h })); });
