@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import _signal as signal  # the C module: signal.py converts to enums (~0.6 ms)
 import atexit
+import itertools
 import os
 import sys
 import time
@@ -331,7 +332,34 @@ def _trim_traceback(tb: Any) -> Any:
         pass
     while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) in ours:
         tb = tb.tb_next
-    return tb
+    return _without_hook_frames(tb, ours)
+
+
+def _without_hook_frames(tb: Any, ours: set[str]) -> Any:
+    """Drop the import hook's frames inside a traceback, with the run of importlib's
+    frames right before each: python hides importlib's frames of an import that failed
+    (a chunk of them that ends in ``_call_with_frames_removed``); the hook's
+    ``get_code`` in the middle of that chunk left it shown (a module's syntax error
+    came with four frames of importlib's and one of memscope's)."""
+    entries = []
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    keep = [True] * len(entries)
+    for i, e in enumerate(entries):
+        if os.path.abspath(e.tb_frame.f_code.co_filename) in ours:
+            keep[i] = False
+            j = i - 1
+            while j >= 0 and entries[j].tb_frame.f_code.co_filename.startswith(
+                    "<frozen importlib._bootstrap"):
+                keep[j] = False
+                j -= 1
+    kept = [e for e, k in zip(entries, keep, strict=True) if k]
+    for a, b in itertools.pairwise(kept):
+        a.tb_next = b
+    if kept:
+        kept[-1].tb_next = None
+    return kept[0] if kept else None
 
 
 def _run_script(path: str, args: tuple[str, ...], options: Any, on_error: str) -> None:
