@@ -321,8 +321,9 @@ def _say_if_pure_python() -> None:
              "Python, several times slower per event; reinstall with a compiler for speed")
 
 
-def _trim_traceback(tb: Any) -> Any:
-    """Drop memscope's own frames from the start of a traceback."""
+def _trim_traceback(tb: Any, syntax: bool = False) -> Any:
+    """Drop memscope's own frames from the start of a traceback (``syntax``: a
+    SyntaxError, from the hook's frames inside it too, ``_without_hook_frames``)."""
     ours = {os.path.abspath(__file__)}
     try:
         from memscope_instrument import hook
@@ -332,7 +333,7 @@ def _trim_traceback(tb: Any) -> Any:
         pass
     while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) in ours:
         tb = tb.tb_next
-    return _without_hook_frames(tb, ours)
+    return _without_hook_frames(tb, ours) if syntax else tb
 
 
 def _without_hook_frames(tb: Any, ours: set[str]) -> Any:
@@ -541,7 +542,7 @@ def run_program(
     except BaseException as exc:
         fin.status = 1
         fin.sigint = isinstance(exc, KeyboardInterrupt)
-        tb = _trim_traceback(exc.__traceback__)
+        tb = _trim_traceback(exc.__traceback__, isinstance(exc, SyntaxError))
         exc.__traceback__ = tb
         sys.excepthook(type(exc), exc, tb)
         return 1
