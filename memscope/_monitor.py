@@ -246,10 +246,10 @@ def _tick(prev_rss: int) -> int:
         grew = True  # a new high by a megabyte: perhaps one large value, just made
     if not any(row[0] == MODULE or row[0] == SCOPE for row in _hooks._tables[:64]):
         return rss  # nothing instrumented yet: no name to census
-    if (grew or _due()) and _importing():
-        return rss  # an import's memory is code and tables: census once it is done
-    if (grew or _due()) and _traced():
-        return rss  # the program measures its own allocations: census once it is done
+    # a census would wait: during an import (its memory is code and tables) and while
+    # the program measures its own allocations; once it is done
+    if (grew or _due()) and (_importing() or _traced()):
+        return rss
     high = _state["census_high"]
     # memory stopped at a new high (a step above every census so far): the program is
     # holding what it built, the moment the reports stand for, so no budget applies;

@@ -366,7 +366,8 @@ class Series:
                 else:
                     maps, old = self.maps, rec[1]
                     for g in range(NG):
-                        state[maps[g].get(old[g], g)] -= old_bytes
+                        i = maps[g].get(old[g], g)
+                        state[i] = state[i] - old_bytes  # (native sums: see ``bind``)
             self.total = total
             return num
         for j in range(len(members)):
